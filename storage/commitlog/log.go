@@ -1,0 +1,380 @@
+package commitlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxScratch bounds the buffer a Log keeps for copying a batch with its new
+// base offset into one write; larger batches are written in two parts, an
+// extra system call that matters little next to their size.
+const maxScratch = 16 << 10
+
+// Log is the partition log: a directory of segments holding RecordBatch v2
+// batches, as described in the package documentation.
+//
+// One writer at a time: Append, rolling, Retain and SetOptions are serialised
+// by an internal mutex. Read, OffsetForTime, Batches and the offset accessors
+// never wait for an append or an fsync to finish: they read a snapshot of the
+// segment list and the files with ReadAt. All methods are safe for concurrent
+// use.
+type Log struct {
+	dir           string
+	fs            FS
+	logger        *slog.Logger
+	now           func() time.Time
+	maxBatchBytes int
+	indexInterval int
+
+	// syncMu serialises fsyncs of the active segment (Sync), and keeps
+	// Retain and Close from closing a file under an fsync. Lock order:
+	// syncMu, then mu.
+	syncMu sync.Mutex
+
+	// mu serialises writers: Append, rolling, Retain's choice of segments,
+	// SetOptions and Close.
+	mu      sync.Mutex
+	opts    Options  // guarded by mu; SetOptions changes the rolling and retention fields
+	active  *segment // guarded by mu; the last segment
+	scratch []byte   // guarded by mu
+	err     error    // guarded by mu; the failure that stopped writes, wrapping ErrFailed
+
+	segs    atomic.Pointer[[]*segment] // copy on write, oldest first
+	end     atomic.Int64               // EndOffset
+	durable atomic.Int64               // DurableOffset
+	closed  atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
+	stop      chan struct{} // closed by Close to stop the flusher; nil under FlushAlways
+	flusher   sync.WaitGroup
+}
+
+// Open opens the log in dir, creating the directory if it is missing, and
+// recovers it: after a clean shutdown it trusts the files (checking the index
+// files and the active segment's batch chain); after an unclean one it
+// validates every batch from the recovery point on, truncates a torn tail of
+// the active segment and rebuilds indexes, as the package documentation
+// describes. An invalid batch that is not a torn tail makes Open fail with a
+// *CorruptionError. On return every offset below EndOffset is durable. Under
+// FlushInterval, Open starts the goroutine that fsyncs periodically; Close
+// stops it.
+func Open(dir string, opts Options) (*Log, error) {
+	opts = opts.WithDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	l := &Log{
+		dir:           dir,
+		fs:            opts.FS,
+		logger:        opts.Logger,
+		now:           opts.Now,
+		maxBatchBytes: opts.MaxBatchBytes,
+		indexInterval: opts.IndexIntervalBytes,
+		opts:          opts,
+	}
+	if err := l.load(); err != nil {
+		return nil, err
+	}
+	if opts.Flush == FlushInterval {
+		l.stop = make(chan struct{})
+		l.flusher.Add(1)
+		go l.flushEvery(opts.FlushInterval)
+	}
+	return l, nil
+}
+
+// Append validates batch with ParseBatch, rejects one larger than
+// Options.MaxBatchBytes with ErrBatchTooLarge, and appends it with the
+// offsets [EndOffset, EndOffset+LastOffsetDelta]: the batch is stored as
+// given except for its first 8 bytes, the base offset, which are written with
+// the assigned value (the caller's slice is not modified). Append rolls the
+// segment first if the batch would make it exceed Options.SegmentBytes or it
+// is older than Options.SegmentAge. It returns the assigned base offset
+// without waiting for durability: see Sync. Appends are serialised; after
+// Close Append returns ErrClosed, and after an I/O failure an error wrapping
+// ErrFailed.
+func (l *Log) Append(batch []byte) (base int64, err error) {
+	if len(batch) > l.maxBatchBytes {
+		return 0, fmt.Errorf("%w: %d bytes, the limit is %d (Options.MaxBatchBytes)", ErrBatchTooLarge, len(batch), l.maxBatchBytes)
+	}
+	h, err := ParseBatch(batch)
+	if err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return 0, ErrClosed
+	}
+	if l.err != nil {
+		return 0, l.err
+	}
+	now := l.now()
+	h.BaseOffset = l.end.Load()
+	if l.shouldRoll(h, now) {
+		if err := l.roll(); err != nil {
+			return 0, l.fail(err)
+		}
+	}
+	s := l.active
+	pos := s.size.Load()
+	if err := l.write(s.log, h.BaseOffset, batch); err != nil {
+		return 0, l.fail(fmt.Errorf("append to %s: %w", s.logPath, err))
+	}
+	if pos == 0 {
+		s.created = now
+	}
+	s.track(pos, h, l.indexInterval)
+	// Publish to readers: the bytes, then the offsets.
+	s.size.Store(pos + int64(len(batch)))
+	l.end.Store(h.LastOffset() + 1)
+	return h.BaseOffset, nil
+}
+
+// shouldRoll reports whether the batch must go to a new segment. The caller
+// holds mu.
+func (l *Log) shouldRoll(h BatchHeader, now time.Time) bool {
+	s := l.active
+	size := s.size.Load()
+	if size == 0 {
+		return false
+	}
+	return size+int64(h.Size()) > l.opts.SegmentBytes ||
+		now.Sub(s.created) >= l.opts.SegmentAge ||
+		h.LastOffset()-s.base > math.MaxUint32 // relative offsets are uint32
+}
+
+// write writes batch to f with base as its base offset, leaving the caller's
+// slice unchanged. The caller holds mu.
+func (l *Log) write(f File, base int64, batch []byte) error {
+	if len(batch) <= maxScratch {
+		b := append(l.scratch[:0], batch...)
+		binary.BigEndian.PutUint64(b, uint64(base))
+		l.scratch = b
+		_, err := f.Write(b)
+		return err
+	}
+	var head [8]byte
+	binary.BigEndian.PutUint64(head[:], uint64(base))
+	if _, err := f.Write(head[:]); err != nil {
+		return err
+	}
+	_, err := f.Write(batch[8:])
+	return err
+}
+
+// roll seals the active segment (fsyncing it and its indexes), creates the
+// next one at EndOffset and records the new recovery point, which fsyncs the
+// directory. The caller holds mu.
+func (l *Log) roll() error {
+	old := l.active
+	if err := old.seal(); err != nil {
+		return fmt.Errorf("roll segment %d: %w", old.base, err)
+	}
+	base := l.end.Load()
+	l.advanceDurable(base)
+	s, err := createSegment(l.fs, l.dir, base)
+	if err != nil {
+		return err
+	}
+	segs := append(slices.Clone(*l.segs.Load()), s)
+	l.segs.Store(&segs)
+	l.active = s
+	// The directory fsync that ends writeRecoveryPoint also makes the new
+	// segment's files durable, before anything is appended to them.
+	if err := writeRecoveryPoint(l.fs, l.dir, base); err != nil {
+		return err
+	}
+	l.logger.Debug("rolled segment", "dir", l.dir, "segment", old.base, "bytes", old.size.Load(), "next_segment", base)
+	return nil
+}
+
+// fail records err as the failure that stops writes and returns it. The
+// caller holds mu.
+func (l *Log) fail(err error) error {
+	if l.err == nil {
+		l.err = fmt.Errorf("%w: %w", ErrFailed, err)
+		l.logger.Error("log failed; appends are refused until it is reopened", "dir", l.dir, "err", err)
+	}
+	return l.err
+}
+
+// Sync returns once every offset below through is durable (fsynced); a
+// through beyond EndOffset is treated as EndOffset. Concurrent callers share
+// fsyncs (group commit): Sync fsyncs the active segment up to the EndOffset it
+// sees when it starts, and a caller whose offsets an fsync started after its
+// append covers returns without another. Appends continue while an fsync
+// runs. A failed fsync fails the log (ErrFailed). After Close, Sync returns
+// ErrClosed unless the offsets are already durable.
+func (l *Log) Sync(through int64) error {
+	if l.durable.Load() >= through {
+		return nil
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.durable.Load() >= through {
+		return nil // an fsync that ran while we waited covered us
+	}
+	l.mu.Lock()
+	if l.closed.Load() {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		return err
+	}
+	end, s := l.end.Load(), l.active
+	l.mu.Unlock()
+	if end <= l.durable.Load() {
+		return nil
+	}
+	// Older segments were fsynced when rolled; a roll after the snapshot
+	// fsyncs s too, and Retain and Close wait for syncMu before closing s.
+	if err := s.log.Sync(); err != nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.fail(fmt.Errorf("fsync %s: %w", s.logPath, err))
+	}
+	l.advanceDurable(end)
+	return nil
+}
+
+// advanceDurable raises DurableOffset to off if it is below.
+func (l *Log) advanceDurable(off int64) {
+	for {
+		cur := l.durable.Load()
+		if cur >= off || l.durable.CompareAndSwap(cur, off) {
+			return
+		}
+	}
+}
+
+// flushEvery fsyncs every d until Close, under FlushInterval. A failed fsync
+// fails the log, so the goroutine stops after logging it.
+func (l *Log) flushEvery(d time.Duration) {
+	defer l.flusher.Done()
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			if err := l.Sync(l.EndOffset()); err != nil {
+				if !errors.Is(err, ErrClosed) {
+					l.logger.Error("periodic fsync failed; stopping periodic fsync", "dir", l.dir, "err", err)
+				}
+				return
+			}
+		}
+	}
+}
+
+// StartOffset returns the log start offset: the first offset retained.
+func (l *Log) StartOffset() int64 { return (*l.segs.Load())[0].base }
+
+// EndOffset returns the log end offset: the offset the next Append assigns.
+func (l *Log) EndOffset() int64 { return l.end.Load() }
+
+// DurableOffset returns the offset below which every batch has been fsynced.
+// After Open it equals EndOffset.
+func (l *Log) DurableOffset() int64 { return l.durable.Load() }
+
+// ActiveSegmentBase returns the base offset of the active segment, the one
+// appends go to.
+func (l *Log) ActiveSegmentBase() int64 {
+	segs := *l.segs.Load()
+	return segs[len(segs)-1].base
+}
+
+// Size returns the total size in bytes of the log's segment (.log) files.
+func (l *Log) Size() int64 {
+	var n int64
+	for _, s := range *l.segs.Load() {
+		n += s.size.Load()
+	}
+	return n
+}
+
+// Close fsyncs the active segment and its indexes, records the recovery
+// point, writes the clean-shutdown marker that lets the next Open skip
+// validation, stops the flusher goroutine and closes the files. It waits for
+// an fsync in progress. Close is idempotent: later calls return the first
+// call's result. A log that failed is closed without the marker, so the next
+// Open recovers it.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.shutdown(true) })
+	return l.closeErr
+}
+
+// shutdown closes the log; clean writes the final state and the marker.
+func (l *Log) shutdown(clean bool) error {
+	if l.stop != nil {
+		close(l.stop)
+		l.flusher.Wait() // before syncMu: the flusher may hold it
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed.Store(true)
+	var err error
+	if clean {
+		if err = l.err; err == nil {
+			err = l.writeCleanShutdown()
+		}
+	}
+	for _, s := range *l.segs.Load() {
+		err = errors.Join(err, s.close())
+	}
+	return err
+}
+
+// writeCleanShutdown makes everything durable, then writes the recovery
+// point and the clean-shutdown marker: the marker must not exist unless the
+// files it vouches for, indexes included, are on disk. The caller holds mu.
+func (l *Log) writeCleanShutdown() error {
+	if err := l.active.flush(); err != nil {
+		return err
+	}
+	end := l.end.Load()
+	l.advanceDurable(end)
+	if err := writeRecoveryPoint(l.fs, l.dir, end); err != nil {
+		return err
+	}
+	return writeCleanMarker(l.fs, l.dir)
+}
+
+// Delete closes the log without writing the clean-shutdown marker and
+// removes its directory with every file in it.
+func (l *Log) Delete() error {
+	l.closeOnce.Do(func() { l.closeErr = l.shutdown(false) })
+	entries, err := l.fs.ReadDir(l.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete log %s: %w", l.dir, err)
+	}
+	for _, e := range entries {
+		if err := l.fs.Remove(filepath.Join(l.dir, e.Name())); err != nil {
+			return fmt.Errorf("delete log %s: %w", l.dir, err)
+		}
+	}
+	if err := l.fs.Remove(l.dir); err != nil {
+		return fmt.Errorf("delete log %s: %w", l.dir, err)
+	}
+	return l.fs.SyncDir(filepath.Dir(l.dir))
+}
