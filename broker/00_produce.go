@@ -1,0 +1,199 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/factorywire/factorywire/storage/commitlog"
+)
+
+// Produce v0–9; v0–2 are refused.
+//
+// v0–2 carry pre-v2 message sets, which this broker does not store: every
+// partition of such a request is answered UNSUPPORTED_VERSION. (They are
+// advertised only so librdkafka keeps compression on; see ApiVersions.)
+//
+// Each partition must carry exactly one RecordBatch v2, which is validated
+// (length, magic, CRC32C, record count against the last offset delta, no
+// transactional or control batches) and stored exactly as sent, with only its
+// base offset assigned. Records inside the batch are not decompressed or
+// rewritten: the broker trusts the CRC, and consumers see the producer's
+// bytes. Only CreateTime timestamps are supported.
+//
+// acks=1 and acks=-1 are answered after the batch is durable (with flush
+// "always", after the fsync that covers it): on a single node there is no
+// difference between them. acks=0 gets no response, but the records are
+// made durable and visible the same way.
+
+func init() { regKey(int16(kmsg.Produce), 0, 9, handleProduce) }
+
+const (
+	attrCompressionMask = 0x07
+	attrLogAppendTime   = 0x08
+	attrTransactional   = 0x10
+	attrControl         = 0x20
+)
+
+type producedPartition struct {
+	p   *partition
+	out *kmsg.ProduceResponseTopicPartition
+	end int64
+}
+
+func handleProduce(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	var appended []producedPartition
+
+	topLevel := int16(0)
+	switch {
+	case req.Version < 3:
+		topLevel = kerr.UnsupportedVersion.Code
+	case req.TransactionID != nil:
+		topLevel = kerr.TransactionalIDAuthorizationFailed.Code
+	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+		topLevel = kerr.InvalidRequiredAcks.Code
+	}
+	for _, rt := range req.Topics {
+		ot := kmsg.NewProduceResponseTopic()
+		ot.Topic = rt.Topic
+		ot.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		resp.Topics = append(resp.Topics, ot)
+		outs := resp.Topics[len(resp.Topics)-1].Partitions
+		for i, rp := range rt.Partitions {
+			out := &outs[i]
+			*out = kmsg.NewProduceResponseTopicPartition()
+			out.Partition = rp.Partition
+			out.BaseOffset = -1
+			out.LogAppendTime = -1
+			out.LogStartOffset = -1
+			if topLevel != 0 {
+				out.ErrorCode = topLevel
+				continue
+			}
+			p := b.partition(rt.Topic, rp.Partition)
+			if p == nil {
+				out.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			h, code, msg := validateProduceBatch(p, rp.Records)
+			if code != 0 {
+				out.ErrorCode = code
+				setErrorMessage(out, msg)
+				b.log.Debug("produce refused", "topic", p.topic, "partition", p.index, "err", msg)
+				continue
+			}
+			res := p.append(rp.Records, h)
+			if res.code != 0 {
+				out.ErrorCode = res.code
+				setErrorMessage(out, res.message)
+				if res.code == kerr.KafkaStorageError.Code {
+					b.log.Error("append failed", "topic", p.topic, "partition", p.index, "err", res.message)
+				}
+				continue
+			}
+			out.BaseOffset = res.baseOffset
+			appended = append(appended, producedPartition{p, out, res.end})
+		}
+	}
+	finish := func(context.Context) kmsg.Response {
+		// Make every appended batch durable before the ack. Concurrent
+		// produces to a partition share one fsync (commitlog group
+		// commit), and the partitions of one request are synced in
+		// parallel, so a request waits for about one fsync.
+		errs := make([]error, len(appended))
+		var wg sync.WaitGroup
+		for i, a := range appended[min(1, len(appended)):] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i+1] = a.p.log.Sync(a.end)
+			}()
+		}
+		if len(appended) > 0 {
+			errs[0] = appended[0].p.log.Sync(appended[0].end)
+		}
+		wg.Wait()
+		for i, a := range appended {
+			if err := errs[i]; err != nil {
+				a.out.ErrorCode = storageErrorCode(err)
+				a.out.BaseOffset = -1
+				setErrorMessage(a.out, err.Error())
+				b.log.Error("fsync failed; produce not acknowledged", "topic", a.p.topic, "partition", a.p.index, "err", err)
+				continue
+			}
+			a.out.LogStartOffset = a.p.log.StartOffset()
+		}
+		if len(appended) > 0 {
+			b.data.broadcast()
+		}
+		return resp
+	}
+	if !b.logOptsFlushAlways() {
+		// With flush "interval" the records are visible at once and
+		// acknowledged without waiting for an fsync.
+		for _, a := range appended {
+			a.out.LogStartOffset = a.p.log.StartOffset()
+		}
+		if len(appended) > 0 {
+			b.data.broadcast()
+		}
+		return reply{resp: resp, none: req.Acks == 0}, nil
+	}
+	return reply{finish: finish, none: req.Acks == 0}, nil
+}
+
+func (b *Broker) logOptsFlushAlways() bool { return b.logOpts.Flush == commitlog.FlushAlways }
+
+// validateProduceBatch checks one partition's records before they may be
+// appended. It returns a Kafka error code and a message naming the problem.
+func validateProduceBatch(p *partition, records []byte) (commitlog.BatchHeader, int16, string) {
+	if len(records) == 0 {
+		return commitlog.BatchHeader{}, kerr.InvalidRecord.Code, "no record batch in partition data"
+	}
+	if len(records) >= 17 && records[16] != 2 {
+		return commitlog.BatchHeader{}, kerr.UnsupportedForMessageFormat.Code, fmt.Sprintf("record batch magic %d: only RecordBatch v2 (magic 2) is supported", records[16])
+	}
+	if len(records) >= commitlog.BatchHeaderSize {
+		if declared := 12 + int64(beInt32(records[8:])); declared >= commitlog.BatchHeaderSize && declared < int64(len(records)) {
+			return commitlog.BatchHeader{}, kerr.InvalidRecord.Code, "produce partition data must hold exactly one record batch"
+		}
+	}
+	h, err := commitlog.ParseBatch(records)
+	if err != nil {
+		return h, kerr.CorruptMessage.Code, err.Error()
+	}
+	maxBytes := p.maxMessageBytes.Load()
+	switch {
+	case int64(len(records)) > maxBytes:
+		return h, kerr.MessageTooLarge.Code, fmt.Sprintf("record batch of %d bytes exceeds max.message.bytes %d", len(records), maxBytes)
+	case h.Attributes&attrTransactional != 0:
+		return h, kerr.InvalidRecord.Code, "transactional batches are not supported by this broker"
+	case h.Attributes&attrControl != 0:
+		return h, kerr.InvalidRecord.Code, "control batches may not be produced"
+	case h.Attributes&attrLogAppendTime != 0:
+		return h, kerr.InvalidTimestamp.Code, "producers must send CreateTime timestamps"
+	case h.Attributes&attrCompressionMask > 4:
+		return h, kerr.UnsupportedCompressionType.Code, fmt.Sprintf("compression codec %d is unknown", h.Attributes&attrCompressionMask)
+	case h.NumRecords < 1 || int64(h.NumRecords) != int64(h.LastOffsetDelta)+1:
+		return h, kerr.InvalidRecord.Code, fmt.Sprintf("record count %d does not match last offset delta %d", h.NumRecords, h.LastOffsetDelta)
+	case h.ProducerID >= 0 && h.BaseSequence < 0:
+		return h, kerr.InvalidRecord.Code, fmt.Sprintf("idempotent batch of producer %d has base sequence %d", h.ProducerID, h.BaseSequence)
+	}
+	return h, 0, ""
+}
+
+func beInt32(b []byte) int32 {
+	return int32(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]))
+}
+
+func setErrorMessage(out *kmsg.ProduceResponseTopicPartition, msg string) {
+	if msg != "" {
+		m := msg
+		out.ErrorMessage = &m
+	}
+}

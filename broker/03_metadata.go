@@ -1,0 +1,102 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Metadata v0–12.
+//
+// One broker (node 0) leads every partition, with itself as the only
+// replica and ISR; leader epochs are always 0. A null topic list (v1+), or an
+// empty one at v0, asks for every topic. Missing topics are created with
+// DefaultPartitions only when the broker's AutoCreateTopics is on and the
+// request allows it (v4+). Topic ids (v10+) are stored in the catalog.
+// Authorized-operations fields (v8+) report -2147483648 ("not provided"), as
+// brokers without an authorizer do.
+
+func init() { regKey(int16(kmsg.Metadata), 0, 12, handleMetadata) }
+
+const nodeID = 0
+
+func handleMetadata(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.MetadataRequest)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	host := b.advHost
+	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: nodeID, Host: host, Port: b.advPort}}
+	resp.ClusterID = new(string)
+	*resp.ClusterID = b.ClusterID()
+	resp.ControllerID = nodeID
+	resp.AuthorizedOperations = -2147483648
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		for _, t := range b.sortedTopics() {
+			resp.Topics = append(resp.Topics, topicMetadata(t))
+		}
+		return reply{resp: resp}, nil
+	}
+	autoCreate := b.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	// A topic named twice is answered once, as Kafka does; otherwise a
+	// small request repeating a large topic could demand a huge response.
+	seen := map[string]bool{}
+	for _, rt := range req.Topics {
+		key := string(rt.TopicID[:])
+		if rt.Topic != nil {
+			key = "name:" + *rt.Topic
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		var t *topic
+		name := ""
+		if rt.Topic != nil {
+			name = *rt.Topic
+			t = b.topic(name)
+		} else {
+			t = b.topicByID(rt.TopicID)
+		}
+		if t == nil && rt.Topic != nil && autoCreate {
+			if err := validateTopicName(name); err == nil {
+				var code int16
+				t, code, _ = b.createTopic(name, b.cfg.DefaultPartitions, nil, false)
+				if code == kerr.TopicAlreadyExists.Code {
+					t = b.topic(name)
+				}
+			}
+		}
+		if t == nil {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = rt.Topic
+			mt.TopicID = rt.TopicID
+			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			if rt.Topic != nil && validateTopicName(name) != nil {
+				mt.ErrorCode = kerr.InvalidTopicException.Code
+			}
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		resp.Topics = append(resp.Topics, topicMetadata(t))
+	}
+	return reply{resp: resp}, nil
+}
+
+func topicMetadata(t *topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.meta.Name
+	mt.Topic = &name
+	mt.TopicID = t.meta.ID
+	mt.AuthorizedOperations = -2147483648
+	for _, p := range t.partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p.index
+		mp.Leader = nodeID
+		mp.LeaderEpoch = 0
+		mp.Replicas = []int32{nodeID}
+		mp.ISR = []int32{nodeID}
+		mp.OfflineReplicas = []int32{}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}

@@ -1,0 +1,349 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/factorywire/factorywire/storage/commitlog"
+)
+
+// Broker is a single-node Kafka-protocol broker over commitlog partitions.
+// New starts it; Close or Shutdown stops it. All methods are safe for
+// concurrent use.
+type Broker struct {
+	cfg     Config
+	log     *slog.Logger
+	logOpts commitlog.Options // base options for every partition log
+	lock    *dirLock
+	ln      net.Listener
+	advHost string
+	advPort int32
+	pids    *producerIDs
+	data    notifier // signalled whenever a high watermark advances
+
+	ctx    context.Context // cancelled when shutdown begins
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // accept loop, retention loop, connections
+
+	mu        sync.RWMutex // guards catalog and topics
+	catalog   catalog
+	topics    map[string]*topic
+	connsMu   sync.Mutex
+	conns     map[*conn]struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens (or creates) the data directory, recovers every partition log,
+// starts listening on cfg.Listen and serves until Close. It fails with an
+// error naming the directory if another process holds the data dir, or if it
+// cannot be read or written.
+func New(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("broker config: %w", err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	flush, _ := cfg.flushPolicy()
+	b := &Broker{
+		cfg: cfg,
+		log: logger,
+		logOpts: commitlog.Options{
+			Flush:         flush,
+			FlushInterval: cfg.FlushInterval,
+			Logger:        logger,
+		}.WithDefaults(),
+		topics: map[string]*topic{},
+		conns:  map[*conn]struct{}{},
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	b.lock = lock
+	if err := b.open(); err != nil {
+		b.closeLogs()
+		lock.release()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		b.closeLogs()
+		lock.release()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	b.ln = ln
+	if err := b.setAdvertised(); err != nil {
+		ln.Close()
+		b.closeLogs()
+		lock.release()
+		return nil, err
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.wg.Add(2)
+	go b.acceptLoop()
+	go b.maintain()
+	return b, nil
+}
+
+// open loads the catalog and opens every partition log, recovering those
+// that were not closed cleanly.
+func (b *Broker) open() error {
+	dir := b.cfg.DataDir
+	probe := filepath.Join(dir, ".write-probe")
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		return fmt.Errorf("data dir %s is not writable: %w", dir, err)
+	}
+	os.Remove(probe)
+	if err := removeDeleted(dir); err != nil {
+		return fmt.Errorf("data dir %s: remove deleted topics: %w", dir, err)
+	}
+	cat, err := loadCatalog(dir)
+	if err != nil {
+		return err
+	}
+	if err := cat.save(dir); err != nil {
+		return fmt.Errorf("data dir %s: write topic catalog: %w", dir, err)
+	}
+	pids, err := loadProducerIDs(dir)
+	if err != nil {
+		return err
+	}
+	b.catalog, b.pids = cat, pids
+	for _, m := range cat.Topics {
+		t := &topic{meta: m}
+		b.topics[m.Name] = t // before opening, so closeLogs sees partial opens
+		for p := int32(0); p < m.Partitions; p++ {
+			part, err := b.openPartition(m, p)
+			if err != nil {
+				return err
+			}
+			t.partitions = append(t.partitions, part)
+		}
+	}
+	b.log.Info("data dir opened", "dir", dir, "topics", len(cat.Topics), "cluster_id", cat.ClusterID)
+	return nil
+}
+
+func (b *Broker) openPartition(m topicMeta, p int32) (*partition, error) {
+	dir := partitionDir(b.cfg.DataDir, m.Name, p)
+	l, err := commitlog.Open(dir, b.cfg.Topics.logOptions(b.logOpts, m.Configs))
+	if err != nil {
+		return nil, fmt.Errorf("open partition %s-%d: %w", m.Name, p, err)
+	}
+	producers, err := loadProducers(dir, l, time.Now())
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("open partition %s-%d: restore producer state: %w", m.Name, p, err)
+	}
+	part := &partition{
+		topic:       m.Name,
+		index:       p,
+		dir:         dir,
+		log:         l,
+		flushAlways: b.logOpts.Flush == commitlog.FlushAlways,
+		producers:   producers,
+	}
+	part.maxMessageBytes.Store(b.cfg.Topics.effectiveInt(m.Configs, "max.message.bytes"))
+	return part, nil
+}
+
+func (b *Broker) setAdvertised() error {
+	addr := b.cfg.AdvertisedAddr
+	if addr == "" {
+		addr = b.ln.Addr().String()
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	var p int
+	if _, err := fmt.Sscanf(port, "%d", &p); err != nil || p <= 0 || p > 65535 {
+		return fmt.Errorf("advertised address %q has no valid port", addr)
+	}
+	b.advHost, b.advPort = host, int32(p)
+	return nil
+}
+
+// Addr returns the address the broker listens on.
+func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
+
+// ClusterID returns the cluster id stored in the data dir.
+func (b *Broker) ClusterID() string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.catalog.ClusterID
+}
+
+func (b *Broker) acceptLoop() {
+	defer b.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := b.ln.Accept()
+		if err != nil {
+			if b.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary failures (too many open files, aborted
+			// handshakes) must not end the broker: back off and retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			b.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-b.ctx.Done():
+				return
+			}
+		}
+		backoff = 0
+		c := newConn(b, nc)
+		b.connsMu.Lock()
+		if b.ctx.Err() != nil {
+			b.connsMu.Unlock()
+			nc.Close()
+			return
+		}
+		b.conns[c] = struct{}{}
+		b.wg.Add(1)
+		b.connsMu.Unlock()
+		go func() {
+			defer b.wg.Done()
+			c.serve()
+			b.connsMu.Lock()
+			delete(b.conns, c)
+			b.connsMu.Unlock()
+		}()
+	}
+}
+
+// maintain runs the periodic work: retention and time-based rolling, and
+// producer-state snapshots.
+func (b *Broker) maintain() {
+	defer b.wg.Done()
+	retention := time.NewTicker(b.cfg.RetentionCheckInterval)
+	defer retention.Stop()
+	snapshots := time.NewTicker(producerSnapshotInterval)
+	defer snapshots.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-retention.C:
+			b.applyRetention()
+		case <-snapshots.C:
+			b.snapshotProducers()
+		}
+	}
+}
+
+func (b *Broker) snapshotProducers() {
+	for _, p := range b.allPartitions() {
+		if err := p.snapshotProducers(time.Now()); err != nil {
+			b.log.Warn("producer state snapshot failed; a restart will replay more of the log", "topic", p.topic, "partition", p.index, "err", err)
+		}
+	}
+}
+
+// applyRetention runs retention and time-based rolling on every partition.
+func (b *Broker) applyRetention() {
+	for _, p := range b.allPartitions() {
+		n, err := p.log.Retain()
+		if err != nil && !errors.Is(err, commitlog.ErrClosed) {
+			b.log.Error("retention failed", "topic", p.topic, "partition", p.index, "err", err)
+		} else if n > 0 {
+			b.log.Info("retention deleted segments", "topic", p.topic, "partition", p.index, "segments", n, "log_start_offset", p.log.StartOffset())
+		}
+	}
+}
+
+func (b *Broker) allPartitions() []*partition {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var ps []*partition
+	for _, t := range b.topics {
+		ps = append(ps, t.partitions...)
+	}
+	return ps
+}
+
+// Close stops the broker and waits for it: see Shutdown.
+func (b *Broker) Close() error { return b.Shutdown(context.Background()) }
+
+// Shutdown stops accepting connections, closes every client connection,
+// waits for in-flight requests to finish (until ctx is done), then closes
+// the partition logs (fsync and clean-shutdown marker, so the next start
+// skips recovery) and releases the data dir. The order matters: a log must
+// not close while a produce still appends to it. Shutdown is idempotent.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.closeOnce.Do(func() {
+		b.cancel()
+		b.ln.Close()
+		b.connsMu.Lock()
+		for c := range b.conns {
+			c.nc.Close()
+		}
+		b.connsMu.Unlock()
+		done := make(chan struct{})
+		go func() { b.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			b.log.Warn("shutdown deadline passed with requests in flight; closing logs anyway")
+		}
+		b.closeErr = b.closeLogs()
+		b.lock.release()
+		b.log.Info("broker stopped", "dir", b.cfg.DataDir)
+	})
+	return b.closeErr
+}
+
+func (b *Broker) closeLogs() error {
+	var errs []error
+	for _, p := range b.allPartitions() {
+		if err := p.snapshotProducers(time.Now()); err != nil {
+			b.log.Warn("producer state snapshot failed; the next start will replay the log", "topic", p.topic, "partition", p.index, "err", err)
+		}
+		if err := p.log.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s-%d: %w", p.topic, p.index, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// notifier wakes goroutines waiting for new data. wait returns a channel
+// closed at the next broadcast.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ch == nil {
+		n.ch = make(chan struct{})
+	}
+	return n.ch
+}
+
+func (n *notifier) broadcast() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ch != nil {
+		close(n.ch)
+		n.ch = nil
+	}
+}

@@ -1,0 +1,164 @@
+package broker
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/factorywire/factorywire/storage/commitlog"
+)
+
+// topicConfig describes one per-topic config the broker implements. Kafka
+// has many more; asking for any other is an INVALID_CONFIG error that names
+// it, so a setting is never silently ignored.
+type topicConfig struct {
+	name       string // topic config name, e.g. retention.ms
+	brokerName string // the broker-wide default's name, e.g. log.retention.ms
+	typ        kmsg.ConfigType
+	doc        string
+	min        int64                      // smallest valid value for numeric configs
+	def        func(TopicDefaults) string // the broker default
+}
+
+var topicConfigs = []topicConfig{
+	{
+		name: "cleanup.policy", brokerName: "log.cleanup.policy", typ: kmsg.ConfigTypeList,
+		doc: `"delete" discards whole segments by retention.ms and retention.bytes. "compact" is not implemented by this broker and is refused.`,
+		def: func(TopicDefaults) string { return "delete" },
+	},
+	{
+		name: "retention.ms", brokerName: "log.retention.ms", typ: kmsg.ConfigTypeLong, min: -1,
+		doc: "How long a closed segment is kept after its newest record, in milliseconds; -1 keeps data forever.",
+		def: func(d TopicDefaults) string { return strconv.FormatInt(d.RetentionMs, 10) },
+	},
+	{
+		name: "retention.bytes", brokerName: "log.retention.bytes", typ: kmsg.ConfigTypeLong, min: -1,
+		doc: "The most bytes a partition keeps before its oldest segments are deleted; -1 is unlimited.",
+		def: func(d TopicDefaults) string { return strconv.FormatInt(d.RetentionBytes, 10) },
+	},
+	{
+		name: "segment.bytes", brokerName: "log.segment.bytes", typ: kmsg.ConfigTypeInt, min: 14,
+		doc: "The size at which a partition's active segment is closed and a new one started.",
+		def: func(d TopicDefaults) string { return strconv.FormatInt(d.SegmentBytes, 10) },
+	},
+	{
+		name: "segment.ms", brokerName: "log.roll.ms", typ: kmsg.ConfigTypeLong, min: 1,
+		doc: "The age in milliseconds after which the active segment is closed even if not full, so retention can delete it.",
+		def: func(d TopicDefaults) string { return strconv.FormatInt(d.SegmentMs, 10) },
+	},
+	{
+		name: "max.message.bytes", brokerName: "message.max.bytes", typ: kmsg.ConfigTypeInt, min: 0,
+		doc: "The largest record batch, in bytes, a producer may send to this topic.",
+		def: func(d TopicDefaults) string { return strconv.FormatInt(d.MaxMessageBytes, 10) },
+	},
+}
+
+func lookupTopicConfig(name string) (topicConfig, bool) {
+	for _, c := range topicConfigs {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return topicConfig{}, false
+}
+
+// validateTopicConfig checks one name=value pair; the error names both and
+// says what is accepted.
+func validateTopicConfig(name, value string) error {
+	c, ok := lookupTopicConfig(name)
+	if !ok {
+		return fmt.Errorf("config %q is not supported by this broker (supported: %s)", name, supportedConfigNames())
+	}
+	if name == "cleanup.policy" {
+		if value != "delete" {
+			return fmt.Errorf("cleanup.policy=%q: only \"delete\" is supported; log compaction is not implemented by this broker", value)
+		}
+		return nil
+	}
+	n, err := strconv.ParseInt(value, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%s=%q: not an integer", name, value)
+	}
+	if n < c.min {
+		return fmt.Errorf("%s=%d: must be at least %d", name, n, c.min)
+	}
+	if c.typ == kmsg.ConfigTypeInt && n > 1<<31-1 {
+		return fmt.Errorf("%s=%d: must fit in a 32-bit integer", name, n)
+	}
+	return nil
+}
+
+func supportedConfigNames() string {
+	s := ""
+	for i, c := range topicConfigs {
+		if i > 0 {
+			s += ", "
+		}
+		s += c.name
+	}
+	return s
+}
+
+type configKV struct{ name, value string }
+
+// configs lists the defaults as topic config name and value.
+func (d TopicDefaults) configs() []configKV {
+	kvs := make([]configKV, 0, len(topicConfigs))
+	for _, c := range topicConfigs {
+		kvs = append(kvs, configKV{c.name, c.def(d)})
+	}
+	return kvs
+}
+
+// effective returns a topic's value for name: its override if set, else the
+// broker default.
+func (d TopicDefaults) effective(overrides map[string]string, name string) (value string, overridden bool) {
+	if v, ok := overrides[name]; ok {
+		return v, true
+	}
+	c, _ := lookupTopicConfig(name)
+	return c.def(d), false
+}
+
+func (d TopicDefaults) effectiveInt(overrides map[string]string, name string) int64 {
+	v, _ := d.effective(overrides, name)
+	n, _ := strconv.ParseInt(v, 10, 64) // validated when stored
+	return n
+}
+
+// logOptions applies a topic's effective configs to the broker's base log
+// options.
+func (d TopicDefaults) logOptions(base commitlog.Options, overrides map[string]string) commitlog.Options {
+	o := base
+	o.SegmentBytes = d.effectiveInt(overrides, "segment.bytes")
+	o.SegmentAge = time.Duration(d.effectiveInt(overrides, "segment.ms")) * time.Millisecond
+	o.RetentionAge = msToDuration(d.effectiveInt(overrides, "retention.ms"))
+	o.RetentionBytes = d.effectiveInt(overrides, "retention.bytes")
+	// The log only rejects batches that cannot be stored at all; the
+	// topic's max.message.bytes is checked by Produce, which can answer
+	// MESSAGE_TOO_LARGE for that partition.
+	if m := d.effectiveInt(overrides, "max.message.bytes"); int64(o.MaxBatchBytes) < m {
+		o.MaxBatchBytes = int(m)
+	}
+	return o
+}
+
+func msToDuration(ms int64) time.Duration {
+	if ms < 0 {
+		return -1
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// sortedKeys returns m's keys in order, for deterministic output.
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,139 @@
+// Command broker runs factorywire's single-node, Kafka-wire-compatible
+// broker.
+//
+//	broker serve --config configs/broker.yaml [--listen 127.0.0.1:9092] [--data-dir DIR] [--flush always|interval]
+//
+// Every flag has an environment twin: FACTORYWIRE_BROKER_ and the flag name in
+// upper case with '-' as '_' (FACTORYWIRE_BROKER_DATA_DIR). Precedence:
+// flag, then environment, then the config file, then the built-in default.
+// Exit status: 0 after a clean stop, 1 when the broker fails, 2 for a usage or
+// configuration error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/factorywire/factorywire/broker"
+	"github.com/factorywire/factorywire/internal/configfile"
+)
+
+const envPrefix = "FACTORYWIRE_BROKER"
+
+// usageError marks errors that exit with status 2.
+type usageError struct{ error }
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "broker:", err)
+		var ue usageError
+		if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	root := &ffcli.Command{
+		Name:        "broker",
+		ShortUsage:  "broker <subcommand> [flags]",
+		ShortHelp:   "factorywire's single-node Kafka-protocol broker",
+		Subcommands: []*ffcli.Command{serveCommand()},
+		Exec: func(context.Context, []string) error {
+			return usageError{errors.New("missing subcommand: try 'broker serve --help'")}
+		},
+	}
+	if err := root.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	return root.Run(context.Background())
+}
+
+func serveCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("broker serve", flag.ContinueOnError)
+	var (
+		configPath = fs.String("config", "", "YAML config file (see configs/broker.yaml)")
+		listen     = fs.String("listen", "", "address to accept Kafka clients on (default 127.0.0.1:9092)")
+		advertised = fs.String("advertised-addr", "", "host:port given to clients in metadata (default: the listen address)")
+		dataDir    = fs.String("data-dir", "", "directory for logs and metadata (required here or in the config)")
+		flush      = fs.String("flush", "", "always: ack after fsync (default); interval: fsync every --flush-interval")
+		flushEvery = fs.Duration("flush-interval", 0, "fsync period with --flush interval (default 1s)")
+		autoCreate = fs.Bool("auto-create-topics", false, "create unknown topics on metadata requests")
+		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	return &ffcli.Command{
+		Name:       "serve",
+		ShortUsage: "broker serve [--config FILE] [flags]",
+		ShortHelp:  "run the broker until SIGINT or SIGTERM",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+		Exec: func(ctx context.Context, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+				return usageError{fmt.Errorf("--log-level %q: %v", *logLevel, err)}
+			}
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg := broker.DefaultConfig()
+			if *configPath != "" {
+				if err := configfile.Load(*configPath, &cfg); err != nil {
+					return usageError{err}
+				}
+			}
+			// Flags and their environment twins override the file.
+			fs.Visit(func(f *flag.Flag) {
+				switch f.Name {
+				case "listen":
+					cfg.Listen = *listen
+				case "advertised-addr":
+					cfg.AdvertisedAddr = *advertised
+				case "data-dir":
+					cfg.DataDir = *dataDir
+				case "flush":
+					cfg.Flush = *flush
+				case "flush-interval":
+					cfg.FlushInterval = *flushEvery
+				case "auto-create-topics":
+					cfg.AutoCreateTopics = *autoCreate
+				}
+			})
+			if err := cfg.Validate(); err != nil {
+				where := "flags"
+				if *configPath != "" {
+					where = *configPath
+				}
+				return usageError{fmt.Errorf("%s: %w", where, err)}
+			}
+			cfg.Logger = logger
+			return serve(ctx, cfg, logger)
+		},
+	}
+}
+
+func serve(ctx context.Context, cfg broker.Config, logger *slog.Logger) error {
+	b, err := broker.New(cfg)
+	if err != nil {
+		return err
+	}
+	logger.Info("broker listening", "addr", b.Addr().String(), "data_dir", cfg.DataDir, "flush", cfg.Flush, "cluster_id", b.ClusterID())
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return b.Shutdown(shutdownCtx)
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The tests run this test binary as the broker command: with argsEnv set,
+// TestMain calls main with those arguments instead of running tests.
+const argsEnv = "FACTORYWIRE_TEST_BROKER_MAIN_ARGS"
+
+func TestMain(m *testing.M) {
+	if raw := os.Getenv(argsEnv); raw != "" {
+		var args []string
+		if err := json.Unmarshal([]byte(raw), &args); err != nil {
+			panic(err)
+		}
+		os.Args = append([]string{"broker"}, args...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func command(t *testing.T, env []string, args ...string) *exec.Cmd {
+	raw, _ := json.Marshal(args)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), argsEnv+"="+string(raw)), env...)
+	return cmd
+}
+
+var listeningLine = regexp.MustCompile(`msg="broker listening" addr=(\S+) data_dir=(\S+)`)
+
+// startServe runs `broker serve` and returns once it logs its address.
+func startServe(t *testing.T, env []string, args ...string) (*exec.Cmd, string, *strings.Builder) {
+	cmd := command(t, env, append([]string{"serve"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	log := &strings.Builder{}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sent := false
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if m := listeningLine.FindStringSubmatch(sc.Text()); m != nil && !sent {
+				addr <- m[1]
+				sent = true
+			}
+		}
+		if !sent {
+			close(addr)
+		}
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok {
+			t.Fatalf("broker exited before listening:\n%s", log)
+		}
+		return cmd, a, log
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no startup line within 30s:\n%s", log)
+	}
+	return nil, "", nil
+}
+
+func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "broker.yaml")
+	os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\ndata_dir: "+filepath.Join(t.TempDir(), "unused")+"\n"), 0o644)
+	// The environment twin overrides the file's data_dir.
+	cmd, addr, log := startServe(t, []string{"FACTORYWIRE_BROKER_DATA_DIR=" + dir}, "--config", cfg)
+	if !strings.Contains(log.String(), "data_dir="+dir) {
+		t.Fatalf("startup line does not name the data dir from the environment:\n%s", log)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "cli"); err != nil {
+		t.Fatalf("create topic through the binary: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, log)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cli-0")); err != nil {
+		t.Fatalf("topic directory missing after a clean stop: %v", err)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	badYAML := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(badYAML, []byte("listen: 127.0.0.1:0\ndata_dri: /tmp/x\n"), 0o644)
+	locked := t.TempDir()
+	startServe(t, nil, "--listen", "127.0.0.1:0", "--data-dir", locked)
+
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown config key", []string{"serve", "--config", badYAML}, 2, badYAML + `:2: unknown key "data_dri"`},
+		{"missing data dir", []string{"serve", "--listen", "127.0.0.1:0"}, 2, "data_dir: required"},
+		{"bad flush policy", []string{"serve", "--data-dir", t.TempDir(), "--flush", "sometimes"}, 2, `flush: "sometimes"`},
+		{"unknown flag", []string{"serve", "--bogus"}, 2, "bogus"},
+		{"no subcommand", nil, 2, "missing subcommand"},
+		{"data dir locked", []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", locked}, 1, "locked by another process"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := command(t, nil, c.args...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != c.code {
+				t.Fatalf("exit %v, want code %d\n%s", err, c.code, out)
+			}
+			if !strings.Contains(string(out), c.want) {
+				t.Fatalf("output does not say %q:\n%s", c.want, out)
+			}
+		})
+	}
+}
