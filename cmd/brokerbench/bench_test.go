@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary play the broker child: startChild
+// re-executes os.Executable, which under `go test` is this binary.
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(serveMain(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// TestTinyRunBothBrokers runs every scenario once against both brokers with
+// tiny counts. The bench itself fails a run unless every acknowledged record
+// is consumed back, in offset order, with no gap or duplicate, and the end
+// offsets equal the acknowledged counts; here we check that no run failed,
+// every record came back, and the report holds every table. Nothing is
+// timed.
+func TestTinyRunBothBrokers(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Records, cfg.RecordsLarge, cfg.Runs = 2_000, 500, 1
+	cfg.RSSRecords = 2_000
+	cfg.LatencyRate, cfg.LatencyDuration = 1_000, 200*time.Millisecond
+	cfg.PhaseTimeout = time.Minute
+	cfg.Dir = t.TempDir()
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	b := newBench(cfg, &out, io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.Run(ctx); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if got, want := len(b.throughput), 3*len(b.scenarios()); got != want {
+		t.Errorf("%d throughput runs, want %d (ours, kfake, blackhole)", got, want)
+	}
+	for _, r := range b.throughput {
+		if r.Kind == kindBlackhole {
+			continue // produce only
+		}
+		if want := r.Scenario.Records + warmupRecords; r.Consume.Records != want {
+			t.Errorf("%s %s: consumed %d records, want %d", r.Kind, r.Scenario, r.Consume.Records, want)
+		}
+	}
+	if want := 2 * len(latencyLingers); len(b.latency) != want || len(b.memory) != 2 {
+		t.Errorf("%d latency runs and %d memory runs, want %d and 2", len(b.latency), len(b.memory), want)
+	}
+	for _, section := range []string{"## Produce", "## Consume", "## Ack latency", "## Broker memory", "**ours/kfake**"} {
+		if !strings.Contains(out.String(), section) {
+			t.Errorf("report lacks %q:\n%s", section, out.String())
+		}
+	}
+}
+
+func TestStats(t *testing.T) {
+	tests := []struct {
+		name     string
+		values   []float64
+		p50, p99 float64
+		median   float64
+	}{
+		{"empty", nil, 0, 0, 0},
+		{"one", []float64{7}, 7, 7, 7},
+		{"odd", []float64{1, 2, 3}, 2, 3, 2},
+		{"even", []float64{1, 2, 3, 4}, 2, 4, 2.5},
+		{"hundred", seq(100), 50, 99, 50.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := percentile(tt.values, 50); got != tt.p50 {
+				t.Errorf("p50 = %v, want %v", got, tt.p50)
+			}
+			if got := percentile(tt.values, 99); got != tt.p99 {
+				t.Errorf("p99 = %v, want %v", got, tt.p99)
+			}
+			if got := median(tt.values); got != tt.median {
+				t.Errorf("median = %v, want %v", got, tt.median)
+			}
+		})
+	}
+}
+
+// seq returns 1, 2, …, n.
+func seq(n int) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = float64(i + 1)
+	}
+	return s
+}
+
+func TestCommas(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 10_000_000: "10,000,000", -1234: "-1,234"} {
+		if got := commas(n); got != want {
+			t.Errorf("commas(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

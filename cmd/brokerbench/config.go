@@ -1,0 +1,232 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Broker kinds, as the -only flag and the tables name them. kindBlackhole
+// is kfake with BlackholeProduce: it acknowledges produces without storing
+// anything, so its produce rate is the ceiling the client and the machine
+// allow, not a broker to compare with.
+const (
+	kindOurs      = "ours"
+	kindKfake     = "kfake"
+	kindBlackhole = "blackhole"
+)
+
+// Config is one benchmark run's settings. defaultConfig gives the defaults
+// of a full run (about 10 minutes on a quiet 2-core machine); applyQuick
+// shrinks every count for a smoke run.
+type Config struct {
+	// Records is how many records each 100 B scenario produces and then
+	// consumes. Default 5,000,000.
+	Records int
+	// RecordsLarge is how many records each 1000 B scenario produces and
+	// then consumes. Default 1,000,000.
+	RecordsLarge int
+	// Runs is how many times each scenario runs against each broker; the
+	// tables show the median. Default 3.
+	Runs int
+	// RSSRecords is how many 100 B records the memory run produces into 8
+	// partitions of each broker; 0 skips it. Default 10,000,000.
+	RSSRecords int
+	// LatencyRate is the offered load of the fixed-rate latency run in
+	// records per second (100 B, 1 partition). Default 10,000.
+	LatencyRate int
+	// LatencyDuration is how long the fixed-rate latency run offers load.
+	// Default 5s.
+	LatencyDuration time.Duration
+	// BufferRecords is the producer's kgo.MaxBufferedRecords in the
+	// throughput runs; 0 sizes it per scenario so that every partition can
+	// have five full 1 MiB batches in flight and a sixth filling.
+	BufferRecords int
+	// Only is "ours", "kfake" or "both" (default).
+	Only string
+	// Scenarios, if not empty, restricts the throughput runs to a comma
+	// separated list of VALUExPARTITIONS names: "100x1,1000x8".
+	Scenarios string
+	// QuietCores leaves out of the medians every run whose phase shared
+	// the machine with more than this many cores of other load (measured
+	// from /proc/stat), unless no run of that broker and scenario was that
+	// quiet; 0 keeps every run. Default 0.25.
+	QuietCores float64
+	// Ceiling adds produce-only runs against kfake with BlackholeProduce
+	// (no storage, no fsync): the most one producer gets through on this
+	// machine. Default true.
+	Ceiling bool
+	// Out is a file to write the markdown report to, besides stdout.
+	Out string
+	// Dir is where the temporary data directories go. Default: the
+	// system temp dir.
+	Dir string
+	// PhaseTimeout bounds each produce or consume phase. Default 10m.
+	PhaseTimeout time.Duration
+	// Quick shrinks every count for a smoke run (seconds).
+	Quick bool
+	// CPUProfileDir, when set, makes every broker child write a CPU
+	// profile of its whole life to this directory (hidden flag).
+	CPUProfileDir string
+
+	// CommandLine is the invocation, echoed in the report.
+	CommandLine string
+}
+
+func defaultConfig() Config {
+	return Config{
+		Records:         5_000_000,
+		RecordsLarge:    1_000_000,
+		Runs:            3,
+		RSSRecords:      10_000_000,
+		LatencyRate:     10_000,
+		LatencyDuration: 5 * time.Second,
+		Only:            "both",
+		Ceiling:         true,
+		QuietCores:      0.25,
+		Dir:             os.TempDir(),
+		PhaseTimeout:    10 * time.Minute,
+	}
+}
+
+// hiddenFlags are accepted but left out of -h.
+var hiddenFlags = map[string]bool{"cpuprofile": true}
+
+func (c *Config) registerFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.Records, "records", c.Records, "records per 100 B scenario (produced, then consumed)")
+	fs.IntVar(&c.RecordsLarge, "records-1000b", c.RecordsLarge, "records per 1000 B scenario")
+	fs.IntVar(&c.Runs, "runs", c.Runs, "runs of every scenario per broker; tables show the median")
+	fs.IntVar(&c.RSSRecords, "rss-records", c.RSSRecords, "100 B records the memory run produces into 8 partitions (0 skips it)")
+	fs.IntVar(&c.LatencyRate, "latency-rate", c.LatencyRate, "offered load of the fixed-rate latency run, records/s")
+	fs.DurationVar(&c.LatencyDuration, "latency-duration", c.LatencyDuration, "length of the fixed-rate latency run")
+	fs.IntVar(&c.BufferRecords, "buffer", c.BufferRecords, "producer MaxBufferedRecords in throughput runs (0: five full batches in flight per partition plus one)")
+	fs.StringVar(&c.Only, "only", c.Only, "brokers to run: ours, kfake or both")
+	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "throughput scenarios to run, e.g. 100x1,1000x8 (default: 100x1,100x8,1000x1,1000x8)")
+	fs.Float64Var(&c.QuietCores, "quiet-cores", c.QuietCores, "leave runs with more than this many cores of other load out of the medians (0: keep all)")
+	fs.BoolVar(&c.Ceiling, "ceiling", c.Ceiling, "also produce to kfake with BlackholeProduce (stores nothing): the client's ceiling")
+	fs.StringVar(&c.Out, "out", c.Out, "also write the markdown report to this file")
+	fs.StringVar(&c.Dir, "dir", c.Dir, "directory for the brokers' temporary data dirs")
+	fs.DurationVar(&c.PhaseTimeout, "phase-timeout", c.PhaseTimeout, "bound on each produce or consume phase")
+	fs.BoolVar(&c.Quick, "quick", c.Quick, "smoke run: small counts, one run (flags given explicitly still win)")
+	fs.StringVar(&c.CPUProfileDir, "cpuprofile", c.CPUProfileDir, "")
+	fs.Usage = func() { printUsage(fs) }
+}
+
+// printUsage prints every flag but the hidden ones.
+func printUsage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintf(w, "Usage: brokerbench [flags]\n\nRuns factorywire's broker and kfake in child processes and compares them.\n\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		if hiddenFlags[f.Name] {
+			return
+		}
+		name, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  -%s %s\n    \t%s", f.Name, name, usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+	fmt.Fprintf(w, "\nEvery flag has an environment twin: %s_ and the name in upper case, '-' as '_'.\n", envPrefix)
+}
+
+// applyQuick shrinks the counts of every flag the user did not set.
+func (c *Config) applyQuick(set map[string]bool) {
+	quick := map[string]func(){
+		"records":          func() { c.Records = 20_000 },
+		"records-1000b":    func() { c.RecordsLarge = 5_000 },
+		"runs":             func() { c.Runs = 1 },
+		"rss-records":      func() { c.RSSRecords = 200_000 },
+		"latency-duration": func() { c.LatencyDuration = time.Second },
+	}
+	for name, apply := range quick {
+		if !set[name] {
+			apply()
+		}
+	}
+}
+
+// validate reports the first invalid setting, naming its flag.
+func (c *Config) validate() error {
+	switch {
+	case c.Records < 1 || c.Records > 1_000_000_000:
+		return fmt.Errorf("-records %d: must be within [1, 1e9]", c.Records)
+	case c.RecordsLarge < 1 || c.RecordsLarge > 1_000_000_000:
+		return fmt.Errorf("-records-1000b %d: must be within [1, 1e9]", c.RecordsLarge)
+	case c.Runs < 1 || c.Runs > 100:
+		return fmt.Errorf("-runs %d: must be within [1, 100]", c.Runs)
+	case c.RSSRecords < 0 || c.RSSRecords > 1_000_000_000:
+		return fmt.Errorf("-rss-records %d: must be within [0, 1e9]", c.RSSRecords)
+	case c.LatencyRate < 1 || c.LatencyRate > 1_000_000:
+		return fmt.Errorf("-latency-rate %d: must be within [1, 1e6] records/s", c.LatencyRate)
+	case c.LatencyDuration < 100*time.Millisecond || c.LatencyDuration > time.Hour:
+		return fmt.Errorf("-latency-duration %v: must be within [100ms, 1h]", c.LatencyDuration)
+	case c.BufferRecords < 0:
+		return fmt.Errorf("-buffer %d: must not be negative", c.BufferRecords)
+	case c.QuietCores < 0:
+		return fmt.Errorf("-quiet-cores %v: must not be negative", c.QuietCores)
+	case c.PhaseTimeout < time.Second:
+		return fmt.Errorf("-phase-timeout %v: must be at least 1s", c.PhaseTimeout)
+	case c.Dir == "":
+		return fmt.Errorf("-dir: must not be empty")
+	}
+	for _, name := range strings.Split(c.Scenarios, ",") {
+		if c.Scenarios != "" && !validScenarios[strings.TrimSpace(name)] {
+			return fmt.Errorf("-scenarios %q: %q is not one of 100x1, 100x8, 1000x1, 1000x8", c.Scenarios, name)
+		}
+	}
+	if len(c.kinds()) == 0 {
+		return fmt.Errorf("-only %q: must be ours, kfake or both", c.Only)
+	}
+	if st, err := os.Stat(c.Dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("-dir %q: not a directory", c.Dir)
+	}
+	return nil
+}
+
+// validScenarios are the names -scenarios accepts.
+var validScenarios = map[string]bool{"100x1": true, "100x8": true, "1000x1": true, "1000x8": true}
+
+// wantScenario reports whether -scenarios selects sc.
+func (c *Config) wantScenario(sc scenario) bool {
+	if c.Scenarios == "" {
+		return true
+	}
+	name := fmt.Sprintf("%dx%d", sc.ValueBytes, sc.Partitions)
+	for _, s := range strings.Split(c.Scenarios, ",") {
+		if strings.TrimSpace(s) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// throughputKinds returns the brokers of the throughput runs, in the order
+// of the first run: kinds, then the blackhole ceiling if asked for.
+func (c *Config) throughputKinds() []string {
+	if c.Ceiling {
+		return append(c.kinds(), kindBlackhole)
+	}
+	return c.kinds()
+}
+
+// kinds returns the brokers to run, in the order of the first run.
+func (c *Config) kinds() []string {
+	switch strings.ToLower(c.Only) {
+	case kindOurs:
+		return []string{kindOurs}
+	case kindKfake:
+		return []string{kindKfake}
+	case "both":
+		return []string{kindOurs, kindKfake}
+	}
+	return nil
+}
+
+// logf writes a progress line.
+func logf(w io.Writer, format string, args ...any) {
+	fmt.Fprintf(w, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}

@@ -1,0 +1,80 @@
+// Command brokerbench measures factorywire's broker against kfake, the
+// reference single-node Go broker, in the same run: franz-go produce and
+// consume throughput, produce ack latency, broker CPU time and broker memory
+// as retained data grows. docs/BENCHMARKS.md explains the method and holds
+// the figures.
+//
+//	go run ./cmd/brokerbench [-runs 3] [-records 5000000] [-records-1000b 1000000]
+//	    [-rss-records 10000000] [-only ours|kfake|both] [-ceiling] [-out FILE] [-quick]
+//
+// Each broker runs in a child process (this binary, re-executed), so the
+// memory and CPU time read from /proc are the broker's alone; the clients run
+// in this process. Every flag has an environment twin: BROKERBENCH_ and the
+// flag name in upper case with '-' as '_' (BROKERBENCH_RUNS=5).
+//
+// Exit status: 0 when every run completed and every produced record was
+// consumed, 1 when a run failed, 2 for a usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/peterbourgon/ff/v3"
+)
+
+const envPrefix = "BROKERBENCH"
+
+func main() {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(serveMain(os.Args[1:]))
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+// run parses the flags, runs the benchmark until it ends or SIGINT/SIGTERM
+// arrives, and returns the exit status.
+func run(args []string) int {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("brokerbench", flag.ContinueOnError)
+	cfg.registerFlags(fs)
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "brokerbench:", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "brokerbench: unexpected arguments %q (flags only; see -h)\n", fs.Args())
+		return 2
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.Quick {
+		cfg.applyQuick(set)
+	}
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "brokerbench:", err)
+		return 2
+	}
+	cfg.CommandLine = "brokerbench " + strings.Join(args, " ")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// A closed stdout (`brokerbench | head`) must not kill the process
+	// before it has stopped its brokers and removed their data: writing
+	// fails with EPIPE instead, and the run ends through its error path.
+	signal.Ignore(syscall.SIGPIPE)
+	if err := newBench(cfg, os.Stdout, os.Stderr).Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "brokerbench:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,392 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// renderReport renders everything b measured as markdown: the setting,
+// median tables with ours/kfake ratios, the aims, and every single run.
+func renderReport(b *bench) string {
+	var w strings.Builder
+	m := b.machine
+	fmt.Fprintf(&w, "# brokerbench: factorywire broker vs kfake\n\n")
+	fmt.Fprintf(&w, "- date: %s, took %v\n", b.started.UTC().Format("2006-01-02 15:04 MST"), time.Since(b.started).Round(time.Second))
+	fmt.Fprintf(&w, "- command: `%s`\n", b.cfg.CommandLine)
+	if m.Source != "" {
+		fmt.Fprintf(&w, "- broker source: %s\n", m.Source)
+	}
+	fmt.Fprintf(&w, "- machine: %d × %s, %s RAM, Linux %s, %s\n", m.CPUs, m.Model, m.MemTotal, m.Kernel, m.GoVersion)
+	fmt.Fprintf(&w, "- data dirs on %s; append+fsync 4 KiB p50 %s p99 %s, 1 MiB p50 %s p99 %s\n",
+		m.Disk, ms(m.Fsync4K[0]), ms(m.Fsync4K[1]), ms(m.Fsync1M[0]), ms(m.Fsync1M[1]))
+	fmt.Fprintf(&w, "- load average (1, 5, 15 min; CPU pressure over 60 s / 300 s): %s at start, %s at end\n", m.LoadStart, m.LoadEnd)
+	fmt.Fprintf(&w, "- brokers: ours (flush always: ack after fsync) and kfake (NumBrokers(1), DataDir, SyncWrites), each in its own child process, a fresh one with a fresh data dir per run\n")
+	fmt.Fprintf(&w, "- client: franz-go %s, one producer (acks=all, idempotent, default linger, batches ≤ 1 MiB, no compression, %d keys spread by murmur2), one consumer (ConsumePartitions from offset 0)\n",
+		moduleVersion("github.com/twmb/franz-go"), numKeys)
+	fmt.Fprintf(&w, "- %d run(s) per scenario per broker, brokers alternating which goes first; tables show medians, \"ours/kfake\" is the ratio of the medians\n", b.cfg.Runs)
+	fmt.Fprintf(&w, "- MB/s counts value bytes (10⁶ bytes); CPU is the broker process's user+system time during the phase\n\n")
+
+	if len(b.throughput) > 0 {
+		renderProduce(&w, b)
+		renderConsume(&w, b)
+	}
+	if len(b.latency) > 0 {
+		renderLatency(&w, b)
+	}
+	if len(b.memory) > 0 {
+		renderMemory(&w, b)
+	}
+	renderAims(&w, b)
+	if len(b.throughput) > 0 {
+		renderRuns(&w, b)
+	}
+	if len(b.failures) > 0 {
+		fmt.Fprintf(&w, "## Failures\n\n")
+		for _, f := range b.failures {
+			fmt.Fprintf(&w, "- %s\n", f)
+		}
+		fmt.Fprintln(&w)
+	}
+	return w.String()
+}
+
+// runsOf returns the throughput runs of one broker and scenario.
+func runsOf(b *bench, kind string, sc scenario) []throughputRun {
+	var rs []throughputRun
+	for _, r := range b.throughput {
+		if r.Kind == kind && r.Scenario == sc {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
+// quietRuns returns the runs whose phase had at most cfg.QuietCores of other
+// load and a label "used/all" for the table. When no run was that quiet, or
+// the filter is off, it returns every run (labelled "noisy" in the first
+// case).
+func quietRuns[T any](b *bench, rs []T, phase func(T) phaseCPU) ([]T, string) {
+	if b.cfg.QuietCores <= 0 {
+		return rs, fmt.Sprintf("%d", len(rs))
+	}
+	var quiet []T
+	for _, r := range rs {
+		if phase(r).otherCores() <= b.cfg.QuietCores {
+			quiet = append(quiet, r)
+		}
+	}
+	if len(quiet) == 0 {
+		return rs, fmt.Sprintf("%d/%d noisy", len(rs), len(rs))
+	}
+	return quiet, fmt.Sprintf("%d/%d", len(quiet), len(rs))
+}
+
+// quietProduce returns the produce runs of one broker and scenario that the
+// medians use, and their label.
+func quietProduce(b *bench, kind string, sc scenario) ([]throughputRun, string) {
+	return quietRuns(b, runsOf(b, kind, sc), func(r throughputRun) phaseCPU { return r.Produce.phaseCPU })
+}
+
+// produceMedians are one broker's median produce figures in one scenario.
+type produceMedians struct {
+	n                        int
+	recs, mbs, p50, p99, cpu float64
+	cpuPerRec                float64 // µs
+	clientPerRec             float64 // µs
+}
+
+func medianProduce(rs []throughputRun) produceMedians {
+	return produceMedians{
+		n:    len(rs),
+		recs: medianOf(rs, func(r throughputRun) float64 { return r.Produce.recPerSec() }),
+		mbs: medianOf(rs, func(r throughputRun) float64 {
+			return r.Produce.recPerSec() * float64(r.Scenario.ValueBytes) / 1e6
+		}),
+		p50: medianOf(rs, func(r throughputRun) float64 { return r.Produce.P50.Seconds() * 1e3 }),
+		p99: medianOf(rs, func(r throughputRun) float64 { return r.Produce.P99.Seconds() * 1e3 }),
+		cpu: medianOf(rs, func(r throughputRun) float64 { return r.Produce.BrokerCPU.Seconds() }),
+		cpuPerRec: medianOf(rs, func(r throughputRun) float64 {
+			return r.Produce.BrokerCPU.Seconds() * 1e6 / float64(r.Produce.Records)
+		}),
+		clientPerRec: medianOf(rs, func(r throughputRun) float64 {
+			return r.Produce.ClientCPU.Seconds() * 1e6 / float64(r.Produce.Records)
+		}),
+	}
+}
+
+func renderProduce(w *strings.Builder, b *bench) {
+	fmt.Fprintf(w, "## Produce, fsync before ack\n\n")
+	fmt.Fprintf(w, "As fast as one producer goes. Ack latency is Produce call to promise (every %dth record) under that full load,\n", latencySampleEvery)
+	fmt.Fprintf(w, "so it is mostly time spent in the producer's buffer (MaxBufferedRecords in the last column). Client CPU is\n")
+	fmt.Fprintf(w, "the producer's: it shares the machine's cores with the broker.\n%s\n\n", runsNote(b))
+	fmt.Fprintf(w, "| scenario | broker | runs | records | rec/s | MB/s | ack p50 ms | ack p99 ms | broker CPU s | CPU µs/rec | client CPU µs/rec | buffer |\n")
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, sc := range b.scenarios() {
+		med := map[string]produceMedians{}
+		for _, kind := range b.cfg.throughputKinds() {
+			rs, used := quietProduce(b, kind, sc)
+			if len(rs) == 0 {
+				continue
+			}
+			m := medianProduce(rs)
+			med[kind] = m
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f | %s |\n",
+				sc, kind, used, commas(sc.Records), commas(int(m.recs)), m.mbs, m.p50, m.p99, m.cpu, m.cpuPerRec, m.clientPerRec, commas(rs[0].Buffer))
+		}
+		o, okO := med[kindOurs]
+		k, okK := med[kindKfake]
+		if okO && okK {
+			fmt.Fprintf(w, "| %s | **ours/kfake** | | | **%s** | %s | %s | %s | %s | %s | | |\n",
+				sc, ratio(o.recs, k.recs), ratio(o.mbs, k.mbs), ratio(o.p50, k.p50), ratio(o.p99, k.p99), ratio(o.cpu, k.cpu), ratio(o.cpuPerRec, k.cpuPerRec))
+		}
+	}
+	fmt.Fprintf(w, "\nFor rec/s and MB/s above 1× is better; for latency and CPU below 1× is better.")
+	if b.cfg.Ceiling {
+		fmt.Fprintf(w, " blackhole is kfake with BlackholeProduce: it\n")
+		fmt.Fprintf(w, "acknowledges without storing or fsyncing anything, so its rate is the ceiling of this producer on this machine.")
+	}
+	fmt.Fprintf(w, "\n\n")
+}
+
+func renderConsume(w *strings.Builder, b *bench) {
+	fmt.Fprintf(w, "## Consume from offset 0\n\n")
+	fmt.Fprintf(w, "One consumer reads everything just produced (the timed records and %d warm-up records).\n", warmupRecords)
+	fmt.Fprintf(w, "RSS is the broker's VmRSS after both phases.\n")
+	fmt.Fprintf(w, "%s\n\n", runsNote(b))
+	fmt.Fprintf(w, "| scenario | broker | runs | rec/s | MB/s | broker CPU s | CPU µs/rec | broker RSS MiB | broker peak RSS MiB | data on disk MiB |\n")
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, sc := range b.scenarios() {
+		type meds struct{ recs, mbs, cpu, cpuPerRec, rss, hwm, disk float64 }
+		med := map[string]meds{}
+		for _, kind := range b.cfg.kinds() {
+			rs, used := quietRuns(b, runsOf(b, kind, sc), func(r throughputRun) phaseCPU { return r.Consume.phaseCPU })
+			if len(rs) == 0 {
+				continue
+			}
+			m := meds{
+				recs: medianOf(rs, func(r throughputRun) float64 { return r.Consume.recPerSec() }),
+				mbs: medianOf(rs, func(r throughputRun) float64 {
+					return r.Consume.recPerSec() * float64(r.Scenario.ValueBytes) / 1e6
+				}),
+				cpu: medianOf(rs, func(r throughputRun) float64 { return r.Consume.BrokerCPU.Seconds() }),
+				cpuPerRec: medianOf(rs, func(r throughputRun) float64 {
+					return r.Consume.BrokerCPU.Seconds() * 1e6 / float64(r.Consume.Records)
+				}),
+				rss:  medianOf(rs, func(r throughputRun) float64 { return float64(r.Mem.RSS) / (1 << 20) }),
+				hwm:  medianOf(rs, func(r throughputRun) float64 { return float64(r.Mem.HWM) / (1 << 20) }),
+				disk: medianOf(rs, func(r throughputRun) float64 { return float64(r.DiskByte) / (1 << 20) }),
+			}
+			med[kind] = m
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %.1f | %.2f | %.2f | %.0f | %.0f | %.0f |\n",
+				sc, kind, used, commas(int(m.recs)), m.mbs, m.cpu, m.cpuPerRec, m.rss, m.hwm, m.disk)
+		}
+		o, okO := med[kindOurs]
+		k, okK := med[kindKfake]
+		if okO && okK {
+			fmt.Fprintf(w, "| %s | **ours/kfake** | | **%s** | %s | %s | %s | %s | %s | %s |\n",
+				sc, ratio(o.recs, k.recs), ratio(o.mbs, k.mbs), ratio(o.cpu, k.cpu), ratio(o.cpuPerRec, k.cpuPerRec),
+				ratio(o.rss, k.rss), ratio(o.hwm, k.hwm), ratio(o.disk, k.disk))
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func renderLatency(w *strings.Builder, b *bench) {
+	fmt.Fprintf(w, "## Ack latency at a fixed load\n\n")
+	fmt.Fprintf(w, "%s records/s of 100 B to 1 partition for %v; latency runs from when a record was due to its ack, so a stalled\n",
+		commas(b.cfg.LatencyRate), b.cfg.LatencyDuration)
+	fmt.Fprintf(w, "sender is not hidden. With the producer's default linger (10 ms) it is what a gateway with default settings sees;\n")
+	fmt.Fprintf(w, "with linger 0 what remains is mostly the broker's part (receive, append, fsync, answer).\n%s\n\n", runsNote(b))
+	fmt.Fprintf(w, "| linger | broker | runs | achieved rec/s | p50 ms | p99 ms | p99.9 ms | max ms | broker CPU s |\n")
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	type meds struct{ ach, p50, p99, p999, max, cpu float64 }
+	for _, lv := range latencyLingers {
+		med := map[string]meds{}
+		for _, kind := range b.cfg.kinds() {
+			var all []latencyRun
+			for _, r := range b.latency {
+				if r.Kind == kind && r.Linger == lv.Name {
+					all = append(all, r)
+				}
+			}
+			if len(all) == 0 {
+				continue
+			}
+			rs, used := quietRuns(b, all, func(r latencyRun) phaseCPU { return r.Result.phaseCPU })
+			msOf := func(f func(latencyResult) time.Duration) float64 {
+				return medianOf(rs, func(r latencyRun) float64 { return f(r.Result).Seconds() * 1e3 })
+			}
+			m := meds{
+				ach:  medianOf(rs, func(r latencyRun) float64 { return r.Result.Achieved }),
+				p50:  msOf(func(r latencyResult) time.Duration { return r.P50 }),
+				p99:  msOf(func(r latencyResult) time.Duration { return r.P99 }),
+				p999: msOf(func(r latencyResult) time.Duration { return r.P999 }),
+				max:  msOf(func(r latencyResult) time.Duration { return r.Max }),
+				cpu:  medianOf(rs, func(r latencyRun) float64 { return r.Result.BrokerCPU.Seconds() }),
+			}
+			med[kind] = m
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", lv.Name, kind, used, commas(int(m.ach)), m.p50, m.p99, m.p999, m.max, m.cpu)
+		}
+		o, okO := med[kindOurs]
+		k, okK := med[kindKfake]
+		if okO && okK {
+			fmt.Fprintf(w, "| %s | **ours/kfake** | | | **%s** | **%s** | %s | %s | %s |\n",
+				lv.Name, ratio(o.p50, k.p50), ratio(o.p99, k.p99), ratio(o.p999, k.p999), ratio(o.max, k.max), ratio(o.cpu, k.cpu))
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func renderMemory(w *strings.Builder, b *bench) {
+	fmt.Fprintf(w, "## Broker memory as retained data grows\n\n")
+	fmt.Fprintf(w, "%s records of 100 B into 8 partitions of one fresh broker each; the producer is flushed before each sample.\n", commas(b.cfg.RSSRecords))
+	fmt.Fprintf(w, "RssFile counts resident file-backed pages (the binary, mmapped files), not the page cache of files read with read/pread.\n\n")
+	fmt.Fprintf(w, "| broker | point | data on disk MiB | VmRSS MiB | RssAnon MiB | RssFile MiB | VmHWM MiB |\n")
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|\n")
+	for _, r := range b.memory {
+		for _, s := range r.Samples {
+			fmt.Fprintf(w, "| %s | %s | %.0f | %.1f | %.1f | %.1f | %.1f |\n", r.Kind, s.Label,
+				float64(s.DiskByte)/(1<<20), float64(s.Mem.RSS)/(1<<20), float64(s.Mem.Anon)/(1<<20),
+				float64(s.Mem.File)/(1<<20), float64(s.Mem.HWM)/(1<<20))
+		}
+	}
+	fmt.Fprintf(w, "\n| broker | produce rec/s | broker CPU s | consume rec/s |\n|---|--:|--:|--:|\n")
+	for _, r := range b.memory {
+		fmt.Fprintf(w, "| %s | %s | %.1f | %s |\n", r.Kind, commas(int(r.Produce.recPerSec())), r.Produce.BrokerCPU.Seconds(), commas(int(r.Consume.recPerSec())))
+	}
+	fmt.Fprintln(w)
+}
+
+// renderAims states the issue's two aims against the medians.
+func renderAims(w *strings.Builder, b *bench) {
+	var lines []string
+	for _, sc := range b.scenarios() {
+		if sc.ValueBytes != 100 {
+			continue
+		}
+		o, _ := quietProduce(b, kindOurs, sc)
+		k, _ := quietProduce(b, kindKfake, sc)
+		if len(o) == 0 || len(k) == 0 {
+			continue
+		}
+		r := medianProduce(o).recs / medianProduce(k).recs
+		verdict := "met"
+		if r < 1.5 {
+			verdict = "not met"
+		}
+		lines = append(lines, fmt.Sprintf("- produce %s: ours %s rec/s, kfake %s rec/s: **%.2f×** (aim ≥ 1.5×: %s)",
+			sc, commas(int(medianProduce(o).recs)), commas(int(medianProduce(k).recs)), r, verdict))
+		if c, _ := quietProduce(b, kindBlackhole, sc); len(c) > 0 {
+			ceil := medianProduce(c).recs
+			lines = append(lines, fmt.Sprintf("  - ceiling (blackhole) %s rec/s: ours reaches %.0f%% of it, kfake %.0f%%; the most any broker could show here is %.2f× kfake",
+				commas(int(ceil)), 100*medianProduce(o).recs/ceil, 100*medianProduce(k).recs/ceil, ceil/medianProduce(k).recs))
+		}
+	}
+	for _, r := range b.memory {
+		var first, last *memorySample
+		for i := range r.Samples {
+			s := &r.Samples[i]
+			if s.Records > 0 && strings.HasPrefix(s.Label, "after ") && s.Label != "after consuming all" {
+				if first == nil {
+					first = s
+				}
+				last = s
+			}
+		}
+		if first == nil || last == first {
+			continue
+		}
+		dData := float64(last.DiskByte-first.DiskByte) / (1 << 20)
+		dRSS := float64(last.Mem.RSS-first.Mem.RSS) / (1 << 20)
+		lines = append(lines, fmt.Sprintf("- memory, %s: VmRSS %.0f MiB after %s records, %.0f MiB after %s (%+.0f MiB while retained data grew by %.0f MiB)",
+			r.Kind, float64(first.Mem.RSS)/(1<<20), commas(first.Records), float64(last.Mem.RSS)/(1<<20), commas(last.Records), dRSS, dData))
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "## Aims\n\n%s\n\n", strings.Join(lines, "\n"))
+}
+
+func renderRuns(w *strings.Builder, b *bench) {
+	fmt.Fprintf(w, "## Every run\n\n")
+	fmt.Fprintf(w, "\"other load\" is the CPU every other process on the machine used during the phase, in cores (of %d): the noise.\n\n", b.machine.CPUs)
+	fmt.Fprintf(w, "Requests and rec/batch are the producer's produce requests and mean records per batch, from kgo hooks.\n\n")
+	fmt.Fprintf(w, "| run | scenario | broker | produce rec/s | ack p50 ms | ack p99 ms | broker CPU s | client CPU s | requests | rec/batch | other load | consume rec/s | other load | RSS MiB |\n")
+	fmt.Fprintf(w, "|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range b.throughput {
+		consume, consumeOther := "–", "–"
+		if r.Consume.Records > 0 {
+			consume = commas(int(r.Consume.recPerSec()))
+			consumeOther = fmt.Sprintf("%.2f", r.Consume.otherCores())
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %.1f | %.1f | %.2f | %.2f | %s | %.0f | %.2f | %s | %s | %.0f |\n",
+			r.Run, r.Scenario, r.Kind, commas(int(r.Produce.recPerSec())), r.Produce.P50.Seconds()*1e3, r.Produce.P99.Seconds()*1e3,
+			r.Produce.BrokerCPU.Seconds(), r.Produce.ClientCPU.Seconds(), commas(int(r.Produce.Wire.Requests)), r.Produce.Wire.recordsPerBatch(),
+			r.Produce.otherCores(), consume, consumeOther, float64(r.Mem.RSS)/(1<<20))
+	}
+	if len(b.latency) > 0 {
+		fmt.Fprintf(w, "\n| run | latency run | broker | achieved rec/s | p50 ms | p99 ms | p99.9 ms | max ms | other load |\n|--:|---|---|--:|--:|--:|--:|--:|--:|\n")
+		for _, r := range b.latency {
+			fmt.Fprintf(w, "| %d | %s rec/s, linger %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", r.Run, commas(r.Result.Offered), r.Linger, r.Kind,
+				commas(int(r.Result.Achieved)), r.Result.P50.Seconds()*1e3, r.Result.P99.Seconds()*1e3,
+				r.Result.P999.Seconds()*1e3, r.Result.Max.Seconds()*1e3, r.Result.otherCores())
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// runsNote explains the runs column.
+func runsNote(b *bench) string {
+	if b.cfg.QuietCores <= 0 {
+		return "Medians over every run."
+	}
+	return fmt.Sprintf("\"runs\" is how many runs the median uses: those with at most %.2f cores of other load\n(\"noisy\": no run was that quiet, so all are used).", b.cfg.QuietCores)
+}
+
+// ratio formats a/b as "1.62×", or "–" when b is zero.
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+// ms formats a duration in milliseconds with two decimals.
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", d.Seconds()*1e3) }
+
+// mib formats bytes as MiB.
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// commas formats n with thousands separators: 1,000,000.
+func commas(n int) string {
+	s := strconv.Itoa(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	if neg {
+		return "-" + string(out)
+	}
+	return string(out)
+}
+
+// moduleVersion returns the version of a dependency built into this
+// binary, or "(unknown)".
+func moduleVersion(path string) string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == path {
+				return d.Version
+			}
+		}
+	}
+	return "(unknown)"
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/factorywire/factorywire/broker"
+)
+
+// childEnv marks a child process: with it set to 1 the binary serves one
+// broker (serveMain) instead of running the benchmark. An environment
+// variable rather than a subcommand, so a test binary can play the child
+// too (see TestMain).
+const childEnv = "BROKERBENCH_CHILD"
+
+// addrPrefix starts the line on which a child announces its address.
+const addrPrefix = "ADDR "
+
+// serveMain is the child process: `serve -kind ours|kfake -dir D
+// [-cpuprofile F]`. It starts one broker on 127.0.0.1 with an ephemeral
+// port, prints "ADDR host:port" on stdout, and serves until SIGTERM, SIGINT
+// or the end of stdin (the parent closing its end or dying), then closes the
+// broker and ends the profile. It returns the exit status.
+func serveMain(args []string) int {
+	if len(args) > 0 && args[0] == "serve" {
+		args = args[1:]
+	}
+	fs := flag.NewFlagSet("brokerbench serve", flag.ContinueOnError)
+	kind := fs.String("kind", kindOurs, "ours, kfake or blackhole")
+	dir := fs.String("dir", "", "data directory")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the broker's life to this file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dir == "" {
+		fmt.Fprintln(os.Stderr, "brokerbench serve: -dir is required")
+		return 2
+	}
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "brokerbench serve:", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "brokerbench serve:", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+
+	addr, closeBroker, err := startBroker(*kind, *dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "brokerbench serve: start %s broker: %v\n", *kind, err)
+		return 1
+	}
+	fmt.Printf("%s%s\n", addrPrefix, addr)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	eof := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(eof)
+	}()
+	select {
+	case <-sig:
+	case <-eof:
+	}
+	if err := closeBroker(); err != nil {
+		fmt.Fprintf(os.Stderr, "brokerbench serve: close %s broker: %v\n", *kind, err)
+		return 1
+	}
+	return 0
+}
+
+// startBroker starts a broker of the given kind on 127.0.0.1 with an
+// ephemeral port and data in dir; ours and kfake fsync every produce before
+// its ack, blackhole stores nothing.
+func startBroker(kind, dir string) (addr string, closeFn func() error, err error) {
+	switch kind {
+	case kindOurs:
+		cfg := broker.DefaultConfig() // flush "always": ack after fsync
+		cfg.Listen = "127.0.0.1:0"
+		cfg.DataDir = dir
+		b, err := broker.New(cfg)
+		if err != nil {
+			return "", nil, err
+		}
+		return b.Addr().String(), b.Close, nil
+	case kindKfake:
+		c, err := kfake.NewCluster(
+			kfake.NumBrokers(1),
+			kfake.DataDir(dir),
+			kfake.SyncWrites(),
+			kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+				return net.Listen(network, "127.0.0.1:0")
+			}),
+		)
+		if err != nil {
+			return "", nil, err
+		}
+		addrs := c.ListenAddrs()
+		if len(addrs) != 1 {
+			c.Close()
+			return "", nil, fmt.Errorf("kfake listens on %d addresses, want 1", len(addrs))
+		}
+		return addrs[0], func() error { c.Close(); return nil }, nil
+	case kindBlackhole:
+		c, err := kfake.NewCluster(
+			kfake.NumBrokers(1),
+			kfake.BlackholeProduce(),
+			kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+				return net.Listen(network, "127.0.0.1:0")
+			}),
+		)
+		if err != nil {
+			return "", nil, err
+		}
+		return c.ListenAddrs()[0], func() error { c.Close(); return nil }, nil
+	}
+	return "", nil, fmt.Errorf("unknown broker kind %q", kind)
+}
