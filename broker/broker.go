@@ -28,6 +28,7 @@ type Broker struct {
 	advPort int32
 	pids    *producerIDs
 	data    notifier // signalled whenever a high watermark advances
+	groups  *coordinator
 
 	ctx    context.Context // cancelled when shutdown begins
 	cancel context.CancelFunc
@@ -123,6 +124,11 @@ func (b *Broker) open() error {
 		return err
 	}
 	b.catalog, b.pids = cat, pids
+	offsets, err := openOffsetStore(dir, b.logOpts)
+	if err != nil {
+		return err
+	}
+	b.groups = newCoordinator(b.cfg, b.log, offsets)
 	for _, m := range cat.Topics {
 		t := &topic{meta: m}
 		b.topics[m.Name] = t // before opening, so closeLogs sees partial opens
@@ -310,8 +316,16 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	return b.closeErr
 }
 
+// closeLogs stops the group coordinator and closes the offset store and
+// every partition log.
 func (b *Broker) closeLogs() error {
 	var errs []error
+	if b.groups != nil {
+		b.groups.close()
+		if err := b.groups.offsets.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close offset store: %w", err))
+		}
+	}
 	for _, p := range b.allPartitions() {
 		if err := p.snapshotProducers(time.Now()); err != nil {
 			b.log.Warn("producer state snapshot failed; the next start will replay the log", "topic", p.topic, "partition", p.index, "err", err)

@@ -52,6 +52,19 @@ type Config struct {
 	// RetentionCheckInterval is how often retention and time-based segment
 	// rolling run over every partition. Default 5m.
 	RetentionCheckInterval time.Duration `yaml:"retention_check_interval"`
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound the session
+	// timeout a consumer group member may ask for (Kafka's
+	// group.min/max.session.timeout.ms). Defaults 6s and 30m.
+	GroupMinSessionTimeout time.Duration `yaml:"group_min_session_timeout"`
+	GroupMaxSessionTimeout time.Duration `yaml:"group_max_session_timeout"`
+	// GroupInitialRebalanceDelay is how long a new group's first rebalance
+	// waits for more members (group.initial.rebalance.delay.ms). Default
+	// 3s; 0 completes it as soon as the first member has joined.
+	GroupInitialRebalanceDelay time.Duration `yaml:"group_initial_rebalance_delay"`
+	// GroupMaxSize bounds a group's members (and member ids handed out
+	// but not yet used), so one client's JoinGroup storm cannot grow a
+	// group without limit (group.max.size). Default 1000.
+	GroupMaxSize int `yaml:"group_max_size"`
 	// Topics holds the defaults for topic configs; each topic may override
 	// them with CreateTopics or IncrementalAlterConfigs.
 	Topics TopicDefaults `yaml:"topic_defaults"`
@@ -83,14 +96,18 @@ const week = 7 * 24 * time.Hour
 // overrides it. DataDir is left empty: callers must choose one.
 func DefaultConfig() Config {
 	return Config{
-		Listen:                 "127.0.0.1:9092",
-		Flush:                  "always",
-		FlushInterval:          time.Second,
-		DefaultPartitions:      1,
-		MaxRequestBytes:        100 << 20,
-		MaxControlRequestBytes: 8 << 20,
-		FetchMaxBytes:          55 << 20,
-		RetentionCheckInterval: 5 * time.Minute,
+		Listen:                     "127.0.0.1:9092",
+		Flush:                      "always",
+		FlushInterval:              time.Second,
+		DefaultPartitions:          1,
+		MaxRequestBytes:            100 << 20,
+		MaxControlRequestBytes:     8 << 20,
+		FetchMaxBytes:              55 << 20,
+		GroupMinSessionTimeout:     6 * time.Second,
+		GroupMaxSessionTimeout:     30 * time.Minute,
+		GroupInitialRebalanceDelay: 3 * time.Second,
+		GroupMaxSize:               1000,
+		RetentionCheckInterval:     5 * time.Minute,
 		Topics: TopicDefaults{
 			RetentionMs:     week.Milliseconds(),
 			RetentionBytes:  -1,
@@ -131,6 +148,15 @@ func (c Config) Validate() error {
 	}
 	if c.FetchMaxBytes < 1024 {
 		return fmt.Errorf("fetch_max_bytes: %d must be at least 1024", c.FetchMaxBytes)
+	}
+	if c.GroupMinSessionTimeout <= 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
+		return fmt.Errorf("group_min_session_timeout %v, group_max_session_timeout %v: need 0 < min <= max", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
+	}
+	if c.GroupInitialRebalanceDelay < 0 {
+		return fmt.Errorf("group_initial_rebalance_delay: %v must not be negative", c.GroupInitialRebalanceDelay)
+	}
+	if c.GroupMaxSize < 1 {
+		return fmt.Errorf("group_max_size: %d must be at least 1", c.GroupMaxSize)
 	}
 	if c.RetentionCheckInterval <= 0 {
 		return fmt.Errorf("retention_check_interval: %v must be positive", c.RetentionCheckInterval)

@@ -36,6 +36,8 @@ type conn struct {
 	cancel  context.CancelFunc
 	pending chan inflight
 	wg      sync.WaitGroup
+
+	clientID string // of the request being handled (reader goroutine only)
 }
 
 type inflight struct {
@@ -159,7 +161,11 @@ func (c *conn) handle(key, version int16, corr int32, body []byte) (reply, error
 	req := kmsg.RequestForKey(key)
 	req.SetVersion(version)
 	rd := kbin.Reader{Src: body}
-	rd.NullableString() // client id: not used
+	if id := rd.NullableString(); id != nil {
+		c.clientID = *id
+	} else {
+		c.clientID = ""
+	}
 	if req.IsFlexible() && !skipTags(&rd) {
 		return reply{}, errors.New("malformed tagged fields in request header")
 	}

@@ -1,0 +1,52 @@
+package broker
+
+import (
+	"context"
+	"net"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// JoinGroup v0–9 (classic protocol).
+//
+// v4+ members without an id get MEMBER_ID_REQUIRED with one (KIP-394); v5+
+// static members (group.instance.id) replace their previous incarnation,
+// which is fenced. The coordinator carries protocol metadata untouched, so
+// eager and cooperative assignors both work (they run in the client). A new
+// group's first rebalance waits GroupInitialRebalanceDelay for more members.
+// The response's SkipAssignment (v9) is always false.
+
+func init() { regKey(int16(kmsg.JoinGroup), 0, 9, handleJoinGroup) }
+
+func handleJoinGroup(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.JoinGroupRequest)
+	fail := func(code int16) (reply, error) {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode, resp.MemberID, resp.Generation = code, req.MemberID, -1
+		return reply{resp: resp}, nil
+	}
+	if !validGroupID(req.Group) {
+		return fail(kerr.InvalidGroupID.Code)
+	}
+	if req.InstanceID != nil && (*req.InstanceID == "" || len(*req.InstanceID) > maxGroupIDLength) {
+		return fail(kerr.InvalidRequest.Code)
+	}
+	g := b.groups.group(req.Group, true)
+	answer := make(chan *kmsg.JoinGroupResponse, 1)
+	host, _, _ := net.SplitHostPort(c.nc.RemoteAddr().String())
+	clientID := c.clientID
+	if !g.post(func() { g.join(req, clientID, "/"+host, func(r *kmsg.JoinGroupResponse) { answer <- r }) }) {
+		return fail(kerr.CoordinatorNotAvailable.Code)
+	}
+	return reply{finish: func(ctx context.Context) kmsg.Response {
+		select {
+		case r := <-answer:
+			return r
+		case <-ctx.Done():
+			resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+			resp.ErrorCode, resp.Generation = kerr.CoordinatorNotAvailable.Code, -1
+			return resp
+		}
+	}}, nil
+}

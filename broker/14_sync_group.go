@@ -1,0 +1,47 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// SyncGroup v0–5.
+//
+// Followers wait until the leader's SyncGroup brings the assignment; a
+// rebalance starting meanwhile answers them REBALANCE_IN_PROGRESS. v5
+// checks the protocol type and name against the group's.
+
+func init() { regKey(int16(kmsg.SyncGroup), 0, 5, handleSyncGroup) }
+
+func handleSyncGroup(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.SyncGroupRequest)
+	fail := func(code int16) (reply, error) {
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = code
+		return reply{resp: resp}, nil
+	}
+	if !validGroupID(req.Group) {
+		return fail(kerr.InvalidGroupID.Code)
+	}
+	g := b.groups.group(req.Group, false)
+	if g == nil {
+		return fail(kerr.UnknownMemberID.Code)
+	}
+	answer := make(chan *kmsg.SyncGroupResponse, 1)
+	if !g.post(func() { g.sync(req, func(r *kmsg.SyncGroupResponse) { answer <- r }) }) {
+		return fail(kerr.CoordinatorNotAvailable.Code)
+	}
+	return reply{finish: func(ctx context.Context) kmsg.Response {
+		select {
+		case r := <-answer:
+			r.Version = req.Version
+			return r
+		case <-ctx.Done():
+			resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			return resp
+		}
+	}}, nil
+}

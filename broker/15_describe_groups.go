@@ -1,0 +1,52 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DescribeGroups v0–5.
+//
+// A group the coordinator does not know is reported in state Dead without
+// an error, as Kafka does; one that only has committed offsets is Empty.
+// Authorized operations (v3+) are not provided.
+
+func init() { regKey(int16(kmsg.DescribeGroups), 0, 5, handleDescribeGroups) }
+
+func handleDescribeGroups(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.DescribeGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	for _, id := range req.Groups {
+		og := kmsg.NewDescribeGroupsResponseGroup()
+		og.Group, og.State, og.AuthorizedOperations = id, groupDead.String(), -2147483648
+		g := b.groups.group(id, false)
+		switch {
+		case !validGroupID(id):
+			og.ErrorCode = kerr.InvalidGroupID.Code
+		case g == nil:
+			if len(b.groups.offsets.group(id)) > 0 {
+				og.State = groupEmpty.String()
+			}
+		case !g.do(func() { g.describe(&og) }):
+			og.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		}
+		resp.Groups = append(resp.Groups, og)
+	}
+	return reply{resp: resp}, nil
+}
+
+// describe fills og on the group goroutine.
+func (g *group) describe(og *kmsg.DescribeGroupsResponseGroup) {
+	og.State, og.ProtocolType, og.Protocol = g.state.String(), g.protocolType, g.protocol
+	for _, m := range g.members {
+		om := kmsg.NewDescribeGroupsResponseGroupMember()
+		om.MemberID, om.InstanceID, om.ClientID, om.ClientHost = m.id, m.instanceID, m.clientID, m.host
+		for _, p := range m.protocols {
+			if p.Name == g.protocol {
+				om.ProtocolMetadata = p.Metadata
+			}
+		}
+		om.MemberAssignment = m.assignment
+		og.Members = append(og.Members, om)
+	}
+}

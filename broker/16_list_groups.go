@@ -1,0 +1,29 @@
+package broker
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ListGroups v0–4.
+//
+// Every group with members, and every group with committed offsets (Empty).
+// v4 filters by state names, case-insensitively.
+
+func init() { regKey(int16(kmsg.ListGroups), 0, 4, handleListGroups) }
+
+func handleListGroups(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.ListGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	for _, l := range b.groups.list() {
+		if len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, func(s string) bool { return strings.EqualFold(s, l.state) }) {
+			continue
+		}
+		og := kmsg.NewListGroupsResponseGroup()
+		og.Group, og.ProtocolType, og.GroupState = l.id, l.protocolType, l.state
+		resp.Groups = append(resp.Groups, og)
+	}
+	return reply{resp: resp}, nil
+}

@@ -1,0 +1,29 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DeleteGroups v0–2.
+//
+// Only a group without members can be deleted (NON_EMPTY_GROUP otherwise);
+// its committed offsets go with it. An unknown group is GROUP_ID_NOT_FOUND.
+
+func init() { regKey(int16(kmsg.DeleteGroups), 0, 2, handleDeleteGroups) }
+
+func handleDeleteGroups(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+	req := kreq.(*kmsg.DeleteGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	for _, id := range req.Groups {
+		og := kmsg.NewDeleteGroupsResponseGroup()
+		og.Group = id
+		if !validGroupID(id) {
+			og.ErrorCode = kerr.InvalidGroupID.Code
+		} else {
+			og.ErrorCode = b.groups.delete(id)
+		}
+		resp.Groups = append(resp.Groups, og)
+	}
+	return reply{resp: resp}, nil
+}

@@ -1,0 +1,356 @@
+package broker
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/factorywire/factorywire/storage/commitlog"
+)
+
+// The offset store keeps consumer groups' committed offsets. Every commit is
+// one record batch appended to an internal commit log (DATA_DIR/
+// __consumer_offsets) and fsynced before the commit is acknowledged; at start
+// the log is replayed into memory. Each record's key is the JSON array
+// [group, topic, partition] and its value the JSON committedOffset, or no
+// value (a tombstone) for a deleted offset. When the log holds many more
+// records than live offsets it is compacted: the live offsets are written to
+// a new log, which replaces the old one by rename.
+const (
+	offsetsDir        = "__consumer_offsets"
+	offsetsCompactDir = offsetsDir + ".compact"
+	offsetsOldDir     = offsetsDir + ".old"
+	// Compaction runs when the log holds more than compactRatio records
+	// per live offset and at least compactMinRecords records.
+	compactRatio      = 4
+	compactMinRecords = 100000
+	// maxOffsetMetadata bounds a commit's metadata string, as Kafka's
+	// offset.metadata.max.bytes.
+	maxOffsetMetadata = 4096
+)
+
+type offsetKey struct {
+	group, topic string
+	partition    int32
+}
+
+type committedOffset struct {
+	Offset      int64  `json:"offset"`
+	LeaderEpoch int32  `json:"leader_epoch"`
+	Metadata    string `json:"metadata"`
+	CommitMs    int64  `json:"commit_ms"`
+}
+
+type offsetStore struct {
+	mu      sync.Mutex
+	dataDir string
+	opts    commitlog.Options
+	log     *commitlog.Log
+	live    map[offsetKey]committedOffset
+	records int64 // records in the log, live or not
+}
+
+func openOffsetStore(dataDir string, opts commitlog.Options) (*offsetStore, error) {
+	opts.RetentionAge, opts.RetentionBytes = -1, -1 // only compaction removes records
+	s := &offsetStore{dataDir: dataDir, opts: opts, live: map[offsetKey]committedOffset{}}
+	if err := s.finishCompaction(); err != nil {
+		return nil, fmt.Errorf("offset store: %w", err)
+	}
+	l, err := commitlog.Open(filepath.Join(dataDir, offsetsDir), opts)
+	if err != nil {
+		return nil, fmt.Errorf("offset store: %w", err)
+	}
+	s.log = l
+	if err := s.replay(); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("offset store: %w", err)
+	}
+	return s, nil
+}
+
+// finishCompaction completes or discards a compaction a crash interrupted.
+// The compacted log is complete and closed before the first rename, so if
+// the live log is gone the compacted one replaces it; otherwise leftovers
+// are removed.
+func (s *offsetStore) finishCompaction() error {
+	live := filepath.Join(s.dataDir, offsetsDir)
+	compact := filepath.Join(s.dataDir, offsetsCompactDir)
+	old := filepath.Join(s.dataDir, offsetsOldDir)
+	if _, err := os.Stat(live); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(compact); err == nil {
+			if err := os.Rename(compact, live); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.RemoveAll(compact); err != nil {
+		return err
+	}
+	return os.RemoveAll(old)
+}
+
+func (s *offsetStore) replay() error {
+	for off := s.log.StartOffset(); off < s.log.EndOffset(); {
+		data, err := s.log.Read(off, 1<<20, s.log.EndOffset())
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			break
+		}
+		for len(data) > 0 {
+			h, err := commitlog.ParseBatch(data[:12+int(beInt32(data[8:]))])
+			if err != nil {
+				return err
+			}
+			if err := s.applyBatch(data[:h.Size()]); err != nil {
+				return fmt.Errorf("offset %d: %w", h.BaseOffset, err)
+			}
+			off = h.LastOffset() + 1
+			data = data[h.Size():]
+		}
+	}
+	return nil
+}
+
+func (s *offsetStore) applyBatch(batch []byte) error {
+	var rb kmsg.RecordBatch
+	if err := rb.ReadFrom(batch); err != nil {
+		return err
+	}
+	src := rb.Records
+	for i := int32(0); i < rb.NumRecords; i++ {
+		var r kmsg.Record
+		if err := r.ReadFrom(src); err != nil {
+			return fmt.Errorf("record %d: %w", i, err)
+		}
+		n := recordSize(src)
+		if n <= 0 || n > len(src) {
+			return fmt.Errorf("record %d: bad length", i)
+		}
+		src = src[n:]
+		var k [3]json.RawMessage
+		var key offsetKey
+		if err := json.Unmarshal(r.Key, &k); err != nil {
+			return fmt.Errorf("record %d key: %w", i, err)
+		}
+		if json.Unmarshal(k[0], &key.group) != nil || json.Unmarshal(k[1], &key.topic) != nil || json.Unmarshal(k[2], &key.partition) != nil {
+			return fmt.Errorf("record %d: key %s is not [group, topic, partition]", i, r.Key)
+		}
+		s.records++
+		if r.Value == nil {
+			delete(s.live, key)
+			continue
+		}
+		var v committedOffset
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			return fmt.Errorf("record %d value: %w", i, err)
+		}
+		s.live[key] = v
+	}
+	return nil
+}
+
+// recordSize is the encoded size of the record at the start of src: its
+// varint length prefix plus that length.
+func recordSize(src []byte) int {
+	l, n := binary.Varint(src)
+	if n <= 0 {
+		return -1
+	}
+	return n + int(l)
+}
+
+// offsetChange is one offset to store, or to delete when value is nil.
+type offsetChange struct {
+	key   offsetKey
+	value *committedOffset
+}
+
+// commit stores changes durably (appended and fsynced), then applies them.
+func (s *offsetStore) commit(changes []offsetChange) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	batch, err := encodeOffsetBatch(changes)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	base, err := s.log.Append(batch)
+	if err != nil {
+		return err
+	}
+	if err := s.log.Sync(base + int64(len(changes))); err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if c.value == nil {
+			delete(s.live, c.key)
+		} else {
+			s.live[c.key] = *c.value
+		}
+	}
+	s.records += int64(len(changes))
+	if s.records >= compactMinRecords && s.records > compactRatio*int64(len(s.live)) {
+		if err := s.compactLocked(); err != nil {
+			return fmt.Errorf("compact offsets (the commit itself is stored): %w", err)
+		}
+	}
+	return nil
+}
+
+// get returns a committed offset.
+func (s *offsetStore) get(k offsetKey) (committedOffset, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.live[k]
+	return v, ok
+}
+
+// group returns every committed offset of a group.
+func (s *offsetStore) group(group string) map[offsetKey]committedOffset {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[offsetKey]committedOffset{}
+	for k, v := range s.live {
+		if k.group == group {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// groups returns the ids of groups with committed offsets.
+func (s *offsetStore) groups() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]bool{}
+	for k := range s.live {
+		out[k.group] = true
+	}
+	return out
+}
+
+// compactLocked rewrites the log with only the live offsets. The caller
+// holds s.mu.
+func (s *offsetStore) compactLocked() error {
+	compact := filepath.Join(s.dataDir, offsetsCompactDir)
+	if err := os.RemoveAll(compact); err != nil {
+		return err
+	}
+	nl, err := commitlog.Open(compact, s.opts)
+	if err != nil {
+		return err
+	}
+	var changes []offsetChange
+	flush := func() error {
+		if len(changes) == 0 {
+			return nil
+		}
+		batch, err := encodeOffsetBatch(changes)
+		if err != nil {
+			return err
+		}
+		changes = changes[:0]
+		_, err = nl.Append(batch)
+		return err
+	}
+	for k, v := range s.live {
+		v := v
+		changes = append(changes, offsetChange{k, &v})
+		if len(changes) == 1000 {
+			if err := flush(); err != nil {
+				nl.Delete()
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		nl.Delete()
+		return err
+	}
+	if err := nl.Close(); err != nil {
+		nl.Delete()
+		return err
+	}
+	// The compacted log is complete and durable: swap it in. See
+	// finishCompaction for what a crash between the renames leaves.
+	live := filepath.Join(s.dataDir, offsetsDir)
+	old := filepath.Join(s.dataDir, offsetsOldDir)
+	if err := s.log.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(live, old); err != nil {
+		return err
+	}
+	if err := os.Rename(compact, live); err != nil {
+		return err
+	}
+	if err := syncDir(s.dataDir); err != nil {
+		return err
+	}
+	os.RemoveAll(old)
+	l, err := commitlog.Open(live, s.opts)
+	if err != nil {
+		return err
+	}
+	s.log, s.records = l, int64(len(s.live))
+	return nil
+}
+
+func (s *offsetStore) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.Close()
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// encodeOffsetBatch encodes changes as one uncompressed RecordBatch v2.
+func encodeOffsetBatch(changes []offsetChange) ([]byte, error) {
+	now := time.Now().UnixMilli()
+	var records []byte
+	for i, c := range changes {
+		key, err := json.Marshal([]any{c.key.group, c.key.topic, c.key.partition})
+		if err != nil {
+			return nil, err
+		}
+		var value []byte
+		if c.value != nil {
+			if value, err = json.Marshal(c.value); err != nil {
+				return nil, err
+			}
+		}
+		r := kmsg.Record{OffsetDelta: int32(i), Key: key, Value: value}
+		body := r.AppendTo(nil)[1:] // drop the zero length AppendTo wrote
+		records = kbin.AppendVarint(records, int32(len(body)))
+		records = append(records, body...)
+	}
+	rb := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1,
+		Magic:                2,
+		LastOffsetDelta:      int32(len(changes) - 1),
+		FirstTimestamp:       now,
+		MaxTimestamp:         now,
+		ProducerID:           -1,
+		ProducerEpoch:        -1,
+		FirstSequence:        -1,
+		NumRecords:           int32(len(changes)),
+		Records:              records,
+	}
+	b := rb.AppendTo(nil)
+	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
+	return b, nil
+}
