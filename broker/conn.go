@@ -175,6 +175,9 @@ func (c *conn) handle(key, version int16, corr int32, body []byte) (reply, error
 	if err := req.ReadFrom(rd.Src); err != nil {
 		return reply{}, fmt.Errorf("malformed request body: %w", err)
 	}
+	if c.log.Enabled(c.ctx, slog.LevelDebug) {
+		c.log.Debug("request", "api", kmsg.NameForKey(key), "version", version, "client_id", c.clientID)
+	}
 	return api.handle(c.b, c, req)
 }
 
