@@ -30,9 +30,9 @@ const (
 	offsetsCompactDir = offsetsDir + ".compact"
 	offsetsOldDir     = offsetsDir + ".old"
 	// Compaction runs when the log holds more than compactRatio records
-	// per live offset and at least compactMinRecords records.
-	compactRatio      = 4
-	compactMinRecords = 100000
+	// per live offset and at least defaultCompactMinRecords records.
+	compactRatio             = 4
+	defaultCompactMinRecords = 100000
 	// maxOffsetMetadata bounds a commit's metadata string, as Kafka's
 	// offset.metadata.max.bytes.
 	maxOffsetMetadata = 4096
@@ -57,11 +57,14 @@ type offsetStore struct {
 	log     *commitlog.Log
 	live    map[offsetKey]committedOffset
 	records int64 // records in the log, live or not
+	// compactMin is the fewest records worth compacting
+	// (defaultCompactMinRecords; tests lower it).
+	compactMin int64
 }
 
 func openOffsetStore(dataDir string, opts commitlog.Options) (*offsetStore, error) {
 	opts.RetentionAge, opts.RetentionBytes = -1, -1 // only compaction removes records
-	s := &offsetStore{dataDir: dataDir, opts: opts, live: map[offsetKey]committedOffset{}}
+	s := &offsetStore{dataDir: dataDir, opts: opts, live: map[offsetKey]committedOffset{}, compactMin: defaultCompactMinRecords}
 	if err := s.finishCompaction(); err != nil {
 		return nil, fmt.Errorf("offset store: %w", err)
 	}
@@ -202,7 +205,7 @@ func (s *offsetStore) commit(changes []offsetChange) error {
 		}
 	}
 	s.records += int64(len(changes))
-	if s.records >= compactMinRecords && s.records > compactRatio*int64(len(s.live)) {
+	if s.records >= s.compactMin && s.records > compactRatio*int64(len(s.live)) {
 		if err := s.compactLocked(); err != nil {
 			return fmt.Errorf("compact offsets (the commit itself is stored): %w", err)
 		}
