@@ -15,9 +15,13 @@ import (
 // which is fenced. The coordinator carries protocol metadata untouched, so
 // eager and cooperative assignors both work (they run in the client). A new
 // group's first rebalance waits GroupInitialRebalanceDelay for more members.
-// The response's SkipAssignment (v9) is always false.
+// The response's SkipAssignment (v9) is always false. A member whose
+// protocol metadata exceeds 1 MiB is refused with INVALID_REQUEST.
 
 func init() { regKey(int16(kmsg.JoinGroup), 0, 9, handleJoinGroup) }
+
+// maxMemberMetadata bounds one member's protocol names and metadata.
+const maxMemberMetadata = 1 << 20
 
 func handleJoinGroup(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.JoinGroupRequest)
@@ -30,6 +34,16 @@ func handleJoinGroup(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 		return fail(kerr.InvalidGroupID.Code)
 	}
 	if req.InstanceID != nil && (*req.InstanceID == "" || len(*req.InstanceID) > maxGroupIDLength) {
+		return fail(kerr.InvalidRequest.Code)
+	}
+	size := 0
+	for _, p := range req.Protocols {
+		size += len(p.Name) + len(p.Metadata)
+	}
+	if size > maxMemberMetadata {
+		// The coordinator keeps every member's metadata in memory and
+		// sends all of it to the leader: refuse what no assignor needs.
+		b.log.Warn("join group refused: protocol metadata too large", "group", req.Group, "bytes", size, "limit", maxMemberMetadata)
 		return fail(kerr.InvalidRequest.Code)
 	}
 	g := b.groups.group(req.Group, true)

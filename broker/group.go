@@ -169,7 +169,9 @@ func (g *group) join(req *kmsg.JoinGroupRequest, clientID, host string, reply fu
 			}
 		} else if req.Version >= 4 {
 			// KIP-394: hand out the id first, so a client that
-			// never comes back leaves no member behind.
+			// never comes back leaves no member behind; ids not
+			// used within the session timeout expire.
+			g.expirePendingIDs()
 			if len(g.pendingIDs) >= g.c.cfg.GroupMaxSize {
 				fail(kerr.GroupMaxSizeReached.Code, "")
 				return
@@ -228,6 +230,15 @@ func (g *group) join(req *kmsg.JoinGroupRequest, clientID, host string, reply fu
 		g.touch(m)
 	case groupEmpty:
 		g.prepareRebalance()
+	}
+}
+
+func (g *group) expirePendingIDs() {
+	now := time.Now()
+	for id, expiry := range g.pendingIDs {
+		if now.After(expiry) {
+			delete(g.pendingIDs, id)
+		}
 	}
 }
 

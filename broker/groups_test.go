@@ -202,14 +202,15 @@ func TestGroupErrors(t *testing.T) {
 	createTopic(t, addr, "ge", 1, nil)
 	c := dialRaw(t, addr)
 
-	join := func(group, member string) *kmsg.JoinGroupResponse {
+	joinWith := func(group, member string, metadata []byte) *kmsg.JoinGroupResponse {
 		req := kmsg.NewPtrJoinGroupRequest()
 		req.Version = 5
 		req.Group, req.MemberID, req.ProtocolType = group, member, "consumer"
 		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 10000, 10000
-		req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{0, 0}}}
+		req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: metadata}}
 		return c.roundTrip(req).(*kmsg.JoinGroupResponse)
 	}
+	join := func(group, member string) *kmsg.JoinGroupResponse { return joinWith(group, member, []byte{0, 0}) }
 	// v4+: the first join hands out a member id.
 	first := join("g", "")
 	if first.ErrorCode != kerr.MemberIDRequired.Code || first.MemberID == "" {
@@ -260,6 +261,14 @@ func TestGroupErrors(t *testing.T) {
 		{"join with an unknown member id", join("g", "nobody").ErrorCode, kerr.UnknownMemberID},
 		{"join with an empty group id", join("", "").ErrorCode, kerr.InvalidGroupID},
 		{"join with a group id of 2000 bytes", join(string(make([]byte, 2000)), "").ErrorCode, kerr.InvalidGroupID},
+		{"join with 2 MiB of protocol metadata", joinWith("other", "", make([]byte, 2<<20)).ErrorCode, kerr.InvalidRequest},
+		{"join with a session timeout below the minimum", func() int16 {
+			req := kmsg.NewPtrJoinGroupRequest()
+			req.Version = 5
+			req.Group, req.ProtocolType, req.SessionTimeoutMillis = "other", "consumer", 10
+			req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+			return c.roundTrip(req).(*kmsg.JoinGroupResponse).ErrorCode
+		}(), kerr.InvalidSessionTimeout},
 	}
 	for _, tc := range cases {
 		if !errors.Is(kerr.ErrorForCode(tc.got), tc.want) {
@@ -304,5 +313,44 @@ func TestGroupErrors(t *testing.T) {
 	offs, _ = adm.FetchOffsets(ctx, "g")
 	if o, ok := offs.Lookup("ge", 0); ok && o.At != -1 {
 		t.Fatalf("offsets left after delete: %+v", o)
+	}
+}
+
+// TestJoinGroupStorm: one client asking for member ids over and over gets
+// GROUP_MAX_SIZE_REACHED once the group's limit is used up, and other
+// groups are still served.
+func TestJoinGroupStorm(t *testing.T) {
+	b := startBroker(t, "", fastGroups, func(c *Config) { c.GroupMaxSize = 3 })
+	c := dialRaw(t, b.Addr().String())
+	join := func(group string) int16 {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Version = 4
+		req.Group, req.ProtocolType = group, "consumer"
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 10000, 10000
+		req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+		return c.roundTrip(req).(*kmsg.JoinGroupResponse).ErrorCode
+	}
+	for i := 0; i < 3; i++ {
+		if code := join("storm"); code != kerr.MemberIDRequired.Code {
+			t.Fatalf("join %d: %v, want MEMBER_ID_REQUIRED", i, kerr.ErrorForCode(code))
+		}
+	}
+	for i := 0; i < 100; i++ {
+		if code := join("storm"); code != kerr.GroupMaxSizeReached.Code {
+			t.Fatalf("join %d past the limit: %v, want GROUP_MAX_SIZE_REACHED", i, kerr.ErrorForCode(code))
+		}
+	}
+	if code := join("calm"); code != kerr.MemberIDRequired.Code {
+		t.Fatalf("another group during the storm: %v", kerr.ErrorForCode(code))
+	}
+	// Ids never used expire after the session timeout, freeing the group.
+	g := b.groups.group("storm", false)
+	g.do(func() {
+		for id := range g.pendingIDs {
+			g.pendingIDs[id] = time.Now().Add(-time.Second)
+		}
+	})
+	if code := join("storm"); code != kerr.MemberIDRequired.Code {
+		t.Fatalf("join after the unused ids expired: %v, want MEMBER_ID_REQUIRED", kerr.ErrorForCode(code))
 	}
 }
