@@ -135,6 +135,45 @@ func differentialWorkload(t *testing.T, addr string, versions *kversion.Versions
 	sort.Strings(recs)
 	obs = append(obs, recs...)
 
+	// Group tools: commit and reset offsets, lag, list, describe, delete.
+	commit := kadm.Offsets{}
+	commit.Add(kadm.Offset{Topic: "diff", Partition: 0, At: 5, LeaderEpoch: -1})
+	commit.Add(kadm.Offset{Topic: "diff", Partition: 1, At: 3, LeaderEpoch: -1, Metadata: "m"})
+	committed, err := adm.CommitOffsets(ctx, "tools", commit)
+	note("commit offsets: %v", err)
+	var commits []string
+	committed.Each(func(o kadm.OffsetResponse) {
+		commits = append(commits, fmt.Sprintf("commit %s/%d: %s", o.Topic, o.Partition, code(o.Err)))
+	})
+	sort.Strings(commits)
+	obs = append(obs, commits...)
+	missingTopic := kadm.Offsets{}
+	missingTopic.Add(kadm.Offset{Topic: "nope", Partition: 0, At: 1, LeaderEpoch: -1})
+	committed, _ = adm.CommitOffsets(ctx, "tools", missingTopic)
+	committed.Each(func(o kadm.OffsetResponse) { note("commit to a missing topic: %s", code(o.Err)) })
+	fetched, err := adm.FetchOffsets(ctx, "tools")
+	note("fetch offsets: %v", err)
+	for p := int32(0); p < 3; p++ {
+		o, ok := fetched.Lookup("diff", p)
+		note("fetched %d: present=%v at=%d metadata=%q", p, ok, o.At, o.Metadata)
+	}
+	lag, err := adm.Lag(ctx, "tools")
+	note("lag: %v", err)
+	if gl, ok := lag["tools"]; ok {
+		note("lag state %s, total %d", gl.State, gl.Lag.Total())
+	}
+	listed, err := adm.ListGroups(ctx)
+	note("list groups: %v %v", err, listed.Groups())
+	described, err := adm.DescribeGroups(ctx, "tools", "never-seen")
+	note("describe: %v tools=%s never-seen=%s", err, described["tools"].State, described["never-seen"].State)
+	deleted, _ := adm.DeleteGroups(ctx, "tools")
+	note("delete group: %s", code(deleted["tools"].Err))
+	deleted, _ = adm.DeleteGroups(ctx, "tools")
+	note("delete group again: %s", code(deleted["tools"].Err))
+	fetched, _ = adm.FetchOffsets(ctx, "tools")
+	o, ok := fetched.Lookup("diff", 0)
+	note("fetch after delete: present=%v at=%d", ok && o.At >= 0, o.At)
+
 	// Raw requests that clients normally avoid.
 	fetch := kmsg.NewPtrFetchRequest()
 	fetch.MaxWaitMillis = 1
