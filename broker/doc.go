@@ -26,13 +26,23 @@
 // last five batches, rebuilt from the log's active segment on start, so a
 // retry across a restart is still recognised.
 //
+// # Consumer groups
+//
+// The broker is the coordinator of every group (coordinator.go, group.go):
+// the classic protocol, one goroutine per group owning its state.
+// Membership lives in memory; after a restart members rejoin. Committed
+// offsets are durable: each commit is appended to an internal commit log
+// and fsynced before it is acknowledged (offsets.go).
+//
 // # Data directory
 //
 //	DATA_DIR/
 //	  .lock                 flock(2) held while a broker runs
 //	  topics.json           catalog: cluster id, topics (name, id, partitions, config overrides)
 //	  producer-ids          next unreserved producer id (reserved in blocks of 1000)
-//	  TOPIC-PARTITION/      one commitlog directory per partition, as Kafka names them
+//	  TOPIC-PARTITION/      one commitlog directory per partition, as Kafka names them,
+//	                        with producer-state.json (idempotent producers' windows)
+//	  __consumer_offsets/   commitlog of committed offsets, compacted by rewrite
 //
 // topics.json and producer-ids are replaced atomically (write, fsync,
 // rename, fsync the directory). Deleting a topic removes it from the catalog
@@ -43,9 +53,10 @@
 // # Limits
 //
 // One node (id 0) leads every partition: replication factor 1, leader epoch
-// 0. Not implemented: transactions, log compaction, fetch sessions, consumer
-// groups (issue 3), SASL and TLS, so the broker must sit on a network whose
-// clients are trusted (any client may create and delete topics).
+// 0. Not implemented: transactions, log compaction, fetch sessions, the
+// KIP-848 consumer protocol (groups use the classic JoinGroup protocol),
+// SASL and TLS, so the broker must sit on a network whose clients are
+// trusted (any client may create and delete topics).
 //
 // Malformed requests close their connection; sizes are bounded
 // (MaxRequestBytes, MaxControlRequestBytes, FetchMaxBytes) and array counts
