@@ -12,7 +12,9 @@ import (
 //
 // v4+ members without an id get MEMBER_ID_REQUIRED with one (KIP-394); v5+
 // static members (group.instance.id) replace their previous incarnation,
-// which is fenced. The coordinator carries protocol metadata untouched, so
+// which is fenced. Deviation: the group then rebalances, where Kafka
+// (KIP-345) hands a returning static member its old assignment without a
+// rebalance when its protocols are unchanged. The coordinator carries protocol metadata untouched, so
 // eager and cooperative assignors both work (they run in the client). A new
 // group's first rebalance waits GroupInitialRebalanceDelay for more members.
 // The response's SkipAssignment (v9) is always false. A member whose
