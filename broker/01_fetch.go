@@ -97,6 +97,11 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bo
 				op.ErrorCode = code
 				final = true
 			}
+			if data == nil {
+				// An empty record set is length 0, never null
+				// (-1): kafka-go and librdkafka reject a null one.
+				data = []byte{}
+			}
 			op.RecordBatches = data
 			total += len(data)
 			remaining -= len(data)
