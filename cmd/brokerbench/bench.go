@@ -19,6 +19,7 @@ type bench struct {
 	machine    machineInfo
 	started    time.Time
 	throughput []throughputRun
+	capacity   []capacityRun
 	latency    []latencyRun
 	memory     []memoryRun
 	failures   []string
@@ -128,7 +129,27 @@ func (b *bench) scenarios() []scenario {
 	}
 	var picked []scenario
 	for _, sc := range all {
-		if b.cfg.wantScenario(sc) {
+		if b.cfg.wantScenario(sc.ValueBytes, sc.Partitions) {
+			picked = append(picked, sc)
+		}
+	}
+	return picked
+}
+
+// capacityScenarios returns the capacity scenarios in the order they run:
+// none when -producers is 0.
+func (b *bench) capacityScenarios() []capacityScenario {
+	if b.cfg.Producers == 0 {
+		return nil
+	}
+	var picked []capacityScenario
+	for _, sc := range []capacityScenario{
+		{ValueBytes: 100, Partitions: 1, Records: b.cfg.CapacityRecords},
+		{ValueBytes: 100, Partitions: 8, Records: b.cfg.CapacityRecords},
+		{ValueBytes: 1000, Partitions: 1, Records: b.cfg.CapacityRecordsLarge},
+		{ValueBytes: 1000, Partitions: 8, Records: b.cfg.CapacityRecordsLarge},
+	} {
+		if b.cfg.wantScenario(sc.ValueBytes, sc.Partitions) {
 			picked = append(picked, sc)
 		}
 	}
@@ -161,6 +182,19 @@ func (b *bench) runAll(ctx context.Context) error {
 					continue
 				}
 				b.throughput = append(b.throughput, r)
+			}
+		}
+		for _, sc := range b.capacityScenarios() {
+			for _, kind := range order(b.cfg.throughputKinds(), run) {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				r, err := b.runCapacity(ctx, kind, sc, run)
+				if err != nil {
+					b.fail(fmt.Sprintf("run %d, capacity %s, %s", run, sc, kind), err)
+					continue
+				}
+				b.capacity = append(b.capacity, capacityRun{Kind: kind, Scenario: sc, Run: run, Result: r})
 			}
 		}
 		for _, lv := range latencyLingers {
@@ -279,6 +313,36 @@ func (b *bench) runThroughput(ctx context.Context, kind string, sc scenario, run
 		r.Produce.Wire.Requests, r.Produce.Wire.recordsPerBatch(),
 		r.Consume.recPerSec(), r.Consume.BrokerCPU.Seconds(), mib(r.Mem.RSS))
 	return r, nil
+}
+
+// runCapacity runs the capacity load generator against a fresh broker,
+// then checks that every partition's end offset equals the records
+// acknowledged to it.
+func (b *bench) runCapacity(ctx context.Context, kind string, sc capacityScenario, run int) (capacityResult, error) {
+	var res capacityResult
+	err := b.withBroker(ctx, kind, fmt.Sprintf("%s-run%d", sc.slug(), run), sc.Partitions, func(bp *brokerProc) error {
+		pctx, cancel := b.phase(ctx)
+		defer cancel()
+		g, err := newLoadGen(pctx, bp.addr, sc, b.cfg.Producers, b.cfg.InFlight, b.cfg.BatchRecords)
+		if err != nil {
+			return err
+		}
+		defer g.close()
+		if err := g.warmup(pctx); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		if res, err = g.run(pctx, sc.Records, bp.pid()); err != nil {
+			return err
+		}
+		return checkEndOffsets(pctx, bp.addr, g.counts.snapshot())
+	})
+	if err != nil {
+		return res, err
+	}
+	logf(b.logw, "run %d capacity %-12s %-9s %8.0f rec/s %6.0f req/s p50 %-8v p99 %-8v cpu %4.1fs (%.2f µs/rec) client %4.1fs others %.1f cores",
+		run, sc, kind, res.recPerSec(), res.reqPerSec(), res.P50.Round(time.Microsecond), res.P99.Round(time.Microsecond),
+		res.BrokerCPU.Seconds(), res.BrokerCPU.Seconds()*1e6/float64(res.Records), res.ClientCPU.Seconds(), res.otherCores())
+	return res, nil
 }
 
 // runLatency offers a fixed load of 100 B records to one partition with the

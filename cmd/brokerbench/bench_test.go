@@ -2,11 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/factorywire/factorywire/storage/commitlog"
 )
 
 // TestMain lets the test binary play the broker child: startChild
@@ -28,6 +35,7 @@ func TestTinyRunBothBrokers(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.Records, cfg.RecordsLarge, cfg.Runs = 2_000, 500, 1
 	cfg.RSSRecords = 2_000
+	cfg.CapacityRecords, cfg.CapacityRecordsLarge = 4_000, 2_000
 	cfg.LatencyRate, cfg.LatencyDuration = 1_000, 200*time.Millisecond
 	cfg.PhaseTimeout = time.Minute
 	cfg.Dir = t.TempDir()
@@ -52,10 +60,13 @@ func TestTinyRunBothBrokers(t *testing.T) {
 			t.Errorf("%s %s: consumed %d records, want %d", r.Kind, r.Scenario, r.Consume.Records, want)
 		}
 	}
+	if got, want := len(b.capacity), 3*len(b.capacityScenarios()); got != want || want == 0 {
+		t.Errorf("%d capacity runs, want %d (ours, kfake, blackhole)", got, want)
+	}
 	if want := 2 * len(latencyLingers); len(b.latency) != want || len(b.memory) != 2 {
 		t.Errorf("%d latency runs and %d memory runs, want %d and 2", len(b.latency), len(b.memory), want)
 	}
-	for _, section := range []string{"## Produce", "## Consume", "## Ack latency", "## Broker memory", "**ours/kfake**"} {
+	for _, section := range []string{"## Produce", "## Produce capacity", "## Consume", "## Ack latency", "## Broker memory", "**ours/kfake**"} {
 		if !strings.Contains(out.String(), section) {
 			t.Errorf("report lacks %q:\n%s", section, out.String())
 		}
@@ -104,5 +115,54 @@ func TestCommas(t *testing.T) {
 		if got := commas(n); got != want {
 			t.Errorf("commas(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// TestEncodeBatch checks the capacity scenarios' pre-encoded batch: its
+// length and CRC32C fields, and every record decoding back with its offset
+// delta, key and value.
+func TestEncodeBatch(t *testing.T) {
+	for _, tt := range []struct {
+		name          string
+		n, valueBytes int
+	}{
+		{"100x100B", 100, 100},
+		{"3x1000B", 3, 1000},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := encodeBatch(tt.n, tt.valueBytes, 1020)
+			var b kmsg.RecordBatch
+			if err := b.ReadFrom(raw); err != nil {
+				t.Fatal(err)
+			}
+			if int(b.Length) != len(raw)-12 {
+				t.Errorf("length %d, want %d", b.Length, len(raw)-12)
+			}
+			if want := int32(crc32.Checksum(raw[21:], crc32c)); b.CRC != want {
+				t.Errorf("crc %08x, want %08x", b.CRC, want)
+			}
+			if b.Magic != 2 || b.ProducerID != -1 || b.FirstSequence != -1 || b.Attributes != 0 ||
+				b.NumRecords != int32(tt.n) || b.LastOffsetDelta != int32(tt.n-1) {
+				t.Errorf("header %+v", b)
+			}
+			if _, err := commitlog.ParseBatch(raw); err != nil {
+				t.Errorf("commitlog.ParseBatch: %v", err)
+			}
+			rest := b.Records
+			for i := range tt.n {
+				var r kmsg.Record
+				if err := r.ReadFrom(rest); err != nil {
+					t.Fatalf("record %d: %v", i, err)
+				}
+				if want := fmt.Sprintf("device-%04d", (1020+i)%numKeys); r.OffsetDelta != int32(i) || string(r.Key) != want || len(r.Value) != tt.valueBytes {
+					t.Fatalf("record %d: offset delta %d, key %q, %d value bytes", i, r.OffsetDelta, r.Key, len(r.Value))
+				}
+				n := len(binary.AppendVarint(nil, int64(r.Length))) + int(r.Length)
+				rest = rest[n:]
+			}
+			if len(rest) != 0 {
+				t.Errorf("%d bytes after the last record", len(rest))
+			}
+		})
 	}
 }

@@ -45,6 +45,22 @@ type Config struct {
 	// throughput runs; 0 sizes it per scenario so that every partition can
 	// have five full 1 MiB batches in flight and a sixth filling.
 	BufferRecords int
+	// Producers is how many producers (one franz-go client and connection
+	// each) the capacity scenarios run at once; 0 skips those scenarios.
+	// Default 16.
+	Producers int
+	// InFlight is how many produce requests each capacity producer keeps
+	// outstanding. Default 4.
+	InFlight int
+	// BatchRecords is how many records each capacity produce request
+	// carries, in one pre-encoded batch. Default 100.
+	BatchRecords int
+	// CapacityRecords is how many records each 100 B capacity scenario
+	// produces. Default 2,000,000 (about 12 s for kfake, 1 s for ours).
+	CapacityRecords int
+	// CapacityRecordsLarge is how many records each 1000 B capacity
+	// scenario produces. Default 1,000,000.
+	CapacityRecordsLarge int
 	// Only is "ours", "kfake" or "both" (default).
 	Only string
 	// Scenarios, if not empty, restricts the throughput runs to a comma
@@ -78,17 +94,22 @@ type Config struct {
 
 func defaultConfig() Config {
 	return Config{
-		Records:         5_000_000,
-		RecordsLarge:    1_000_000,
-		Runs:            3,
-		RSSRecords:      10_000_000,
-		LatencyRate:     10_000,
-		LatencyDuration: 5 * time.Second,
-		Only:            "both",
-		Ceiling:         true,
-		QuietCores:      0.25,
-		Dir:             os.TempDir(),
-		PhaseTimeout:    10 * time.Minute,
+		Records:              5_000_000,
+		RecordsLarge:         1_000_000,
+		Runs:                 3,
+		Producers:            16,
+		InFlight:             4,
+		BatchRecords:         100,
+		CapacityRecords:      2_000_000,
+		CapacityRecordsLarge: 1_000_000,
+		RSSRecords:           10_000_000,
+		LatencyRate:          10_000,
+		LatencyDuration:      5 * time.Second,
+		Only:                 "both",
+		Ceiling:              true,
+		QuietCores:           0.25,
+		Dir:                  os.TempDir(),
+		PhaseTimeout:         10 * time.Minute,
 	}
 }
 
@@ -102,6 +123,11 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RSSRecords, "rss-records", c.RSSRecords, "100 B records the memory run produces into 8 partitions (0 skips it)")
 	fs.IntVar(&c.LatencyRate, "latency-rate", c.LatencyRate, "offered load of the fixed-rate latency run, records/s")
 	fs.DurationVar(&c.LatencyDuration, "latency-duration", c.LatencyDuration, "length of the fixed-rate latency run")
+	fs.IntVar(&c.Producers, "producers", c.Producers, "producers (one client and connection each) of the capacity scenarios; 0 skips them")
+	fs.IntVar(&c.InFlight, "inflight", c.InFlight, "produce requests each capacity producer keeps in flight")
+	fs.IntVar(&c.BatchRecords, "batch-records", c.BatchRecords, "records per capacity produce request (one pre-encoded batch)")
+	fs.IntVar(&c.CapacityRecords, "capacity-records", c.CapacityRecords, "records per 100 B capacity scenario")
+	fs.IntVar(&c.CapacityRecordsLarge, "capacity-records-1000b", c.CapacityRecordsLarge, "records per 1000 B capacity scenario")
 	fs.IntVar(&c.BufferRecords, "buffer", c.BufferRecords, "producer MaxBufferedRecords in throughput runs (0: five full batches in flight per partition plus one)")
 	fs.StringVar(&c.Only, "only", c.Only, "brokers to run: ours, kfake or both")
 	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "throughput scenarios to run, e.g. 100x1,1000x8 (default: 100x1,100x8,1000x1,1000x8)")
@@ -136,11 +162,13 @@ func printUsage(fs *flag.FlagSet) {
 // applyQuick shrinks the counts of every flag the user did not set.
 func (c *Config) applyQuick(set map[string]bool) {
 	quick := map[string]func(){
-		"records":          func() { c.Records = 20_000 },
-		"records-1000b":    func() { c.RecordsLarge = 5_000 },
-		"runs":             func() { c.Runs = 1 },
-		"rss-records":      func() { c.RSSRecords = 200_000 },
-		"latency-duration": func() { c.LatencyDuration = time.Second },
+		"records":                func() { c.Records = 20_000 },
+		"records-1000b":          func() { c.RecordsLarge = 5_000 },
+		"runs":                   func() { c.Runs = 1 },
+		"capacity-records":       func() { c.CapacityRecords = 200_000 },
+		"capacity-records-1000b": func() { c.CapacityRecordsLarge = 50_000 },
+		"rss-records":            func() { c.RSSRecords = 200_000 },
+		"latency-duration":       func() { c.LatencyDuration = time.Second },
 	}
 	for name, apply := range quick {
 		if !set[name] {
@@ -164,6 +192,16 @@ func (c *Config) validate() error {
 		return fmt.Errorf("-latency-rate %d: must be within [1, 1e6] records/s", c.LatencyRate)
 	case c.LatencyDuration < 100*time.Millisecond || c.LatencyDuration > time.Hour:
 		return fmt.Errorf("-latency-duration %v: must be within [100ms, 1h]", c.LatencyDuration)
+	case c.Producers < 0 || c.Producers > 1000:
+		return fmt.Errorf("-producers %d: must be within [0, 1000]", c.Producers)
+	case c.InFlight < 1 || c.InFlight > 64:
+		return fmt.Errorf("-inflight %d: must be within [1, 64]", c.InFlight)
+	case c.BatchRecords < 1 || c.BatchRecords > 10_000:
+		return fmt.Errorf("-batch-records %d: must be within [1, 10000]", c.BatchRecords)
+	case c.CapacityRecords < 1 || c.CapacityRecords > 1_000_000_000:
+		return fmt.Errorf("-capacity-records %d: must be within [1, 1e9]", c.CapacityRecords)
+	case c.CapacityRecordsLarge < 1 || c.CapacityRecordsLarge > 1_000_000_000:
+		return fmt.Errorf("-capacity-records-1000b %d: must be within [1, 1e9]", c.CapacityRecordsLarge)
 	case c.BufferRecords < 0:
 		return fmt.Errorf("-buffer %d: must not be negative", c.BufferRecords)
 	case c.QuietCores < 0:
@@ -190,12 +228,13 @@ func (c *Config) validate() error {
 // validScenarios are the names -scenarios accepts.
 var validScenarios = map[string]bool{"100x1": true, "100x8": true, "1000x1": true, "1000x8": true}
 
-// wantScenario reports whether -scenarios selects sc.
-func (c *Config) wantScenario(sc scenario) bool {
+// wantScenario reports whether -scenarios selects the scenario of the
+// given value size and partitions (single-producer and capacity alike).
+func (c *Config) wantScenario(valueBytes, partitions int) bool {
 	if c.Scenarios == "" {
 		return true
 	}
-	name := fmt.Sprintf("%dx%d", sc.ValueBytes, sc.Partitions)
+	name := fmt.Sprintf("%dx%d", valueBytes, partitions)
 	for _, s := range strings.Split(c.Scenarios, ",") {
 		if strings.TrimSpace(s) == name {
 			return true

@@ -26,12 +26,19 @@ func renderReport(b *bench) string {
 	fmt.Fprintf(&w, "- brokers: ours (flush always: ack after fsync) and kfake (NumBrokers(1), DataDir, SyncWrites), each in its own child process, a fresh one with a fresh data dir per run\n")
 	fmt.Fprintf(&w, "- client: franz-go %s, one producer (acks=all, idempotent, default linger, batches ≤ 1 MiB, no compression, %d keys spread by murmur2), one consumer (ConsumePartitions from offset 0)\n",
 		moduleVersion("github.com/twmb/franz-go"), numKeys)
+	if b.cfg.Producers > 0 {
+		fmt.Fprintf(&w, "- capacity load: %d producers (a franz-go client and connection each), %d raw Produce requests (acks=-1) in flight per producer, each one pre-encoded uncompressed batch of %d records\n",
+			b.cfg.Producers, b.cfg.InFlight, b.cfg.BatchRecords)
+	}
 	fmt.Fprintf(&w, "- %d run(s) per scenario per broker, brokers alternating which goes first; tables show medians, \"ours/kfake\" is the ratio of the medians\n", b.cfg.Runs)
 	fmt.Fprintf(&w, "- MB/s counts value bytes (10⁶ bytes); CPU is the broker process's user+system time during the phase\n\n")
 
 	if len(b.throughput) > 0 {
 		renderProduce(&w, b)
 		renderConsume(&w, b)
+	}
+	if len(b.capacity) > 0 {
+		renderCapacity(&w, b)
 	}
 	if len(b.latency) > 0 {
 		renderLatency(&w, b)
@@ -40,7 +47,7 @@ func renderReport(b *bench) string {
 		renderMemory(&w, b)
 	}
 	renderAims(&w, b)
-	if len(b.throughput) > 0 {
+	if len(b.throughput) > 0 || len(b.capacity) > 0 {
 		renderRuns(&w, b)
 	}
 	if len(b.failures) > 0 {
@@ -147,6 +154,78 @@ func renderProduce(w *strings.Builder, b *bench) {
 	if b.cfg.Ceiling {
 		fmt.Fprintf(w, " blackhole is kfake with BlackholeProduce: it\n")
 		fmt.Fprintf(w, "acknowledges without storing or fsyncing anything, so its rate is the ceiling of this producer on this machine.")
+	}
+	fmt.Fprintf(w, "\n\n")
+}
+
+// capacityOf returns the capacity runs of one broker and scenario that the
+// medians use, and their label.
+func capacityOf(b *bench, kind string, sc capacityScenario) ([]capacityRun, string) {
+	var rs []capacityRun
+	for _, r := range b.capacity {
+		if r.Kind == kind && r.Scenario == sc {
+			rs = append(rs, r)
+		}
+	}
+	return quietRuns(b, rs, func(r capacityRun) phaseCPU { return r.Result.phaseCPU })
+}
+
+// capacityMedians are one broker's median figures in one capacity scenario.
+type capacityMedians struct {
+	recs, mbs, reqs, p50, p99, cpu float64
+	cpuPerRec, clientPerRec        float64 // µs
+}
+
+func medianCapacity(rs []capacityRun) capacityMedians {
+	return capacityMedians{
+		recs: medianOf(rs, func(r capacityRun) float64 { return r.Result.recPerSec() }),
+		mbs: medianOf(rs, func(r capacityRun) float64 {
+			return r.Result.recPerSec() * float64(r.Scenario.ValueBytes) / 1e6
+		}),
+		reqs: medianOf(rs, func(r capacityRun) float64 { return r.Result.reqPerSec() }),
+		p50:  medianOf(rs, func(r capacityRun) float64 { return r.Result.P50.Seconds() * 1e3 }),
+		p99:  medianOf(rs, func(r capacityRun) float64 { return r.Result.P99.Seconds() * 1e3 }),
+		cpu:  medianOf(rs, func(r capacityRun) float64 { return r.Result.BrokerCPU.Seconds() }),
+		cpuPerRec: medianOf(rs, func(r capacityRun) float64 {
+			return r.Result.BrokerCPU.Seconds() * 1e6 / float64(r.Result.Records)
+		}),
+		clientPerRec: medianOf(rs, func(r capacityRun) float64 {
+			return r.Result.ClientCPU.Seconds() * 1e6 / float64(r.Result.Records)
+		}),
+	}
+}
+
+func renderCapacity(w *strings.Builder, b *bench) {
+	fmt.Fprintf(w, "## Produce capacity, %d producers, fsync before ack\n\n", b.cfg.Producers)
+	fmt.Fprintf(w, "What the broker absorbs when many producers write at once, as many edge gateways do: %d producers, each its own\n", b.cfg.Producers)
+	fmt.Fprintf(w, "client and connection, send raw Produce requests (acks=-1) of one pre-encoded %d-record batch each, %d in flight per\n", b.cfg.BatchRecords, b.cfg.InFlight)
+	fmt.Fprintf(w, "producer; producer i writes to partition i mod partitions. The batches are encoded once, so the client's CPU per\n")
+	fmt.Fprintf(w, "record is small and the broker sets the pace. Ack latency is per request, from sending it to its response.\n%s\n\n", runsNote(b))
+	fmt.Fprintf(w, "| scenario | broker | runs | records | rec/s | MB/s | requests/s | ack p50 ms | ack p99 ms | broker CPU s | CPU µs/rec | client CPU µs/rec |\n")
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, sc := range b.capacityScenarios() {
+		med := map[string]capacityMedians{}
+		for _, kind := range b.cfg.throughputKinds() {
+			rs, used := capacityOf(b, kind, sc)
+			if len(rs) == 0 {
+				continue
+			}
+			m := medianCapacity(rs)
+			med[kind] = m
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.1f | %s | %.1f | %.1f | %.2f | %.2f | %.2f |\n",
+				sc, kind, used, commas(rs[0].Result.Records), commas(int(m.recs)), m.mbs, commas(int(m.reqs)), m.p50, m.p99, m.cpu, m.cpuPerRec, m.clientPerRec)
+		}
+		o, okO := med[kindOurs]
+		k, okK := med[kindKfake]
+		if okO && okK {
+			fmt.Fprintf(w, "| %s | **ours/kfake** | | | **%s** | %s | %s | %s | %s | %s | %s | |\n",
+				sc, ratio(o.recs, k.recs), ratio(o.mbs, k.mbs), ratio(o.reqs, k.reqs), ratio(o.p50, k.p50), ratio(o.p99, k.p99), ratio(o.cpu, k.cpu), ratio(o.cpuPerRec, k.cpuPerRec))
+		}
+	}
+	fmt.Fprintf(w, "\nFor rec/s and MB/s above 1× is better; for latency and CPU below 1× is better.")
+	if b.cfg.Ceiling {
+		fmt.Fprintf(w, " blackhole (kfake with BlackholeProduce)\n")
+		fmt.Fprintf(w, "stores and fsyncs nothing: its rate is the ceiling of this load generator on this machine.")
 	}
 	fmt.Fprintf(w, "\n\n")
 }
@@ -285,6 +364,29 @@ func renderAims(w *strings.Builder, b *bench) {
 				commas(int(ceil)), 100*medianProduce(o).recs/ceil, 100*medianProduce(k).recs/ceil, ceil/medianProduce(k).recs))
 		}
 	}
+	for _, sc := range b.capacityScenarios() {
+		if sc.ValueBytes != 100 {
+			continue
+		}
+		o, _ := capacityOf(b, kindOurs, sc)
+		k, _ := capacityOf(b, kindKfake, sc)
+		if len(o) == 0 || len(k) == 0 {
+			continue
+		}
+		om, km := medianCapacity(o), medianCapacity(k)
+		r := om.recs / km.recs
+		verdict := "met"
+		if r < 1.5 {
+			verdict = "not met"
+		}
+		lines = append(lines, fmt.Sprintf("- produce capacity %s, %d producers: ours %s rec/s, kfake %s rec/s: **%.2f×** (aim ≥ 1.5×: %s)",
+			sc, b.cfg.Producers, commas(int(om.recs)), commas(int(km.recs)), r, verdict))
+		if c, _ := capacityOf(b, kindBlackhole, sc); len(c) > 0 {
+			ceil := medianCapacity(c).recs
+			lines = append(lines, fmt.Sprintf("  - ceiling (blackhole) %s rec/s: ours reaches %.0f%% of it, kfake %.0f%%",
+				commas(int(ceil)), 100*om.recs/ceil, 100*km.recs/ceil))
+		}
+	}
 	for _, r := range b.memory {
 		var first, last *memorySample
 		for i := range r.Samples {
@@ -326,6 +428,14 @@ func renderRuns(w *strings.Builder, b *bench) {
 			r.Run, r.Scenario, r.Kind, commas(int(r.Produce.recPerSec())), r.Produce.P50.Seconds()*1e3, r.Produce.P99.Seconds()*1e3,
 			r.Produce.BrokerCPU.Seconds(), r.Produce.ClientCPU.Seconds(), commas(int(r.Produce.Wire.Requests)), r.Produce.Wire.recordsPerBatch(),
 			r.Produce.otherCores(), consume, consumeOther, float64(r.Mem.RSS)/(1<<20))
+	}
+	if len(b.capacity) > 0 {
+		fmt.Fprintf(w, "\n| run | capacity scenario | broker | rec/s | requests/s | ack p50 ms | ack p99 ms | broker CPU s | client CPU s | other load |\n|--:|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+		for _, r := range b.capacity {
+			fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %.1f | %.1f | %.2f | %.2f | %.2f |\n", r.Run, r.Scenario, r.Kind,
+				commas(int(r.Result.recPerSec())), commas(int(r.Result.reqPerSec())), r.Result.P50.Seconds()*1e3, r.Result.P99.Seconds()*1e3,
+				r.Result.BrokerCPU.Seconds(), r.Result.ClientCPU.Seconds(), r.Result.otherCores())
+		}
 	}
 	if len(b.latency) > 0 {
 		fmt.Fprintf(w, "\n| run | latency run | broker | achieved rec/s | p50 ms | p99 ms | p99.9 ms | max ms | other load |\n|--:|---|---|--:|--:|--:|--:|--:|--:|\n")
