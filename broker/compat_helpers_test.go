@@ -798,10 +798,14 @@ func runCompatRestart(t *testing.T, c compatClient, vs *negotiatedVersions, b *B
 
 	// From here on, a record below these committed offsets must not be
 	// processed again: the group resumes from them after the restart.
+	// Members commit after processing, so every record below them was
+	// processed before they were read; the flag goes up only then, or a
+	// record processed (once) while the commits were being read would
+	// count as processed again.
+	committed = committedOffsets(t, adm, group, topic)
 	l.mu.Lock()
 	l.restarted = true
 	l.mu.Unlock()
-	committed = committedOffsets(t, adm, group, topic)
 	before := ackedCount()
 	if err := b.Close(); err != nil {
 		t.Fatalf("close the broker: %v", err)

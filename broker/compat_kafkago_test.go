@@ -284,6 +284,14 @@ func kafkaGoClient(balancer kafka.GroupBalancer) compatClient {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
+				// kafka-go can hand out, after a rebalance, messages it
+				// fetched before it, and CommitMessages commits whatever
+				// offset it is given (it also ignores the error codes in
+				// OffsetCommit responses), so a late message would move
+				// the committed offset backwards. As an application
+				// should, the member never commits below its own last
+				// commit of a partition.
+				highest := map[int]int64{}
 				for {
 					m, err := r.FetchMessage(ctx)
 					if err != nil {
@@ -295,6 +303,11 @@ func kafkaGoClient(balancer kafka.GroupBalancer) compatClient {
 						continue
 					}
 					l.process(name, int32(m.Partition), m.Offset, string(m.Value))
+					if h, ok := highest[m.Partition]; ok && m.Offset < h {
+						l.note("kafka-go %s: not committing %d/%d, below its commit of %d", name, m.Partition, m.Offset+1, h+1)
+						continue
+					}
+					highest[m.Partition] = m.Offset
 					cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
 					if err := r.CommitMessages(cctx, m); err != nil {
 						l.note("kafka-go %s: commit %d/%d: %v", name, m.Partition, m.Offset, err)
