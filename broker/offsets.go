@@ -1,19 +1,15 @@
 package broker
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kbin"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
+	"github.com/factorywire/factorywire/internal/recordbatch"
 	"github.com/factorywire/factorywire/storage/commitlog"
 )
 
@@ -126,21 +122,7 @@ func (s *offsetStore) replay() error {
 }
 
 func (s *offsetStore) applyBatch(batch []byte) error {
-	var rb kmsg.RecordBatch
-	if err := rb.ReadFrom(batch); err != nil {
-		return err
-	}
-	src := rb.Records
-	for i := int32(0); i < rb.NumRecords; i++ {
-		var r kmsg.Record
-		if err := r.ReadFrom(src); err != nil {
-			return fmt.Errorf("record %d: %w", i, err)
-		}
-		n := recordSize(src)
-		if n <= 0 || n > len(src) {
-			return fmt.Errorf("record %d: bad length", i)
-		}
-		src = src[n:]
+	return recordbatch.Decode(batch, func(i int, r recordbatch.Record) error {
 		var k [3]json.RawMessage
 		var key offsetKey
 		if err := json.Unmarshal(r.Key, &k); err != nil {
@@ -152,25 +134,15 @@ func (s *offsetStore) applyBatch(batch []byte) error {
 		s.records++
 		if r.Value == nil {
 			delete(s.live, key)
-			continue
+			return nil
 		}
 		var v committedOffset
 		if err := json.Unmarshal(r.Value, &v); err != nil {
 			return fmt.Errorf("record %d value: %w", i, err)
 		}
 		s.live[key] = v
-	}
-	return nil
-}
-
-// recordSize is the encoded size of the record at the start of src: its
-// varint length prefix plus that length.
-func recordSize(src []byte) int {
-	l, n := binary.Varint(src)
-	if n <= 0 {
-		return -1
-	}
-	return n + int(l)
+		return nil
+	})
 }
 
 // offsetChange is one offset to store, or to delete when value is nil.
@@ -318,13 +290,11 @@ func (s *offsetStore) close() error {
 	return s.log.Close()
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // encodeOffsetBatch encodes changes as one uncompressed RecordBatch v2.
 func encodeOffsetBatch(changes []offsetChange) ([]byte, error) {
 	now := time.Now().UnixMilli()
-	var records []byte
-	for i, c := range changes {
+	recs := make([]recordbatch.Record, 0, len(changes))
+	for _, c := range changes {
 		key, err := json.Marshal([]any{c.key.group, c.key.topic, c.key.partition})
 		if err != nil {
 			return nil, err
@@ -335,25 +305,7 @@ func encodeOffsetBatch(changes []offsetChange) ([]byte, error) {
 				return nil, err
 			}
 		}
-		r := kmsg.Record{OffsetDelta: int32(i), Key: key, Value: value}
-		body := r.AppendTo(nil)[1:] // drop the zero length AppendTo wrote
-		records = kbin.AppendVarint(records, int32(len(body)))
-		records = append(records, body...)
+		recs = append(recs, recordbatch.Record{Key: key, Value: value, Timestamp: now})
 	}
-	rb := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1,
-		Magic:                2,
-		LastOffsetDelta:      int32(len(changes) - 1),
-		FirstTimestamp:       now,
-		MaxTimestamp:         now,
-		ProducerID:           -1,
-		ProducerEpoch:        -1,
-		FirstSequence:        -1,
-		NumRecords:           int32(len(changes)),
-		Records:              records,
-	}
-	b := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
-	return b, nil
+	return recordbatch.Encode(recs), nil
 }
