@@ -19,7 +19,28 @@ import (
 // segment's base; readers still reading a deleted segment get
 // ErrOffsetOutOfRange. Retain returns the number of segments deleted.
 func (l *Log) Retain() (deleted int, err error) {
-	victims, err := l.expire()
+	return l.deleteSegments(l.expire())
+}
+
+// DeleteBefore deletes the oldest closed segments that hold only offsets
+// below offset: what a reader of the log has consumed for good (the
+// gateway's spool, once its forwarder has passed them). Like Retain it never
+// deletes the active segment or data at or above DurableOffset, and
+// StartOffset moves to the first remaining segment's base. It returns the
+// number of segments deleted.
+func (l *Log) DeleteBefore(offset int64) (deleted int, err error) {
+	return l.deleteSegments(l.cutPrefix(func(segs []*segment) (int, error) {
+		n, limit := 0, min(offset, l.durable.Load())
+		for n < len(segs)-1 && segs[n+1].base <= limit {
+			n++
+		}
+		return n, nil
+	}))
+}
+
+// deleteSegments closes and removes victims, segments already taken out of
+// the segment list.
+func (l *Log) deleteSegments(victims []*segment, err error) (int, error) {
 	if err != nil || len(victims) == 0 {
 		return 0, err
 	}
@@ -42,6 +63,45 @@ func (l *Log) Retain() (deleted int, err error) {
 // expire rolls the active segment if due and removes the expired segments
 // from the segment list, returning them for deletion.
 func (l *Log) expire() ([]*segment, error) {
+	now := l.now()
+	return l.cutPrefix(func(segs []*segment) (int, error) {
+		roll, err := l.shouldRollForRetention(now)
+		if err != nil {
+			return 0, err
+		}
+		if roll {
+			if err := l.roll(); err != nil {
+				return 0, l.fail(err)
+			}
+			segs = *l.segs.Load()
+		}
+		var total int64
+		for _, s := range segs {
+			total += s.size.Load()
+		}
+		durable := l.durable.Load()
+		n := 0
+		for ; n < len(segs)-1 && segs[n+1].base <= durable; n++ {
+			s := segs[n]
+			expired, err := l.expired(s, now)
+			if err != nil {
+				return 0, err
+			}
+			bySize := l.opts.RetentionBytes >= 0 && total-s.size.Load() >= l.opts.RetentionBytes
+			if !expired && !bySize {
+				break
+			}
+			total -= s.size.Load()
+		}
+		return n, nil
+	})
+}
+
+// cutPrefix takes, under mu, the first n segments out of the segment list,
+// n being what choose returns for the current list, and returns them for
+// deletion. choose may roll the active segment; it must then return a count
+// for the list after the roll.
+func (l *Log) cutPrefix(choose func(segs []*segment) (int, error)) ([]*segment, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed.Load() {
@@ -50,45 +110,17 @@ func (l *Log) expire() ([]*segment, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
-	now := l.now()
-	roll, err := l.shouldRollForRetention(now)
-	if err != nil {
+	n, err := choose(*l.segs.Load())
+	if err != nil || n == 0 {
 		return nil, err
 	}
-	if roll {
-		if err := l.roll(); err != nil {
-			return nil, l.fail(err)
-		}
-	}
-
 	segs := *l.segs.Load()
-	var total int64
-	for _, s := range segs {
-		total += s.size.Load()
-	}
-	durable := l.durable.Load()
-	n := 0
-	for ; n < len(segs)-1 && segs[n+1].base <= durable; n++ {
-		s := segs[n]
-		expired, err := l.expired(s, now)
-		if err != nil {
-			return nil, err
-		}
-		bySize := l.opts.RetentionBytes >= 0 && total-s.size.Load() >= l.opts.RetentionBytes
-		if !expired && !bySize {
-			break
-		}
-		total -= s.size.Load()
-	}
-	if n == 0 {
-		return nil, nil
-	}
 	victims, rest := segs[:n:n], slices.Clone(segs[n:])
 	for _, s := range victims {
 		s.deleted.Store(true)
 	}
 	l.segs.Store(&rest)
-	l.logger.Debug("retention deleting segments", "dir", l.dir, "segments", n, "start_offset", rest[0].base)
+	l.logger.Debug("deleting segments", "dir", l.dir, "segments", n, "start_offset", rest[0].base)
 	return victims, nil
 }
 

@@ -222,3 +222,38 @@ func TestSetOptions(t *testing.T) {
 		t.Fatalf("options after a rejected SetOptions: %+v", got)
 	}
 }
+
+func TestDeleteBefore(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentBytes: 1024, RetentionAge: -1}
+	l := openLog(t, dir, opts)
+	stored := appendBatches(t, l, 100, 1)
+	segs := *l.segs.Load()
+	if len(segs) < 4 {
+		t.Fatalf("want at least 4 segments, have %d", len(segs))
+	}
+	// An offset inside the third segment deletes the first two only.
+	cut := segs[2].base + 1
+	if n, err := l.DeleteBefore(cut); n != 2 || err != nil {
+		t.Fatalf("DeleteBefore(%d) deleted %d (err %v), want 2", cut, n, err)
+	}
+	if start := l.StartOffset(); start != segs[2].base {
+		t.Fatalf("StartOffset %d, want %d", start, segs[2].base)
+	}
+	for base := range stored {
+		if base < segs[2].base {
+			delete(stored, base)
+		}
+	}
+	checkStored(t, l, stored)
+	// Past the end: every closed segment goes, the active one stays.
+	if _, err := l.DeleteBefore(l.EndOffset() + 100); err != nil {
+		t.Fatal(err)
+	}
+	if left := *l.segs.Load(); len(left) != 1 || left[0] != l.active {
+		t.Fatalf("%d segments left, want only the active one", len(left))
+	}
+	if files := segmentFiles(t, dir); len(files) != 1 {
+		t.Fatalf("%d .log files on disk, want 1", len(files))
+	}
+}
