@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/factorywire/factorywire/broker"
+	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/configfile"
 )
 
@@ -36,6 +37,33 @@ func TestExamplesLoadAndValidate(t *testing.T) {
 			}
 			if err := load(f); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestDeviceClasses loads every register map in devices/ strictly, as
+// gateway check does, and checks that each is named for its class and
+// compiles into a few reads.
+func TestDeviceClasses(t *testing.T) {
+	classes, err := devices.LoadDir("devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join("devices", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(classes) != len(files) {
+		t.Fatalf("%d files hold %d classes", len(files), len(classes))
+	}
+	for name, c := range classes {
+		t.Run(name, func(t *testing.T) {
+			if base := filepath.Base(c.Source); base != name+".yaml" {
+				t.Errorf("class %q lives in %s: name the file %s.yaml", name, base, name)
+			}
+			if n := len(c.Plan.Reads); n < 1 || n > 6 {
+				t.Errorf("plan has %d reads, want 1 to 6:\n%s", n, c.Plan)
 			}
 		})
 	}
