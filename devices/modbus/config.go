@@ -1,0 +1,225 @@
+package modbus
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"time"
+)
+
+// Transport is how a Conn reaches its devices.
+type Transport string
+
+// The transports.
+const (
+	// TCP is Modbus TCP (MBAP framing) to a device or a TCP-to-RTU gateway.
+	TCP Transport = "tcp"
+	// RTU is Modbus RTU on a serial line (RS-485/RS-232), CRC framing.
+	RTU Transport = "rtu"
+)
+
+// ConnConfig configures one Conn: one physical connection, shared by every
+// unit behind it. Zero fields take their defaults in WithDefaults; YAML keys
+// are the snake_case tags.
+type ConnConfig struct {
+	// Name identifies the connection in logs, errors, health and the
+	// Observer. Default: Address.
+	Name string `yaml:"name"`
+	// Transport is "tcp" (default) or "rtu".
+	Transport Transport `yaml:"transport"`
+	// Address is host:port for tcp (Modbus TCP's port is 502) or the
+	// serial device path for rtu (/dev/ttyUSB0). Required.
+	Address string `yaml:"address"`
+
+	// BaudRate is the serial line speed in bit/s (rtu only). Default 19200.
+	BaudRate int `yaml:"baud_rate"`
+	// DataBits is 7 or 8 (rtu only). Default 8.
+	DataBits int `yaml:"data_bits"`
+	// Parity is "N", "E" or "O" (rtu only). Default "E", as the Modbus
+	// serial line specification; with "N" it asks for 2 stop bits.
+	Parity string `yaml:"parity"`
+	// StopBits is 1 or 2 (rtu only). Default 1.
+	StopBits int `yaml:"stop_bits"`
+
+	// Timeout bounds one request: the write, the wait for the reply, and
+	// the connect (TCP dial) before it; on a serial line also the discard
+	// of stale input after an error. A caller's context deadline that ends
+	// sooner shortens it. Default 1s.
+	Timeout time.Duration `yaml:"timeout"`
+	// BusyTries is how many times a read is sent while the device answers
+	// exception 6 (server device busy), the first try included; 1 disables
+	// the retry. Default 3.
+	BusyTries int `yaml:"busy_tries"`
+	// BusyBackoff is the wait before the first busy retry; it doubles for
+	// each further retry. Default 50ms.
+	BusyBackoff time.Duration `yaml:"busy_backoff"`
+	// ReconnectMin is the wait after the first failed connect attempt
+	// (or a connection that broke before its first reply); it doubles for
+	// each further failure up to ReconnectMax, each wait jittered to
+	// 50..100% of its value. Reads during the wait fail with ErrBackoff.
+	// Default 100ms.
+	ReconnectMin time.Duration `yaml:"reconnect_min"`
+	// ReconnectMax caps the reconnect wait. Default 10s.
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
+}
+
+// Default values of ConnConfig.
+const (
+	DefaultTimeout      = time.Second
+	DefaultBusyTries    = 3
+	DefaultBusyBackoff  = 50 * time.Millisecond
+	DefaultReconnectMin = 100 * time.Millisecond
+	DefaultReconnectMax = 10 * time.Second
+	DefaultBaudRate     = 19200
+)
+
+// DefaultConnConfig returns the defaults of a TCP connection; set Address.
+func DefaultConnConfig() ConnConfig {
+	return ConnConfig{}.WithDefaults()
+}
+
+// WithDefaults returns c with every zero field set to its default. Serial
+// fields get defaults only for the rtu transport.
+func (c ConnConfig) WithDefaults() ConnConfig {
+	if c.Transport == "" {
+		c.Transport = TCP
+	}
+	if c.Name == "" {
+		c.Name = c.Address
+	}
+	if c.Transport == RTU {
+		if c.BaudRate == 0 {
+			c.BaudRate = DefaultBaudRate
+		}
+		if c.DataBits == 0 {
+			c.DataBits = 8
+		}
+		if c.Parity == "" {
+			c.Parity = "E"
+		}
+		if c.StopBits == 0 {
+			c.StopBits = 1
+		}
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.BusyTries == 0 {
+		c.BusyTries = DefaultBusyTries
+	}
+	if c.BusyBackoff == 0 {
+		c.BusyBackoff = DefaultBusyBackoff
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = DefaultReconnectMin
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = DefaultReconnectMax
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c (after WithDefaults),
+// naming it and its value. The error wraps ErrInvalidConfig.
+func (c ConnConfig) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: connection %q: %s", ErrInvalidConfig, c.Name, fmt.Sprintf(format, args...))
+	}
+	switch c.Transport {
+	case TCP:
+		if _, _, err := net.SplitHostPort(c.Address); err != nil {
+			return bad("address: %q is not host:port (%v)", c.Address, err)
+		}
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"baud_rate", c.BaudRate != 0}, {"data_bits", c.DataBits != 0}, {"parity", c.Parity != ""}, {"stop_bits", c.StopBits != 0}} {
+			if f.set {
+				return bad("%s is set but transport is tcp (serial settings are for transport: rtu)", f.name)
+			}
+		}
+	case RTU:
+		if c.Address == "" {
+			return bad("address: required (the serial device path, e.g. /dev/ttyUSB0)")
+		}
+		if !slices.Contains(baudRates, c.BaudRate) {
+			return bad("baud_rate: %d is not a standard rate (%v)", c.BaudRate, baudRates)
+		}
+		if c.DataBits != 7 && c.DataBits != 8 {
+			return bad("data_bits: %d must be 7 or 8", c.DataBits)
+		}
+		if c.Parity != "N" && c.Parity != "E" && c.Parity != "O" {
+			return bad("parity: %q must be N, E or O", c.Parity)
+		}
+		if c.StopBits != 1 && c.StopBits != 2 {
+			return bad("stop_bits: %d must be 1 or 2", c.StopBits)
+		}
+	default:
+		return bad("transport: %q must be tcp or rtu", c.Transport)
+	}
+	switch {
+	case c.Name == "":
+		return bad("name: required")
+	case c.Timeout < time.Millisecond || c.Timeout > time.Minute:
+		return bad("timeout: %v must be within 1ms..1m", c.Timeout)
+	case c.BusyTries < 1 || c.BusyTries > 10:
+		return bad("busy_tries: %d must be within 1..10", c.BusyTries)
+	case c.BusyBackoff < 0 || c.BusyBackoff > 10*time.Second:
+		return bad("busy_backoff: %v must be within 0..10s", c.BusyBackoff)
+	case c.ReconnectMin < time.Millisecond:
+		return bad("reconnect_min: %v must be at least 1ms", c.ReconnectMin)
+	case c.ReconnectMax < c.ReconnectMin || c.ReconnectMax > time.Hour:
+		return bad("reconnect_max: %v must be within reconnect_min (%v)..1h", c.ReconnectMax, c.ReconnectMin)
+	}
+	return nil
+}
+
+// baudRates are the rates goburrow/serial can set on Linux.
+var baudRates = []int{50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 19200, 38400,
+	57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000, 2000000,
+	2500000, 3000000, 3500000, 4000000}
+
+// PollerConfig configures a Poller. Zero fields take their defaults in
+// WithDefaults; YAML keys are the snake_case tags.
+type PollerConfig struct {
+	// FailureThreshold is how many consecutive failed polls (polls without
+	// a sample) a device may have before it is polled less often. Default 3.
+	FailureThreshold int `yaml:"failure_threshold"`
+	// MaxBackoff caps the slowed-down poll period of a failing device:
+	// after FailureThreshold failures the period doubles with every
+	// further failure (2, 4, 8... times the schedule's period) up to
+	// MaxBackoff, rounded up to the device's schedule. A schedule whose
+	// period is already longer is not slowed down. Default 60s.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// Default values of PollerConfig.
+const (
+	DefaultFailureThreshold = 3
+	DefaultMaxBackoff       = time.Minute
+)
+
+// DefaultPollerConfig returns the defaults.
+func DefaultPollerConfig() PollerConfig { return PollerConfig{}.WithDefaults() }
+
+// WithDefaults returns c with every zero field set to its default.
+func (c PollerConfig) WithDefaults() PollerConfig {
+	if c.FailureThreshold == 0 {
+		c.FailureThreshold = DefaultFailureThreshold
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c (after WithDefaults).
+func (c PollerConfig) Validate() error {
+	switch {
+	case c.FailureThreshold < 1:
+		return fmt.Errorf("%w: failure_threshold: %d must be at least 1", ErrInvalidConfig, c.FailureThreshold)
+	case c.MaxBackoff < MinInterval || c.MaxBackoff > 24*time.Hour:
+		return fmt.Errorf("%w: max_backoff: %v must be within %v..24h", ErrInvalidConfig, c.MaxBackoff, MinInterval)
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package modbus
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/factorywire/factorywire/internal/configfile"
+)
+
+func TestConnConfigValidate(t *testing.T) {
+	tcp := ConnConfig{Address: "10.0.0.7:502"}
+	rtu := ConnConfig{Transport: RTU, Address: "/dev/ttyUSB0"}
+	for _, tc := range []struct {
+		name string
+		cfg  ConnConfig
+		want string // "" for valid
+	}{
+		{"tcp defaults", tcp, ""},
+		{"rtu defaults", rtu, ""},
+		{"rtu 9600 N 2", ConnConfig{Transport: RTU, Address: "/dev/ttyS1", BaudRate: 9600, Parity: "N", StopBits: 2}, ""},
+		{"unknown transport", ConnConfig{Transport: "udp", Address: "x:1"}, `transport: "udp" must be tcp or rtu`},
+		{"tcp without port", ConnConfig{Address: "10.0.0.7"}, `address: "10.0.0.7" is not host:port`},
+		{"tcp with baud", ConnConfig{Address: "h:502", BaudRate: 9600}, "baud_rate is set but transport is tcp"},
+		{"rtu without address", ConnConfig{Transport: RTU}, "address: required"},
+		{"odd baud", ConnConfig{Transport: RTU, Address: "/dev/x", BaudRate: 12345}, "baud_rate: 12345 is not a standard rate"},
+		{"data bits", ConnConfig{Transport: RTU, Address: "/dev/x", DataBits: 5}, "data_bits: 5 must be 7 or 8"},
+		{"parity", ConnConfig{Transport: RTU, Address: "/dev/x", Parity: "even"}, `parity: "even" must be N, E or O`},
+		{"stop bits", ConnConfig{Transport: RTU, Address: "/dev/x", StopBits: 3}, "stop_bits: 3 must be 1 or 2"},
+		{"timeout", ConnConfig{Address: "h:502", Timeout: 2 * time.Minute}, "timeout: 2m0s must be within 1ms..1m"},
+		{"negative timeout", ConnConfig{Address: "h:502", Timeout: -time.Second}, "timeout: -1s"},
+		{"busy tries", ConnConfig{Address: "h:502", BusyTries: 11}, "busy_tries: 11 must be within 1..10"},
+		{"busy backoff", ConnConfig{Address: "h:502", BusyBackoff: -time.Second}, "busy_backoff: -1s"},
+		{"reconnect max below min", ConnConfig{Address: "h:502", ReconnectMin: time.Second, ReconnectMax: time.Millisecond}, "reconnect_max: 1ms must be within reconnect_min (1s)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.WithDefaults().Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidConfig)):
+				t.Fatalf("got %v, want an ErrInvalidConfig containing %q", err, tc.want)
+			}
+			if tc.want != "" {
+				if _, err := NewConn(tc.cfg); err == nil {
+					t.Fatal("NewConn accepted the config")
+				}
+			}
+		})
+	}
+	t.Run("defaults", func(t *testing.T) {
+		c := rtu.WithDefaults()
+		if c.Name != "/dev/ttyUSB0" || c.BaudRate != 19200 || c.DataBits != 8 || c.Parity != "E" || c.StopBits != 1 ||
+			c.Timeout != time.Second || c.BusyTries != 3 || c.BusyBackoff != 50*time.Millisecond ||
+			c.ReconnectMin != 100*time.Millisecond || c.ReconnectMax != 10*time.Second {
+			t.Errorf("rtu defaults %+v", c)
+		}
+		if c := DefaultConnConfig(); c.Transport != TCP || c.BaudRate != 0 {
+			t.Errorf("tcp defaults %+v", c)
+		}
+		if c := DefaultPollerConfig(); c.FailureThreshold != 3 || c.MaxBackoff != time.Minute {
+			t.Errorf("poller defaults %+v", c)
+		}
+	})
+}
+
+// TestConfigYAML decodes the config types as the gateway embeds them:
+// snake_case keys, durations as strings, unknown keys rejected.
+func TestConfigYAML(t *testing.T) {
+	type gateway struct {
+		Poller      PollerConfig `yaml:"poller"`
+		Connections []ConnConfig `yaml:"connections"`
+		Devices     []struct {
+			ID       string   `yaml:"id"`
+			Schedule Schedule `yaml:"schedule"`
+		} `yaml:"devices"`
+	}
+	src := `
+poller:
+  failure_threshold: 5
+  max_backoff: 2m
+connections:
+  - name: line-1
+    address: 10.1.2.3:502
+    timeout: 500ms
+    busy_tries: 2
+    busy_backoff: 20ms
+    reconnect_min: 200ms
+    reconnect_max: 30s
+  - name: rs485
+    transport: rtu
+    address: /dev/ttyUSB0
+    baud_rate: 9600
+    data_bits: 8
+    parity: N
+    stop_bits: 2
+devices:
+  - id: press-07
+    schedule: {interval: 250ms}
+  - id: meter-1
+    schedule: {cron: "*/15 * * * * *"}
+`
+	var g gateway
+	if err := configfile.Decode("gateway.yaml", []byte(src), &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.Poller.FailureThreshold != 5 || g.Poller.MaxBackoff != 2*time.Minute || g.Poller.Validate() != nil {
+		t.Errorf("poller %+v", g.Poller)
+	}
+	c := g.Connections[0]
+	if c.Timeout != 500*time.Millisecond || c.BusyTries != 2 || c.BusyBackoff != 20*time.Millisecond || c.ReconnectMax != 30*time.Second {
+		t.Errorf("connection %+v", c)
+	}
+	for _, c := range g.Connections {
+		if err := c.WithDefaults().Validate(); err != nil {
+			t.Errorf("%s: %v", c.Name, err)
+		}
+	}
+	if r := g.Connections[1]; r.Transport != RTU || r.BaudRate != 9600 || r.Parity != "N" || r.StopBits != 2 {
+		t.Errorf("rtu %+v", r)
+	}
+	if s := g.Devices[0].Schedule; s.Interval != 250*time.Millisecond || s.Validate() != nil {
+		t.Errorf("schedule %+v", s)
+	}
+	if s := g.Devices[1].Schedule; s.Cron != "*/15 * * * * *" || s.Validate() != nil {
+		t.Errorf("schedule %+v", s)
+	}
+
+	err := configfile.Decode("gateway.yaml", []byte("connections:\n  - address: h:502\n    timout: 1s\n"), &g)
+	if err == nil || !strings.Contains(err.Error(), `gateway.yaml:3: unknown key "timout"`) {
+		t.Errorf("misspelt key: %v", err)
+	}
+}

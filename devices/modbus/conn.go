@@ -1,0 +1,466 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	gmodbus "github.com/goburrow/modbus"
+	"github.com/goburrow/serial"
+
+	"github.com/factorywire/factorywire/devices"
+)
+
+// Observer receives a Conn's request outcomes and connect attempts, for
+// metrics. Its methods are called from the Conn's goroutine, one at a time
+// per Conn (concurrently across Conns), and must not block.
+type Observer interface {
+	// ObserveRequest is called once per request the Conn processes, busy
+	// retries included, also for requests that failed without reaching
+	// the wire (KindBackoff, KindConnect). rtt is the round trip from the
+	// write to the end of the reply (0 if nothing was sent). Classify err
+	// with KindOf; an *ExceptionError carries the exception code.
+	ObserveRequest(conn string, unit, function uint8, rtt time.Duration, err error)
+	// ObserveConnect is called after every connect attempt (the TCP dial
+	// or the serial port open); err is nil on success.
+	ObserveConnect(conn string, err error)
+}
+
+// Option configures NewConn and NewPoller.
+type Option func(*options)
+
+type options struct {
+	log *slog.Logger
+	obs Observer
+	now func() time.Time
+}
+
+func buildOptions(opts []Option) options {
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	return o
+}
+
+// WithLogger sets the logger. Nil (the default) discards logs.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithObserver sets the Observer of a Conn. Nil (the default) observes
+// nothing; Conn.Stats counts anyway.
+func WithObserver(obs Observer) Option { return func(o *options) { o.obs = obs } }
+
+// WithClock sets the Poller's clock, used for sample times, schedules and
+// health. Its timers wait the difference between due times and now() in
+// real time, so the clock must advance at real speed (a test may shift it).
+// Default time.Now. A Conn ignores it.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// ConnStats are a Conn's counters since NewConn. Maps hold non-zero counts.
+type ConnStats struct {
+	Requests        uint64                   // requests processed, busy retries included
+	Replies         uint64                   // well-formed replies (exception replies included)
+	Errors          map[ErrorKind]uint64     // failed requests by kind
+	Exceptions      map[ExceptionCode]uint64 // exception replies by code (busy retries included)
+	BusyRetries     uint64                   // requests repeated after exception 6
+	Connects        uint64                   // successful connects
+	Reconnects      uint64                   // successful connects after the first
+	ConnectFailures uint64                   // failed connect attempts
+	Disconnects     uint64                   // connections closed after an error
+	RoundTripTotal  time.Duration            // sum of the round trips of Replies
+}
+
+// Conn is one physical Modbus connection (a TCP endpoint or a serial line)
+// shared by all units behind it. One goroutine owns the goburrow/modbus
+// handler and executes every request in arrival order, setting the unit id
+// per request, so concurrent reads of different units never mix (as behind
+// a TCP-to-RS485 gateway, requests are serial anyway). The connection is
+// opened at the first Read, closed after any transport or framing error
+// and reopened at the next Read (see the package documentation for the
+// rules). All methods are safe for concurrent use.
+type Conn struct {
+	cfg ConnConfig
+	log *slog.Logger
+	obs Observer
+
+	calls     chan *call
+	quit      chan struct{} // closed by Close
+	done      chan struct{} // closed when run returns
+	closeOnce sync.Once
+
+	statsMu sync.Mutex
+	stats   ConnStats
+
+	// Owned by the run goroutine.
+	tr            transport
+	connected     bool
+	everConnected bool
+	replied       bool // the current connection delivered a well-formed reply
+	failures      int  // consecutive connect failures, see failConnect
+	retryAt       time.Time
+	lastConnErr   error
+}
+
+// call is one Read waiting for the run goroutine.
+type call struct {
+	ctx   context.Context
+	req   readRequest
+	reply chan result // buffered: run never blocks on a caller gone away
+}
+
+type result struct {
+	data []byte
+	err  error
+}
+
+// NewConn validates cfg (after WithDefaults) and starts the Conn's
+// goroutine. It does not connect: the first Read does. Close the Conn to
+// stop the goroutine.
+func NewConn(cfg ConnConfig, opts ...Option) (*Conn, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := buildOptions(opts)
+	c := &Conn{
+		cfg:   cfg,
+		log:   o.log.With("conn", cfg.Name),
+		obs:   o.obs,
+		calls: make(chan *call),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+		stats: ConnStats{Errors: map[ErrorKind]uint64{}, Exceptions: map[ExceptionCode]uint64{}},
+		tr:    newTransport(cfg),
+	}
+	go c.run()
+	return c, nil
+}
+
+// Name returns ConnConfig.Name.
+func (c *Conn) Name() string { return c.cfg.Name }
+
+// Config returns the Conn's configuration, defaults applied.
+func (c *Conn) Config() ConnConfig { return c.cfg }
+
+// Read reads quantity items (registers or bits) of table from address on
+// unit and returns the reply's data bytes: 2 per register, big-endian as on
+// the wire, or (quantity+7)/8 bytes of bits, least significant bit first.
+//
+// Read waits until the Conn's goroutine has executed the request, ctx ends
+// (the error wraps ctx.Err()) or the Conn is closed (ErrClosed). A request
+// whose ctx has ended before its turn is not sent. Errors are described in
+// the package documentation: *ExceptionError, *LengthError, *ConnError.
+func (c *Conn) Read(ctx context.Context, unit uint8, table devices.Table, address, quantity uint16) ([]byte, error) {
+	req := readRequest{unit: unit, table: table, address: address, quantity: quantity}
+	if err := req.check(c.cfg.Transport == RTU); err != nil {
+		return nil, fmt.Errorf("modbus: %s: unit %d: %w", c.cfg.Name, unit, err)
+	}
+	cl := &call{ctx: ctx, req: req, reply: make(chan result, 1)}
+	select {
+	case c.calls <- cl:
+	case <-ctx.Done():
+		return nil, c.ctxError(req, ctx.Err())
+	case <-c.quit:
+		return nil, c.connError(req, KindClosed, nil)
+	}
+	select {
+	case res := <-cl.reply:
+		return res.data, res.err
+	case <-ctx.Done():
+		return nil, c.ctxError(req, ctx.Err())
+	}
+}
+
+// Stats returns a snapshot of the Conn's counters.
+func (c *Conn) Stats() ConnStats {
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	s := c.stats
+	s.Errors = make(map[ErrorKind]uint64, len(c.stats.Errors))
+	for k, v := range c.stats.Errors {
+		s.Errors[k] = v
+	}
+	s.Exceptions = make(map[ExceptionCode]uint64, len(c.stats.Exceptions))
+	for k, v := range c.stats.Exceptions {
+		s.Exceptions[k] = v
+	}
+	return s
+}
+
+// Close stops the Conn: queued and later Reads fail with ErrClosed, a
+// request on the wire finishes first (within Timeout), then the connection
+// is closed and the goroutine has returned. Close is idempotent and always
+// returns nil.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() { close(c.quit) })
+	<-c.done
+	return nil
+}
+
+func (c *Conn) run() {
+	defer close(c.done)
+	defer func() {
+		if c.connected {
+			c.tr.Close()
+			c.connected = false
+		}
+	}()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case cl := <-c.calls:
+			data, err := c.serve(cl)
+			cl.reply <- result{data, err}
+		}
+	}
+}
+
+// serve executes one call, retrying while the device is busy.
+func (c *Conn) serve(cl *call) ([]byte, error) {
+	req := cl.req
+	wait := c.cfg.BusyBackoff
+	for try := 1; ; try++ {
+		if err := cl.ctx.Err(); err != nil {
+			return nil, c.ctxError(req, err)
+		}
+		select {
+		case <-c.quit:
+			return nil, c.connError(req, KindClosed, nil)
+		default:
+		}
+		data, rtt, kind, err := c.roundTrip(cl.ctx, req)
+		c.record(req, rtt, kind, err)
+		var ee *ExceptionError
+		if kind != KindException || !errors.As(err, &ee) || ee.Code != ServerDeviceBusy || try >= c.cfg.BusyTries {
+			return data, err
+		}
+		c.count(func(s *ConnStats) { s.BusyRetries++ })
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-cl.ctx.Done():
+			t.Stop()
+			return nil, c.ctxError(req, cl.ctx.Err())
+		case <-c.quit:
+			t.Stop()
+			return nil, c.connError(req, KindClosed, nil)
+		}
+		wait *= 2
+	}
+}
+
+// roundTrip sends one request and checks its reply. It connects first if
+// needed and drops the connection after a transport or framing error.
+func (c *Conn) roundTrip(ctx context.Context, req readRequest) (data []byte, rtt time.Duration, kind ErrorKind, err error) {
+	timeout := c.cfg.Timeout
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); left < timeout {
+			timeout = left
+		}
+	}
+	if timeout <= 0 {
+		return nil, 0, KindCanceled, c.ctxError(req, context.DeadlineExceeded)
+	}
+	c.tr.setTimeout(timeout)
+	if !c.connected {
+		if kind, err := c.connect(req); err != nil {
+			return nil, 0, kind, err
+		}
+	}
+	c.tr.setUnit(req.unit)
+	fc, pdu := req.pdu()
+	adu, err := c.tr.Encode(&gmodbus.ProtocolDataUnit{FunctionCode: fc, Data: pdu})
+	if err != nil {
+		return nil, 0, KindInvalid, fmt.Errorf("modbus: %s: unit %d: %w: %v", c.cfg.Name, req.unit, ErrInvalidRead, err)
+	}
+	start := time.Now()
+	resp, err := c.tr.Send(adu)
+	rtt = time.Since(start)
+	if err != nil {
+		kind := classify(err)
+		c.drop(kind, err)
+		return nil, rtt, kind, c.connError(req, kind, err)
+	}
+	// Verify before Decode: Verify checks the minimum length Decode needs.
+	if err := c.tr.Verify(adu, resp); err != nil {
+		c.drop(KindFraming, err)
+		return nil, rtt, KindFraming, c.connError(req, KindFraming, err)
+	}
+	p, err := c.tr.Decode(resp)
+	if err != nil {
+		c.drop(KindFraming, err)
+		return nil, rtt, KindFraming, c.connError(req, KindFraming, err)
+	}
+	data, kind, err = req.checkReply(p.FunctionCode, p.Data)
+	switch kind {
+	case KindNone, KindException:
+		c.replied = true
+		c.failures = 0
+		if data != nil {
+			data = append([]byte(nil), data...)
+		}
+		return data, rtt, kind, err
+	case KindLength:
+		c.drop(kind, err)
+		return nil, rtt, kind, err
+	default:
+		c.drop(kind, err)
+		return nil, rtt, kind, c.connError(req, kind, err)
+	}
+}
+
+// connect opens the connection unless a reconnect wait is running.
+func (c *Conn) connect(req readRequest) (ErrorKind, error) {
+	now := time.Now()
+	if c.failures > 0 && now.Before(c.retryAt) {
+		return KindBackoff, c.connError(req, KindBackoff, fmt.Errorf("next attempt in %v: %w", c.retryAt.Sub(now).Round(time.Millisecond), c.lastConnErr))
+	}
+	err := c.tr.Connect()
+	if c.obs != nil {
+		c.obs.ObserveConnect(c.cfg.Name, err)
+	}
+	if err != nil {
+		c.count(func(s *ConnStats) { s.ConnectFailures++ })
+		c.failConnect("cannot connect", err)
+		return KindConnect, c.connError(req, KindConnect, err)
+	}
+	c.connected, c.replied = true, false
+	reconnect := c.everConnected
+	c.everConnected = true
+	c.count(func(s *ConnStats) {
+		s.Connects++
+		if reconnect {
+			s.Reconnects++
+		}
+	})
+	c.log.Debug("modbus: connected", "address", c.cfg.Address, "reconnect", reconnect)
+	return KindNone, nil
+}
+
+// failConnect starts the reconnect wait after a failed connect, or after a
+// connection that broke before it delivered any reply (a server that
+// accepts and closes at once must not be redialled in a tight loop).
+func (c *Conn) failConnect(what string, err error) {
+	c.failures++
+	d := c.cfg.ReconnectMax
+	if shift := c.failures - 1; shift < 30 {
+		d = min(c.cfg.ReconnectMin<<shift, c.cfg.ReconnectMax)
+	}
+	d = d/2 + rand.N(d/2+1) // jitter to 50..100%
+	c.retryAt = time.Now().Add(d)
+	c.lastConnErr = err
+	if c.failures == 1 {
+		c.log.Warn("modbus: "+what+"; reconnecting with backoff", "address", c.cfg.Address, "err", err, "wait", d)
+	} else {
+		c.log.Debug("modbus: "+what+" again", "address", c.cfg.Address, "err", err, "failures", c.failures, "wait", d)
+	}
+}
+
+// drop closes the connection after an error of the given kind.
+func (c *Conn) drop(kind ErrorKind, cause error) {
+	c.tr.Close()
+	c.connected = false
+	c.count(func(s *ConnStats) { s.Disconnects++ })
+	c.log.Debug("modbus: connection closed after error", "kind", kind.String(), "err", cause)
+	if kind == KindTransport && !c.replied {
+		c.failConnect("connection broke before its first reply", cause)
+	}
+}
+
+// record counts a request outcome and tells the Observer.
+func (c *Conn) record(req readRequest, rtt time.Duration, kind ErrorKind, err error) {
+	if kind == KindCanceled {
+		return
+	}
+	c.count(func(s *ConnStats) {
+		s.Requests++
+		if kind == KindNone || kind == KindException {
+			s.Replies++
+			s.RoundTripTotal += rtt
+		}
+		if kind != KindNone {
+			s.Errors[kind]++
+		}
+		var ee *ExceptionError
+		if errors.As(err, &ee) {
+			s.Exceptions[ee.Code]++
+		}
+	})
+	if c.obs != nil {
+		c.obs.ObserveRequest(c.cfg.Name, req.unit, req.function(), rtt, err)
+	}
+}
+
+func (c *Conn) count(f func(*ConnStats)) {
+	c.statsMu.Lock()
+	f(&c.stats)
+	c.statsMu.Unlock()
+}
+
+func (c *Conn) connError(req readRequest, kind ErrorKind, err error) *ConnError {
+	return &ConnError{Conn: c.cfg.Name, Unit: req.unit, Function: req.function(), Kind: kind, Err: err}
+}
+
+func (c *Conn) ctxError(req readRequest, err error) error {
+	return fmt.Errorf("modbus: %s: unit %d, function %d: %w", c.cfg.Name, req.unit, req.function(), err)
+}
+
+// classify sorts an error of goburrow's Send: timeouts, broken
+// connections, and the rest (goburrow's own header checks) as framing.
+func classify(err error) ErrorKind {
+	var ne net.Error
+	var errno syscall.Errno
+	var pe *fs.PathError
+	var oe *net.OpError
+	switch {
+	case errors.Is(err, serial.ErrTimeout), errors.As(err, &ne) && ne.Timeout():
+		return KindTimeout
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.As(err, &oe), errors.As(err, &errno), errors.As(err, &pe):
+		return KindTransport
+	}
+	return KindFraming
+}
+
+// transport is the goburrow handler of one transport, with the two
+// settings the Conn changes per request.
+type transport interface {
+	gmodbus.Packager
+	gmodbus.Transporter
+	Connect() error
+	Close() error
+	setUnit(uint8)
+	setTimeout(time.Duration)
+}
+
+func newTransport(cfg ConnConfig) transport {
+	if cfg.Transport == RTU {
+		return newRTUTransport(cfg)
+	}
+	h := gmodbus.NewTCPClientHandler(cfg.Address)
+	h.Timeout = cfg.Timeout
+	// The Conn owns the connection's life: goburrow's idle timer would
+	// close it from another goroutine.
+	h.IdleTimeout = 0
+	return tcpTransport{h}
+}
+
+type tcpTransport struct{ *gmodbus.TCPClientHandler }
+
+func (t tcpTransport) setUnit(u uint8)            { t.SlaveId = u }
+func (t tcpTransport) setTimeout(d time.Duration) { t.Timeout = d }

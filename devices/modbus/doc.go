@@ -1,0 +1,152 @@
+// Package modbus is factorywire's hardened Modbus client: connections
+// (Conn) around github.com/goburrow/modbus v0.1.0, and a Poller that reads
+// devices on schedules and emits one devices.Sample per poll.
+//
+// # Connections
+//
+// A Conn is one physical connection: a Modbus TCP endpoint (a device, or a
+// TCP-to-RS485 gateway with units behind it) or a serial line (Modbus RTU).
+// One goroutine owns the goburrow handler and executes every request, from
+// every caller and unit, one at a time in arrival order, setting the unit
+// id per request. The connection opens at the first Read and after an
+// error at the next one. Conn.Read returns the reply's data bytes, checked
+// against the request. Close stops the goroutine; it is idempotent.
+//
+// It fixes the four goburrow/modbus v0.1.0 defects DESIGN.md lists; each
+// has a test that shows the defect with bare goburrow against the
+// simulator and Conn recovering:
+//
+//	(a) one late reply desynchronises every later request:  the connection is closed after a timeout or
+//	    transaction id mismatch, so a late reply dies with it (TestDefectLateReplyDesync; on RTU,
+//	    where goburrow returns the wrong registers without error, TestDefectLateReplyRTU)
+//	(b) short replies are accepted:                          byte count and data length must equal
+//	    2×quantity or (quantity+7)/8 (TestDefectShortReply, TestPeerJsmodbusShortReply)
+//	(c) no reconnect after the server drops the connection:  reconnect at the next Read (TestDefectNoReconnect)
+//	(d) the unit id is unsynchronised handler state:         one goroutine sets it per request (TestDefectUnitRace)
+//
+// # What each error does
+//
+//	error (KindOf)              Conn                                 Poller
+//
+//	*ExceptionError 6 (busy)    resent after BusyBackoff, doubling,  as the other exceptions once
+//	                            up to BusyTries sends in all         BusyTries are spent
+//	*ExceptionError 2, 3        returned; connection kept            that read's fields get the error;
+//	                                                                 the poll goes on with the next read
+//	*ExceptionError 0x0A, 0x0B  returned; connection kept (the unit  as 2 and 3 (UnitDown() is true)
+//	(gateway path, target)      is down, not the connection)
+//	other *ExceptionError       returned; connection kept            as 2 and 3
+//	*LengthError                connection closed, reopened at       as 2 and 3
+//	                            the next Read
+//	ErrTimeout, ErrFraming      connection closed, reopened at       the poll stops: this read's and
+//	(transaction or unit id     the next Read                        every later read's fields get the
+//	mismatch, bad CRC or MBAP                                        error ("not read: ..." for the
+//	length, other function)                                          later ones)
+//	ErrTransport (EOF, reset)   connection closed, reopened at the   the poll stops, as above
+//	                            next Read; if it broke before its
+//	                            first reply, as ErrConnect
+//	ErrConnect (dial, open)     the reconnect wait starts            the poll stops, as above
+//	ErrBackoff                  failed at once during the wait       the poll stops, as above
+//	ErrInvalidRead              returned; nothing sent               NewPoller rejects such plans
+//	ErrClosed                   returned; a request not yet on       the poll stops, as above
+//	                            the wire is not sent
+//	context error               returned, as ErrClosed               the poll is abandoned: no sample,
+//	                                                                 no failure
+//
+// The reconnect wait after a failed connect (or a connection that broke
+// before its first reply, as from a server that accepts and closes at
+// once) is ReconnectMin (100 ms), doubling per further failure up to
+// ReconnectMax (10 s), each jittered to 50-100% of its value; any
+// well-formed reply ends it. A timeout does not start the wait: a dead
+// unit behind a live gateway must not make the gateway's other units wait.
+// Timeout (1 s by default) bounds each request including its connect; a
+// caller's earlier context deadline shortens it.
+//
+// On a serial line (Transport "rtu") Conn keeps goburrow's RTU packager
+// (unit id, CRC) and goburrow/serial's port but reads replies itself:
+// goburrow sizes a reply from the request (a short reply becomes a
+// timeout and its bytes stay on the line), mis-frames exception replies,
+// and never discards stale input. An RTU reply has no transaction id, so
+// after a timeout Conn waits until the line has been quiet for one more
+// Timeout before the next request; a reply even later than that could
+// still be taken for the answer to the next request of the same unit and
+// function (no RTU master can tell). After other errors it waits for one
+// 10 ms read tick of quiet.
+//
+// Conn.Stats counts requests, replies, errors by kind, exceptions by code,
+// busy retries, connects, reconnects and round-trip time; an Observer
+// (WithObserver) sees every request and connect attempt, for metrics.
+// This package does not depend on Prometheus.
+//
+// # Schedules
+//
+// A device is polled every Schedule.Interval (at least 100 ms) or at the
+// times of Schedule.Cron. Interval due times are the grid
+// phase + k×Interval since the Unix epoch, where phase = Phase(id,
+// Interval), FNV-1a of the device id modulo the interval: thousands of
+// devices with the same interval spread evenly over it instead of firing
+// in the same millisecond, and a restarted gateway keeps each device's
+// phase. A device's first poll is its first grid point after NewPoller.
+//
+// Cron specs use robfig/cron v3 syntax with an optional leading seconds
+// field: 5 fields "min hour dom month dow" (second 0) or 6 fields
+// "sec min hour dom month dow", the descriptors @yearly, @monthly, @weekly,
+// @daily, @hourly and "@every <duration>", and an optional CRON_TZ=<zone>
+// prefix (local time otherwise). Cron schedules are not phase-spread.
+//
+// Each Conn has one scheduling goroutine holding its devices in a heap by
+// due time: it waits for the earliest, polls it, emits the sample and
+// reschedules. A dead device therefore delays only devices on the same
+// connection, whose requests are serial anyway; devices on other
+// connections are not delayed. Due times that pass while a poll (or an
+// Emit) runs are skipped, not caught up in a burst (DeviceHealth.Overruns
+// counts such polls).
+//
+// After PollerConfig.FailureThreshold (3) consecutive polls without a
+// sample, a device waits its schedule's period × 2, then × 4, × 8 ... up
+// to PollerConfig.MaxBackoff (60 s), rounded up to its schedule, until a
+// poll produces a sample; then it is back on its schedule at once.
+//
+// # Samples
+//
+// A poll runs the device's read plan in order and builds one
+// devices.Sample: Time = the poll's start on the Poller's clock
+// (WithClock), Seq = the device's next seq. The rule:
+//
+//   - a poll in which at least one read succeeded emits a sample; fields
+//     of failed reads are in Sample.Errors (error strings as above);
+//   - a poll in which no read succeeded emits nothing and is a failed poll
+//     (DeviceHealth.ConsecutiveFailures, backoff): a dead device does not
+//     flood the pipeline with error-only samples every interval.
+//
+// Seq starts at Device.Seq, which the caller recovers from its durable
+// spool, and grows by one per sample Emit accepts, so it stays continuous
+// across failures and restarts. Emit is called from the connection's
+// scheduling goroutine: while it blocks, that connection's devices are not
+// polled (backpressure). An Emit error stops the Poller: Run returns it,
+// and that sample's seq stays unused.
+//
+// # Health
+//
+// Poller.Health returns, for every device, its last attempt and success,
+// consecutive failures, last error, last poll's round trip, next due time,
+// whether it is slowed down, its next seq and counters. It is a snapshot,
+// safe to call while Run runs.
+//
+// # Usage
+//
+//	conn, err := modbus.NewConn(modbus.ConnConfig{Name: "line-1", Address: "10.1.2.3:502"}, modbus.WithLogger(log))
+//	if err != nil { ... }
+//	defer conn.Close() // after Run has returned
+//	p, err := modbus.NewPoller(modbus.PollerConfig{}, []modbus.Device{{
+//		ID: "press-07", Factory: "plant-a", Class: class, Conn: conn, Unit: 7,
+//		Schedule: modbus.Schedule{Interval: time.Second}, Seq: spool.NextSeq("press-07"),
+//	}}, func(ctx context.Context, s devices.Sample) error {
+//		return spool.Append(ctx, s)
+//	}, modbus.WithLogger(log))
+//	if err != nil { ... }
+//	err = p.Run(ctx) // until ctx ends (nil) or Emit fails
+//
+// Conn and Poller take a *slog.Logger (nil discards). Connection state
+// changes are logged at Info/Warn once per change, per-request failures at
+// Debug.
+package modbus

@@ -1,0 +1,411 @@
+package modbus
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/factorywire/factorywire/devices"
+)
+
+// Device is one device a Poller polls.
+type Device struct {
+	ID      string         // record key of its samples; devices.ValidateDevice
+	Factory string         // devices.ValidateName
+	Class   *devices.Class // the register map; its Name goes into samples
+	// Plan is the read plan, if the Conn's devices need limits other
+	// than Modbus's own (devices.Class.Compile); empty means Class.Plan.
+	// Reads run in its order.
+	Plan     devices.Plan
+	Conn     *Conn // the connection the device is reached through
+	Unit     uint8 // the device's unit id on Conn
+	Schedule Schedule
+	// Seq is the seq of the device's next sample. The caller recovers it
+	// (from the gateway's spool: the last seq written plus one), so seq
+	// stays continuous across restarts.
+	Seq uint64
+}
+
+// EmitFunc receives each sample of a Poller, from the goroutine of the
+// sample's connection. While it blocks, that connection's devices are not
+// polled (backpressure: their due times pass and are skipped, not queued).
+// A nil error means the sample is taken and its seq used; an error stops
+// the Poller (Run returns it): a sample the caller cannot take must not be
+// dropped silently. Emit must honour ctx.
+type EmitFunc func(ctx context.Context, s devices.Sample) error
+
+// DeviceHealth is a snapshot of one device's polling state.
+type DeviceHealth struct {
+	ID       string
+	Factory  string
+	Class    string
+	Conn     string // ConnConfig.Name
+	Unit     uint8
+	Schedule string // Schedule.String
+
+	LastAttempt         time.Time     // start of the last poll; zero before the first
+	LastSuccess         time.Time     // start of the last poll that produced a sample
+	ConsecutiveFailures int           // polls without a sample since the last one with
+	LastError           string        // first error of the last poll that had one (also of a partial sample); "" if none yet
+	LastRoundTrip       time.Duration // duration of the last poll's reads, first request to last reply
+	NextDue             time.Time     // when the next poll is due
+	SlowedDown          bool          // ConsecutiveFailures reached PollerConfig.FailureThreshold
+	NextSeq             uint64        // seq of the next sample
+
+	Polls    uint64 // polls attempted
+	Samples  uint64 // samples emitted
+	Failures uint64 // polls without a sample
+	Overruns uint64 // polls after which at least one due time had passed unpolled
+}
+
+// Poller polls devices on their schedules and emits one sample per poll.
+// Devices are grouped by Conn; each Conn gets one scheduling goroutine with
+// a timer heap of its devices' due times, so a dead device delays only the
+// devices sharing its connection (whose requests are serial anyway). See
+// the package documentation for the sample and backoff rules.
+type Poller struct {
+	cfg     PollerConfig
+	log     *slog.Logger
+	now     func() time.Time
+	emit    EmitFunc
+	groups  []*group
+	devs    []*device // sorted by ID, for Health
+	mu      sync.Mutex
+	running atomic.Bool
+}
+
+// group is the devices of one Conn, owned by its scheduling goroutine.
+type group struct {
+	conn *Conn
+	due  dueHeap
+}
+
+// device is a Device and its state. The scheduling goroutine owns the
+// fields; Poller.mu guards health for Health.
+type device struct {
+	Device
+	plan   devices.Plan // Plan or Class.Plan
+	sched  schedule
+	due    time.Time
+	index  int // in the heap
+	health DeviceHealth
+}
+
+// NewPoller validates cfg (after WithDefaults) and the devices. Health
+// shows each device's first due time as if Run started now; Run computes
+// them again when it starts. Options: WithLogger, WithClock. NewPoller
+// starts nothing: call Run. The Conns stay the caller's: close them after
+// Run has returned.
+func NewPoller(cfg PollerConfig, devs []Device, emit EmitFunc, opts ...Option) (*Poller, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if emit == nil {
+		return nil, fmt.Errorf("%w: emit function is nil", ErrInvalidConfig)
+	}
+	o := buildOptions(opts)
+	p := &Poller{cfg: cfg, log: o.log, now: o.now, emit: emit}
+	seen := map[string]bool{}
+	groups := map[*Conn]*group{}
+	now := p.now()
+	for i := range devs {
+		d := &device{Device: devs[i]}
+		if err := d.check(); err != nil {
+			return nil, fmt.Errorf("%w: devices[%d] (%q): %v", ErrInvalidConfig, i, d.ID, err)
+		}
+		if seen[d.ID] {
+			return nil, fmt.Errorf("%w: devices[%d]: id %q is used twice", ErrInvalidConfig, i, d.ID)
+		}
+		seen[d.ID] = true
+		sched, err := d.Schedule.compile(d.ID)
+		if err != nil {
+			return nil, fmt.Errorf("device %q: %w", d.ID, err)
+		}
+		d.sched = sched
+		d.due = sched.next(now)
+		d.health = DeviceHealth{
+			ID: d.ID, Factory: d.Factory, Class: d.Class.Name, Conn: d.Conn.Name(), Unit: d.Unit,
+			Schedule: d.Schedule.String(), NextDue: d.due, NextSeq: d.Seq,
+		}
+		g := groups[d.Conn]
+		if g == nil {
+			g = &group{conn: d.Conn}
+			groups[d.Conn] = g
+			p.groups = append(p.groups, g)
+		}
+		heap.Push(&g.due, d)
+		p.devs = append(p.devs, d)
+	}
+	slices.SortFunc(p.devs, func(a, b *device) int { return cmp.Compare(a.ID, b.ID) })
+	return p, nil
+}
+
+// check validates a device's identity, class, plan and unit.
+func (d *device) check() error {
+	if err := devices.ValidateDevice(d.ID); err != nil {
+		return fmt.Errorf("id: %v", err)
+	}
+	if err := devices.ValidateName(d.Factory); err != nil {
+		return fmt.Errorf("factory: %v", err)
+	}
+	if d.Class == nil {
+		return fmt.Errorf("class: nil")
+	}
+	if d.Conn == nil {
+		return fmt.Errorf("conn: nil")
+	}
+	d.plan = d.Plan
+	if len(d.plan.Reads) == 0 {
+		d.plan = d.Class.Plan
+	}
+	if len(d.plan.Reads) == 0 {
+		return fmt.Errorf("plan: class %q has no reads (no fields?)", d.Class.Name)
+	}
+	for i, r := range d.plan.Reads {
+		req := readRequest{unit: d.Unit, table: r.Table, address: r.Address, quantity: r.Quantity}
+		if err := req.check(d.Conn.Config().Transport == RTU); err != nil {
+			return fmt.Errorf("plan read %d (%s): %v", i, r.String(), err)
+		}
+	}
+	return nil
+}
+
+// Run polls until ctx ends, then returns nil, or until Emit fails, then
+// returns its error. Run may be called once. Each device's first poll is
+// its first due time after Run starts.
+func (p *Poller) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p.mu.Lock()
+	now := p.now()
+	for _, g := range p.groups {
+		for _, d := range g.due {
+			d.due = d.sched.next(now)
+			d.health.NextDue = d.due
+		}
+		heap.Init(&g.due)
+	}
+	p.mu.Unlock()
+
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		runErr  error
+	)
+	for _, g := range p.groups {
+		wg.Go(func() {
+			if err := p.runGroup(ctx, g); err != nil {
+				errOnce.Do(func() { runErr = err })
+				cancel()
+			}
+		})
+	}
+	<-ctx.Done()
+	wg.Wait()
+	return runErr
+}
+
+// Health returns a snapshot of every device's state, sorted by id. It is
+// safe to call concurrently with Run.
+func (p *Poller) Health() []DeviceHealth {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]DeviceHealth, len(p.devs))
+	for i, d := range p.devs {
+		out[i] = d.health
+	}
+	return out
+}
+
+// runGroup is the scheduling loop of one connection: wait for the earliest
+// due device, poll it, emit, reschedule.
+func (p *Poller) runGroup(ctx context.Context, g *group) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		d := g.due[0]
+		if wait := d.due.Sub(p.now()); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		if err := p.pollOnce(ctx, d); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		heap.Fix(&g.due, d.index)
+	}
+}
+
+// pollOnce polls d, emits its sample if any, and sets its next due time.
+// It returns only Emit's errors; a canceled ctx leaves d as it was.
+func (p *Poller) pollOnce(ctx context.Context, d *device) error {
+	start := p.now()
+	sample, ok, firstErr := p.poll(ctx, d, start)
+	if ctx.Err() != nil {
+		return nil
+	}
+	rtt := p.now().Sub(start)
+	if ok {
+		if err := p.emit(ctx, sample); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("modbus: emit sample of device %s seq %d: %w", d.ID, sample.Seq, err)
+		}
+		d.Seq++
+	}
+
+	end := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := &d.health
+	h.Polls++
+	h.LastAttempt = start
+	h.LastRoundTrip = rtt
+	if firstErr != nil {
+		h.LastError = firstErr.Error()
+	}
+	if ok {
+		if h.ConsecutiveFailures >= p.cfg.FailureThreshold {
+			p.log.Info("modbus: device answers again; back to its schedule",
+				"device", d.ID, "conn", d.Conn.Name(), "unit", d.Unit, "failures", h.ConsecutiveFailures)
+		}
+		h.Samples++
+		h.LastSuccess = start
+		h.ConsecutiveFailures = 0
+		h.NextSeq = d.Seq
+	} else {
+		h.Failures++
+		h.ConsecutiveFailures++
+		if h.ConsecutiveFailures == p.cfg.FailureThreshold {
+			p.log.Warn("modbus: device failing; polling it less often until it answers",
+				"device", d.ID, "conn", d.Conn.Name(), "unit", d.Unit, "failures", h.ConsecutiveFailures, "err", h.LastError)
+		}
+	}
+	next, overrun := p.nextDue(d.sched, d.due, end, h.ConsecutiveFailures)
+	if overrun {
+		h.Overruns++
+	}
+	h.SlowedDown = h.ConsecutiveFailures >= p.cfg.FailureThreshold
+	h.NextDue = next
+	d.due = next
+	return nil
+}
+
+// nextDue is the due time after the poll of due time due that ended at
+// end, with failures consecutive failed polls. Due times that passed
+// during the poll (or its emit) are skipped; overrun reports that some
+// were. From FailureThreshold failures on, the wait is the schedule's
+// period times 2, 4, 8... up to MaxBackoff (never less than the period),
+// rounded up to the schedule's next due time.
+func (p *Poller) nextDue(sched schedule, due, end time.Time, failures int) (next time.Time, overrun bool) {
+	regular := sched.next(due)
+	next = sched.next(maxTime(end, due))
+	overrun = next.After(regular)
+	if failures < p.cfg.FailureThreshold {
+		return next, overrun
+	}
+	period := sched.period(due)
+	if period <= 0 || period >= p.cfg.MaxBackoff {
+		return next, overrun
+	}
+	delay := p.cfg.MaxBackoff
+	if shift := failures - p.cfg.FailureThreshold + 1; shift < 30 {
+		delay = min(period<<shift, p.cfg.MaxBackoff)
+	}
+	if later := sched.next(due.Add(delay - time.Nanosecond)); later.After(next) {
+		next = later
+	}
+	return next, overrun
+}
+
+// poll runs d's plan once. It returns the sample and whether it is to be
+// emitted (at least one read succeeded), and the poll's first error.
+func (p *Poller) poll(ctx context.Context, d *device, start time.Time) (devices.Sample, bool, error) {
+	s := devices.Sample{
+		Factory: d.Factory,
+		Device:  d.ID,
+		Class:   d.Class.Name,
+		Time:    start,
+		Seq:     d.Seq,
+	}
+	var firstErr error
+	succeeded := 0
+	reads := d.plan.Reads
+	for i, r := range reads {
+		data, err := d.Conn.Read(ctx, d.Unit, r.Table, r.Address, r.Quantity)
+		if err == nil {
+			err = s.DecodeRead(r, data)
+		}
+		if err == nil {
+			succeeded++
+			continue
+		}
+		if ctx.Err() != nil {
+			return devices.Sample{}, false, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		s.FailRead(r, err)
+		if KindOf(err).ConnectionLevel() {
+			// The connection failed: later reads are not tried, so a
+			// dead device costs one timeout per poll, not one per read.
+			notRead := fmt.Errorf("not read: %w", err)
+			for _, later := range reads[i+1:] {
+				s.FailRead(later, notRead)
+			}
+			break
+		}
+	}
+	return s, succeeded > 0, firstErr
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// dueHeap orders a connection's devices by due time, then id.
+type dueHeap []*device
+
+func (h dueHeap) Len() int { return len(h) }
+func (h dueHeap) Less(i, j int) bool {
+	if c := h[i].due.Compare(h[j].due); c != 0 {
+		return c < 0
+	}
+	return h[i].ID < h[j].ID
+}
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *dueHeap) Push(x any) {
+	d := x.(*device)
+	d.index = len(*h)
+	*h = append(*h, d)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	d := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return d
+}

@@ -1,0 +1,550 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/devices/simulator"
+)
+
+// pressYAML is the class the poller tests read from addUnit's units. Its
+// plan has four reads, in this order: coil 0; holding 0-1; holding 150;
+// input 10.
+const pressYAML = `
+class: press
+fields:
+  - {name: running, table: coil, address: 0, type: bool}
+  - {name: pressure, table: holding_register, address: 0, type: uint16}
+  - {name: setpoint, table: holding_register, address: 1, type: uint16}
+  - {name: far, table: holding_register, address: 150, type: uint16}
+  - {name: temp, table: input_register, address: 10, type: uint16}
+`
+
+// beyondYAML adds a field past the end of addUnit's 200 holding
+// registers: its read fails with exception 2.
+const beyondYAML = pressYAML + `  - {name: beyond, table: holding_register, address: 250, type: uint16}
+`
+
+func parseClass(t testing.TB, src string) *devices.Class {
+	t.Helper()
+	c, err := devices.Parse("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// checkPress checks the fields of a press sample read from unit u.
+func checkPress(t testing.TB, s devices.Sample, u uint8, skip ...string) {
+	t.Helper()
+	want := map[string]devices.Value{
+		"running":  devices.BoolValue(true),
+		"pressure": devices.Uint64Value(uint64(regValue(u, 0))),
+		"setpoint": devices.Uint64Value(uint64(regValue(u, 1))),
+		"far":      devices.Uint64Value(uint64(regValue(u, 150))),
+		"temp":     devices.Uint64Value(uint64(regValue(u, 10) + 500)),
+	}
+	for _, name := range skip {
+		delete(want, name)
+	}
+	for name, w := range want {
+		if got, ok := s.Fields[name]; !ok || !got.Equal(w) {
+			t.Errorf("sample seq %d: field %s = %v (present %v), want %v; errors %v", s.Seq, name, got, ok, w, s.Errors)
+		}
+	}
+}
+
+// collector is an EmitFunc recording samples per device.
+type collector struct {
+	mu      sync.Mutex
+	samples map[string][]devices.Sample
+}
+
+func newCollector() *collector { return &collector{samples: map[string][]devices.Sample{}} }
+
+func (c *collector) emit(_ context.Context, s devices.Sample) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.samples[s.Device] = append(c.samples[s.Device], s)
+	return nil
+}
+
+func (c *collector) get(dev string) []devices.Sample {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]devices.Sample(nil), c.samples[dev]...)
+}
+
+// runPoller runs p until the test ends, and checks that Run returned nil.
+func runPoller(t *testing.T, p *Poller) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+func health(p *Poller, id string) DeviceHealth {
+	for _, h := range p.Health() {
+		if h.ID == id {
+			return h
+		}
+	}
+	return DeviceHealth{}
+}
+
+func TestPollerSamples(t *testing.T) {
+	s := newSim(t, simulator.Config{})
+	addUnit(t, s, 3)
+	conn := newConn(t, ConnConfig{Address: s.Addr().String()})
+	// The poller's clock runs a day ahead: sample times come from it.
+	const shift = 24 * time.Hour
+	clock := func() time.Time { return time.Now().Add(shift) }
+	col := newCollector()
+	p, err := NewPoller(PollerConfig{}, []Device{{
+		ID: "press-07", Factory: "plant-a", Class: parseClass(t, pressYAML), Conn: conn, Unit: 3,
+		Schedule: Schedule{Interval: 100 * time.Millisecond}, Seq: 41,
+	}}, col.emit, WithClock(clock), WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := clock()
+	runPoller(t, p)
+	eventually(t, "3 samples", func() bool { return len(col.get("press-07")) >= 3 })
+	for i, smp := range col.get("press-07")[:3] {
+		if smp.Seq != uint64(41+i) {
+			t.Errorf("sample %d: seq %d, want %d", i, smp.Seq, 41+i)
+		}
+		if smp.Factory != "plant-a" || smp.Device != "press-07" || smp.Class != "press" {
+			t.Errorf("sample %d: identity %q %q %q", i, smp.Factory, smp.Device, smp.Class)
+		}
+		if smp.Time.Before(start) || smp.Time.After(clock()) {
+			t.Errorf("sample %d: time %v, not from the poller's clock (started at %v)", i, smp.Time, start)
+		}
+		if len(smp.Errors) != 0 {
+			t.Errorf("sample %d: errors %v", i, smp.Errors)
+		}
+		checkPress(t, smp, 3)
+	}
+	h := health(p, "press-07")
+	if h.Samples < 3 || h.LastSuccess.IsZero() || h.ConsecutiveFailures != 0 || h.NextSeq < 44 || h.Conn != conn.Name() || h.Schedule != "every 100ms" {
+		t.Errorf("health %+v", h)
+	}
+}
+
+// TestPollerEmissionRule: exception 2 fails that read's fields only; a
+// connection failure stops the poll and fails the later reads' fields; a
+// poll in which no read succeeded emits no sample.
+func TestPollerEmissionRule(t *testing.T) {
+	s := newSim(t, simulator.Config{})
+	u := addUnit(t, s, 1)
+	addUnit(t, s, 2)
+	conn := newConn(t, ConnConfig{Address: s.Addr().String(), Timeout: 300 * time.Millisecond})
+	col := newCollector()
+	every := Schedule{Interval: 100 * time.Millisecond}
+	p, err := NewPoller(PollerConfig{}, []Device{
+		{ID: "beyond", Factory: "plant-a", Class: parseClass(t, beyondYAML), Conn: conn, Unit: 2, Schedule: every},
+		{ID: "partial", Factory: "plant-a", Class: parseClass(t, pressYAML), Conn: conn, Unit: 1, Schedule: every},
+		{ID: "absent", Factory: "plant-a", Class: parseClass(t, pressYAML), Conn: conn, Unit: 9, Schedule: every},
+	}, col.emit, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unit 1 never answers the read of holding register 150, the third
+	// of the plan's four reads.
+	if err := u.SetFaults(simulator.Fault{Kind: simulator.FaultNoReply, Function: 3, Address: 150, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	runPoller(t, p)
+	eventually(t, "samples of beyond and partial, 3 failures of absent", func() bool {
+		return len(col.get("beyond")) >= 2 && len(col.get("partial")) >= 2 && health(p, "absent").Failures >= 3
+	})
+
+	t.Run("exception 2", func(t *testing.T) {
+		smp := col.get("beyond")[0]
+		checkPress(t, smp, 2)
+		if msg := smp.Errors["beyond"]; !strings.Contains(msg, "illegal data address") {
+			t.Errorf("errors %v, want beyond: illegal data address", smp.Errors)
+		}
+		if len(smp.Errors) != 1 {
+			t.Errorf("errors %v, want only beyond", smp.Errors)
+		}
+	})
+	t.Run("connection failure mid-poll", func(t *testing.T) {
+		smp := col.get("partial")[0]
+		checkPress(t, smp, 1, "far", "temp")
+		if !strings.Contains(smp.Errors["far"], "timed out") || !strings.HasPrefix(smp.Errors["temp"], "not read: ") {
+			t.Errorf("errors %q, want far timed out, temp not read", smp.Errors)
+		}
+		if h := health(p, "partial"); h.ConsecutiveFailures != 0 || !strings.Contains(h.LastError, "timed out") {
+			t.Errorf("health %+v: a partial sample is a success that keeps its error", h)
+		}
+	})
+	t.Run("no read succeeded", func(t *testing.T) {
+		if n := len(col.get("absent")); n != 0 {
+			t.Errorf("%d samples of a unit that is not there", n)
+		}
+		h := health(p, "absent")
+		if h.Samples != 0 || h.NextSeq != 0 || !strings.Contains(h.LastError, "gateway target device failed to respond") {
+			t.Errorf("health %+v", h)
+		}
+	})
+}
+
+// TestPollerPhaseSpreading: devices with the same interval are spread over
+// it by a stable hash of their id.
+func TestPollerPhaseSpreading(t *testing.T) {
+	const n, interval, buckets = 2000, time.Second, 10
+	conn := newConn(t, ConnConfig{Address: closedAddr(t)})
+	class := parseClass(t, pressYAML)
+	devs := make([]Device, n)
+	for i := range devs {
+		devs[i] = Device{ID: fmt.Sprintf("dev-%04d", i), Factory: "plant-a", Class: class, Conn: conn, Unit: 1, Schedule: Schedule{Interval: interval}}
+	}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	p, err := NewPoller(PollerConfig{}, devs, newCollector().emit, WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count [buckets]int
+	for _, h := range p.Health() {
+		off := h.NextDue.Sub(now)
+		if off <= 0 || off > interval {
+			t.Fatalf("%s: first poll %v after start, want within (0, %v]", h.ID, off, interval)
+		}
+		if want := Phase(h.ID, interval); time.Duration(h.NextDue.UnixNano())%interval != want {
+			t.Fatalf("%s: due %v not at its phase %v", h.ID, h.NextDue, want)
+		}
+		count[int(off*buckets/interval)%buckets]++
+	}
+	// 200 expected per 100ms bucket; a hash that clumps would leave some
+	// buckets far off.
+	for i, c := range count {
+		if c < n/buckets/2 || c > n/buckets*3/2 {
+			t.Errorf("bucket %d (%v..%v): %d first polls, want about %d", i, interval*time.Duration(i)/buckets, interval*time.Duration(i+1)/buckets, c, n/buckets)
+		}
+	}
+	// The phase is stable: another poller, later, keeps each device's
+	// offset within the interval.
+	now = now.Add(7 * time.Hour)
+	p2, err := NewPoller(PollerConfig{}, devs[:10], newCollector().emit, WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range p2.Health() {
+		if h.NextDue.Sub(now)%interval != p.Health()[i].NextDue.Sub(now.Add(-7*time.Hour))%interval {
+			t.Errorf("%s: phase changed between runs", h.ID)
+		}
+	}
+}
+
+// TestPollerBackoffSchedule checks the due times of a failing device.
+func TestPollerBackoffSchedule(t *testing.T) {
+	p := &Poller{cfg: PollerConfig{FailureThreshold: 3, MaxBackoff: time.Second}}
+	sched := intervalSchedule{every: 100 * time.Millisecond}
+	due := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		failures int
+		end      time.Duration // when the poll ended, after due
+		wait     time.Duration // next due, after due
+		overrun  bool
+	}{
+		{0, time.Millisecond, 100 * time.Millisecond, false},
+		{1, time.Millisecond, 100 * time.Millisecond, false},
+		{2, time.Millisecond, 100 * time.Millisecond, false},
+		{3, time.Millisecond, 200 * time.Millisecond, false},
+		{4, time.Millisecond, 400 * time.Millisecond, false},
+		{5, time.Millisecond, 800 * time.Millisecond, false},
+		{6, time.Millisecond, time.Second, false},
+		{60, time.Millisecond, time.Second, false},
+		{0, 250 * time.Millisecond, 300 * time.Millisecond, true}, // a slow poll skips due times
+		{4, 500 * time.Millisecond, 600 * time.Millisecond, true}, // the slow poll outlasts the backoff
+	} {
+		t.Run(fmt.Sprintf("%d failures, end +%v", tc.failures, tc.end), func(t *testing.T) {
+			next, overrun := p.nextDue(sched, due, due.Add(tc.end), tc.failures)
+			if next.Sub(due) != tc.wait || overrun != tc.overrun {
+				t.Errorf("next +%v overrun %v, want +%v %v", next.Sub(due), overrun, tc.wait, tc.overrun)
+			}
+		})
+	}
+	t.Run("long period not slowed", func(t *testing.T) {
+		long := intervalSchedule{every: 2 * time.Second}
+		if next, _ := p.nextDue(long, due, due, 10); next.Sub(due) != 2*time.Second {
+			t.Errorf("next +%v, want +2s", next.Sub(due))
+		}
+	})
+}
+
+// TestPollerBackoffAndRecovery: a device that cannot be reached is polled
+// less often, and back on its schedule once it answers.
+func TestPollerBackoffAndRecovery(t *testing.T) {
+	addr := closedAddr(t)
+	conn := newConn(t, ConnConfig{Address: addr, ReconnectMin: 10 * time.Millisecond, ReconnectMax: 20 * time.Millisecond})
+	col := newCollector()
+	p, err := NewPoller(PollerConfig{FailureThreshold: 2, MaxBackoff: 400 * time.Millisecond}, []Device{{
+		ID: "press-1", Factory: "plant-a", Class: parseClass(t, pressYAML), Conn: conn, Unit: 1,
+		Schedule: Schedule{Interval: 100 * time.Millisecond}, Seq: 7,
+	}}, col.emit, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPoller(t, p)
+	eventually(t, "4 consecutive failures", func() bool { return health(p, "press-1").ConsecutiveFailures >= 4 })
+	h := health(p, "press-1")
+	if !h.SlowedDown || h.Samples != 0 || h.LastError == "" {
+		t.Errorf("health %+v, want slowed down without samples", h)
+	}
+	// After 4 failures with threshold 2 the wait is 100ms<<3 = 800ms,
+	// capped at 400ms: the next due time is the last one plus 400ms, so at
+	// least 300ms after the last attempt started (which is at or after
+	// its due time, and less than 100ms late unless the machine stalls).
+	if gap := h.NextDue.Sub(h.LastAttempt); gap > 400*time.Millisecond {
+		t.Errorf("next due %v after the last attempt, more than max_backoff", gap)
+	}
+
+	s := newSim(t, simulator.Config{Listen: addr})
+	addUnit(t, s, 1)
+	eventually(t, "a sample after the device came back", func() bool { return len(col.get("press-1")) >= 2 })
+	h = health(p, "press-1")
+	if h.SlowedDown || h.ConsecutiveFailures != 0 {
+		t.Errorf("health %+v, want back on schedule", h)
+	}
+	smp := col.get("press-1")
+	if smp[0].Seq != 7 || smp[1].Seq != 8 {
+		t.Errorf("seqs %d, %d after failures, want 7, 8: failed polls use no seq", smp[0].Seq, smp[1].Seq)
+	}
+}
+
+// TestPollerDeadConnection: devices on a connection whose server swallows
+// every request do not delay the devices of another connection.
+func TestPollerDeadConnection(t *testing.T) {
+	dead := newSim(t, simulator.Config{})
+	if err := dead.SetFaults(simulator.Fault{Kind: simulator.FaultNoReply}); err != nil {
+		t.Fatal(err)
+	}
+	live := newSim(t, simulator.Config{})
+	addUnit(t, live, 1)
+	connA := newConn(t, ConnConfig{Name: "a", Address: dead.Addr().String(), Timeout: time.Second})
+	connB := newConn(t, ConnConfig{Name: "b", Address: live.Addr().String()})
+	class := parseClass(t, pressYAML)
+	const interval = 100 * time.Millisecond
+	devs := []Device{{ID: "b-1", Factory: "plant-a", Class: class, Conn: connB, Unit: 1, Schedule: Schedule{Interval: interval}}}
+	for i := range 5 {
+		devs = append(devs, Device{ID: fmt.Sprintf("a-%d", i), Factory: "plant-a", Class: class, Conn: connA, Unit: 1, Schedule: Schedule{Interval: interval}})
+	}
+	col := newCollector()
+	p, err := NewPoller(PollerConfig{MaxBackoff: time.Second}, devs, col.emit, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPoller(t, p)
+	// Count b-1's samples over 3s, by their timestamps. If connection a
+	// held b-1 up, each of a's polls would cost b-1 a second (5 dead
+	// devices: 5s per round).
+	const window = 3 * time.Second
+	from := time.Now().Add(interval)
+	time.Sleep(window + 2*interval)
+	n := 0
+	for _, s := range col.get("b-1") {
+		if !s.Time.Before(from) && s.Time.Before(from.Add(window)) {
+			n++
+		}
+	}
+	if want := int(window / interval); n < want*8/10 {
+		t.Errorf("b-1 got %d samples in %v, want at least 80%% of %d", n, window, want)
+	}
+	var aPolls uint64
+	for _, h := range p.Health() {
+		if h.Conn != "a" {
+			continue
+		}
+		aPolls += h.Polls
+		if h.Samples != 0 || h.Polls > 0 && !strings.Contains(h.LastError, "timed out") {
+			t.Errorf("%s health %+v, want timeouts", h.ID, h)
+		}
+	}
+	if aPolls == 0 {
+		t.Error("no device of connection a was polled")
+	}
+	t.Logf("b-1: %d samples in %v; a-*: %d polls", n, window, aPolls)
+}
+
+func TestPollerCron(t *testing.T) {
+	s := newSim(t, simulator.Config{})
+	addUnit(t, s, 1)
+	conn := newConn(t, ConnConfig{Address: s.Addr().String()})
+	col := newCollector()
+	p, err := NewPoller(PollerConfig{}, []Device{{
+		ID: "press-1", Factory: "plant-a", Class: parseClass(t, pressYAML), Conn: conn, Unit: 1,
+		Schedule: Schedule{Cron: "* * * * * *"},
+	}}, col.emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if due := health(p, "press-1").NextDue; due.Nanosecond() != 0 {
+		t.Errorf("first due %v, want a whole second", due)
+	}
+	runPoller(t, p)
+	eventually(t, "2 samples", func() bool { return len(col.get("press-1")) >= 2 })
+	if h := health(p, "press-1"); h.NextDue.Nanosecond() != 0 || h.Schedule != "cron * * * * * *" {
+		t.Errorf("health %+v, want whole-second due times", h)
+	}
+}
+
+func TestScheduleValidate(t *testing.T) {
+	for _, tc := range []struct {
+		s    Schedule
+		want string // "" for valid
+	}{
+		{Schedule{Interval: time.Second}, ""},
+		{Schedule{Interval: MinInterval}, ""},
+		{Schedule{Cron: "*/5 * * * * *"}, ""},
+		{Schedule{Cron: "*/15 * * * *"}, ""},
+		{Schedule{Cron: "@every 30s"}, ""},
+		{Schedule{Cron: "@hourly"}, ""},
+		{Schedule{Cron: "CRON_TZ=UTC 0 0 * * *"}, ""},
+		{Schedule{}, "set interval"},
+		{Schedule{Interval: time.Second, Cron: "* * * * *"}, "both set"},
+		{Schedule{Interval: 50 * time.Millisecond}, "interval 50ms is shorter than 100ms"},
+		{Schedule{Interval: -time.Second}, "interval -1s is shorter"},
+		{Schedule{Cron: "every second"}, `cron "every second"`},
+		{Schedule{Cron: "* * * *"}, `cron "* * * *"`},
+		{Schedule{Cron: "61 * * * *"}, "61"},
+		{Schedule{Cron: "0 0 30 2 *"}, "never fires"},
+		{Schedule{Cron: "CRON_TZ=UTC"}, "malformed"},
+		{Schedule{Cron: "CRON_TZ=Nowhere/City 0 0 * * *"}, "Nowhere/City"},
+		{Schedule{Cron: " * * * * *"}, "white space"},
+		{Schedule{Cron: "@fortnightly"}, "fortnightly"},
+	} {
+		t.Run(tc.s.String(), func(t *testing.T) {
+			err := tc.s.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidConfig)):
+				t.Fatalf("got %v, want an ErrInvalidConfig containing %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("cron next", func(t *testing.T) {
+		sched, err := Schedule{Cron: "CRON_TZ=UTC */5 * * * * *"}.compile("x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2026, 1, 1, 12, 0, 3, 0, time.UTC)
+		if got := sched.next(at); !got.Equal(at.Add(2 * time.Second)) {
+			t.Errorf("next after %v: %v", at, got)
+		}
+		if got := sched.period(at); got != 5*time.Second {
+			t.Errorf("period %v, want 5s", got)
+		}
+	})
+	t.Run("interval next", func(t *testing.T) {
+		s := intervalSchedule{every: time.Second, phase: 250 * time.Millisecond}
+		for _, tc := range []struct{ at, want time.Time }{
+			{time.Unix(10, 0), time.Unix(10, 250e6)},
+			{time.Unix(10, 250e6), time.Unix(11, 250e6)},
+			{time.Unix(10, 900e6), time.Unix(11, 250e6)},
+			{time.Unix(-1, 0), time.Unix(-1, 250e6)},
+			{time.Unix(-1, 300e6), time.Unix(0, 250e6)},
+		} {
+			if got := s.next(tc.at); !got.Equal(tc.want) {
+				t.Errorf("next(%v) = %v, want %v", tc.at.UnixNano(), got.UnixNano(), tc.want.UnixNano())
+			}
+		}
+	})
+}
+
+func TestNewPollerValidates(t *testing.T) {
+	conn := newConn(t, ConnConfig{Address: closedAddr(t)})
+	rtu := newConn(t, ConnConfig{Transport: RTU, Address: "/dev/null-serial"})
+	class := parseClass(t, pressYAML)
+	good := Device{ID: "d-1", Factory: "plant-a", Class: class, Conn: conn, Unit: 1, Schedule: Schedule{Interval: time.Second}}
+	emit := newCollector().emit
+	for _, tc := range []struct {
+		name string
+		edit func(*Device)
+		want string
+	}{
+		{"bad id", func(d *Device) { d.ID = "-x" }, "id: invalid device id"},
+		{"bad factory", func(d *Device) { d.Factory = "Plant A" }, "factory: invalid name"},
+		{"nil class", func(d *Device) { d.Class = nil }, "class: nil"},
+		{"nil conn", func(d *Device) { d.Conn = nil }, "conn: nil"},
+		{"bad schedule", func(d *Device) { d.Schedule = Schedule{Interval: time.Millisecond} }, "interval 1ms"},
+		{"rtu broadcast", func(d *Device) { d.Conn, d.Unit = rtu, 0 }, "unit 0 on a serial line"},
+		{"plan too large", func(d *Device) {
+			d.Plan = devices.Plan{Reads: []devices.Read{{Table: devices.HoldingRegisters, Quantity: 126}}}
+		}, "quantity 126"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := good
+			tc.edit(&d)
+			_, err := NewPoller(PollerConfig{}, []Device{d}, emit)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("got %v, want an ErrInvalidConfig containing %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("duplicate id", func(t *testing.T) {
+		if _, err := NewPoller(PollerConfig{}, []Device{good, good}, emit); err == nil || !strings.Contains(err.Error(), `"d-1" is used twice`) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("nil emit", func(t *testing.T) {
+		if _, err := NewPoller(PollerConfig{}, []Device{good}, nil); !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("bad config", func(t *testing.T) {
+		if _, err := NewPoller(PollerConfig{FailureThreshold: -1}, []Device{good}, emit); err == nil || !strings.Contains(err.Error(), "failure_threshold: -1") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+// TestPollerEmitError: an Emit error stops the Poller, and the sample's seq
+// stays unused.
+func TestPollerEmitError(t *testing.T) {
+	s := newSim(t, simulator.Config{})
+	addUnit(t, s, 1)
+	conn := newConn(t, ConnConfig{Address: s.Addr().String()})
+	errFull := errors.New("spool full")
+	var seqs []uint64
+	p, err := NewPoller(PollerConfig{}, []Device{{
+		ID: "press-1", Factory: "plant-a", Class: parseClass(t, pressYAML), Conn: conn, Unit: 1,
+		Schedule: Schedule{Interval: 100 * time.Millisecond}, Seq: 100,
+	}}, func(_ context.Context, s devices.Sample) error {
+		seqs = append(seqs, s.Seq)
+		if len(seqs) == 2 {
+			return errFull
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = p.Run(ctx)
+	if !errors.Is(err, errFull) || !strings.Contains(err.Error(), "press-1 seq 101") {
+		t.Fatalf("Run: %v, want the emit error naming device and seq", err)
+	}
+	if fmt.Sprint(seqs) != "[100 101]" || health(p, "press-1").NextSeq != 101 {
+		t.Errorf("seqs %v, next %d; want [100 101], 101", seqs, health(p, "press-1").NextSeq)
+	}
+	if err := p.Run(ctx); !errors.Is(err, ErrRunning) {
+		t.Errorf("second Run: %v", err)
+	}
+}
