@@ -299,6 +299,17 @@ func (l *Log) ActiveSegmentBase() int64 {
 	return segs[len(segs)-1].base
 }
 
+// SegmentBases returns the base offset of every segment, oldest first; the
+// last is the active segment's.
+func (l *Log) SegmentBases() []int64 {
+	segs := *l.segs.Load()
+	bases := make([]int64, len(segs))
+	for i, s := range segs {
+		bases[i] = s.base
+	}
+	return bases
+}
+
 // Size returns the total size in bytes of the log's segment (.log) files.
 func (l *Log) Size() int64 {
 	var n int64

@@ -1,0 +1,201 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/devices/modbus"
+	"github.com/factorywire/factorywire/internal/configfile"
+)
+
+// Config is a gateway's configuration, decoded strictly from YAML
+// (configs/gateway.yaml documents every key with an example).
+type Config struct {
+	// Factory names the plant this gateway serves: the first part of its
+	// topics, <factory>.<class>. Required; lower-case [a-z0-9-].
+	Factory string `yaml:"factory"`
+	// TopicPrefix, if set, is put before every topic:
+	// <prefix>.<factory>.<class>. Lower-case [a-z0-9-].
+	TopicPrefix string `yaml:"topic_prefix"`
+	// DataDir holds the spool (DataDir/spool). Required.
+	DataDir string `yaml:"data_dir"`
+	// ClassesDir holds the register-map files, one per device class
+	// (*.yaml). A relative path is relative to the config file's
+	// directory. Default "devices".
+	ClassesDir string `yaml:"classes_dir"`
+	// HTTPListen is the address of /metrics, /healthz and /readyz; empty
+	// disables them. Default 127.0.0.1:9108.
+	HTTPListen string `yaml:"http_listen"`
+	// Kafka is where samples are produced.
+	Kafka KafkaConfig `yaml:"kafka"`
+	// Spool bounds the local buffer.
+	Spool SpoolConfig `yaml:"spool"`
+	// Poller tunes the backoff of failing devices.
+	Poller modbus.PollerConfig `yaml:"poller"`
+	// Connections are the Modbus links: TCP endpoints (a device, or a
+	// TCP-to-RTU gateway with several units behind it) and serial lines.
+	Connections []modbus.ConnConfig `yaml:"connections"`
+	// Devices are the devices polled.
+	Devices []DeviceConfig `yaml:"devices"`
+}
+
+// KafkaConfig says where and how samples are produced.
+type KafkaConfig struct {
+	// Brokers are the seed brokers, host:port. Default [127.0.0.1:9092].
+	Brokers []string `yaml:"brokers"`
+	// Compression is zstd (default), lz4, snappy, gzip or none.
+	Compression string `yaml:"compression"`
+	// Linger is how long the producer waits to fill a batch. Default 10ms.
+	Linger time.Duration `yaml:"linger"`
+}
+
+// SpoolConfig bounds the spool.
+type SpoolConfig struct {
+	// MaxBytes is the most the spool holds while the broker cannot be
+	// reached. Default 1 GiB; at least 1 MiB.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// WhenFull is drop_oldest (default) or pause_polling: see DropOldest
+	// and PausePolling.
+	WhenFull string `yaml:"when_full"`
+}
+
+// segmentBytes sizes spool segments so that dropping the oldest one frees
+// about an eighth of MaxBytes, at most 64 MiB.
+func (c SpoolConfig) segmentBytes() int64 {
+	return min(64<<20, max(c.MaxBytes/8, 64<<10))
+}
+
+// DeviceConfig is one polled device.
+type DeviceConfig struct {
+	// ID identifies the device: the record key of its samples, unique in
+	// the gateway. Required.
+	ID string `yaml:"id"`
+	// Class names its register map (the class key of a file in
+	// ClassesDir). Required.
+	Class string `yaml:"class"`
+	// Connection names the entry of Connections it is reached through.
+	// Required.
+	Connection string `yaml:"connection"`
+	// Unit is its Modbus unit id on that connection. Default 1.
+	Unit *uint8 `yaml:"unit"`
+	// MaxRegistersPerRead lowers the 125-register limit of one read for
+	// devices that accept less. 0 keeps Modbus's limit.
+	MaxRegistersPerRead int `yaml:"max_registers_per_read"`
+	// Interval or Cron: when the device is polled (exactly one).
+	modbus.Schedule `yaml:",inline"`
+}
+
+// DefaultConfig returns a Config with every default set.
+func DefaultConfig() Config {
+	return Config{
+		ClassesDir: "devices",
+		HTTPListen: "127.0.0.1:9108",
+		Kafka:      KafkaConfig{Brokers: []string{"127.0.0.1:9092"}, Compression: "zstd", Linger: 10 * time.Millisecond},
+		Spool:      SpoolConfig{MaxBytes: 1 << 30, WhenFull: DropOldest},
+		Poller:     modbus.DefaultPollerConfig(),
+	}
+}
+
+// LoadConfig reads the YAML file at path over DefaultConfig and resolves
+// ClassesDir against the file's directory. It does not validate.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if err := configfile.Load(path, &cfg); err != nil {
+		return Config{}, err
+	}
+	if cfg.ClassesDir != "" && !filepath.IsAbs(cfg.ClassesDir) {
+		cfg.ClassesDir = filepath.Join(filepath.Dir(path), cfg.ClassesDir)
+	}
+	return cfg, nil
+}
+
+// Topic is the topic of a device class's samples.
+func (c Config) Topic(class string) string {
+	if c.TopicPrefix != "" {
+		return c.TopicPrefix + "." + c.Factory + "." + class
+	}
+	return c.Factory + "." + class
+}
+
+// Validate checks every field; its errors name the field and the value.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if err := devices.ValidateName(c.Factory); err != nil {
+		bad("factory %q: %v", c.Factory, err)
+	}
+	if c.TopicPrefix != "" {
+		if err := devices.ValidateName(c.TopicPrefix); err != nil {
+			bad("topic_prefix %q: %v", c.TopicPrefix, err)
+		}
+	}
+	if c.DataDir == "" {
+		bad("data_dir: required (where the spool lives)")
+	}
+	if c.ClassesDir == "" {
+		bad("classes_dir: required (the register-map files)")
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers: at least one broker required")
+	}
+	switch c.Kafka.Compression {
+	case "zstd", "lz4", "snappy", "gzip", "none":
+	default:
+		bad("kafka.compression %q: want zstd, lz4, snappy, gzip or none", c.Kafka.Compression)
+	}
+	if c.Kafka.Linger < 0 {
+		bad("kafka.linger %s: must not be negative", c.Kafka.Linger)
+	}
+	if c.Spool.MaxBytes < 1<<20 {
+		bad("spool.max_bytes %d: at least 1048576 (1 MiB)", c.Spool.MaxBytes)
+	}
+	if c.Spool.WhenFull != DropOldest && c.Spool.WhenFull != PausePolling {
+		bad("spool.when_full %q: want %s or %s", c.Spool.WhenFull, DropOldest, PausePolling)
+	}
+	if err := c.Poller.Validate(); err != nil {
+		bad("poller: %v", err)
+	}
+	conns := map[string]bool{}
+	for i, cc := range c.Connections {
+		cc = cc.WithDefaults()
+		if err := cc.Validate(); err != nil {
+			bad("connections[%d]: %v", i, err)
+		}
+		if conns[cc.Name] {
+			bad("connections[%d]: name %q used twice", i, cc.Name)
+		}
+		conns[cc.Name] = true
+	}
+	ids := map[string]bool{}
+	if len(c.Devices) == 0 {
+		bad("devices: at least one device required")
+	}
+	for i, d := range c.Devices {
+		if err := devices.ValidateDevice(d.ID); err != nil {
+			bad("devices[%d].id %q: %v", i, d.ID, err)
+		}
+		if ids[d.ID] {
+			bad("devices[%d].id %q: used twice", i, d.ID)
+		}
+		ids[d.ID] = true
+		if d.Class == "" {
+			bad("devices[%d] (%s).class: required", i, d.ID)
+		}
+		if !conns[d.Connection] {
+			bad("devices[%d] (%s).connection %q: no connection has that name", i, d.ID, d.Connection)
+		}
+		if d.Unit != nil && *d.Unit > 247 {
+			bad("devices[%d] (%s).unit %d: want 0 to 247", i, d.ID, *d.Unit)
+		}
+		if d.MaxRegistersPerRead < 0 || d.MaxRegistersPerRead > devices.MaxReadRegisters {
+			bad("devices[%d] (%s).max_registers_per_read %d: want 1 to 125, or 0 for 125", i, d.ID, d.MaxRegistersPerRead)
+		}
+		if err := d.Schedule.Validate(); err != nil {
+			bad("devices[%d] (%s): %v", i, d.ID, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,66 @@
+// Package gateway is the engine behind cmd/gateway: it polls Modbus devices
+// (devices/modbus), stores every sample in a durable local spool, and
+// forwards the spool to a Kafka-protocol broker.
+//
+// # Data path
+//
+//	Poller ──emit──▶ Spool.Append (fsync) ──▶ forwarder ──produce──▶ <factory>.<class>
+//
+// A sample is acknowledged to the poller only once it is fsynced in the
+// spool, so a crash or a power cut after that point cannot lose it. The
+// forwarder produces it with key = device id (Kafka's murmur2 partitioning,
+// so one device stays on one partition and keeps its order), acks=all,
+// idempotent, compressed with zstd by default, record timestamp = sample
+// time and header content-type: application/json.
+//
+// # The spool
+//
+// DataDir/spool/<topic>/ is a storage/commitlog log per topic: each record
+// one sample in the JSON of devices/doc.go. Beside the segments,
+// forwarded.json is the forwarder's checkpoint:
+//
+//	{"offset": 4711, "seqs": {"press-01": 1234, "press-02": 1230}}
+//
+// offset: every record below it has been acknowledged by the broker; seqs:
+// each device's last seq below it. The checkpoint is written through a
+// temporary file, fsync and rename, then segments wholly below it are
+// deleted. At start-up each device's next seq is the largest seq in the
+// checkpoint or in the records above it, plus one, so seq stays continuous
+// across restarts and crashes.
+//
+// Delivery from the spool to the broker is at least once: the forwarder
+// produces up to 1 MiB of the spool at a time and moves the checkpoint
+// after every record of it is acknowledged. After a crash (SIGKILL, power)
+// the records acknowledged since the last checkpoint are produced again;
+// they are the same samples, with the same (device, seq). A clean stop
+// (SIGTERM) waits up to 5 s for the forwarder to deliver the spool and
+// leaves the rest there for the next start.
+//
+// When the broker cannot be reached the forwarder retries from its
+// checkpoint with a backoff from 100 ms to 10 s, and the spool grows. When
+// the spool reaches spool.max_bytes, spool.when_full decides:
+//
+//   - drop_oldest (default): the oldest unforwarded segment of the largest
+//     topic is dropped (about an eighth of max_bytes), counted in
+//     factorywire_gateway_spool_dropped_samples_total and logged; the seqs
+//     of the dropped samples stay used, so the gap is visible downstream;
+//   - pause_polling: Append blocks until the forwarder frees room; the
+//     devices of the blocked connection are not polled meanwhile (their due
+//     times are skipped), counted in factorywire_gateway_spool_full_waits_total.
+//     Nothing is dropped, and no sample is taken that could not be stored.
+//
+// # HTTP
+//
+// HTTPListen serves /metrics (Prometheus: Modbus requests, errors by kind
+// and exception code, round trips, connects; per-device polls, samples,
+// failures, last success; spool samples, bytes and oldest age; produced
+// samples and produce errors; Go runtime and process), /healthz (200 while
+// the process runs) and /readyz (200 once Run has started and the broker
+// answers within 2 s).
+//
+// # Not supported
+//
+// The configuration is read once: SIGHUP does not reload devices. Restart
+// the gateway to apply a change; the spool keeps every sample across the
+// restart and seq continues.
+package gateway

@@ -1,0 +1,168 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/recordbatch"
+	"github.com/factorywire/factorywire/storage/commitlog"
+)
+
+// forwardChunk is the most spool bytes the forwarder produces at a time.
+const forwardChunk = 1 << 20
+
+// forwarder produces what the spool holds, topic by topic, in spool order:
+// one goroutine per topic reads the records above the topic's checkpoint,
+// produces them (key = device id, acks=all, idempotent), waits for every
+// acknowledgement, then moves the checkpoint past them. Produce errors are
+// retried from the same checkpoint after a backoff, so nothing is skipped;
+// a restart can produce again what was acknowledged after the last
+// checkpoint (at least once: the samples' (device, seq) identify repeats).
+type forwarder struct {
+	spool   *Spool
+	client  *kgo.Client
+	log     *slog.Logger
+	metrics *metrics
+
+	mu      sync.Mutex
+	running map[string]bool
+	wg      sync.WaitGroup
+}
+
+// run forwards every topic of the spool, including topics that appear while
+// it runs, until ctx ends.
+func (f *forwarder) run(ctx context.Context) {
+	f.running = map[string]bool{}
+	for {
+		appended := f.spool.appended()
+		for _, name := range f.spool.Topics() {
+			if f.running[name] {
+				continue
+			}
+			f.running[name] = true
+			t, err := f.spool.topic(name)
+			if err != nil {
+				f.log.Error("forwarder: open spool topic", "topic", name, "err", err)
+				continue
+			}
+			f.wg.Add(1)
+			go func() {
+				defer f.wg.Done()
+				f.forwardTopic(ctx, t)
+			}()
+		}
+		select {
+		case <-appended:
+		case <-ctx.Done():
+			f.wg.Wait()
+			return
+		}
+	}
+}
+
+// forwardTopic is one topic's loop.
+func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		appended := f.spool.appended()
+		pos := t.position()
+		end := t.log.DurableOffset()
+		f.metrics.backlog(t.name, t.log, pos)
+		if pos >= end {
+			select {
+			case <-appended:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		if err := f.forwardChunk(ctx, t, pos, end); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			f.metrics.produceErrors.WithLabelValues(t.name).Inc()
+			f.log.Warn("forwarder: produce failed; retrying from the checkpoint", "topic", t.name, "offset", pos, "retry_in", backoff, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	}
+}
+
+// forwardChunk produces the records of t from pos, up to a chunk, and
+// checkpoints past them once all are acknowledged.
+func (f *forwarder) forwardChunk(ctx context.Context, t *spoolTopic, pos, end int64) error {
+	data, err := t.log.Read(pos, forwardChunk, end)
+	if errors.Is(err, commitlog.ErrOffsetOutOfRange) {
+		return nil // dropped meanwhile: position() moves on
+	}
+	if err != nil {
+		return err
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		last     = map[string][]byte{} // device -> value of its last record
+		n        int
+	)
+	next, err := eachRecord(data, func(offset int64, r recordbatch.Record) error {
+		if offset < pos {
+			return nil
+		}
+		rec := &kgo.Record{
+			Topic:     t.name,
+			Key:       r.Key,
+			Value:     r.Value,
+			Timestamp: time.UnixMilli(r.Timestamp),
+		}
+		for _, h := range r.Headers {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+		last[string(r.Key)] = r.Value
+		n++
+		wg.Add(1)
+		f.client.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		})
+		return nil
+	})
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	seqs := make(map[string]uint64, len(last))
+	for dev, value := range last {
+		smp, err := devices.DecodeSample(value)
+		if err != nil {
+			f.log.Error("forwarder: a spooled sample does not decode", "topic", t.name, "device", dev, "err", err)
+			continue
+		}
+		seqs[dev] = smp.Seq
+	}
+	if err := t.advance(next, seqs); err != nil {
+		return err
+	}
+	f.metrics.produced.WithLabelValues(t.name).Add(float64(n))
+	f.spool.freed()
+	return nil
+}

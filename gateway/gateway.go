@@ -1,0 +1,330 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/devices/modbus"
+)
+
+// drainTimeout bounds how long a stopping gateway waits for the forwarder
+// to deliver what the spool holds. What is left stays in the spool.
+const drainTimeout = 5 * time.Second
+
+// Gateway polls its devices into the spool and forwards the spool to Kafka.
+// Build it with New, run it with Run; it owns every connection, the spool
+// and the producer, and releases them when Run returns.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	classes map[string]*devices.Class
+	spool   *Spool
+	conns   []*modbus.Conn
+	poller  *modbus.Poller
+	client  *kgo.Client
+	reg     *prometheus.Registry
+	metrics *metrics
+	http    *http.Server
+	httpLn  net.Listener
+	ready   chan struct{}
+}
+
+// Plan describes what a gateway will do: for `gateway check`.
+type Plan struct {
+	Topics  []string          // the topics it writes
+	Classes []*devices.Class  // the classes its devices use, by name
+	Devices map[string]string // device id -> topic
+}
+
+// Check validates cfg, loads the register maps its devices use and returns
+// what the gateway would poll and write, without opening anything.
+func Check(cfg Config) (Plan, error) {
+	if err := cfg.Validate(); err != nil {
+		return Plan{}, err
+	}
+	classes, err := devices.LoadDir(cfg.ClassesDir)
+	if err != nil {
+		return Plan{}, err
+	}
+	p := Plan{Devices: map[string]string{}}
+	used := map[string]bool{}
+	topics := map[string]bool{}
+	var errs []error
+	for i, d := range cfg.Devices {
+		c := classes[d.Class]
+		if c == nil {
+			errs = append(errs, fmt.Errorf("devices[%d] (%s).class %q: no register map in %s has that class (have %s)", i, d.ID, d.Class, cfg.ClassesDir, strings.Join(sortedKeys(classes), ", ")))
+			continue
+		}
+		if d.MaxRegistersPerRead > 0 {
+			if _, err := c.Compile(devices.PlanOptions{MaxRegisters: d.MaxRegistersPerRead}); err != nil {
+				errs = append(errs, fmt.Errorf("devices[%d] (%s): %w", i, d.ID, err))
+			}
+		}
+		if !used[c.Name] {
+			used[c.Name] = true
+			p.Classes = append(p.Classes, c)
+		}
+		topic := cfg.Topic(c.Name)
+		topics[topic] = true
+		p.Devices[d.ID] = topic
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Plan{}, err
+	}
+	sort.Slice(p.Classes, func(i, j int) bool { return p.Classes[i].Name < p.Classes[j].Name })
+	p.Topics = sortedKeys(topics)
+	return p, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// New checks cfg, opens the spool, recovers each device's next seq from it,
+// and builds the connections, the poller, the producer and the HTTP
+// listener. Nothing is polled or produced before Run.
+func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if _, err := Check(cfg); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: logger, reg: prometheus.NewRegistry(), ready: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			g.release()
+		}
+	}()
+	var err error
+	if g.classes, err = devices.LoadDir(cfg.ClassesDir); err != nil {
+		return nil, err
+	}
+	if g.spool, err = OpenSpool(filepath.Join(cfg.DataDir, "spool"), cfg.Spool, logger); err != nil {
+		return nil, err
+	}
+	next, err := g.spool.NextSeqs()
+	if err != nil {
+		return nil, fmt.Errorf("recover seqs from the spool: %w", err)
+	}
+	g.metrics = newMetrics(g.reg, g.spool, func() []modbus.DeviceHealth {
+		if g.poller == nil {
+			return nil
+		}
+		return g.poller.Health()
+	})
+	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	conns := map[string]*modbus.Conn{}
+	for _, cc := range cfg.Connections {
+		cc = cc.WithDefaults()
+		c, err := modbus.NewConn(cc, modbus.WithLogger(logger), modbus.WithObserver(g.metrics))
+		if err != nil {
+			return nil, fmt.Errorf("connection %s: %w", cc.Name, err)
+		}
+		g.conns = append(g.conns, c)
+		conns[cc.Name] = c
+	}
+	devs := make([]modbus.Device, 0, len(cfg.Devices))
+	for _, d := range cfg.Devices {
+		class := g.classes[d.Class]
+		dev := modbus.Device{
+			ID:       d.ID,
+			Factory:  cfg.Factory,
+			Class:    class,
+			Conn:     conns[d.Connection],
+			Unit:     1,
+			Schedule: d.Schedule,
+			Seq:      next[d.ID],
+		}
+		if d.Unit != nil {
+			dev.Unit = *d.Unit
+		}
+		if d.MaxRegistersPerRead > 0 {
+			if dev.Plan, err = class.Compile(devices.PlanOptions{MaxRegisters: d.MaxRegistersPerRead}); err != nil {
+				return nil, fmt.Errorf("device %s: %w", d.ID, err)
+			}
+		}
+		devs = append(devs, dev)
+	}
+	if g.poller, err = modbus.NewPoller(cfg.Poller, devs, g.emit, modbus.WithLogger(logger), modbus.WithObserver(g.metrics)); err != nil {
+		return nil, err
+	}
+	if g.client, err = kgo.NewClient(producerOptions(cfg.Kafka, logger)...); err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	if cfg.HTTPListen != "" {
+		if g.httpLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
+			return nil, fmt.Errorf("http_listen %s: %w", cfg.HTTPListen, err)
+		}
+		g.http = &http.Server{Handler: g.handler(), ReadHeaderTimeout: 5 * time.Second}
+	}
+	ok = true
+	return g, nil
+}
+
+func producerOptions(k KafkaConfig, logger *slog.Logger) []kgo.Opt {
+	codec := map[string]kgo.CompressionCodec{
+		"zstd": kgo.ZstdCompression(), "lz4": kgo.Lz4Compression(), "snappy": kgo.SnappyCompression(),
+		"gzip": kgo.GzipCompression(), "none": kgo.NoCompression(),
+	}[k.Compression]
+	return []kgo.Opt{
+		kgo.SeedBrokers(k.Brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // with kgo's default idempotence
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerLinger(k.Linger),
+		kgo.WithLogger(kgoLogger{logger}),
+	}
+}
+
+// emit is the poller's EmitFunc: one sample into the spool.
+func (g *Gateway) emit(ctx context.Context, s devices.Sample) error {
+	return g.spool.Append(ctx, g.cfg.Topic(s.Class), []devices.Sample{s})
+}
+
+// Addr is the HTTP listener's address, nil when HTTPListen is empty.
+func (g *Gateway) Addr() net.Addr {
+	if g.httpLn == nil {
+		return nil
+	}
+	return g.httpLn.Addr()
+}
+
+// Health is the poller's per-device health snapshot.
+func (g *Gateway) Health() []modbus.DeviceHealth { return g.poller.Health() }
+
+// Run polls and forwards until ctx ends, then stops polling, gives the
+// forwarder up to drainTimeout to deliver the spool, and releases
+// everything. It returns nil after a stop by ctx, or the poller's error.
+func (g *Gateway) Run(ctx context.Context) error {
+	defer g.release()
+	var wg sync.WaitGroup
+	if g.http != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.http.Serve(g.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("http server", "err", err)
+			}
+		}()
+	}
+	fwdCtx, stopForwarding := context.WithCancel(context.WithoutCancel(ctx))
+	fwd := &forwarder{spool: g.spool, client: g.client, log: g.log, metrics: g.metrics}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		fwd.run(fwdCtx)
+	}()
+	g.log.Info("gateway running", "factory", g.cfg.Factory, "devices", len(g.cfg.Devices), "connections", len(g.cfg.Connections),
+		"brokers", strings.Join(g.cfg.Kafka.Brokers, ","), "spool", filepath.Join(g.cfg.DataDir, "spool"), "http", g.Addr())
+	close(g.ready)
+	err := g.poller.Run(ctx)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	// Polling has stopped: give the forwarder a moment to deliver the
+	// last samples, then stop it (what is left stays in the spool).
+	g.waitDrained(drainTimeout)
+	stopForwarding()
+	if g.http != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		g.http.Shutdown(sctx)
+		cancel()
+	}
+	wg.Wait()
+	return err
+}
+
+// waitDrained waits until every topic's checkpoint reaches its end, or d.
+func (g *Gateway) waitDrained(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if g.spool.backlog() == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	g.log.Warn("stopping with samples not yet forwarded; they stay in the spool", "samples", g.spool.backlog())
+}
+
+// release closes what New opened. It is idempotent.
+func (g *Gateway) release() {
+	if g.client != nil {
+		g.client.Close()
+		g.client = nil
+	}
+	for _, c := range g.conns {
+		c.Close()
+	}
+	g.conns = nil
+	if g.httpLn != nil && g.http == nil {
+		g.httpLn.Close()
+	}
+	if g.spool != nil {
+		if err := g.spool.Close(); err != nil {
+			g.log.Error("close the spool", "err", err)
+		}
+	}
+}
+
+// handler serves /metrics, /healthz (the process is up) and /readyz (Run
+// has started and the broker answered a metadata request within 2 s).
+func (g *Gateway) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-g.ready:
+		default:
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := g.client.Ping(ctx); err != nil {
+			http.Error(w, "broker unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// kgoLogger sends franz-go's log lines to slog.
+type kgoLogger struct{ l *slog.Logger }
+
+func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	switch level {
+	case kgo.LogLevelError:
+		k.l.Error("kafka: "+msg, keyvals...)
+	case kgo.LogLevelWarn:
+		k.l.Warn("kafka: "+msg, keyvals...)
+	default:
+		k.l.Debug("kafka: "+msg, keyvals...)
+	}
+}

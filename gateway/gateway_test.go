@@ -1,0 +1,215 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/factorywire/factorywire/devices"
+)
+
+// runGateway runs a gateway for cfg until the returned stop is called; stop
+// waits for Run to return and fails the test on its error.
+func runGateway(t *testing.T, cfg Config) (*Gateway, func()) {
+	t.Helper()
+	g, err := New(cfg, testLogger())
+	if err != nil {
+		t.Fatalf("new gateway: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("gateway Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("gateway did not stop within 30s")
+		}
+	}
+	t.Cleanup(stop)
+	return g, stop
+}
+
+// nextSeqs is each device's next seq from the gateway's health.
+func nextSeqs(g *Gateway) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, h := range g.Health() {
+		out[h.ID] = h.NextSeq
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestGatewayBrokerOutage: samples flow from the simulator through the
+// gateway to our broker; the broker stops for a while and comes back on the
+// same address and data dir; every sample polled arrives once, each
+// device's seq without a gap and in order, on its murmur2 partition.
+func TestGatewayBrokerOutage(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, dir, "127.0.0.1:0")
+	addr := b.Addr().String()
+	plant := newTestPlant(t, addr, 100*time.Millisecond, 3)
+	createTopics(t, addr, plant.topics)
+	g, stop := runGateway(t, plant.cfg)
+
+	plant.delivered(t, addr, 30)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Polling goes on into the spool while the broker is away.
+	waitFor(t, "30 samples spooled during the outage", 20*time.Second, func() bool { return g.spool.backlog() >= 30 })
+	resp, err := http.Get("http://" + g.Addr().String() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz during the outage: %s, want 503", resp.Status)
+	}
+	startBroker(t, dir, addr)
+	waitFor(t, "the backlog to drain", 30*time.Second, func() bool { return g.spool.backlog() == 0 })
+
+	metrics := scrape(t, g)
+	for _, want := range []string{
+		`factorywire_gateway_produced_samples_total{topic="plant-t.press"}`,
+		`factorywire_gateway_device_samples_total{class="press",conn="line-1",device="press-00"}`,
+		`factorywire_gateway_modbus_round_trip_seconds_bucket{conn="line-1"`,
+		`factorywire_gateway_spool_samples{topic="plant-t.power-meter"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	stop()
+	last := map[string]uint64{}
+	total := 0
+	for id, next := range nextSeqs(g) {
+		last[id] = next - 1
+		total += int(next)
+	}
+	got := plant.delivered(t, addr, total)
+	if n := checkSeqs(t, got, plant.devices, last, false); n != 0 {
+		t.Fatalf("%d samples delivered twice", n)
+	}
+	t.Logf("%d samples of %d devices delivered across the outage", total, len(plant.devices))
+}
+
+func scrape(t *testing.T, g *Gateway) string {
+	t.Helper()
+	resp, err := http.Get("http://" + g.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// TestGatewayRestartKeepsSeq: a gateway stopped and started again over the
+// same data dir continues each device's seq where it stopped.
+func TestGatewayRestartKeepsSeq(t *testing.T) {
+	b := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	addr := b.Addr().String()
+	plant := newTestPlant(t, addr, 100*time.Millisecond, 1)
+	createTopics(t, addr, plant.topics)
+	g, stop := runGateway(t, plant.cfg)
+	plant.delivered(t, addr, 6)
+	stop()
+	first := nextSeqs(g)
+	g2, stop2 := runGateway(t, plant.cfg)
+	waitFor(t, "new samples after the restart", 20*time.Second, func() bool {
+		for id, n := range nextSeqs(g2) {
+			if n < first[id]+3 {
+				return false
+			}
+		}
+		return true
+	})
+	stop2()
+	last := map[string]uint64{}
+	total := 0
+	for id, next := range nextSeqs(g2) {
+		last[id] = next - 1
+		total += int(next)
+	}
+	checkSeqs(t, plant.delivered(t, addr, total), plant.devices, last, false)
+}
+
+func TestCheckReportsConfigErrors(t *testing.T) {
+	base := func() Config {
+		cfg := DefaultConfig()
+		cfg.Factory, cfg.DataDir, cfg.ClassesDir = "plant-a", t.TempDir(), "../configs/devices"
+		cfg.Connections = nil
+		return cfg
+	}
+	u := uint8(250)
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"bad factory", func(c *Config) { c.Factory = "Plant_A" }, `factory "Plant_A"`},
+		{"no devices", func(c *Config) {}, "devices: at least one device required"},
+		{"unknown class", func(c *Config) {
+			c.Connections = append(c.Connections, testConn("l1"))
+			c.Devices = []DeviceConfig{{ID: "d1", Class: "pres", Connection: "l1", Schedule: everySecond}}
+		}, `devices[0] (d1).class "pres": no register map`},
+		{"unknown connection", func(c *Config) {
+			c.Devices = []DeviceConfig{{ID: "d1", Class: "press", Connection: "nope", Schedule: everySecond}}
+		}, `devices[0] (d1).connection "nope"`},
+		{"unit out of range", func(c *Config) {
+			c.Connections = append(c.Connections, testConn("l1"))
+			c.Devices = []DeviceConfig{{ID: "d1", Class: "press", Connection: "l1", Unit: &u, Schedule: everySecond}}
+		}, "devices[0] (d1).unit 250"},
+		{"spool policy", func(c *Config) { c.Spool.WhenFull = "drop" }, `spool.when_full "drop"`},
+		{"compression", func(c *Config) { c.Kafka.Compression = "brotli" }, `kafka.compression "brotli"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base()
+			tc.mutate(&cfg)
+			_, err := Check(cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Check: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+var everySecond = scheduleEvery(time.Second)
+
+func TestSampleTopic(t *testing.T) {
+	cfg := Config{Factory: "plant-a"}
+	if got := cfg.Topic("press"); got != "plant-a.press" {
+		t.Fatalf("topic %q", got)
+	}
+	cfg.TopicPrefix = "prod"
+	if got := cfg.Topic("press"); got != "prod.plant-a.press" {
+		t.Fatalf("topic %q", got)
+	}
+	_ = devices.ContentType
+}

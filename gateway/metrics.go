@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/factorywire/factorywire/devices/modbus"
+	"github.com/factorywire/factorywire/storage/commitlog"
+)
+
+// metrics are the gateway's Prometheus metrics, all prefixed
+// factorywire_gateway_. It is also the Modbus connections' Observer.
+type metrics struct {
+	requests      *prometheus.CounterVec   // conn, function
+	requestErrors *prometheus.CounterVec   // conn, kind, exception
+	roundTrip     *prometheus.HistogramVec // conn
+	connects      *prometheus.CounterVec   // conn, result
+	produced      *prometheus.CounterVec   // topic
+	produceErrors *prometheus.CounterVec   // topic
+	spoolRecords  *prometheus.GaugeVec     // topic
+	spoolAge      *prometheus.GaugeVec     // topic
+	spoolBytes    prometheus.GaugeFunc
+	dropped       *prometheus.CounterVec // topic
+	fullWaits     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, spool *Spool, health func() []modbus.DeviceHealth) *metrics {
+	const ns, sub = "factorywire", "gateway"
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "modbus_requests_total",
+			Help: "Modbus requests sent, busy retries included, by connection and function code."}, []string{"conn", "function"}),
+		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "modbus_request_errors_total",
+			Help: "Failed Modbus requests by connection, error kind and exception code (empty when not an exception)."}, []string{"conn", "kind", "exception"}),
+		roundTrip: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "modbus_round_trip_seconds",
+			Help:    "Modbus request round trips, write to end of reply, by connection.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"conn"}),
+		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "modbus_connects_total",
+			Help: "Connect attempts (TCP dial or serial open) by connection and result (ok, error)."}, []string{"conn", "result"}),
+		produced: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "produced_samples_total",
+			Help: "Samples acknowledged by the broker, by topic."}, []string{"topic"}),
+		produceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "produce_errors_total",
+			Help: "Forwarding attempts that failed and were retried from the checkpoint, by topic."}, []string{"topic"}),
+		spoolRecords: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "spool_samples",
+			Help: "Samples in the spool not yet acknowledged by the broker, by topic."}, []string{"topic"}),
+		spoolAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "spool_oldest_sample_age_seconds",
+			Help: "Age of the oldest sample not yet acknowledged by the broker (0 when none), by topic."}, []string{"topic"}),
+		spoolBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "spool_bytes",
+			Help: "Bytes the spool's files hold."}, func() float64 { return float64(spool.Size()) }),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "spool_dropped_samples_total",
+			Help: "Samples dropped unforwarded because the spool was full (when_full: drop_oldest), by topic."}, []string{"topic"}),
+		fullWaits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "spool_full_waits_total",
+			Help: "Times polling paused because the spool was full (when_full: pause_polling)."}),
+	}
+	reg.MustRegister(m.requests, m.requestErrors, m.roundTrip, m.connects, m.produced, m.produceErrors,
+		m.spoolRecords, m.spoolAge, m.spoolBytes, m.dropped, m.fullWaits, &deviceCollector{health: health})
+	spool.dropped = func(topic string, n int) { m.dropped.WithLabelValues(topic).Add(float64(n)) }
+	spool.fullWaits = m.fullWaits.Inc
+	return m
+}
+
+// ObserveRequest implements modbus.Observer.
+func (m *metrics) ObserveRequest(conn string, _ uint8, function uint8, rtt time.Duration, err error) {
+	m.requests.WithLabelValues(conn, strconv.Itoa(int(function))).Inc()
+	if rtt > 0 {
+		m.roundTrip.WithLabelValues(conn).Observe(rtt.Seconds())
+	}
+	if err != nil {
+		exception := ""
+		var ee *modbus.ExceptionError
+		if errors.As(err, &ee) {
+			exception = strconv.Itoa(int(ee.Code))
+		}
+		m.requestErrors.WithLabelValues(conn, modbus.KindOf(err).String(), exception).Inc()
+	}
+}
+
+// ObserveConnect implements modbus.Observer.
+func (m *metrics) ObserveConnect(conn string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.connects.WithLabelValues(conn, result).Inc()
+}
+
+// backlog updates topic's spool gauges for the forwarder at pos.
+func (m *metrics) backlog(topic string, l *commitlog.Log, pos int64) {
+	end := l.DurableOffset()
+	m.spoolRecords.WithLabelValues(topic).Set(float64(max(0, end-pos)))
+	age := 0.0
+	if pos < end {
+		_ = l.Batches(pos, func(h commitlog.BatchHeader) error {
+			age = time.Since(time.UnixMilli(h.BaseTimestamp)).Seconds()
+			return errStopBatches
+		})
+	}
+	m.spoolAge.WithLabelValues(topic).Set(max(0, age))
+}
+
+var errStopBatches = errors.New("stop")
+
+// deviceCollector exposes the poller's per-device health at scrape time.
+type deviceCollector struct {
+	health func() []modbus.DeviceHealth
+}
+
+var (
+	descPolls    = prometheus.NewDesc("factorywire_gateway_device_polls_total", "Polls attempted, by device.", []string{"device", "class", "conn"}, nil)
+	descSamples  = prometheus.NewDesc("factorywire_gateway_device_samples_total", "Samples emitted, by device.", []string{"device", "class", "conn"}, nil)
+	descFailures = prometheus.NewDesc("factorywire_gateway_device_failed_polls_total", "Polls that produced no sample, by device.", []string{"device", "class", "conn"}, nil)
+	descOverruns = prometheus.NewDesc("factorywire_gateway_device_overruns_total", "Polls after which a due time had passed unpolled, by device.", []string{"device", "class", "conn"}, nil)
+	descFailing  = prometheus.NewDesc("factorywire_gateway_device_consecutive_failures", "Polls without a sample since the last one with, by device.", []string{"device", "class", "conn"}, nil)
+	descSuccess  = prometheus.NewDesc("factorywire_gateway_device_last_success_timestamp_seconds", "Start of the last poll that produced a sample (0: none yet), by device.", []string{"device", "class", "conn"}, nil)
+	descPollTime = prometheus.NewDesc("factorywire_gateway_device_poll_seconds", "Duration of the last poll's reads, by device.", []string{"device", "class", "conn"}, nil)
+)
+
+func (c *deviceCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPolls, descSamples, descFailures, descOverruns, descFailing, descSuccess, descPollTime} {
+		ch <- d
+	}
+}
+
+func (c *deviceCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.health == nil {
+		return
+	}
+	for _, h := range c.health() {
+		labels := []string{h.ID, h.Class, h.Conn}
+		success := 0.0
+		if !h.LastSuccess.IsZero() {
+			success = float64(h.LastSuccess.UnixMilli()) / 1000
+		}
+		ch <- prometheus.MustNewConstMetric(descPolls, prometheus.CounterValue, float64(h.Polls), labels...)
+		ch <- prometheus.MustNewConstMetric(descSamples, prometheus.CounterValue, float64(h.Samples), labels...)
+		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(h.Failures), labels...)
+		ch <- prometheus.MustNewConstMetric(descOverruns, prometheus.CounterValue, float64(h.Overruns), labels...)
+		ch <- prometheus.MustNewConstMetric(descFailing, prometheus.GaugeValue, float64(h.ConsecutiveFailures), labels...)
+		ch <- prometheus.MustNewConstMetric(descSuccess, prometheus.GaugeValue, success, labels...)
+		ch <- prometheus.MustNewConstMetric(descPollTime, prometheus.GaugeValue, h.LastRoundTrip.Seconds(), labels...)
+	}
+}

@@ -1,0 +1,478 @@
+package gateway
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/recordbatch"
+	"github.com/factorywire/factorywire/storage/commitlog"
+)
+
+// Spool policies for a full spool (SpoolConfig.WhenFull).
+const (
+	// DropOldest makes room by dropping the oldest samples not yet
+	// forwarded, a whole segment at a time, counting them in
+	// factorywire_gateway_spool_dropped_samples_total. Polling goes on.
+	DropOldest = "drop_oldest"
+	// PausePolling blocks the poller until the forwarder has made room:
+	// polls that fall due meanwhile are skipped (no sample is taken, so
+	// none is lost and seq stays continuous), counted in
+	// factorywire_gateway_spool_full_waits_total.
+	PausePolling = "pause_polling"
+)
+
+// checkpointFile holds a topic's forwarded position, in each topic's spool
+// directory.
+const checkpointFile = "forwarded.json"
+
+// checkpoint is what the forwarder has delivered of one topic: every record
+// below Offset, and for each device the seq of its last sample below Offset.
+type checkpoint struct {
+	Offset int64             `json:"offset"`
+	Seqs   map[string]uint64 `json:"seqs"`
+}
+
+// Spool is the gateway's durable buffer between the poller and the
+// forwarder: one commitlog.Log per topic in Dir/<topic>/, each record one
+// sample (key = device id, value = sample JSON, header content-type, record
+// timestamp = sample time), and beside each log the forwarder's checkpoint.
+// Append returns once the samples are fsynced. Segments wholly below the
+// checkpoint are deleted. All methods are safe for concurrent use.
+type Spool struct {
+	dir    string
+	cfg    SpoolConfig
+	log    *slog.Logger
+	opts   commitlog.Options
+	notify chan struct{} // closed and replaced on every append
+	room   chan struct{} // closed and replaced whenever space is freed
+
+	mu     sync.Mutex
+	topics map[string]*spoolTopic
+	closed bool
+
+	dropped   func(topic string, n int) // metrics hook, may be nil
+	fullWaits func()                    // metrics hook, may be nil
+}
+
+type spoolTopic struct {
+	name string
+	dir  string
+	log  *commitlog.Log
+
+	mu   sync.Mutex // guards ckpt and its file
+	ckpt checkpoint
+}
+
+// OpenSpool opens (or creates) the spool in dir and every topic log in it.
+func OpenSpool(dir string, cfg SpoolConfig, logger *slog.Logger) (*Spool, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	s := &Spool{
+		dir:    dir,
+		cfg:    cfg,
+		log:    logger,
+		topics: map[string]*spoolTopic{},
+		notify: make(chan struct{}),
+		room:   make(chan struct{}),
+		opts: commitlog.Options{
+			SegmentBytes:   cfg.segmentBytes(),
+			RetentionAge:   -1,
+			RetentionBytes: -1,
+			Logger:         logger,
+		},
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := s.topic(e.Name()); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// topic returns the spool of topic, opening it on first use.
+func (s *Spool) topic(name string) (*spoolTopic, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, commitlog.ErrClosed
+	}
+	if t := s.topics[name]; t != nil {
+		return t, nil
+	}
+	t := &spoolTopic{name: name, dir: filepath.Join(s.dir, name)}
+	l, err := commitlog.Open(t.dir, s.opts)
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: %w", name, err)
+	}
+	t.log = l
+	if err := t.loadCheckpoint(); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("spool %s: %w", name, err)
+	}
+	s.topics[name] = t
+	return t, nil
+}
+
+func (t *spoolTopic) loadCheckpoint() error {
+	t.ckpt = checkpoint{Seqs: map[string]uint64{}}
+	raw, err := os.ReadFile(filepath.Join(t.dir, checkpointFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, &t.ckpt); err != nil {
+		return fmt.Errorf("%s: %w (delete it to forward the whole spool again)", filepath.Join(t.dir, checkpointFile), err)
+	}
+	if t.ckpt.Seqs == nil {
+		t.ckpt.Seqs = map[string]uint64{}
+	}
+	return nil
+}
+
+// Topics returns the names of the topics in the spool, sorted.
+func (s *Spool) Topics() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.topics))
+	for n := range s.topics {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// NextSeqs returns, for every device with a sample in the spool or in a
+// checkpoint, the seq its next sample must carry: its last seq plus one. It
+// reads the samples not yet forwarded; call it once, at start-up.
+func (s *Spool) NextSeqs() (map[string]uint64, error) {
+	next := map[string]uint64{}
+	for _, name := range s.Topics() {
+		t, err := s.topic(name)
+		if err != nil {
+			return nil, err
+		}
+		t.mu.Lock()
+		for dev, seq := range t.ckpt.Seqs {
+			next[dev] = max(next[dev], seq+1)
+		}
+		from := max(t.ckpt.Offset, t.log.StartOffset())
+		t.mu.Unlock()
+		err = t.scan(from, t.log.EndOffset(), func(_ int64, r recordbatch.Record) error {
+			smp, err := devices.DecodeSample(r.Value)
+			if err != nil {
+				return err
+			}
+			next[smp.Device] = max(next[smp.Device], smp.Seq+1)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("spool %s: %w", name, err)
+		}
+	}
+	return next, nil
+}
+
+// scan calls fn for every record from offset from up to (not including)
+// end, in order.
+func (t *spoolTopic) scan(from, end int64, fn func(offset int64, r recordbatch.Record) error) error {
+	for from < end {
+		data, err := t.log.Read(from, 1<<20, end)
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			return nil
+		}
+		next, err := eachRecord(data, func(offset int64, r recordbatch.Record) error {
+			if offset < from {
+				return nil
+			}
+			return fn(offset, r)
+		})
+		if err != nil {
+			return err
+		}
+		from = next
+	}
+	return nil
+}
+
+// eachRecord calls fn for every record of the whole batches in data and
+// returns the offset after the last one.
+func eachRecord(data []byte, fn func(offset int64, r recordbatch.Record) error) (int64, error) {
+	next := int64(-1)
+	for len(data) > 0 {
+		if len(data) < 12 {
+			return 0, fmt.Errorf("spool: %d trailing bytes after the last batch", len(data))
+		}
+		size := 12 + int(int32(binary.BigEndian.Uint32(data[8:])))
+		if size < 12 || size > len(data) {
+			return 0, fmt.Errorf("spool: a batch of %d bytes in %d bytes read", size, len(data))
+		}
+		h, err := commitlog.ParseBatch(data[:size])
+		if err != nil {
+			return 0, err
+		}
+		err = recordbatch.Decode(data[:h.Size()], func(i int, r recordbatch.Record) error {
+			return fn(h.BaseOffset+int64(i), r)
+		})
+		if err != nil {
+			return 0, fmt.Errorf("batch at offset %d: %w", h.BaseOffset, err)
+		}
+		next = h.LastOffset() + 1
+		data = data[h.Size():]
+	}
+	return next, nil
+}
+
+// Append stores samples, all of one topic, as one batch and returns once it
+// is fsynced. When the spool is full it drops the oldest samples or waits
+// for room (SpoolConfig.WhenFull); waiting ends with ctx.
+func (s *Spool) Append(ctx context.Context, topic string, samples []devices.Sample) error {
+	t, err := s.topic(topic)
+	if err != nil {
+		return err
+	}
+	if err := s.makeRoom(ctx); err != nil {
+		return err
+	}
+	recs := make([]recordbatch.Record, len(samples))
+	for i := range samples {
+		smp := &samples[i]
+		recs[i] = recordbatch.Record{
+			Key:       []byte(smp.Device),
+			Value:     smp.AppendJSON(nil),
+			Headers:   []recordbatch.Header{{Key: "content-type", Value: []byte(devices.ContentType)}},
+			Timestamp: smp.Time.UnixMilli(),
+		}
+	}
+	base, err := t.log.Append(recordbatch.Encode(recs))
+	if err != nil {
+		return fmt.Errorf("spool %s: %w", topic, err)
+	}
+	if err := t.log.Sync(base + int64(len(recs))); err != nil {
+		return fmt.Errorf("spool %s: %w", topic, err)
+	}
+	s.mu.Lock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.mu.Unlock()
+	return nil
+}
+
+// appended returns a channel closed at the next Append.
+func (s *Spool) appended() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notify
+}
+
+// Size is the bytes the spool's logs hold.
+func (s *Spool) Size() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, t := range s.topics {
+		n += t.log.Size()
+	}
+	return n
+}
+
+// makeRoom applies the full-spool policy before an append.
+func (s *Spool) makeRoom(ctx context.Context) error {
+	for s.Size() >= s.cfg.MaxBytes {
+		if s.cfg.WhenFull == PausePolling {
+			if s.fullWaits != nil {
+				s.fullWaits()
+			}
+			s.mu.Lock()
+			room := s.room
+			s.mu.Unlock()
+			select {
+			case <-room:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		dropped, err := s.dropOldest()
+		if err != nil {
+			return err
+		}
+		if !dropped {
+			return nil // only active segments left: nothing to drop
+		}
+	}
+	return nil
+}
+
+// dropOldest moves the checkpoint of the topic with the largest backlog
+// past its oldest closed segment and deletes it. It reports whether it
+// dropped anything.
+func (s *Spool) dropOldest() (bool, error) {
+	var victim *spoolTopic
+	s.mu.Lock()
+	for _, t := range s.topics {
+		if len(t.log.SegmentBases()) > 1 && (victim == nil || t.log.Size() > victim.log.Size()) {
+			victim = t
+		}
+	}
+	s.mu.Unlock()
+	if victim == nil {
+		return false, nil
+	}
+	t := victim
+	bases := t.log.SegmentBases()
+	if len(bases) < 2 {
+		return false, nil
+	}
+	cut := bases[1] // everything in the oldest segment
+	t.mu.Lock()
+	from := max(t.ckpt.Offset, bases[0])
+	t.mu.Unlock()
+	seqs := map[string]uint64{}
+	n := 0
+	if err := t.scan(from, cut, func(_ int64, r recordbatch.Record) error {
+		smp, err := devices.DecodeSample(r.Value)
+		if err == nil {
+			seqs[smp.Device] = max(seqs[smp.Device], smp.Seq)
+		}
+		n++
+		return nil
+	}); err != nil {
+		return false, err
+	}
+	if err := t.advance(cut, seqs); err != nil {
+		return false, err
+	}
+	if n > 0 {
+		s.log.Warn("spool full: dropped samples not yet forwarded", "topic", t.name, "samples", n, "max_bytes", s.cfg.MaxBytes)
+		if s.dropped != nil {
+			s.dropped(t.name, n)
+		}
+	}
+	s.freed()
+	return true, nil
+}
+
+// advance moves topic t's checkpoint to offset (never backwards) with the
+// last seqs of the devices forwarded or dropped below it, persists it, and
+// deletes the segments below it.
+func (t *spoolTopic) advance(offset int64, seqs map[string]uint64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if offset <= t.ckpt.Offset {
+		return nil
+	}
+	t.ckpt.Offset = offset
+	for dev, seq := range seqs {
+		t.ckpt.Seqs[dev] = max(t.ckpt.Seqs[dev], seq)
+	}
+	if err := writeFileAtomic(filepath.Join(t.dir, checkpointFile), t.ckpt); err != nil {
+		return fmt.Errorf("spool %s: write checkpoint: %w", t.name, err)
+	}
+	if _, err := t.log.DeleteBefore(offset); err != nil {
+		return fmt.Errorf("spool %s: %w", t.name, err)
+	}
+	return nil
+}
+
+// position returns the offset the forwarder of t goes on from.
+func (t *spoolTopic) position() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return max(t.ckpt.Offset, t.log.StartOffset())
+}
+
+// freed wakes appends waiting for room.
+func (s *Spool) freed() {
+	s.mu.Lock()
+	close(s.room)
+	s.room = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Close closes every topic log. It is idempotent.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var err error
+	for _, t := range s.topics {
+		err = errors.Join(err, t.log.Close())
+	}
+	return err
+}
+
+// writeFileAtomic writes v as JSON to name through a temporary file, fsynced
+// and renamed, and fsyncs the directory, so a crash leaves the old or the
+// new content.
+func writeFileAtomic(name string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// backlog is the number of samples not yet forwarded, over every topic.
+func (s *Spool) backlog() int64 {
+	var n int64
+	for _, name := range s.Topics() {
+		if t, err := s.topic(name); err == nil {
+			n += max(0, t.log.DurableOffset()-t.position())
+		}
+	}
+	return n
+}
