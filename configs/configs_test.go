@@ -9,6 +9,7 @@ import (
 
 	"github.com/factorywire/factorywire/broker"
 	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/gateway"
 	"github.com/factorywire/factorywire/internal/configfile"
 )
 
@@ -20,6 +21,14 @@ func TestExamplesLoadAndValidate(t *testing.T) {
 				return err
 			}
 			return cfg.Validate()
+		},
+		"gateway.yaml": func(path string) error {
+			cfg, err := gateway.LoadConfig(path)
+			if err != nil {
+				return err
+			}
+			_, err = gateway.Check(cfg)
+			return err
 		},
 	}
 	files, err := filepath.Glob("*.yaml")

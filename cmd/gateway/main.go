@@ -1,0 +1,197 @@
+// Command gateway polls Modbus devices and produces their samples to a
+// Kafka-protocol broker through a durable local spool.
+//
+//	gateway run   --config configs/gateway.yaml [--brokers host:port,...] [--data-dir DIR] [--log-level info]
+//	gateway check --config configs/gateway.yaml
+//
+// check validates the config and the register maps and prints the read plan
+// of every device class and the topics the gateway writes, without
+// connecting to anything. Every flag has an environment twin:
+// FACTORYWIRE_GATEWAY_ and the flag name in upper case with '-' as '_'
+// (FACTORYWIRE_GATEWAY_CONFIG). Flags win over the environment, which wins
+// over the file. Exit status: 0 after a clean stop, 1 when the gateway fails,
+// 2 for a usage or configuration error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/factorywire/factorywire/gateway"
+)
+
+const envPrefix = "FACTORYWIRE_GATEWAY"
+
+// usageError marks errors that exit with status 2.
+type usageError struct{ error }
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		var ue usageError
+		if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	root := &ffcli.Command{
+		Name:        "gateway",
+		ShortUsage:  "gateway <subcommand> [flags]",
+		ShortHelp:   "poll Modbus devices into Kafka through a durable spool",
+		Subcommands: []*ffcli.Command{runCommand(), checkCommand(stdout)},
+		Exec: func(context.Context, []string) error {
+			return usageError{errors.New("missing subcommand: try 'gateway run --help' or 'gateway check --help'")}
+		},
+	}
+	if err := root.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	return root.Run(context.Background())
+}
+
+// flags are the flags both subcommands share.
+type flags struct {
+	config  *string
+	brokers *string
+	dataDir *string
+}
+
+func addFlags(fs *flag.FlagSet) flags {
+	return flags{
+		config:  fs.String("config", "", "YAML config file (see configs/gateway.yaml); required"),
+		brokers: fs.String("brokers", "", "seed brokers, host:port,... (overrides kafka.brokers)"),
+		dataDir: fs.String("data-dir", "", "where the spool lives (overrides data_dir)"),
+	}
+}
+
+// load reads the config file and applies the flags that were set.
+func (f flags) load(fs *flag.FlagSet) (gateway.Config, error) {
+	if *f.config == "" {
+		return gateway.Config{}, usageError{errors.New("--config FILE is required")}
+	}
+	cfg, err := gateway.LoadConfig(*f.config)
+	if err != nil {
+		return gateway.Config{}, usageError{err}
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "brokers":
+			cfg.Kafka.Brokers = strings.Split(*f.brokers, ",")
+		case "data-dir":
+			cfg.DataDir = *f.dataDir
+		}
+	})
+	return cfg, nil
+}
+
+func runCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("gateway run", flag.ContinueOnError)
+	f := addFlags(fs)
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	return &ffcli.Command{
+		Name:       "run",
+		ShortUsage: "gateway run --config FILE [flags]",
+		ShortHelp:  "poll and forward until SIGINT or SIGTERM",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+		Exec: func(ctx context.Context, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+				return usageError{fmt.Errorf("--log-level %q: %v", *logLevel, err)}
+			}
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg, err := f.load(fs)
+			if err != nil {
+				return err
+			}
+			if _, err := gateway.Check(cfg); err != nil {
+				return usageError{fmt.Errorf("%s: %w", *f.config, err)}
+			}
+			g, err := gateway.New(cfg, logger)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			err = g.Run(ctx)
+			logger.Info("gateway stopped")
+			return err
+		},
+	}
+}
+
+func checkCommand(stdout io.Writer) *ffcli.Command {
+	fs := flag.NewFlagSet("gateway check", flag.ContinueOnError)
+	f := addFlags(fs)
+	return &ffcli.Command{
+		Name:       "check",
+		ShortUsage: "gateway check --config FILE",
+		ShortHelp:  "validate the config and print the read plans and topics",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+		Exec: func(_ context.Context, _ []string) error {
+			cfg, err := f.load(fs)
+			if err != nil {
+				return err
+			}
+			plan, err := gateway.Check(cfg)
+			if err != nil {
+				return usageError{fmt.Errorf("%s: %w", *f.config, err)}
+			}
+			printPlan(stdout, cfg, plan)
+			return nil
+		},
+	}
+}
+
+func printPlan(w io.Writer, cfg gateway.Config, plan gateway.Plan) {
+	fmt.Fprintf(w, "factory %s: %d devices on %d connections, spool %s (max %d bytes, when full: %s)\n\n",
+		cfg.Factory, len(cfg.Devices), len(cfg.Connections), cfg.DataDir, cfg.Spool.MaxBytes, cfg.Spool.WhenFull)
+	fmt.Fprintln(w, "topics:")
+	for _, t := range plan.Topics {
+		fmt.Fprintf(w, "  %s\n", t)
+	}
+	fmt.Fprintln(w, "\nread plans:")
+	for _, c := range plan.Classes {
+		fmt.Fprintf(w, "  class %s (%s), %d fields:\n", c.Name, c.Source, len(c.Fields))
+		for _, line := range strings.Split(strings.TrimRight(c.Plan.String(), "\n"), "\n") {
+			fmt.Fprintf(w, "    %s\n", line)
+		}
+	}
+	fmt.Fprintln(w, "\ndevices:")
+	ids := make([]string, 0, len(plan.Devices))
+	for id := range plan.Devices {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	byID := map[string]gateway.DeviceConfig{}
+	for _, d := range cfg.Devices {
+		byID[d.ID] = d
+	}
+	for _, id := range ids {
+		d := byID[id]
+		unit := 1
+		if d.Unit != nil {
+			unit = int(*d.Unit)
+		}
+		fmt.Fprintf(w, "  %-24s %-24s %s unit %d, %s\n", id, plan.Devices[id], d.Connection, unit, d.Schedule.String())
+	}
+}
