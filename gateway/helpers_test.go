@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -249,3 +250,7 @@ func testConn(name string) modbus.ConnConfig {
 }
 
 func scheduleEvery(d time.Duration) modbus.Schedule { return modbus.Schedule{Interval: d} }
+
+func writeFileRaw(path, body string) error { return os.WriteFile(path, []byte(body), 0o644) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/factorywire/factorywire/devices"
+)
+
+func testSample(dev string, seq uint64) devices.Sample {
+	return devices.Sample{
+		Factory: testFactory, Device: dev, Class: "press",
+		Time: time.UnixMilli(1_764_550_000_000 + int64(seq)).UTC(), Seq: seq,
+		Fields: map[string]devices.Value{"pressure": devices.Float64Value(float64(seq) / 10), "pad": devices.StringValue(fmt.Sprintf("%0200d", seq))},
+	}
+}
+
+// fill appends samples of dev until the spool has taken n.
+func fill(t *testing.T, s *Spool, dev string, from, n uint64) {
+	t.Helper()
+	for seq := from; seq < from+n; seq++ {
+		if err := s.Append(context.Background(), "plant-t.press", []devices.Sample{testSample(dev, seq)}); err != nil {
+			t.Fatalf("append seq %d: %v", seq, err)
+		}
+	}
+}
+
+// TestSpoolDropOldest: a full spool with drop_oldest drops whole old
+// segments, counts the samples, stays near its bound, and keeps the seqs of
+// what it dropped as used.
+func TestSpoolDropOldest(t *testing.T) {
+	dir := t.TempDir()
+	cfg := SpoolConfig{MaxBytes: 1 << 20, WhenFull: DropOldest}
+	s, err := OpenSpool(dir, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := 0
+	s.dropped = func(topic string, n int) { dropped += n }
+	const n = 8000 // about 3 MiB of samples
+	fill(t, s, "press-01", 0, n)
+	if dropped == 0 {
+		t.Fatal("nothing dropped from a spool three times over its bound")
+	}
+	if size := s.Size(); size > cfg.MaxBytes+cfg.segmentBytes() {
+		t.Fatalf("spool holds %d bytes, bound %d + one segment", size, cfg.MaxBytes)
+	}
+	if got := s.backlog(); got+int64(dropped) != n {
+		t.Fatalf("backlog %d + dropped %d != %d appended", got, dropped, n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = OpenSpool(dir, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	next, err := s.NextSeqs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next["press-01"] != n {
+		t.Fatalf("next seq after reopening %d, want %d", next["press-01"], n)
+	}
+}
+
+// TestSpoolPausePolling: a full spool with pause_polling makes Append wait
+// until the forwarder frees room, and drops nothing.
+func TestSpoolPausePolling(t *testing.T) {
+	cfg := SpoolConfig{MaxBytes: 1 << 20, WhenFull: PausePolling}
+	s, err := OpenSpool(t.TempDir(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waits := 0
+	s.fullWaits = func() { waits++ }
+	seq := uint64(0)
+	for s.Size() < cfg.MaxBytes {
+		fill(t, s, "press-01", seq, 1)
+		seq++
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	err = s.Append(ctx, "plant-t.press", []devices.Sample{testSample("press-01", seq)})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || waits == 0 {
+		t.Fatalf("Append to a full spool: %v after %d waits, want it to wait until its context ends", err, waits)
+	}
+	// The forwarder delivers everything: the waiting Append goes through.
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Append(context.Background(), "plant-t.press", []devices.Sample{testSample("press-01", seq)})
+	}()
+	tp, err := s.topic("plant-t.press")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.advance(tp.log.DurableOffset(), map[string]uint64{"press-01": seq - 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.freed()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Append still waiting after the spool was emptied")
+	}
+	if s.backlog() != 1 {
+		t.Fatalf("backlog %d, want the one sample appended after the drain", s.backlog())
+	}
+}
+
+// TestSpoolRefusesCorruptCheckpoint: a checkpoint that does not parse is an
+// error naming the file, never a silent restart from offset 0.
+func TestSpoolRefusesCorruptCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir, SpoolConfig{MaxBytes: 1 << 20, WhenFull: DropOldest}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, s, "press-01", 0, 3)
+	s.Close()
+	if err := writeFileRaw(dir+"/plant-t.press/"+checkpointFile, "{not json"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenSpool(dir, SpoolConfig{MaxBytes: 1 << 20, WhenFull: DropOldest}, nil)
+	if err == nil || !contains(err.Error(), checkpointFile) {
+		t.Fatalf("OpenSpool with a corrupt checkpoint: %v", err)
+	}
+}
