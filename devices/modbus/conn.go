@@ -72,16 +72,16 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 
 // ConnStats are a Conn's counters since NewConn. Maps hold non-zero counts.
 type ConnStats struct {
-	Requests        uint64                   // requests processed, busy retries included
-	Replies         uint64                   // well-formed replies (exception replies included)
-	Errors          map[ErrorKind]uint64     // failed requests by kind
-	Exceptions      map[ExceptionCode]uint64 // exception replies by code (busy retries included)
-	BusyRetries     uint64                   // requests repeated after exception 6
-	Connects        uint64                   // successful connects
-	Reconnects      uint64                   // successful connects after the first
-	ConnectFailures uint64                   // failed connect attempts
-	Disconnects     uint64                   // connections closed after an error
-	RoundTripTotal  time.Duration            // sum of the round trips of Replies
+	Requests        uint64                       // requests processed, busy retries included
+	Replies         uint64                       // well-formed replies (exception replies included)
+	Errors          map[ErrorKind]uint64         // failed requests by kind
+	Exceptions      map[devices.Exception]uint64 // exception replies by code (busy retries included)
+	BusyRetries     uint64                       // requests repeated after exception 6
+	Connects        uint64                       // successful connects
+	Reconnects      uint64                       // successful connects after the first
+	ConnectFailures uint64                       // failed connect attempts
+	Disconnects     uint64                       // connections closed after an error
+	RoundTripTotal  time.Duration                // sum of the round trips of Replies
 }
 
 // Conn is one physical Modbus connection (a TCP endpoint or a serial line)
@@ -143,7 +143,7 @@ func NewConn(cfg ConnConfig, opts ...Option) (*Conn, error) {
 		calls: make(chan *call),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
-		stats: ConnStats{Errors: map[ErrorKind]uint64{}, Exceptions: map[ExceptionCode]uint64{}},
+		stats: ConnStats{Errors: map[ErrorKind]uint64{}, Exceptions: map[devices.Exception]uint64{}},
 		tr:    newTransport(cfg),
 	}
 	go c.run()
@@ -194,7 +194,7 @@ func (c *Conn) Stats() ConnStats {
 	for k, v := range c.stats.Errors {
 		s.Errors[k] = v
 	}
-	s.Exceptions = make(map[ExceptionCode]uint64, len(c.stats.Exceptions))
+	s.Exceptions = make(map[devices.Exception]uint64, len(c.stats.Exceptions))
 	for k, v := range c.stats.Exceptions {
 		s.Exceptions[k] = v
 	}
@@ -246,7 +246,7 @@ func (c *Conn) serve(cl *call) ([]byte, error) {
 		data, rtt, kind, err := c.roundTrip(cl.ctx, req)
 		c.record(req, rtt, kind, err)
 		var ee *ExceptionError
-		if kind != KindException || !errors.As(err, &ee) || ee.Code != ServerDeviceBusy || try >= c.cfg.BusyTries {
+		if kind != KindException || !errors.As(err, &ee) || ee.Code != devices.ExceptionServerDeviceBusy || try >= c.cfg.BusyTries {
 			return data, err
 		}
 		c.count(func(s *ConnStats) { s.BusyRetries++ })

@@ -267,7 +267,7 @@ func TestConnExceptions(t *testing.T) {
 	u := addUnit(t, s, 1)
 	c := newConn(t, ConnConfig{Address: s.Addr().String(), BusyTries: 3, BusyBackoff: time.Millisecond})
 
-	exception := func(t *testing.T, err error, code ExceptionCode) *ExceptionError {
+	exception := func(t *testing.T, err error, code devices.Exception) *ExceptionError {
 		t.Helper()
 		var ee *ExceptionError
 		if !errors.As(err, &ee) || ee.Code != code {
@@ -279,7 +279,7 @@ func TestConnExceptions(t *testing.T) {
 
 	t.Run("illegal data address", func(t *testing.T) {
 		_, err := c.Read(readCtx(t), 1, devices.HoldingRegisters, 190, 20)
-		ee := exception(t, err, IllegalDataAddress)
+		ee := exception(t, err, devices.ExceptionIllegalDataAddress)
 		if ee.Unit != 1 || ee.Function != 3 || ee.UnitDown() || KindOf(err) != KindException {
 			t.Errorf("got %+v", ee)
 		}
@@ -288,7 +288,7 @@ func TestConnExceptions(t *testing.T) {
 		}
 	})
 	t.Run("busy twice then served", func(t *testing.T) {
-		if err := u.SetFaults(simulator.Fault{Kind: simulator.FaultException, Exception: simulator.ExceptionServerDeviceBusy, Times: 2}); err != nil {
+		if err := u.SetFaults(simulator.Fault{Kind: simulator.FaultException, Exception: devices.ExceptionServerDeviceBusy, Times: 2}); err != nil {
 			t.Fatal(err)
 		}
 		before, retries := requests(), c.Stats().BusyRetries
@@ -304,20 +304,20 @@ func TestConnExceptions(t *testing.T) {
 		}
 	})
 	t.Run("busy forever", func(t *testing.T) {
-		if err := u.SetFaults(simulator.Fault{Kind: simulator.FaultException, Exception: simulator.ExceptionServerDeviceBusy}); err != nil {
+		if err := u.SetFaults(simulator.Fault{Kind: simulator.FaultException, Exception: devices.ExceptionServerDeviceBusy}); err != nil {
 			t.Fatal(err)
 		}
 		defer u.ClearFaults()
 		before := requests()
 		_, err := c.Read(readCtx(t), 1, devices.HoldingRegisters, 5, 2)
-		exception(t, err, ServerDeviceBusy)
+		exception(t, err, devices.ExceptionServerDeviceBusy)
 		if n := requests() - before; n != 3 {
 			t.Errorf("sent %d requests, want BusyTries = 3", n)
 		}
 	})
 	t.Run("gateway target failed", func(t *testing.T) {
 		_, err := c.Read(readCtx(t), 9, devices.HoldingRegisters, 0, 1) // no unit 9
-		if ee := exception(t, err, GatewayTargetFailedToRespond); !ee.UnitDown() {
+		if ee := exception(t, err, devices.ExceptionGatewayTargetFailedToRespond); !ee.UnitDown() {
 			t.Errorf("UnitDown() false for %v", ee)
 		}
 	})
@@ -329,7 +329,7 @@ func TestConnExceptions(t *testing.T) {
 			t.Errorf("%d connections after exceptions, want 1", n)
 		}
 		st := c.Stats()
-		if st.Disconnects != 0 || st.Exceptions[ServerDeviceBusy] != 5 || st.Exceptions[IllegalDataAddress] != 1 {
+		if st.Disconnects != 0 || st.Exceptions[devices.ExceptionServerDeviceBusy] != 5 || st.Exceptions[devices.ExceptionIllegalDataAddress] != 1 {
 			t.Errorf("stats %+v", st)
 		}
 	})

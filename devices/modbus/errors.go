@@ -58,57 +58,14 @@ var (
 	ErrInvalidConfig = errors.New("modbus: invalid config")
 )
 
-// ExceptionCode is a Modbus exception code, the second byte of an
-// exception reply (function code | 0x80, code).
-type ExceptionCode uint8
-
-// The exception codes of the Modbus application protocol specification
-// v1.1b3, section 7.
-const (
-	IllegalFunction              ExceptionCode = 0x01
-	IllegalDataAddress           ExceptionCode = 0x02
-	IllegalDataValue             ExceptionCode = 0x03
-	ServerDeviceFailure          ExceptionCode = 0x04
-	Acknowledge                  ExceptionCode = 0x05
-	ServerDeviceBusy             ExceptionCode = 0x06
-	MemoryParityError            ExceptionCode = 0x08
-	GatewayPathUnavailable       ExceptionCode = 0x0A
-	GatewayTargetFailedToRespond ExceptionCode = 0x0B
-)
-
-// String returns the specification's name of the code.
-func (c ExceptionCode) String() string {
-	switch c {
-	case IllegalFunction:
-		return "illegal function"
-	case IllegalDataAddress:
-		return "illegal data address"
-	case IllegalDataValue:
-		return "illegal data value"
-	case ServerDeviceFailure:
-		return "server device failure"
-	case Acknowledge:
-		return "acknowledge"
-	case ServerDeviceBusy:
-		return "server device busy"
-	case MemoryParityError:
-		return "memory parity error"
-	case GatewayPathUnavailable:
-		return "gateway path unavailable"
-	case GatewayTargetFailedToRespond:
-		return "gateway target device failed to respond"
-	}
-	return fmt.Sprintf("unknown exception 0x%02x", uint8(c))
-}
-
 // ExceptionError is a well-formed exception reply: the device (or the
 // gateway in front of it) understood the request and refused it. It never
-// closes the connection. Code ServerDeviceBusy is retried (see
+// closes the connection. Code devices.ExceptionServerDeviceBusy is retried (see
 // ConnConfig.BusyTries) before it is returned.
 type ExceptionError struct {
 	Unit     uint8
 	Function uint8 // the request's function code, without the 0x80 bit
-	Code     ExceptionCode
+	Code     devices.Exception
 }
 
 func (e *ExceptionError) Error() string {
@@ -119,7 +76,7 @@ func (e *ExceptionError) Error() string {
 // is the problem: a gateway without a path to it (0x0A) or whose target did
 // not answer (0x0B).
 func (e *ExceptionError) UnitDown() bool {
-	return e.Code == GatewayPathUnavailable || e.Code == GatewayTargetFailedToRespond
+	return e.Code == devices.ExceptionGatewayPathUnavailable || e.Code == devices.ExceptionGatewayTargetFailedToRespond
 }
 
 // LengthError is a read reply whose byte count or data does not match the

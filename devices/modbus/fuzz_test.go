@@ -42,7 +42,7 @@ func FuzzCheckReply(f *testing.F) {
 			}
 		case KindException:
 			var ee *ExceptionError
-			if !errors.As(err, &ee) || fc != req.function()|0x80 || len(data) != 1 || ee.Code != ExceptionCode(data[0]) || ee.Function != req.function() {
+			if !errors.As(err, &ee) || fc != req.function()|0x80 || len(data) != 1 || ee.Code != devices.Exception(data[0]) || ee.Function != req.function() {
 				t.Fatalf("exception from fc %d data % x: %v", fc, data, err)
 			}
 		case KindLength:

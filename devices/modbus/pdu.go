@@ -59,7 +59,7 @@ func (r readRequest) checkReply(fc uint8, data []byte) ([]byte, ErrorKind, error
 		if len(data) != 1 {
 			return nil, KindFraming, fmt.Errorf("exception reply to function %d carries %d bytes after the function code, want 1", want, len(data))
 		}
-		return nil, KindException, &ExceptionError{Unit: r.unit, Function: want, Code: ExceptionCode(data[0])}
+		return nil, KindException, &ExceptionError{Unit: r.unit, Function: want, Code: devices.Exception(data[0])}
 	case fc != want:
 		return nil, KindFraming, fmt.Errorf("reply has function code %d, want %d", fc, want)
 	}

@@ -160,7 +160,7 @@ func readPeer(t *testing.T, c *Conn, units []uint8) {
 	}
 	_, err = c.Read(readCtx(t), 1, devices.HoldingRegisters, 190, 20)
 	var ee *ExceptionError
-	if !errors.As(err, &ee) || ee.Code != IllegalDataAddress {
+	if !errors.As(err, &ee) || ee.Code != devices.ExceptionIllegalDataAddress {
 		t.Fatalf("holding 190+20: %v, want exception 2", err)
 	}
 	got, err = c.Read(readCtx(t), 1, devices.HoldingRegisters, 0, 125)

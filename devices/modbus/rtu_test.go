@@ -215,7 +215,7 @@ func TestRTUFaults(t *testing.T) {
 				t.Fatalf("got %v (kind %v), want kind %v", err, KindOf(err), tc.kind)
 			}
 			var ee *ExceptionError
-			if tc.kind == KindException && (!errors.As(err, &ee) || ee.Code != IllegalDataAddress) {
+			if tc.kind == KindException && (!errors.As(err, &ee) || ee.Code != devices.ExceptionIllegalDataAddress) {
 				t.Fatalf("got %v, want exception 2", err)
 			}
 			got, err := c.Read(readCtx(t), 1, devices.HoldingRegisters, 50, 3)

@@ -3,6 +3,7 @@ package simulator
 import (
 	"bufio"
 	"errors"
+	"github.com/factorywire/factorywire/devices"
 	"io"
 	"log/slog"
 	"net"
@@ -105,9 +106,9 @@ func (c *conn) answer(f frame) bool {
 		case MissingUnitSilent:
 			return true
 		case MissingUnitPathUnavailable:
-			pdu = appendException(c.pdu[:0], fc, ExceptionGatewayPathUnavailable)
+			pdu = appendException(c.pdu[:0], fc, devices.ExceptionGatewayPathUnavailable)
 		default:
-			pdu = appendException(c.pdu[:0], fc, ExceptionGatewayTargetNoReply)
+			pdu = appendException(c.pdu[:0], fc, devices.ExceptionGatewayTargetFailedToRespond)
 		}
 	default:
 		pdu = u.serve(f.pdu, c.pdu[:0])

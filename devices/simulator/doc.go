@@ -102,11 +102,11 @@
 // reply: goburrow keeps the connection after a timeout, reads the late
 // reply as the answer to its next request and fails with a transaction id
 // mismatch, one reply behind from then on. FaultException with
-// ExceptionServerDeviceBusy and Times N is a device busy N times that then
+// devices.ExceptionServerDeviceBusy and Times N is a device busy N times that then
 // answers normally.
 //
 //	s.Unit(1).SetFaults(simulator.Fault{Kind: simulator.FaultDelay, Delay: 2 * time.Second, Every: 3})
-//	s.Unit(1).SetFaults(simulator.Fault{Kind: simulator.FaultException, Exception: simulator.ExceptionServerDeviceBusy, Times: 2})
+//	s.Unit(1).SetFaults(simulator.Fault{Kind: simulator.FaultException, Exception: devices.ExceptionServerDeviceBusy, Times: 2})
 //	s.SetFaults(simulator.Fault{Kind: simulator.FaultDrop, Probability: 0.01, Seed: 1})
 //	s.Unit(1).ClearFaults()
 //

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"fmt"
+	"github.com/factorywire/factorywire/devices"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -20,7 +21,7 @@ const (
 	FaultDelay FaultKind = iota + 1
 
 	// FaultException answers with Fault.Exception instead of executing the
-	// request. With Exception = ExceptionServerDeviceBusy and Times = N it
+	// request. With Exception = devices.ExceptionServerDeviceBusy and Times = N it
 	// is a device that is busy N times, then answers normally.
 	FaultException
 
@@ -90,8 +91,8 @@ type Fault struct {
 	Seed        uint64  // seed of the Probability draws
 	Times       int     // fire at most this many times; 0 means no limit
 
-	Delay     time.Duration // FaultDelay: how late the reply is; other kinds: wait this long first
-	Exception Exception     // FaultException: the code to answer
+	Delay     time.Duration     // FaultDelay: how late the reply is; other kinds: wait this long first
+	Exception devices.Exception // FaultException: the code to answer
 }
 
 // validate checks the fault's fields, naming the first bad one.
@@ -115,7 +116,7 @@ func (f Fault) validate() error {
 	case f.Kind == FaultDelay && f.Delay == 0:
 		return bad("Delay must be positive")
 	case f.Kind == FaultException && f.Exception == 0:
-		return bad("Exception must be set (for example ExceptionServerDeviceBusy)")
+		return bad("Exception must be set (for example devices.ExceptionServerDeviceBusy)")
 	case f.Kind != FaultException && f.Exception != 0:
 		return bad("Exception is set but only FaultException sends one")
 	case f.Kind == FaultShortReply && f.Function != 0 && !isRead(f.Function):

@@ -31,7 +31,7 @@ func TestFaultReplies(t *testing.T) {
 		send  []byte
 		want  []byte // exact reply bytes
 	}{
-		{"exception", Fault{Kind: FaultException, Exception: ExceptionServerDeviceFailure}, read3,
+		{"exception", Fault{Kind: FaultException, Exception: devices.ExceptionServerDeviceFailure}, read3,
 			[]byte{0x01, 0x01, 0, 0, 0, 3, 1, 0x83, 0x04}},
 		{"short registers", Fault{Kind: FaultShortReply}, read3,
 			// byte count 4 and two registers; MBAP length 7 = unit + 6-byte PDU.
@@ -48,7 +48,7 @@ func TestFaultReplies(t *testing.T) {
 		{"wrong transaction id from 0x8001", Fault{Kind: FaultWrongTransactionID}, adu(0x8001, 1, req(6, 5, 7)...),
 			adu(0x0001, 1, req(6, 5, 7)...)},
 		{"delay", Fault{Kind: FaultDelay, Delay: 30 * time.Millisecond}, read3, good3},
-		{"exception after a delay", Fault{Kind: FaultException, Exception: ExceptionAcknowledge, Delay: 30 * time.Millisecond}, read3,
+		{"exception after a delay", Fault{Kind: FaultException, Exception: devices.ExceptionAcknowledge, Delay: 30 * time.Millisecond}, read3,
 			[]byte{0x01, 0x01, 0, 0, 0, 3, 1, 0x83, 0x05}},
 	}
 	for _, tc := range cases {
@@ -116,7 +116,7 @@ func TestFaultNoReply(t *testing.T) {
 
 func TestFaultBusyThenNormal(t *testing.T) {
 	s, u := faultServer(t, Config{})
-	if err := u.SetFaults(Fault{Kind: FaultException, Exception: ExceptionServerDeviceBusy, Times: 3}); err != nil {
+	if err := u.SetFaults(Fault{Kind: FaultException, Exception: devices.ExceptionServerDeviceBusy, Times: 3}); err != nil {
 		t.Fatal(err)
 	}
 	c := dialRaw(t, s)
@@ -128,7 +128,7 @@ func TestFaultBusyThenNormal(t *testing.T) {
 			c.expect(adu(i, 1, 3, 2, 0, 0x0C))
 		}
 	}
-	if st := s.Stats(); st.Exceptions[ExceptionServerDeviceBusy] != 3 || st.Faults[FaultException] != 3 {
+	if st := s.Stats(); st.Exceptions[devices.ExceptionServerDeviceBusy] != 3 || st.Faults[FaultException] != 3 {
 		t.Errorf("Stats() = %+v, want three busy exceptions", st)
 	}
 }
@@ -157,7 +157,7 @@ func firePattern(t *testing.T, s *Server, n int, pdu []byte) string {
 
 func TestFaultTriggers(t *testing.T) {
 	fail := func(f Fault) Fault {
-		f.Kind, f.Exception = FaultException, ExceptionServerDeviceFailure
+		f.Kind, f.Exception = FaultException, devices.ExceptionServerDeviceFailure
 		return f
 	}
 	cases := []struct {
@@ -193,7 +193,7 @@ func TestFaultTriggers(t *testing.T) {
 func TestFaultProbabilityIsSeeded(t *testing.T) {
 	pattern := func(seed uint64) string {
 		s, u := faultServer(t, Config{})
-		if err := u.SetFaults(Fault{Kind: FaultException, Exception: ExceptionServerDeviceFailure, Probability: 0.3, Seed: seed}); err != nil {
+		if err := u.SetFaults(Fault{Kind: FaultException, Exception: devices.ExceptionServerDeviceFailure, Probability: 0.3, Seed: seed}); err != nil {
 			t.Fatal(err)
 		}
 		return firePattern(t, s, 60, req(3, 0, 1))
@@ -213,10 +213,10 @@ func TestFaultProbabilityIsSeeded(t *testing.T) {
 func TestFaultOrder(t *testing.T) {
 	t.Run("server faults come first and cover missing units", func(t *testing.T) {
 		s, u := faultServer(t, Config{})
-		if err := u.SetFaults(Fault{Kind: FaultException, Exception: ExceptionServerDeviceFailure}); err != nil {
+		if err := u.SetFaults(Fault{Kind: FaultException, Exception: devices.ExceptionServerDeviceFailure}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetFaults(Fault{Kind: FaultException, Exception: ExceptionServerDeviceBusy, Times: 2}); err != nil {
+		if err := s.SetFaults(Fault{Kind: FaultException, Exception: devices.ExceptionServerDeviceBusy, Times: 2}); err != nil {
 			t.Fatal(err)
 		}
 		c := dialRaw(t, s)
@@ -229,7 +229,7 @@ func TestFaultOrder(t *testing.T) {
 	t.Run("first fault that fires wins", func(t *testing.T) {
 		s, u := faultServer(t, Config{})
 		err := u.SetFaults(
-			Fault{Kind: FaultException, Exception: ExceptionServerDeviceBusy, Every: 2},
+			Fault{Kind: FaultException, Exception: devices.ExceptionServerDeviceBusy, Every: 2},
 			Fault{Kind: FaultWrongTransactionID},
 		)
 		if err != nil {
@@ -296,7 +296,7 @@ func TestFaultValidation(t *testing.T) {
 			t.Errorf("FaultKind(%d).String() = %q", k, name)
 		}
 	}
-	if got := fmt.Sprint(ExceptionGatewayTargetNoReply, "; ", Exception(0x42)); got != "gateway target device failed to respond; exception 0x42" {
+	if got := fmt.Sprint(devices.ExceptionGatewayTargetFailedToRespond, "; ", devices.Exception(0x42)); got != "gateway target device failed to respond; unknown exception 0x42" {
 		t.Errorf("Exception strings: %q", got)
 	}
 }

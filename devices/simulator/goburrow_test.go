@@ -3,6 +3,7 @@ package simulator
 import (
 	"bytes"
 	"errors"
+	"github.com/factorywire/factorywire/devices"
 	"net"
 	"strings"
 	"testing"
@@ -89,7 +90,7 @@ func TestGoburrowDrop(t *testing.T) {
 
 func TestGoburrowBusy(t *testing.T) {
 	s, u := faultServer(t, Config{})
-	if err := u.SetFaults(Fault{Kind: FaultException, Exception: ExceptionServerDeviceBusy, Times: 2}); err != nil {
+	if err := u.SetFaults(Fault{Kind: FaultException, Exception: devices.ExceptionServerDeviceBusy, Times: 2}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := newClient(t, s, 1)

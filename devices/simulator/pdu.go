@@ -2,51 +2,8 @@ package simulator
 
 import (
 	"encoding/binary"
-	"fmt"
+	"github.com/factorywire/factorywire/devices"
 )
-
-// Exception is a Modbus exception code, sent as the second byte of an
-// exception reply (function code | 0x80, exception code).
-type Exception uint8
-
-// The exception codes of the Modbus application protocol specification
-// v1.1b3, section 7.
-const (
-	ExceptionIllegalFunction        Exception = 0x01
-	ExceptionIllegalDataAddress     Exception = 0x02
-	ExceptionIllegalDataValue       Exception = 0x03
-	ExceptionServerDeviceFailure    Exception = 0x04
-	ExceptionAcknowledge            Exception = 0x05
-	ExceptionServerDeviceBusy       Exception = 0x06
-	ExceptionMemoryParityError      Exception = 0x08
-	ExceptionGatewayPathUnavailable Exception = 0x0A
-	ExceptionGatewayTargetNoReply   Exception = 0x0B
-)
-
-// String returns the specification's name of the exception.
-func (e Exception) String() string {
-	switch e {
-	case ExceptionIllegalFunction:
-		return "illegal function"
-	case ExceptionIllegalDataAddress:
-		return "illegal data address"
-	case ExceptionIllegalDataValue:
-		return "illegal data value"
-	case ExceptionServerDeviceFailure:
-		return "server device failure"
-	case ExceptionAcknowledge:
-		return "acknowledge"
-	case ExceptionServerDeviceBusy:
-		return "server device busy"
-	case ExceptionMemoryParityError:
-		return "memory parity error"
-	case ExceptionGatewayPathUnavailable:
-		return "gateway path unavailable"
-	case ExceptionGatewayTargetNoReply:
-		return "gateway target device failed to respond"
-	}
-	return fmt.Sprintf("exception 0x%02x", uint8(e))
-}
 
 // Function codes the simulator implements.
 const (
@@ -68,7 +25,7 @@ const (
 )
 
 // appendException appends the exception reply to function fc.
-func appendException(dst []byte, fc uint8, e Exception) []byte {
+func appendException(dst []byte, fc uint8, e devices.Exception) []byte {
 	return append(dst, fc|0x80, byte(e))
 }
 
@@ -105,18 +62,18 @@ func (u *Unit) execute(pdu []byte, dst []byte) []byte {
 	switch fc {
 	case fcReadCoils, fcReadDiscreteInputs:
 		if len(data) != 4 {
-			return appendException(dst, fc, ExceptionIllegalDataValue)
+			return appendException(dst, fc, devices.ExceptionIllegalDataValue)
 		}
 		addr, qty := int(binary.BigEndian.Uint16(data)), int(binary.BigEndian.Uint16(data[2:]))
 		if qty < 1 || qty > 2000 {
-			return appendException(dst, fc, ExceptionIllegalDataValue)
+			return appendException(dst, fc, devices.ExceptionIllegalDataValue)
 		}
 		bank := u.coils
 		if fc == fcReadDiscreteInputs {
 			bank = u.discrete
 		}
 		if addr+qty > len(bank) {
-			return appendException(dst, fc, ExceptionIllegalDataAddress)
+			return appendException(dst, fc, devices.ExceptionIllegalDataAddress)
 		}
 		n := (qty + 7) / 8
 		dst = append(dst, fc, byte(n))
@@ -131,18 +88,18 @@ func (u *Unit) execute(pdu []byte, dst []byte) []byte {
 
 	case fcReadHoldingRegisters, fcReadInputRegisters:
 		if len(data) != 4 {
-			return appendException(dst, fc, ExceptionIllegalDataValue)
+			return appendException(dst, fc, devices.ExceptionIllegalDataValue)
 		}
 		addr, qty := int(binary.BigEndian.Uint16(data)), int(binary.BigEndian.Uint16(data[2:]))
 		if qty < 1 || qty > 125 {
-			return appendException(dst, fc, ExceptionIllegalDataValue)
+			return appendException(dst, fc, devices.ExceptionIllegalDataValue)
 		}
 		bank := u.holding
 		if fc == fcReadInputRegisters {
 			bank = u.input
 		}
 		if addr+qty > len(bank) {
-			return appendException(dst, fc, ExceptionIllegalDataAddress)
+			return appendException(dst, fc, devices.ExceptionIllegalDataAddress)
 		}
 		dst = append(dst, fc, byte(2*qty))
 		for _, v := range bank[addr : addr+qty] {
@@ -152,39 +109,39 @@ func (u *Unit) execute(pdu []byte, dst []byte) []byte {
 
 	case fcWriteSingleCoil:
 		if len(data) != 4 {
-			return appendException(dst, fc, ExceptionIllegalDataValue)
+			return appendException(dst, fc, devices.ExceptionIllegalDataValue)
 		}
 		addr, v := int(binary.BigEndian.Uint16(data)), binary.BigEndian.Uint16(data[2:])
 		if v != 0xFF00 && v != 0x0000 {
-			return appendException(dst, fc, ExceptionIllegalDataValue)
+			return appendException(dst, fc, devices.ExceptionIllegalDataValue)
 		}
 		if addr >= len(u.coils) {
-			return appendException(dst, fc, ExceptionIllegalDataAddress)
+			return appendException(dst, fc, devices.ExceptionIllegalDataAddress)
 		}
 		u.coils[addr] = v == 0xFF00
 		return append(dst, pdu...)
 
 	case fcWriteSingleRegister:
 		if len(data) != 4 {
-			return appendException(dst, fc, ExceptionIllegalDataValue)
+			return appendException(dst, fc, devices.ExceptionIllegalDataValue)
 		}
 		addr := int(binary.BigEndian.Uint16(data))
 		if addr >= len(u.holding) {
-			return appendException(dst, fc, ExceptionIllegalDataAddress)
+			return appendException(dst, fc, devices.ExceptionIllegalDataAddress)
 		}
 		u.holding[addr] = binary.BigEndian.Uint16(data[2:])
 		return append(dst, pdu...)
 
 	case fcWriteMultipleCoils:
 		if len(data) < 5 {
-			return appendException(dst, fc, ExceptionIllegalDataValue)
+			return appendException(dst, fc, devices.ExceptionIllegalDataValue)
 		}
 		addr, qty, count := int(binary.BigEndian.Uint16(data)), int(binary.BigEndian.Uint16(data[2:])), int(data[4])
 		if qty < 1 || qty > maxWriteBits || count != (qty+7)/8 || len(data) != 5+count {
-			return appendException(dst, fc, ExceptionIllegalDataValue)
+			return appendException(dst, fc, devices.ExceptionIllegalDataValue)
 		}
 		if addr+qty > len(u.coils) {
-			return appendException(dst, fc, ExceptionIllegalDataAddress)
+			return appendException(dst, fc, devices.ExceptionIllegalDataAddress)
 		}
 		values := data[5:]
 		for i := range qty {
@@ -194,21 +151,21 @@ func (u *Unit) execute(pdu []byte, dst []byte) []byte {
 
 	case fcWriteMultipleRegisters:
 		if len(data) < 5 {
-			return appendException(dst, fc, ExceptionIllegalDataValue)
+			return appendException(dst, fc, devices.ExceptionIllegalDataValue)
 		}
 		addr, qty, count := int(binary.BigEndian.Uint16(data)), int(binary.BigEndian.Uint16(data[2:])), int(data[4])
 		if qty < 1 || qty > maxWriteRegisters || count != 2*qty || len(data) != 5+count {
-			return appendException(dst, fc, ExceptionIllegalDataValue)
+			return appendException(dst, fc, devices.ExceptionIllegalDataValue)
 		}
 		if addr+qty > len(u.holding) {
-			return appendException(dst, fc, ExceptionIllegalDataAddress)
+			return appendException(dst, fc, devices.ExceptionIllegalDataAddress)
 		}
 		for i := range qty {
 			u.holding[addr+i] = binary.BigEndian.Uint16(data[5+2*i:])
 		}
 		return append(dst, pdu[:5]...)
 	}
-	return appendException(dst, fc, ExceptionIllegalFunction)
+	return appendException(dst, fc, devices.ExceptionIllegalFunction)
 }
 
 // shorten turns a read reply into the short reply of FaultShortReply: the

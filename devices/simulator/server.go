@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/factorywire/factorywire/devices"
 	"io"
 	"log/slog"
 	"net"
@@ -275,9 +276,9 @@ type Stats struct {
 	BadFrames   uint64 // connections closed for a malformed frame
 	Replies     uint64 // frames sent, exceptions and faulty replies included
 
-	Requests   map[uint8]uint64     // well-framed requests received, by function code
-	Exceptions map[Exception]uint64 // exception replies sent, by code, injected ones included
-	Faults     map[FaultKind]uint64 // faults fired, by kind
+	Requests   map[uint8]uint64             // well-framed requests received, by function code
+	Exceptions map[devices.Exception]uint64 // exception replies sent, by code, injected ones included
+	Faults     map[FaultKind]uint64         // faults fired, by kind
 }
 
 // counters are the live counts behind Stats.
@@ -299,7 +300,7 @@ func (s *Server) Stats() Stats {
 		BadFrames:   s.stats.badFrames.Load(),
 		Replies:     s.stats.replies.Load(),
 		Requests:    map[uint8]uint64{},
-		Exceptions:  map[Exception]uint64{},
+		Exceptions:  map[devices.Exception]uint64{},
 		Faults:      map[FaultKind]uint64{},
 	}
 	for i := range s.stats.requests {
@@ -307,7 +308,7 @@ func (s *Server) Stats() Stats {
 			st.Requests[uint8(i)] = n
 		}
 		if n := s.stats.exceptions[i].Load(); n > 0 {
-			st.Exceptions[Exception(i)] = n
+			st.Exceptions[devices.Exception(i)] = n
 		}
 	}
 	for k := range s.stats.faults {

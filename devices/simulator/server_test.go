@@ -174,7 +174,7 @@ func TestExceptions(t *testing.T) {
 			}
 		})
 	}
-	if st := s.Stats(); st.Exceptions[ExceptionIllegalDataValue] == 0 || st.Exceptions[ExceptionIllegalDataAddress] == 0 || st.Exceptions[ExceptionIllegalFunction] == 0 {
+	if st := s.Stats(); st.Exceptions[devices.ExceptionIllegalDataValue] == 0 || st.Exceptions[devices.ExceptionIllegalDataAddress] == 0 || st.Exceptions[devices.ExceptionIllegalFunction] == 0 {
 		t.Errorf("Stats().Exceptions = %v, want counts for codes 1, 2 and 3", st.Exceptions)
 	}
 }
