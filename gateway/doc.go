@@ -55,8 +55,10 @@
 // and exception code, round trips, connects; per-device polls, samples,
 // failures, last success; spool samples, bytes and oldest age; produced
 // samples and produce errors; Go runtime and process), /healthz (200 while
-// the process runs) and /readyz (200 once Run has started and the broker
-// answers within 2 s).
+// the process runs), /readyz (200 once Run has started and the broker
+// answers within 2 s) and /devices (each device's health as JSON: last
+// attempt and success, consecutive failures, last error, round trip, next
+// due time, next seq).
 //
 // # Not supported
 //

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -289,12 +290,20 @@ func (g *Gateway) release() {
 	}
 }
 
-// handler serves /metrics, /healthz (the process is up) and /readyz (Run
-// has started and the broker answered a metadata request within 2 s).
+// handler serves /metrics, /healthz (the process is up), /readyz (Run has
+// started and the broker answered a metadata request within 2 s) and
+// /devices (each device's health as JSON: last success, consecutive
+// failures, last error, round trip, next due time, seq).
 func (g *Gateway) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/devices", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(g.poller.Health())
+	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-g.ready:

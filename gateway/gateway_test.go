@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -101,6 +102,20 @@ func TestGatewayBrokerOutage(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	var health []struct {
+		ID          string
+		LastSuccess time.Time
+		NextSeq     uint64
+	}
+	resp, err = http.Get("http://" + g.Addr().String() + "/devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&health)
+	resp.Body.Close()
+	if err != nil || len(health) != len(plant.devices) || health[0].LastSuccess.IsZero() || health[0].NextSeq == 0 {
+		t.Errorf("/devices: %v, %+v", err, health)
 	}
 	stop()
 	last := map[string]uint64{}
