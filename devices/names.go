@@ -1,26 +1,20 @@
 package devices
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/factorywire/factorywire/topics"
+)
 
 // MaxNameLen is the longest factory name, class name, field name or
 // device id, in bytes. It keeps <prefix>.<factory>.<class>.dlq well under
 // Kafka's 249-character topic limit.
-const MaxNameLen = 64
+const MaxNameLen = topics.MaxSegmentLen
 
-// ValidateName checks a factory or class name, which becomes part of a
-// topic name: 1 to MaxNameLen lower-case letters, digits and '-', starting
-// with a letter or digit and not ending with '-'.
-func ValidateName(s string) error {
-	ok := s != "" && len(s) <= MaxNameLen && s[0] != '-' && s[len(s)-1] != '-'
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		ok = isLower(c) || isDigit(c) || c == '-'
-	}
-	if !ok {
-		return fmt.Errorf("invalid name %q: use 1 to %d lower-case letters, digits and '-', not starting or ending with '-'", s, MaxNameLen)
-	}
-	return nil
-}
+// ValidateName checks a factory or class name, which becomes a segment of
+// a topic name: the grammar of topics.ValidateSegment (1 to 64 lower-case
+// letters, digits and '-', not starting or ending with '-', not "dlq").
+func ValidateName(s string) error { return topics.ValidateSegment("name", s) }
 
 // ValidateDevice checks a device id, the record key of its samples: 1 to
 // MaxNameLen letters, digits, '-', '_' and '.', starting with a letter or

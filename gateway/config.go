@@ -9,6 +9,7 @@ import (
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/devices/modbus"
 	"github.com/factorywire/factorywire/internal/configfile"
+	"github.com/factorywire/factorywire/topics"
 )
 
 // Config is a gateway's configuration, decoded strictly from YAML
@@ -114,22 +115,19 @@ func LoadConfig(path string) (Config, error) {
 
 // Topic is the topic of a device class's samples.
 func (c Config) Topic(class string) string {
-	if c.TopicPrefix != "" {
-		return c.TopicPrefix + "." + c.Factory + "." + class
-	}
-	return c.Factory + "." + class
+	return topics.Name{Prefix: c.TopicPrefix, Factory: c.Factory, Class: class}.String()
 }
 
 // Validate checks every field; its errors name the field and the value.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if err := devices.ValidateName(c.Factory); err != nil {
-		bad("factory %q: %v", c.Factory, err)
+	if err := topics.ValidateSegment("factory", c.Factory); err != nil {
+		bad("factory: %v", err)
 	}
 	if c.TopicPrefix != "" {
-		if err := devices.ValidateName(c.TopicPrefix); err != nil {
-			bad("topic_prefix %q: %v", c.TopicPrefix, err)
+		if err := topics.ValidateSegment("topic_prefix", c.TopicPrefix); err != nil {
+			bad("topic_prefix: %v", err)
 		}
 	}
 	if c.DataDir == "" {
