@@ -2,6 +2,11 @@
 // broker.
 //
 //	broker serve --config configs/broker.yaml [--listen 127.0.0.1:9092] [--data-dir DIR] [--flush always|interval]
+//	broker topics create|list|describe|alter|delete --brokers HOST:PORT ...
+//	broker groups list|describe|lag|reset --brokers HOST:PORT ...
+//
+// topics and groups administer any Kafka-compatible cluster, as Kafka ships
+// kafka-topics.sh and kafka-consumer-groups.sh beside its broker.
 //
 // Every flag has an environment twin: FACTORYWIRE_BROKER_ and the flag name in
 // upper case with '-' as '_' (FACTORYWIRE_BROKER_DATA_DIR). Precedence:
@@ -15,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -34,7 +40,7 @@ const envPrefix = "FACTORYWIRE_BROKER"
 type usageError struct{ error }
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "broker:", err)
 		var ue usageError
 		if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
@@ -44,12 +50,12 @@ func main() {
 	}
 }
 
-func run(args []string) error {
+func run(args []string, stdout io.Writer) error {
 	root := &ffcli.Command{
 		Name:        "broker",
 		ShortUsage:  "broker <subcommand> [flags]",
 		ShortHelp:   "factorywire's single-node Kafka-protocol broker",
-		Subcommands: []*ffcli.Command{serveCommand()},
+		Subcommands: []*ffcli.Command{serveCommand(), topicsCommand(stdout), groupsCommand(stdout)},
 		Exec: func(context.Context, []string) error {
 			return usageError{errors.New("missing subcommand: try 'broker serve --help'")}
 		},

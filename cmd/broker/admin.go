@@ -1,0 +1,373 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factorywire/factorywire/topics"
+)
+
+// adminFlags are the flags every topics and groups subcommand takes.
+type adminFlags struct {
+	brokers *string
+	timeout *time.Duration
+}
+
+func addAdminFlags(fs *flag.FlagSet) adminFlags {
+	return adminFlags{
+		brokers: fs.String("brokers", "127.0.0.1:9092", "seed brokers of any Kafka-compatible cluster, host:port,..."),
+		timeout: fs.Duration("timeout", 30*time.Second, "bound on the whole command"),
+	}
+}
+
+// admin connects to the cluster and runs fn with a topics.Admin.
+func (f adminFlags) run(ctx context.Context, fn func(context.Context, *topics.Admin) error) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*f.brokers, ",")...))
+	if err != nil {
+		return usageError{fmt.Errorf("--brokers %q: %w", *f.brokers, err)}
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, *f.timeout)
+	defer cancel()
+	return fn(ctx, topics.NewAdmin(cl))
+}
+
+// parseRetention reads a retention: Go durations (36h, 90m) plus days
+// (7d), or "unlimited".
+func parseRetention(s string) (time.Duration, error) {
+	if s == "unlimited" || s == "-1" {
+		return -1, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("retention %q: want a positive number of days (7d), a duration (36h) or unlimited", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("retention %q: want a positive number of days (7d), a duration (36h) or unlimited", s)
+	}
+	return d, nil
+}
+
+func formatRetention(ms string) string {
+	n, err := strconv.ParseInt(ms, 10, 64)
+	switch {
+	case err != nil:
+		return ms
+	case n < 0:
+		return "unlimited"
+	case n%(24*3600*1000) == 0:
+		return fmt.Sprintf("%dd", n/(24*3600*1000))
+	default:
+		return (time.Duration(n) * time.Millisecond).String()
+	}
+}
+
+func topicsCommand(out io.Writer) *ffcli.Command {
+	sub := func(name, usage, help string, setup func(fs *flag.FlagSet, f adminFlags) func(context.Context, *topics.Admin) error) *ffcli.Command {
+		fs := flag.NewFlagSet("broker topics "+name, flag.ContinueOnError)
+		f := addAdminFlags(fs)
+		exec := setup(fs, f)
+		return &ffcli.Command{
+			Name: name, ShortUsage: "broker topics " + usage, ShortHelp: help, FlagSet: fs,
+			Options: []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+			Exec: func(ctx context.Context, args []string) error {
+				if len(args) > 0 {
+					return usageError{fmt.Errorf("unexpected arguments %q", args)}
+				}
+				return f.run(ctx, exec)
+			},
+		}
+	}
+	create := sub("create", "create --factory F --classes a,b [--partitions 6] [--retention 7d] [--prefix P] [--no-dlq]",
+		"ensure a factory's topics (and dead-letter topics) exist with this retention; idempotent",
+		func(fs *flag.FlagSet, _ adminFlags) func(context.Context, *topics.Admin) error {
+			factory := fs.String("factory", "", "factory name (required)")
+			classes := fs.String("classes", "", "device classes, comma-separated (required)")
+			partitions := fs.Int("partitions", 6, "partitions of each samples topic")
+			retention := fs.String("retention", "", "retention: 7d, 36h or unlimited (default: the cluster's)")
+			prefix := fs.String("prefix", "", "deployment prefix")
+			noDLQ := fs.Bool("no-dlq", false, "do not create <topic>.dlq topics")
+			return func(ctx context.Context, a *topics.Admin) error {
+				spec := topics.FactorySpec{Prefix: *prefix, Factory: *factory, Partitions: int32(*partitions), NoDLQ: *noDLQ}
+				if *classes != "" {
+					spec.Classes = strings.Split(*classes, ",")
+				}
+				if *retention != "" {
+					d, err := parseRetention(*retention)
+					if err != nil {
+						return usageError{err}
+					}
+					spec.Retention = d
+				}
+				if *factory == "" || len(spec.Classes) == 0 {
+					return usageError{errors.New("--factory and --classes are required")}
+				}
+				changes, err := a.Ensure(ctx, spec)
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				for _, c := range changes {
+					fmt.Fprintf(tw, "%s\t%s\n", c.Topic, c.Action)
+				}
+				tw.Flush()
+				return err
+			}
+		})
+	list := sub("list", "list [--factory F] [--prefix P]", "list factorywire topics with partitions, retention, records and group lag",
+		func(fs *flag.FlagSet, _ adminFlags) func(context.Context, *topics.Admin) error {
+			factory := fs.String("factory", "", "only this factory (default: all)")
+			prefix := fs.String("prefix", "", "deployment prefix")
+			return func(ctx context.Context, a *topics.Admin) error {
+				infos, err := a.List(ctx, *prefix, *factory)
+				if err != nil {
+					return err
+				}
+				printTopics(out, infos)
+				return nil
+			}
+		})
+	describe := sub("describe", "describe --topic T", "describe one topic",
+		func(fs *flag.FlagSet, _ adminFlags) func(context.Context, *topics.Admin) error {
+			topic := fs.String("topic", "", "topic name (required)")
+			return func(ctx context.Context, a *topics.Admin) error {
+				n, err := topics.Parse(*topic)
+				if err != nil {
+					return usageError{err}
+				}
+				infos, err := a.List(ctx, n.Prefix, n.Factory)
+				if err != nil {
+					return err
+				}
+				for _, t := range infos {
+					if t.Name == n {
+						printTopics(out, []topics.TopicInfo{t})
+						return nil
+					}
+				}
+				return fmt.Errorf("topic %s does not exist", *topic)
+			}
+		})
+	alter := sub("alter", "alter --factory F [--class C] [--retention 14d] [--partitions N] [--prefix P]",
+		"change retention, or raise partitions (keys move to other partitions)",
+		func(fs *flag.FlagSet, _ adminFlags) func(context.Context, *topics.Admin) error {
+			factory := fs.String("factory", "", "factory name (required)")
+			class := fs.String("class", "", "only this class's topic (default: every topic of the factory)")
+			retention := fs.String("retention", "", "new retention: 7d, 36h or unlimited")
+			partitions := fs.Int("partitions", 0, "new partition count of the samples topics (only upward)")
+			prefix := fs.String("prefix", "", "deployment prefix")
+			return func(ctx context.Context, a *topics.Admin) error {
+				if *factory == "" || (*retention == "" && *partitions == 0) {
+					return usageError{errors.New("--factory and one of --retention or --partitions are required")}
+				}
+				infos, err := a.List(ctx, *prefix, *factory)
+				if err != nil {
+					return err
+				}
+				var names, samples []string
+				for _, t := range infos {
+					if *class == "" || t.Name.Class == *class {
+						names = append(names, t.Name.String())
+						if !t.Name.DLQ {
+							samples = append(samples, t.Name.String())
+						}
+					}
+				}
+				if len(names) == 0 {
+					return fmt.Errorf("no topics of factory %s%s", *factory, map[bool]string{true: " class " + *class}[*class != ""])
+				}
+				if *retention != "" {
+					d, err := parseRetention(*retention)
+					if err != nil {
+						return usageError{err}
+					}
+					if err := a.SetRetention(ctx, names, d); err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "retention %s set on %s\n", *retention, strings.Join(names, ", "))
+				}
+				if *partitions > 0 {
+					fmt.Fprintf(out, "warning: with more partitions, devices hash to other partitions; a device's order holds only among the samples written after the change\n")
+					for _, t := range samples {
+						if err := a.AddPartitions(ctx, t, *partitions); err != nil {
+							return err
+						}
+						fmt.Fprintf(out, "%s now has %d partitions\n", t, *partitions)
+					}
+				}
+				return nil
+			}
+		})
+	del := sub("delete", "delete --factory F --confirm F [--prefix P]", "delete every topic of a factory, samples and dead letters",
+		func(fs *flag.FlagSet, _ adminFlags) func(context.Context, *topics.Admin) error {
+			factory := fs.String("factory", "", "factory name (required)")
+			confirm := fs.String("confirm", "", "repeat the factory name to confirm: what the topics hold is lost")
+			prefix := fs.String("prefix", "", "deployment prefix")
+			return func(ctx context.Context, a *topics.Admin) error {
+				if *factory == "" || *confirm != *factory {
+					return usageError{fmt.Errorf("deleting the topics of factory %q loses their data: repeat the name with --confirm %s", *factory, *factory)}
+				}
+				names, err := a.DeleteFactory(ctx, *prefix, *factory)
+				for _, n := range names {
+					fmt.Fprintf(out, "deleted %s\n", n)
+				}
+				if err == nil && len(names) == 0 {
+					fmt.Fprintf(out, "factory %s has no topics\n", *factory)
+				}
+				return err
+			}
+		})
+	return &ffcli.Command{
+		Name: "topics", ShortUsage: "broker topics <create|list|describe|alter|delete> [flags]",
+		ShortHelp:   "administer a factory's topics on any Kafka-compatible cluster",
+		Subcommands: []*ffcli.Command{create, list, describe, alter, del},
+		Exec: func(context.Context, []string) error {
+			return usageError{errors.New("missing subcommand: create, list, describe, alter or delete")}
+		},
+	}
+}
+
+func printTopics(out io.Writer, infos []topics.TopicInfo) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tRETENTION\tRECORDS\tGROUP LAG")
+	for _, t := range infos {
+		var lags []string
+		for g, l := range t.Lag {
+			lags = append(lags, fmt.Sprintf("%s=%d", g, l))
+		}
+		if len(lags) == 0 {
+			lags = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", t.Name, t.Partitions, formatRetention(t.Retention), t.Records, strings.Join(lags, " "))
+	}
+	tw.Flush()
+}
+
+func groupsCommand(out io.Writer) *ffcli.Command {
+	sub := func(name, usage, help string, setup func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error) *ffcli.Command {
+		fs := flag.NewFlagSet("broker groups "+name, flag.ContinueOnError)
+		f := addAdminFlags(fs)
+		exec := setup(fs)
+		return &ffcli.Command{
+			Name: name, ShortUsage: "broker groups " + usage, ShortHelp: help, FlagSet: fs,
+			Options: []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+			Exec: func(ctx context.Context, args []string) error {
+				if len(args) > 0 {
+					return usageError{fmt.Errorf("unexpected arguments %q", args)}
+				}
+				return f.run(ctx, exec)
+			},
+		}
+	}
+	list := sub("list", "list", "list consumer groups with state, members and total lag",
+		func(*flag.FlagSet) func(context.Context, *topics.Admin) error {
+			return func(ctx context.Context, a *topics.Admin) error {
+				gs, err := a.Groups(ctx)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "GROUP\tSTATE\tMEMBERS\tLAG")
+				for _, g := range gs {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", g.Group, g.State, g.Members, g.Lag)
+				}
+				return tw.Flush()
+			}
+		})
+	lag := func(name, help string) *ffcli.Command {
+		return sub(name, name+" --group G", help, func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
+			group := fs.String("group", "", "consumer group (required)")
+			return func(ctx context.Context, a *topics.Admin) error {
+				if *group == "" {
+					return usageError{errors.New("--group is required")}
+				}
+				state, parts, err := a.Lag(ctx, *group)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "group %s: %s\n", *group, state)
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tMEMBER")
+				for _, p := range parts {
+					committed := strconv.FormatInt(p.Committed, 10)
+					if p.Committed < 0 {
+						committed = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", p.Topic, p.Partition, committed, p.End, p.Lag, p.Member)
+				}
+				return tw.Flush()
+			}
+		})
+	}
+	reset := sub("reset", "reset --group G --topic T[,T] (--to-earliest|--to-latest|--to-datetime RFC3339|--to-offset N) [--execute]",
+		"move a stopped group's committed offsets; a dry run unless --execute",
+		func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
+			group := fs.String("group", "", "consumer group (required)")
+			topicList := fs.String("topic", "", "topics, comma-separated (required)")
+			earliest := fs.Bool("to-earliest", false, "to the log start")
+			latest := fs.Bool("to-latest", false, "to the end (skip what is there)")
+			datetime := fs.String("to-datetime", "", "to the first record at or after this time (RFC 3339)")
+			offset := fs.Int64("to-offset", -1, "to this offset (clamped to each partition's range)")
+			execute := fs.Bool("execute", false, "commit the new offsets (default: print the plan only)")
+			return func(ctx context.Context, a *topics.Admin) error {
+				if *group == "" || *topicList == "" {
+					return usageError{errors.New("--group and --topic are required")}
+				}
+				to := topics.ResetTo{Earliest: *earliest, Latest: *latest}
+				if *datetime != "" {
+					ts, err := time.Parse(time.RFC3339, *datetime)
+					if err != nil {
+						return usageError{fmt.Errorf("--to-datetime %q: %v", *datetime, err)}
+					}
+					to.Time = ts
+				}
+				if *offset >= 0 {
+					to.Offset = offset
+				}
+				plan, err := a.ResetOffsets(ctx, *group, strings.Split(*topicList, ","), to, *execute)
+				if err != nil && plan == nil {
+					if errors.Is(err, topics.ErrGroupActive) {
+						return fmt.Errorf("%w: stop its consumers first", err)
+					}
+					return err
+				}
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TOPIC\tPARTITION\tFROM\tTO")
+				for _, c := range plan {
+					from := strconv.FormatInt(c.From, 10)
+					if c.From < 0 {
+						from = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%d\n", c.Topic, c.Partition, from, c.To)
+				}
+				tw.Flush()
+				if !*execute {
+					fmt.Fprintln(out, "dry run: nothing committed (add --execute to apply)")
+				} else if err == nil {
+					fmt.Fprintln(out, "committed")
+				}
+				return err
+			}
+		})
+	return &ffcli.Command{
+		Name: "groups", ShortUsage: "broker groups <list|describe|lag|reset> [flags]",
+		ShortHelp: "inspect consumer groups and reset their offsets on any Kafka-compatible cluster",
+		Subcommands: []*ffcli.Command{list, lag("describe", "a group's state and each partition's offsets, lag and member"),
+			lag("lag", "each partition's committed offset, end offset and lag"), reset},
+		Exec: func(context.Context, []string) error {
+			return usageError{errors.New("missing subcommand: list, describe, lag or reset")}
+		},
+	}
+}
