@@ -1,0 +1,145 @@
+package mongots
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/mongotest"
+)
+
+// lastSeqStore returns a stand-in Store (FerretDB has no time-series
+// collections: plain collection, same documents and indexes) with the
+// collection coll ensured.
+func lastSeqStore(t *testing.T, coll string) (*Store, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	client := mongotest.Connect(t, mongotest.Start(t), nil)
+	opts := DefaultOptions()
+	opts.TimeSeries = false
+	opts.Database = mongotest.DatabaseName("lastseq")
+	s := New(client, opts)
+	if err := s.Ensure(ctx, CollectionSpec{Name: coll}); err != nil {
+		t.Fatal(err)
+	}
+	return s, ctx
+}
+
+func lastSeqDoc(device string, seq uint64, ts time.Time, offset int64) Doc {
+	return Doc{
+		Sample: devices.Sample{Factory: "plant-a", Class: "press", Device: device, Time: ts, Seq: seq,
+			Fields: map[string]devices.Value{"pressure": devices.Float64Value(1.5)}},
+		Offset: offset,
+	}
+}
+
+// TestLastSeqs runs against the FerretDB stand-in: the newest sample by ts
+// of each device, devices without samples absent.
+func TestLastSeqs(t *testing.T) {
+	const coll = "plant-a.press"
+	s, ctx := lastSeqStore(t, coll)
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	var docs []Doc
+	for i := range 5 {
+		docs = append(docs, lastSeqDoc("press-01", uint64(10+i), t0.Add(time.Duration(i)*time.Second), int64(i)))
+	}
+	docs = append(docs, lastSeqDoc("press-02", 7, t0.Add(time.Minute), 5))
+	if _, err := s.Write(ctx, coll, docs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LastSeqs(ctx, coll, []string{"press-01", "press-02", "press-03", "press-01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]SeqMark{
+		"press-01": {Seq: 14, Time: t0.Add(4 * time.Second)},
+		"press-02": {Seq: 7, Time: t0.Add(time.Minute)},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("LastSeqs = %v, want %v", got, want)
+	}
+	for d, w := range want {
+		if g, ok := got[d]; !ok || g.Seq != w.Seq || !g.Time.Equal(w.Time) {
+			t.Errorf("LastSeqs[%s] = %+v, want %+v", d, g, w)
+		}
+	}
+}
+
+// TestUnstoredSamples runs against the FerretDB stand-in: a sample is
+// stored when a document has its device, seq and ts, whatever its offset;
+// the same seq at another ts (a device whose seq restarted) is not.
+func TestUnstoredSamples(t *testing.T) {
+	const coll = "plant-a.press"
+	s, ctx := lastSeqStore(t, coll)
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	var stored []Doc
+	for i := range 60 { // more devices than one query's clauses
+		dev := "dev-" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		stored = append(stored, lastSeqDoc(dev, 1, t0, int64(2*i)), lastSeqDoc(dev, 2, t0.Add(time.Second), int64(2*i+1)))
+	}
+	if _, err := s.Write(ctx, coll, stored); err != nil {
+		t.Fatal(err)
+	}
+	ask := []Doc{
+		lastSeqDoc("dev-aa", 2, t0.Add(time.Second), 500),                  // re-delivered at a new offset: stored
+		lastSeqDoc("dev-aa", 3, t0.Add(2*time.Second), 501),                // new
+		lastSeqDoc("dev-hc", 1, t0, 502),                                   // the 60th device's first: stored
+		lastSeqDoc("dev-ba", 2, t0.Add(time.Hour), 503),                    // same seq, another ts: new
+		lastSeqDoc("dev-zz", 1, t0, 504),                                   // unknown device: new
+		lastSeqDoc("dev-ab", 1, t0.Add(-time.Millisecond), 505),            // same seq, 1 ms earlier: new
+		lastSeqDoc("dev-ab", 1, t0, 506),                                   // stored
+		lastSeqDoc("dev-ab", 2, t0.Add(time.Second+time.Millisecond), 507), // new
+	}
+	got, err := s.UnstoredSamples(ctx, coll, ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offsets []int64
+	for _, d := range got {
+		offsets = append(offsets, d.Offset)
+	}
+	want := []int64{501, 503, 504, 505, 507}
+	if len(offsets) != len(want) {
+		t.Fatalf("UnstoredSamples kept offsets %v, want %v", offsets, want)
+	}
+	for i := range want {
+		if offsets[i] != want[i] {
+			t.Fatalf("UnstoredSamples kept offsets %v, want %v", offsets, want)
+		}
+	}
+}
+
+// TestAppendBSON checks that AppendBSON writes the document Write stores
+// and refuses what Write refuses.
+func TestAppendBSON(t *testing.T) {
+	d := lastSeqDoc("press-01", 3, time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC), 9)
+	d.Partition = 2
+	raw, err := d.AppendBSON([]byte("prefix"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := bson.Raw(raw[len("prefix"):])
+	if err := doc.Validate(); err != nil {
+		t.Fatalf("AppendBSON wrote invalid BSON: %v", err)
+	}
+	if dev, _ := doc.Lookup("meta", "device").StringValueOK(); dev != "press-01" {
+		t.Errorf("meta.device = %q, want press-01", dev)
+	}
+	if o, _ := doc.Lookup("src", "o").AsInt64OK(); o != 9 {
+		t.Errorf("src.o = %d, want 9", o)
+	}
+	if p, _ := doc.Lookup("src", "p").AsInt64OK(); p != 2 {
+		t.Errorf("src.p = %d, want 2", p)
+	}
+	bad := d
+	bad.Sample.Device = "no spaces"
+	out, err := bad.AppendBSON([]byte("prefix"))
+	if !errors.Is(err, ErrInvalidDoc) || string(out) != "prefix" {
+		t.Fatalf("AppendBSON of an invalid device = %q, %v; want the prefix back and ErrInvalidDoc", out, err)
+	}
+}
