@@ -11,6 +11,7 @@ import (
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/gateway"
 	"github.com/factorywire/factorywire/internal/configfile"
+	"github.com/factorywire/factorywire/sink"
 )
 
 func TestExamplesLoadAndValidate(t *testing.T) {
@@ -18,6 +19,13 @@ func TestExamplesLoadAndValidate(t *testing.T) {
 		"broker.yaml": func(path string) error {
 			cfg := broker.DefaultConfig()
 			if err := configfile.Load(path, &cfg); err != nil {
+				return err
+			}
+			return cfg.Validate()
+		},
+		"sink.yaml": func(path string) error {
+			cfg, err := sink.LoadConfig(path)
+			if err != nil {
 				return err
 			}
 			return cfg.Validate()

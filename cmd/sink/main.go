@@ -1,0 +1,379 @@
+// Command sink consumes the samples gateways produce and writes them to
+// MongoDB time-series collections, and queries what it wrote.
+//
+//	sink run   --config configs/sink.yaml [--brokers host:port,...] [--mongodb-uri URI] [--log-level info]
+//	sink query latest --config FILE --factory F --class C [--device D,...] [--json]
+//	sink query window --config FILE --factory F --class C --device D --field X --from T --to T [--unit minute] [--bin 1] [--json]
+//	sink query range  --config FILE --factory F --class C --device D --from T --to T [--limit N] [--json]
+//
+// Times are RFC 3339 (2026-12-01T08:00:00Z) or a duration before now
+// (--from 1h: an hour ago); --to defaults to now and --from to an hour
+// before --to. query prints a table, or JSON lines with --json. Every flag
+// has an environment twin: FACTORYWIRE_SINK_ and the flag name in upper
+// case with '-' as '_' (FACTORYWIRE_SINK_CONFIG). Flags win over the
+// environment, which wins over the file. Exit status: 0 after a clean
+// stop, 1 when the sink or a query fails, 2 for a usage or configuration
+// error.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/sink"
+	"github.com/factorywire/factorywire/storage/mongots"
+)
+
+const envPrefix = "FACTORYWIRE_SINK"
+
+// queryTimeout bounds one query.
+const queryTimeout = 30 * time.Second
+
+// usageError marks errors that exit with status 2.
+type usageError struct{ error }
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "sink:", err)
+		var ue usageError
+		if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	root := &ffcli.Command{
+		Name:        "sink",
+		ShortUsage:  "sink <subcommand> [flags]",
+		ShortHelp:   "write Kafka samples to MongoDB and query them",
+		Subcommands: []*ffcli.Command{runCommand(), queryCommand(stdout)},
+		Exec: func(context.Context, []string) error {
+			return usageError{errors.New("missing subcommand: try 'sink run --help' or 'sink query --help'")}
+		},
+	}
+	if err := root.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	return root.Run(context.Background())
+}
+
+// flags are the flags every subcommand shares.
+type flags struct {
+	config     *string
+	mongodbURI *string
+	database   *string
+}
+
+func addFlags(fs *flag.FlagSet) flags {
+	return flags{
+		config:     fs.String("config", "", "YAML config file (see configs/sink.yaml); required"),
+		mongodbURI: fs.String("mongodb-uri", "", "MongoDB connection string (overrides mongodb.uri)"),
+		database:   fs.String("database", "", "MongoDB database (overrides mongodb.database)"),
+	}
+}
+
+// load reads the config file, applies the flags that were set and
+// validates the result.
+func (f flags) load(fs *flag.FlagSet, apply func(*sink.Config, *flag.Flag)) (sink.Config, error) {
+	if *f.config == "" {
+		return sink.Config{}, usageError{errors.New("--config FILE is required")}
+	}
+	cfg, err := sink.LoadConfig(*f.config)
+	if err != nil {
+		return sink.Config{}, usageError{err}
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "mongodb-uri":
+			cfg.MongoDB.URI = *f.mongodbURI
+		case "database":
+			cfg.MongoDB.Database = *f.database
+		default:
+			if apply != nil {
+				apply(&cfg, fl)
+			}
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return sink.Config{}, usageError{fmt.Errorf("%s: %w", *f.config, err)}
+	}
+	return cfg, nil
+}
+
+func runCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("sink run", flag.ContinueOnError)
+	f := addFlags(fs)
+	brokers := fs.String("brokers", "", "seed brokers, host:port,... (overrides kafka.brokers)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	return &ffcli.Command{
+		Name:       "run",
+		ShortUsage: "sink run --config FILE [flags]",
+		ShortHelp:  "consume and write until SIGINT or SIGTERM",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+		Exec: func(ctx context.Context, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+				return usageError{fmt.Errorf("--log-level %q: %v", *logLevel, err)}
+			}
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg, err := f.load(fs, func(cfg *sink.Config, fl *flag.Flag) {
+				if fl.Name == "brokers" {
+					cfg.Kafka.Brokers = strings.Split(*brokers, ",")
+				}
+			})
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			s, err := sink.New(cfg, logger)
+			if err != nil {
+				return err
+			}
+			err = s.Run(ctx)
+			logger.Info("sink stopped")
+			return err
+		},
+	}
+}
+
+// queryFlags are the flags of the query subcommands.
+type queryFlags struct {
+	flags
+	factory, class, device, field *string
+	from, to, unit                *string
+	bin, limit                    *int
+	json                          *bool
+}
+
+func addQueryFlags(fs *flag.FlagSet) queryFlags {
+	return queryFlags{
+		flags:   addFlags(fs),
+		factory: fs.String("factory", "", "the factory; required"),
+		class:   fs.String("class", "", "the device class; required"),
+		device:  fs.String("device", "", "the device (latest: a comma-separated list, default every device)"),
+		field:   fs.String("field", "", "window: the field"),
+		from:    fs.String("from", "1h", "start, RFC 3339 or a duration before now"),
+		to:      fs.String("to", "", "end (exclusive), RFC 3339 or a duration before now; default now"),
+		unit:    fs.String("unit", "minute", "window: bucket unit, second, minute, hour or day"),
+		bin:     fs.Int("bin", 1, "window: bucket size in units"),
+		limit:   fs.Int("limit", 1000, "range: at most this many samples, 0 for all"),
+		json:    fs.Bool("json", false, "print JSON lines instead of a table"),
+	}
+}
+
+func queryCommand(stdout io.Writer) *ffcli.Command {
+	sub := func(name, usage, help string, exec func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error) *ffcli.Command {
+		fs := flag.NewFlagSet("sink query "+name, flag.ContinueOnError)
+		q := addQueryFlags(fs)
+		return &ffcli.Command{
+			Name:       name,
+			ShortUsage: "sink query " + usage,
+			ShortHelp:  help,
+			FlagSet:    fs,
+			Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+			Exec: func(ctx context.Context, _ []string) error {
+				cfg, err := q.load(fs, nil)
+				if err != nil {
+					return err
+				}
+				if err := devices.ValidateName(*q.factory); err != nil {
+					return usageError{fmt.Errorf("--factory %q: %v", *q.factory, err)}
+				}
+				if err := devices.ValidateName(*q.class); err != nil {
+					return usageError{fmt.Errorf("--class %q: %v", *q.class, err)}
+				}
+				st, client, err := sink.NewStore(cfg.MongoDB, nil)
+				if err != nil {
+					return err
+				}
+				defer client.Disconnect(context.Background())
+				ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+				defer cancel()
+				return exec(ctx, q, st, cfg.Collection(*q.factory, *q.class))
+			},
+		}
+	}
+	latest := sub("latest", "latest --config FILE --factory F --class C [--device D,...] [--json]",
+		"print the latest sample of each device",
+		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
+			var devs []string
+			if *q.device != "" {
+				devs = strings.Split(*q.device, ",")
+			}
+			samples, err := st.Latest(ctx, coll, devs)
+			if err != nil {
+				return err
+			}
+			return printSamples(stdout, samples, *q.json)
+		})
+	window := sub("window", "window --config FILE --factory F --class C --device D --field X [--from T] [--to T] [--unit minute] [--bin 1] [--json]",
+		"print min, avg and max of a field per time bucket",
+		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
+			from, to, err := q.span()
+			if err != nil {
+				return err
+			}
+			if *q.device == "" || *q.field == "" {
+				return usageError{errors.New("window needs --device and --field")}
+			}
+			buckets, err := st.Window(ctx, coll, *q.device, *q.field, from, to, *q.unit, *q.bin)
+			if err != nil {
+				if errors.Is(err, mongots.ErrInvalidArgument) {
+					return usageError{err}
+				}
+				return err
+			}
+			return printBuckets(stdout, buckets, *q.json)
+		})
+	rng := sub("range", "range --config FILE --factory F --class C --device D [--from T] [--to T] [--limit N] [--json]",
+		"print a device's samples in a time range, oldest first",
+		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
+			from, to, err := q.span()
+			if err != nil {
+				return err
+			}
+			if *q.device == "" {
+				return usageError{errors.New("range needs --device")}
+			}
+			samples, err := st.Range(ctx, coll, *q.device, from, to, *q.limit)
+			if err != nil {
+				if errors.Is(err, mongots.ErrInvalidArgument) {
+					return usageError{err}
+				}
+				return err
+			}
+			return printSamples(stdout, samples, *q.json)
+		})
+	return &ffcli.Command{
+		Name:        "query",
+		ShortUsage:  "sink query latest|window|range --config FILE --factory F --class C [flags]",
+		ShortHelp:   "query the samples stored in MongoDB",
+		Subcommands: []*ffcli.Command{latest, window, rng},
+		Exec: func(context.Context, []string) error {
+			return usageError{errors.New("missing query: latest, window or range")}
+		},
+	}
+}
+
+// span parses --from and --to.
+func (q queryFlags) span() (time.Time, time.Time, error) {
+	now := time.Now().UTC()
+	to := now
+	if *q.to != "" {
+		t, err := parseTime(*q.to, now)
+		if err != nil {
+			return time.Time{}, time.Time{}, usageError{fmt.Errorf("--to %q: %v", *q.to, err)}
+		}
+		to = t
+	}
+	from, err := parseTime(*q.from, now)
+	if err != nil {
+		return time.Time{}, time.Time{}, usageError{fmt.Errorf("--from %q: %v", *q.from, err)}
+	}
+	if !from.Before(to) {
+		return time.Time{}, time.Time{}, usageError{fmt.Errorf("--from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))}
+	}
+	return from, to, nil
+}
+
+// parseTime reads RFC 3339 or a duration before now.
+func parseTime(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, errors.New("want RFC 3339 (2026-12-01T08:00:00Z) or a duration before now (90m)")
+	}
+	return t.UTC(), nil
+}
+
+func printSamples(w io.Writer, samples []devices.Sample, asJSON bool) error {
+	if asJSON {
+		for _, s := range samples {
+			if _, err := w.Write(append(s.AppendJSON(nil), '\n')); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEVICE\tTS\tSEQ\tFIELDS\tERRORS")
+	for _, s := range samples {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.Device, s.Time.UTC().Format("2006-01-02T15:04:05.000Z"), s.Seq, fieldList(s.Fields), errorList(s.Errors))
+	}
+	return tw.Flush()
+}
+
+func fieldList(fields map[string]devices.Value) string {
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + "=" + string(fields[n].AppendJSON(nil))
+	}
+	return strings.Join(parts, " ")
+}
+
+func errorList(errs map[string]string) string {
+	names := make([]string, 0, len(errs))
+	for n := range errs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + ": " + errs[n]
+	}
+	return strings.Join(parts, "; ")
+}
+
+func printBuckets(w io.Writer, buckets []mongots.Bucket, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, b := range buckets {
+			if err := enc.Encode(struct {
+				Start time.Time `json:"start"`
+				Min   float64   `json:"min"`
+				Avg   float64   `json:"avg"`
+				Max   float64   `json:"max"`
+				Count int64     `json:"count"`
+			}{b.Start, b.Min, b.Avg, b.Max, b.Count}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "START\tMIN\tAVG\tMAX\tCOUNT")
+	for _, b := range buckets {
+		fmt.Fprintf(tw, "%s\t%g\t%g\t%g\t%d\n", b.Start.UTC().Format(time.RFC3339), b.Min, b.Avg, b.Max, b.Count)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/mongotest"
+	"github.com/factorywire/factorywire/storage/mongots"
+)
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigErrorsAreUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no config", []string{"run"}, "--config FILE is required"},
+		{"unknown key", []string{"run", "--config", writeFile(t, dir, "typo.yaml", "factories: [plant-a]\nbatch:\n  max_recods: 10\n")}, `typo.yaml:3: unknown key "max_recods"`},
+		{"mistyped value", []string{"run", "--config", writeFile(t, dir, "type.yaml", "factories: [plant-a]\nbatch:\n  max_wait: soon\n")}, "type.yaml:3"},
+		{"invalid value", []string{"run", "--config", writeFile(t, dir, "bad.yaml", "factories: [plant-a]\nbatch:\n  max_records: 0\n")}, "bad.yaml: batch.max_records 0: want 1 to 100000"},
+		{"no factories", []string{"run", "--config", writeFile(t, dir, "empty.yaml", "http_listen: \"\"\n")}, "factories: list the factories"},
+		{"bad factory", []string{"query", "range", "--config", writeFile(t, dir, "ok.yaml", "factories: [plant-a]\n"), "--factory", "Plant_A", "--class", "press", "--device", "d"}, `--factory "Plant_A"`},
+		{"bad time", []string{"query", "range", "--config", filepath.Join(dir, "ok.yaml"), "--factory", "plant-a", "--class", "press", "--device", "d", "--from", "yesterday"}, `--from "yesterday"`},
+		{"missing device", []string{"query", "range", "--config", filepath.Join(dir, "ok.yaml"), "--factory", "plant-a", "--class", "press"}, "range needs --device"},
+		{"no subcommand", nil, "missing subcommand"},
+		{"no query", []string{"query"}, "missing query"},
+		{"bad log level", []string{"run", "--config", filepath.Join(dir, "ok.yaml"), "--log-level", "loud"}, `--log-level "loud"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(tc.args, &bytes.Buffer{})
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("run(%q) = %v, want a usage error containing %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}
+
+// storeSamples writes n samples of each of devs (class press of plant-a)
+// to the database db of the server at uri, in the stand-in mode (FerretDB
+// has no time-series collections) or as time-series.
+func storeSamples(t *testing.T, uri, db string, timeSeries bool, devs []string, n int, t0 time.Time) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := mongots.DefaultOptions()
+	opts.Database, opts.TimeSeries = db, timeSeries
+	st := mongots.New(mongotest.Connect(t, uri, nil), opts)
+	if timeSeries {
+		mongotest.DropDatabase(t, st.Database())
+	}
+	if err := st.Ensure(ctx, mongots.CollectionSpec{Name: "plant-a.press"}); err != nil {
+		t.Fatal(err)
+	}
+	var docs []mongots.Doc
+	for i := range n {
+		for _, d := range devs {
+			docs = append(docs, mongots.Doc{Sample: devices.Sample{
+				Factory: "plant-a", Class: "press", Device: d, Time: t0.Add(time.Duration(i) * time.Minute), Seq: uint64(i),
+				Fields: map[string]devices.Value{"pressure": devices.Float64Value(float64(i) + 0.5), "running": devices.BoolValue(true)},
+				Errors: map[string]string{"temperature": "timeout"},
+			}, Offset: int64(i)})
+		}
+	}
+	if _, err := st.Write(ctx, "plant-a.press", docs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQueryRange runs `sink query range` against the FerretDB stand-in,
+// with the config and the URI from the environment. `sink query latest`
+// and `window` need $first, $dateTrunc, $min, $avg and $max, which FerretDB
+// lacks: TestQueryRealMongoDB runs them against MONGODB_URI.
+func TestQueryRange(t *testing.T) {
+	uri := mongotest.Start(t)
+	db := mongotest.DatabaseName("cmdsink")
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	storeSamples(t, uri, db, false, []string{"press-01", "press-02"}, 5, t0)
+	cfg := writeFile(t, t.TempDir(), "sink.yaml", fmt.Sprintf("factories: [plant-a]\nmongodb:\n  database: %s\n  time_series: false\n", db))
+	t.Setenv("FACTORYWIRE_SINK_CONFIG", cfg)
+	t.Setenv("FACTORYWIRE_SINK_MONGODB_URI", uri)
+
+	var out bytes.Buffer
+	args := []string{"query", "range", "--factory", "plant-a", "--class", "press", "--device", "press-02",
+		"--from", t0.Format(time.RFC3339), "--to", t0.Add(time.Hour).Format(time.RFC3339), "--limit", "3"}
+	if err := run(args, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("range printed %d lines, want a header and 3 samples:\n%s", len(lines), out.String())
+	}
+	for _, want := range []string{"DEVICE", "TS", "SEQ", "FIELDS", "ERRORS"} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("header %q lacks %s", lines[0], want)
+		}
+	}
+	for i, line := range lines[1:] {
+		for _, want := range []string{"press-02", t0.Add(time.Duration(i) * time.Minute).Format("2006-01-02T15:04:05.000Z"),
+			fmt.Sprintf("pressure=%d.5", i), "running=true", "temperature: timeout"} {
+			if !strings.Contains(line, want) {
+				t.Errorf("line %d %q lacks %q", i+1, line, want)
+			}
+		}
+	}
+
+	out.Reset()
+	if err := run(append(args, "--json"), &out); err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		s, err := devices.DecodeSample([]byte(line))
+		if err != nil || s.Device != "press-02" || s.Seq != uint64(i) {
+			t.Fatalf("--json line %d %q: %+v, %v", i, line, s, err)
+		}
+	}
+}
+
+// TestQueryRealMongoDB runs `sink query latest` and `window` against the
+// real MongoDB in MONGODB_URI, time-series collections; skipped without
+// it.
+func TestQueryRealMongoDB(t *testing.T) {
+	uri := mongotest.RealURI(t)
+	db := mongotest.DatabaseName("cmdsink")
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	storeSamples(t, uri, db, true, []string{"press-01", "press-02"}, 10, t0)
+	cfg := writeFile(t, t.TempDir(), "sink.yaml", fmt.Sprintf("factories: [plant-a]\nmongodb:\n  uri: %q\n  database: %s\n", uri, db))
+
+	var out bytes.Buffer
+	if err := run([]string{"query", "latest", "--config", cfg, "--factory", "plant-a", "--class", "press"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "press-01") || !strings.HasPrefix(lines[2], "press-02") ||
+		!strings.Contains(lines[1], "pressure=9.5") {
+		t.Fatalf("latest printed:\n%s\nwant a header and seq 9 of press-01 and press-02", out.String())
+	}
+	out.Reset()
+	if err := run([]string{"query", "window", "--config", cfg, "--factory", "plant-a", "--class", "press", "--device", "press-01",
+		"--field", "pressure", "--from", t0.Format(time.RFC3339), "--to", t0.Add(time.Hour).Format(time.RFC3339), "--unit", "minute", "--bin", "5"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines = strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[1], "0.5") || !strings.Contains(lines[1], "4.5") {
+		t.Fatalf("window printed:\n%s\nwant a header and two 5-minute buckets (0.5-4.5, 5.5-9.5)", out.String())
+	}
+}

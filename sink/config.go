@@ -1,0 +1,375 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/configfile"
+)
+
+// Config is a sink's configuration, decoded strictly from YAML
+// (configs/sink.yaml documents every key with an example).
+type Config struct {
+	// Factories lists the factories whose topics the sink consumes: every
+	// topic [<prefix>.]<factory>.<class> of one of them, never their .dlq
+	// topics. Exactly one of Factories and TopicsPattern is required.
+	Factories []string `yaml:"factories"`
+	// TopicPrefix is the deployment prefix put before every topic when
+	// several deployments share a cluster: <prefix>.<factory>.<class>.
+	// With Factories, a topic matches with or without it (see
+	// TopicsRegex). Lower-case [a-z0-9-].
+	TopicPrefix string `yaml:"topic_prefix"`
+	// TopicsPattern is instead of Factories a regular expression (RE2,
+	// anchored by the sink with ^ and $) of the topics to consume. Topics
+	// ending in .dlq are never consumed. A topic's last two dot-separated
+	// parts must be its factory and class.
+	TopicsPattern string `yaml:"topics_pattern"`
+	// HTTPListen is the address of /metrics, /healthz and /readyz; empty
+	// disables them. Default 127.0.0.1:9109.
+	HTTPListen string `yaml:"http_listen"`
+	// Kafka is where samples are consumed from and dead letters produced
+	// to.
+	Kafka KafkaConfig `yaml:"kafka"`
+	// MongoDB is where samples are stored.
+	MongoDB MongoConfig `yaml:"mongodb"`
+	// Batch bounds one batch: records are written, and offsets saved and
+	// committed, once per batch.
+	Batch BatchConfig `yaml:"batch"`
+	// Retry paces the retries of a batch after transient failures.
+	Retry RetryConfig `yaml:"retry"`
+	// MaxFutureSkew is how far past the reference time (the broker's
+	// LogAppendTime when the topic uses it, else the sink's clock) a
+	// sample's ts may lie before the record is a dead letter. Default 1h;
+	// at least 1s.
+	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
+	// Collections sets each collection's time-series options when the
+	// sink creates it: one collection per topic, named as the topic.
+	Collections CollectionsConfig `yaml:"collections"`
+	// ShutdownTimeout bounds how long a stopping sink keeps trying to
+	// write and commit its last batch. What it could not write is consumed
+	// again by the next member. When a write was cut off, the sink then
+	// waits out that write's deadline (up to retry.attempt_timeout and a
+	// second more), so that it cannot land after the sink left. Default
+	// 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// KafkaConfig says where records come from.
+type KafkaConfig struct {
+	// Brokers are the seed brokers, host:port. Default [127.0.0.1:9092].
+	Brokers []string `yaml:"brokers"`
+	// Group is the consumer group. Default factorywire-sink.
+	Group string `yaml:"group"`
+	// SessionTimeout is how long the group coordinator waits for a
+	// member's heartbeat before evicting it. Default 45s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// HeartbeatInterval is how often a member tells the coordinator it is
+	// alive, and learns of a rebalance. Default 3s; less than
+	// SessionTimeout.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// RebalanceTimeout is how long a rebalance waits for members to
+	// finish their batch and rejoin. Default 60s; at least twice
+	// retry.attempt_timeout, so that a member can finish a write, or give
+	// it up and wait out its deadline, before the group evicts it.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// InstanceID, if set, makes the member static (Kafka's
+	// group.instance.id, KIP-345): restarted with the same id, it takes its
+	// partitions back at once, without a rebalance, and it does not leave
+	// the group when it stops, so its partitions wait for it up to
+	// SessionTimeout. Unique per member. Default empty (dynamic member).
+	InstanceID string `yaml:"instance_id"`
+	// FetchMaxBytes bounds one fetch response. Default 50 MiB.
+	FetchMaxBytes int32 `yaml:"fetch_max_bytes"`
+}
+
+// MongoConfig says where samples are stored.
+type MongoConfig struct {
+	// URI is the MongoDB connection string. Default
+	// mongodb://127.0.0.1:27017.
+	URI string `yaml:"uri"`
+	// Database holds the collections and the offsets checkpoint. Default
+	// factorywire.
+	Database string `yaml:"database"`
+	// ServerSelectionTimeout is how long an operation waits for a
+	// reachable server (a primary for writes) before it fails and is
+	// retried. Default 10s.
+	ServerSelectionTimeout time.Duration `yaml:"server_selection_timeout"`
+	// TimeSeries creates time-series collections (MongoDB 6.0 or later).
+	// Default true; false only for the FerretDB stand-in used by tests and
+	// the demo, which has no time-series collections (plain collections
+	// with the same documents and index, no TTL).
+	TimeSeries bool `yaml:"time_series"`
+}
+
+// BatchConfig bounds a batch.
+type BatchConfig struct {
+	// MaxRecords is the most records in one batch. Default 5000; 1 to
+	// 100000.
+	MaxRecords int `yaml:"max_records"`
+	// MaxWait is how long a batch waits for more records after its first
+	// one. Default 500ms; 1ms to 1m.
+	MaxWait time.Duration `yaml:"max_wait"`
+}
+
+// RetryConfig paces retries after transient failures (MongoDB
+// unreachable, not primary, timeouts; a dead-letter topic that cannot be
+// produced to). A failing batch is retried forever, each wait doubling
+// from MinBackoff up to MaxBackoff; every retry is logged and counted.
+type RetryConfig struct {
+	// MinBackoff is the first wait. Default 100ms.
+	MinBackoff time.Duration `yaml:"min_backoff"`
+	// MaxBackoff is the longest wait. Default 10s.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// AttemptTimeout bounds one attempt of one operation (a write, an
+	// offsets save, a dead-letter produce). Default 20s.
+	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
+}
+
+// CollectionsConfig sets the time-series options of the collections the
+// sink creates. A collection that exists already is left as it is.
+type CollectionsConfig struct {
+	// Default applies to every class without an entry in Classes.
+	// Default granularity seconds, no expiry.
+	Default CollectionConfig `yaml:"default"`
+	// Classes overrides Default per device class (the last part of the
+	// topic). An entry's granularity or bucket_max_span replaces both of
+	// Default's; its expire_after, when given, replaces Default's.
+	Classes map[string]CollectionConfig `yaml:"classes"`
+}
+
+// CollectionConfig is one class's time-series options.
+type CollectionConfig struct {
+	// Granularity is seconds, minutes or hours: MongoDB's bucketing hint,
+	// matching how often a device of the class is polled. Exclusive with
+	// BucketMaxSpan.
+	Granularity string `yaml:"granularity"`
+	// BucketMaxSpan sets bucketMaxSpanSeconds (and bucketRoundingSeconds
+	// to the same value, MongoDB 6.3 or later) instead of Granularity:
+	// 1s to 365 days, whole seconds.
+	BucketMaxSpan time.Duration `yaml:"bucket_max_span"`
+	// ExpireAfter is the TTL: documents older than this are deleted by
+	// MongoDB (expireAfterSeconds, whole seconds). Absent or 0 keeps
+	// them forever.
+	ExpireAfter *time.Duration `yaml:"expire_after"`
+}
+
+// DefaultConfig returns a Config with every default set. Factories (or
+// TopicsPattern) are left to the caller.
+func DefaultConfig() Config {
+	return Config{
+		HTTPListen: "127.0.0.1:9109",
+		Kafka: KafkaConfig{
+			Brokers:           []string{"127.0.0.1:9092"},
+			Group:             DefaultGroup,
+			SessionTimeout:    45 * time.Second,
+			HeartbeatInterval: 3 * time.Second,
+			RebalanceTimeout:  60 * time.Second,
+			FetchMaxBytes:     50 << 20,
+		},
+		MongoDB:         MongoConfig{URI: "mongodb://127.0.0.1:27017", Database: "factorywire", ServerSelectionTimeout: 10 * time.Second, TimeSeries: true},
+		Batch:           BatchConfig{MaxRecords: 5000, MaxWait: 500 * time.Millisecond},
+		Retry:           RetryConfig{MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, AttemptTimeout: 20 * time.Second},
+		MaxFutureSkew:   time.Hour,
+		Collections:     CollectionsConfig{Default: CollectionConfig{Granularity: "seconds"}},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// DefaultGroup is the consumer group of a sink unless configured.
+const DefaultGroup = "factorywire-sink"
+
+// LoadConfig reads the YAML file at path over DefaultConfig. It does not
+// validate.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if err := configfile.Load(path, &cfg); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// TopicsRegex is the regular expression of the topics the sink consumes:
+// with Factories, ^(<prefix>\.)?(<f1>|<f2>|…)\.[a-z0-9-]+$ (the prefix
+// group only when TopicPrefix is set), else ^(?:TopicsPattern)$.
+func (c Config) TopicsRegex() string {
+	if c.TopicsPattern != "" {
+		return "^(?:" + c.TopicsPattern + ")$"
+	}
+	quoted := make([]string, len(c.Factories))
+	for i, f := range c.Factories {
+		quoted[i] = regexp.QuoteMeta(f)
+	}
+	prefix := ""
+	if c.TopicPrefix != "" {
+		prefix = `(` + regexp.QuoteMeta(c.TopicPrefix) + `\.)?`
+	}
+	return `^` + prefix + `(` + strings.Join(quoted, "|") + `)\.[a-z0-9-]+$`
+}
+
+// Collection is the collection (and topic) of a factory's device class.
+func (c Config) Collection(factory, class string) string {
+	if c.TopicPrefix != "" {
+		return c.TopicPrefix + "." + factory + "." + class
+	}
+	return factory + "." + class
+}
+
+// collectionFor resolves the options of class's collections.
+func (c CollectionsConfig) collectionFor(class string) CollectionConfig {
+	spec := c.Default
+	if o, ok := c.Classes[class]; ok {
+		if o.Granularity != "" || o.BucketMaxSpan != 0 {
+			spec.Granularity, spec.BucketMaxSpan = o.Granularity, o.BucketMaxSpan
+		}
+		if o.ExpireAfter != nil {
+			spec.ExpireAfter = o.ExpireAfter
+		}
+	}
+	return spec
+}
+
+// Validate checks every field; its errors name the field and the value.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch {
+	case len(c.Factories) == 0 && c.TopicsPattern == "":
+		bad("factories: list the factories to consume (or give topics_pattern)")
+	case len(c.Factories) > 0 && c.TopicsPattern != "":
+		bad("factories and topics_pattern %q: give one of them, not both", c.TopicsPattern)
+	}
+	seen := map[string]bool{}
+	for i, f := range c.Factories {
+		if err := devices.ValidateName(f); err != nil {
+			bad("factories[%d] %q: %v", i, f, err)
+		}
+		if seen[f] {
+			bad("factories[%d] %q: listed twice", i, f)
+		}
+		seen[f] = true
+	}
+	if c.TopicPrefix != "" {
+		if err := devices.ValidateName(c.TopicPrefix); err != nil {
+			bad("topic_prefix %q: %v", c.TopicPrefix, err)
+		}
+	}
+	if c.TopicsPattern != "" {
+		if _, err := regexp.Compile(c.TopicsRegex()); err != nil {
+			bad("topics_pattern %q: %v", c.TopicsPattern, err)
+		}
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers: at least one broker required")
+	}
+	for i, b := range c.Kafka.Brokers {
+		if b == "" {
+			bad("kafka.brokers[%d]: empty", i)
+		}
+	}
+	if c.Kafka.Group == "" {
+		bad("kafka.group: required")
+	}
+	if c.Kafka.SessionTimeout < time.Second {
+		bad("kafka.session_timeout %s: at least 1s", c.Kafka.SessionTimeout)
+	}
+	if c.Kafka.HeartbeatInterval <= 0 || c.Kafka.HeartbeatInterval >= c.Kafka.SessionTimeout {
+		bad("kafka.heartbeat_interval %s: must be positive and less than kafka.session_timeout %s", c.Kafka.HeartbeatInterval, c.Kafka.SessionTimeout)
+	}
+	if len(c.Kafka.InstanceID) > 249 {
+		bad("kafka.instance_id %q: at most 249 characters", c.Kafka.InstanceID)
+	}
+	if c.Kafka.RebalanceTimeout < 2*c.Retry.AttemptTimeout {
+		bad("kafka.rebalance_timeout %s: at least twice retry.attempt_timeout %s, so a member finishes or gives up its batch before the group evicts it",
+			c.Kafka.RebalanceTimeout, c.Retry.AttemptTimeout)
+	}
+	if c.Kafka.FetchMaxBytes < 1<<20 {
+		bad("kafka.fetch_max_bytes %d: at least 1048576 (1 MiB)", c.Kafka.FetchMaxBytes)
+	}
+	if c.MongoDB.URI == "" {
+		bad("mongodb.uri: required (mongodb://host:port)")
+	} else if !strings.HasPrefix(c.MongoDB.URI, "mongodb://") && !strings.HasPrefix(c.MongoDB.URI, "mongodb+srv://") {
+		bad("mongodb.uri %q: want mongodb:// or mongodb+srv://", redactURI(c.MongoDB.URI))
+	}
+	if c.MongoDB.Database == "" || strings.ContainsAny(c.MongoDB.Database, `/\. "$`) || len(c.MongoDB.Database) > 63 {
+		bad("mongodb.database %q: want 1 to 63 characters without /\\. \"$ or space", c.MongoDB.Database)
+	}
+	if c.MongoDB.ServerSelectionTimeout < 100*time.Millisecond {
+		bad("mongodb.server_selection_timeout %s: at least 100ms", c.MongoDB.ServerSelectionTimeout)
+	}
+	if c.Batch.MaxRecords < 1 || c.Batch.MaxRecords > 100000 {
+		bad("batch.max_records %d: want 1 to 100000", c.Batch.MaxRecords)
+	}
+	if c.Batch.MaxWait < time.Millisecond || c.Batch.MaxWait > time.Minute {
+		bad("batch.max_wait %s: want 1ms to 1m", c.Batch.MaxWait)
+	}
+	if c.Retry.MinBackoff <= 0 {
+		bad("retry.min_backoff %s: must be positive", c.Retry.MinBackoff)
+	}
+	if c.Retry.MaxBackoff < c.Retry.MinBackoff {
+		bad("retry.max_backoff %s: must be at least retry.min_backoff %s", c.Retry.MaxBackoff, c.Retry.MinBackoff)
+	}
+	if c.Retry.AttemptTimeout < 100*time.Millisecond {
+		bad("retry.attempt_timeout %s: at least 100ms", c.Retry.AttemptTimeout)
+	}
+	if c.MaxFutureSkew < time.Second {
+		bad("max_future_skew %s: at least 1s", c.MaxFutureSkew)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout %s: must be positive", c.ShutdownTimeout)
+	}
+	if err := c.Collections.Default.validate("collections.default", true); err != nil {
+		errs = append(errs, err)
+	}
+	for class, cc := range c.Collections.Classes {
+		if err := devices.ValidateName(class); err != nil {
+			bad("collections.classes %q: %v", class, err)
+		}
+		if err := cc.validate("collections.classes."+class, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (cc CollectionConfig) validate(key string, isDefault bool) error {
+	var errs []error
+	switch cc.Granularity {
+	case "":
+		if isDefault && cc.BucketMaxSpan == 0 {
+			errs = append(errs, fmt.Errorf("%s: give granularity (seconds, minutes or hours) or bucket_max_span", key))
+		}
+	case "seconds", "minutes", "hours":
+		if cc.BucketMaxSpan != 0 {
+			errs = append(errs, fmt.Errorf("%s: granularity %q and bucket_max_span %s: give one of them, not both", key, cc.Granularity, cc.BucketMaxSpan))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("%s.granularity %q: want seconds, minutes or hours", key, cc.Granularity))
+	}
+	if s := cc.BucketMaxSpan; s != 0 && (s < time.Second || s > 365*24*time.Hour || s%time.Second != 0) {
+		errs = append(errs, fmt.Errorf("%s.bucket_max_span %s: want whole seconds from 1s to 8760h", key, s))
+	}
+	if e := cc.ExpireAfter; e != nil && (*e < 0 || *e%time.Second != 0) {
+		errs = append(errs, fmt.Errorf("%s.expire_after %s: want whole seconds, 0 to keep documents forever", key, *e))
+	}
+	return errors.Join(errs...)
+}
+
+// redactURI hides the password of a connection string in messages.
+func redactURI(uri string) string {
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return uri
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return uri
+	}
+	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+		return scheme + "://" + user + ":xxxxx@" + host
+	}
+	return uri
+}

@@ -1,0 +1,157 @@
+package sink
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/mongotest"
+)
+
+// crashSample is a small sample: the stand-in scans whole collections to
+// answer the sink's queries, so small documents keep the test quick.
+func crashSample(class, device string, seq uint64) *kgo.Record {
+	return sampleRecord(devices.Sample{
+		Factory: testFactory, Class: class, Device: device,
+		Time: t0.Add(time.Duration(seq) * time.Second), Seq: seq,
+		Fields: map[string]devices.Value{"pressure": devices.Float64Value(float64(seq) / 4)},
+	})
+}
+
+// TestCrashLoop runs the sink as a child process and kills it with SIGKILL
+// at random moments, 12 times, while a stream of 25 200 records (24 000
+// samples of 10 devices on 5 partitions, and gateway-style re-deliveries
+// of 1 200 of them) is produced, a chunk per child; a child started after
+// each kill takes over (static membership, so at once). In the end every
+// (device, seq) is stored exactly once. Against the FerretDB stand-in, which answers the
+// sink's queries by scanning whole collections, hence small topics and
+// documents.
+func TestCrashLoop(t *testing.T) {
+	const (
+		classes   = 5
+		perClass  = 2 // devices per topic, on its one partition
+		kills     = 12
+		chunk     = 200           // samples per device per chunk, one chunk per kill
+		seqs      = kills * chunk // samples per device
+		redeliver = 10            // after each chunk, the chunk's last samples again
+	)
+	addr := startBroker(t)
+	topicSet := map[string]int32{}
+	var names []string
+	for c := range classes {
+		topic := fmt.Sprintf("%s.c%d", testFactory, c)
+		topicSet[topic], topicSet[topic+".dlq"] = 1, 1
+		names = append(names, topic)
+	}
+	createTopics(t, addr, topicSet)
+	cfg := testConfig(addr, mongotest.Start(t))
+	cfg.Kafka.InstanceID = "crash-test"
+	cfg.Batch.MaxRecords = 500
+	d := openDB(t, cfg)
+	p := newProducer(t, addr)
+
+	// chunkRecords is the stream's chunk i: seqs i*chunk to (i+1)*chunk-1
+	// of every device, then the last redeliver of them again, as a
+	// gateway that crashed produces again what it had produced.
+	chunkRecords := func(i int) []*kgo.Record {
+		var recs []*kgo.Record
+		from := uint64(i * chunk)
+		add := func(seq uint64) {
+			for c := range classes {
+				for dev := range perClass {
+					recs = append(recs, crashSample(fmt.Sprintf("c%d", c), fmt.Sprintf("c%d-dev-%d", c, dev), seq))
+				}
+			}
+		}
+		for seq := from; seq < from+chunk; seq++ {
+			add(seq)
+		}
+		for seq := from + chunk - redeliver; seq < from+chunk; seq++ {
+			add(seq)
+		}
+		return recs
+	}
+	committed := func() int64 {
+		var sum int64
+		for _, parts := range committedOffsets(t, addr, cfg.Kafka.Group) {
+			for _, o := range parts {
+				sum += o
+			}
+		}
+		return sum
+	}
+	work := t.TempDir()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	replays := 0
+	for i := range kills {
+		before := committed()
+		// A chunk of the stream arrives while the child starts, so that
+		// the child has a backlog of several batches to work through.
+		produced := make(chan error, 1)
+		go func() { produced <- p.cl.ProduceSync(t.Context(), chunkRecords(i)...).FirstErr() }()
+		child := startChild(t, cfg, work, "")
+		// Let it commit a batch, then kill it at a random moment of its
+		// work: polling, writing, saving or committing.
+		waitFor(t, fmt.Sprintf("child %d to commit", i+1), func() bool { return committed() > before })
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		child.Wait()
+		if !killedBySIGKILL(child) {
+			t.Fatalf("child %d exited before the kill: %v", i+1, child.ProcessState)
+		}
+		if err := <-produced; err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		ahead := writtenPastCheckpoint(t, d, cfg.Kafka.Group, names)
+		if ahead > 0 {
+			replays++
+		}
+		t.Logf("kill %d: %d records committed before the child started, %d after the kill; %d records written past MongoDB's checkpoint",
+			i+1, before, committed(), ahead)
+	}
+	t.Logf("%d of %d kills left records written but not checkpointed, consumed again by the next child", replays, kills)
+	child := startChild(t, cfg, work, "")
+	ends := endOffsets(t, addr, names...)
+	waitFor(t, "the last child to commit everything", func() bool {
+		return allCommitted(committedOffsets(t, addr, cfg.Kafka.Group), ends)
+	})
+	child.terminate(t)
+	var all []map[string][]uint64
+	want := map[string][2]uint64{}
+	for c, topic := range names {
+		all = append(all, d.seqs(t, topic))
+		for dev := range perClass {
+			want[fmt.Sprintf("c%d-dev-%d", c, dev)] = [2]uint64{0, seqs}
+		}
+	}
+	checkExactlyOnce(t, mergeSeqs(all...), want)
+}
+
+// writtenPastCheckpoint returns how many offsets of topics (one partition
+// each) lie between MongoDB's checkpoint and the highest stored source
+// offset: records a killed sink wrote but did not checkpoint.
+func writtenPastCheckpoint(t *testing.T, d *db, group string, topics []string) int64 {
+	t.Helper()
+	var ahead int64
+	for _, topic := range topics {
+		saved, err := d.store.LoadOffsets(t.Context(), group, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := d.store.MaxStoredOffsets(t.Context(), topic, []int32{0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := stored[0] + 1 - saved[0]; n > 0 {
+			ahead += n
+		}
+	}
+	return ahead
+}

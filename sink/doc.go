@@ -1,0 +1,160 @@
+// Package sink is the engine behind cmd/sink: a member of a Kafka consumer
+// group that reads the samples gateways produce and writes them to
+// MongoDB time-series collections (storage/mongots), effectively once.
+//
+// # Data path
+//
+//	<factory>.<class> ──poll──▶ batch ──decode, check──▶ dedupe ──▶ Write ──▶ SaveOffsets ──▶ commit
+//	                                      │ poison                     │ rejected
+//	                                      ▼                            ▼
+//	                                <topic>.dlq (acks=all)       <topic>.dlq
+//
+// The sink consumes every topic [<prefix>.]<factory>.<class> of the
+// configured factories (kgo.ConsumeRegex, never a .dlq topic), or the
+// topics of an explicit pattern, with franz-go's cooperative-sticky
+// balancing. One topic is one collection of the same name, created on
+// first sight (mongots.Store.Ensure) with the class's granularity or
+// bucket span and TTL from the config.
+//
+// A batch is up to batch.max_records records (default 5000), collected for
+// up to batch.max_wait (500 ms) after its first record. For each batch, in
+// this order:
+//
+//  1. every record is decoded (devices.DecodeSample) and checked; a poison
+//     record is produced to <topic>.dlq and waited for;
+//  2. samples already stored are dropped (below);
+//  3. the rest are written, one Write per collection; documents MongoDB
+//     refuses for good go to <topic>.dlq;
+//  4. each partition's next offset is saved in MongoDB (SaveOffsets, the
+//     checkpoint that decides where a partition starts), then committed to
+//     the broker so lag tools see it (a failed commit is only logged);
+//  5. the group may rebalance.
+//
+// Autocommit is off and rebalances wait for the batch in progress
+// (kgo.BlockRebalanceOnPoll, AllowRebalance after step 4), so no record of
+// a partition is written after the partition was revoked. SIGTERM ends the
+// batch in progress (for up to shutdown_timeout), commits it and leaves
+// the group.
+//
+// # Effectively once
+//
+// MongoDB holds one document per sample: per device, each seq once, with
+// the record's partition and offset as source coordinates. Kafka delivers
+// at least once and so do gateways (after a crash a gateway produces again,
+// at new offsets, samples it had produced), so the sink drops what it has
+// stored already:
+//
+//   - Where a partition starts. When a partition is assigned it starts at
+//     the higher of MongoDB's saved next offset and the broker's committed
+//     offset (kgo.AdjustFetchOffsetsFn). Not past the highest stored
+//     source offset: Write inserts unordered, sorted by device, so a batch
+//     cut short by a crash may have stored a high offset and not a lower
+//     one; records from the checkpoint on are consumed again and checked.
+//     A group reset at the broker to earlier offsets therefore does not
+//     replay anything: delete the group's entries of the sink_offsets
+//     collection too (a replay stores nothing twice). A reset to later
+//     offsets takes effect.
+//   - Replayed records. Each partition has a floor: its highest stored
+//     source offset when it was assigned, raised by every batch attempted.
+//     A record at or below the floor may be stored: it is written only if
+//     no document has its sample (mongots.Store.UnstoredSamples: same
+//     device, seq and ts, whatever the offset). Counted as
+//     factorywire_sink_duplicates_skipped_total{rule="offset"}.
+//   - Re-delivered samples. Per device the sink keeps one more than the
+//     highest seq that may be stored, read lazily from the device's newest
+//     document (find {meta.device} sort {ts: -1} limit 1,
+//     mongots.Store.LastSeqs) the first time the device shows up in a
+//     partition this member owns, and raised by every batch. A sample whose
+//     seq is below it is checked the same way and dropped when stored, or
+//     when the same sample came earlier in the batch. Counted as
+//     {rule="seq"}. A device whose seq started again (its gateway's spool
+//     was wiped) is not lost: its samples carry new timestamps, so they
+//     are not found and are written, at the cost of one query per batch
+//     until its seq passes the old one.
+//   - A failed write. After a write failed, part of it may be stored, and
+//     when the command may have reached MongoDB (anything but "no server
+//     could be selected") the server may still apply it until its
+//     deadline, which the driver sends as maxTimeMS. The sink retries it
+//     only after that deadline and a second more, dropping first the
+//     documents already stored the same way. A batch given up (for a
+//     rebalance, or at the end of shutdown_timeout) waits out the deadline
+//     as well, so that the write cannot land while the next owner checks.
+//
+// All marks may overestimate what MongoDB holds, which only costs a query,
+// never underestimate it. This relies on per-device order within a
+// partition (records keyed by device id, one partition per device, so a
+// sample never arrives after a later one of its device except as a
+// re-delivery) and on each device's clock not going back: the newest
+// document by ts must carry the device's highest seq. It also relies on
+// one writer per partition: a member evicted from the group (frozen
+// longer than kafka.session_timeout, or blocking a rebalance longer than
+// kafka.rebalance_timeout) may finish the batch it holds while the
+// partition's next owner starts, and the next owner checks only what it
+// reads below the floor it read at assignment. While a rebalance waits
+// for a batch whose write keeps failing, the sink gives the batch up (its
+// partitions' fetch positions go back to its first records) instead of
+// retrying, so the rebalance completes and no evicted member writes late.
+//
+// # Dead letters
+//
+// A record that is not a sample this sink can store goes to <topic>.dlq,
+// produced with acks=all: the original key, value, timestamp and headers,
+// plus
+//
+//	dlq.original.topic      the topic
+//	dlq.original.partition  the partition, decimal
+//	dlq.original.offset     the offset, decimal
+//	dlq.error.class         decode, schema-version, timestamp, topic-mismatch,
+//	                        key-mismatch or write-rejected (the Class… constants)
+//	dlq.error.message       what is wrong
+//
+// Classes: not one JSON sample of schema version 1 with every required key
+// (decode, or schema-version for another version: upgrade the sink, then
+// replay the dead-letter topic); a ts before 1970-01-01, after
+// 2038-01-19T03:14:07Z, or more than max_future_skew (default 1h) ahead of
+// the broker's LogAppendTime, or of the sink's clock when the topic keeps
+// the producer's time (MongoDB never expires a bucket holding such a date,
+// so one bad clock would keep a whole bucket of good samples forever); a
+// sample whose factory or class is not its topic's (topic-mismatch); a
+// record key that is not the sample's device (key-mismatch: the device's
+// order across partitions is lost); a document MongoDB refuses for good
+// (write-rejected). The sink goes on after each.
+//
+// The sink does not create dead-letter topics: creating them is the
+// administrator's job (`broker topics create --factory F --classes …`
+// creates each topic's .dlq unless given --no-dlq). While a dead letter
+// cannot be produced (the topic is missing, the broker down) the sink
+// retries it with backoff and commits nothing past the batch. Dead letters are delivered at least once: a
+// batch consumed again after a crash produces its dead letters again.
+//
+// # Failures
+//
+// A failed MongoDB operation or a dead letter not acknowledged is retried:
+// each attempt bounded by retry.attempt_timeout (20 s), waits doubling from
+// retry.min_backoff (100 ms) to retry.max_backoff (10 s) with jitter,
+// forever, each retry logged (a warning for a transient error: network,
+// no primary, timeout; an error for one the sink does not know) and
+// counted (factorywire_sink_transient_retries_total{op}). The sink does not
+// poll meanwhile, so it holds one batch (plus what franz-go has fetched
+// ahead), commits nothing and skips nothing. Errors that need a person
+// stop the sink, with nothing of the batch committed: MongoDB refusing the
+// credentials or the operation (Unauthorized, AuthenticationFailed), a
+// collection of the wrong shape (mongots.CollectionError), a stored
+// document of an unexpected shape (mongots.ErrCorruptDoc).
+//
+// Residual risk: a sink killed (SIGKILL, power) while a write is in flight
+// cannot wait out its deadline; if MongoDB applies that write only after
+// the next owner of the partition checked what is stored (a server slower
+// than a restart), those samples are stored twice.
+//
+// # HTTP
+//
+// HTTPListen serves /metrics (factorywire_sink_: records_consumed_total,
+// samples_stored_total, batches_total, batches_abandoned_total,
+// batch_records, write_seconds, dead_letters_total{topic,class},
+// duplicates_skipped_total{topic,rule}, transient_retries_total{op},
+// consumer_lag_records{topic,partition} from the fetches' high
+// watermarks; Go runtime and process), /healthz (200
+// while the process runs) and /readyz (200 once Run has started and both
+// the broker and MongoDB answer within 2 s).
+package sink
