@@ -25,6 +25,9 @@ func FuzzDecodeSample(f *testing.F) {
 	f.Add([]byte(`[`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := DecodeSample(data)
+		if seq, ok := SeqOf(data); ok && err == nil && seq != s.Seq {
+			t.Fatalf("SeqOf says %d, DecodeSample %d", seq, s.Seq)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformedSample) && !errors.Is(err, ErrSchemaVersion) {
 				t.Fatalf("error %v matches neither ErrMalformedSample nor ErrSchemaVersion", err)
@@ -38,6 +41,9 @@ func FuzzDecodeSample(f *testing.F) {
 		}
 		if !sampleEqual(&s, &s2) {
 			t.Fatalf("round trip changed the sample:\n%+v\n%+v", s, s2)
+		}
+		if seq, ok := SeqOf(enc); !ok || seq != s.Seq {
+			t.Fatalf("SeqOf(%s) = %d, %v; want %d", enc, seq, ok, s.Seq)
 		}
 		if enc2 := s2.AppendJSON(nil); !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding is not stable:\n%s\n%s", enc, enc2)

@@ -458,3 +458,31 @@ func fieldKey(dec *json.Decoder, parent string) (string, error) {
 	}
 	return name, nil
 }
+
+// seqMarker precedes the seq in AppendJSON's output: the strings before it
+// (factory, device, class, ts) cannot hold a '"', so its first occurrence is
+// the top-level seq.
+var seqMarker = []byte(`","seq":`)
+
+// SeqOf reads the seq of a sample encoded by AppendJSON without decoding
+// the rest, for readers of their own spool. ok is false when data does not
+// have AppendJSON's layout up to the seq; DecodeSample then decides.
+func SeqOf(data []byte) (seq uint64, ok bool) {
+	if !bytes.HasPrefix(data, []byte(`{"v":1,"factory":"`)) {
+		return 0, false
+	}
+	i := bytes.Index(data, seqMarker)
+	if i < 0 {
+		return 0, false
+	}
+	digits := data[i+len(seqMarker):]
+	n := 0
+	for n < len(digits) && '0' <= digits[n] && digits[n] <= '9' {
+		n++
+	}
+	if n == 0 || n >= len(digits) || digits[n] != ',' {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(string(digits[:n]), 10, 64)
+	return seq, err == nil
+}

@@ -16,22 +16,28 @@
 // # The spool
 //
 // DataDir/spool/<topic>/ is a storage/commitlog log per topic: each record
-// one sample in the JSON of devices/doc.go. Beside the segments,
+// one sample in the JSON of devices/doc.go. Appends from every connection
+// share their writes and fsyncs (group commit): while one round is being
+// written and fsynced, the samples that arrive meanwhile queue for the next,
+// so the spool costs one fsync per topic per round, not per sample. Beside
+// the segments,
 // forwarded.json is the forwarder's checkpoint:
 //
 //	{"offset": 4711, "seqs": {"press-01": 1234, "press-02": 1230}}
 //
 // offset: every record below it has been acknowledged by the broker; seqs:
-// each device's last seq below it. The checkpoint is written through a
-// temporary file, fsync and rename, then segments wholly below it are
-// deleted. At start-up each device's next seq is the largest seq in the
+// each device's last seq below it. The checkpoint is written at most once a
+// second while the forwarder advances, at once when it catches up, when a
+// segment is dropped for room and on a clean stop, through a temporary
+// file, fsync and rename; then segments wholly below it are deleted. At start-up each device's next seq is the largest seq in the
 // checkpoint or in the records above it, plus one, so seq stays continuous
 // across restarts and crashes.
 //
 // Delivery from the spool to the broker is at least once: the forwarder
 // produces up to 1 MiB of the spool at a time and moves the checkpoint
 // after every record of it is acknowledged. After a crash (SIGKILL, power)
-// the records acknowledged since the last checkpoint are produced again;
+// the records acknowledged since the last checkpoint written (at most about
+// a second of them) are produced again;
 // they are the same samples, with the same (device, seq). A clean stop
 // (SIGTERM) waits up to 5 s for the forwarder to deliver the spool and
 // leaves the rest there for the next start.

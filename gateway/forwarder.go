@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/recordbatch"
 	"github.com/factorywire/factorywire/storage/commitlog"
 )
@@ -75,6 +74,12 @@ func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 		end := t.log.DurableOffset()
 		f.metrics.backlog(t.name, t.log, pos)
 		if pos >= end {
+			// Caught up: write a checkpoint held back by
+			// checkpointEvery, so the spool shrinks now.
+			if err := t.advance(pos, nil, true); err != nil {
+				f.log.Error("forwarder: checkpoint", "topic", t.name, "err", err)
+			}
+			f.spool.freed()
 			select {
 			case <-appended:
 			case <-ctx.Done():
@@ -152,14 +157,14 @@ func (f *forwarder) forwardChunk(ctx context.Context, t *spoolTopic, pos, end in
 	}
 	seqs := make(map[string]uint64, len(last))
 	for dev, value := range last {
-		smp, err := devices.DecodeSample(value)
+		seq, err := spooledSeq(value)
 		if err != nil {
 			f.log.Error("forwarder: a spooled sample does not decode", "topic", t.name, "device", dev, "err", err)
 			continue
 		}
-		seqs[dev] = smp.Seq
+		seqs[dev] = seq
 	}
-	if err := t.advance(next, seqs); err != nil {
+	if err := t.advance(next, seqs, false); err != nil {
 		return err
 	}
 	f.metrics.produced.WithLabelValues(t.name).Add(float64(n))

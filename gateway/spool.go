@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/recordbatch"
@@ -60,6 +61,10 @@ type Spool struct {
 	topics map[string]*spoolTopic
 	closed bool
 
+	gc         sync.Mutex   // guards pending and committing (group commit)
+	pending    []*appendReq // appends waiting for the next round
+	committing bool         // a caller is committing rounds
+
 	dropped   func(topic string, n int) // metrics hook, may be nil
 	fullWaits func()                    // metrics hook, may be nil
 }
@@ -69,8 +74,10 @@ type spoolTopic struct {
 	dir  string
 	log  *commitlog.Log
 
-	mu   sync.Mutex // guards ckpt and its file
-	ckpt checkpoint
+	mu          sync.Mutex // guards the fields below and the checkpoint file
+	ckpt        checkpoint // what the forwarder has delivered
+	persisted   int64      // ckpt.Offset as last written to disk
+	persistedAt time.Time
 }
 
 // OpenSpool opens (or creates) the spool in dir and every topic log in it.
@@ -150,6 +157,7 @@ func (t *spoolTopic) loadCheckpoint() error {
 	if t.ckpt.Seqs == nil {
 		t.ckpt.Seqs = map[string]uint64{}
 	}
+	t.persisted = t.ckpt.Offset
 	return nil
 }
 
@@ -182,11 +190,11 @@ func (s *Spool) NextSeqs() (map[string]uint64, error) {
 		from := max(t.ckpt.Offset, t.log.StartOffset())
 		t.mu.Unlock()
 		err = t.scan(from, t.log.EndOffset(), func(_ int64, r recordbatch.Record) error {
-			smp, err := devices.DecodeSample(r.Value)
+			seq, err := spooledSeq(r.Value)
 			if err != nil {
 				return err
 			}
-			next[smp.Device] = max(next[smp.Device], smp.Seq+1)
+			next[string(r.Key)] = max(next[string(r.Key)], seq+1)
 			return nil
 		})
 		if err != nil {
@@ -249,38 +257,124 @@ func eachRecord(data []byte, fn func(offset int64, r recordbatch.Record) error) 
 	return next, nil
 }
 
-// Append stores samples, all of one topic, as one batch and returns once it
-// is fsynced. When the spool is full it drops the oldest samples or waits
-// for room (SpoolConfig.WhenFull); waiting ends with ctx.
+// maxSpoolBatch bounds the bytes of one spool batch, under commitlog's
+// default 1 MiB batch limit.
+const maxSpoolBatch = 512 << 10
+
+// appendReq is one caller's samples waiting for a group commit.
+type appendReq struct {
+	topic   string
+	samples []devices.Sample
+	done    chan error
+}
+
+// Append stores samples of one topic and returns once they are fsynced.
+// Concurrent Appends share the work (group commit): the first caller to
+// find no commit running becomes the committer and writes, for every
+// topic, the samples of every caller waiting, as batches of at most
+// 512 KiB, with one fsync per topic; callers arriving meanwhile wait for
+// the next round. Samples of one caller stay in order and in one round.
+// When the spool is full it drops the oldest samples or waits for room
+// (SpoolConfig.WhenFull); waiting for room ends with ctx, a commit in
+// progress is always waited for.
 func (s *Spool) Append(ctx context.Context, topic string, samples []devices.Sample) error {
-	t, err := s.topic(topic)
-	if err != nil {
+	if _, err := s.topic(topic); err != nil {
 		return err
 	}
 	if err := s.makeRoom(ctx); err != nil {
 		return err
 	}
-	recs := make([]recordbatch.Record, len(samples))
-	for i := range samples {
-		smp := &samples[i]
-		recs[i] = recordbatch.Record{
-			Key:       []byte(smp.Device),
-			Value:     smp.AppendJSON(nil),
-			Headers:   []recordbatch.Header{{Key: "content-type", Value: []byte(devices.ContentType)}},
-			Timestamp: smp.Time.UnixMilli(),
+	req := &appendReq{topic: topic, samples: samples, done: make(chan error, 1)}
+	s.gc.Lock()
+	s.pending = append(s.pending, req)
+	leader := !s.committing
+	s.committing = true
+	s.gc.Unlock()
+	if leader {
+		for {
+			s.gc.Lock()
+			round := s.pending
+			s.pending = nil
+			if len(round) == 0 {
+				s.committing = false
+				s.gc.Unlock()
+				break
+			}
+			s.gc.Unlock()
+			s.commit(round)
 		}
 	}
-	base, err := t.log.Append(recordbatch.Encode(recs))
-	if err != nil {
-		return fmt.Errorf("spool %s: %w", topic, err)
+	return <-req.done
+}
+
+// commit writes one round of appends and answers each.
+func (s *Spool) commit(round []*appendReq) {
+	byTopic := map[string][]*appendReq{}
+	var order []string
+	for _, r := range round {
+		if byTopic[r.topic] == nil {
+			order = append(order, r.topic)
+		}
+		byTopic[r.topic] = append(byTopic[r.topic], r)
 	}
-	if err := t.log.Sync(base + int64(len(recs))); err != nil {
-		return fmt.Errorf("spool %s: %w", topic, err)
+	for _, topic := range order {
+		reqs := byTopic[topic]
+		err := s.commitTopic(topic, reqs)
+		for _, r := range reqs {
+			r.done <- err
+		}
 	}
 	s.mu.Lock()
 	close(s.notify)
 	s.notify = make(chan struct{})
 	s.mu.Unlock()
+}
+
+// commitTopic appends the samples of reqs to topic's log and fsyncs it.
+func (s *Spool) commitTopic(topic string, reqs []*appendReq) error {
+	t, err := s.topic(topic)
+	if err != nil {
+		return err
+	}
+	var recs []recordbatch.Record
+	size := 0
+	var end int64
+	flush := func() error {
+		if len(recs) == 0 {
+			return nil
+		}
+		base, err := t.log.Append(recordbatch.Encode(recs))
+		if err != nil {
+			return fmt.Errorf("spool %s: %w", topic, err)
+		}
+		end = base + int64(len(recs))
+		recs, size = recs[:0], 0
+		return nil
+	}
+	for _, r := range reqs {
+		for i := range r.samples {
+			smp := &r.samples[i]
+			value := smp.AppendJSON(nil)
+			if size+len(value) > maxSpoolBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			recs = append(recs, recordbatch.Record{
+				Key:       []byte(smp.Device),
+				Value:     value,
+				Headers:   []recordbatch.Header{{Key: "content-type", Value: []byte(devices.ContentType)}},
+				Timestamp: smp.Time.UnixMilli(),
+			})
+			size += len(value) + len(smp.Device) + 64
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := t.log.Sync(end); err != nil {
+		return fmt.Errorf("spool %s: %w", topic, err)
+	}
 	return nil
 }
 
@@ -357,16 +451,15 @@ func (s *Spool) dropOldest() (bool, error) {
 	seqs := map[string]uint64{}
 	n := 0
 	if err := t.scan(from, cut, func(_ int64, r recordbatch.Record) error {
-		smp, err := devices.DecodeSample(r.Value)
-		if err == nil {
-			seqs[smp.Device] = max(seqs[smp.Device], smp.Seq)
+		if seq, err := spooledSeq(r.Value); err == nil {
+			seqs[string(r.Key)] = max(seqs[string(r.Key)], seq)
 		}
 		n++
 		return nil
 	}); err != nil {
 		return false, err
 	}
-	if err := t.advance(cut, seqs); err != nil {
+	if err := t.advance(cut, seqs, true); err != nil {
 		return false, err
 	}
 	if n > 0 {
@@ -379,26 +472,52 @@ func (s *Spool) dropOldest() (bool, error) {
 	return true, nil
 }
 
+// checkpointEvery is how often, at most, the forwarder's checkpoint is
+// written to disk while it advances: each write is an fsync of the file and
+// of the directory, and a crash costs at most this much of re-produced
+// samples. Close and a drop for room write it at once.
+const checkpointEvery = time.Second
+
 // advance moves topic t's checkpoint to offset (never backwards) with the
-// last seqs of the devices forwarded or dropped below it, persists it, and
-// deletes the segments below it.
-func (t *spoolTopic) advance(offset int64, seqs map[string]uint64) error {
+// last seqs of the devices forwarded or dropped below it. It persists the
+// checkpoint when force is set or checkpointEvery has passed since the last
+// write, and then deletes the segments below the persisted offset (never
+// below what is on disk, so a restart finds every seq it needs).
+func (t *spoolTopic) advance(offset int64, seqs map[string]uint64, force bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if offset <= t.ckpt.Offset {
+	if offset > t.ckpt.Offset {
+		t.ckpt.Offset = offset
+		for dev, seq := range seqs {
+			t.ckpt.Seqs[dev] = max(t.ckpt.Seqs[dev], seq)
+		}
+	}
+	if t.ckpt.Offset == t.persisted || (!force && time.Since(t.persistedAt) < checkpointEvery) {
 		return nil
 	}
-	t.ckpt.Offset = offset
-	for dev, seq := range seqs {
-		t.ckpt.Seqs[dev] = max(t.ckpt.Seqs[dev], seq)
-	}
+	return t.persistLocked()
+}
+
+// persistLocked writes the checkpoint and deletes what it covers. The
+// caller holds t.mu.
+func (t *spoolTopic) persistLocked() error {
 	if err := writeFileAtomic(filepath.Join(t.dir, checkpointFile), t.ckpt); err != nil {
 		return fmt.Errorf("spool %s: write checkpoint: %w", t.name, err)
 	}
-	if _, err := t.log.DeleteBefore(offset); err != nil {
+	t.persisted, t.persistedAt = t.ckpt.Offset, time.Now()
+	if _, err := t.log.DeleteBefore(t.persisted); err != nil {
 		return fmt.Errorf("spool %s: %w", t.name, err)
 	}
 	return nil
+}
+
+// spooledSeq is the seq of a spooled sample.
+func spooledSeq(value []byte) (uint64, error) {
+	if seq, ok := devices.SeqOf(value); ok {
+		return seq, nil
+	}
+	smp, err := devices.DecodeSample(value)
+	return smp.Seq, err
 }
 
 // position returns the offset the forwarder of t goes on from.
@@ -426,6 +545,11 @@ func (s *Spool) Close() error {
 	s.closed = true
 	var err error
 	for _, t := range s.topics {
+		t.mu.Lock()
+		if t.ckpt.Offset != t.persisted {
+			err = errors.Join(err, t.persistLocked())
+		}
+		t.mu.Unlock()
 		err = errors.Join(err, t.log.Close())
 	}
 	return err

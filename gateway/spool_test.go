@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/recordbatch"
+	"github.com/factorywire/factorywire/storage/commitlog"
 )
 
 func testSample(dev string, seq uint64) devices.Sample {
@@ -99,7 +101,7 @@ func TestSpoolPausePolling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tp.advance(tp.log.DurableOffset(), map[string]uint64{"press-01": seq - 1}); err != nil {
+	if err := tp.advance(tp.log.DurableOffset(), map[string]uint64{"press-01": seq - 1}, true); err != nil {
 		t.Fatal(err)
 	}
 	s.freed()
@@ -132,5 +134,74 @@ func TestSpoolRefusesCorruptCheckpoint(t *testing.T) {
 	_, err = OpenSpool(dir, SpoolConfig{MaxBytes: 1 << 20, WhenFull: DropOldest}, nil)
 	if err == nil || !contains(err.Error(), checkpointFile) {
 		t.Fatalf("OpenSpool with a corrupt checkpoint: %v", err)
+	}
+}
+
+// TestSpoolConcurrentAppends: appends from many goroutines (as from many
+// connections) are all stored, each goroutine's samples in its order, and
+// reopening finds every device's next seq.
+func TestSpoolConcurrentAppends(t *testing.T) {
+	dir := t.TempDir()
+	cfg := SpoolConfig{MaxBytes: 64 << 20, WhenFull: DropOldest}
+	s, err := OpenSpool(dir, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 32, 25
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func() {
+			dev := fmt.Sprintf("press-%02d", w)
+			for seq := uint64(0); seq < each; seq++ {
+				if err := s.Append(context.Background(), "plant-t.press", []devices.Sample{testSample(dev, seq)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	tp, err := s.topic("plant-t.press")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := map[string]uint64{}
+	batches := 0
+	if err := tp.log.Batches(0, func(commitlog.BatchHeader) error { batches++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.scan(0, tp.log.EndOffset(), func(_ int64, r recordbatch.Record) error {
+		seq, err := spooledSeq(r.Value)
+		if err != nil {
+			return err
+		}
+		if seq != next[string(r.Key)] {
+			t.Fatalf("%s: seq %d stored where %d was due", r.Key, seq, next[string(r.Key)])
+		}
+		next[string(r.Key)]++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for w := 0; w < writers; w++ {
+		if dev := fmt.Sprintf("press-%02d", w); next[dev] != each {
+			t.Fatalf("%s: %d samples stored, want %d", dev, next[dev], each)
+		}
+	}
+	t.Logf("%d appends stored in %d batches", writers*each, batches)
+	s.Close()
+	s, err = OpenSpool(dir, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.NextSeqs()
+	if err != nil || len(got) != writers || got["press-07"] != each {
+		t.Fatalf("NextSeqs after reopening = %v, %v", got, err)
 	}
 }
