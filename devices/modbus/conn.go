@@ -97,15 +97,14 @@ type Conn struct {
 	log *slog.Logger
 	obs Observer
 
-	calls     chan *call
+	turn      chan struct{} // a one-slot semaphore: who holds it owns the connection
 	quit      chan struct{} // closed by Close
-	done      chan struct{} // closed when run returns
 	closeOnce sync.Once
 
 	statsMu sync.Mutex
 	stats   ConnStats
 
-	// Owned by the run goroutine.
+	// Owned by the holder of turn.
 	tr            transport
 	connected     bool
 	everConnected bool
@@ -115,21 +114,8 @@ type Conn struct {
 	lastConnErr   error
 }
 
-// call is one Read waiting for the run goroutine.
-type call struct {
-	ctx   context.Context
-	req   readRequest
-	reply chan result // buffered: run never blocks on a caller gone away
-}
-
-type result struct {
-	data []byte
-	err  error
-}
-
-// NewConn validates cfg (after WithDefaults) and starts the Conn's
-// goroutine. It does not connect: the first Read does. Close the Conn to
-// stop the goroutine.
+// NewConn validates cfg (after WithDefaults). It does not connect: the
+// first Read does. Close the Conn to close the connection.
 func NewConn(cfg ConnConfig, opts ...Option) (*Conn, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -140,13 +126,11 @@ func NewConn(cfg ConnConfig, opts ...Option) (*Conn, error) {
 		cfg:   cfg,
 		log:   o.log.With("conn", cfg.Name),
 		obs:   o.obs,
-		calls: make(chan *call),
+		turn:  make(chan struct{}, 1),
 		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
 		stats: ConnStats{Errors: map[ErrorKind]uint64{}, Exceptions: map[devices.Exception]uint64{}},
 		tr:    newTransport(cfg),
 	}
-	go c.run()
 	return c, nil
 }
 
@@ -160,29 +144,35 @@ func (c *Conn) Config() ConnConfig { return c.cfg }
 // unit and returns the reply's data bytes: 2 per register, big-endian as on
 // the wire, or (quantity+7)/8 bytes of bits, least significant bit first.
 //
-// Read waits until the Conn's goroutine has executed the request, ctx ends
-// (the error wraps ctx.Err()) or the Conn is closed (ErrClosed). A request
-// whose ctx has ended before its turn is not sent. Errors are described in
-// the package documentation: *ExceptionError, *LengthError, *ConnError.
+// Requests on one Conn are serial: Read waits for its turn (the Conn
+// belongs to one request at a time, which also sets the unit id), then
+// executes the request on the caller's goroutine. It returns when the
+// request is done, ctx ends while waiting for the turn or between busy
+// retries (the error wraps ctx.Err(); a ctx deadline also shortens the
+// request's timeout, a cancellation without deadline waits for the request
+// on the wire, at most Timeout), or the Conn is closed (ErrClosed). A
+// request whose ctx has ended before its turn is not sent. Errors are
+// described in the package documentation: *ExceptionError, *LengthError,
+// *ConnError.
 func (c *Conn) Read(ctx context.Context, unit uint8, table devices.Table, address, quantity uint16) ([]byte, error) {
 	req := readRequest{unit: unit, table: table, address: address, quantity: quantity}
 	if err := req.check(c.cfg.Transport == RTU); err != nil {
 		return nil, fmt.Errorf("modbus: %s: unit %d: %w", c.cfg.Name, unit, err)
 	}
-	cl := &call{ctx: ctx, req: req, reply: make(chan result, 1)}
 	select {
-	case c.calls <- cl:
+	case c.turn <- struct{}{}:
 	case <-ctx.Done():
 		return nil, c.ctxError(req, ctx.Err())
 	case <-c.quit:
 		return nil, c.connError(req, KindClosed, nil)
 	}
+	defer func() { <-c.turn }()
 	select {
-	case res := <-cl.reply:
-		return res.data, res.err
-	case <-ctx.Done():
-		return nil, c.ctxError(req, ctx.Err())
+	case <-c.quit:
+		return nil, c.connError(req, KindClosed, nil)
+	default:
 	}
+	return c.serve(ctx, req)
 }
 
 // Stats returns a snapshot of the Conn's counters.
@@ -201,41 +191,26 @@ func (c *Conn) Stats() ConnStats {
 	return s
 }
 
-// Close stops the Conn: queued and later Reads fail with ErrClosed, a
+// Close stops the Conn: waiting and later Reads fail with ErrClosed, a
 // request on the wire finishes first (within Timeout), then the connection
-// is closed and the goroutine has returned. Close is idempotent and always
-// returns nil.
+// is closed. Close is idempotent and always returns nil.
 func (c *Conn) Close() error {
-	c.closeOnce.Do(func() { close(c.quit) })
-	<-c.done
-	return nil
-}
-
-func (c *Conn) run() {
-	defer close(c.done)
-	defer func() {
+	c.closeOnce.Do(func() {
+		close(c.quit)
+		c.turn <- struct{}{} // wait for the request in progress
 		if c.connected {
 			c.tr.Close()
 			c.connected = false
 		}
-	}()
-	for {
-		select {
-		case <-c.quit:
-			return
-		case cl := <-c.calls:
-			data, err := c.serve(cl)
-			cl.reply <- result{data, err}
-		}
-	}
+	})
+	return nil
 }
 
 // serve executes one call, retrying while the device is busy.
-func (c *Conn) serve(cl *call) ([]byte, error) {
-	req := cl.req
+func (c *Conn) serve(ctx context.Context, req readRequest) ([]byte, error) {
 	wait := c.cfg.BusyBackoff
 	for try := 1; ; try++ {
-		if err := cl.ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
 			return nil, c.ctxError(req, err)
 		}
 		select {
@@ -243,7 +218,7 @@ func (c *Conn) serve(cl *call) ([]byte, error) {
 			return nil, c.connError(req, KindClosed, nil)
 		default:
 		}
-		data, rtt, kind, err := c.roundTrip(cl.ctx, req)
+		data, rtt, kind, err := c.roundTrip(ctx, req)
 		c.record(req, rtt, kind, err)
 		var ee *ExceptionError
 		if kind != KindException || !errors.As(err, &ee) || ee.Code != devices.ExceptionServerDeviceBusy || try >= c.cfg.BusyTries {
@@ -253,9 +228,9 @@ func (c *Conn) serve(cl *call) ([]byte, error) {
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
-		case <-cl.ctx.Done():
+		case <-ctx.Done():
 			t.Stop()
-			return nil, c.ctxError(req, cl.ctx.Err())
+			return nil, c.ctxError(req, ctx.Err())
 		case <-c.quit:
 			t.Stop()
 			return nil, c.connError(req, KindClosed, nil)
