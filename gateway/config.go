@@ -61,7 +61,22 @@ type SpoolConfig struct {
 	// WhenFull is drop_oldest (default) or pause_polling: see DropOldest
 	// and PausePolling.
 	WhenFull string `yaml:"when_full"`
+	// Sync is when spooled samples are fsynced: "interval" (default):
+	// every SyncInterval, the poller going on as soon as a sample is
+	// written; "always": before the poller goes on to its next poll. A
+	// crashed or killed process loses nothing either way (the data is in
+	// the page cache); a power cut or kernel crash loses, with interval,
+	// at most the last SyncInterval of polls, which were never forwarded.
+	Sync string `yaml:"sync"`
+	// SyncInterval is the fsync period of Sync "interval". Default 200ms.
+	SyncInterval time.Duration `yaml:"sync_interval"`
 }
+
+// Spool sync policies (SpoolConfig.Sync).
+const (
+	SyncAlways   = "always"
+	SyncInterval = "interval"
+)
 
 // segmentBytes sizes spool segments so that dropping the oldest one frees
 // about an eighth of MaxBytes, at most 64 MiB.
@@ -95,7 +110,7 @@ func DefaultConfig() Config {
 		ClassesDir: "devices",
 		HTTPListen: "127.0.0.1:9108",
 		Kafka:      KafkaConfig{Brokers: []string{"127.0.0.1:9092"}, Compression: "zstd", Linger: 10 * time.Millisecond},
-		Spool:      SpoolConfig{MaxBytes: 1 << 30, WhenFull: DropOldest},
+		Spool:      SpoolConfig{MaxBytes: 1 << 30, WhenFull: DropOldest, Sync: SyncInterval, SyncInterval: 200 * time.Millisecond},
 		Poller:     modbus.DefaultPollerConfig(),
 	}
 }
@@ -152,6 +167,12 @@ func (c Config) Validate() error {
 	}
 	if c.Spool.WhenFull != DropOldest && c.Spool.WhenFull != PausePolling {
 		bad("spool.when_full %q: want %s or %s", c.Spool.WhenFull, DropOldest, PausePolling)
+	}
+	switch {
+	case c.Spool.Sync != SyncAlways && c.Spool.Sync != SyncInterval:
+		bad("spool.sync %q: want %s or %s", c.Spool.Sync, SyncInterval, SyncAlways)
+	case c.Spool.Sync == SyncInterval && (c.Spool.SyncInterval < time.Millisecond || c.Spool.SyncInterval > time.Minute):
+		bad("spool.sync_interval %s: want 1ms to 1m", c.Spool.SyncInterval)
 	}
 	if err := c.Poller.Validate(); err != nil {
 		bad("poller: %v", err)

@@ -6,8 +6,15 @@
 //
 //	Poller ──emit──▶ Spool.Append (fsync) ──▶ forwarder ──produce──▶ <factory>.<class>
 //
-// A sample is acknowledged to the poller only once it is fsynced in the
-// spool, so a crash or a power cut after that point cannot lose it. The
+// A sample is written to the spool before the poller goes on, and the
+// forwarder reads only what is fsynced. With spool.sync "interval" (the
+// default) the spool is fsynced every spool.sync_interval (200 ms): a
+// crashed or killed process loses nothing (the data is in the page cache),
+// a power cut or kernel crash loses at most the last 200 ms of polls, which
+// were never forwarded, and seq then continues from the last durable sample
+// as if those polls had not happened. With "always" every round of appends
+// is fsynced before the poller goes on; cmd/gatewaybench measured that at
+// about twice the gateway's CPU per sample (docs/BENCHMARKS.md). The
 // forwarder produces it with key = device id (Kafka's murmur2 partitioning,
 // so one device stays on one partition and keeps its order), acks=all,
 // idempotent, compressed with zstd by default, record timestamp = sample
@@ -17,9 +24,8 @@
 //
 // DataDir/spool/<topic>/ is a storage/commitlog log per topic: each record
 // one sample in the JSON of devices/doc.go. Appends from every connection
-// share their writes and fsyncs (group commit): while one round is being
-// written and fsynced, the samples that arrive meanwhile queue for the next,
-// so the spool costs one fsync per topic per round, not per sample. Beside
+// share their writes (and with sync "always" their fsyncs): while one round
+// is being written, the samples that arrive meanwhile queue for the next. Beside
 // the segments,
 // forwarded.json is the forwarder's checkpoint:
 //

@@ -82,6 +82,9 @@ func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 			f.spool.freed()
 			select {
 			case <-appended:
+			case <-f.spool.durableTick():
+				// With sync "interval", what was appended becomes
+				// readable at the next fsync, without an append.
 			case <-ctx.Done():
 			}
 			continue

@@ -262,12 +262,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) waitDrained(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if g.spool.backlog() == 0 {
+		if g.spool.backlog(false) == 0 {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	g.log.Warn("stopping with samples not yet forwarded; they stay in the spool", "samples", g.spool.backlog())
+	g.log.Warn("stopping with samples not yet forwarded; they stay in the spool", "samples", g.spool.backlog(false))
 }
 
 // release closes what New opened. It is idempotent.
@@ -337,3 +337,7 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		k.l.Debug("kafka: "+msg, keyvals...)
 	}
 }
+
+// Gatherer is the gateway's Prometheus registry, as served on /metrics, for
+// a process that embeds it (the demo).
+func (g *Gateway) Gatherer() prometheus.Gatherer { return g.reg }

@@ -117,7 +117,7 @@ func TestGatewayKilledDuringOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	next, err := spool.NextSeqs()
-	backlog := spool.backlog()
+	backlog := spool.backlog(false)
 	spool.Close()
 	if err != nil {
 		t.Fatal(err)

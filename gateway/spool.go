@@ -102,6 +102,9 @@ func OpenSpool(dir string, cfg SpoolConfig, logger *slog.Logger) (*Spool, error)
 			Logger:         logger,
 		},
 	}
+	if cfg.Sync == SyncInterval {
+		s.opts.Flush, s.opts.FlushInterval = commitlog.FlushInterval, cfg.SyncInterval
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
@@ -268,7 +271,8 @@ type appendReq struct {
 	done    chan error
 }
 
-// Append stores samples of one topic and returns once they are fsynced.
+// Append stores samples of one topic and returns once they are written,
+// and with SpoolConfig.Sync "always" fsynced.
 // Concurrent Appends share the work (group commit): the first caller to
 // find no commit running becomes the committer and writes, for every
 // topic, the samples of every caller waiting, as batches of at most
@@ -371,6 +375,9 @@ func (s *Spool) commitTopic(topic string, reqs []*appendReq) error {
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	if s.cfg.Sync == SyncInterval {
+		return nil // the log's own goroutine fsyncs
 	}
 	if err := t.log.Sync(end); err != nil {
 		return fmt.Errorf("spool %s: %w", topic, err)
@@ -590,13 +597,30 @@ func writeFileAtomic(name string, v any) error {
 	return d.Sync()
 }
 
-// backlog is the number of samples not yet forwarded, over every topic.
-func (s *Spool) backlog() int64 {
+// backlog is the number of samples written but not yet forwarded, over
+// every topic; with durableOnly, only those fsynced, which the forwarder can
+// deliver now.
+func (s *Spool) backlog(durableOnly bool) int64 {
 	var n int64
 	for _, name := range s.Topics() {
 		if t, err := s.topic(name); err == nil {
-			n += max(0, t.log.DurableOffset()-t.position())
+			end := t.log.EndOffset()
+			if durableOnly {
+				end = t.log.DurableOffset()
+			}
+			n += max(0, end-t.position())
 		}
 	}
 	return n
+}
+
+// durableTick returns a channel that fires when samples written but not yet
+// fsynced may have become durable: after SyncInterval with sync
+// "interval", never with "always" (Append returns after the fsync, and its
+// notification wakes the forwarder).
+func (s *Spool) durableTick() <-chan time.Time {
+	if s.cfg.Sync != SyncInterval {
+		return nil
+	}
+	return time.After(s.cfg.SyncInterval)
 }
