@@ -2,8 +2,11 @@ package sink
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/factorywire/factorywire/storage/mongots"
 )
 
 // metrics are the sink's Prometheus metrics, all prefixed
@@ -18,6 +21,7 @@ type metrics struct {
 	deadLetter *prometheus.CounterVec   // topic, class
 	duplicates *prometheus.CounterVec   // topic, rule
 	retries    *prometheus.CounterVec   // op
+	delay      prometheus.Histogram     //
 	lag        *prometheus.GaugeVec     // topic, partition
 }
 
@@ -59,11 +63,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Records not written because they are stored already, by topic and rule: offset (a replayed batch) or seq (a gateway's re-delivery)."}, []string{"topic", "rule"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "transient_retries_total",
 			Help: "Retries after transient failures, by operation (load, ensure, write, dlq, save)."}, []string{"op"}),
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "sample_delay_seconds",
+			Help:    "Time from a sample's poll (its ts) to its write to MongoDB returning: the pipeline's end-to-end latency, as seen by this sink.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600}}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "consumer_lag_records",
 			Help: "Records between the last fetched offset and the high watermark, by topic and partition, as of the last fetch."}, []string{"topic", "partition"}),
 	}
-	reg.MustRegister(m.consumed, m.stored, m.batches, m.abandoned, m.batchSize, m.writeTime, m.deadLetter, m.duplicates, m.retries, m.lag)
+	reg.MustRegister(m.consumed, m.stored, m.batches, m.abandoned, m.batchSize, m.writeTime, m.deadLetter, m.duplicates, m.retries, m.delay, m.lag)
 	return m
+}
+
+// observeDelay records the delay of every document of docs the write
+// stored (all but failed).
+func (m *metrics) observeDelay(docs []mongots.Doc, failed []mongots.DocError, now time.Time) {
+	skip := make(map[int]bool, len(failed))
+	for _, f := range failed {
+		skip[f.Index] = true
+	}
+	for i := range docs {
+		if !skip[i] {
+			m.delay.Observe(now.Sub(docs[i].Sample.Time).Seconds())
+		}
+	}
 }
 
 func (m *metrics) setLag(topic string, partition int32, lag int64) {

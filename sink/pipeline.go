@@ -517,6 +517,9 @@ func (p *pipeline) writeCollection(ctx context.Context, coll string, docs []mong
 		res, err := p.store.Write(ctx, coll, pending)
 		stored += res.Inserted
 		p.m.stored.WithLabelValues(coll).Add(float64(res.Inserted))
+		if err == nil {
+			p.m.observeDelay(pending, res.Failed, time.Now())
+		}
 		if err != nil {
 			result := "error"
 			if isTransient(err) {

@@ -417,3 +417,7 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		k.l.Debug("kafka: "+msg, keyvals...)
 	}
 }
+
+// Gatherer is the sink's Prometheus registry, as served on /metrics, for
+// a process that embeds it (the demo).
+func (s *Sink) Gatherer() prometheus.Gatherer { return s.reg }
