@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary play the children: startRole re-executes
+// os.Executable, which under `go test` is this binary.
+func TestMain(m *testing.M) {
+	if role := os.Getenv(childEnv); role != "" {
+		os.Exit(childMain(role, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// TestTinyRun runs every part once with the -quick settings and short
+// windows: the floor and the poller on one connection, our gateway and our
+// poller alone over 20 devices. Telegraf runs too when GATEWAYBENCH_TELEGRAF
+// names a binary. It checks that every run completed, counted something,
+// kept every device polled, and that the report holds every table. Nothing
+// is timed.
+func TestTinyRun(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.applyQuick(map[string]bool{})
+	cfg.FloorConns = []int{1}
+	cfg.FloorDuration, cfg.FloorWarmup = 500*time.Millisecond, 100*time.Millisecond
+	cfg.Warmup, cfg.Window, cfg.Drain = 200*time.Millisecond, 2*time.Second, time.Second
+	cfg.Dir = t.TempDir()
+	cfg.Telegraf = os.Getenv("GATEWAYBENCH_TELEGRAF")
+	if cfg.Telegraf != "" {
+		cfg.Drain = 2 * time.Second
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	b := newBench(cfg, &out, io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.Run(ctx); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if len(b.floor) != 2 {
+		t.Errorf("%d floor runs, want 2 (floor, poller)", len(b.floor))
+	}
+	reads := int64(len(b.class.Plan.Reads))
+	for _, r := range b.floor {
+		// The window may cut a poll in two, on each connection.
+		if d := int64(r.Requests) - reads*int64(r.Polls); r.Polls == 0 || d < -reads*int64(r.Conns) || d > reads*int64(r.Conns) {
+			t.Errorf("%s: %d requests, %d polls of %d reads", r.Mode, r.Requests, r.Polls, reads)
+		}
+	}
+	tools, _ := cfg.tools()
+	if len(b.system) != len(tools) {
+		t.Errorf("%d whole-system runs, want %d (%v)", len(b.system), len(tools), tools)
+	}
+	window := int(cfg.Window.Seconds())
+	for _, r := range b.system {
+		if r.Win.Records == 0 || r.Win.MinPerKey < window-1 || r.Fields != "" {
+			t.Errorf("%s: %d samples in the window, %d..%d per device (want about %d), fields: %q",
+				r.Tool, r.Win.Records, r.Win.MinPerKey, r.Win.MaxPerKey, window, r.Fields)
+		}
+		if r.Tool != toolPollerOnly && len(r.Win.Keys) != r.Devices {
+			t.Errorf("%s: samples of %d devices at the broker, want %d", r.Tool, len(r.Win.Keys), r.Devices)
+		}
+	}
+	sections := []string{"## Polling flat out", "**poller/floor**", "poller/floor per run", "## Whole system at 1 Hz", "## Aims", "## Every run"}
+	if cfg.Telegraf == "" {
+		sections = append(sections, "telegraf: **skipped**")
+	} else {
+		sections = append(sections, "**ours/telegraf**")
+	}
+	for _, s := range sections {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("report lacks %q:\n%s", s, out.String())
+		}
+	}
+}
+
+func TestTelegrafConfig(t *testing.T) {
+	class, err := benchClass()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := gatewayLayout{Devices: 5, UnitsPerConn: 2, Sims: []string{"127.0.0.1:1", "127.0.0.1:2"}}
+	conf, err := telegrafConfig(class, l, "127.0.0.1:9092", "t.press")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(conf)
+	blocks, err := telegrafBlocks(class)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// press: holding ABCD, holding CDAB (motor_power), coils.
+	if len(blocks) != 3 {
+		t.Errorf("%d request blocks per device, want 3: %+v", len(blocks), blocks)
+	}
+	if got, want := strings.Count(s, "[[inputs.modbus]]"), 3; got != want {
+		t.Errorf("%d inputs, want %d (5 devices, 2 per connection)", got, want)
+	}
+	if got, want := strings.Count(s, "[[inputs.modbus.request]]"), 5*len(blocks); got != want {
+		t.Errorf("%d request blocks, want %d", got, want)
+	}
+	for _, f := range class.Fields {
+		if got := strings.Count(s, "name = \""+f.Name+"\""); got != 5 {
+			t.Errorf("field %s appears %d times, want once per device (5)", f.Name, got)
+		}
+	}
+	for _, want := range []string{`controller = "tcp://127.0.0.1:1"`, `controller = "tcp://127.0.0.1:2"`,
+		`tags = { device = "press-002-001" }`, `byte_order = "CDAB"`, `type = "BIT", bit = 8`, `scale = 0.01`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("configuration lacks %s:\n%s", want, s)
+		}
+	}
+}
+
+func TestLayoutConns(t *testing.T) {
+	tests := []struct {
+		name           string
+		devices, units int
+		want           []int
+	}{
+		{"exact", 1000, 200, []int{200, 200, 200, 200, 200}},
+		{"rest", 450, 200, []int{200, 200, 50}},
+		{"fewer than a connection", 20, 200, []int{20}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (gatewayLayout{Devices: tt.devices, UnitsPerConn: tt.units}).conns(); !slices.Equal(got, tt.want) {
+				t.Errorf("conns() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLineProtocolFields(t *testing.T) {
+	tests := []struct {
+		name, line string
+		want       []string
+		err        bool
+	}{
+		{"metric", "modbus,device=press-000-001,slave_id=1 pump_on=true,cycle_count=12i,pressure=1.5 1796089930001000000\n", []string{"pump_on", "cycle_count", "pressure"}, false},
+		{"no fields", "modbus,device=x", nil, true},
+		{"field without value", "modbus a,b=1 1", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := lineProtocolFields(tt.line)
+			if (err != nil) != tt.err || !slices.Equal(got, tt.want) {
+				t.Errorf("lineProtocolFields() = %v, %v; want %v, error %v", got, err, tt.want, tt.err)
+			}
+		})
+	}
+}

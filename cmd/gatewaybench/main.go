@@ -1,0 +1,83 @@
+// Command gatewaybench measures what polling costs, in one run: the
+// loopback floor (a bare Modbus TCP request loop) against our poller per
+// CPU core, and the whole gateway (and its poller alone) against Telegraf
+// v1.37.2 polling the same simulated devices every second, for CPU, memory
+// and samples per CPU-second. docs/BENCHMARKS.md explains the method and
+// holds the figures.
+//
+//	go run ./cmd/gatewaybench [-telegraf PATH] [-runs 2] [-devices 1000,10000]
+//	    [-floor-conns 1,4] [-window 30s] [-parts floor,gateway,poller-only,telegraf]
+//	    [-out FILE] [-quick]
+//
+// The simulators, the broker, our gateway (or its poller alone) and
+// Telegraf each run in a child process (this binary re-executed, or
+// telegraf), so the CPU time and the memory read from /proc are each one's
+// alone; the floor and poller loops run in this process. Without -telegraf
+// the Telegraf runs are skipped and the report says so. Every flag has an environment twin: GATEWAYBENCH_
+// and the flag name in upper case with '-' as '_' (GATEWAYBENCH_RUNS=3).
+//
+// Exit status: 0 when every run completed, 1 when a run failed, 2 for a
+// usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/peterbourgon/ff/v3"
+)
+
+const envPrefix = "GATEWAYBENCH"
+
+func main() {
+	if role := os.Getenv(childEnv); role != "" {
+		os.Exit(childMain(role, os.Args[1:]))
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+// run parses the flags, runs the benchmark until it ends or SIGINT/SIGTERM
+// arrives, and returns the exit status.
+func run(args []string) int {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("gatewaybench", flag.ContinueOnError)
+	cfg.registerFlags(fs)
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "gatewaybench:", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "gatewaybench: unexpected arguments %q (flags only; see -h)\n", fs.Args())
+		return 2
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.Quick {
+		cfg.applyQuick(set)
+	}
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "gatewaybench:", err)
+		return 2
+	}
+	cfg.CommandLine = strings.TrimSpace("gatewaybench " + strings.Join(args, " "))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// A closed stdout (`gatewaybench | head`) must not kill the process
+	// before it has stopped its children and removed their data.
+	signal.Ignore(syscall.SIGPIPE)
+	if err := newBench(cfg, os.Stdout, os.Stderr).Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "gatewaybench:", err)
+		return 1
+	}
+	return 0
+}
