@@ -1,0 +1,465 @@
+// Package demo runs the whole factorywire pipeline in one process: our
+// broker, simulated factories, one gateway per factory, and the sink writing
+// into MongoDB (a real server at a URI, or the embedded FerretDB stand-in).
+// cmd/demo is its command line; the end-to-end test drives it too.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factorywire/factorywire/broker"
+	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/devices/modbus"
+	"github.com/factorywire/factorywire/devices/simulator"
+	"github.com/factorywire/factorywire/gateway"
+	"github.com/factorywire/factorywire/sink"
+	"github.com/factorywire/factorywire/topics"
+)
+
+// Config is a demo topology.
+type Config struct {
+	// DataDir holds the broker's logs, the gateways' spools and the
+	// stand-in's files. Empty: a temporary directory removed by Close.
+	DataDir string
+	// ClassesDir holds the register maps. Default "configs/devices".
+	ClassesDir string
+	// Factories is how many factories are simulated (plant-a, plant-b,
+	// …). Default 3, at most 26.
+	Factories int
+	// Classes are the device classes of every factory. Default press and
+	// power-meter.
+	Classes []string
+	// Devices is how many devices of each class each factory has.
+	// Default 20; factories hold at most 247 devices.
+	Devices int
+	// Interval is every device's poll interval. Default 1s.
+	Interval time.Duration
+	// Partitions of each samples topic. Default 3.
+	Partitions int32
+	// BrokerListen is the broker's address. Default 127.0.0.1:0.
+	BrokerListen string
+	// MongoURI is where the sink writes. Empty: an embedded FerretDB
+	// stand-in (no time-series collections, no TTL; `sink query latest`
+	// and `window` do not run on it).
+	MongoURI string
+	// Database is the MongoDB database. Default "factorywire".
+	Database string
+	// Logger receives every component's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.ClassesDir == "" {
+		c.ClassesDir = "configs/devices"
+	}
+	if c.Factories == 0 {
+		c.Factories = 3
+	}
+	if len(c.Classes) == 0 {
+		c.Classes = []string{"press", "power-meter"}
+	}
+	if c.Devices == 0 {
+		c.Devices = 20
+	}
+	if c.Interval == 0 {
+		c.Interval = time.Second
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 3
+	}
+	if c.BrokerListen == "" {
+		c.BrokerListen = "127.0.0.1:0"
+	}
+	if c.Database == "" {
+		c.Database = "factorywire"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.Factories < 1 || c.Factories > 26:
+		return fmt.Errorf("factories %d: want 1 to 26", c.Factories)
+	case c.Devices < 1 || c.Devices*len(c.Classes) > 247:
+		return fmt.Errorf("devices %d per class × %d classes: want 1 to 247 devices per factory (one simulator's unit ids)", c.Devices, len(c.Classes))
+	case c.Interval < modbus.MinInterval:
+		return fmt.Errorf("interval %s: at least %s", c.Interval, modbus.MinInterval)
+	}
+	return nil
+}
+
+// Demo is a running pipeline. Start it with Start; Close stops it.
+type Demo struct {
+	cfg      Config
+	log      *slog.Logger
+	tmpDir   string
+	broker   *broker.Broker
+	brokerMu sync.Mutex
+	stopDB   func()
+	mongoURI string
+	sims     []*simulator.Server
+	gateways []*gateway.Gateway
+	sink     *sink.Sink
+	Topics   []string // the samples topics
+	// Devices maps each factory to its device ids, each to its class.
+	Devices map[string]map[string]string
+
+	gwCancel, sinkCancel context.CancelFunc
+	gwDone, sinkDone     chan error
+	closeOnce            sync.Once
+}
+
+// Factory names the i-th factory.
+func Factory(i int) string { return "plant-" + string(rune('a'+i)) }
+
+// Start starts the broker, the stand-in (without MongoURI), the topics,
+// the simulators, the gateways and the sink, and returns once all run.
+func Start(cfg Config) (d *Demo, err error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	d = &Demo{cfg: cfg, log: cfg.Logger, Devices: map[string]map[string]string{}}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if cfg.DataDir == "" {
+		if d.tmpDir, err = os.MkdirTemp("", "factorywire-demo-"); err != nil {
+			return nil, err
+		}
+		d.cfg.DataDir = d.tmpDir
+	}
+	classes, err := devices.LoadDir(cfg.ClassesDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cfg.Classes {
+		if classes[c] == nil {
+			return nil, fmt.Errorf("class %q: no register map in %s", c, cfg.ClassesDir)
+		}
+	}
+	if d.broker, err = d.startBroker(cfg.BrokerListen); err != nil {
+		return nil, err
+	}
+	if err := d.createTopics(); err != nil {
+		return nil, err
+	}
+	d.mongoURI = cfg.MongoURI
+	if d.mongoURI == "" {
+		if d.mongoURI, d.stopDB, err = startStandIn(filepath.Join(d.cfg.DataDir, "ferretdb"), d.log); err != nil {
+			return nil, err
+		}
+	}
+	for i := 0; i < cfg.Factories; i++ {
+		g, err := d.startFactory(Factory(i), classes)
+		if err != nil {
+			return nil, err
+		}
+		d.gateways = append(d.gateways, g)
+	}
+	if d.sink, err = sink.New(d.sinkConfig(), d.log.With("component", "sink")); err != nil {
+		return nil, err
+	}
+	gwCtx, gwCancel := context.WithCancel(context.Background())
+	d.gwCancel = gwCancel
+	d.gwDone = make(chan error, len(d.gateways))
+	for _, g := range d.gateways {
+		go func() { d.gwDone <- g.Run(gwCtx) }()
+	}
+	sinkCtx, sinkCancel := context.WithCancel(context.Background())
+	d.sinkCancel = sinkCancel
+	d.sinkDone = make(chan error, 1)
+	go func() { d.sinkDone <- d.sink.Run(sinkCtx) }()
+	return d, nil
+}
+
+func (d *Demo) startBroker(listen string) (*broker.Broker, error) {
+	cfg := broker.DefaultConfig()
+	cfg.Listen, cfg.DataDir = listen, filepath.Join(d.cfg.DataDir, "broker")
+	cfg.Logger = d.log.With("component", "broker")
+	return broker.New(cfg)
+}
+
+func (d *Demo) createTopics() error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(d.BrokerAddr()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := topics.NewAdmin(cl)
+	for i := 0; i < d.cfg.Factories; i++ {
+		if _, err := adm.Ensure(ctx, topics.FactorySpec{Factory: Factory(i), Classes: d.cfg.Classes, Partitions: d.cfg.Partitions, Retention: 24 * time.Hour}); err != nil {
+			return fmt.Errorf("create the topics of %s: %w", Factory(i), err)
+		}
+		for _, c := range d.cfg.Classes {
+			d.Topics = append(d.Topics, topics.Name{Factory: Factory(i), Class: c}.String())
+		}
+	}
+	return nil
+}
+
+// startFactory starts a simulator holding the factory's devices and the
+// gateway that polls them.
+func (d *Demo) startFactory(factory string, classes map[string]*devices.Class) (*gateway.Gateway, error) {
+	sim, err := simulator.New(simulator.Config{Logger: d.log.With("component", "simulator", "factory", factory)})
+	if err != nil {
+		return nil, err
+	}
+	d.sims = append(d.sims, sim)
+	cfg := gateway.DefaultConfig()
+	cfg.Factory = factory
+	cfg.DataDir = filepath.Join(d.cfg.DataDir, "gateway-"+factory)
+	cfg.ClassesDir = d.cfg.ClassesDir
+	cfg.HTTPListen = ""
+	cfg.Kafka.Brokers = []string{d.BrokerAddr()}
+	cfg.Connections = []modbus.ConnConfig{{Name: "line-1", Address: sim.Addr().String()}}
+	d.Devices[factory] = map[string]string{}
+	unit := uint8(1)
+	for _, class := range d.cfg.Classes {
+		for i := 1; i <= d.cfg.Devices; i++ {
+			id := fmt.Sprintf("%s-%02d", class, i)
+			if _, err := sim.AddDevice(unit, simulator.Device{Class: classes[class], Seed: uint64(len(d.sims))<<8 | uint64(unit)}); err != nil {
+				return nil, err
+			}
+			u := unit
+			cfg.Devices = append(cfg.Devices, gateway.DeviceConfig{ID: id, Class: class, Connection: "line-1", Unit: &u, Schedule: modbus.Schedule{Interval: d.cfg.Interval}})
+			d.Devices[factory][id] = class
+			unit++
+		}
+	}
+	return gateway.New(cfg, d.log.With("component", "gateway", "factory", factory))
+}
+
+func (d *Demo) sinkConfig() sink.Config {
+	cfg := sink.DefaultConfig()
+	for i := 0; i < d.cfg.Factories; i++ {
+		cfg.Factories = append(cfg.Factories, Factory(i))
+	}
+	cfg.HTTPListen = ""
+	cfg.Kafka.Brokers = []string{d.BrokerAddr()}
+	cfg.MongoDB.URI = d.mongoURI
+	cfg.MongoDB.Database = d.cfg.Database
+	cfg.MongoDB.TimeSeries = d.cfg.MongoURI != ""
+	cfg.Batch.MaxWait = 200 * time.Millisecond
+	return cfg
+}
+
+// BrokerAddr is the broker's address.
+func (d *Demo) BrokerAddr() string {
+	d.brokerMu.Lock()
+	defer d.brokerMu.Unlock()
+	return d.broker.Addr().String()
+}
+
+// MongoURI is where the sink writes.
+func (d *Demo) MongoURI() string { return d.mongoURI }
+
+// StandIn reports whether the sink writes to the embedded stand-in.
+func (d *Demo) StandIn() bool { return d.cfg.MongoURI == "" }
+
+// Config is the demo's configuration, defaults applied.
+func (d *Demo) Config() Config { return d.cfg }
+
+// RestartBroker closes the broker and starts it again on the same address
+// and data dir, as an operator restarting it would; gateways spool
+// meanwhile and the sink waits.
+func (d *Demo) RestartBroker() error {
+	d.brokerMu.Lock()
+	defer d.brokerMu.Unlock()
+	addr := d.broker.Addr().String()
+	if err := d.broker.Close(); err != nil {
+		return err
+	}
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var b *broker.Broker
+		if b, err = d.startBroker(addr); err == nil {
+			d.broker = b
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("restart the broker on %s: %w", addr, err)
+		}
+	}
+}
+
+// StopPolling stops the gateways, each after it has forwarded its spool
+// (up to 5 s), and returns the first error one returned.
+func (d *Demo) StopPolling() error {
+	if d.gwCancel == nil {
+		return nil
+	}
+	d.gwCancel()
+	var err error
+	for range d.gateways {
+		err = errors.Join(err, <-d.gwDone)
+	}
+	d.gwCancel = nil
+	return err
+}
+
+// Close stops the gateways, the sink, the simulators, the stand-in and the
+// broker, in that order, and removes a temporary data dir. Idempotent.
+func (d *Demo) Close() error {
+	var err error
+	d.closeOnce.Do(func() {
+		err = d.StopPolling()
+		if d.sinkCancel != nil {
+			d.sinkCancel()
+			err = errors.Join(err, <-d.sinkDone)
+		}
+		for _, s := range d.sims {
+			s.Close()
+		}
+		if d.stopDB != nil {
+			d.stopDB()
+		}
+		if d.broker != nil {
+			err = errors.Join(err, d.broker.Close())
+		}
+		if d.tmpDir != "" {
+			err = errors.Join(err, os.RemoveAll(d.tmpDir))
+		}
+	})
+	return err
+}
+
+// Stats is what the demo reports every few seconds.
+type Stats struct {
+	Polled   uint64 // samples the gateways' pollers emitted
+	Produced uint64 // samples the broker acknowledged
+	Stored   uint64 // samples the sink wrote to MongoDB
+	Lag      int64  // records the sink has yet to read, as of its last fetch
+	Failed   uint64 // polls without a sample
+	// DelayP50 and DelayP99 estimate the time from poll to stored
+	// document, from the sink's histogram (interpolated within buckets).
+	DelayP50, DelayP99 time.Duration
+}
+
+// Stats collects the counters of every component.
+func (d *Demo) Stats() Stats {
+	var s Stats
+	for _, g := range d.gateways {
+		for _, h := range g.Health() {
+			s.Polled += h.Samples
+			s.Failed += h.Failures
+		}
+		s.Produced += uint64(sumMetric(g.Gatherer(), "factorywire_gateway_produced_samples_total"))
+	}
+	if d.sink != nil {
+		s.Stored = uint64(sumMetric(d.sink.Gatherer(), "factorywire_sink_samples_stored_total"))
+		s.Lag = int64(sumMetric(d.sink.Gatherer(), "factorywire_sink_consumer_lag_records"))
+		if h := histogram(d.sink.Gatherer(), "factorywire_sink_sample_delay_seconds"); h != nil {
+			s.DelayP50 = quantile(h, 0.50)
+			s.DelayP99 = quantile(h, 0.99)
+		}
+	}
+	return s
+}
+
+// sumMetric adds up every series of the counter or gauge name.
+func sumMetric(g prometheus.Gatherer, name string) float64 {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+func histogram(g prometheus.Gatherer, name string) *dto.Histogram {
+	mfs, err := g.Gather()
+	if err != nil {
+		return nil
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetHistogram()
+		}
+	}
+	return nil
+}
+
+// quantile estimates quantile q of h as Prometheus' histogram_quantile
+// does: linear interpolation inside the bucket that holds it.
+func quantile(h *dto.Histogram, q float64) time.Duration {
+	total := float64(h.GetSampleCount())
+	if total == 0 {
+		return 0
+	}
+	buckets := h.GetBucket()
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].GetUpperBound() < buckets[j].GetUpperBound() })
+	rank := q * total
+	lower, below := 0.0, 0.0
+	for _, b := range buckets {
+		upper, count := b.GetUpperBound(), float64(b.GetCumulativeCount())
+		if count >= rank {
+			if math.IsInf(upper, 1) {
+				upper = lower
+			}
+			frac := 0.0
+			if count > below {
+				frac = (rank - below) / (count - below)
+			}
+			return time.Duration((lower + (upper-lower)*frac) * float64(time.Second))
+		}
+		lower, below = upper, count
+	}
+	return time.Duration(lower * float64(time.Second))
+}
+
+// startStandIn runs FerretDB (SQLite in dir) on 127.0.0.1:0 and returns its
+// URI and a function that stops it.
+func startStandIn(dir string, log *slog.Logger) (string, func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Logger:    log.With("component", "ferretdb"),
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + dir + "/",
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("start the MongoDB stand-in (FerretDB): %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = f.Run(ctx)
+	}()
+	stop := func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			log.Error("the MongoDB stand-in did not stop within 30s")
+		}
+	}
+	return f.MongoDBURI(), stop, nil
+}

@@ -1,0 +1,167 @@
+package demo
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/factorywire/factorywire/devices"
+)
+
+// TestEndToEnd runs simulator → gateway → our broker → sink → MongoDB
+// stand-in in this process: 3 factories × 2 classes × 20 devices polled
+// every 100 ms, the broker restarted in the middle. Afterwards every
+// (device, seq) the gateways polled is stored exactly once, and at the
+// broker each device's samples are in seq order.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("about 25 s: skipped with -short")
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	d, err := Start(Config{
+		DataDir:    t.TempDir(),
+		ClassesDir: "../../configs/devices",
+		Interval:   100 * time.Millisecond,
+		Logger:     logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	waitStats(t, d, "10,000 samples stored", 60*time.Second, func(s Stats) bool { return s.Stored >= 10_000 })
+	before := d.Stats()
+	if err := d.RestartBroker(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("broker restarted with %d samples polled, %d stored", before.Polled, before.Stored)
+	waitStats(t, d, "10,000 more samples stored after the restart", 90*time.Second, func(s Stats) bool { return s.Stored >= before.Stored+10_000 })
+	if err := d.StopPolling(); err != nil {
+		t.Fatal(err)
+	}
+	polled := d.Stats().Polled
+	waitStats(t, d, "every polled sample stored", 60*time.Second, func(s Stats) bool { return s.Stored >= polled })
+	final := d.Stats()
+	t.Logf("%d samples polled, %d produced, %d stored; poll to stored p50 %v p99 %v", final.Polled, final.Produced, final.Stored, final.DelayP50, final.DelayP99)
+
+	// MongoDB: each (factory, device, seq) once, seqs 0..n-1 without gaps.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client, err := mongo.Connect(options.Client().ApplyURI(d.MongoURI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	db := client.Database(d.Config().Database)
+	stored := map[[2]string]map[int64]int{}
+	total := 0
+	for _, topic := range d.Topics {
+		cur, err := db.Collection(topic).Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "meta", Value: 1}, {Key: "seq", Value: 1}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var docs []struct {
+			Meta struct{ Factory, Device string }
+			Seq  int64
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range docs {
+			k := [2]string{doc.Meta.Factory, doc.Meta.Device}
+			if stored[k] == nil {
+				stored[k] = map[int64]int{}
+			}
+			stored[k][doc.Seq]++
+			total++
+		}
+	}
+	if uint64(total) != final.Polled {
+		t.Errorf("%d documents stored, %d samples polled", total, final.Polled)
+	}
+	devicesSeen := 0
+	for factory, devs := range d.Devices {
+		for id := range devs {
+			seqs := stored[[2]string{factory, id}]
+			devicesSeen++
+			for seq := int64(0); seq < int64(len(seqs)); seq++ {
+				if seqs[seq] != 1 {
+					t.Fatalf("%s/%s seq %d stored %d times (device has %d seqs)", factory, id, seq, seqs[seq], len(seqs))
+				}
+			}
+			if len(seqs) < 50 {
+				t.Fatalf("%s/%s: only %d samples stored", factory, id, len(seqs))
+			}
+		}
+	}
+
+	// The broker: in offset order, each device's seqs increase.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(d.BrokerAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, d.Topics...)
+	if err != nil || ends.Error() != nil {
+		t.Fatalf("end offsets: %v %v", err, ends.Error())
+	}
+	parts := map[string]map[int32]kgo.Offset{}
+	remaining := int64(0)
+	ends.Each(func(o kadm.ListedOffset) {
+		if parts[o.Topic] == nil {
+			parts[o.Topic] = map[int32]kgo.Offset{}
+		}
+		parts[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
+		remaining += o.Offset
+	})
+	cons, err := kgo.NewClient(kgo.SeedBrokers(d.BrokerAddr()), kgo.ConsumePartitions(parts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	last := map[[2]string]uint64{}
+	for remaining > 0 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consume: %d records left", remaining)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			remaining--
+			seq, ok := devices.SeqOf(r.Value)
+			if !ok {
+				t.Fatalf("%s/%d@%d: not a sample", r.Topic, r.Partition, r.Offset)
+			}
+			k := [2]string{r.Topic, string(r.Key)}
+			if prev, seen := last[k]; seen && seq <= prev {
+				t.Fatalf("%s device %s: seq %d after %d at the broker", r.Topic, r.Key, seq, prev)
+			}
+			last[k] = seq
+		})
+	}
+	t.Logf("%d devices, %d documents, each (device, seq) once; per-device order held at the broker", devicesSeen, total)
+}
+
+func waitStats(t *testing.T, d *Demo, what string, limit time.Duration, cond func(Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		s := d.Stats()
+		if cond(s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %+v", limit, what, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
