@@ -90,7 +90,7 @@ func run(args []string) error {
 		fmt.Printf("  go run ./cmd/sink query latest --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s\n", uri, demo.Factory(0), cfg.Classes[0])
 		fmt.Printf("  go run ./cmd/sink query window --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s --device %s-01 --field pressure --from 10m --unit minute\n", uri, demo.Factory(0), cfg.Classes[0], cfg.Classes[0])
 	}
-	fmt.Println("Ctrl-C stops everything.")
+	fmt.Println("Ctrl-C stops everything. p50 and p99: poll to stored document, over each interval.")
 	fmt.Println()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -107,8 +107,14 @@ func run(args []string) error {
 		case <-tick.C:
 			s := d.Stats()
 			rate := float64(s.Stored-prev.Stored) / report.Seconds()
-			fmt.Printf("%8s  %10d  %10d  %10d  %8d  %10s  %10s  %8.0f\n", time.Since(start).Round(time.Second), s.Polled, s.Produced, s.Stored, s.Lag,
-				s.DelayP50.Round(time.Millisecond), s.DelayP99.Round(time.Millisecond), rate)
+			p50, p99 := "-", "-"
+			if q, ok := s.Delays(prev, 0.50); ok {
+				p50 = q.Round(time.Millisecond).String()
+			}
+			if q, ok := s.Delays(prev, 0.99); ok {
+				p99 = q.Round(time.Millisecond).String()
+			}
+			fmt.Printf("%8s  %10d  %10d  %10d  %8d  %10s  %10s  %8.0f\n", time.Since(start).Round(time.Second), s.Polled, s.Produced, s.Stored, s.Lag, p50, p99, rate)
 			prev = s
 		}
 	}

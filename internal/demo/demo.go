@@ -348,8 +348,34 @@ type Stats struct {
 	Lag      int64  // records the sink has yet to read, as of its last fetch
 	Failed   uint64 // polls without a sample
 	// DelayP50 and DelayP99 estimate the time from poll to stored
-	// document, from the sink's histogram (interpolated within buckets).
+	// document since the start, from the sink's histogram (interpolated
+	// within buckets); Delays gives them over an interval.
 	DelayP50, DelayP99 time.Duration
+	delay              []bucket // the histogram, cumulative
+}
+
+type bucket struct {
+	upper float64
+	count uint64
+}
+
+// Delays estimates quantile q of the poll-to-stored latency of the samples
+// stored between the Stats prev and s; ok is false when none was.
+func (s Stats) Delays(prev Stats, q float64) (d time.Duration, ok bool) {
+	if len(s.delay) == 0 {
+		return 0, false
+	}
+	diff := make([]bucket, len(s.delay))
+	for i, b := range s.delay {
+		diff[i] = b
+		if i < len(prev.delay) {
+			diff[i].count -= prev.delay[i].count
+		}
+	}
+	if diff[len(diff)-1].count == 0 {
+		return 0, false
+	}
+	return quantile(diff, q), true
 }
 
 // Stats collects the counters of every component.
@@ -366,8 +392,14 @@ func (d *Demo) Stats() Stats {
 		s.Stored = uint64(sumMetric(d.sink.Gatherer(), "factorywire_sink_samples_stored_total"))
 		s.Lag = int64(sumMetric(d.sink.Gatherer(), "factorywire_sink_consumer_lag_records"))
 		if h := histogram(d.sink.Gatherer(), "factorywire_sink_sample_delay_seconds"); h != nil {
-			s.DelayP50 = quantile(h, 0.50)
-			s.DelayP99 = quantile(h, 0.99)
+			for _, b := range h.GetBucket() {
+				s.delay = append(s.delay, bucket{b.GetUpperBound(), b.GetCumulativeCount()})
+			}
+			s.delay = append(s.delay, bucket{math.Inf(1), h.GetSampleCount()})
+			sort.Slice(s.delay, func(i, j int) bool { return s.delay[i].upper < s.delay[j].upper })
+			if h.GetSampleCount() > 0 {
+				s.DelayP50, s.DelayP99 = quantile(s.delay, 0.50), quantile(s.delay, 0.99)
+			}
 		}
 	}
 	return s
@@ -404,19 +436,15 @@ func histogram(g prometheus.Gatherer, name string) *dto.Histogram {
 	return nil
 }
 
-// quantile estimates quantile q of h as Prometheus' histogram_quantile
-// does: linear interpolation inside the bucket that holds it.
-func quantile(h *dto.Histogram, q float64) time.Duration {
-	total := float64(h.GetSampleCount())
-	if total == 0 {
-		return 0
-	}
-	buckets := h.GetBucket()
-	sort.Slice(buckets, func(i, j int) bool { return buckets[i].GetUpperBound() < buckets[j].GetUpperBound() })
+// quantile estimates quantile q from cumulative buckets (sorted, the last
+// +Inf) as Prometheus' histogram_quantile does: linear interpolation inside
+// the bucket that holds it.
+func quantile(buckets []bucket, q float64) time.Duration {
+	total := float64(buckets[len(buckets)-1].count)
 	rank := q * total
 	lower, below := 0.0, 0.0
 	for _, b := range buckets {
-		upper, count := b.GetUpperBound(), float64(b.GetCumulativeCount())
+		upper, count := b.upper, float64(b.count)
 		if count >= rank {
 			if math.IsInf(upper, 1) {
 				upper = lower
@@ -438,9 +466,15 @@ func startStandIn(dir string, log *slog.Logger) (string, func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", nil, err
 	}
+	// FerretDB logs every command it does not implement as a warning
+	// (the driver's endSessions at every disconnect): only at debug level.
+	flog := slog.New(slog.DiscardHandler)
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		flog = log.With("component", "ferretdb")
+	}
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Logger:    log.With("component", "ferretdb"),
+		Logger:    flog,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + dir + "/",
 	})
