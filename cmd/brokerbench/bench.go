@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/factorywire/factorywire/internal/procstat"
 )
 
 // bench runs every scenario against every broker and renders the report.
@@ -34,8 +36,8 @@ type throughputRun struct {
 	Buffer   int // producer MaxBufferedRecords
 	Produce  produceResult
 	Consume  consumeResult
-	Mem      memStat // broker memory after both phases
-	DiskByte int64   // data dir size after producing
+	Mem      procstat.Mem // broker memory after both phases
+	DiskByte int64        // data dir size after producing
 }
 
 // latencyRun is one fixed-rate latency run against one fresh broker.
@@ -50,7 +52,7 @@ type latencyRun struct {
 type memorySample struct {
 	Label    string // "after 1,000,000 records", "after consuming all"
 	Records  int    // records in the log
-	Mem      memStat
+	Mem      procstat.Mem
 	DiskByte int64
 }
 
@@ -95,7 +97,7 @@ func (b *bench) Run(ctx context.Context) error {
 		b.machine.CPUs, b.machine.Model, b.machine.LoadStart, b.machine.Fsync4K[0], b.machine.Fsync1M[0])
 
 	runErr := b.runAll(ctx)
-	b.machine.LoadEnd = loadAvg()
+	b.machine.LoadEnd = procstat.LoadAvg()
 
 	report := renderReport(b)
 	if _, err := io.WriteString(b.out, report); err != nil {
@@ -291,9 +293,9 @@ func (b *bench) runThroughput(ctx context.Context, kind string, sc scenario, run
 		if err := checkEndOffsets(pctx, bp.addr, want); err != nil {
 			return err
 		}
-		r.DiskByte = dirBytes(bp.dir)
+		r.DiskByte = procstat.DirBytes(bp.dir)
 		if kind == kindBlackhole {
-			r.Mem, err = readMem(bp.pid())
+			r.Mem, err = procstat.ReadMem(bp.pid())
 			return err // it kept nothing to consume
 		}
 		cctx, cancel := b.phase(ctx)
@@ -301,7 +303,7 @@ func (b *bench) runThroughput(ctx context.Context, kind string, sc scenario, run
 		if r.Consume, err = consumeAll(cctx, bp.addr, want, sc.ValueBytes, bp.pid()); err != nil {
 			return err
 		}
-		r.Mem, err = readMem(bp.pid())
+		r.Mem, err = procstat.ReadMem(bp.pid())
 		return err
 	})
 	if err != nil {
@@ -395,11 +397,11 @@ func (b *bench) runMemory(ctx context.Context, kind string) (memoryRun, error) {
 	sc := scenario{ValueBytes: 100, Partitions: 8}
 	err := b.withBroker(ctx, kind, "memory", sc.Partitions, func(bp *brokerProc) error {
 		sample := func(label string, records int) error {
-			m, err := readMem(bp.pid())
+			m, err := procstat.ReadMem(bp.pid())
 			if err != nil {
 				return err
 			}
-			s := memorySample{Label: label, Records: records, Mem: m, DiskByte: dirBytes(bp.dir)}
+			s := memorySample{Label: label, Records: records, Mem: m, DiskByte: procstat.DirBytes(bp.dir)}
 			r.Samples = append(r.Samples, s)
 			logf(b.logw, "memory %-5s %-30s rss %s (anon %s, file %s) hwm %s, data %s",
 				kind, label, mib(m.RSS), mib(m.Anon), mib(m.File), mib(m.HWM), mib(s.DiskByte))

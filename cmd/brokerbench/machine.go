@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/factorywire/factorywire/internal/procstat"
 )
 
 // machineInfo describes where a run happened, for the report.
@@ -35,8 +37,8 @@ type machineInfo struct {
 // dirs live.
 func readMachine(dir string) machineInfo {
 	m := machineInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
-	m.Model = firstField("/proc/cpuinfo", "model name")
-	if kb := firstField("/proc/meminfo", "MemTotal"); kb != "" {
+	m.Model = procstat.FirstField("/proc/cpuinfo", "model name")
+	if kb := procstat.FirstField("/proc/meminfo", "MemTotal"); kb != "" {
 		var n int64
 		fmt.Sscanf(kb, "%d", &n)
 		m.MemTotal = fmt.Sprintf("%.1f GiB", float64(n)/(1<<20))
@@ -45,50 +47,9 @@ func readMachine(dir string) machineInfo {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
 	m.Disk = mountOf(dir)
-	m.LoadStart = loadAvg()
+	m.LoadStart = procstat.LoadAvg()
 	m.Source = sourceFingerprint()
 	return m
-}
-
-// firstField returns the value of the first "key : value" line of a /proc
-// file.
-func firstField(path, key string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// loadAvg returns the 1, 5 and 15 minute load averages and, where the
-// kernel has PSI, the share of the last 60 and 300 seconds in which some
-// runnable task waited for a CPU.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	s := strings.Join(f[:3], " ")
-	if p, err := os.ReadFile("/proc/pressure/cpu"); err == nil {
-		line, _, _ := strings.Cut(string(p), "\n")
-		var avg10, avg60, avg300 float64
-		if _, err := fmt.Sscanf(line, "some avg10=%f avg60=%f avg300=%f", &avg10, &avg60, &avg300); err == nil {
-			s += fmt.Sprintf(" (CPU pressure %.0f%% / %.0f%%)", avg60, avg300)
-		}
-	}
-	return s
 }
 
 // mountOf returns "device (fstype) on mountpoint" for the longest mount

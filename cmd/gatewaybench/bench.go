@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/procstat"
 )
 
 // bench is one benchmark run: Run measures, then writes the report.
@@ -81,7 +82,7 @@ func (b *bench) Run(ctx context.Context) error {
 		}
 	}
 	b.ended = time.Now()
-	b.machine.LoadEnd = loadAvg()
+	b.machine.LoadEnd = procstat.LoadAvg()
 	if err := b.writeReport(); err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"fmt"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/factorywire/factorywire/internal/procstat"
 )
 
 // machineInfo describes where a run happened, for the report.
@@ -27,8 +28,8 @@ type machineInfo struct {
 // readMachine collects the machine's description.
 func readMachine() machineInfo {
 	m := machineInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
-	m.Model = firstField("/proc/cpuinfo", "model name")
-	if kb := firstField("/proc/meminfo", "MemTotal"); kb != "" {
+	m.Model = procstat.FirstField("/proc/cpuinfo", "model name")
+	if kb := procstat.FirstField("/proc/meminfo", "MemTotal"); kb != "" {
 		var n int64
 		fmt.Sscanf(kb, "%d", &n)
 		m.MemTotal = fmt.Sprintf("%.1f GiB", float64(n)/(1<<20))
@@ -36,50 +37,9 @@ func readMachine() machineInfo {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
-	m.LoadStart = loadAvg()
+	m.LoadStart = procstat.LoadAvg()
 	m.Source = sourceFingerprint()
 	return m
-}
-
-// firstField returns the value of the first "key : value" line of a /proc
-// file.
-func firstField(path, key string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// loadAvg returns the 1, 5 and 15 minute load averages and, where the
-// kernel has PSI, the share of the last 60 and 300 seconds in which some
-// runnable task waited for a CPU.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	s := strings.Join(f[:3], " ")
-	if p, err := os.ReadFile("/proc/pressure/cpu"); err == nil {
-		line, _, _ := strings.Cut(string(p), "\n")
-		var avg10, avg60, avg300 float64
-		if _, err := fmt.Sscanf(line, "some avg10=%f avg60=%f avg300=%f", &avg10, &avg60, &avg300); err == nil {
-			s += fmt.Sprintf(" (CPU pressure %.0f%% / %.0f%%)", avg60, avg300)
-		}
-	}
-	return s
 }
 
 // sourceDirs are the packages whose code the figures describe.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/procstat"
 )
 
 // systemResult is one whole-system run: a tool (our gateway or Telegraf)
@@ -31,7 +32,7 @@ type systemResult struct {
 	// the tool had Config.Drain more to deliver them.
 	Win windowRecords
 	// Mem is the tool's memory at the end of the window.
-	Mem memStat
+	Mem procstat.Mem
 	// SpoolBytes is our gateway's spool directory at the end of the window.
 	SpoolBytes int64
 	// Health is our gateway's device health at the start and the end of
@@ -211,10 +212,10 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 		return fail("%s died during the window: %v%s", tool, err, tail(logPath))
 	}
 	t1 := t0.Add(r.Usage.Wall)
-	if r.Mem, err = readMem(sut.pid()); err != nil {
+	if r.Mem, err = procstat.ReadMem(sut.pid()); err != nil {
 		return fail("memory: %v", err)
 	}
-	r.SpoolBytes = dirBytes(filepath.Join(dir, "data", "spool"))
+	r.SpoolBytes = procstat.DirBytes(filepath.Join(dir, "data", "spool"))
 	r.Tlog[1] = readTelegrafLog(logPath)
 	if tool != toolTelegraf {
 		if r.Health[1], err = askGateway(sut); err != nil {
