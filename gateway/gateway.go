@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/devices/modbus"
@@ -196,7 +197,7 @@ func producerOptions(k KafkaConfig, logger *slog.Logger) []kgo.Opt {
 		kgo.RequiredAcks(kgo.AllISRAcks()), // with kgo's default idempotence
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerLinger(k.Linger),
-		kgo.WithLogger(kgoLogger{logger}),
+		kgo.WithLogger(kslog.New(logger.With("component", "kafka"))),
 	}
 }
 
@@ -320,22 +321,6 @@ func (g *Gateway) handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	return mux
-}
-
-// kgoLogger sends franz-go's log lines to slog.
-type kgoLogger struct{ l *slog.Logger }
-
-func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		k.l.Error("kafka: "+msg, keyvals...)
-	case kgo.LogLevelWarn:
-		k.l.Warn("kafka: "+msg, keyvals...)
-	default:
-		k.l.Debug("kafka: "+msg, keyvals...)
-	}
 }
 
 // Gatherer is the gateway's Prometheus registry, as served on /metrics, for

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/plugin/kslog"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -128,7 +129,7 @@ func (s *Sink) kafkaOptions() []kgo.Opt {
 		kgo.FetchMaxBytes(k.FetchMaxBytes),
 		kgo.MetadataMaxAge(time.Minute), // how soon a new topic of a factory is consumed
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.WithLogger(kgoLogger{s.log}),
+		kgo.WithLogger(kslog.New(s.log.With("component", "kafka"))),
 	}
 	if k.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(k.InstanceID))
@@ -400,22 +401,6 @@ func (s *Sink) handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	return mux
-}
-
-// kgoLogger sends franz-go's log lines to slog.
-type kgoLogger struct{ l *slog.Logger }
-
-func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		k.l.Error("kafka: "+msg, keyvals...)
-	case kgo.LogLevelWarn:
-		k.l.Warn("kafka: "+msg, keyvals...)
-	default:
-		k.l.Debug("kafka: "+msg, keyvals...)
-	}
 }
 
 // Gatherer is the sink's Prometheus registry, as served on /metrics, for
