@@ -35,7 +35,7 @@ func addAdminFlags(fs *flag.FlagSet) adminFlags {
 func (f adminFlags) run(ctx context.Context, fn func(context.Context, *topics.Admin) error) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*f.brokers, ",")...))
 	if err != nil {
-		return usageError{fmt.Errorf("--brokers %q: %w", *f.brokers, err)}
+		return usageError{Err: fmt.Errorf("--brokers %q: %w", *f.brokers, err)}
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, *f.timeout)
@@ -87,7 +87,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 			Options: []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 			Exec: func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
-					return usageError{fmt.Errorf("unexpected arguments %q", args)}
+					return usageError{Err: fmt.Errorf("unexpected arguments %q", args)}
 				}
 				return f.run(ctx, exec)
 			},
@@ -110,12 +110,12 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 				if *retention != "" {
 					d, err := parseRetention(*retention)
 					if err != nil {
-						return usageError{err}
+						return usageError{Err: err}
 					}
 					spec.Retention = d
 				}
 				if *factory == "" || len(spec.Classes) == 0 {
-					return usageError{errors.New("--factory and --classes are required")}
+					return usageError{Err: errors.New("--factory and --classes are required")}
 				}
 				changes, err := a.Ensure(ctx, spec)
 				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -145,7 +145,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 			return func(ctx context.Context, a *topics.Admin) error {
 				n, err := topics.Parse(*topic)
 				if err != nil {
-					return usageError{err}
+					return usageError{Err: err}
 				}
 				infos, err := a.List(ctx, n.Prefix, n.Factory)
 				if err != nil {
@@ -170,7 +170,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 			prefix := fs.String("prefix", "", "deployment prefix")
 			return func(ctx context.Context, a *topics.Admin) error {
 				if *factory == "" || (*retention == "" && *partitions == 0) {
-					return usageError{errors.New("--factory and one of --retention or --partitions are required")}
+					return usageError{Err: errors.New("--factory and one of --retention or --partitions are required")}
 				}
 				infos, err := a.List(ctx, *prefix, *factory)
 				if err != nil {
@@ -191,7 +191,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 				if *retention != "" {
 					d, err := parseRetention(*retention)
 					if err != nil {
-						return usageError{err}
+						return usageError{Err: err}
 					}
 					if err := a.SetRetention(ctx, names, d); err != nil {
 						return err
@@ -217,7 +217,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 			prefix := fs.String("prefix", "", "deployment prefix")
 			return func(ctx context.Context, a *topics.Admin) error {
 				if *factory == "" || *confirm != *factory {
-					return usageError{fmt.Errorf("deleting the topics of factory %q loses their data: repeat the name with --confirm %s", *factory, *factory)}
+					return usageError{Err: fmt.Errorf("deleting the topics of factory %q loses their data: repeat the name with --confirm %s", *factory, *factory)}
 				}
 				names, err := a.DeleteFactory(ctx, *prefix, *factory)
 				for _, n := range names {
@@ -234,7 +234,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 		ShortHelp:   "administer a factory's topics on any Kafka-compatible cluster",
 		Subcommands: []*ffcli.Command{create, list, describe, alter, del},
 		Exec: func(context.Context, []string) error {
-			return usageError{errors.New("missing subcommand: create, list, describe, alter or delete")}
+			return usageError{Err: errors.New("missing subcommand: create, list, describe, alter or delete")}
 		},
 	}
 }
@@ -265,7 +265,7 @@ func groupsCommand(out io.Writer) *ffcli.Command {
 			Options: []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 			Exec: func(ctx context.Context, args []string) error {
 				if len(args) > 0 {
-					return usageError{fmt.Errorf("unexpected arguments %q", args)}
+					return usageError{Err: fmt.Errorf("unexpected arguments %q", args)}
 				}
 				return f.run(ctx, exec)
 			},
@@ -291,7 +291,7 @@ func groupsCommand(out io.Writer) *ffcli.Command {
 			group := fs.String("group", "", "consumer group (required)")
 			return func(ctx context.Context, a *topics.Admin) error {
 				if *group == "" {
-					return usageError{errors.New("--group is required")}
+					return usageError{Err: errors.New("--group is required")}
 				}
 				state, parts, err := a.Lag(ctx, *group)
 				if err != nil {
@@ -323,13 +323,13 @@ func groupsCommand(out io.Writer) *ffcli.Command {
 			execute := fs.Bool("execute", false, "commit the new offsets (default: print the plan only)")
 			return func(ctx context.Context, a *topics.Admin) error {
 				if *group == "" || *topicList == "" {
-					return usageError{errors.New("--group and --topic are required")}
+					return usageError{Err: errors.New("--group and --topic are required")}
 				}
 				to := topics.ResetTo{Earliest: *earliest, Latest: *latest}
 				if *datetime != "" {
 					ts, err := time.Parse(time.RFC3339, *datetime)
 					if err != nil {
-						return usageError{fmt.Errorf("--to-datetime %q: %v", *datetime, err)}
+						return usageError{Err: fmt.Errorf("--to-datetime %q: %v", *datetime, err)}
 					}
 					to.Time = ts
 				}
@@ -367,7 +367,7 @@ func groupsCommand(out io.Writer) *ffcli.Command {
 		Subcommands: []*ffcli.Command{list, lag("describe", "a group's state and each partition's offsets, lag and member"),
 			lag("lag", "each partition's committed offset, end offset and lag"), reset},
 		Exec: func(context.Context, []string) error {
-			return usageError{errors.New("missing subcommand: list, describe, lag or reset")}
+			return usageError{Err: errors.New("missing subcommand: list, describe, lag or reset")}
 		},
 	}
 }

@@ -31,24 +31,16 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/factorywire/factorywire/broker"
+	"github.com/factorywire/factorywire/internal/cli"
 	"github.com/factorywire/factorywire/internal/configfile"
 )
 
 const envPrefix = "FACTORYWIRE_BROKER"
 
 // usageError marks errors that exit with status 2.
-type usageError struct{ error }
+type usageError = cli.UsageError
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "broker:", err)
-		var ue usageError
-		if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("broker", run) }
 
 func run(args []string, stdout io.Writer) error {
 	root := &ffcli.Command{
@@ -57,16 +49,10 @@ func run(args []string, stdout io.Writer) error {
 		ShortHelp:   "factorywire's single-node Kafka-protocol broker",
 		Subcommands: []*ffcli.Command{serveCommand(), topicsCommand(stdout), groupsCommand(stdout)},
 		Exec: func(context.Context, []string) error {
-			return usageError{errors.New("missing subcommand: try 'broker serve --help'")}
+			return usageError{Err: errors.New("missing subcommand: try 'broker serve --help'")}
 		},
 	}
-	if err := root.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
-	}
-	return root.Run(context.Background())
+	return cli.Run(root, args)
 }
 
 func serveCommand() *ffcli.Command {
@@ -90,13 +76,13 @@ func serveCommand() *ffcli.Command {
 		Exec: func(ctx context.Context, _ []string) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-				return usageError{fmt.Errorf("--log-level %q: %v", *logLevel, err)}
+				return usageError{Err: fmt.Errorf("--log-level %q: %v", *logLevel, err)}
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg := broker.DefaultConfig()
 			if *configPath != "" {
 				if err := configfile.Load(*configPath, &cfg); err != nil {
-					return usageError{err}
+					return usageError{Err: err}
 				}
 			}
 			// Flags and their environment twins override the file.
@@ -121,7 +107,7 @@ func serveCommand() *ffcli.Command {
 				if *configPath != "" {
 					where = *configPath
 				}
-				return usageError{fmt.Errorf("%s: %w", where, err)}
+				return usageError{Err: fmt.Errorf("%s: %w", where, err)}
 			}
 			cfg.Logger = logger
 			return serve(ctx, cfg, logger)

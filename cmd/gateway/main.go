@@ -30,23 +30,15 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/factorywire/factorywire/gateway"
+	"github.com/factorywire/factorywire/internal/cli"
 )
 
 const envPrefix = "FACTORYWIRE_GATEWAY"
 
 // usageError marks errors that exit with status 2.
-type usageError struct{ error }
+type usageError = cli.UsageError
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "gateway:", err)
-		var ue usageError
-		if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("gateway", run) }
 
 func run(args []string, stdout io.Writer) error {
 	root := &ffcli.Command{
@@ -55,16 +47,10 @@ func run(args []string, stdout io.Writer) error {
 		ShortHelp:   "poll Modbus devices into Kafka through a durable spool",
 		Subcommands: []*ffcli.Command{runCommand(), checkCommand(stdout)},
 		Exec: func(context.Context, []string) error {
-			return usageError{errors.New("missing subcommand: try 'gateway run --help' or 'gateway check --help'")}
+			return usageError{Err: errors.New("missing subcommand: try 'gateway run --help' or 'gateway check --help'")}
 		},
 	}
-	if err := root.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
-	}
-	return root.Run(context.Background())
+	return cli.Run(root, args)
 }
 
 // flags are the flags both subcommands share.
@@ -85,11 +71,11 @@ func addFlags(fs *flag.FlagSet) flags {
 // load reads the config file and applies the flags that were set.
 func (f flags) load(fs *flag.FlagSet) (gateway.Config, error) {
 	if *f.config == "" {
-		return gateway.Config{}, usageError{errors.New("--config FILE is required")}
+		return gateway.Config{}, usageError{Err: errors.New("--config FILE is required")}
 	}
 	cfg, err := gateway.LoadConfig(*f.config)
 	if err != nil {
-		return gateway.Config{}, usageError{err}
+		return gateway.Config{}, usageError{Err: err}
 	}
 	fs.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
@@ -115,7 +101,7 @@ func runCommand() *ffcli.Command {
 		Exec: func(ctx context.Context, _ []string) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-				return usageError{fmt.Errorf("--log-level %q: %v", *logLevel, err)}
+				return usageError{Err: fmt.Errorf("--log-level %q: %v", *logLevel, err)}
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg, err := f.load(fs)
@@ -123,7 +109,7 @@ func runCommand() *ffcli.Command {
 				return err
 			}
 			if _, err := gateway.Check(cfg); err != nil {
-				return usageError{fmt.Errorf("%s: %w", *f.config, err)}
+				return usageError{Err: fmt.Errorf("%s: %w", *f.config, err)}
 			}
 			g, err := gateway.New(cfg, logger)
 			if err != nil {
@@ -154,7 +140,7 @@ func checkCommand(stdout io.Writer) *ffcli.Command {
 			}
 			plan, err := gateway.Check(cfg)
 			if err != nil {
-				return usageError{fmt.Errorf("%s: %w", *f.config, err)}
+				return usageError{Err: fmt.Errorf("%s: %w", *f.config, err)}
 			}
 			printPlan(stdout, cfg, plan)
 			return nil

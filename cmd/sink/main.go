@@ -36,6 +36,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/cli"
 	"github.com/factorywire/factorywire/sink"
 	"github.com/factorywire/factorywire/storage/mongots"
 )
@@ -46,18 +47,9 @@ const envPrefix = "FACTORYWIRE_SINK"
 const queryTimeout = 30 * time.Second
 
 // usageError marks errors that exit with status 2.
-type usageError struct{ error }
+type usageError = cli.UsageError
 
-func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "sink:", err)
-		var ue usageError
-		if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("sink", run) }
 
 func run(args []string, stdout io.Writer) error {
 	root := &ffcli.Command{
@@ -66,16 +58,10 @@ func run(args []string, stdout io.Writer) error {
 		ShortHelp:   "write Kafka samples to MongoDB and query them",
 		Subcommands: []*ffcli.Command{runCommand(), queryCommand(stdout)},
 		Exec: func(context.Context, []string) error {
-			return usageError{errors.New("missing subcommand: try 'sink run --help' or 'sink query --help'")}
+			return usageError{Err: errors.New("missing subcommand: try 'sink run --help' or 'sink query --help'")}
 		},
 	}
-	if err := root.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
-	}
-	return root.Run(context.Background())
+	return cli.Run(root, args)
 }
 
 // flags are the flags every subcommand shares.
@@ -97,11 +83,11 @@ func addFlags(fs *flag.FlagSet) flags {
 // validates the result.
 func (f flags) load(fs *flag.FlagSet, apply func(*sink.Config, *flag.Flag)) (sink.Config, error) {
 	if *f.config == "" {
-		return sink.Config{}, usageError{errors.New("--config FILE is required")}
+		return sink.Config{}, usageError{Err: errors.New("--config FILE is required")}
 	}
 	cfg, err := sink.LoadConfig(*f.config)
 	if err != nil {
-		return sink.Config{}, usageError{err}
+		return sink.Config{}, usageError{Err: err}
 	}
 	fs.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
@@ -116,7 +102,7 @@ func (f flags) load(fs *flag.FlagSet, apply func(*sink.Config, *flag.Flag)) (sin
 		}
 	})
 	if err := cfg.Validate(); err != nil {
-		return sink.Config{}, usageError{fmt.Errorf("%s: %w", *f.config, err)}
+		return sink.Config{}, usageError{Err: fmt.Errorf("%s: %w", *f.config, err)}
 	}
 	return cfg, nil
 }
@@ -135,7 +121,7 @@ func runCommand() *ffcli.Command {
 		Exec: func(ctx context.Context, _ []string) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-				return usageError{fmt.Errorf("--log-level %q: %v", *logLevel, err)}
+				return usageError{Err: fmt.Errorf("--log-level %q: %v", *logLevel, err)}
 			}
 			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg, err := f.load(fs, func(cfg *sink.Config, fl *flag.Flag) {
@@ -200,10 +186,10 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 					return err
 				}
 				if err := devices.ValidateName(*q.factory); err != nil {
-					return usageError{fmt.Errorf("--factory %q: %v", *q.factory, err)}
+					return usageError{Err: fmt.Errorf("--factory %q: %v", *q.factory, err)}
 				}
 				if err := devices.ValidateName(*q.class); err != nil {
-					return usageError{fmt.Errorf("--class %q: %v", *q.class, err)}
+					return usageError{Err: fmt.Errorf("--class %q: %v", *q.class, err)}
 				}
 				st, client, err := sink.NewStore(cfg.MongoDB, nil)
 				if err != nil {
@@ -237,12 +223,12 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 				return err
 			}
 			if *q.device == "" || *q.field == "" {
-				return usageError{errors.New("window needs --device and --field")}
+				return usageError{Err: errors.New("window needs --device and --field")}
 			}
 			buckets, err := st.Window(ctx, coll, *q.device, *q.field, from, to, *q.unit, *q.bin)
 			if err != nil {
 				if errors.Is(err, mongots.ErrInvalidArgument) {
-					return usageError{err}
+					return usageError{Err: err}
 				}
 				return err
 			}
@@ -256,12 +242,12 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 				return err
 			}
 			if *q.device == "" {
-				return usageError{errors.New("range needs --device")}
+				return usageError{Err: errors.New("range needs --device")}
 			}
 			samples, err := st.Range(ctx, coll, *q.device, from, to, *q.limit)
 			if err != nil {
 				if errors.Is(err, mongots.ErrInvalidArgument) {
-					return usageError{err}
+					return usageError{Err: err}
 				}
 				return err
 			}
@@ -273,7 +259,7 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 		ShortHelp:   "query the samples stored in MongoDB",
 		Subcommands: []*ffcli.Command{latest, window, rng},
 		Exec: func(context.Context, []string) error {
-			return usageError{errors.New("missing query: latest, window or range")}
+			return usageError{Err: errors.New("missing query: latest, window or range")}
 		},
 	}
 }
@@ -285,16 +271,16 @@ func (q queryFlags) span() (time.Time, time.Time, error) {
 	if *q.to != "" {
 		t, err := parseTime(*q.to, now)
 		if err != nil {
-			return time.Time{}, time.Time{}, usageError{fmt.Errorf("--to %q: %v", *q.to, err)}
+			return time.Time{}, time.Time{}, usageError{Err: fmt.Errorf("--to %q: %v", *q.to, err)}
 		}
 		to = t
 	}
 	from, err := parseTime(*q.from, now)
 	if err != nil {
-		return time.Time{}, time.Time{}, usageError{fmt.Errorf("--from %q: %v", *q.from, err)}
+		return time.Time{}, time.Time{}, usageError{Err: fmt.Errorf("--from %q: %v", *q.from, err)}
 	}
 	if !from.Before(to) {
-		return time.Time{}, time.Time{}, usageError{fmt.Errorf("--from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))}
+		return time.Time{}, time.Time{}, usageError{Err: fmt.Errorf("--from %s is not before --to %s", from.Format(time.RFC3339), to.Format(time.RFC3339))}
 	}
 	return from, to, nil
 }

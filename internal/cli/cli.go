@@ -1,0 +1,50 @@
+// Package cli is what factorywire's commands share around ffcli: the
+// usage error that exits with status 2, and main's exit codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+)
+
+// UsageError marks an error in how a command was called (flags, config):
+// Main exits with status 2 for it.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+
+func (e UsageError) Unwrap() error { return e.Err }
+
+// Run parses args into root and runs the subcommand they name. --help is
+// not an error; a parse error is a UsageError.
+func Run(root *ffcli.Command, args []string) error {
+	if err := root.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return UsageError{Err: err}
+	}
+	return root.Run(context.Background())
+}
+
+// Main runs run with the process's arguments and standard output and exits:
+// 0 on success, 2 for a UsageError or --help, 1 for any other error, which
+// it prints after name.
+func Main(name string, run func(args []string, stdout io.Writer) error) {
+	err := run(os.Args[1:], os.Stdout)
+	if err == nil {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	var ue UsageError
+	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
