@@ -362,8 +362,11 @@ func TestPollerDeadConnection(t *testing.T) {
 			n++
 		}
 	}
-	if want := int(window / interval); n < want*8/10 {
-		t.Errorf("b-1 got %d samples in %v, want at least 80%% of %d", n, window, want)
+	// Held up, b-1 would get at most one sample per 5 s round (1 in the
+	// window); on its own, 30. A third of 30 keeps that distinction
+	// without depending on how busy the machine is.
+	if want := int(window / interval); n < want/3 {
+		t.Errorf("b-1 got %d samples in %v, want at least a third of %d (held up by connection a: at most 1)", n, window, want)
 	}
 	var aPolls uint64
 	for _, h := range p.Health() {
