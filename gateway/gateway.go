@@ -35,6 +35,7 @@ type Gateway struct {
 	cfg     Config
 	log     *slog.Logger
 	classes map[string]*devices.Class
+	topics  map[string]string // class -> topic, built once for emit
 	spool   *Spool
 	conns   []*modbus.Conn
 	poller  *modbus.Poller
@@ -110,7 +111,8 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if _, err := Check(cfg); err != nil {
+	plan, err := Check(cfg)
+	if err != nil {
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, log: logger, reg: prometheus.NewRegistry(), ready: make(chan struct{})}
@@ -120,9 +122,10 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 			g.release()
 		}
 	}()
-	var err error
-	if g.classes, err = devices.LoadDir(cfg.ClassesDir); err != nil {
-		return nil, err
+	g.classes = make(map[string]*devices.Class, len(plan.Classes))
+	g.topics = make(map[string]string, len(plan.Classes))
+	for _, c := range plan.Classes {
+		g.classes[c.Name], g.topics[c.Name] = c, cfg.Topic(c.Name)
 	}
 	if g.spool, err = OpenSpool(filepath.Join(cfg.DataDir, "spool"), cfg.Spool, logger); err != nil {
 		return nil, err
@@ -203,7 +206,7 @@ func producerOptions(k KafkaConfig, logger *slog.Logger) []kgo.Opt {
 
 // emit is the poller's EmitFunc: one sample into the spool.
 func (g *Gateway) emit(ctx context.Context, s devices.Sample) error {
-	return g.spool.Append(ctx, g.cfg.Topic(s.Class), []devices.Sample{s})
+	return g.spool.Append(ctx, g.topics[s.Class], []devices.Sample{s})
 }
 
 // Addr is the HTTP listener's address, nil when HTTPListen is empty.
