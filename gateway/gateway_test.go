@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/factorywire/factorywire/devices"
 )
 
 // runGateway runs a gateway for cfg until the returned stop is called; stop
@@ -226,5 +224,4 @@ func TestSampleTopic(t *testing.T) {
 	if got := cfg.Topic("press"); got != "prod.plant-a.press" {
 		t.Fatalf("topic %q", got)
 	}
-	_ = devices.ContentType
 }
