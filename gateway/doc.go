@@ -4,10 +4,14 @@
 //
 // # Data path
 //
-//	Poller ──emit──▶ Spool.Append (fsync) ──▶ forwarder ──produce──▶ <factory>.<class>
+//	Poller ──emit──▶ Spool.AppendEach (fsync) ──▶ forwarder ──produce──▶ <factory>.<class>
 //
-// A sample is written to the spool before the poller goes on, and the
-// forwarder reads only what is fsynced. With spool.sync "interval" (the
+// The poller hands over the samples of a connection's scan together
+// (modbus.EmitFunc: before it waits for that connection's next due time, and
+// at least every 100 ms of a long scan); they are written to the spool in
+// one append before the poller goes on, and the forwarder reads only what
+// is fsynced. A process killed in the middle of a scan loses those polls
+// only: their samples were never written, so their seqs are used again. With spool.sync "interval" (the
 // default) the spool is fsynced every spool.sync_interval (200 ms): a
 // crashed or killed process loses nothing (the data is in the page cache),
 // a power cut or kernel crash loses at most the last 200 ms of polls, which

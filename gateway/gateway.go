@@ -204,10 +204,14 @@ func producerOptions(k KafkaConfig, logger *slog.Logger) []kgo.Opt {
 	}
 }
 
-// emit is the poller's EmitFunc: one sample into the spool.
-func (g *Gateway) emit(ctx context.Context, s devices.Sample) error {
-	return g.spool.Append(ctx, g.topics[s.Class], []devices.Sample{s})
+// emit is the poller's EmitFunc: a connection's scan into the spool, each
+// sample into its class's topic.
+func (g *Gateway) emit(ctx context.Context, samples []devices.Sample) error {
+	return g.spool.AppendEach(ctx, samples, g.topicOf)
 }
+
+// topicOf is the topic of a sample of this gateway.
+func (g *Gateway) topicOf(s *devices.Sample) string { return g.topics[s.Class] }
 
 // Addr is the HTTP listener's address, nil when HTTPListen is empty.
 func (g *Gateway) Addr() net.Addr {

@@ -17,6 +17,7 @@ import (
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/recordbatch"
 	"github.com/factorywire/factorywire/storage/commitlog"
+	"github.com/factorywire/factorywire/topics"
 )
 
 // Spool policies for a full spool (SpoolConfig.WhenFull).
@@ -130,6 +131,10 @@ func (s *Spool) topic(name string) (*spoolTopic, error) {
 	}
 	if t := s.topics[name]; t != nil {
 		return t, nil
+	}
+	// The name becomes a directory: only a valid topic name may.
+	if _, err := topics.Parse(name); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
 	}
 	t := &spoolTopic{name: name, dir: filepath.Join(s.dir, name)}
 	l, err := commitlog.Open(t.dir, s.opts)
@@ -264,7 +269,8 @@ func eachRecord(data []byte, fn func(offset int64, r recordbatch.Record) error) 
 // default 1 MiB batch limit.
 const maxSpoolBatch = 512 << 10
 
-// appendReq is one caller's samples waiting for a group commit.
+// appendReq is one caller's samples of one topic waiting for a group
+// commit.
 type appendReq struct {
 	topic   string
 	samples []devices.Sample
@@ -272,25 +278,54 @@ type appendReq struct {
 }
 
 // Append stores samples of one topic and returns once they are written,
-// and with SpoolConfig.Sync "always" fsynced.
-// Concurrent Appends share the work (group commit): the first caller to
+// and with SpoolConfig.Sync "always" fsynced. It is AppendEach with every
+// sample in topic.
+func (s *Spool) Append(ctx context.Context, topic string, samples []devices.Sample) error {
+	return s.AppendEach(ctx, samples, func(*devices.Sample) string { return topic })
+}
+
+// AppendEach stores each sample in topic topicOf(sample) and returns once
+// all are written, and with SpoolConfig.Sync "always" fsynced.
+// Concurrent calls share the work (group commit): the first caller to
 // find no commit running becomes the committer and writes, for every
 // topic, the samples of every caller waiting, as batches of at most
 // 512 KiB, with one fsync per topic; callers arriving meanwhile wait for
-// the next round. Samples of one caller stay in order and in one round.
-// When the spool is full it drops the oldest samples or waits for room
-// (SpoolConfig.WhenFull); waiting for room ends with ctx, a commit in
-// progress is always waited for.
-func (s *Spool) Append(ctx context.Context, topic string, samples []devices.Sample) error {
-	if _, err := s.topic(topic); err != nil {
-		return err
+// the next round. A call's samples of one topic stay in order, and all of
+// a call's samples are in one round. When the spool is full it drops the
+// oldest samples or waits for room (SpoolConfig.WhenFull); waiting for
+// room ends with ctx, a commit in progress is always waited for.
+func (s *Spool) AppendEach(ctx context.Context, samples []devices.Sample, topicOf func(*devices.Sample) string) error {
+	if len(samples) == 0 {
+		return nil
+	}
+	var reqs []*appendReq
+	for i := range samples {
+		topic := topicOf(&samples[i])
+		var r *appendReq
+		for _, x := range reqs {
+			if x.topic == topic {
+				r = x
+				break
+			}
+		}
+		if r == nil {
+			if _, err := s.topic(topic); err != nil {
+				return err
+			}
+			r = &appendReq{topic: topic}
+			reqs = append(reqs, r)
+		}
+		r.samples = append(r.samples, samples[i])
 	}
 	if err := s.makeRoom(ctx); err != nil {
 		return err
 	}
-	req := &appendReq{topic: topic, samples: samples, done: make(chan error, 1)}
+	done := make(chan error, len(reqs))
 	s.gc.Lock()
-	s.pending = append(s.pending, req)
+	for _, r := range reqs {
+		r.done = done
+		s.pending = append(s.pending, r)
+	}
 	leader := !s.committing
 	s.committing = true
 	s.gc.Unlock()
@@ -308,7 +343,13 @@ func (s *Spool) Append(ctx context.Context, topic string, samples []devices.Samp
 			s.commit(round)
 		}
 	}
-	return <-req.done
+	var first error
+	for range reqs {
+		if err := <-done; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // commit writes one round of appends and answers each.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,5 +204,57 @@ func TestSpoolConcurrentAppends(t *testing.T) {
 	got, err := s.NextSeqs()
 	if err != nil || len(got) != writers || got["press-07"] != each {
 		t.Fatalf("NextSeqs after reopening = %v, %v", got, err)
+	}
+}
+
+// TestSpoolAppendEach: one call with samples of two topics interleaved
+// writes each into its topic, in order, in one round.
+func TestSpoolAppendEach(t *testing.T) {
+	s, err := OpenSpool(t.TempDir(), SpoolConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var batch []devices.Sample
+	for seq := range uint64(6) {
+		smp := testSample(fmt.Sprintf("dev-%d", seq%3), seq)
+		if seq%3 == 1 {
+			smp.Class = "power-meter"
+		}
+		batch = append(batch, smp)
+	}
+	topicOf := func(smp *devices.Sample) string { return "plant-t." + smp.Class }
+	notified := s.appended()
+	if err := s.AppendEach(context.Background(), batch, topicOf); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-notified:
+	default:
+		t.Fatal("no commit round announced")
+	}
+	want := map[string]string{
+		"plant-t.press":       "dev-0/0 dev-2/2 dev-0/3 dev-2/5",
+		"plant-t.power-meter": "dev-1/1 dev-1/4",
+	}
+	for topic, w := range want {
+		tp, err := s.topic(topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		if err := tp.scan(0, tp.log.EndOffset(), func(_ int64, r recordbatch.Record) error {
+			seq, err := spooledSeq(r.Value)
+			got = append(got, fmt.Sprintf("%s/%d", r.Key, seq))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if g := strings.Join(got, " "); g != w {
+			t.Errorf("%s holds %s, want %s", topic, g, w)
+		}
+	}
+	if err := s.AppendEach(context.Background(), batch[:1], func(*devices.Sample) string { return "no topic" }); err == nil {
+		t.Error("a sample for an invalid topic name was taken")
 	}
 }

@@ -269,8 +269,8 @@ func newFloorPoller(class *devices.Class, addr string, conns, perConn, units int
 			})
 		}
 	}
-	p, err := modbus.NewPoller(modbus.PollerConfig{}, devs, func(context.Context, devices.Sample) error {
-		cnt.polls.Add(1)
+	p, err := modbus.NewPoller(modbus.PollerConfig{}, devs, func(_ context.Context, samples []devices.Sample) error {
+		cnt.polls.Add(uint64(len(samples)))
 		return nil
 	})
 	if err != nil {

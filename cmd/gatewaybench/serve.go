@@ -362,8 +362,10 @@ func newPollerOnly(cfg gateway.Config, class *devices.Class) (*modbus.Poller, fu
 			ID: d.ID, Factory: cfg.Factory, Class: class, Conn: conns[d.Connection], Unit: *d.Unit, Schedule: d.Schedule,
 		})
 	}
-	p, err := modbus.NewPoller(cfg.Poller, devs, func(_ context.Context, s devices.Sample) error {
-		_ = s.AppendJSON(nil)
+	p, err := modbus.NewPoller(cfg.Poller, devs, func(_ context.Context, samples []devices.Sample) error {
+		for i := range samples {
+			_ = samples[i].AppendJSON(nil)
+		}
 		return nil
 	}, modbus.WithLogger(warnLogger()))
 	if err != nil {

@@ -86,11 +86,27 @@
 //
 // A device is polled every Schedule.Interval (at least 100 ms) or at the
 // times of Schedule.Cron. Interval due times are the grid
-// phase + k×Interval since the Unix epoch, where phase = Phase(id,
-// Interval), FNV-1a of the device id modulo the interval: thousands of
-// devices with the same interval spread evenly over it instead of firing
-// in the same millisecond, and a restarted gateway keeps each device's
-// phase. A device's first poll is its first grid point after NewPoller.
+// phase + k×Interval since the Unix epoch, where phase = Phase(connection
+// name, Interval), FNV-1a of the name modulo the interval. Phase spreading
+// is per connection, the unit that can send a request at a time:
+//
+//   - The devices of one connection with the same interval are due
+//     together and read as one scan, back to back in id order, as a Modbus
+//     master scans a line. Their requests are serial on the connection
+//     whatever their due times, so spreading them would not stop them
+//     firing together; it would only make every request start from an idle
+//     process (measured in docs/BENCHMARKS.md: a scan costs about a third
+//     of the CPU per poll of devices spread one by one at 1 Hz).
+//   - Different connections' scans start at their own offsets, spread over
+//     the interval: a gateway with thousands of devices behind hundreds of
+//     connections (or one device per connection, as Ethernet devices are)
+//     does not open every scan in the same millisecond; at any moment at
+//     most one request per connection is in flight.
+//
+// A restarted gateway keeps each connection's phase; a device keeps its
+// place in the scan while the connection's device list is unchanged. A
+// device's first poll is its first grid point after NewPoller; a sample's
+// time is the start of its own poll, not of the scan.
 //
 // Cron specs use robfig/cron v3 syntax with an optional leading seconds
 // field: 5 fields "min hour dom month dow" (second 0) or 6 fields
@@ -99,8 +115,11 @@
 // prefix (local time otherwise). Cron schedules are not phase-spread.
 //
 // Each Conn has one scheduling goroutine holding its devices in a heap by
-// due time: it waits for the earliest, polls it, emits the sample and
-// reschedules. A dead device therefore delays only devices on the same
+// due time: it waits for the earliest, polls it and reschedules it, and
+// polls the next at once if that one is due too (the rest of the scan).
+// The samples of a scan go to Emit together, before the goroutine sleeps
+// again; a longer scan emits every EmitBatch (256) samples, or when its
+// oldest waiting sample is EmitDelay (100 ms) old. A dead device therefore delays only devices on the same
 // connection, whose requests are serial anyway; devices on other
 // connections are not delayed. Due times that pass while a poll (or an
 // Emit) runs are skipped, not caught up in a burst (DeviceHealth.Overruns
@@ -128,7 +147,9 @@
 // across failures and restarts. Emit is called from the connection's
 // scheduling goroutine: while it blocks, that connection's devices are not
 // polled (backpressure). An Emit error stops the Poller: Run returns it,
-// and that sample's seq stays unused.
+// and the seqs of the samples it was given stay unused. When Run's context
+// ends, samples not yet emitted are dropped, as a poll cut short is: their
+// seqs were never stored, so the next run uses them.
 //
 // # Health
 //

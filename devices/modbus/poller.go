@@ -32,13 +32,27 @@ type Device struct {
 	Seq uint64
 }
 
-// EmitFunc receives each sample of a Poller, from the goroutine of the
-// sample's connection. While it blocks, that connection's devices are not
+// EmitFunc receives the samples of a Poller, from the goroutine of their
+// connection, in poll order. A call carries the samples of consecutive
+// polls of one connection (a scan: see the package documentation): they
+// are emitted before the connection's goroutine waits for its next due
+// time, or once EmitBatch samples are waiting or the first of them is
+// EmitDelay old. While Emit blocks, that connection's devices are not
 // polled (backpressure: their due times pass and are skipped, not queued).
-// A nil error means the sample is taken and its seq used; an error stops
-// the Poller (Run returns it): a sample the caller cannot take must not be
-// dropped silently. Emit must honour ctx.
-type EmitFunc func(ctx context.Context, s devices.Sample) error
+// A nil error means the samples are taken and their seqs used; an error
+// stops the Poller (Run returns it): samples the caller cannot take must
+// not be dropped silently. Emit must honour ctx, and must not keep the
+// slice after it returns (the Poller reuses it).
+type EmitFunc func(ctx context.Context, samples []devices.Sample) error
+
+const (
+	// EmitBatch is the most samples one Emit call carries.
+	EmitBatch = 256
+	// EmitDelay bounds how long a sample waits in the Poller for the rest
+	// of its scan: a batch is emitted at the first poll that ends this
+	// long after its first sample's poll started.
+	EmitDelay = 100 * time.Millisecond
+)
 
 // DeviceHealth is a snapshot of one device's polling state.
 type DeviceHealth struct {
@@ -124,7 +138,7 @@ func NewPoller(cfg PollerConfig, devs []Device, emit EmitFunc, opts ...Option) (
 			return nil, fmt.Errorf("%w: devices[%d]: id %q is used twice", ErrInvalidConfig, i, d.ID)
 		}
 		seen[d.ID] = true
-		sched, err := d.Schedule.compile(d.ID)
+		sched, err := d.Schedule.compile(d.Conn.Name())
 		if err != nil {
 			return nil, fmt.Errorf("device %q: %w", d.ID, err)
 		}
@@ -228,13 +242,23 @@ func (p *Poller) Health() []DeviceHealth {
 }
 
 // runGroup is the scheduling loop of one connection: wait for the earliest
-// due device, poll it, emit, reschedule.
+// due device, poll it, reschedule it; emit the samples taken before
+// waiting again (or when the batch is full or old).
 func (p *Poller) runGroup(ctx context.Context, g *group) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var b batch
 	for {
 		d := g.due[0]
 		if wait := d.due.Sub(p.now()); wait > 0 {
+			if len(b.samples) > 0 {
+				// Emit before sleeping; it may block (backpressure), so
+				// look at the clock again afterwards.
+				if err := p.emitBatch(ctx, g, &b); err != nil || ctx.Err() != nil {
+					return err
+				}
+				continue
+			}
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
@@ -242,42 +266,86 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 				return nil
 			}
 		}
-		if err := p.pollOnce(ctx, d); err != nil {
-			return err
-		}
+		sample, ok := p.pollOnce(ctx, d)
 		if ctx.Err() != nil {
 			return nil
 		}
 		heap.Fix(&g.due, d.index)
+		if !ok {
+			continue
+		}
+		b.add(d, sample)
+		if len(b.samples) >= EmitBatch || p.now().Sub(b.samples[0].Time) >= EmitDelay {
+			if err := p.emitBatch(ctx, g, &b); err != nil || ctx.Err() != nil {
+				return err
+			}
+		}
 	}
 }
 
-// pollOnce polls d, emits its sample if any, and sets its next due time.
-// It returns only Emit's errors; a canceled ctx leaves d as it was.
-func (p *Poller) pollOnce(ctx context.Context, d *device) error {
+// batch is the samples of one connection waiting to be emitted, and the
+// device of each.
+type batch struct {
+	samples []devices.Sample
+	devs    []*device
+}
+
+// add takes d's sample into the batch and moves d's seq past it.
+func (b *batch) add(d *device, s devices.Sample) {
+	b.samples = append(b.samples, s)
+	b.devs = append(b.devs, d)
+	d.Seq++
+}
+
+// reset empties the batch, keeping its arrays.
+func (b *batch) reset() {
+	clear(b.samples) // drop the field maps for the collector
+	b.samples, b.devs = b.samples[:0], b.devs[:0]
+}
+
+// emitBatch emits b and records the samples in their devices' health. On
+// an error the batch's seqs go back unused. A canceled ctx drops the batch
+// (those polls' samples are not taken) and returns nil.
+func (p *Poller) emitBatch(ctx context.Context, g *group, b *batch) error {
+	defer b.reset()
+	if err := p.emit(ctx, b.samples); err != nil {
+		for i := len(b.devs) - 1; i >= 0; i-- {
+			b.devs[i].Seq = b.samples[i].Seq
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		first := b.samples[0]
+		more := ""
+		if n := len(b.samples); n > 1 {
+			more = fmt.Sprintf(" and %d more", n-1)
+		}
+		return fmt.Errorf("modbus: emit samples of connection %s (device %s seq %d%s): %w", g.conn.Name(), first.Device, first.Seq, more, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, d := range b.devs {
+		d.health.Samples++
+		d.health.NextSeq = b.samples[i].Seq + 1
+	}
+	return nil
+}
+
+// pollOnce polls d, sets its next due time and health, and returns its
+// sample and whether there is one. A canceled ctx leaves d as it was.
+func (p *Poller) pollOnce(ctx context.Context, d *device) (devices.Sample, bool) {
 	start := p.now()
 	sample, ok, firstErr := p.poll(ctx, d, start)
 	if ctx.Err() != nil {
-		return nil
+		return devices.Sample{}, false
 	}
-	rtt := p.now().Sub(start)
-	if ok {
-		if err := p.emit(ctx, sample); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("modbus: emit sample of device %s seq %d: %w", d.ID, sample.Seq, err)
-		}
-		d.Seq++
-	}
-
 	end := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	h := &d.health
 	h.Polls++
 	h.LastAttempt = start
-	h.LastRoundTrip = rtt
+	h.LastRoundTrip = end.Sub(start)
 	if firstErr != nil {
 		h.LastError = firstErr.Error()
 	}
@@ -286,10 +354,8 @@ func (p *Poller) pollOnce(ctx context.Context, d *device) error {
 			p.log.Info("modbus: device answers again; back to its schedule",
 				"device", d.ID, "conn", d.Conn.Name(), "unit", d.Unit, "failures", h.ConsecutiveFailures)
 		}
-		h.Samples++
 		h.LastSuccess = start
 		h.ConsecutiveFailures = 0
-		h.NextSeq = d.Seq
 	} else {
 		h.Failures++
 		h.ConsecutiveFailures++
@@ -305,7 +371,7 @@ func (p *Poller) pollOnce(ctx context.Context, d *device) error {
 	h.SlowedDown = h.ConsecutiveFailures >= p.cfg.FailureThreshold
 	h.NextDue = next
 	d.due = next
-	return nil
+	return sample, ok
 }
 
 // nextDue is the due time after the poll of due time due that ended at

@@ -68,10 +68,12 @@ type collector struct {
 
 func newCollector() *collector { return &collector{samples: map[string][]devices.Sample{}} }
 
-func (c *collector) emit(_ context.Context, s devices.Sample) error {
+func (c *collector) emit(_ context.Context, samples []devices.Sample) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.samples[s.Device] = append(c.samples[s.Device], s)
+	for _, s := range samples {
+		c.samples[s.Device] = append(c.samples[s.Device], s)
+	}
 	return nil
 }
 
@@ -202,51 +204,133 @@ func TestPollerEmissionRule(t *testing.T) {
 	})
 }
 
-// TestPollerPhaseSpreading: devices with the same interval are spread over
-// it by a stable hash of their id.
+// TestPollerPhaseSpreading: the devices of one connection with the same
+// interval share a due time (one scan); connections are spread over the
+// interval by a stable hash of their name.
 func TestPollerPhaseSpreading(t *testing.T) {
-	const n, interval, buckets = 2000, time.Second, 10
-	conn := newConn(t, ConnConfig{Address: closedAddr(t)})
+	const conns, perConn, interval, buckets = 1000, 3, time.Second, 10
 	class := parseClass(t, pressYAML)
-	devs := make([]Device, n)
-	for i := range devs {
-		devs[i] = Device{ID: fmt.Sprintf("dev-%04d", i), Factory: "plant-a", Class: class, Conn: conn, Unit: 1, Schedule: Schedule{Interval: interval}}
+	addr := closedAddr(t)
+	var devs []Device
+	for c := range conns {
+		conn := newConn(t, ConnConfig{Name: fmt.Sprintf("line-%04d", c), Address: addr})
+		for u := range perConn {
+			devs = append(devs, Device{
+				ID: fmt.Sprintf("dev-%04d-%d", c, u), Factory: "plant-a", Class: class, Conn: conn,
+				Unit: uint8(u + 1), Schedule: Schedule{Interval: interval},
+			})
+		}
 	}
+	// One device of line-0000 every 5 s: its due times fall on the 1 s
+	// devices' scans.
+	slow := Device{ID: "dev-slow", Factory: "plant-a", Class: class, Conn: devs[0].Conn, Unit: 9, Schedule: Schedule{Interval: 5 * interval}}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	p, err := NewPoller(PollerConfig{}, devs, newCollector().emit, WithClock(clock))
+	p, err := NewPoller(PollerConfig{}, append(devs, slow), newCollector().emit, WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
+	due := map[string]time.Time{} // connection: due time of its scan
 	var count [buckets]int
 	for _, h := range p.Health() {
+		if h.ID == slow.ID {
+			continue
+		}
 		off := h.NextDue.Sub(now)
 		if off <= 0 || off > interval {
 			t.Fatalf("%s: first poll %v after start, want within (0, %v]", h.ID, off, interval)
 		}
-		if want := Phase(h.ID, interval); time.Duration(h.NextDue.UnixNano())%interval != want {
-			t.Fatalf("%s: due %v not at its phase %v", h.ID, h.NextDue, want)
+		if want := Phase(h.Conn, interval); time.Duration(h.NextDue.UnixNano())%interval != want {
+			t.Fatalf("%s: due %v not at its connection's phase %v", h.ID, h.NextDue, want)
 		}
-		count[int(off*buckets/interval)%buckets]++
+		if d, ok := due[h.Conn]; !ok {
+			due[h.Conn] = h.NextDue
+			count[int(off*buckets/interval)%buckets]++
+		} else if !d.Equal(h.NextDue) {
+			t.Errorf("%s: due %v, another device of %s is due %v: not one scan", h.ID, h.NextDue, h.Conn, d)
+		}
 	}
-	// 200 expected per 100ms bucket; a hash that clumps would leave some
-	// buckets far off.
+	if len(due) != conns {
+		t.Fatalf("%d connections with due times, want %d", len(due), conns)
+	}
+	// 100 scans expected to start per 100ms bucket; a hash that clumps
+	// would leave some buckets far off.
 	for i, c := range count {
-		if c < n/buckets/2 || c > n/buckets*3/2 {
-			t.Errorf("bucket %d (%v..%v): %d first polls, want about %d", i, interval*time.Duration(i)/buckets, interval*time.Duration(i+1)/buckets, c, n/buckets)
+		if c < conns/buckets/2 || c > conns/buckets*3/2 {
+			t.Errorf("bucket %d (%v..%v): %d connections start their scans, want about %d", i, interval*time.Duration(i)/buckets, interval*time.Duration(i+1)/buckets, c, conns/buckets)
 		}
 	}
-	// The phase is stable: another poller, later, keeps each device's
+	if d := health(p, slow.ID).NextDue; d.Sub(due[slow.Conn.Name()])%interval != 0 {
+		t.Errorf("5 s device due %v, off the 1 s scans of its connection (%v)", d, due[slow.Conn.Name()])
+	}
+	// The phase is stable: another poller, later, keeps each connection's
 	// offset within the interval.
-	now = now.Add(7 * time.Hour)
-	p2, err := NewPoller(PollerConfig{}, devs[:10], newCollector().emit, WithClock(clock))
+	now = now.Add(7*time.Hour + 123*time.Millisecond)
+	p2, err := NewPoller(PollerConfig{}, devs[:30], newCollector().emit, WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, h := range p2.Health() {
-		if h.NextDue.Sub(now)%interval != p.Health()[i].NextDue.Sub(now.Add(-7*time.Hour))%interval {
-			t.Errorf("%s: phase changed between runs", h.ID)
+	for _, h := range p2.Health() {
+		if h.NextDue.Sub(due[h.Conn])%interval != 0 {
+			t.Errorf("%s: phase changed between runs: due %v, before %v", h.ID, h.NextDue, due[h.Conn])
 		}
+	}
+}
+
+// TestPollerScanOrder: the devices of one connection are polled as a scan,
+// one after another in id order, scan after scan.
+func TestPollerScanOrder(t *testing.T) {
+	s := newSim(t, simulator.Config{})
+	conn := newConn(t, ConnConfig{Address: s.Addr().String()})
+	class := parseClass(t, pressYAML)
+	ids := []string{"press-a", "press-b", "press-c", "press-d", "press-e"}
+	var devs []Device
+	// Listed out of order, on units in another order again: the scan
+	// follows the ids.
+	for i, u := range []int{4, 1, 5, 2, 3} {
+		devs = append(devs, Device{ID: ids[u-1], Factory: "plant-a", Class: class, Conn: conn, Unit: uint8(10 + i), Schedule: Schedule{Interval: time.Second}})
+		addUnit(t, s, uint8(10+i))
+	}
+	var (
+		mu    sync.Mutex
+		order []string
+	)
+	var batches []int
+	emit := func(_ context.Context, samples []devices.Sample) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, smp := range samples {
+			order = append(order, smp.Device)
+		}
+		batches = append(batches, len(samples))
+		return nil
+	}
+	p, err := NewPoller(PollerConfig{}, devs, emit, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPoller(t, p)
+	eventually(t, "three scans", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) >= 3*len(ids)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i, id := range order[:3*len(ids)] {
+		if want := ids[i%len(ids)]; id != want {
+			t.Fatalf("emission %d: %s, want %s (order %v)", i, id, want, order)
+		}
+	}
+	// A scan's samples are emitted together, unless the scan outlasted
+	// EmitDelay (a loaded machine): then in more calls, never fewer.
+	for i, n := range batches[:3] {
+		if n > len(ids) {
+			t.Errorf("emit %d carried %d samples, more than one scan's %d (batches %v)", i, n, len(ids), batches)
+		}
+	}
+	if batches[0] != len(ids) && batches[1] != len(ids) && batches[2] != len(ids) {
+		t.Errorf("no scan of the first three emitted as one batch: %v", batches)
 	}
 }
 
@@ -528,8 +612,10 @@ func TestPollerEmitError(t *testing.T) {
 	p, err := NewPoller(PollerConfig{}, []Device{{
 		ID: "press-1", Factory: "plant-a", Class: parseClass(t, pressYAML), Conn: conn, Unit: 1,
 		Schedule: Schedule{Interval: 100 * time.Millisecond}, Seq: 100,
-	}}, func(_ context.Context, s devices.Sample) error {
-		seqs = append(seqs, s.Seq)
+	}}, func(_ context.Context, samples []devices.Sample) error {
+		for _, s := range samples {
+			seqs = append(seqs, s.Seq)
+		}
 		if len(seqs) == 2 {
 			return errFull
 		}

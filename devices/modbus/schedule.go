@@ -18,10 +18,12 @@ const MinInterval = 100 * time.Millisecond
 type Schedule struct {
 	// Interval polls the device every Interval (at least MinInterval).
 	// The due times are a fixed grid, phase + k*Interval since the Unix
-	// epoch, where phase = Phase(device id, Interval): devices with the
-	// same interval are spread over it instead of firing together, and a
-	// device keeps its phase across restarts. A poll that overruns skips
-	// the due times it missed (no catch-up burst).
+	// epoch, where phase = Phase(connection name, Interval): the devices
+	// of one connection with the same interval are read as one scan, back
+	// to back, and different connections' scans are spread over the
+	// interval instead of starting together. A connection keeps its phase
+	// across restarts. A poll that overruns skips the due times it missed
+	// (no catch-up burst).
 	Interval time.Duration `yaml:"interval"`
 	// Cron polls the device at the times of a cron spec, robfig/cron v3
 	// syntax with an optional leading seconds field: "*/5 * * * * *"
@@ -57,8 +59,9 @@ type schedule interface {
 	period(t time.Time) time.Duration
 }
 
-// compile checks s and builds its schedule for the device id.
-func (s Schedule) compile(id string) (schedule, error) {
+// compile checks s and builds its schedule, phased by phaseKey (the name
+// of the device's connection).
+func (s Schedule) compile(phaseKey string) (schedule, error) {
 	switch {
 	case s.Interval != 0 && s.Cron != "":
 		return nil, fmt.Errorf("%w: schedule: interval %v and cron %q are both set; set one", ErrInvalidConfig, s.Interval, s.Cron)
@@ -76,7 +79,7 @@ func (s Schedule) compile(id string) (schedule, error) {
 	case s.Interval < MinInterval:
 		return nil, fmt.Errorf("%w: schedule: interval %v is shorter than %v", ErrInvalidConfig, s.Interval, MinInterval)
 	}
-	return intervalSchedule{every: s.Interval, phase: Phase(id, s.Interval)}, nil
+	return intervalSchedule{every: s.Interval, phase: Phase(phaseKey, s.Interval)}, nil
 }
 
 // cronParser accepts 5 or 6 fields (seconds optional) and descriptors.
@@ -96,15 +99,18 @@ func parseCron(spec string) (s cron.Schedule, err error) {
 	return cronParser.Parse(spec)
 }
 
-// Phase returns the offset of a device's due times within its interval: a
-// stable hash (FNV-1a, 64 bit) of the id modulo the interval. It is the
-// same on every run, so a restarted gateway keeps each device's phase.
-func Phase(id string, interval time.Duration) time.Duration {
+// Phase returns the offset within interval at which the scans of a
+// connection start: a stable hash (FNV-1a, 64 bit) of the connection's
+// name modulo the interval. It is the same on every run, so a restarted
+// gateway keeps each connection's phase; and where one interval divides
+// another (1 s and 5 s), the longer one's due times fall on the shorter
+// one's, so a connection's devices of both are read in one scan.
+func Phase(connName string, interval time.Duration) time.Duration {
 	if interval <= 0 {
 		return 0
 	}
 	h := fnv.New64a()
-	h.Write([]byte(id))
+	h.Write([]byte(connName))
 	return time.Duration(h.Sum64() % uint64(interval))
 }
 
