@@ -23,7 +23,7 @@ type floorResult struct {
 	Conns    int
 	Run      int
 	Requests uint64
-	Polls    uint64 // polls completed (the floor: plans run; the poller: samples emitted)
+	Polls    uint64 // polls completed (the floor: plans run; the poller: Poller.Health's polls)
 	Failed   uint64 // the poller's polls without a sample, over the whole run
 	Overruns uint64 // the poller's polls after which a due time had passed, over the whole run
 	Usage    usage  // Procs[0] is the simulator
@@ -103,7 +103,7 @@ func (b *bench) runFloor(ctx context.Context, mode string, conns, run int, sim *
 		snapshot = func() (uint64, uint64) { return cnt.requests.Load(), cnt.polls.Load() }
 		finish = func() { stopped.Store(true); wg.Wait() }
 	case modePoller:
-		p, cs, err := newFloorPoller(b.class, sim.addr, conns, b.cfg.PollerDevices, units, &cnt)
+		p, cs, err := newFloorPoller(b.class, sim.addr, conns, b.cfg.PollerDevices, units)
 		if err != nil {
 			r.Err = err.Error()
 			return r
@@ -121,11 +121,16 @@ func (b *bench) runFloor(ctx context.Context, mode string, conns, run int, sim *
 			}
 		}()
 		snapshot = func() (uint64, uint64) {
-			var n uint64
+			var n, polls uint64
 			for _, c := range cs {
 				n += c.Stats().Requests
 			}
-			return n, cnt.polls.Load()
+			// Polls, not samples emitted: the poller emits a scan's
+			// samples in batches, which the window's edges would cut.
+			for _, h := range p.Health() {
+				polls += h.Polls
+			}
+			return n, polls
 		}
 		finish = func() {
 			cancel()
@@ -246,9 +251,8 @@ func floorLoop(nc *net.TCPConn, plan devices.Plan, units, conn int, stop *atomic
 // newFloorPoller builds our poller over conns connections to addr, each
 // with perConn devices of class on units 1..units over and over, every
 // 100 ms (modbus.MinInterval): more than a connection can poll, so every
-// connection polls flat out (and counts overruns). Emit counts the sample
-// and drops it.
-func newFloorPoller(class *devices.Class, addr string, conns, perConn, units int, cnt *counters) (*modbus.Poller, []*modbus.Conn, error) {
+// connection polls flat out (and counts overruns). Emit drops the samples.
+func newFloorPoller(class *devices.Class, addr string, conns, perConn, units int) (*modbus.Poller, []*modbus.Conn, error) {
 	var (
 		cs   []*modbus.Conn
 		devs []modbus.Device
@@ -269,10 +273,7 @@ func newFloorPoller(class *devices.Class, addr string, conns, perConn, units int
 			})
 		}
 	}
-	p, err := modbus.NewPoller(modbus.PollerConfig{}, devs, func(_ context.Context, samples []devices.Sample) error {
-		cnt.polls.Add(uint64(len(samples)))
-		return nil
-	})
+	p, err := modbus.NewPoller(modbus.PollerConfig{}, devs, func(context.Context, []devices.Sample) error { return nil })
 	if err != nil {
 		for _, c := range cs {
 			c.Close()

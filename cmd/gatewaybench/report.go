@@ -211,7 +211,7 @@ func renderFloor(w *strings.Builder, b *bench) {
 	fmt.Fprintf(w, "One simulator child process serves units 1..%d; this process polls it over N connections for %v (after %v unmeasured),\n", b.cfg.UnitsPerConn, b.cfg.FloorDuration, b.cfg.FloorWarmup)
 	fmt.Fprintf(w, "one request in flight per connection. **floor**: raw Modbus TCP frames written to the socket and the reply read back (transaction id,\n")
 	fmt.Fprintf(w, "function and length checked), the class's %d reads per poll, units in turn. **poller**: devices/modbus Conn + Poller, %d devices per\n", len(b.class.Plan.Reads), b.cfg.PollerDevices)
-	fmt.Fprintf(w, "connection (units 1..%d over and over) every 100 ms, more than a connection can poll, so it runs flat out; Emit counts the sample and drops it.\n", b.cfg.UnitsPerConn)
+	fmt.Fprintf(w, "connection (units 1..%d over and over) every 100 ms, more than a connection can poll, so it runs flat out; polls are counted from Poller.Health, and Emit drops the samples.\n", b.cfg.UnitsPerConn)
 	fmt.Fprintf(w, "CPU is this process's user+system time (getrusage) in the window: per CPU-second means per second of one core.\n\n")
 	fmt.Fprintf(w, "| conns | mode | runs | polls/s | requests/s | client cores | **polls per CPU-second** | requests per CPU-second | client CPU µs/poll | simulator cores | simulator CPU µs/request | other load |\n")
 	fmt.Fprintf(w, "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")

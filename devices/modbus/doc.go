@@ -86,27 +86,31 @@
 //
 // A device is polled every Schedule.Interval (at least 100 ms) or at the
 // times of Schedule.Cron. Interval due times are the grid
-// phase + k×Interval since the Unix epoch, where phase = Phase(connection
-// name, Interval), FNV-1a of the name modulo the interval. Phase spreading
-// is per connection, the unit that can send a request at a time:
+// phase + k×Interval since the Unix epoch. Phase spreading is per
+// connection, the unit that can have a request in flight:
 //
-//   - The devices of one connection with the same interval are due
-//     together and read as one scan, back to back in id order, as a Modbus
-//     master scans a line. Their requests are serial on the connection
-//     whatever their due times, so spreading them would not stop them
-//     firing together; it would only make every request start from an idle
-//     process (measured in docs/BENCHMARKS.md: a scan costs about a third
-//     of the CPU per poll of devices spread one by one at 1 Hz).
-//   - Different connections' scans start at their own offsets, spread over
-//     the interval: a gateway with thousands of devices behind hundreds of
-//     connections (or one device per connection, as Ethernet devices are)
-//     does not open every scan in the same millisecond; at any moment at
-//     most one request per connection is in flight.
+//   - The devices of one connection with the same interval share its
+//     phase and are read as one scan, back to back in id order, as a
+//     Modbus master scans a line. Their requests are serial on the
+//     connection whatever their due times, so spreading them would not
+//     keep them from firing together; it would only make every request
+//     start from an idle process, which costs several times the CPU per
+//     poll (docs/BENCHMARKS.md).
+//   - The connections with devices of an interval are ordered by FNV-1a of
+//     their names and taken ScanGroup (8) at a time; group g of n starts
+//     its scans at g×Interval/n (ScanPhases). A gateway with thousands of
+//     devices behind hundreds of connections (or one device per
+//     connection, as Ethernet devices are) therefore never has more than
+//     8 scans starting in the same millisecond, while the scans of a few
+//     connections run side by side, which keeps the gateway and the
+//     devices busy together instead of waking each other for every
+//     request.
 //
-// A restarted gateway keeps each connection's phase; a device keeps its
-// place in the scan while the connection's device list is unchanged. A
-// device's first poll is its first grid point after NewPoller; a sample's
-// time is the start of its own poll, not of the scan.
+// A connection keeps its phase across restarts as long as the set of
+// connections with that interval is the same, and a device keeps its place
+// in the scan while its connection's device list is. A device's first
+// poll is its first grid point after NewPoller; a sample's time is the
+// start of its own poll, not of the scan.
 //
 // Cron specs use robfig/cron v3 syntax with an optional leading seconds
 // field: 5 fields "min hour dom month dow" (second 0) or 6 fields

@@ -138,12 +138,30 @@ func NewPoller(cfg PollerConfig, devs []Device, emit EmitFunc, opts ...Option) (
 			return nil, fmt.Errorf("%w: devices[%d]: id %q is used twice", ErrInvalidConfig, i, d.ID)
 		}
 		seen[d.ID] = true
-		sched, err := d.Schedule.compile(d.Conn.Name())
+		sched, err := d.Schedule.compile()
 		if err != nil {
 			return nil, fmt.Errorf("device %q: %w", d.ID, err)
 		}
 		d.sched = sched
-		d.due = sched.next(now)
+		p.devs = append(p.devs, d)
+	}
+	// Phases: per interval, over the connections with devices of it.
+	conns := map[time.Duration][]string{}
+	for _, d := range p.devs {
+		if s, ok := d.sched.(intervalSchedule); ok {
+			conns[s.every] = append(conns[s.every], d.Conn.Name())
+		}
+	}
+	phases := map[time.Duration]map[string]time.Duration{}
+	for every, names := range conns {
+		phases[every] = ScanPhases(names, every)
+	}
+	for _, d := range p.devs {
+		if s, ok := d.sched.(intervalSchedule); ok {
+			s.phase = phases[s.every][d.Conn.Name()]
+			d.sched = s
+		}
+		d.due = d.sched.next(now)
 		d.health = DeviceHealth{
 			ID: d.ID, Factory: d.Factory, Class: d.Class.Name, Conn: d.Conn.Name(), Unit: d.Unit,
 			Schedule: d.Schedule.String(), NextDue: d.due, NextSeq: d.Seq,
@@ -155,7 +173,6 @@ func NewPoller(cfg PollerConfig, devs []Device, emit EmitFunc, opts ...Option) (
 			p.groups = append(p.groups, g)
 		}
 		heap.Push(&g.due, d)
-		p.devs = append(p.devs, d)
 	}
 	slices.SortFunc(p.devs, func(a, b *device) int { return cmp.Compare(a.ID, b.ID) })
 	return p, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -205,10 +206,11 @@ func TestPollerEmissionRule(t *testing.T) {
 }
 
 // TestPollerPhaseSpreading: the devices of one connection with the same
-// interval share a due time (one scan); connections are spread over the
-// interval by a stable hash of their name.
+// interval share a due time (one scan); connections start their scans in
+// groups of at most ScanGroup, evenly spread over the interval, and keep
+// their phases in another Poller with the same connections.
 func TestPollerPhaseSpreading(t *testing.T) {
-	const conns, perConn, interval, buckets = 1000, 3, time.Second, 10
+	const conns, perConn, interval = 1000, 3, time.Second
 	class := parseClass(t, pressYAML)
 	addr := closedAddr(t)
 	var devs []Device
@@ -221,59 +223,88 @@ func TestPollerPhaseSpreading(t *testing.T) {
 			})
 		}
 	}
-	// One device of line-0000 every 5 s: its due times fall on the 1 s
-	// devices' scans.
-	slow := Device{ID: "dev-slow", Factory: "plant-a", Class: class, Conn: devs[0].Conn, Unit: 9, Schedule: Schedule{Interval: 5 * interval}}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	p, err := NewPoller(PollerConfig{}, append(devs, slow), newCollector().emit, WithClock(clock))
-	if err != nil {
-		t.Fatal(err)
+	dueTimes := func() map[string]time.Time { // connection: due time of its scan
+		t.Helper()
+		p, err := NewPoller(PollerConfig{}, devs, newCollector().emit, WithClock(clock))
+		if err != nil {
+			t.Fatal(err)
+		}
+		due := map[string]time.Time{}
+		for _, h := range p.Health() {
+			if off := h.NextDue.Sub(now); off <= 0 || off > interval {
+				t.Fatalf("%s: first poll %v after start, want within (0, %v]", h.ID, off, interval)
+			}
+			if d, ok := due[h.Conn]; !ok {
+				due[h.Conn] = h.NextDue
+			} else if !d.Equal(h.NextDue) {
+				t.Fatalf("%s: due %v, another device of %s is due %v: not one scan", h.ID, h.NextDue, h.Conn, d)
+			}
+		}
+		return due
 	}
-	due := map[string]time.Time{} // connection: due time of its scan
-	var count [buckets]int
-	for _, h := range p.Health() {
-		if h.ID == slow.ID {
-			continue
-		}
-		off := h.NextDue.Sub(now)
-		if off <= 0 || off > interval {
-			t.Fatalf("%s: first poll %v after start, want within (0, %v]", h.ID, off, interval)
-		}
-		if want := Phase(h.Conn, interval); time.Duration(h.NextDue.UnixNano())%interval != want {
-			t.Fatalf("%s: due %v not at its connection's phase %v", h.ID, h.NextDue, want)
-		}
-		if d, ok := due[h.Conn]; !ok {
-			due[h.Conn] = h.NextDue
-			count[int(off*buckets/interval)%buckets]++
-		} else if !d.Equal(h.NextDue) {
-			t.Errorf("%s: due %v, another device of %s is due %v: not one scan", h.ID, h.NextDue, h.Conn, d)
-		}
-	}
+	due := dueTimes()
 	if len(due) != conns {
 		t.Fatalf("%d connections with due times, want %d", len(due), conns)
 	}
-	// 100 scans expected to start per 100ms bucket; a hash that clumps
-	// would leave some buckets far off.
-	for i, c := range count {
-		if c < conns/buckets/2 || c > conns/buckets*3/2 {
-			t.Errorf("bucket %d (%v..%v): %d connections start their scans, want about %d", i, interval*time.Duration(i)/buckets, interval*time.Duration(i+1)/buckets, c, conns/buckets)
-		}
+	// 125 groups of 8, 8 ms apart.
+	const groups = (conns + ScanGroup - 1) / ScanGroup
+	starts := map[time.Duration]int{}
+	for _, d := range due {
+		starts[time.Duration(d.UnixNano())%interval]++
 	}
-	if d := health(p, slow.ID).NextDue; d.Sub(due[slow.Conn.Name()])%interval != 0 {
-		t.Errorf("5 s device due %v, off the 1 s scans of its connection (%v)", d, due[slow.Conn.Name()])
+	if len(starts) != groups {
+		t.Errorf("scans start at %d moments of the interval, want %d", len(starts), groups)
+	}
+	for off, n := range starts {
+		if n > ScanGroup {
+			t.Errorf("%d connections start their scans at %v, more than %d", n, off, ScanGroup)
+		}
+		if off%(interval/groups) != 0 {
+			t.Errorf("scans start at %v, off the grid of %v", off, interval/groups)
+		}
 	}
 	// The phase is stable: another poller, later, keeps each connection's
 	// offset within the interval.
 	now = now.Add(7*time.Hour + 123*time.Millisecond)
-	p2, err := NewPoller(PollerConfig{}, devs[:30], newCollector().emit, WithClock(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range p2.Health() {
-		if h.NextDue.Sub(due[h.Conn])%interval != 0 {
-			t.Errorf("%s: phase changed between runs: due %v, before %v", h.ID, h.NextDue, due[h.Conn])
+	for conn, d := range dueTimes() {
+		if d.Sub(due[conn])%interval != 0 {
+			t.Errorf("%s: phase changed between runs: due %v, before %v", conn, d, due[conn])
 		}
+	}
+}
+
+// TestScanPhases: a few connections start together; many are spread in
+// groups of ScanGroup; a name given twice counts once.
+func TestScanPhases(t *testing.T) {
+	few := ScanPhases([]string{"a", "b", "c", "a", "d", "e"}, time.Second)
+	if len(few) != 5 {
+		t.Fatalf("%d phases for 5 connections: %v", len(few), few)
+	}
+	for name, ph := range few {
+		if ph != 0 {
+			t.Errorf("%s: phase %v; 5 connections are one group", name, ph)
+		}
+	}
+	var names []string
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("conn-%d", i))
+	}
+	ph := ScanPhases(names, 900*time.Millisecond)
+	count := map[time.Duration]int{}
+	for _, p := range ph {
+		count[p]++
+	}
+	// 20 = 8 + 8 + 4, at 0, 300 and 600 ms.
+	want := map[time.Duration]int{0: 8, 300 * time.Millisecond: 8, 600 * time.Millisecond: 4}
+	if fmt.Sprint(count) != fmt.Sprint(want) {
+		t.Errorf("connections per phase %v, want %v", count, want)
+	}
+	// The order does not depend on the order given.
+	slices.Reverse(names)
+	if again := ScanPhases(names, 900*time.Millisecond); fmt.Sprint(again) != fmt.Sprint(ph) {
+		t.Errorf("phases depend on the order of the names: %v, then %v", ph, again)
 	}
 }
 
@@ -526,7 +557,7 @@ func TestScheduleValidate(t *testing.T) {
 		})
 	}
 	t.Run("cron next", func(t *testing.T) {
-		sched, err := Schedule{Cron: "CRON_TZ=UTC */5 * * * * *"}.compile("x")
+		sched, err := Schedule{Cron: "CRON_TZ=UTC */5 * * * * *"}.compile()
 		if err != nil {
 			t.Fatal(err)
 		}

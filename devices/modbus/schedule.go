@@ -1,8 +1,10 @@
 package modbus
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,12 +20,11 @@ const MinInterval = 100 * time.Millisecond
 type Schedule struct {
 	// Interval polls the device every Interval (at least MinInterval).
 	// The due times are a fixed grid, phase + k*Interval since the Unix
-	// epoch, where phase = Phase(connection name, Interval): the devices
-	// of one connection with the same interval are read as one scan, back
-	// to back, and different connections' scans are spread over the
-	// interval instead of starting together. A connection keeps its phase
-	// across restarts. A poll that overruns skips the due times it missed
-	// (no catch-up burst).
+	// epoch, where phase is its connection's (ScanPhases): the devices of
+	// one connection with the same interval are read as one scan, back to
+	// back, and the connections' scans start in groups of at most
+	// ScanGroup spread over the interval. A poll that overruns skips the
+	// due times it missed (no catch-up burst).
 	Interval time.Duration `yaml:"interval"`
 	// Cron polls the device at the times of a cron spec, robfig/cron v3
 	// syntax with an optional leading seconds field: "*/5 * * * * *"
@@ -46,7 +47,7 @@ func (s Schedule) String() string {
 // and cron, an interval of at least MinInterval, a cron spec that parses and
 // fires at least once in the next five years.
 func (s Schedule) Validate() error {
-	_, err := s.compile("")
+	_, err := s.compile()
 	return err
 }
 
@@ -59,9 +60,9 @@ type schedule interface {
 	period(t time.Time) time.Duration
 }
 
-// compile checks s and builds its schedule, phased by phaseKey (the name
-// of the device's connection).
-func (s Schedule) compile(phaseKey string) (schedule, error) {
+// compile checks s and builds its schedule. An interval schedule's phase
+// is 0: the Poller sets it (ScanPhases).
+func (s Schedule) compile() (schedule, error) {
 	switch {
 	case s.Interval != 0 && s.Cron != "":
 		return nil, fmt.Errorf("%w: schedule: interval %v and cron %q are both set; set one", ErrInvalidConfig, s.Interval, s.Cron)
@@ -79,7 +80,7 @@ func (s Schedule) compile(phaseKey string) (schedule, error) {
 	case s.Interval < MinInterval:
 		return nil, fmt.Errorf("%w: schedule: interval %v is shorter than %v", ErrInvalidConfig, s.Interval, MinInterval)
 	}
-	return intervalSchedule{every: s.Interval, phase: Phase(phaseKey, s.Interval)}, nil
+	return intervalSchedule{every: s.Interval}, nil
 }
 
 // cronParser accepts 5 or 6 fields (seconds optional) and descriptors.
@@ -99,19 +100,44 @@ func parseCron(spec string) (s cron.Schedule, err error) {
 	return cronParser.Parse(spec)
 }
 
-// Phase returns the offset within interval at which the scans of a
-// connection start: a stable hash (FNV-1a, 64 bit) of the connection's
-// name modulo the interval. It is the same on every run, so a restarted
-// gateway keeps each connection's phase; and where one interval divides
-// another (1 s and 5 s), the longer one's due times fall on the shorter
-// one's, so a connection's devices of both are read in one scan.
-func Phase(connName string, interval time.Duration) time.Duration {
-	if interval <= 0 {
-		return 0
+// ScanGroup is the most connections whose scans of one interval start at
+// the same moment.
+const ScanGroup = 8
+
+// ScanPhases returns the phase of each named connection's scans of one
+// interval: the connections, in the order of a stable hash of their names
+// (FNV-1a, 64 bit; ties by name), are taken ScanGroup at a time, and group
+// g of n starts at g×interval/n. A connection keeps its phase across
+// restarts as long as the set of connections with that interval is the
+// same.
+func ScanPhases(connNames []string, interval time.Duration) map[string]time.Duration {
+	type ranked struct {
+		name string
+		h    uint64
 	}
-	h := fnv.New64a()
-	h.Write([]byte(connName))
-	return time.Duration(h.Sum64() % uint64(interval))
+	rs := make([]ranked, 0, len(connNames))
+	seen := map[string]bool{}
+	for _, n := range connNames {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		h := fnv.New64a()
+		h.Write([]byte(n))
+		rs = append(rs, ranked{n, h.Sum64()})
+	}
+	slices.SortFunc(rs, func(a, b ranked) int {
+		if c := cmp.Compare(a.h, b.h); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.name, b.name)
+	})
+	groups := (len(rs) + ScanGroup - 1) / ScanGroup
+	out := make(map[string]time.Duration, len(rs))
+	for i, r := range rs {
+		out[r.name] = time.Duration(int64(interval) * int64(i/ScanGroup) / int64(groups))
+	}
+	return out
 }
 
 type intervalSchedule struct {
