@@ -265,6 +265,9 @@ func eachRecord(data []byte, fn func(offset int64, r recordbatch.Record) error) 
 	return next, nil
 }
 
+// spoolHeaders are the headers of every spooled record (read only).
+var spoolHeaders = []recordbatch.Header{{Key: "content-type", Value: []byte(devices.ContentType)}}
+
 // maxSpoolBatch bounds the bytes of one spool batch, under commitlog's
 // default 1 MiB batch limit.
 const maxSpoolBatch = 512 << 10
@@ -381,7 +384,10 @@ func (s *Spool) commitTopic(topic string, reqs []*appendReq) error {
 	if err != nil {
 		return err
 	}
-	var recs []recordbatch.Record
+	var (
+		recs []recordbatch.Record
+		buf  []byte // the values, one after another
+	)
 	size := 0
 	var end int64
 	flush := func() error {
@@ -399,7 +405,12 @@ func (s *Spool) commitTopic(topic string, reqs []*appendReq) error {
 	for _, r := range reqs {
 		for i := range r.samples {
 			smp := &r.samples[i]
-			value := smp.AppendJSON(nil)
+			// buf only grows: a value taken keeps its bytes, also
+			// after a flush (the value that caused it is still to
+			// come) and if buf moves.
+			start := len(buf)
+			buf = smp.AppendJSON(buf)
+			value := buf[start:len(buf):len(buf)]
 			if size+len(value) > maxSpoolBatch {
 				if err := flush(); err != nil {
 					return err
@@ -408,7 +419,7 @@ func (s *Spool) commitTopic(topic string, reqs []*appendReq) error {
 			recs = append(recs, recordbatch.Record{
 				Key:       []byte(smp.Device),
 				Value:     value,
-				Headers:   []recordbatch.Header{{Key: "content-type", Value: []byte(devices.ContentType)}},
+				Headers:   spoolHeaders,
 				Timestamp: smp.Time.UnixMilli(),
 			})
 			size += len(value) + len(smp.Device) + 64

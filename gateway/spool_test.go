@@ -258,3 +258,42 @@ func TestSpoolAppendEach(t *testing.T) {
 		t.Error("a sample for an invalid topic name was taken")
 	}
 }
+
+// TestSpoolAppendLargeBatch: one call larger than a spool batch is split
+// into several batches, and every record keeps its own value.
+func TestSpoolAppendLargeBatch(t *testing.T) {
+	s, err := OpenSpool(t.TempDir(), SpoolConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 4000 // about 1.5 MiB of values: three batches
+	batch := make([]devices.Sample, n)
+	for i := range batch {
+		batch[i] = testSample("press-01", uint64(i))
+	}
+	if err := s.Append(context.Background(), "plant-t.press", batch); err != nil {
+		t.Fatal(err)
+	}
+	tp, err := s.topic("plant-t.press")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	if err := tp.scan(0, tp.log.EndOffset(), func(off int64, r recordbatch.Record) error {
+		got, err := devices.DecodeSample(r.Value)
+		if err != nil {
+			return fmt.Errorf("offset %d: %v", off, err)
+		}
+		if want := batch[i]; got.Seq != want.Seq || !got.Fields["pad"].Equal(want.Fields["pad"]) {
+			return fmt.Errorf("offset %d: seq %d, want %d", off, got.Seq, want.Seq)
+		}
+		i++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if i != n {
+		t.Fatalf("%d records, want %d", i, n)
+	}
+}

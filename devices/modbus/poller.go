@@ -427,6 +427,7 @@ func (p *Poller) poll(ctx context.Context, d *device, start time.Time) (devices.
 		Class:   d.Class.Name,
 		Time:    start,
 		Seq:     d.Seq,
+		Fields:  make(map[string]devices.Value, len(d.Class.Fields)),
 	}
 	var firstErr error
 	succeeded := 0
