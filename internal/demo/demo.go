@@ -127,14 +127,14 @@ func Factory(i int) string { return "plant-" + string(rune('a'+i)) }
 
 // Start starts the broker, the stand-in (without MongoURI), the topics,
 // the simulators, the gateways and the sink, and returns once all run.
-func Start(cfg Config) (d *Demo, err error) {
+func Start(cfg Config) (_ *Demo, err error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	d = &Demo{cfg: cfg, log: cfg.Logger, Devices: map[string]map[string]string{}}
+	d := &Demo{cfg: cfg, log: cfg.Logger, Devices: map[string]map[string]string{}}
 	defer func() {
 		if err != nil {
-			d.Close()
+			d.Close() // d, not the nil result: stop what did start
 		}
 	}()
 	if cfg.DataDir == "" {
@@ -145,7 +145,7 @@ func Start(cfg Config) (d *Demo, err error) {
 	}
 	classes, err := devices.LoadDir(cfg.ClassesDir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("register maps: %w (run from the repository's root, or give the directory of configs/devices)", err)
 	}
 	for _, c := range cfg.Classes {
 		if classes[c] == nil {
