@@ -62,11 +62,12 @@ type SpoolConfig struct {
 	// and PausePolling.
 	WhenFull string `yaml:"when_full"`
 	// Sync is when spooled samples are fsynced: "interval" (default):
-	// every SyncInterval, the poller going on as soon as a sample is
-	// written; "always": before the poller goes on to its next poll. A
-	// crashed or killed process loses nothing either way (the data is in
-	// the page cache); a power cut or kernel crash loses, with interval,
-	// at most the last SyncInterval of polls, which were never forwarded.
+	// every SyncInterval, the poller going on as soon as a scan's samples
+	// are written; "always": before the poller goes on. A crashed or
+	// killed process loses nothing written either way (the data is in the
+	// page cache); a power cut or kernel crash loses, with interval, at
+	// most the last SyncInterval of polls, which were never forwarded.
+	// The forwarder sends samples as soon as they are fsynced.
 	Sync string `yaml:"sync"`
 	// SyncInterval is the fsync period of Sync "interval". Default 200ms.
 	SyncInterval time.Duration `yaml:"sync_interval"`

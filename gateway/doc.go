@@ -11,14 +11,16 @@
 // at least every 100 ms of a long scan); they are written to the spool in
 // one append before the poller goes on, and the forwarder reads only what
 // is fsynced. A process killed in the middle of a scan loses those polls
-// only: their samples were never written, so their seqs are used again. With spool.sync "interval" (the
-// default) the spool is fsynced every spool.sync_interval (200 ms): a
-// crashed or killed process loses nothing (the data is in the page cache),
-// a power cut or kernel crash loses at most the last 200 ms of polls, which
+// only: their samples were never written, so their seqs are used again.
+// With spool.sync "interval" (the default) the spool fsyncs every
+// spool.sync_interval (200 ms) and then wakes the forwarder: a crashed or
+// killed process loses nothing written (the data is in the page cache), a
+// power cut or kernel crash loses at most the last 200 ms of polls, which
 // were never forwarded, and seq then continues from the last durable sample
 // as if those polls had not happened. With "always" every round of appends
 // is fsynced before the poller goes on; cmd/gatewaybench measured that at
-// about twice the gateway's CPU per sample (docs/BENCHMARKS.md). The
+// about twice the gateway's CPU per sample when samples were appended one
+// at a time (docs/BENCHMARKS.md). The
 // forwarder produces it with key = device id (Kafka's murmur2 partitioning,
 // so one device stays on one partition and keeps its order), acks=all,
 // idempotent, compressed with zstd by default, record timestamp = sample

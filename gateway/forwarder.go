@@ -81,10 +81,7 @@ func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 			}
 			f.spool.freed()
 			select {
-			case <-appended:
-			case <-f.spool.durableTick():
-				// With sync "interval", what was appended becomes
-				// readable at the next fsync, without an append.
+			case <-appended: // or, with sync "interval", fsynced
 			case <-ctx.Done():
 			}
 			continue

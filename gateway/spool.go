@@ -55,8 +55,11 @@ type Spool struct {
 	cfg    SpoolConfig
 	log    *slog.Logger
 	opts   commitlog.Options
-	notify chan struct{} // closed and replaced on every append
+	notify chan struct{} // closed and replaced on every append and fsync
 	room   chan struct{} // closed and replaced whenever space is freed
+
+	stopSync chan struct{}  // closed by Close: ends syncEvery
+	syncer   sync.WaitGroup // syncEvery, under sync "interval"
 
 	mu     sync.Mutex
 	topics map[string]*spoolTopic
@@ -103,9 +106,6 @@ func OpenSpool(dir string, cfg SpoolConfig, logger *slog.Logger) (*Spool, error)
 			Logger:         logger,
 		},
 	}
-	if cfg.Sync == SyncInterval {
-		s.opts.Flush, s.opts.FlushInterval = commitlog.FlushInterval, cfg.SyncInterval
-	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
@@ -119,7 +119,63 @@ func OpenSpool(dir string, cfg SpoolConfig, logger *slog.Logger) (*Spool, error)
 			return nil, err
 		}
 	}
+	if cfg.Sync == SyncInterval {
+		s.stopSync = make(chan struct{})
+		s.syncer.Add(1)
+		go s.syncEvery(cfg.SyncInterval)
+	}
 	return s, nil
+}
+
+// syncEvery fsyncs every topic's log every d (sync "interval") and wakes
+// the forwarder when samples became durable, so that they are forwarded at
+// once rather than at its next wake-up. A log whose fsync fails is failed
+// (its appends fail from then on, which stops the poller): it is logged
+// once and not tried again.
+func (s *Spool) syncEvery(d time.Duration) {
+	defer s.syncer.Done()
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	failed := map[*spoolTopic]bool{}
+	for {
+		select {
+		case <-s.stopSync:
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		ts := make([]*spoolTopic, 0, len(s.topics))
+		for _, t := range s.topics {
+			ts = append(ts, t)
+		}
+		s.mu.Unlock()
+		advanced := false
+		for _, t := range ts {
+			end := t.log.EndOffset()
+			if failed[t] || t.log.DurableOffset() >= end {
+				continue
+			}
+			if err := t.log.Sync(end); err != nil {
+				failed[t] = true
+				if !errors.Is(err, commitlog.ErrClosed) {
+					s.log.Error("spool: periodic fsync failed; the topic's appends fail from now on", "topic", t.name, "err", err)
+				}
+				continue
+			}
+			advanced = true
+		}
+		if advanced {
+			s.wake()
+		}
+	}
+}
+
+// wake closes and replaces the notify channel: the forwarder looks again.
+func (s *Spool) wake() {
+	s.mu.Lock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.mu.Unlock()
 }
 
 // topic returns the spool of topic, opening it on first use.
@@ -372,10 +428,7 @@ func (s *Spool) commit(round []*appendReq) {
 			r.done <- err
 		}
 	}
-	s.mu.Lock()
-	close(s.notify)
-	s.notify = make(chan struct{})
-	s.mu.Unlock()
+	s.wake()
 }
 
 // commitTopic appends the samples of reqs to topic's log and fsyncs it.
@@ -429,7 +482,7 @@ func (s *Spool) commitTopic(topic string, reqs []*appendReq) error {
 		return err
 	}
 	if s.cfg.Sync == SyncInterval {
-		return nil // the log's own goroutine fsyncs
+		return nil // syncEvery fsyncs
 	}
 	if err := t.log.Sync(end); err != nil {
 		return fmt.Errorf("spool %s: %w", topic, err)
@@ -437,7 +490,8 @@ func (s *Spool) commitTopic(topic string, reqs []*appendReq) error {
 	return nil
 }
 
-// appended returns a channel closed at the next Append.
+// appended returns a channel closed at the next Append, and under sync
+// "interval" also at the next fsync that made samples durable.
 func (s *Spool) appended() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -597,11 +651,18 @@ func (s *Spool) freed() {
 // Close closes every topic log. It is idempotent.
 func (s *Spool) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	s.mu.Unlock()
+	if s.stopSync != nil {
+		close(s.stopSync)
+		s.syncer.Wait()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var err error
 	for _, t := range s.topics {
 		t.mu.Lock()
@@ -664,15 +725,4 @@ func (s *Spool) backlog(durableOnly bool) int64 {
 		}
 	}
 	return n
-}
-
-// durableTick returns a channel that fires when samples written but not yet
-// fsynced may have become durable: after SyncInterval with sync
-// "interval", never with "always" (Append returns after the fsync, and its
-// notification wakes the forwarder).
-func (s *Spool) durableTick() <-chan time.Time {
-	if s.cfg.Sync != SyncInterval {
-		return nil
-	}
-	return time.After(s.cfg.SyncInterval)
 }

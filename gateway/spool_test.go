@@ -297,3 +297,36 @@ func TestSpoolAppendLargeBatch(t *testing.T) {
 		t.Fatalf("%d records, want %d", i, n)
 	}
 }
+
+// TestSpoolIntervalSyncWakes: under sync "interval" the spool's periodic
+// fsync makes the samples durable and wakes the forwarder, without another
+// append.
+func TestSpoolIntervalSyncWakes(t *testing.T) {
+	s, err := OpenSpool(t.TempDir(), SpoolConfig{Sync: SyncInterval, SyncInterval: 20 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Append(context.Background(), "plant-t.press", []devices.Sample{testSample("press-01", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	tp, err := s.topic("plant-t.press")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(20 * time.Second)
+	for {
+		woken := s.appended() // before looking: a wake-up in between is not missed
+		if tp.log.DurableOffset() >= tp.log.EndOffset() {
+			break
+		}
+		select {
+		case <-woken:
+		case <-deadline:
+			t.Fatalf("durable offset %d, end %d: no fsync woke the forwarder within 20s", tp.log.DurableOffset(), tp.log.EndOffset())
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
