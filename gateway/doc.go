@@ -18,9 +18,9 @@
 // power cut or kernel crash loses at most the last 200 ms of polls, which
 // were never forwarded, and seq then continues from the last durable sample
 // as if those polls had not happened. With "always" every round of appends
-// is fsynced before the poller goes on; cmd/gatewaybench measured that at
-// about twice the gateway's CPU per sample when samples were appended one
-// at a time (docs/BENCHMARKS.md). The
+// (a scan, or several connections' scans together) is fsynced before the
+// poller goes on; cmd/gatewaybench -spool-sync always measured 3 to 10 %
+// more CPU per sample than "interval" (docs/BENCHMARKS.md). The
 // forwarder produces it with key = device id (Kafka's murmur2 partitioning,
 // so one device stays on one partition and keeps its order), acks=all,
 // idempotent, compressed with zstd by default, record timestamp = sample

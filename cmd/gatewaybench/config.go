@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/factorywire/factorywire/gateway"
 )
 
 // The parts of a run, as -parts names them.
@@ -79,6 +81,9 @@ type Config struct {
 	// window's samples are read back from the broker: Telegraf flushes
 	// every second. Default 3s.
 	Drain time.Duration
+	// SpoolSync is our gateway's spool.sync: "interval" (the gateway's
+	// default) or "always".
+	SpoolSync string
 	// StartTimeout bounds how long a tool may take from its start to the
 	// first sample at the broker. Default 2m.
 	StartTimeout time.Duration
@@ -123,6 +128,7 @@ func defaultConfig() Config {
 		Warmup:        10 * time.Second,
 		Window:        30 * time.Second,
 		Drain:         3 * time.Second,
+		SpoolSync:     gateway.SyncInterval,
 		StartTimeout:  2 * time.Minute,
 		QuietCores:    0.25,
 		Dir:           os.TempDir(),
@@ -146,6 +152,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "polling before the window of a whole-system run, after the first sample arrived")
 	fs.DurationVar(&c.Window, "window", c.Window, "measured window of a whole-system run")
 	fs.DurationVar(&c.Drain, "drain", c.Drain, "time after the window for its samples to reach the broker")
+	fs.StringVar(&c.SpoolSync, "spool-sync", c.SpoolSync, "our gateway's spool.sync: interval (fsync every 200 ms) or always (fsync before the poller goes on)")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "bound on a tool's start, until its first sample reaches the broker")
 	fs.StringVar(&c.Telegraf, "telegraf", c.Telegraf, "path of a telegraf v1.37.2 binary (see docs/BENCHMARKS.md); empty skips Telegraf")
 	fs.Float64Var(&c.QuietCores, "quiet-cores", c.QuietCores, "leave runs with more than this many cores of other load out of the medians (0: keep all)")
@@ -211,6 +218,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("-floor-warmup %v: must be within [0, 1h]", c.FloorWarmup)
 	case c.PollerDevices < 1 || c.PollerDevices > 100_000:
 		return fmt.Errorf("-poller-devices %d: must be within [1, 100000]", c.PollerDevices)
+	case c.SpoolSync != gateway.SyncInterval && c.SpoolSync != gateway.SyncAlways:
+		return fmt.Errorf("-spool-sync %q: want %s or %s", c.SpoolSync, gateway.SyncInterval, gateway.SyncAlways)
 	case c.UnitsPerConn < 1 || c.UnitsPerConn > 247:
 		return fmt.Errorf("-units-per-conn %d: must be within [1, 247] (Modbus unit ids behind a gateway)", c.UnitsPerConn)
 	case c.ConnsPerSim < 1 || c.ConnsPerSim > 10_000:

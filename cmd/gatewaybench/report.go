@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/factorywire/factorywire/devices/modbus"
+	"github.com/factorywire/factorywire/gateway"
 )
 
 // writeReport renders the report to b.out and, with -out, to that file.
@@ -43,6 +44,11 @@ func renderReport(b *bench) string {
 		moduleVersion("github.com/goburrow/modbus"), moduleVersion("github.com/twmb/franz-go"))
 	fmt.Fprintf(&w, "- device class: %s (%d fields, %d reads per poll: %s), served by devices/simulator in child processes\n",
 		b.class.Name, len(b.class.Fields), len(b.class.Plan.Reads), planSummary(b))
+	syncNote := "the default"
+	if b.cfg.SpoolSync != gateway.DefaultConfig().Spool.Sync {
+		syncNote = "not the default: -spool-sync"
+	}
+	fmt.Fprintf(&w, "- our gateway: gateway.DefaultConfig(), spool.sync %q (%s)\n", b.cfg.SpoolSync, syncNote)
 	fmt.Fprintf(&w, "- %d run(s) of the floor and the poller per connection count, %d of every whole-system measurement, alternating which goes first; tables show medians; ratios are ratios of the medians unless said otherwise\n", b.cfg.FloorRuns, b.cfg.Runs)
 	fmt.Fprintf(&w, "- \"runs\" counts the runs a median uses: those with at most %.2f cores of other load (other processes' CPU: machine-wide busy time from /proc/stat minus every measured process); \"noisy\" means none was that quiet and all are used\n", b.cfg.QuietCores)
 	switch {

@@ -245,6 +245,7 @@ func serveGateway(args []string, pollerOnly bool) error {
 	factory := fs.String("factory", "bench", "factory")
 	dir := fs.String("dir", "", "data directory")
 	classes := fs.String("classes", "", "register-map directory")
+	spoolSync := fs.String("spool-sync", gateway.SyncInterval, "spool.sync")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the gateway's life to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -268,6 +269,7 @@ func serveGateway(args []string, pollerOnly bool) error {
 		}()
 	}
 	cfg := gatewayConfig(l, *factory, *brokerAddr, *dir, *classes, class.Name)
+	cfg.Spool.Sync = *spoolSync
 	var (
 		run    func(context.Context) error
 		health func() []modbus.DeviceHealth

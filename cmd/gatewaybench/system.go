@@ -126,7 +126,7 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 		args := []string{
 			"-devices", strconv.Itoa(n), "-units-per-conn", strconv.Itoa(b.cfg.UnitsPerConn),
 			"-sims", strings.Join(lay.Sims, ","), "-broker", b.broker.addr, "-factory", factory,
-			"-dir", filepath.Join(dir, "data"), "-classes", b.classesDir,
+			"-dir", filepath.Join(dir, "data"), "-classes", b.classesDir, "-spool-sync", b.cfg.SpoolSync,
 		}
 		if b.cfg.CPUProfileDir != "" {
 			args = append(args, "-cpuprofile", filepath.Join(b.cfg.CPUProfileDir, fmt.Sprintf("%s-%d-run%d.pprof", role, n, run)))
