@@ -113,9 +113,6 @@ func defaultConfig() Config {
 	}
 }
 
-// hiddenFlags are accepted but left out of -h.
-var hiddenFlags = map[string]bool{"cpuprofile": true}
-
 func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Records, "records", c.Records, "records per 100 B scenario (produced, then consumed)")
 	fs.IntVar(&c.RecordsLarge, "records-1000b", c.RecordsLarge, "records per 1000 B scenario")
@@ -138,25 +135,6 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PhaseTimeout, "phase-timeout", c.PhaseTimeout, "bound on each produce or consume phase")
 	fs.BoolVar(&c.Quick, "quick", c.Quick, "smoke run: small counts, one run (flags given explicitly still win)")
 	fs.StringVar(&c.CPUProfileDir, "cpuprofile", c.CPUProfileDir, "")
-	fs.Usage = func() { printUsage(fs) }
-}
-
-// printUsage prints every flag but the hidden ones.
-func printUsage(fs *flag.FlagSet) {
-	w := fs.Output()
-	fmt.Fprintf(w, "Usage: brokerbench [flags]\n\nRuns factorywire's broker and kfake in child processes and compares them.\n\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		if hiddenFlags[f.Name] {
-			return
-		}
-		name, usage := flag.UnquoteUsage(f)
-		fmt.Fprintf(w, "  -%s %s\n    \t%s", f.Name, name, usage)
-		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
-			fmt.Fprintf(w, " (default %s)", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
-	fmt.Fprintf(w, "\nEvery flag has an environment twin: %s_ and the name in upper case, '-' as '_'.\n", envPrefix)
 }
 
 // applyQuick shrinks the counts of every flag the user did not set.

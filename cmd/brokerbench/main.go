@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -26,10 +25,16 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/peterbourgon/ff/v3"
+	"github.com/factorywire/factorywire/internal/benchkit"
 )
 
-const envPrefix = "BROKERBENCH"
+// command is the tool's command line; -cpuprofile is hidden.
+var command = benchkit.Command{
+	Name:      "brokerbench",
+	Summary:   "Runs factorywire's broker and kfake in child processes and compares them.",
+	EnvPrefix: "BROKERBENCH",
+	Hidden:    map[string]bool{"cpuprofile": true},
+}
 
 func main() {
 	if os.Getenv(childEnv) == "1" {
@@ -44,19 +49,10 @@ func run(args []string) int {
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("brokerbench", flag.ContinueOnError)
 	cfg.registerFlags(fs)
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, "brokerbench:", err)
-		return 2
+	set, status, ok := command.Parse(fs, args)
+	if !ok {
+		return status
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "brokerbench: unexpected arguments %q (flags only; see -h)\n", fs.Args())
-		return 2
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if cfg.Quick {
 		cfg.applyQuick(set)
 	}

@@ -10,8 +10,12 @@ import (
 	"time"
 
 	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/benchkit"
 	"github.com/factorywire/factorywire/internal/procstat"
 )
+
+// sourceDirs are the packages whose code the figures describe.
+var sourceDirs = []string{"gateway", "devices", "devices/modbus", "devices/simulator", "storage/commitlog", "internal/recordbatch"}
 
 // bench is one benchmark run: Run measures, then writes the report.
 type bench struct {
@@ -19,7 +23,7 @@ type bench struct {
 	out     io.Writer // the report
 	log     io.Writer // progress lines
 	class   *devices.Class
-	machine machineInfo
+	machine benchkit.Machine
 	began   time.Time
 	ended   time.Time
 
@@ -63,7 +67,7 @@ func (b *bench) Run(ctx context.Context) error {
 		}
 	}
 	b.began = time.Now()
-	b.machine = readMachine()
+	b.machine = benchkit.ReadMachine(sourceDirs...)
 	logf(b.log, "gatewaybench: %d CPUs, load %s", b.machine.CPUs, b.machine.LoadStart)
 
 	if b.cfg.wants(partFloor) {

@@ -135,9 +135,6 @@ func defaultConfig() Config {
 	}
 }
 
-// hiddenFlags are accepted but left out of -h.
-var hiddenFlags = map[string]bool{"cpuprofile": true}
-
 func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Runs, "runs", c.Runs, "runs of every whole-system measurement; tables show the median")
 	fs.IntVar(&c.FloorRuns, "floor-runs", c.FloorRuns, "runs of the floor and the poller (back to back) per connection count")
@@ -160,25 +157,6 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Dir, "dir", c.Dir, "directory for temporary data (removed at the end)")
 	fs.BoolVar(&c.Quick, "quick", c.Quick, "smoke run: short windows, few devices, one run (flags given explicitly still win)")
 	fs.StringVar(&c.CPUProfileDir, "cpuprofile", c.CPUProfileDir, "")
-	fs.Usage = func() { printUsage(fs) }
-}
-
-// printUsage prints every flag but the hidden ones.
-func printUsage(fs *flag.FlagSet) {
-	w := fs.Output()
-	fmt.Fprintf(w, "Usage: gatewaybench [flags]\n\nMeasures the cost of polling: the loopback floor, our poller, the whole gateway and Telegraf.\n\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		if hiddenFlags[f.Name] {
-			return
-		}
-		name, usage := flag.UnquoteUsage(f)
-		fmt.Fprintf(w, "  -%s %s\n    \t%s", f.Name, name, usage)
-		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
-			fmt.Fprintf(w, " (default %s)", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
-	fmt.Fprintf(w, "\nEvery flag has an environment twin: %s_ and the name in upper case, '-' as '_'.\n", envPrefix)
 }
 
 // applyQuick shrinks the settings the user did not set.

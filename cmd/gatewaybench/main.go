@@ -22,7 +22,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -30,10 +29,16 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/peterbourgon/ff/v3"
+	"github.com/factorywire/factorywire/internal/benchkit"
 )
 
-const envPrefix = "GATEWAYBENCH"
+// command is the tool's command line; -cpuprofile is hidden.
+var command = benchkit.Command{
+	Name:      "gatewaybench",
+	Summary:   "Measures the cost of polling: the loopback floor, our poller, the whole gateway and Telegraf.",
+	EnvPrefix: "GATEWAYBENCH",
+	Hidden:    map[string]bool{"cpuprofile": true},
+}
 
 func main() {
 	if role := os.Getenv(childEnv); role != "" {
@@ -48,19 +53,10 @@ func run(args []string) int {
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("gatewaybench", flag.ContinueOnError)
 	cfg.registerFlags(fs)
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, "gatewaybench:", err)
-		return 2
+	set, status, ok := command.Parse(fs, args)
+	if !ok {
+		return status
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "gatewaybench: unexpected arguments %q (flags only; see -h)\n", fs.Args())
-		return 2
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if cfg.Quick {
 		cfg.applyQuick(set)
 	}

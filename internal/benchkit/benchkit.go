@@ -1,0 +1,136 @@
+// Package benchkit is what the benchmark tools under cmd/ (brokerbench,
+// gatewaybench) share: the description of the machine and of the source a
+// run measured, and a command line of flags with environment twins.
+package benchkit
+
+import (
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+
+	"github.com/factorywire/factorywire/internal/procstat"
+)
+
+// Machine describes where a run happened, for a report.
+type Machine struct {
+	CPUs      int
+	Model     string
+	MemTotal  string
+	Kernel    string
+	GoVersion string
+	LoadStart string // procstat.LoadAvg when the run began
+	LoadEnd   string // and when it ended: the caller sets it
+	Source    string // SourceFingerprint of the measured packages
+}
+
+// ReadMachine describes this machine now, and the source of sourceDirs.
+func ReadMachine(sourceDirs ...string) Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	m.Model = procstat.FirstField("/proc/cpuinfo", "model name")
+	if kb := procstat.FirstField("/proc/meminfo", "MemTotal"); kb != "" {
+		var n int64
+		fmt.Sscanf(kb, "%d", &n)
+		m.MemTotal = fmt.Sprintf("%.1f GiB", float64(n)/(1<<20))
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	m.LoadStart = procstat.LoadAvg()
+	m.Source = SourceFingerprint(sourceDirs)
+	return m
+}
+
+// SourceFingerprint identifies the code a run measured, when run from the
+// module root (as `go run ./cmd/...` is): a SHA-256 prefix over the
+// non-test Go files of dirs and the newest modification time among them.
+// It returns "" elsewhere.
+func SourceFingerprint(dirs []string) string {
+	if b, err := os.ReadFile("go.mod"); err != nil || !strings.HasPrefix(string(b), "module github.com/factorywire/factorywire\n") {
+		return ""
+	}
+	h := sha256.New()
+	var newest time.Time
+	files := 0
+	for _, dir := range dirs {
+		names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			return ""
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(name)
+			if err != nil {
+				return ""
+			}
+			if st, err := os.Stat(name); err == nil && st.ModTime().After(newest) {
+				newest = st.ModTime()
+			}
+			fmt.Fprintf(h, "%s %d\n", name, len(b))
+			h.Write(b)
+			files++
+		}
+	}
+	return fmt.Sprintf("`%x` (%d files in %s; newest modified %s)", h.Sum(nil)[:6], files,
+		strings.Join(dirs, ", "), newest.UTC().Format("2006-01-02 15:04:05 MST"))
+}
+
+// Command is a benchmark tool's command line: flags, each with an
+// environment twin (EnvPrefix_ and the name in upper case, '-' as '_').
+type Command struct {
+	Name      string          // the tool, for messages: "gatewaybench"
+	Summary   string          // what it does, for -h
+	EnvPrefix string          // "GATEWAYBENCH"
+	Hidden    map[string]bool // flags accepted but left out of -h
+}
+
+// Parse parses args into fs (flags, then their environment twins) and
+// returns the names of the flags set. On -h it returns ok false and status
+// 0; on a bad flag or a stray argument it prints the error and returns ok
+// false and status 2.
+func (c Command) Parse(fs *flag.FlagSet, args []string) (set map[string]bool, status int, ok bool) {
+	fs.Usage = func() { c.usage(fs) }
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(c.EnvPrefix)); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, 0, false
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", c.Name, err)
+		return nil, 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%s: unexpected arguments %q (flags only; see -h)\n", c.Name, fs.Args())
+		return nil, 2, false
+	}
+	set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set, 0, true
+}
+
+// usage prints every flag but the hidden ones.
+func (c Command) usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintf(w, "Usage: %s [flags]\n\n%s\n\n", c.Name, c.Summary)
+	fs.VisitAll(func(f *flag.Flag) {
+		if c.Hidden[f.Name] {
+			return
+		}
+		name, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  -%s %s\n    \t%s", f.Name, name, usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+	fmt.Fprintf(w, "\nEvery flag has an environment twin: %s_ and the name in upper case, '-' as '_'.\n", c.EnvPrefix)
+}
