@@ -316,7 +316,7 @@ func (b *batch) add(d *device, s devices.Sample) {
 
 // reset empties the batch, keeping its arrays.
 func (b *batch) reset() {
-	clear(b.samples) // drop the field maps for the collector
+	clear(b.samples) // let the garbage collector have the field maps
 	b.samples, b.devs = b.samples[:0], b.devs[:0]
 }
 
