@@ -251,12 +251,12 @@ func (b *bench) withBroker(ctx context.Context, kind, name string, partitions in
 		return err
 	}
 	defer func() {
-		if stopErr := p.stop(); stopErr != nil && err == nil {
+		if stopErr := p.Stop(); stopErr != nil && err == nil {
 			err = fmt.Errorf("stop: %w", stopErr)
 		}
 		os.RemoveAll(dir)
 	}()
-	if err := createTopic(ctx, p.addr, partitions); err != nil {
+	if err := createTopic(ctx, p.Addr, partitions); err != nil {
 		return err
 	}
 	return f(p)
@@ -276,7 +276,7 @@ func (b *bench) runThroughput(ctx context.Context, kind string, sc scenario, run
 		r.Buffer = autoBuffer(sc.ValueBytes, sc.Partitions)
 	}
 	err := b.withBroker(ctx, kind, fmt.Sprintf("%s-run%d", sc.slug(), run), sc.Partitions, func(bp *brokerProc) error {
-		pr, err := newBenchProducer(bp.addr, sc, r.Buffer)
+		pr, err := newBenchProducer(bp.Addr, sc, r.Buffer)
 		if err != nil {
 			return err
 		}
@@ -286,24 +286,24 @@ func (b *bench) runThroughput(ctx context.Context, kind string, sc scenario, run
 		if err := pr.warmup(pctx); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
-		if r.Produce, err = pr.produceFull(pctx, sc.Records, bp.pid()); err != nil {
+		if r.Produce, err = pr.produceFull(pctx, sc.Records, bp.Pid()); err != nil {
 			return err
 		}
 		want := pr.counts.snapshot()
-		if err := checkEndOffsets(pctx, bp.addr, want); err != nil {
+		if err := checkEndOffsets(pctx, bp.Addr, want); err != nil {
 			return err
 		}
 		r.DiskByte = procstat.DirBytes(bp.dir)
 		if kind == kindBlackhole {
-			r.Mem, err = procstat.ReadMem(bp.pid())
+			r.Mem, err = procstat.ReadMem(bp.Pid())
 			return err // it kept nothing to consume
 		}
 		cctx, cancel := b.phase(ctx)
 		defer cancel()
-		if r.Consume, err = consumeAll(cctx, bp.addr, want, sc.ValueBytes, bp.pid()); err != nil {
+		if r.Consume, err = consumeAll(cctx, bp.Addr, want, sc.ValueBytes, bp.Pid()); err != nil {
 			return err
 		}
-		r.Mem, err = procstat.ReadMem(bp.pid())
+		r.Mem, err = procstat.ReadMem(bp.Pid())
 		return err
 	})
 	if err != nil {
@@ -325,7 +325,7 @@ func (b *bench) runCapacity(ctx context.Context, kind string, sc capacityScenari
 	err := b.withBroker(ctx, kind, fmt.Sprintf("%s-run%d", sc.slug(), run), sc.Partitions, func(bp *brokerProc) error {
 		pctx, cancel := b.phase(ctx)
 		defer cancel()
-		g, err := newLoadGen(pctx, bp.addr, sc, b.cfg.Producers, b.cfg.InFlight, b.cfg.BatchRecords)
+		g, err := newLoadGen(pctx, bp.Addr, sc, b.cfg.Producers, b.cfg.InFlight, b.cfg.BatchRecords)
 		if err != nil {
 			return err
 		}
@@ -333,10 +333,10 @@ func (b *bench) runCapacity(ctx context.Context, kind string, sc capacityScenari
 		if err := g.warmup(pctx); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
-		if res, err = g.run(pctx, sc.Records, bp.pid()); err != nil {
+		if res, err = g.run(pctx, sc.Records, bp.Pid()); err != nil {
 			return err
 		}
-		return checkEndOffsets(pctx, bp.addr, g.counts.snapshot())
+		return checkEndOffsets(pctx, bp.Addr, g.counts.snapshot())
 	})
 	if err != nil {
 		return res, err
@@ -353,7 +353,7 @@ func (b *bench) runLatency(ctx context.Context, kind string, run int, lv lingerV
 	var res latencyResult
 	sc := scenario{ValueBytes: 100, Partitions: 1}
 	err := b.withBroker(ctx, kind, fmt.Sprintf("latency-run%d", run), 1, func(bp *brokerProc) error {
-		pr, err := newBenchProducer(bp.addr, sc, autoBuffer(sc.ValueBytes, sc.Partitions), lv.opts...)
+		pr, err := newBenchProducer(bp.Addr, sc, autoBuffer(sc.ValueBytes, sc.Partitions), lv.opts...)
 		if err != nil {
 			return err
 		}
@@ -363,10 +363,10 @@ func (b *bench) runLatency(ctx context.Context, kind string, run int, lv lingerV
 		if err := pr.warmup(pctx); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
-		if res, err = pr.produceAtRate(pctx, b.cfg.LatencyRate, b.cfg.LatencyDuration, bp.pid()); err != nil {
+		if res, err = pr.produceAtRate(pctx, b.cfg.LatencyRate, b.cfg.LatencyDuration, bp.Pid()); err != nil {
 			return err
 		}
-		return checkEndOffsets(pctx, bp.addr, pr.counts.snapshot())
+		return checkEndOffsets(pctx, bp.Addr, pr.counts.snapshot())
 	})
 	if err != nil {
 		return res, err
@@ -397,7 +397,7 @@ func (b *bench) runMemory(ctx context.Context, kind string) (memoryRun, error) {
 	sc := scenario{ValueBytes: 100, Partitions: 8}
 	err := b.withBroker(ctx, kind, "memory", sc.Partitions, func(bp *brokerProc) error {
 		sample := func(label string, records int) error {
-			m, err := procstat.ReadMem(bp.pid())
+			m, err := procstat.ReadMem(bp.Pid())
 			if err != nil {
 				return err
 			}
@@ -410,7 +410,7 @@ func (b *bench) runMemory(ctx context.Context, kind string) (memoryRun, error) {
 		if err := sample("empty topic", 0); err != nil {
 			return err
 		}
-		pr, err := newBenchProducer(bp.addr, sc, autoBuffer(sc.ValueBytes, sc.Partitions))
+		pr, err := newBenchProducer(bp.Addr, sc, autoBuffer(sc.ValueBytes, sc.Partitions))
 		if err != nil {
 			return err
 		}
@@ -422,7 +422,7 @@ func (b *bench) runMemory(ctx context.Context, kind string) (memoryRun, error) {
 		}
 		done := 0
 		for _, cp := range memoryCheckpoints(b.cfg.RSSRecords) {
-			res, err := pr.produceFull(pctx, cp-done, bp.pid())
+			res, err := pr.produceFull(pctx, cp-done, bp.Pid())
 			if err != nil {
 				return err
 			}
@@ -441,12 +441,12 @@ func (b *bench) runMemory(ctx context.Context, kind string) (memoryRun, error) {
 			}
 		}
 		want := pr.counts.snapshot()
-		if err := checkEndOffsets(pctx, bp.addr, want); err != nil {
+		if err := checkEndOffsets(pctx, bp.Addr, want); err != nil {
 			return err
 		}
 		cctx, cancel := b.phase(ctx)
 		defer cancel()
-		if r.Consume, err = consumeAll(cctx, bp.addr, want, sc.ValueBytes, bp.pid()); err != nil {
+		if r.Consume, err = consumeAll(cctx, bp.Addr, want, sc.ValueBytes, bp.Pid()); err != nil {
 			return err
 		}
 		return sample("after consuming all", done)

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/factorywire/factorywire/broker"
+	"github.com/factorywire/factorywire/internal/benchkit"
 )
 
 // childEnv marks a child process: with it set to 1 the binary serves one
@@ -22,7 +23,7 @@ import (
 const childEnv = "BROKERBENCH_CHILD"
 
 // addrPrefix starts the line on which a child announces its address.
-const addrPrefix = "ADDR "
+const addrPrefix = benchkit.AddrPrefix
 
 // serveMain is the child process: `serve -kind ours|kfake -dir D
 // [-cpuprofile F]`. It starts one broker on 127.0.0.1 with an ephemeral

@@ -105,7 +105,7 @@ func (b *bench) runFloors(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("simulator: %w", err)
 	}
-	defer sim.stop()
+	defer sim.Stop()
 	for run := 1; run <= b.cfg.FloorRuns; run++ {
 		for _, conns := range b.cfg.FloorConns {
 			modes := []string{modeFloor, modePoller}
@@ -129,7 +129,7 @@ func (b *bench) runFloors(ctx context.Context) error {
 			}
 		}
 	}
-	return sim.stop()
+	return sim.Stop()
 }
 
 // runSystems starts the broker and runs every tool over every device
@@ -146,8 +146,8 @@ func (b *bench) runSystems(ctx context.Context, tools []string) error {
 	if b.broker, err = startRole(ctx, roleBroker, []string{"-dir", filepath.Join(b.tmp, "broker")}, b.log); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	defer b.broker.stop()
-	if b.kafka, err = newKafkaAdmin(b.broker.addr); err != nil {
+	defer b.broker.Stop()
+	if b.kafka, err = newKafkaAdmin(b.broker.Addr); err != nil {
 		return err
 	}
 	defer b.kafka.Close()
@@ -171,7 +171,7 @@ func (b *bench) runSystems(ctx context.Context, tools []string) error {
 		}
 	}
 	b.kafka.Close()
-	return b.broker.stop()
+	return b.broker.Stop()
 }
 
 func reversed[T any](s []T) []T {

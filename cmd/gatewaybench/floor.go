@@ -86,7 +86,7 @@ func (b *bench) runFloor(ctx context.Context, mode string, conns, run int, sim *
 	switch mode {
 	case modeFloor:
 		for i := range conns {
-			nc, err := net.Dial("tcp", sim.addr)
+			nc, err := net.Dial("tcp", sim.Addr)
 			if err != nil {
 				r.Err = err.Error()
 				return r
@@ -103,7 +103,7 @@ func (b *bench) runFloor(ctx context.Context, mode string, conns, run int, sim *
 		snapshot = func() (uint64, uint64) { return cnt.requests.Load(), cnt.polls.Load() }
 		finish = func() { stopped.Store(true); wg.Wait() }
 	case modePoller:
-		p, cs, err := newFloorPoller(b.class, sim.addr, conns, b.cfg.PollerDevices, units)
+		p, cs, err := newFloorPoller(b.class, sim.Addr, conns, b.cfg.PollerDevices, units)
 		if err != nil {
 			r.Err = err.Error()
 			return r
@@ -149,7 +149,7 @@ func (b *bench) runFloor(ctx context.Context, mode string, conns, run int, sim *
 	}
 	stopProfile := b.profileSelf(fmt.Sprintf("%s-c%d.pprof", mode, conns), run)
 	req0, polls0 := snapshot()
-	m := startMeter(sim.pid())
+	m := startMeter(sim.Pid())
 	ok := sleepCtx(ctx, b.cfg.FloorDuration)
 	u, err := m.stop()
 	req1, polls1 := snapshot()

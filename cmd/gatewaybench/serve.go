@@ -19,6 +19,7 @@ import (
 	"github.com/factorywire/factorywire/devices/modbus"
 	"github.com/factorywire/factorywire/devices/simulator"
 	"github.com/factorywire/factorywire/gateway"
+	"github.com/factorywire/factorywire/internal/benchkit"
 )
 
 // childEnv names the role a child process plays (roleSim, roleBroker,
@@ -40,8 +41,8 @@ const (
 // "REPLY <json>" line. It stops on SIGTERM, SIGINT or the end of stdin
 // (the parent closing its end or dying).
 const (
-	addrPrefix  = "ADDR "
-	replyPrefix = "REPLY "
+	addrPrefix  = benchkit.AddrPrefix
+	replyPrefix = benchkit.ReplyPrefix
 )
 
 // childMain runs the child of the given role and returns its exit status.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/factorywire/factorywire/devices"
+	"github.com/factorywire/factorywire/internal/benchkit"
 	"github.com/factorywire/factorywire/internal/procstat"
 )
 
@@ -98,7 +99,7 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 	var sims []*proc
 	var sut *proc
 	defer func() {
-		if err := stopAll(append(slices.Clone(sims), sut)); err != nil && r.Err == "" {
+		if err := benchkit.StopAll(append(slices.Clone(sims), sut)); err != nil && r.Err == "" {
 			r.Err = "stop: " + err.Error()
 		}
 	}()
@@ -108,7 +109,7 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 			return fail("simulator: %v", err)
 		}
 		sims = append(sims, p)
-		lay.Sims = append(lay.Sims, p.addr)
+		lay.Sims = append(lay.Sims, p.Addr)
 	}
 	if tool != toolPollerOnly {
 		if err := b.kafka.createTopic(ctx, r.Topic); err != nil {
@@ -125,7 +126,7 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 		}
 		args := []string{
 			"-devices", strconv.Itoa(n), "-units-per-conn", strconv.Itoa(b.cfg.UnitsPerConn),
-			"-sims", strings.Join(lay.Sims, ","), "-broker", b.broker.addr, "-factory", factory,
+			"-sims", strings.Join(lay.Sims, ","), "-broker", b.broker.Addr, "-factory", factory,
 			"-dir", filepath.Join(dir, "data"), "-classes", b.classesDir, "-spool-sync", b.cfg.SpoolSync,
 		}
 		if b.cfg.CPUProfileDir != "" {
@@ -135,7 +136,7 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 			return fail("%s: %v", role, err)
 		}
 	case toolTelegraf:
-		conf, err := telegrafConfig(b.class, lay, b.broker.addr, r.Topic)
+		conf, err := telegrafConfig(b.class, lay, b.broker.Addr, r.Topic)
 		if err != nil {
 			return fail("telegraf config: %v", err)
 		}
@@ -167,8 +168,8 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 		} else if off, err := b.kafka.endOffset(ctx, r.Topic); err == nil && off > 0 {
 			break
 		}
-		if !sut.alive() {
-			return fail("%s exited before producing anything: %v%s", tool, sut.err, tail(logPath))
+		if !sut.Alive() {
+			return fail("%s exited before producing anything: %v%s", tool, sut.ExitErr(), tail(logPath))
 		}
 		if time.Since(started) > b.cfg.StartTimeout {
 			return fail("no sample reached the broker within %v%s", b.cfg.StartTimeout, tail(logPath))
@@ -199,9 +200,9 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 		}
 	}
 	r.Tlog[0] = readTelegrafLog(logPath)
-	pids := []int{sut.pid(), b.broker.pid()}
+	pids := []int{sut.Pid(), b.broker.Pid()}
 	for _, s := range sims {
-		pids = append(pids, s.pid())
+		pids = append(pids, s.Pid())
 	}
 	m := startMeter(pids...)
 	t0 := m.start
@@ -212,7 +213,7 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 		return fail("%s died during the window: %v%s", tool, err, tail(logPath))
 	}
 	t1 := t0.Add(r.Usage.Wall)
-	if r.Mem, err = procstat.ReadMem(sut.pid()); err != nil {
+	if r.Mem, err = procstat.ReadMem(sut.Pid()); err != nil {
 		return fail("memory: %v", err)
 	}
 	r.SpoolBytes = procstat.DirBytes(filepath.Join(dir, "data", "spool"))
@@ -246,7 +247,7 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 	if err != nil {
 		return fail("end offset: %v", err)
 	}
-	if err := stopAll([]*proc{sut}); err != nil {
+	if err := benchkit.StopAll([]*proc{sut}); err != nil {
 		return fail("stop %s: %v", tool, err)
 	}
 	if r.Win, err = b.kafka.readWindow(ctx, r.Topic, off0, off2, t0, t1); err != nil {
@@ -268,7 +269,7 @@ func (b *bench) logSystem(r systemResult) {
 func askSims(sims []*proc) (simStats, error) {
 	var sum simStats
 	for _, s := range sims {
-		reply, err := s.ask("stats", 10*time.Second)
+		reply, err := s.Ask("stats", 10*time.Second)
 		if err != nil {
 			return sum, err
 		}
@@ -286,7 +287,7 @@ func askSims(sims []*proc) (simStats, error) {
 // askGateway reads our gateway's health summary.
 func askGateway(p *proc) (gatewayStats, error) {
 	var st gatewayStats
-	reply, err := p.ask("stats", 30*time.Second)
+	reply, err := p.Ask("stats", 30*time.Second)
 	if err != nil {
 		return st, err
 	}

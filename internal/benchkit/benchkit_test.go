@@ -1,10 +1,17 @@
 package benchkit
 
 import (
+	"bufio"
+	"context"
 	"flag"
+	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestCommandParse(t *testing.T) {
@@ -59,10 +66,71 @@ func TestSourceFingerprint(t *testing.T) {
 	}
 	t.Chdir("../..")
 	a := SourceFingerprint([]string{"internal/benchkit"})
-	if !strings.HasPrefix(a, "`") || !strings.Contains(a, "1 files in internal/benchkit") {
+	if !strings.HasPrefix(a, "`") || !strings.Contains(a, " files in internal/benchkit; newest modified ") {
 		t.Errorf("fingerprint %q", a)
 	}
 	if b := SourceFingerprint([]string{"internal/procstat"}); b == a || b == "" {
 		t.Errorf("two packages, fingerprints %q and %q", a, b)
+	}
+}
+
+// TestChildRole: this test binary plays a role (TestMain below): StartRole
+// gets its address, Ask its reply, Stop its clean exit; a role that exits
+// before listening is an error naming it.
+func TestChildRole(t *testing.T) {
+	ctx := context.Background()
+	c, err := StartRole(ctx, Role{Name: "echo", Env: childEnv + "=echo", StopTimeout: 10 * time.Second}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:1" || !c.Alive() || c.Pid() <= 0 {
+		t.Errorf("addr %q, alive %v, pid %d", c.Addr, c.Alive(), c.Pid())
+	}
+	if r, err := c.Ask("ping", 10*time.Second); err != nil || r != "pong ping" {
+		t.Errorf("ask: %q %v", r, err)
+	}
+	if err := StopAll([]*Child{nil, c}); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	if c.Alive() || c.ExitErr() != nil {
+		t.Errorf("after stop: alive %v, exit %v", c.Alive(), c.ExitErr())
+	}
+	if _, err := StartRole(ctx, Role{Name: "quitter", Env: childEnv + "=quit", StopTimeout: time.Second}, io.Discard); err == nil || !strings.Contains(err.Error(), "quitter exited before listening") {
+		t.Errorf("a role that exits at once: %v", err)
+	}
+}
+
+const childEnv = "BENCHKIT_TEST_CHILD"
+
+// TestMain plays the roles of TestChildRole when childEnv is set.
+func TestMain(m *testing.M) {
+	switch os.Getenv(childEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "echo":
+		fmt.Println(AddrPrefix + "127.0.0.1:1")
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		lines := make(chan string)
+		go func() {
+			sc := bufio.NewScanner(os.Stdin)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		for {
+			select {
+			case <-sig:
+				os.Exit(0)
+			case l, ok := <-lines:
+				if !ok {
+					os.Exit(0)
+				}
+				fmt.Println(ReplyPrefix + "pong " + l)
+			}
+		}
+	default:
+		os.Exit(3)
 	}
 }
