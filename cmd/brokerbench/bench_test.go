@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/factorywire/factorywire/internal/benchkit"
 	"github.com/factorywire/factorywire/storage/commitlog"
 )
 
@@ -88,13 +89,13 @@ func TestStats(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := percentile(tt.values, 50); got != tt.p50 {
+			if got := benchkit.Percentile(tt.values, 50); got != tt.p50 {
 				t.Errorf("p50 = %v, want %v", got, tt.p50)
 			}
-			if got := percentile(tt.values, 99); got != tt.p99 {
+			if got := benchkit.Percentile(tt.values, 99); got != tt.p99 {
 				t.Errorf("p99 = %v, want %v", got, tt.p99)
 			}
-			if got := median(tt.values); got != tt.median {
+			if got := benchkit.Median(tt.values); got != tt.median {
 				t.Errorf("median = %v, want %v", got, tt.median)
 			}
 		})

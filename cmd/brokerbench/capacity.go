@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/factorywire/factorywire/internal/benchkit"
 )
 
 // The capacity scenarios measure what a broker itself absorbs when many
@@ -263,8 +265,8 @@ func (g *loadGen) run(ctx context.Context, n, pid int) (capacityResult, error) {
 		Records:   len(all) * g.batchRecs,
 		Requests:  len(all),
 		Elapsed:   elapsed,
-		P50:       percentile(all, 50),
-		P99:       percentile(all, 99),
+		P50:       benchkit.Percentile(all, 50),
+		P99:       benchkit.Percentile(all, 99),
 		Producers: len(g.clients),
 		InFlight:  g.inFlight,
 		phaseCPU:  cpu,

@@ -86,5 +86,5 @@ func measureFsync(dir string, size, n int) ([2]time.Duration, error) {
 		lat = append(lat, time.Since(start))
 	}
 	slices.Sort(lat)
-	return [2]time.Duration{percentile(lat, 50), percentile(lat, 99)}, nil
+	return [2]time.Duration{benchkit.Percentile(lat, 50), benchkit.Percentile(lat, 99)}, nil
 }

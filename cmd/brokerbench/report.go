@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/factorywire/factorywire/internal/benchkit"
 )
 
 // renderReport renders everything b measured as markdown: the setting,
@@ -108,17 +110,17 @@ type produceMedians struct {
 func medianProduce(rs []throughputRun) produceMedians {
 	return produceMedians{
 		n:    len(rs),
-		recs: medianOf(rs, func(r throughputRun) float64 { return r.Produce.recPerSec() }),
-		mbs: medianOf(rs, func(r throughputRun) float64 {
+		recs: benchkit.MedianOf(rs, func(r throughputRun) float64 { return r.Produce.recPerSec() }),
+		mbs: benchkit.MedianOf(rs, func(r throughputRun) float64 {
 			return r.Produce.recPerSec() * float64(r.Scenario.ValueBytes) / 1e6
 		}),
-		p50: medianOf(rs, func(r throughputRun) float64 { return r.Produce.P50.Seconds() * 1e3 }),
-		p99: medianOf(rs, func(r throughputRun) float64 { return r.Produce.P99.Seconds() * 1e3 }),
-		cpu: medianOf(rs, func(r throughputRun) float64 { return r.Produce.BrokerCPU.Seconds() }),
-		cpuPerRec: medianOf(rs, func(r throughputRun) float64 {
+		p50: benchkit.MedianOf(rs, func(r throughputRun) float64 { return r.Produce.P50.Seconds() * 1e3 }),
+		p99: benchkit.MedianOf(rs, func(r throughputRun) float64 { return r.Produce.P99.Seconds() * 1e3 }),
+		cpu: benchkit.MedianOf(rs, func(r throughputRun) float64 { return r.Produce.BrokerCPU.Seconds() }),
+		cpuPerRec: benchkit.MedianOf(rs, func(r throughputRun) float64 {
 			return r.Produce.BrokerCPU.Seconds() * 1e6 / float64(r.Produce.Records)
 		}),
-		clientPerRec: medianOf(rs, func(r throughputRun) float64 {
+		clientPerRec: benchkit.MedianOf(rs, func(r throughputRun) float64 {
 			return r.Produce.ClientCPU.Seconds() * 1e6 / float64(r.Produce.Records)
 		}),
 	}
@@ -178,18 +180,18 @@ type capacityMedians struct {
 
 func medianCapacity(rs []capacityRun) capacityMedians {
 	return capacityMedians{
-		recs: medianOf(rs, func(r capacityRun) float64 { return r.Result.recPerSec() }),
-		mbs: medianOf(rs, func(r capacityRun) float64 {
+		recs: benchkit.MedianOf(rs, func(r capacityRun) float64 { return r.Result.recPerSec() }),
+		mbs: benchkit.MedianOf(rs, func(r capacityRun) float64 {
 			return r.Result.recPerSec() * float64(r.Scenario.ValueBytes) / 1e6
 		}),
-		reqs: medianOf(rs, func(r capacityRun) float64 { return r.Result.reqPerSec() }),
-		p50:  medianOf(rs, func(r capacityRun) float64 { return r.Result.P50.Seconds() * 1e3 }),
-		p99:  medianOf(rs, func(r capacityRun) float64 { return r.Result.P99.Seconds() * 1e3 }),
-		cpu:  medianOf(rs, func(r capacityRun) float64 { return r.Result.BrokerCPU.Seconds() }),
-		cpuPerRec: medianOf(rs, func(r capacityRun) float64 {
+		reqs: benchkit.MedianOf(rs, func(r capacityRun) float64 { return r.Result.reqPerSec() }),
+		p50:  benchkit.MedianOf(rs, func(r capacityRun) float64 { return r.Result.P50.Seconds() * 1e3 }),
+		p99:  benchkit.MedianOf(rs, func(r capacityRun) float64 { return r.Result.P99.Seconds() * 1e3 }),
+		cpu:  benchkit.MedianOf(rs, func(r capacityRun) float64 { return r.Result.BrokerCPU.Seconds() }),
+		cpuPerRec: benchkit.MedianOf(rs, func(r capacityRun) float64 {
 			return r.Result.BrokerCPU.Seconds() * 1e6 / float64(r.Result.Records)
 		}),
-		clientPerRec: medianOf(rs, func(r capacityRun) float64 {
+		clientPerRec: benchkit.MedianOf(rs, func(r capacityRun) float64 {
 			return r.Result.ClientCPU.Seconds() * 1e6 / float64(r.Result.Records)
 		}),
 	}
@@ -246,17 +248,17 @@ func renderConsume(w *strings.Builder, b *bench) {
 				continue
 			}
 			m := meds{
-				recs: medianOf(rs, func(r throughputRun) float64 { return r.Consume.recPerSec() }),
-				mbs: medianOf(rs, func(r throughputRun) float64 {
+				recs: benchkit.MedianOf(rs, func(r throughputRun) float64 { return r.Consume.recPerSec() }),
+				mbs: benchkit.MedianOf(rs, func(r throughputRun) float64 {
 					return r.Consume.recPerSec() * float64(r.Scenario.ValueBytes) / 1e6
 				}),
-				cpu: medianOf(rs, func(r throughputRun) float64 { return r.Consume.BrokerCPU.Seconds() }),
-				cpuPerRec: medianOf(rs, func(r throughputRun) float64 {
+				cpu: benchkit.MedianOf(rs, func(r throughputRun) float64 { return r.Consume.BrokerCPU.Seconds() }),
+				cpuPerRec: benchkit.MedianOf(rs, func(r throughputRun) float64 {
 					return r.Consume.BrokerCPU.Seconds() * 1e6 / float64(r.Consume.Records)
 				}),
-				rss:  medianOf(rs, func(r throughputRun) float64 { return float64(r.Mem.RSS) / (1 << 20) }),
-				hwm:  medianOf(rs, func(r throughputRun) float64 { return float64(r.Mem.HWM) / (1 << 20) }),
-				disk: medianOf(rs, func(r throughputRun) float64 { return float64(r.DiskByte) / (1 << 20) }),
+				rss:  benchkit.MedianOf(rs, func(r throughputRun) float64 { return float64(r.Mem.RSS) / (1 << 20) }),
+				hwm:  benchkit.MedianOf(rs, func(r throughputRun) float64 { return float64(r.Mem.HWM) / (1 << 20) }),
+				disk: benchkit.MedianOf(rs, func(r throughputRun) float64 { return float64(r.DiskByte) / (1 << 20) }),
 			}
 			med[kind] = m
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %.1f | %.2f | %.2f | %.0f | %.0f | %.0f |\n",
@@ -296,15 +298,15 @@ func renderLatency(w *strings.Builder, b *bench) {
 			}
 			rs, used := quietRuns(b, all, func(r latencyRun) phaseCPU { return r.Result.phaseCPU })
 			msOf := func(f func(latencyResult) time.Duration) float64 {
-				return medianOf(rs, func(r latencyRun) float64 { return f(r.Result).Seconds() * 1e3 })
+				return benchkit.MedianOf(rs, func(r latencyRun) float64 { return f(r.Result).Seconds() * 1e3 })
 			}
 			m := meds{
-				ach:  medianOf(rs, func(r latencyRun) float64 { return r.Result.Achieved }),
+				ach:  benchkit.MedianOf(rs, func(r latencyRun) float64 { return r.Result.Achieved }),
 				p50:  msOf(func(r latencyResult) time.Duration { return r.P50 }),
 				p99:  msOf(func(r latencyResult) time.Duration { return r.P99 }),
 				p999: msOf(func(r latencyResult) time.Duration { return r.P999 }),
 				max:  msOf(func(r latencyResult) time.Duration { return r.Max }),
-				cpu:  medianOf(rs, func(r latencyRun) float64 { return r.Result.BrokerCPU.Seconds() }),
+				cpu:  benchkit.MedianOf(rs, func(r latencyRun) float64 { return r.Result.BrokerCPU.Seconds() }),
 			}
 			med[kind] = m
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", lv.Name, kind, used, commas(int(m.ach)), m.p50, m.p99, m.p999, m.max, m.cpu)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factorywire/factorywire/internal/benchkit"
 )
 
 // benchTopic is the topic every run creates on its fresh broker.
@@ -283,8 +285,8 @@ func (p *producer) produceFull(ctx context.Context, n, pid int) (produceResult, 
 	return produceResult{
 		Records:  n,
 		Elapsed:  elapsed,
-		P50:      percentile(lat, 50),
-		P99:      percentile(lat, 99),
+		P50:      benchkit.Percentile(lat, 50),
+		P99:      benchkit.Percentile(lat, 99),
 		Wire:     p.wire.snapshot().minus(wire0),
 		phaseCPU: cpu,
 	}, nil
@@ -351,9 +353,9 @@ func (p *producer) produceAtRate(ctx context.Context, rate int, d time.Duration,
 		Records:  n,
 		Offered:  rate,
 		Achieved: float64(n) / offered.Seconds(),
-		P50:      percentile(lat, 50),
-		P99:      percentile(lat, 99),
-		P999:     percentile(lat, 99.9),
+		P50:      benchkit.Percentile(lat, 50),
+		P99:      benchkit.Percentile(lat, 99),
+		P999:     benchkit.Percentile(lat, 99.9),
 		Max:      lat[len(lat)-1],
 		phaseCPU: cpu,
 	}, nil

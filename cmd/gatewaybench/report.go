@@ -11,6 +11,7 @@ import (
 
 	"github.com/factorywire/factorywire/devices/modbus"
 	"github.com/factorywire/factorywire/gateway"
+	"github.com/factorywire/factorywire/internal/benchkit"
 )
 
 // writeReport renders the report to b.out and, with -out, to that file.
@@ -108,30 +109,6 @@ func quietRuns[T any](b *bench, rs []T, u func(T) usage) ([]T, string) {
 	return quiet, fmt.Sprintf("%d/%d", len(quiet), len(rs))
 }
 
-// median returns the median of values (the mean of the middle two for an
-// even count), or zero when there are none.
-func median(values []float64) float64 {
-	if len(values) == 0 {
-		return 0
-	}
-	s := slices.Clone(values)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-// medianOf returns the median of f over the items.
-func medianOf[T any](items []T, f func(T) float64) float64 {
-	vs := make([]float64, len(items))
-	for i, it := range items {
-		vs[i] = f(it)
-	}
-	return median(vs)
-}
-
 // floorMedians are the median figures of one mode and connection count.
 type floorMedians struct {
 	runs                                  string
@@ -154,17 +131,17 @@ func floorMediansOf(b *bench, mode string, conns int) floorMedians {
 	rs, label := quietRuns(b, rs, func(r floorResult) usage { return r.Usage })
 	return floorMedians{
 		runs:        label,
-		pollsPerSec: medianOf(rs, floorResult.pollsPerSec),
-		reqPerSec:   medianOf(rs, floorResult.reqPerSec),
-		cores:       medianOf(rs, floorResult.cores),
-		pollsPerCPU: medianOf(rs, floorResult.pollsPerCPUSec),
-		reqPerCPU:   medianOf(rs, floorResult.reqPerCPUSec),
-		microsPerPoll: medianOf(rs, func(r floorResult) float64 {
+		pollsPerSec: benchkit.MedianOf(rs, floorResult.pollsPerSec),
+		reqPerSec:   benchkit.MedianOf(rs, floorResult.reqPerSec),
+		cores:       benchkit.MedianOf(rs, floorResult.cores),
+		pollsPerCPU: benchkit.MedianOf(rs, floorResult.pollsPerCPUSec),
+		reqPerCPU:   benchkit.MedianOf(rs, floorResult.reqPerCPUSec),
+		microsPerPoll: benchkit.MedianOf(rs, func(r floorResult) float64 {
 			return ratio(float64(r.Usage.Self.Microseconds()), float64(r.Polls))
 		}),
-		simCores:        medianOf(rs, func(r floorResult) float64 { return r.Usage.cores(r.Usage.Procs[0]) }),
-		simMicrosPerReq: medianOf(rs, floorResult.simMicrosPerRequest),
-		otherCores:      medianOf(rs, func(r floorResult) float64 { return r.Usage.cores(r.Usage.Other) }),
+		simCores:        benchkit.MedianOf(rs, func(r floorResult) float64 { return r.Usage.cores(r.Usage.Procs[0]) }),
+		simMicrosPerReq: benchkit.MedianOf(rs, floorResult.simMicrosPerRequest),
+		otherCores:      benchkit.MedianOf(rs, func(r floorResult) float64 { return r.Usage.cores(r.Usage.Other) }),
 		ok:              true,
 	}
 }
@@ -240,7 +217,7 @@ func renderFloor(w *strings.Builder, b *bench) {
 				x(po.pollsPerCPU, fl.pollsPerCPU), x(po.reqPerCPU, fl.reqPerCPU), x(po.microsPerPoll, fl.microsPerPoll))
 			if rs, label := pairRatios(b, conns); len(rs) > 0 {
 				fmt.Fprintf(w, "| %d | poller/floor per run | %s | | | | %s (%s–%s) | | | | | |\n", conns, label,
-					xf(median(rs)), xf(slices.Min(rs)), xf(slices.Max(rs)))
+					xf(benchkit.Median(rs)), xf(slices.Min(rs)), xf(slices.Max(rs)))
 			}
 		}
 	}
@@ -277,17 +254,17 @@ func systemMediansOf(b *bench, tool string, n int) systemMedians {
 	rs, label := quietRuns(b, rs, func(r systemResult) usage { return r.Usage })
 	m := systemMedians{
 		runs:          label,
-		samplesPerSec: medianOf(rs, systemResult.samplesPerSec),
-		cores:         medianOf(rs, func(r systemResult) float64 { return r.Usage.cores(r.toolCPU()) }),
-		perCPU:        medianOf(rs, systemResult.samplesPerCPUSec),
-		microsPer:     medianOf(rs, systemResult.microsPerSample),
-		rss:           medianOf(rs, func(r systemResult) float64 { return mib(r.Mem.RSS) }),
-		hwm:           medianOf(rs, func(r systemResult) float64 { return mib(r.Mem.HWM) }),
-		spool:         medianOf(rs, func(r systemResult) float64 { return mib(r.SpoolBytes) }),
-		brokerCores:   medianOf(rs, func(r systemResult) float64 { return r.Usage.cores(r.brokerCPU()) }),
-		simCores:      medianOf(rs, func(r systemResult) float64 { return r.Usage.cores(r.simCPU()) }),
-		reqPerSample:  medianOf(rs, systemResult.requestsPerSample),
-		otherCores:    medianOf(rs, func(r systemResult) float64 { return r.Usage.cores(r.Usage.Other) }),
+		samplesPerSec: benchkit.MedianOf(rs, systemResult.samplesPerSec),
+		cores:         benchkit.MedianOf(rs, func(r systemResult) float64 { return r.Usage.cores(r.toolCPU()) }),
+		perCPU:        benchkit.MedianOf(rs, systemResult.samplesPerCPUSec),
+		microsPer:     benchkit.MedianOf(rs, systemResult.microsPerSample),
+		rss:           benchkit.MedianOf(rs, func(r systemResult) float64 { return mib(r.Mem.RSS) }),
+		hwm:           benchkit.MedianOf(rs, func(r systemResult) float64 { return mib(r.Mem.HWM) }),
+		spool:         benchkit.MedianOf(rs, func(r systemResult) float64 { return mib(r.SpoolBytes) }),
+		brokerCores:   benchkit.MedianOf(rs, func(r systemResult) float64 { return r.Usage.cores(r.brokerCPU()) }),
+		simCores:      benchkit.MedianOf(rs, func(r systemResult) float64 { return r.Usage.cores(r.simCPU()) }),
+		reqPerSample:  benchkit.MedianOf(rs, systemResult.requestsPerSample),
+		otherCores:    benchkit.MedianOf(rs, func(r systemResult) float64 { return r.Usage.cores(r.Usage.Other) }),
 		conns:         rs[0].Conns,
 		sims:          rs[0].Sims,
 		ok:            true,
@@ -405,7 +382,7 @@ func renderAims(w *strings.Builder, b *bench) {
 			}
 			perRun := ""
 			if rs, _ := pairRatios(b, conns); len(rs) > 0 {
-				perRun = fmt.Sprintf("; per run %s, %s–%s", xf(median(rs)), xf(slices.Min(rs)), xf(slices.Max(rs)))
+				perRun = fmt.Sprintf("; per run %s, %s–%s", xf(benchkit.Median(rs)), xf(slices.Min(rs)), xf(slices.Max(rs)))
 			}
 			fmt.Fprintf(w, "- poller vs loopback floor, %d connection(s): %s vs %s polls per CPU-second: **%s**%s (%s vs %s µs of client CPU per poll; %s)\n",
 				conns, num(po.pollsPerCPU), num(fl.pollsPerCPU), x(po.pollsPerCPU, fl.pollsPerCPU), perRun, f1(po.microsPerPoll), f1(fl.microsPerPoll), flat)

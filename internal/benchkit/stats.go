@@ -1,13 +1,13 @@
-package main
+package benchkit
 
 import (
 	"cmp"
 	"slices"
 )
 
-// percentile returns the p-th percentile (nearest rank) of sorted values,
+// Percentile returns the p-th percentile (nearest rank) of sorted values,
 // or zero when there are none.
-func percentile[T cmp.Ordered](sorted []T, p float64) T {
+func Percentile[T cmp.Ordered](sorted []T, p float64) T {
 	var zero T
 	if len(sorted) == 0 {
 		return zero
@@ -17,9 +17,9 @@ func percentile[T cmp.Ordered](sorted []T, p float64) T {
 	return sorted[rank]
 }
 
-// median returns the median of values (the mean of the middle two for an
+// Median returns the median of values (the mean of the middle two for an
 // even count), or zero when there are none. values is not modified.
-func median(values []float64) float64 {
+func Median(values []float64) float64 {
 	if len(values) == 0 {
 		return 0
 	}
@@ -32,11 +32,11 @@ func median(values []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// medianOf returns the median of f over the items.
-func medianOf[T any](items []T, f func(T) float64) float64 {
+// MedianOf returns the median of f over the items.
+func MedianOf[T any](items []T, f func(T) float64) float64 {
 	vs := make([]float64, len(items))
 	for i, it := range items {
 		vs[i] = f(it)
 	}
-	return median(vs)
+	return Median(vs)
 }
