@@ -22,12 +22,7 @@ package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 
 	"github.com/factorywire/factorywire/internal/benchkit"
 )
@@ -51,29 +46,14 @@ func main() {
 // arrives, and returns the exit status.
 func run(args []string) int {
 	cfg := defaultConfig()
-	fs := flag.NewFlagSet("gatewaybench", flag.ContinueOnError)
-	cfg.registerFlags(fs)
-	set, status, ok := command.Parse(fs, args)
-	if !ok {
-		return status
+	prepare := func(set map[string]bool) error {
+		if cfg.Quick {
+			cfg.applyQuick(set)
+		}
+		return cfg.validate()
 	}
-	if cfg.Quick {
-		cfg.applyQuick(set)
-	}
-	if err := cfg.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "gatewaybench:", err)
-		return 2
-	}
-	cfg.CommandLine = strings.TrimSpace("gatewaybench " + strings.Join(args, " "))
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// A closed stdout (`gatewaybench | head`) must not kill the process
-	// before it has stopped its children and removed their data.
-	signal.Ignore(syscall.SIGPIPE)
-	if err := newBench(cfg, os.Stdout, os.Stderr).Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "gatewaybench:", err)
-		return 1
-	}
-	return 0
+	return command.Main(args, cfg.registerFlags, prepare, func(ctx context.Context, commandLine string) error {
+		cfg.CommandLine = commandLine
+		return newBench(cfg, os.Stdout, os.Stderr).Run(ctx)
+	})
 }

@@ -70,13 +70,7 @@ func renderReport(b *bench) string {
 	if len(b.floor) > 0 || len(b.system) > 0 {
 		renderRuns(&w, b)
 	}
-	if len(b.failures) > 0 {
-		fmt.Fprintf(&w, "## Failures\n\n")
-		for _, f := range b.failures {
-			fmt.Fprintf(&w, "- %s\n", f)
-		}
-		fmt.Fprintln(&w)
-	}
+	benchkit.WriteFailures(&w, b.failures)
 	return w.String()
 }
 

@@ -4,15 +4,19 @@
 package benchkit
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
@@ -133,4 +137,46 @@ func (c Command) usage(fs *flag.FlagSet) {
 		fmt.Fprintln(w)
 	})
 	fmt.Fprintf(w, "\nEvery flag has an environment twin: %s_ and the name in upper case, '-' as '_'.\n", c.EnvPrefix)
+}
+
+// Main parses args into a flag set that register fills, lets prepare
+// adjust and check the settings (given the flags set; an error is a usage
+// error, status 2), then runs the benchmark until it ends or SIGINT or
+// SIGTERM arrives (an error is status 1). commandLine is the invocation,
+// for the report. A closed stdout (`tool | head`) does not kill the
+// process before it has stopped its children and removed their data:
+// SIGPIPE is ignored, so writing fails with EPIPE and the run ends through
+// its error path.
+func (c Command) Main(args []string, register func(*flag.FlagSet), prepare func(set map[string]bool) error,
+	run func(ctx context.Context, commandLine string) error) int {
+	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
+	register(fs)
+	set, status, ok := c.Parse(fs, args)
+	if !ok {
+		return status
+	}
+	if err := prepare(set); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", c.Name, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	signal.Ignore(syscall.SIGPIPE)
+	if err := run(ctx, strings.TrimSpace(c.Name+" "+strings.Join(args, " "))); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", c.Name, err)
+		return 1
+	}
+	return 0
+}
+
+// WriteFailures writes a report's "Failures" section, if there are any.
+func WriteFailures(w io.Writer, failures []string) {
+	if len(failures) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "## Failures\n\n")
+	for _, f := range failures {
+		fmt.Fprintf(w, "- %s\n", f)
+	}
+	fmt.Fprintln(w)
 }
