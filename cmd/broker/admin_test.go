@@ -67,7 +67,11 @@ func TestTopicsAndGroupsCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	for n := 0; n < 12; {
-		n += c.PollFetches(ctx).NumRecords()
+		fs := c.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consume: %v after %d of 12 records", err, n)
+		}
+		n += fs.NumRecords()
 	}
 	if err := c.CommitUncommittedOffsets(ctx); err != nil {
 		t.Fatal(err)

@@ -12,12 +12,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -347,11 +345,9 @@ type Stats struct {
 	Stored   uint64 // samples the sink wrote to MongoDB
 	Lag      int64  // records the sink has yet to read, as of its last fetch
 	Failed   uint64 // polls without a sample
-	// DelayP50 and DelayP99 estimate the time from poll to stored
-	// document since the start, from the sink's histogram (interpolated
-	// within buckets); Delays gives them over an interval.
-	DelayP50, DelayP99 time.Duration
-	delay              []bucket // the histogram, cumulative
+	// delay is the sink's poll-to-stored histogram, cumulative buckets
+	// in ascending order, the last +Inf: Delays reads it.
+	delay []bucket
 }
 
 type bucket struct {
@@ -386,31 +382,27 @@ func (d *Demo) Stats() Stats {
 			s.Polled += h.Samples
 			s.Failed += h.Failures
 		}
-		s.Produced += uint64(sumMetric(g.Gatherer(), "factorywire_gateway_produced_samples_total"))
+		mfs, _ := g.Gatherer().Gather() // a failed gather leaves 0
+		s.Produced += uint64(sumMetric(mfs, "factorywire_gateway_produced_samples_total"))
 	}
 	if d.sink != nil {
-		s.Stored = uint64(sumMetric(d.sink.Gatherer(), "factorywire_sink_samples_stored_total"))
-		s.Lag = int64(sumMetric(d.sink.Gatherer(), "factorywire_sink_consumer_lag_records"))
-		if h := histogram(d.sink.Gatherer(), "factorywire_sink_sample_delay_seconds"); h != nil {
+		mfs, _ := d.sink.Gatherer().Gather()
+		s.Stored = uint64(sumMetric(mfs, "factorywire_sink_samples_stored_total"))
+		s.Lag = int64(sumMetric(mfs, "factorywire_sink_consumer_lag_records"))
+		if h := histogram(mfs, "factorywire_sink_sample_delay_seconds"); h != nil {
+			// Prometheus gives the buckets in ascending order; +Inf is
+			// the sample count.
 			for _, b := range h.GetBucket() {
 				s.delay = append(s.delay, bucket{b.GetUpperBound(), b.GetCumulativeCount()})
 			}
 			s.delay = append(s.delay, bucket{math.Inf(1), h.GetSampleCount()})
-			sort.Slice(s.delay, func(i, j int) bool { return s.delay[i].upper < s.delay[j].upper })
-			if h.GetSampleCount() > 0 {
-				s.DelayP50, s.DelayP99 = quantile(s.delay, 0.50), quantile(s.delay, 0.99)
-			}
 		}
 	}
 	return s
 }
 
 // sumMetric adds up every series of the counter or gauge name.
-func sumMetric(g prometheus.Gatherer, name string) float64 {
-	mfs, err := g.Gather()
-	if err != nil {
-		return 0
-	}
+func sumMetric(mfs []*dto.MetricFamily, name string) float64 {
 	var sum float64
 	for _, mf := range mfs {
 		if mf.GetName() != name {
@@ -423,11 +415,7 @@ func sumMetric(g prometheus.Gatherer, name string) float64 {
 	return sum
 }
 
-func histogram(g prometheus.Gatherer, name string) *dto.Histogram {
-	mfs, err := g.Gather()
-	if err != nil {
-		return nil
-	}
+func histogram(mfs []*dto.MetricFamily, name string) *dto.Histogram {
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
 			return mf.GetMetric()[0].GetHistogram()
