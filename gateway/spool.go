@@ -51,15 +51,17 @@ type checkpoint struct {
 // Append returns once the samples are fsynced. Segments wholly below the
 // checkpoint are deleted. All methods are safe for concurrent use.
 type Spool struct {
-	dir    string
-	cfg    SpoolConfig
-	log    *slog.Logger
-	opts   commitlog.Options
-	notify chan struct{} // closed and replaced on every append and fsync
-	room   chan struct{} // closed and replaced whenever space is freed
+	dir  string
+	cfg  SpoolConfig
+	log  *slog.Logger
+	opts commitlog.Options
+	room chan struct{} // closed and replaced whenever space is freed
 
-	stopSync chan struct{}  // closed by Close: ends syncEvery
-	syncer   sync.WaitGroup // syncEvery, under sync "interval"
+	// nmu guards notify, closed and replaced on every append and every
+	// interval fsync. Not mu: the logs' fsync goroutines call wake while
+	// Close holds mu and waits for them.
+	nmu    sync.Mutex
+	notify chan struct{}
 
 	mu     sync.Mutex
 	topics map[string]*spoolTopic
@@ -106,6 +108,11 @@ func OpenSpool(dir string, cfg SpoolConfig, logger *slog.Logger) (*Spool, error)
 			Logger:         logger,
 		},
 	}
+	if cfg.Sync == SyncInterval {
+		// Each log fsyncs on its own timer; what it makes durable the
+		// forwarder sends at once.
+		s.opts.Flush, s.opts.FlushInterval, s.opts.OnDurable = commitlog.FlushInterval, cfg.SyncInterval, s.wake
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
@@ -119,63 +126,15 @@ func OpenSpool(dir string, cfg SpoolConfig, logger *slog.Logger) (*Spool, error)
 			return nil, err
 		}
 	}
-	if cfg.Sync == SyncInterval {
-		s.stopSync = make(chan struct{})
-		s.syncer.Add(1)
-		go s.syncEvery(cfg.SyncInterval)
-	}
 	return s, nil
-}
-
-// syncEvery fsyncs every topic's log every d (sync "interval") and wakes
-// the forwarder when samples became durable, so that they are forwarded at
-// once rather than at its next wake-up. A log whose fsync fails is failed
-// (its appends fail from then on, which stops the poller): it is logged
-// once and not tried again.
-func (s *Spool) syncEvery(d time.Duration) {
-	defer s.syncer.Done()
-	tick := time.NewTicker(d)
-	defer tick.Stop()
-	failed := map[*spoolTopic]bool{}
-	for {
-		select {
-		case <-s.stopSync:
-			return
-		case <-tick.C:
-		}
-		s.mu.Lock()
-		ts := make([]*spoolTopic, 0, len(s.topics))
-		for _, t := range s.topics {
-			ts = append(ts, t)
-		}
-		s.mu.Unlock()
-		advanced := false
-		for _, t := range ts {
-			end := t.log.EndOffset()
-			if failed[t] || t.log.DurableOffset() >= end {
-				continue
-			}
-			if err := t.log.Sync(end); err != nil {
-				failed[t] = true
-				if !errors.Is(err, commitlog.ErrClosed) {
-					s.log.Error("spool: periodic fsync failed; the topic's appends fail from now on", "topic", t.name, "err", err)
-				}
-				continue
-			}
-			advanced = true
-		}
-		if advanced {
-			s.wake()
-		}
-	}
 }
 
 // wake closes and replaces the notify channel: the forwarder looks again.
 func (s *Spool) wake() {
-	s.mu.Lock()
+	s.nmu.Lock()
 	close(s.notify)
 	s.notify = make(chan struct{})
-	s.mu.Unlock()
+	s.nmu.Unlock()
 }
 
 // topic returns the spool of topic, opening it on first use.
@@ -482,7 +441,7 @@ func (s *Spool) commitTopic(topic string, reqs []*appendReq) error {
 		return err
 	}
 	if s.cfg.Sync == SyncInterval {
-		return nil // syncEvery fsyncs
+		return nil // each log fsyncs on its own timer (OpenSpool)
 	}
 	if err := t.log.Sync(end); err != nil {
 		return fmt.Errorf("spool %s: %w", topic, err)
@@ -491,10 +450,11 @@ func (s *Spool) commitTopic(topic string, reqs []*appendReq) error {
 }
 
 // appended returns a channel closed at the next Append, and under sync
-// "interval" also at the next fsync that made samples durable.
+// "interval" also at the next fsync that made samples durable
+// (commitlog.Options.OnDurable).
 func (s *Spool) appended() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.nmu.Lock()
+	defer s.nmu.Unlock()
 	return s.notify
 }
 
@@ -651,18 +611,11 @@ func (s *Spool) freed() {
 // Close closes every topic log. It is idempotent.
 func (s *Spool) Close() error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
-	s.mu.Unlock()
-	if s.stopSync != nil {
-		close(s.stopSync)
-		s.syncer.Wait()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var err error
 	for _, t := range s.topics {
 		t.mu.Lock()

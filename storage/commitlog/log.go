@@ -88,7 +88,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.Flush == FlushInterval {
 		l.stop = make(chan struct{})
 		l.flusher.Add(1)
-		go l.flushEvery(opts.FlushInterval)
+		go l.flushEvery(opts.FlushInterval, opts.OnDurable)
 	}
 	return l, nil
 }
@@ -261,9 +261,10 @@ func (l *Log) advanceDurable(off int64) {
 	}
 }
 
-// flushEvery fsyncs every d until Close, under FlushInterval. A failed fsync
-// fails the log, so the goroutine stops after logging it.
-func (l *Log) flushEvery(d time.Duration) {
+// flushEvery fsyncs every d until Close, under FlushInterval, and calls
+// onDurable (if set) after an fsync that advanced DurableOffset. A failed
+// fsync fails the log, so the goroutine stops after logging it.
+func (l *Log) flushEvery(d time.Duration, onDurable func()) {
 	defer l.flusher.Done()
 	t := time.NewTicker(d)
 	defer t.Stop()
@@ -272,11 +273,15 @@ func (l *Log) flushEvery(d time.Duration) {
 		case <-l.stop:
 			return
 		case <-t.C:
+			before := l.durable.Load()
 			if err := l.Sync(l.EndOffset()); err != nil {
 				if !errors.Is(err, ErrClosed) {
 					l.logger.Error("periodic fsync failed; stopping periodic fsync", "dir", l.dir, "err", err)
 				}
 				return
+			}
+			if onDurable != nil && l.durable.Load() > before {
+				onDurable()
 			}
 		}
 	}

@@ -392,13 +392,25 @@ func TestOptions(t *testing.T) {
 // goroutine makes appends durable, without a Sync call.
 func TestFlushIntervalPolicy(t *testing.T) {
 	cfs := &countingFS{FS: OSFS}
-	l := openLog(t, t.TempDir(), Options{Flush: FlushInterval, FlushInterval: time.Millisecond, FS: cfs})
+	durable := make(chan struct{}, 1)
+	onDurable := func() {
+		select {
+		case durable <- struct{}{}:
+		default:
+		}
+	}
+	l := openLog(t, t.TempDir(), Options{Flush: FlushInterval, FlushInterval: time.Millisecond, FS: cfs, OnDurable: onDurable})
 	appendBatches(t, l, 3, 1)
 	for l.DurableOffset() < l.EndOffset() {
 		time.Sleep(time.Millisecond) // polling, not a deadline: the test timeout bounds it
 	}
 	if cfs.logSyncs.Load() == 0 {
 		t.Fatal("durable without an fsync")
+	}
+	select {
+	case <-durable:
+	default:
+		t.Fatal("the goroutine's fsync made the batches durable without calling OnDurable")
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)

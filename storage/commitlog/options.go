@@ -81,6 +81,11 @@ type Options struct {
 	// FlushInterval, in real time (not Now); ignored under FlushAlways.
 	// Default 1s.
 	FlushInterval time.Duration
+	// OnDurable, if set, is called by the FlushInterval goroutine after
+	// each of its fsyncs that made appended batches durable (DurableOffset
+	// advanced), so that a reader of durable data need not poll. It must
+	// not block, nor call Close.
+	OnDurable func()
 	// MaxBatchBytes is the largest batch, in bytes, Append accepts.
 	// Between BatchHeaderSize and math.MaxInt32. Default 1048588 (Kafka
 	// message.max.bytes).
