@@ -474,16 +474,26 @@ func TestConnContext(t *testing.T) {
 		if err := u.SetFaults(simulator.Fault{Kind: simulator.FaultNoReply, Times: 1}); err != nil {
 			t.Fatal(err)
 		}
+		// A Conn whose own timeout outlasts the test: only the ctx's
+		// 100ms deadline can end the unanswered request.
+		slow := newConn(t, ConnConfig{Address: s.Addr().String(), Timeout: time.Minute})
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		_, err := c.Read(ctx, 1, devices.HoldingRegisters, 0, 1)
-		if err == nil {
-			t.Fatal("unanswered read succeeded")
+		done := make(chan error, 1)
+		go func() {
+			_, err := slow.Read(ctx, 1, devices.HoldingRegisters, 0, 1)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if KindOf(err) != KindTimeout {
+				t.Fatalf("unanswered read: %v, want a timeout", err)
+			}
+		case <-time.After(20 * time.Second): // the package's generous bound, not a speed
+			t.Fatal("the ctx deadline did not end the request on the wire (the Conn's timeout is 1m)")
 		}
-		// The Conn's own timeout is 5s; the deadline ended the request
-		// on the wire too, so the next read does not wait behind it.
-		eventually(t, "the unanswered request given up", func() bool { return c.Stats().Errors[KindTimeout] == 1 })
-		if got, err := c.Read(readCtx(t), 1, devices.HoldingRegisters, 2, 1); err != nil || !bytes.Equal(got, wantRegs(1, 2, 1)) {
+		// Ended on the wire too, so the next read does not wait behind it.
+		if got, err := slow.Read(readCtx(t), 1, devices.HoldingRegisters, 2, 1); err != nil || !bytes.Equal(got, wantRegs(1, 2, 1)) {
 			t.Fatalf("next read: % x, %v", got, err)
 		}
 	})

@@ -421,13 +421,8 @@ func TestPollerBackoffAndRecovery(t *testing.T) {
 	if !h.SlowedDown || h.Samples != 0 || h.LastError == "" {
 		t.Errorf("health %+v, want slowed down without samples", h)
 	}
-	// After 4 failures with threshold 2 the wait is 100ms<<3 = 800ms,
-	// capped at 400ms: the next due time is the last one plus 400ms, so at
-	// least 300ms after the last attempt started (which is at or after
-	// its due time, and less than 100ms late unless the machine stalls).
-	if gap := h.NextDue.Sub(h.LastAttempt); gap > 400*time.Millisecond {
-		t.Errorf("next due %v after the last attempt, more than max_backoff", gap)
-	}
+	// The waits themselves (100ms<<3 capped at 400ms here) are
+	// TestPollerBackoffSchedule's.
 
 	s := newSim(t, simulator.Config{Listen: addr})
 	addUnit(t, s, 1)
@@ -465,24 +460,18 @@ func TestPollerDeadConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	runPoller(t, p)
-	// Count b-1's samples over 3s, by their timestamps. If connection a
-	// held b-1 up, each of a's polls would cost b-1 a second (5 dead
-	// devices: 5s per round).
-	const window = 3 * time.Second
-	from := time.Now().Add(interval)
-	time.Sleep(window + 2*interval)
-	n := 0
-	for _, s := range col.get("b-1") {
-		if !s.Time.Before(from) && s.Time.Before(from.Add(window)) {
-			n++
+	// If connection a held b-1 up, each of a's polls would cost b-1 a
+	// second (5 dead devices: one b-1 sample per 5 s round, 4 within
+	// eventually's 20 s); on its own b-1 gets 10 in about a second.
+	eventually(t, "10 samples of b-1 beside a dead connection", func() bool { return len(col.get("b-1")) >= 10 })
+	eventually(t, "a poll of connection a timed out", func() bool {
+		for _, h := range p.Health() {
+			if h.Conn == "a" && h.Polls > 0 {
+				return true
+			}
 		}
-	}
-	// Held up, b-1 would get at most one sample per 5 s round (1 in the
-	// window); on its own, 30. A third of 30 keeps that distinction
-	// without depending on how busy the machine is.
-	if want := int(window / interval); n < want/3 {
-		t.Errorf("b-1 got %d samples in %v, want at least a third of %d (held up by connection a: at most 1)", n, window, want)
-	}
+		return false
+	})
 	var aPolls uint64
 	for _, h := range p.Health() {
 		if h.Conn != "a" {
@@ -496,7 +485,7 @@ func TestPollerDeadConnection(t *testing.T) {
 	if aPolls == 0 {
 		t.Error("no device of connection a was polled")
 	}
-	t.Logf("b-1: %d samples in %v; a-*: %d polls", n, window, aPolls)
+	t.Logf("b-1: %d samples; a-*: %d polls", len(col.get("b-1")), aPolls)
 }
 
 func TestPollerCron(t *testing.T) {
