@@ -155,9 +155,7 @@ func (c Config) Validate() error {
 	if len(c.Kafka.Brokers) == 0 {
 		bad("kafka.brokers: at least one broker required")
 	}
-	switch c.Kafka.Compression {
-	case "zstd", "lz4", "snappy", "gzip", "none":
-	default:
+	if _, ok := codecs[c.Kafka.Compression]; !ok {
 		bad("kafka.compression %q: want zstd, lz4, snappy, gzip or none", c.Kafka.Compression)
 	}
 	if c.Kafka.Linger < 0 {

@@ -29,7 +29,6 @@ type forwarder struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	mu      sync.Mutex
 	running map[string]bool
 	wg      sync.WaitGroup
 }

@@ -190,11 +190,14 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
+// codecs are the kafka.compression values and their codecs.
+var codecs = map[string]kgo.CompressionCodec{
+	"zstd": kgo.ZstdCompression(), "lz4": kgo.Lz4Compression(), "snappy": kgo.SnappyCompression(),
+	"gzip": kgo.GzipCompression(), "none": kgo.NoCompression(),
+}
+
 func producerOptions(k KafkaConfig, logger *slog.Logger) []kgo.Opt {
-	codec := map[string]kgo.CompressionCodec{
-		"zstd": kgo.ZstdCompression(), "lz4": kgo.Lz4Compression(), "snappy": kgo.SnappyCompression(),
-		"gzip": kgo.GzipCompression(), "none": kgo.NoCompression(),
-	}[k.Compression]
+	codec := codecs[k.Compression]
 	return []kgo.Opt{
 		kgo.SeedBrokers(k.Brokers...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // with kgo's default idempotence

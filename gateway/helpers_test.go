@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -250,7 +249,3 @@ func testConn(name string) modbus.ConnConfig {
 }
 
 func scheduleEvery(d time.Duration) modbus.Schedule { return modbus.Schedule{Interval: d} }
-
-func writeFileRaw(path, body string) error { return os.WriteFile(path, []byte(body), 0o644) }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -124,9 +124,6 @@ func (c *deviceCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *deviceCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.health == nil {
-		return
-	}
 	for _, h := range c.health() {
 		labels := []string{h.ID, h.Class, h.Conn}
 		success := 0.0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -129,11 +130,11 @@ func TestSpoolRefusesCorruptCheckpoint(t *testing.T) {
 	}
 	fill(t, s, "press-01", 0, 3)
 	s.Close()
-	if err := writeFileRaw(dir+"/plant-t.press/"+checkpointFile, "{not json"); err != nil {
+	if err := os.WriteFile(dir+"/plant-t.press/"+checkpointFile, []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, err = OpenSpool(dir, SpoolConfig{MaxBytes: 1 << 20, WhenFull: DropOldest}, nil)
-	if err == nil || !contains(err.Error(), checkpointFile) {
+	if err == nil || !strings.Contains(err.Error(), checkpointFile) {
 		t.Fatalf("OpenSpool with a corrupt checkpoint: %v", err)
 	}
 }

@@ -233,12 +233,3 @@ func (e *ConnError) Is(target error) bool {
 	s := e.Kind.sentinel()
 	return s != nil && target == s
 }
-
-// wantBytes is the data length of a complete reply to a read of quantity
-// items from table t.
-func wantBytes(t devices.Table, quantity uint16) int {
-	if t.Bits() {
-		return (int(quantity) + 7) / 8
-	}
-	return 2 * int(quantity)
-}

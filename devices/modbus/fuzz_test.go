@@ -34,7 +34,7 @@ func FuzzCheckReply(f *testing.F) {
 			return
 		}
 		out, kind, err := req.checkReply(fc, data)
-		want := wantBytes(req.table, quantity)
+		want := devices.Read{Table: req.table, Quantity: quantity}.ByteCount()
 		switch kind {
 		case KindNone:
 			if err != nil || fc != req.function() || len(out) != want || !bytes.Equal(out, data[1:]) {

@@ -63,7 +63,7 @@ func (r readRequest) checkReply(fc uint8, data []byte) ([]byte, ErrorKind, error
 	case fc != want:
 		return nil, KindFraming, fmt.Errorf("reply has function code %d, want %d", fc, want)
 	}
-	wantLen := wantBytes(r.table, r.quantity)
+	wantLen := devices.Read{Table: r.table, Quantity: r.quantity}.ByteCount()
 	if len(data) == 0 {
 		return nil, KindLength, &LengthError{Unit: r.unit, Function: want, Address: r.address, Quantity: r.quantity, Count: 0, Got: 0, Want: wantLen}
 	}
