@@ -1,6 +1,6 @@
 // Package mongots stores factorywire samples in MongoDB time-series
 // collections: collection and index management (Ensure), the bulk writer
-// (Write), replay detection (MaxStoredOffsets, Unstored), the sink's
+// (Write), replay detection (MaxStoredOffsets, UnstoredSamples), the sink's
 // offsets checkpoint (LoadOffsets, SaveOffsets) and the analytics queries
 // (Latest, Window, Range). It needs MongoDB 6.0 or later; 8.0 is
 // recommended.
@@ -108,13 +108,10 @@
 // A sink that stops between Write and SaveOffsets, or retries a batch
 // after Write returned an error, writes records a second time, and a
 // time-series collection stores them twice. Before writing such a batch,
-// Unstored drops the documents already stored: per partition of the batch
-// it runs
-//
-//	find {src.p: p, src.o: {$gte: lowest, $lte: highest}} projection {src.o: 1}
-//
-// and keeps the documents whose offset is not among the results. It is
-// exact even after a partial write. MaxStoredOffsets returns the highest
+// UnstoredSamples drops the documents whose sample (device, seq, ts) is
+// already stored, whatever offset it came from (see its documentation for
+// the query); it is exact even after a partial write, and also catches a
+// sample a gateway delivered twice. MaxStoredOffsets returns the highest
 // stored offset per partition,
 //
 //	find {src.p: p} sort {src.o: -1} limit 1
@@ -138,8 +135,8 @@
 //	    range}, the descending key walked either way), and LastSeqs and
 //	    UnstoredSamples.
 //	src.p_1_src.o_-1     {src.p: 1, src.o: -1}
-//	    Serves replay detection: Unstored's range of offsets of one
-//	    partition and MaxStoredOffsets. On a time-series collection
+//	    Serves MaxStoredOffsets (the highest stored offset of a
+//	    partition). On a time-series collection
 //	    MongoDB keeps an index on measurements per bucket (the bucket's
 //	    minimum and maximum), so it narrows the buckets read.
 //

@@ -327,7 +327,7 @@ func indexes() []index {
 		// ESR: equality on the device, then time, serving Latest's sort and
 		// $first, and Range's and Window's time range.
 		{IndexDeviceTime, bson.D{{Key: "meta.device", Value: int32(1)}, {Key: fieldTS, Value: int32(-1)}}},
-		// Replay detection: MaxStoredOffsets and Unstored.
+		// Replay detection: MaxStoredOffsets.
 		{IndexSource, bson.D{{Key: fieldSrc + "." + srcPartition, Value: int32(1)}, {Key: fieldSrc + "." + srcOffset, Value: int32(-1)}}},
 	}
 }

@@ -29,7 +29,7 @@ const OffsetsCollection = "sink_offsets"
 // not that every lower offset was: Write sorts by device and time and
 // inserts unordered, so a batch that failed part way may have stored a
 // high offset and not a lower one. To skip exactly what a replayed batch
-// already stored, use Unstored.
+// already stored, use UnstoredSamples.
 func (s *Store) MaxStoredOffsets(ctx context.Context, coll string, partitions []int32) (map[int32]int64, error) {
 	if err := checkCollection(coll); err != nil {
 		return nil, err
@@ -56,72 +56,6 @@ func (s *Store) MaxStoredOffsets(ctx context.Context, coll string, partitions []
 			return nil, fmt.Errorf("%w: %s: partition %d: src.o is %s, want an integer", ErrCorruptDoc, s.namespace(coll), p, raw.Lookup(fieldSrc, srcOffset).Type)
 		}
 		out[p] = o
-	}
-	return out, nil
-}
-
-// Unstored returns the documents of docs that coll does not hold yet, in
-// their order: those whose (partition, offset) no stored document has. A
-// sink calls it before writing a batch again (after an error Write
-// returned, or after a restart that replays records written but not
-// checkpointed). Per partition of docs it runs
-// find {src.p: p, src.o: {$gte: lowest, $lte: highest}} projecting src.o,
-// served by the index {src.p: 1, src.o: -1}; it reads at most the batch's
-// worth of offsets, more only if documents were stored twice.
-func (s *Store) Unstored(ctx context.Context, coll string, docs []Doc) ([]Doc, error) {
-	if err := checkCollection(coll); err != nil {
-		return nil, err
-	}
-	type span struct{ lo, hi int64 }
-	spans := map[int32]span{}
-	for _, d := range docs {
-		sp, ok := spans[d.Partition]
-		if !ok {
-			sp = span{d.Offset, d.Offset}
-		}
-		sp.lo, sp.hi = min(sp.lo, d.Offset), max(sp.hi, d.Offset)
-		spans[d.Partition] = sp
-	}
-	partitions := make([]int32, 0, len(spans))
-	for p := range spans {
-		partitions = append(partitions, p)
-	}
-	slices.Sort(partitions)
-
-	c := s.db.Collection(coll)
-	stored := map[int32]map[int64]bool{}
-	for _, p := range partitions {
-		sp := spans[p]
-		filter := bson.D{
-			{Key: fieldSrc + "." + srcPartition, Value: p},
-			{Key: fieldSrc + "." + srcOffset, Value: bson.D{{Key: "$gte", Value: sp.lo}, {Key: "$lte", Value: sp.hi}}},
-		}
-		opts := options.Find().SetProjection(bson.D{{Key: "_id", Value: int32(0)}, {Key: fieldSrc + "." + srcOffset, Value: int32(1)}})
-		cur, err := c.Find(ctx, filter, opts)
-		if err != nil {
-			return nil, fmt.Errorf("stored offsets %d-%d of partition %d in %s: %w", sp.lo, sp.hi, p, s.namespace(coll), err)
-		}
-		set := map[int64]bool{}
-		for cur.Next(ctx) {
-			o, ok := cur.Current.Lookup(fieldSrc, srcOffset).AsInt64OK()
-			if !ok {
-				_ = cur.Close(ctx)
-				return nil, fmt.Errorf("%w: %s: partition %d: src.o is %s, want an integer", ErrCorruptDoc, s.namespace(coll), p, cur.Current.Lookup(fieldSrc, srcOffset).Type)
-			}
-			set[o] = true
-		}
-		err = cur.Err()
-		_ = cur.Close(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("stored offsets %d-%d of partition %d in %s: %w", sp.lo, sp.hi, p, s.namespace(coll), err)
-		}
-		stored[p] = set
-	}
-	out := make([]Doc, 0, len(docs))
-	for _, d := range docs {
-		if !stored[d.Partition][d.Offset] {
-			out = append(out, d)
-		}
 	}
 	return out, nil
 }

@@ -301,9 +301,9 @@ func TestRealQueries(t *testing.T) {
 			t.Fatalf("MaxStoredOffsets: %v, %v", got, err)
 		}
 		extra := Doc{Sample: sample("press-01", 100, nil), Partition: 0, Offset: 10}
-		rest, err := s.Unstored(ctx, topic, append(slices.Clone(docs), extra))
+		rest, err := s.UnstoredSamples(ctx, topic, append(slices.Clone(docs), extra))
 		if err != nil || len(rest) != 1 || rest[0].Offset != 10 {
-			t.Fatalf("Unstored: %+v, %v; want only offset 10", rest, err)
+			t.Fatalf("UnstoredSamples: %+v, %v; want only offset 10", rest, err)
 		}
 	})
 }
@@ -332,8 +332,8 @@ func TestRealDuplicatesAccepted(t *testing.T) {
 	if n, err := c.CountDocuments(ctx, bson.D{{Key: "_id", Value: id}}); err != nil || n != 2 {
 		t.Fatalf("documents with _id %s: %d (%v), want 2", id, n, err)
 	}
-	if rest, err := s.Unstored(ctx, topic, docs); err != nil || len(rest) != 0 {
-		t.Fatalf("Unstored after the replay: %d left (%v), want 0", len(rest), err)
+	if rest, err := s.UnstoredSamples(ctx, topic, docs); err != nil || len(rest) != 0 {
+		t.Fatalf("UnstoredSamples after the replay: %d left (%v), want 0", len(rest), err)
 	}
 }
 

@@ -382,7 +382,7 @@ func mapsEqual(a, b map[int32]int64) bool {
 	return true
 }
 
-func TestMaxStoredOffsetsAndUnstored(t *testing.T) {
+func TestMaxStoredOffsets(t *testing.T) {
 	opts, _ := standIn()
 	s, m := ferretStore(t, opts)
 	ctx := testCtx(t)
@@ -426,30 +426,6 @@ func TestMaxStoredOffsetsAndUnstored(t *testing.T) {
 		}
 	}
 
-	// Replaying the whole batch: Unstored keeps exactly partition 0 offsets 3 and 4.
-	m.Reset()
-	rest, err := s.Unstored(ctx, topic, docs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var left []string
-	for _, d := range rest {
-		left = append(left, d.Sample.Device+"@"+time.Duration(d.Offset).String())
-	}
-	if want := []string{"press-01@3ns", "press-01@4ns"}; !slices.Equal(left, want) {
-		t.Fatalf("Unstored left %v, want %v", left, want)
-	}
-	finds = m.Commands("find")
-	if len(finds) != 2 {
-		t.Fatalf("Unstored sent %d finds, want 2", len(finds))
-	}
-	want := bson.D{{Key: "src.p", Value: int32(0)}, {Key: "src.o", Value: bson.D{{Key: "$gte", Value: int64(0)}, {Key: "$lte", Value: int64(5)}}}}
-	if got := field(t, finds[0], "filter"); got != extJSON(t, want) {
-		t.Errorf("Unstored filter %s, want %s", got, extJSON(t, want))
-	}
-	if rest, err := s.Unstored(ctx, topic, nil); err != nil || len(rest) != 0 {
-		t.Fatalf("Unstored(nil): %v, %v", rest, err)
-	}
 }
 
 func TestEnsureRefusesPlainCollection(t *testing.T) {

@@ -81,7 +81,7 @@ type WriteResult struct {
 // write concern error, a command error, ctx's end. Then the result counts
 // what earlier commands stored, but which documents of the failing command
 // were stored is unknown: retry the whole batch after dropping the
-// documents already stored (Unstored), because a time-series collection
+// documents already stored (UnstoredSamples), because a time-series collection
 // stores a document twice if it is inserted twice. IsTransient tells a
 // retry from a give-up.
 func (s *Store) Write(ctx context.Context, coll string, docs []Doc) (WriteResult, error) {
