@@ -210,14 +210,6 @@ func (c Config) TopicsRegex() string {
 	return `^` + prefix + `(` + strings.Join(quoted, "|") + `)\.[a-z0-9-]+$`
 }
 
-// Collection is the collection (and topic) of a factory's device class.
-func (c Config) Collection(factory, class string) string {
-	if c.TopicPrefix != "" {
-		return c.TopicPrefix + "." + factory + "." + class
-	}
-	return factory + "." + class
-}
-
 // collectionFor resolves the options of class's collections.
 func (c CollectionsConfig) collectionFor(class string) CollectionConfig {
 	spec := c.Default

@@ -39,6 +39,7 @@ import (
 	"github.com/factorywire/factorywire/internal/cli"
 	"github.com/factorywire/factorywire/sink"
 	"github.com/factorywire/factorywire/storage/mongots"
+	"github.com/factorywire/factorywire/topics"
 )
 
 const envPrefix = "FACTORYWIRE_SINK"
@@ -185,11 +186,9 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 				if err != nil {
 					return err
 				}
-				if err := devices.ValidateName(*q.factory); err != nil {
-					return usageError{Err: fmt.Errorf("--factory %q: %v", *q.factory, err)}
-				}
-				if err := devices.ValidateName(*q.class); err != nil {
-					return usageError{Err: fmt.Errorf("--class %q: %v", *q.class, err)}
+				name, err := topics.New(cfg.TopicPrefix, *q.factory, *q.class)
+				if err != nil {
+					return usageError{Err: fmt.Errorf("--factory %q --class %q: %v", *q.factory, *q.class, err)}
 				}
 				st, client, err := sink.NewStore(cfg.MongoDB, nil)
 				if err != nil {
@@ -198,7 +197,7 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 				defer client.Disconnect(context.Background())
 				ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 				defer cancel()
-				return exec(ctx, q, st, cfg.Collection(*q.factory, *q.class))
+				return exec(ctx, q, st, name.Collection())
 			},
 		}
 	}
