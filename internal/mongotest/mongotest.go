@@ -21,13 +21,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"log/slog"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -56,40 +54,8 @@ var newMu sync.Mutex
 // a millisecond.
 func Start(t testing.TB) string {
 	t.Helper()
-	logger := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	}
-	newMu.Lock()
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + t.TempDir() + "/",
-	})
-	newMu.Unlock()
-	if err != nil {
-		t.Fatalf("mongotest: start FerretDB: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = f.Run(ctx) // always nil
-	}()
-	// Cleanups run last-in first-out: this one, registered before any
-	// client of the server exists, runs after the clients are gone, and
-	// before t.TempDir's removal of the SQLite files, registered earlier.
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(stopTimeout):
-			t.Errorf("mongotest: FerretDB did not stop within %v (a client left connected?)", stopTimeout)
-		}
-	})
-	// MongoDBURI waits until Run has bound the listener.
-	return f.MongoDBURI()
+	uri, _ := StartAt(t, t.TempDir(), "127.0.0.1:0")
+	return uri
 }
 
 // Connect returns a client of uri, recording its commands in m if m is not

@@ -33,7 +33,9 @@ func StartAt(t testing.TB, dir, addr string) (uri string, stop func()) {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		// Errors only: its warnings, one per refused command, would
+		// drown the test's own output.
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
 	deadline := time.Now().Add(bindRetry)
 	var f *ferretdb.FerretDB
