@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -257,29 +256,41 @@ type TopicInfo struct {
 	Lag map[string]int64
 }
 
-// List returns factorywire's topics (those that parse with this package's
-// grammar) of factory under prefix, or of every factory when factory is
-// empty, sorted by name, with partitions, retention, records and the lag of
-// every consumer group that reads them.
-func (a *Admin) List(ctx context.Context, prefix, factory string) ([]TopicInfo, error) {
+// Topics returns factorywire's topics (those that parse with this
+// package's grammar) of factory under prefix, or of every factory when
+// factory is empty, sorted by name, with their partition counts only: one
+// metadata request, where List also asks for configs, offsets and groups.
+func (a *Admin) Topics(ctx context.Context, prefix, factory string) ([]TopicInfo, error) {
 	all, err := a.partitions(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	var infos []TopicInfo
-	var names []string
 	for name, partitions := range all {
 		n, err := Parse(name)
 		if err != nil || n.Prefix != prefix || (factory != "" && n.Factory != factory) {
 			continue
 		}
-		infos = append(infos, TopicInfo{Name: n, Partitions: partitions, Lag: map[string]int64{}})
-		names = append(names, name)
-	}
-	if len(infos) == 0 {
-		return nil, nil
+		infos = append(infos, TopicInfo{Name: n, Partitions: partitions})
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Name.String() < infos[j].Name.String() })
+	return infos, nil
+}
+
+// List returns factorywire's topics (those that parse with this package's
+// grammar) of factory under prefix, or of every factory when factory is
+// empty, sorted by name, with partitions, retention, records and the lag of
+// every consumer group that reads them.
+func (a *Admin) List(ctx context.Context, prefix, factory string) ([]TopicInfo, error) {
+	infos, err := a.Topics(ctx, prefix, factory)
+	if err != nil || len(infos) == 0 {
+		return nil, err
+	}
+	names := make([]string, len(infos))
+	for i := range infos {
+		names[i] = infos[i].Name.String()
+		infos[i].Lag = map[string]int64{}
+	}
 	ret, err := a.retentions(ctx, names)
 	if err != nil {
 		return nil, err
@@ -361,7 +372,7 @@ func (a *Admin) DeleteFactory(ctx context.Context, prefix, factory string) ([]st
 	if err := ValidateSegment("factory", factory); err != nil {
 		return nil, err
 	}
-	infos, err := a.List(ctx, prefix, factory)
+	infos, err := a.Topics(ctx, prefix, factory)
 	if err != nil {
 		return nil, err
 	}
@@ -382,6 +393,5 @@ func (a *Admin) DeleteFactory(ctx context.Context, prefix, factory string) ([]st
 			errs = append(errs, fmt.Errorf("delete %s: %w", r.Topic, r.Err))
 		}
 	}
-	slices.Sort(names)
-	return names, errors.Join(errs...)
+	return names, errors.Join(errs...) // sorted, as Topics returns them
 }

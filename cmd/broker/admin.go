@@ -77,25 +77,32 @@ func formatRetention(ms string) string {
 	}
 }
 
+// adminCommand is the subcommand name of parent ("broker topics"): the
+// admin flags, then setup's own on the same flag set; it runs setup's
+// function with an Admin of the cluster.
+func adminCommand(parent, name, usage, help string, setup func(*flag.FlagSet) func(context.Context, *topics.Admin) error) *ffcli.Command {
+	fs := flag.NewFlagSet(parent+" "+name, flag.ContinueOnError)
+	f := addAdminFlags(fs)
+	exec := setup(fs)
+	return &ffcli.Command{
+		Name: name, ShortUsage: parent + " " + usage, ShortHelp: help, FlagSet: fs,
+		Options: []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return usageError{Err: fmt.Errorf("unexpected arguments %q", args)}
+			}
+			return f.run(ctx, exec)
+		},
+	}
+}
+
 func topicsCommand(out io.Writer) *ffcli.Command {
-	sub := func(name, usage, help string, setup func(fs *flag.FlagSet, f adminFlags) func(context.Context, *topics.Admin) error) *ffcli.Command {
-		fs := flag.NewFlagSet("broker topics "+name, flag.ContinueOnError)
-		f := addAdminFlags(fs)
-		exec := setup(fs, f)
-		return &ffcli.Command{
-			Name: name, ShortUsage: "broker topics " + usage, ShortHelp: help, FlagSet: fs,
-			Options: []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
-			Exec: func(ctx context.Context, args []string) error {
-				if len(args) > 0 {
-					return usageError{Err: fmt.Errorf("unexpected arguments %q", args)}
-				}
-				return f.run(ctx, exec)
-			},
-		}
+	sub := func(name, usage, help string, setup func(*flag.FlagSet) func(context.Context, *topics.Admin) error) *ffcli.Command {
+		return adminCommand("broker topics", name, usage, help, setup)
 	}
 	create := sub("create", "create --factory F --classes a,b [--partitions 6] [--retention 7d] [--prefix P] [--no-dlq]",
 		"ensure a factory's topics (and dead-letter topics) exist with this retention; idempotent",
-		func(fs *flag.FlagSet, _ adminFlags) func(context.Context, *topics.Admin) error {
+		func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
 			factory := fs.String("factory", "", "factory name (required)")
 			classes := fs.String("classes", "", "device classes, comma-separated (required)")
 			partitions := fs.Int("partitions", 6, "partitions of each samples topic")
@@ -127,7 +134,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 			}
 		})
 	list := sub("list", "list [--factory F] [--prefix P]", "list factorywire topics with partitions, retention, records and group lag",
-		func(fs *flag.FlagSet, _ adminFlags) func(context.Context, *topics.Admin) error {
+		func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
 			factory := fs.String("factory", "", "only this factory (default: all)")
 			prefix := fs.String("prefix", "", "deployment prefix")
 			return func(ctx context.Context, a *topics.Admin) error {
@@ -140,7 +147,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 			}
 		})
 	describe := sub("describe", "describe --topic T", "describe one topic",
-		func(fs *flag.FlagSet, _ adminFlags) func(context.Context, *topics.Admin) error {
+		func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
 			topic := fs.String("topic", "", "topic name (required)")
 			return func(ctx context.Context, a *topics.Admin) error {
 				n, err := topics.Parse(*topic)
@@ -162,7 +169,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 		})
 	alter := sub("alter", "alter --factory F [--class C] [--retention 14d] [--partitions N] [--prefix P]",
 		"change retention, or raise partitions (keys move to other partitions)",
-		func(fs *flag.FlagSet, _ adminFlags) func(context.Context, *topics.Admin) error {
+		func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
 			factory := fs.String("factory", "", "factory name (required)")
 			class := fs.String("class", "", "only this class's topic (default: every topic of the factory)")
 			retention := fs.String("retention", "", "new retention: 7d, 36h or unlimited")
@@ -172,7 +179,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 				if *factory == "" || (*retention == "" && *partitions == 0) {
 					return usageError{Err: errors.New("--factory and one of --retention or --partitions are required")}
 				}
-				infos, err := a.List(ctx, *prefix, *factory)
+				infos, err := a.Topics(ctx, *prefix, *factory)
 				if err != nil {
 					return err
 				}
@@ -211,7 +218,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 			}
 		})
 	del := sub("delete", "delete --factory F --confirm F [--prefix P]", "delete every topic of a factory, samples and dead letters",
-		func(fs *flag.FlagSet, _ adminFlags) func(context.Context, *topics.Admin) error {
+		func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
 			factory := fs.String("factory", "", "factory name (required)")
 			confirm := fs.String("confirm", "", "repeat the factory name to confirm: what the topics hold is lost")
 			prefix := fs.String("prefix", "", "deployment prefix")
@@ -256,20 +263,8 @@ func printTopics(out io.Writer, infos []topics.TopicInfo) {
 }
 
 func groupsCommand(out io.Writer) *ffcli.Command {
-	sub := func(name, usage, help string, setup func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error) *ffcli.Command {
-		fs := flag.NewFlagSet("broker groups "+name, flag.ContinueOnError)
-		f := addAdminFlags(fs)
-		exec := setup(fs)
-		return &ffcli.Command{
-			Name: name, ShortUsage: "broker groups " + usage, ShortHelp: help, FlagSet: fs,
-			Options: []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
-			Exec: func(ctx context.Context, args []string) error {
-				if len(args) > 0 {
-					return usageError{Err: fmt.Errorf("unexpected arguments %q", args)}
-				}
-				return f.run(ctx, exec)
-			},
-		}
+	sub := func(name, usage, help string, setup func(*flag.FlagSet) func(context.Context, *topics.Admin) error) *ffcli.Command {
+		return adminCommand("broker groups", name, usage, help, setup)
 	}
 	list := sub("list", "list", "list consumer groups with state, members and total lag",
 		func(*flag.FlagSet) func(context.Context, *topics.Admin) error {
