@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -74,11 +73,10 @@ func serveCommand() *ffcli.Command {
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 		Exec: func(ctx context.Context, _ []string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-				return usageError{Err: fmt.Errorf("--log-level %q: %v", *logLevel, err)}
+			logger, err := cli.Logger(*logLevel)
+			if err != nil {
+				return err
 			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg := broker.DefaultConfig()
 			if *configPath != "" {
 				if err := configfile.Load(*configPath, &cfg); err != nil {

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 
+	"github.com/factorywire/factorywire/internal/cli"
 	"github.com/factorywire/factorywire/internal/demo"
 )
 
@@ -56,11 +56,10 @@ func run(args []string) error {
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("FACTORYWIRE_DEMO")); err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: %v", *logLevel, err)
+	logger, err := cli.Logger(*logLevel)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	d, err := demo.Start(demo.Config{
 		DataDir: *dataDir, ClassesDir: *classDir, Factories: *factories, Classes: strings.Split(*classes, ","),
 		Devices: *devs, Interval: *interval, BrokerListen: *listen, MongoURI: *mongoURI, Logger: logger,

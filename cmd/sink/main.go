@@ -23,8 +23,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"os/signal"
 	"slices"
 	"strings"
@@ -120,11 +118,10 @@ func runCommand() *ffcli.Command {
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 		Exec: func(ctx context.Context, _ []string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-				return usageError{Err: fmt.Errorf("--log-level %q: %v", *logLevel, err)}
+			logger, err := cli.Logger(*logLevel)
+			if err != nil {
+				return err
 			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg, err := f.load(fs, func(cfg *sink.Config, fl *flag.Flag) {
 				if fl.Name == "brokers" {
 					cfg.Kafka.Brokers = strings.Split(*brokers, ",")

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -47,4 +48,14 @@ func Main(name string, run func(args []string, stdout io.Writer) error) {
 		os.Exit(2)
 	}
 	os.Exit(1)
+}
+
+// Logger is the text logger to standard error at the --log-level level
+// ("debug", "info", "warn" or "error"); an unknown level is a UsageError.
+func Logger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, UsageError{Err: fmt.Errorf("--log-level %q: %v", level, err)}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
