@@ -104,16 +104,26 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// New checks cfg, opens the spool, recovers each device's next seq from it,
-// and builds the connections, the poller, the producer and the HTTP
-// listener. Nothing is polled or produced before Run.
+// ConfigError is New's error for a configuration Check refuses: it reads
+// as Check's error, and tells a caller's usage error from a failure to
+// start.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// New checks cfg (a *ConfigError if Check refuses it), opens the spool,
+// recovers each device's next seq from it, and builds the connections, the
+// poller, the producer and the HTTP listener. Nothing is polled or
+// produced before Run.
 func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	plan, err := Check(cfg)
 	if err != nil {
-		return nil, err
+		return nil, &ConfigError{Err: err}
 	}
 	g := &Gateway{cfg: cfg, log: logger, reg: prometheus.NewRegistry(), ready: make(chan struct{})}
 	ok := false

@@ -105,10 +105,11 @@ func runCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := gateway.Check(cfg); err != nil {
-				return usageError{Err: fmt.Errorf("%s: %w", *f.config, err)}
-			}
 			g, err := gateway.New(cfg, logger)
+			var ce *gateway.ConfigError
+			if errors.As(err, &ce) {
+				return usageError{Err: fmt.Errorf("%s: %w", *f.config, ce.Err)}
+			}
 			if err != nil {
 				return err
 			}
