@@ -15,38 +15,26 @@ import (
 // retries (counted), commits nothing meanwhile, and in the end every
 // sample is stored exactly once.
 func TestMongoOutage(t *testing.T) {
-	addr := startBroker(t)
-	topic := testFactory + ".press"
-	createTopics(t, addr, map[string]int32{topic: 2, topic + ".dlq": 1})
-	dir := t.TempDir()
-	uri, stopMongo := mongotest.StartAt(t, dir, "127.0.0.1:0")
-	u, err := url.Parse(uri)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(addr, uri)
-	// A write cut by the outage may still be applied until its deadline:
-	// the sink checks what it stored only after the deadline, so keep it
-	// short here.
-	cfg.Retry.AttemptTimeout = 2 * time.Second
-	cfg.Batch.MaxRecords = 200
-	p := newProducer(t, addr)
+	o := startOutage(t, 2)
+	addr, topic, cfg, p := o.addr, o.topic, o.cfg, o.p
 	const devs, n = 6, 300
 	r := startSink(t, cfg)
 	p.produce(t, stream([]string{"press"}, devs, 0, 100)...)
 	waitFor(t, "a first commit", func() bool { return committedOffsets(t, addr, cfg.Kafka.Group)[topic] != nil })
 
-	stopMongo()
+	o.stopMongo()
 	p.produce(t, stream([]string{"press"}, devs, 100, 200)...)
 	retries := func() float64 { return counter(t, r.s.reg, "factorywire_sink_transient_retries_total") }
 	waitFor(t, "retries during the outage", func() bool { return retries() >= 3 })
 	during := committedOffsets(t, addr, cfg.Kafka.Group)[topic]
-	time.Sleep(300 * time.Millisecond)
+	// Two more failed attempts, not a time window, before looking again.
+	more := retries() + 2
+	waitFor(t, "two more retries", func() bool { return retries() >= more })
 	if after := committedOffsets(t, addr, cfg.Kafka.Group)[topic]; !maps.Equal(after, during) {
 		t.Fatalf("offsets committed while MongoDB is down: %v, then %v", during, after)
 	}
 	t.Logf("outage: %v retries so far, committed %v", retries(), during)
-	mongotest.StartAt(t, dir, u.Host)
+	o.restartMongo()
 	p.produce(t, stream([]string{"press"}, devs, 200, n)...)
 	ends := endOffsets(t, addr, topic)
 	waitFor(t, "everything committed after the outage", func() bool {
@@ -54,11 +42,7 @@ func TestMongoOutage(t *testing.T) {
 	})
 	r.close(t)
 	d := openDB(t, cfg)
-	want := map[string][2]uint64{}
-	for i := range devs {
-		want[fmt.Sprintf("press-%02d", i)] = [2]uint64{0, n}
-	}
-	checkExactlyOnce(t, d.seqs(t, topic), want)
+	checkExactlyOnce(t, d.seqs(t, topic), pressSeqs(devs, n))
 	t.Logf("retries by operation: load %v, ensure %v, write %v, dlq %v, save %v",
 		counter(t, r.s.reg, "factorywire_sink_transient_retries_total", "op="+opLoad),
 		counter(t, r.s.reg, "factorywire_sink_transient_retries_total", "op="+opEnsure),
@@ -73,28 +57,14 @@ func TestMongoOutage(t *testing.T) {
 // blocking it until the group evicts it; once MongoDB is back, both write
 // and every sample is stored exactly once.
 func TestRebalanceDuringOutage(t *testing.T) {
-	addr := startBroker(t)
-	topic := testFactory + ".press"
-	createTopics(t, addr, map[string]int32{topic: 4, topic + ".dlq": 1})
-	dir := t.TempDir()
-	uri, stopMongo := mongotest.StartAt(t, dir, "127.0.0.1:0")
-	u, err := url.Parse(uri)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(addr, uri)
-	// A write cut by the outage may still be applied until its deadline:
-	// the sink checks what it stored only after the deadline, so keep it
-	// short here.
-	cfg.Retry.AttemptTimeout = 2 * time.Second
-	cfg.Batch.MaxRecords = 200
-	p := newProducer(t, addr)
+	o := startOutage(t, 4)
+	addr, topic, cfg, p := o.addr, o.topic, o.cfg, o.p
 	const devs, n = 8, 150
 	a := startSink(t, cfg)
 	p.produce(t, stream([]string{"press"}, devs, 0, 50)...)
 	waitFor(t, "a first commit", func() bool { return committedOffsets(t, addr, cfg.Kafka.Group)[topic] != nil })
 
-	stopMongo()
+	o.stopMongo()
 	p.produce(t, stream([]string{"press"}, devs, 50, 100)...)
 	retries := func(r *running) float64 { return counter(t, r.s.reg, "factorywire_sink_transient_retries_total") }
 	waitFor(t, "the first member retrying", func() bool { return retries(a) >= 2 })
@@ -107,7 +77,7 @@ func TestRebalanceDuringOutage(t *testing.T) {
 		defer a.s.pipe.mu.Unlock()
 		return len(a.s.pipe.parts) < 4
 	})
-	mongotest.StartAt(t, dir, u.Host)
+	o.restartMongo()
 	p.produce(t, stream([]string{"press"}, devs, 100, n)...)
 	ends := endOffsets(t, addr, topic)
 	waitFor(t, "everything committed after the outage", func() bool {
@@ -119,9 +89,52 @@ func TestRebalanceDuringOutage(t *testing.T) {
 		t.Fatal("the second member consumed nothing")
 	}
 	d := openDB(t, cfg)
+	checkExactlyOnce(t, d.seqs(t, topic), pressSeqs(devs, n))
+}
+
+// outage is the set-up of the outage tests: a broker with the press topic
+// of partitions partitions (and its dead-letter topic), the stand-in on a
+// directory and address it can be stopped and started again on, a sink
+// configuration for both, and a producer.
+type outage struct {
+	addr, topic string
+	cfg         Config
+	p           *producer
+	dir, host   string
+	stopMongo   func()
+	t           *testing.T
+}
+
+func startOutage(t *testing.T, partitions int32) *outage {
+	t.Helper()
+	o := &outage{t: t, addr: startBroker(t), topic: testFactory + ".press", dir: t.TempDir()}
+	createTopics(t, o.addr, map[string]int32{o.topic: partitions, o.topic + ".dlq": 1})
+	var uri string
+	uri, o.stopMongo = mongotest.StartAt(t, o.dir, "127.0.0.1:0")
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.host = u.Host
+	o.cfg = testConfig(o.addr, uri)
+	// A write cut by the outage may still be applied until its deadline:
+	// the sink checks what it stored only after the deadline, so keep it
+	// short here.
+	o.cfg.Retry.AttemptTimeout = 2 * time.Second
+	o.cfg.Batch.MaxRecords = 200
+	o.p = newProducer(t, o.addr)
+	return o
+}
+
+// restartMongo ends the outage: the stand-in again, on its address and data.
+func (o *outage) restartMongo() { mongotest.StartAt(o.t, o.dir, o.host) }
+
+// pressSeqs is what checkExactlyOnce expects of devs press devices that
+// produced seqs 0 to n-1.
+func pressSeqs(devs int, n uint64) map[string][2]uint64 {
 	want := map[string][2]uint64{}
 	for i := range devs {
 		want[fmt.Sprintf("press-%02d", i)] = [2]uint64{0, n}
 	}
-	checkExactlyOnce(t, d.seqs(t, topic), want)
+	return want
 }

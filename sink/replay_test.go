@@ -2,7 +2,6 @@ package sink
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -73,11 +72,7 @@ func TestReplays(t *testing.T) {
 	ends = endOffsets(t, addr, topic)
 	waitFor(t, "everything committed", func() bool { return allCommitted(committedOffsets(t, addr, cfg.Kafka.Group), ends) })
 	r.close(t)
-	want := map[string][2]uint64{}
-	for i := range devs {
-		want[fmt.Sprintf("press-%02d", i)] = [2]uint64{0, 250}
-	}
-	checkExactlyOnce(t, d.seqs(t, topic), want)
+	checkExactlyOnce(t, d.seqs(t, topic), pressSeqs(devs, 250))
 	if c := counter(t, r.s.reg, "factorywire_sink_duplicates_skipped_total", "rule=seq"); c != devs*70 {
 		t.Errorf("duplicates_skipped_total{rule=seq} = %v, want %d (seq 150-219 delivered twice)", c, devs*70)
 	}
