@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
@@ -123,10 +124,12 @@ type partState struct {
 	marks map[string]uint64
 }
 
-// topicName is a topic's parsed name, cached.
+// topicName is a topic's parsed name and its records-consumed counter,
+// cached: process looks both up for every record.
 type topicName struct {
-	name topics.Name
-	err  error
+	name     topics.Name
+	err      error
+	consumed prometheus.Counter
 }
 
 // pipeline turns batches of records into stored documents, dead letters
@@ -252,20 +255,21 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 		high  = map[tp]int64{}
 	)
 	for _, r := range recs {
-		p.m.consumed.WithLabelValues(r.Topic).Inc()
-		if res.next[r.Topic] == nil {
-			res.next[r.Topic] = map[int32]kgo.EpochOffset{}
-		}
-		res.next[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
-		high[tp{r.Topic, r.Partition}] = r.Offset
 		tn, ok := p.names[r.Topic]
 		if !ok {
 			tn.name, tn.err = topics.Parse(r.Topic)
 			if tn.err == nil && tn.name.DLQ {
 				tn.err = errors.New("a dead-letter topic is not a sample topic")
 			}
+			tn.consumed = p.m.consumed.WithLabelValues(r.Topic)
 			p.names[r.Topic] = tn
 		}
+		tn.consumed.Inc()
+		if res.next[r.Topic] == nil {
+			res.next[r.Topic] = map[int32]kgo.EpochOffset{}
+		}
+		res.next[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+		high[tp{r.Topic, r.Partition}] = r.Offset
 		ref, refName := referenceTime(r, now)
 		s, dl := classify(r, tn.name, tn.err, ref, refName, p.cfg.MaxFutureSkew)
 		if dl != nil {

@@ -369,8 +369,8 @@ func (s *Sink) release() {
 			}
 			cancel()
 		}
-		if s.httpLn != nil && s.http == nil {
-			s.httpLn.Close()
+		if s.httpLn != nil {
+			s.httpLn.Close() // already closed if Run served it
 		}
 	})
 }
