@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/factorywire/factorywire/internal/testchild"
 )
 
 // childConfigEnv names the config file a child gateway process runs: the
@@ -49,27 +49,7 @@ func runChild(path string) int {
 // returns it; the test kills it at the end if it still runs.
 func startChild(t *testing.T, cfg Config, dir string) *exec.Cmd {
 	t.Helper()
-	raw, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childConfigEnv+"="+path)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return cmd
+	return testchild.Start(t, childConfigEnv, cfg, dir, "gateway.yaml")
 }
 
 // TestGatewayKilledDuringOutage: with the broker down, the gateway process

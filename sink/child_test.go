@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"github.com/factorywire/factorywire/internal/testchild"
 	"github.com/factorywire/factorywire/storage/mongots"
 )
 
@@ -109,27 +108,8 @@ func (c *child) terminate(t testing.TB) {
 // runs.
 func startChild(t testing.TB, cfg Config, dir, crash string) *child {
 	t.Helper()
-	raw, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "sink.yaml")
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ready := filepath.Join(dir, fmt.Sprintf("ready-%d", time.Now().UnixNano()))
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childConfigEnv+"="+path, childCrashEnv+"="+crash, childReadyEnv+"="+ready)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
+	cmd := testchild.Start(t, childConfigEnv, cfg, dir, "sink.yaml", childCrashEnv+"="+crash, childReadyEnv+"="+ready)
 	return &child{Cmd: cmd, ready: ready}
 }
 
