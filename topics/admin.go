@@ -325,12 +325,21 @@ func (a *Admin) List(ctx context.Context, prefix, factory string) ([]TopicInfo, 
 		return nil, fmt.Errorf("topics: list groups: %w", err)
 	}
 	if ids := groups.Groups(); len(ids) > 0 {
-		lags, err := a.adm.Lag(ctx, ids...)
-		if err != nil {
-			return nil, fmt.Errorf("topics: group lag: %w", err)
+		// kadm.Lag would list every start and end offset again: the
+		// groups' lag on these topics needs only their descriptions and
+		// commits, with the offsets listed above.
+		described, err := a.adm.DescribeGroups(ctx, ids...)
+		var se *kadm.ShardErrors
+		if err != nil && !(errors.As(err, &se) && !se.AllFailed) {
+			return nil, fmt.Errorf("topics: describe groups: %w", err)
 		}
-		for _, gl := range lags {
-			for topic, ps := range gl.Lag {
+		fetched := a.adm.FetchManyOffsets(ctx, ids...)
+		for _, g := range described {
+			f, ok := fetched[g.Group]
+			if g.Err != nil || !ok || f.Err != nil {
+				continue // as kadm.Lag: no lag for a group it cannot read
+			}
+			for topic, ps := range kadm.CalculateGroupLagWithStartOffsets(g, f.Fetched, starts, ends) {
 				t := byName[topic]
 				if t == nil {
 					continue
@@ -341,7 +350,7 @@ func (a *Admin) List(ctx context.Context, prefix, factory string) ([]TopicInfo, 
 						sum += l.Lag
 					}
 				}
-				t.Lag[gl.Group] = sum
+				t.Lag[g.Group] = sum
 			}
 		}
 	}
