@@ -106,16 +106,15 @@ func (s *offsetStore) replay() error {
 		if len(data) == 0 {
 			break
 		}
-		for len(data) > 0 {
-			h, err := commitlog.ParseBatch(data[:12+int(beInt32(data[8:]))])
-			if err != nil {
-				return err
-			}
-			if err := s.applyBatch(data[:h.Size()]); err != nil {
+		err = commitlog.SplitBatches(data, func(h commitlog.BatchHeader, batch []byte) error {
+			if err := s.applyBatch(batch); err != nil {
 				return fmt.Errorf("offset %d: %w", h.BaseOffset, err)
 			}
 			off = h.LastOffset() + 1
-			data = data[h.Size():]
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -256,26 +255,18 @@ func (t *spoolTopic) scan(from, end int64, fn func(offset int64, r recordbatch.R
 // returns the offset after the last one.
 func eachRecord(data []byte, fn func(offset int64, r recordbatch.Record) error) (int64, error) {
 	next := int64(-1)
-	for len(data) > 0 {
-		if len(data) < 12 {
-			return 0, fmt.Errorf("spool: %d trailing bytes after the last batch", len(data))
-		}
-		size := 12 + int(int32(binary.BigEndian.Uint32(data[8:])))
-		if size < 12 || size > len(data) {
-			return 0, fmt.Errorf("spool: a batch of %d bytes in %d bytes read", size, len(data))
-		}
-		h, err := commitlog.ParseBatch(data[:size])
-		if err != nil {
-			return 0, err
-		}
-		err = recordbatch.Decode(data[:h.Size()], func(i int, r recordbatch.Record) error {
+	err := commitlog.SplitBatches(data, func(h commitlog.BatchHeader, batch []byte) error {
+		err := recordbatch.Decode(batch, func(i int, r recordbatch.Record) error {
 			return fn(h.BaseOffset+int64(i), r)
 		})
 		if err != nil {
-			return 0, fmt.Errorf("batch at offset %d: %w", h.BaseOffset, err)
+			return fmt.Errorf("batch at offset %d: %w", h.BaseOffset, err)
 		}
 		next = h.LastOffset() + 1
-		data = data[h.Size():]
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("spool: %w", err)
 	}
 	return next, nil
 }

@@ -135,3 +135,28 @@ func (h BatchHeader) checkCounts() error {
 	}
 	return nil
 }
+
+// SplitBatches calls fn for each batch of data, as Read returns it: whole
+// batches back to back, their CRCs already verified by Read, so
+// SplitBatches checks only the framing (a truncated or overlong batch, a
+// header that does not parse is an error naming it). An error from fn
+// stops the walk and is returned as is.
+func SplitBatches(data []byte, fn func(h BatchHeader, batch []byte) error) error {
+	for len(data) > 0 {
+		if len(data) < BatchHeaderSize {
+			return fmt.Errorf("%w: %d trailing bytes after the last batch", ErrBatchTooShort, len(data))
+		}
+		h, err := parseHeader(data)
+		if err != nil {
+			return err
+		}
+		if h.Size() > len(data) {
+			return fmt.Errorf("%w: batchLength %d declares a %d-byte batch, %d bytes left", ErrBatchLength, h.Length, h.Size(), len(data))
+		}
+		if err := fn(h, data[:h.Size()]); err != nil {
+			return err
+		}
+		data = data[h.Size():]
+	}
+	return nil
+}

@@ -128,3 +128,50 @@ func FuzzParseBatch(f *testing.F) {
 		}
 	})
 }
+
+// TestSplitBatches: whole batches back to back are split at their
+// boundaries; a truncated, overlong or unparsable tail is an error, and
+// fn's error stops the walk.
+func TestSplitBatches(t *testing.T) {
+	a, b := makeBatch(3, 4, 1), makeBatch(2, 4, 1)
+	data := append(append([]byte(nil), a...), b...)
+	var counts []int32
+	err := SplitBatches(data, func(h BatchHeader, batch []byte) error {
+		if len(batch) != h.Size() {
+			t.Errorf("batch %d: %d bytes, header says %d", len(counts), len(batch), h.Size())
+		}
+		counts = append(counts, h.NumRecords)
+		return nil
+	})
+	if err != nil || len(counts) != 2 || counts[0] != 3 || counts[1] != 2 {
+		t.Fatalf("record counts %v, err %v; want [3 2]", counts, err)
+	}
+	for name, bad := range map[string][]byte{
+		"trailing bytes": append(append([]byte(nil), a...), 1, 2, 3),
+		"cut batch":      data[:len(data)-1],
+		"bad magic":      append(append([]byte(nil), a[:16]...), append([]byte{9}, a[17:]...)...),
+	} {
+		if err := SplitBatches(bad, func(BatchHeader, []byte) error { return nil }); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := SplitBatches(data, func(BatchHeader, []byte) error { n++; return stop }); err != stop || n != 1 {
+		t.Errorf("fn's error: %v after %d calls, want it after 1", err, n)
+	}
+}
+
+func FuzzSplitBatches(f *testing.F) {
+	f.Add(makeBatch(3, 4, 1))
+	f.Add(append(makeBatch(1, 4, 1), 0, 0))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		total := 0
+		if err := SplitBatches(data, func(h BatchHeader, batch []byte) error {
+			total += len(batch)
+			return nil
+		}); err == nil && total != len(data) {
+			t.Fatalf("no error, but batches cover %d of %d bytes", total, len(data))
+		}
+	})
+}
