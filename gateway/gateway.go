@@ -52,6 +52,10 @@ type Plan struct {
 	Topics  []string          // the topics it writes
 	Classes []*devices.Class  // the classes its devices use, by name
 	Devices map[string]string // device id -> topic
+
+	// plans are the read plans of the devices with their own
+	// max_registers_per_read, by device id, for New.
+	plans map[string]devices.Plan
 }
 
 // Check validates cfg, loads the register maps its devices use and returns
@@ -64,7 +68,7 @@ func Check(cfg Config) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Devices: map[string]string{}}
+	p := Plan{Devices: map[string]string{}, plans: map[string]devices.Plan{}}
 	used := map[string]bool{}
 	topics := map[string]bool{}
 	var errs []error
@@ -75,9 +79,11 @@ func Check(cfg Config) (Plan, error) {
 			continue
 		}
 		if d.MaxRegistersPerRead > 0 {
-			if _, err := c.Compile(devices.PlanOptions{MaxRegisters: d.MaxRegistersPerRead}); err != nil {
+			plan, err := c.Compile(devices.PlanOptions{MaxRegisters: d.MaxRegistersPerRead})
+			if err != nil {
 				errs = append(errs, fmt.Errorf("devices[%d] (%s): %w", i, d.ID, err))
 			}
+			p.plans[d.ID] = plan
 		}
 		if !used[c.Name] {
 			used[c.Name] = true
@@ -177,11 +183,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		if d.Unit != nil {
 			dev.Unit = *d.Unit
 		}
-		if d.MaxRegistersPerRead > 0 {
-			if dev.Plan, err = class.Compile(devices.PlanOptions{MaxRegisters: d.MaxRegistersPerRead}); err != nil {
-				return nil, fmt.Errorf("device %s: %w", d.ID, err)
-			}
-		}
+		dev.Plan = plan.plans[d.ID] // empty: the class's own plan
 		devs = append(devs, dev)
 	}
 	if g.poller, err = modbus.NewPoller(cfg.Poller, devs, g.emit, modbus.WithLogger(logger), modbus.WithObserver(g.metrics)); err != nil {

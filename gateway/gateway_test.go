@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/factorywire/factorywire/devices/modbus"
 )
 
 // runGateway runs a gateway for cfg until the returned stop is called; stop
@@ -210,6 +212,34 @@ func TestCheckReportsConfigErrors(t *testing.T) {
 				t.Fatalf("Check: %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCheckPlansMaxRegisters: a device with its own max_registers_per_read
+// gets a plan within it, which New uses; the others use the class's.
+func TestCheckPlansMaxRegisters(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Factory, cfg.DataDir, cfg.ClassesDir = "plant-a", t.TempDir(), "../configs/devices"
+	cfg.Connections = []modbus.ConnConfig{testConn("l1")}
+	cfg.Devices = []DeviceConfig{
+		{ID: "small", Class: "press", Connection: "l1", Schedule: everySecond, MaxRegistersPerRead: 2},
+		{ID: "plain", Class: "press", Connection: "l1", Schedule: everySecond},
+	}
+	p, err := Check(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, ok := p.plans["small"]
+	if !ok || len(small.Reads) == 0 {
+		t.Fatalf("no plan for the device with max_registers_per_read: %+v", p.plans)
+	}
+	for _, r := range small.Reads {
+		if !r.Table.Bits() && r.Quantity > 2 {
+			t.Errorf("read %s of %d registers, over the device's 2", r.String(), r.Quantity)
+		}
+	}
+	if _, ok := p.plans["plain"]; ok {
+		t.Error("a plan of its own for a device without max_registers_per_read")
 	}
 }
 
