@@ -6,8 +6,10 @@
 package peers
 
 import (
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -34,4 +36,54 @@ func Missing(t testing.TB, why string) {
 		t.Fatalf("%s (%s=1 requires every test peer)", why, RequireEnv)
 	}
 	t.Skip(why)
+}
+
+// KafkaLibsEnv overrides where KafkaLibs looks for Apache Kafka's jars.
+const KafkaLibsEnv = "FACTORYWIRE_KAFKA_LIBS"
+
+// KafkaFetch is the command that fetches Apache Kafka's jars (the broker,
+// kafka-clients and a log4j binding, versions pinned by the pom) into
+// .peers/kafka/libs.
+const KafkaFetch = "mvn -q -f internal/kafkatest/testdata/pom.xml dependency:copy-dependencies"
+
+// KafkaLibs returns the folder of Apache Kafka's jars, for a java
+// classpath of KafkaLibs(t)+"/*", and the path of java. The folder is
+// $FACTORYWIRE_KAFKA_LIBS, or .peers/kafka/libs at the root of this
+// module. Without java or the jars it skips (fails under RequireEnv),
+// naming the command to run.
+func KafkaLibs(t testing.TB) (libs, java string) {
+	t.Helper()
+	java = Program(t, "java", "install a Java 17 runtime (apt-get install openjdk-17-jre-headless)")
+	libs = os.Getenv(KafkaLibsEnv)
+	if libs == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			Missing(t, "Apache Kafka's jars: "+err.Error())
+		}
+		libs = filepath.Join(root, ".peers", "kafka", "libs")
+	}
+	matches, _ := filepath.Glob(filepath.Join(libs, "kafka_2.13-*.jar"))
+	if len(matches) == 0 {
+		Missing(t, "Apache Kafka's jars are not in "+libs+"; fetch them from the repository root with: "+KafkaFetch)
+	}
+	return libs, java
+}
+
+// moduleRoot is the nearest folder above the working directory (a test's
+// package folder) that holds go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
