@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -62,7 +63,9 @@ type Config struct {
 	SASL SASLConfig `yaml:"sasl"`
 }
 
-// TLSConfig is the TLS of the connections to the brokers.
+// TLSConfig is the TLS of the connections to the brokers. Its paths, and
+// sasl.password_file, are relative to the config file's directory in a
+// config file (see RelativeTo), to the working directory on a command line.
 type TLSConfig struct {
 	// Enabled turns TLS on. Default false. Every other key of the block
 	// requires it.
@@ -347,6 +350,17 @@ func (s SASLConfig) mechanism() (sasl.Mechanism, error) {
 		return scram.Auth{User: s.Username, Pass: pw.Reveal()}.AsSha256Mechanism(), nil
 	default:
 		return scram.Auth{User: s.Username, Pass: pw.Reveal()}.AsSha512Mechanism(), nil
+	}
+}
+
+// RelativeTo makes the relative paths of c (tls.ca_file, cert_file,
+// key_file, sasl.password_file) relative to dir: a config file's loader
+// passes the file's directory, as it does for its other paths.
+func (c *Config) RelativeTo(dir string) {
+	for _, p := range []*string{&c.TLS.CAFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.SASL.PasswordFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
 	}
 }
 

@@ -202,3 +202,18 @@ sasl:
 		t.Fatalf("Describe: %s", d)
 	}
 }
+
+func TestRelativeTo(t *testing.T) {
+	c := Config{TLS: TLSConfig{CAFile: "ca.pem", CertFile: "/abs/c.crt", KeyFile: "keys/c.key"}, SASL: SASLConfig{PasswordFile: "pw"}}
+	c.RelativeTo("/etc/factorywire")
+	want := Config{TLS: TLSConfig{CAFile: "/etc/factorywire/ca.pem", CertFile: "/abs/c.crt", KeyFile: "/etc/factorywire/keys/c.key"},
+		SASL: SASLConfig{PasswordFile: "/etc/factorywire/pw"}}
+	if fmt.Sprint(c) != fmt.Sprint(want) {
+		t.Fatalf("got %+v, want %+v", c, want)
+	}
+	var empty Config
+	empty.RelativeTo("/x")
+	if empty.TLS.CAFile != "" || empty.SASL.PasswordFile != "" {
+		t.Fatalf("an unset path became %+v", empty)
+	}
+}
