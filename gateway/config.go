@@ -9,6 +9,7 @@ import (
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/devices/modbus"
 	"github.com/factorywire/factorywire/internal/configfile"
+	"github.com/factorywire/factorywire/internal/kafkaclient"
 	"github.com/factorywire/factorywire/topics"
 )
 
@@ -45,8 +46,9 @@ type Config struct {
 
 // KafkaConfig says where and how samples are produced.
 type KafkaConfig struct {
-	// Brokers are the seed brokers, host:port. Default [127.0.0.1:9092].
-	Brokers []string `yaml:"brokers"`
+	// Config is the connection: brokers (default [127.0.0.1:9092]), tls
+	// and sasl, as every component spells them (see kafkaclient).
+	kafkaclient.Config `yaml:",inline"`
 	// Compression is zstd (default), lz4, snappy, gzip or none.
 	Compression string `yaml:"compression"`
 	// Linger is how long the producer waits to fill a batch. Default 10ms.
@@ -110,14 +112,16 @@ func DefaultConfig() Config {
 	return Config{
 		ClassesDir: "devices",
 		HTTPListen: "127.0.0.1:9108",
-		Kafka:      KafkaConfig{Brokers: []string{"127.0.0.1:9092"}, Compression: "zstd", Linger: 10 * time.Millisecond},
+		Kafka:      KafkaConfig{Config: kafkaclient.Config{Brokers: []string{"127.0.0.1:9092"}}, Compression: "zstd", Linger: 10 * time.Millisecond},
 		Spool:      SpoolConfig{MaxBytes: 1 << 30, WhenFull: DropOldest, Sync: SyncInterval, SyncInterval: 200 * time.Millisecond},
 		Poller:     modbus.DefaultPollerConfig(),
 	}
 }
 
-// LoadConfig reads the YAML file at path over DefaultConfig and resolves
-// ClassesDir against the file's directory. It does not validate.
+// LoadConfig reads the YAML file at path over DefaultConfig, expanding
+// ${VAR} from the environment, and resolves ClassesDir and the kafka
+// block's files (tls.ca_file, cert_file, key_file, sasl.password_file)
+// against the file's directory. It does not validate.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	if err := configfile.Load(path, &cfg); err != nil {
@@ -126,6 +130,7 @@ func LoadConfig(path string) (Config, error) {
 	if cfg.ClassesDir != "" && !filepath.IsAbs(cfg.ClassesDir) {
 		cfg.ClassesDir = filepath.Join(filepath.Dir(path), cfg.ClassesDir)
 	}
+	cfg.Kafka.RelativeTo(filepath.Dir(path))
 	return cfg, nil
 }
 
@@ -152,8 +157,8 @@ func (c Config) Validate() error {
 	if c.ClassesDir == "" {
 		bad("classes_dir: required (the register-map files)")
 	}
-	if len(c.Kafka.Brokers) == 0 {
-		bad("kafka.brokers: at least one broker required")
+	if err := c.Kafka.Config.Validate(); err != nil {
+		errs = append(errs, kafkaclient.Rekey(err, func(k string) string { return "kafka." + k }))
 	}
 	if _, ok := codecs[c.Kafka.Compression]; !ok {
 		bad("kafka.compression %q: want zstd, lz4, snappy, gzip or none", c.Kafka.Compression)

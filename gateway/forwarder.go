@@ -64,9 +64,15 @@ func (f *forwarder) run(ctx context.Context) {
 	}
 }
 
-// forwardTopic is one topic's loop.
+// forwardTopic is one topic's loop. A failure is logged when it starts
+// and when its error changes, not at every retry (each retry is counted in
+// produce_errors_total), and the recovery once.
 func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 	backoff := 100 * time.Millisecond
+	var (
+		lastErr string // the failure logged, "" while forwarding works
+		retries int
+	)
 	for ctx.Err() == nil {
 		appended := f.spool.appended()
 		pos := t.position()
@@ -90,13 +96,22 @@ func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 				return
 			}
 			f.metrics.produceErrors.WithLabelValues(t.name).Inc()
-			f.log.Warn("forwarder: produce failed; retrying from the checkpoint", "topic", t.name, "offset", pos, "retry_in", backoff, "err", err)
+			retries++
+			level := slog.LevelDebug
+			if msg := err.Error(); msg != lastErr {
+				level, lastErr = slog.LevelWarn, msg
+			}
+			f.log.Log(ctx, level, "forwarder: produce failed; retrying from the checkpoint", "topic", t.name, "offset", pos, "retry_in", backoff, "err", err)
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():
 			}
 			backoff = min(2*backoff, 10*time.Second)
 			continue
+		}
+		if lastErr != "" {
+			f.log.Info("forwarder: producing again", "topic", t.name, "failed_attempts", retries)
+			lastErr, retries = "", 0
 		}
 		backoff = 100 * time.Millisecond
 	}

@@ -18,10 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/devices/modbus"
+	"github.com/factorywire/factorywire/internal/kafkaclient"
 )
 
 // drainTimeout bounds how long a stopping gateway waits for the forwarder
@@ -40,6 +40,7 @@ type Gateway struct {
 	conns   []*modbus.Conn
 	poller  *modbus.Poller
 	client  *kgo.Client
+	kafka   *kafkaclient.Monitor
 	reg     *prometheus.Registry
 	metrics *metrics
 	http    *http.Server
@@ -58,11 +59,15 @@ type Plan struct {
 	plans map[string]devices.Plan
 }
 
-// Check validates cfg, loads the register maps its devices use and returns
-// what the gateway would poll and write, without opening anything.
+// Check validates cfg, loads the register maps its devices use, reads the
+// kafka block's files and password, and returns what the gateway would
+// poll and write, without connecting to anything.
 func Check(cfg Config) (Plan, error) {
 	if err := cfg.Validate(); err != nil {
 		return Plan{}, err
+	}
+	if _, err := cfg.Kafka.Opts(nil); err != nil {
+		return Plan{}, kafkaclient.Rekey(err, func(k string) string { return "kafka." + k })
 	}
 	classes, err := devices.LoadDir(cfg.ClassesDir)
 	if err != nil {
@@ -189,7 +194,13 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	if g.poller, err = modbus.NewPoller(cfg.Poller, devs, g.emit, modbus.WithLogger(logger), modbus.WithObserver(g.metrics)); err != nil {
 		return nil, err
 	}
-	if g.client, err = kgo.NewClient(producerOptions(cfg.Kafka, logger)...); err != nil {
+	g.kafka = kafkaclient.NewMonitor(cfg.Kafka.Config, logger)
+	g.kafka.OnFailure = func(e *kafkaclient.ConnError) { g.metrics.kafkaConnErrors.WithLabelValues(string(e.Cause)).Inc() }
+	opts, err := producerOptions(cfg.Kafka, logger)
+	if err != nil {
+		return nil, &ConfigError{Err: kafkaclient.Rekey(err, func(k string) string { return "kafka." + k })}
+	}
+	if g.client, err = kgo.NewClient(append(opts, kgo.WithHooks(g.kafka))...); err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	if cfg.HTTPListen != "" {
@@ -208,15 +219,18 @@ var codecs = map[string]kgo.CompressionCodec{
 	"gzip": kgo.GzipCompression(), "none": kgo.NoCompression(),
 }
 
-func producerOptions(k KafkaConfig, logger *slog.Logger) []kgo.Opt {
-	codec := codecs[k.Compression]
-	return []kgo.Opt{
-		kgo.SeedBrokers(k.Brokers...),
-		kgo.RequiredAcks(kgo.AllISRAcks()), // with kgo's default idempotence
-		kgo.ProducerBatchCompression(codec),
-		kgo.ProducerLinger(k.Linger),
-		kgo.WithLogger(kslog.New(logger.With("component", "kafka"))),
+// producerOptions are the connection's options (kafkaclient) and the
+// producer's.
+func producerOptions(k KafkaConfig, logger *slog.Logger) ([]kgo.Opt, error) {
+	opts, err := k.Opts(logger)
+	if err != nil {
+		return nil, err
 	}
+	return append(opts,
+		kgo.RequiredAcks(kgo.AllISRAcks()), // with kgo's default idempotence
+		kgo.ProducerBatchCompression(codecs[k.Compression]),
+		kgo.ProducerLinger(k.Linger),
+	), nil
 }
 
 // emit is the poller's EmitFunc: a connection's scan into the spool, each
@@ -262,7 +276,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		fwd.run(fwdCtx)
 	}()
 	g.log.Info("gateway running", "factory", g.cfg.Factory, "devices", len(g.cfg.Devices), "connections", len(g.cfg.Connections),
-		"brokers", strings.Join(g.cfg.Kafka.Brokers, ","), "spool", filepath.Join(g.cfg.DataDir, "spool"), "http", g.Addr())
+		"brokers", strings.Join(g.cfg.Kafka.Brokers, ","), "kafka", g.cfg.Kafka.Describe(), "spool", filepath.Join(g.cfg.DataDir, "spool"), "http", g.Addr())
 	close(g.ready)
 	err := g.poller.Run(ctx)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
@@ -314,7 +328,8 @@ func (g *Gateway) release() {
 }
 
 // handler serves /metrics, /healthz (the process is up), /readyz (Run has
-// started and the broker answered a metadata request within 2 s) and
+// started, no broker refuses the connection for a cause retrying cannot
+// fix, and the broker answered a metadata request within 2 s) and
 // /devices (each device's health as JSON: last success, consecutive
 // failures, last error, round trip, next due time, seq).
 func (g *Gateway) handler() http.Handler {
@@ -334,9 +349,16 @@ func (g *Gateway) handler() http.Handler {
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 			return
 		}
+		if err := g.kafka.Err(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := g.client.Ping(ctx); err != nil {
+			if ce := g.kafka.Err(); ce != nil { // found out by this ping
+				err = ce
+			}
 			http.Error(w, "broker unreachable: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/factorywire/factorywire/devices/modbus"
+	"github.com/factorywire/factorywire/internal/kafkaclient"
 )
 
 // runGateway runs a gateway for cfg until the returned stop is called; stop
@@ -203,6 +204,18 @@ func TestCheckReportsConfigErrors(t *testing.T) {
 		}, "devices[0] (d1).unit 250"},
 		{"spool policy", func(c *Config) { c.Spool.WhenFull = "drop" }, `spool.when_full "drop"`},
 		{"compression", func(c *Config) { c.Kafka.Compression = "brotli" }, `kafka.compression "brotli"`},
+		{"tls key without tls", func(c *Config) { c.Kafka.TLS.CAFile = "ca.pem" }, "kafka.tls.ca_file: set while tls.enabled is false"},
+		{"sasl without user", func(c *Config) { c.Kafka.SASL = kafkaclient.SASLConfig{Mechanism: "PLAIN", PasswordEnv: "X"} }, "kafka.sasl.username: required"},
+		{"password variable unset", func(c *Config) {
+			c.Connections = append(c.Connections, testConn("l1"))
+			c.Devices = []DeviceConfig{{ID: "d1", Class: "press", Connection: "l1", Schedule: everySecond}}
+			c.Kafka.SASL = kafkaclient.SASLConfig{Mechanism: "SCRAM-SHA-256", Username: "gw", PasswordEnv: "FW_GATEWAY_TEST_UNSET"}
+		}, `kafka.sasl.password_env "FW_GATEWAY_TEST_UNSET": environment variable FW_GATEWAY_TEST_UNSET is not set`},
+		{"CA file missing", func(c *Config) {
+			c.Connections = append(c.Connections, testConn("l1"))
+			c.Devices = []DeviceConfig{{ID: "d1", Class: "press", Connection: "l1", Schedule: everySecond}}
+			c.Kafka.TLS = kafkaclient.TLSConfig{Enabled: true, CAFile: "/nonexistent/ca.pem"}
+		}, `kafka.tls.ca_file "/nonexistent/ca.pem": no such file or directory`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base()

@@ -122,13 +122,15 @@ func newTestPlant(t *testing.T, brokerAddr string, interval time.Duration, perCl
 }
 
 // delivered reads every record of the plant's topics from the broker at
-// addr, waiting until there are at least want (0: just what is there),
-// and returns each device's samples in offset order.
-func (p *testPlant) delivered(t *testing.T, addr string, want int) map[string][]devices.Sample {
+// addr (connected with conn's options, if any: TLS, SASL), waiting until
+// there are at least want (0: just what is there), and returns each
+// device's samples in offset order.
+func (p *testPlant) delivered(t *testing.T, addr string, want int, conn ...kgo.Opt) map[string][]devices.Sample {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	conn = append([]kgo.Opt{kgo.SeedBrokers(addr)}, conn...)
+	cl, err := kgo.NewClient(conn...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +175,7 @@ func (p *testPlant) delivered(t *testing.T, addr string, want int) map[string][]
 	if remaining == 0 {
 		return out
 	}
-	cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(parts))
+	cons, err := kgo.NewClient(append(conn, kgo.ConsumePartitions(parts))...)
 	if err != nil {
 		t.Fatal(err)
 	}

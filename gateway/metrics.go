@@ -14,17 +14,18 @@ import (
 // metrics are the gateway's Prometheus metrics, all prefixed
 // factorywire_gateway_. It is also the Modbus connections' Observer.
 type metrics struct {
-	requests      *prometheus.CounterVec   // conn, function
-	requestErrors *prometheus.CounterVec   // conn, kind, exception
-	roundTrip     *prometheus.HistogramVec // conn
-	connects      *prometheus.CounterVec   // conn, result
-	produced      *prometheus.CounterVec   // topic
-	produceErrors *prometheus.CounterVec   // topic
-	spoolRecords  *prometheus.GaugeVec     // topic
-	spoolAge      *prometheus.GaugeVec     // topic
-	spoolBytes    prometheus.GaugeFunc
-	dropped       *prometheus.CounterVec // topic
-	fullWaits     prometheus.Counter
+	requests        *prometheus.CounterVec   // conn, function
+	requestErrors   *prometheus.CounterVec   // conn, kind, exception
+	roundTrip       *prometheus.HistogramVec // conn
+	connects        *prometheus.CounterVec   // conn, result
+	produced        *prometheus.CounterVec   // topic
+	produceErrors   *prometheus.CounterVec   // topic
+	kafkaConnErrors *prometheus.CounterVec   // cause
+	spoolRecords    *prometheus.GaugeVec     // topic
+	spoolAge        *prometheus.GaugeVec     // topic
+	spoolBytes      prometheus.GaugeFunc
+	dropped         *prometheus.CounterVec // topic
+	fullWaits       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, spool *Spool, health func() []modbus.DeviceHealth) *metrics {
@@ -43,6 +44,8 @@ func newMetrics(reg prometheus.Registerer, spool *Spool, health func() []modbus.
 			Help: "Samples acknowledged by the broker, by topic."}, []string{"topic"}),
 		produceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "produce_errors_total",
 			Help: "Forwarding attempts that failed and were retried from the checkpoint, by topic."}, []string{"topic"}),
+		kafkaConnErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "kafka_connection_errors_total",
+			Help: "Connection attempts to a broker that failed for a cause retrying cannot fix (wrong credentials, untrusted or misnamed certificate, TLS mismatch), by cause; /readyz names the cause."}, []string{"cause"}),
 		spoolRecords: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "spool_samples",
 			Help: "Samples in the spool not yet acknowledged by the broker, by topic."}, []string{"topic"}),
 		spoolAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "spool_oldest_sample_age_seconds",
@@ -54,7 +57,7 @@ func newMetrics(reg prometheus.Registerer, spool *Spool, health func() []modbus.
 		fullWaits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "spool_full_waits_total",
 			Help: "Times polling paused because the spool was full (when_full: pause_polling)."}),
 	}
-	reg.MustRegister(m.requests, m.requestErrors, m.roundTrip, m.connects, m.produced, m.produceErrors,
+	reg.MustRegister(m.requests, m.requestErrors, m.roundTrip, m.connects, m.produced, m.produceErrors, m.kafkaConnErrors,
 		m.spoolRecords, m.spoolAge, m.spoolBytes, m.dropped, m.fullWaits, &deviceCollector{health: health})
 	spool.dropped = func(topic string, n int) { m.dropped.WithLabelValues(topic).Add(float64(n)) }
 	spool.fullWaits = m.fullWaits.Inc

@@ -149,6 +149,7 @@ func checkCommand(stdout io.Writer) *ffcli.Command {
 func printPlan(w io.Writer, cfg gateway.Config, plan gateway.Plan) {
 	fmt.Fprintf(w, "factory %s: %d devices on %d connections, spool %s (max %d bytes, when full: %s)\n\n",
 		cfg.Factory, len(cfg.Devices), len(cfg.Connections), cfg.DataDir, cfg.Spool.MaxBytes, cfg.Spool.WhenFull)
+	fmt.Fprintf(w, "kafka: %s; %s\n\n", strings.Join(cfg.Kafka.Brokers, ","), cfg.Kafka.Describe())
 	fmt.Fprintln(w, "topics:")
 	for _, t := range plan.Topics {
 		fmt.Fprintf(w, "  %s\n", t)

@@ -65,3 +65,62 @@ func TestEnvironmentTwin(t *testing.T) {
 		t.Fatalf("FACTORYWIRE_GATEWAY_DATA_DIR not applied:\n%s", out.String())
 	}
 }
+
+// TestCheckHidesThePassword: check describes the secured connection, and
+// neither its output nor its errors show the password, even one written
+// by mistake where the name of its variable belongs.
+func TestCheckHidesThePassword(t *testing.T) {
+	const password = "Pa55-w0rd-of-the-gateway"
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "kafka-password")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../../configs/gateway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs("../../configs/devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FW_CHECK_PASSWORD", password)
+	t.Setenv("FW_CHECK_PASSWORD_FILE", pwFile)
+	write := func(name, kafka string) string {
+		body := strings.Replace(string(example), "classes_dir: devices", "classes_dir: "+abs, 1)
+		body = strings.Replace(body, "kafka:\n", "kafka:\n"+kafka, 1)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tlsBlock := "  tls:\n    enabled: true\n    insecure_skip_verify: true\n"
+	for _, tc := range []struct {
+		name, kafka, want string
+		fails             bool
+	}{
+		{"password file", "  sasl:\n    mechanism: SCRAM-SHA-512\n    username: gw\n    password_file: ${FW_CHECK_PASSWORD_FILE}\n" + tlsBlock,
+			`SASL SCRAM-SHA-512 as "gw", password from ` + pwFile, false},
+		{"password variable", "  sasl:\n    mechanism: PLAIN\n    username: gw\n    password_env: FW_CHECK_PASSWORD\n" + tlsBlock,
+			`TLS (NOT VERIFIED), SASL PLAIN as "gw", password from $FW_CHECK_PASSWORD`, false},
+		{"the password where its variable belongs", "  sasl:\n    mechanism: PLAIN\n    username: gw\n    password_env: " + password + "\n",
+			"kafka.sasl.password_env: not an environment variable name", true},
+		{"the password as a key", "  sasl:\n    password: " + password + "\n", `unknown key "password"`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run([]string{"check", "--config", write(strings.ReplaceAll(tc.name, " ", "-")+".yaml", tc.kafka)}, &out)
+			text := out.String()
+			if err != nil {
+				text += err.Error()
+			}
+			if (err != nil) != tc.fails || !strings.Contains(text, tc.want) {
+				t.Fatalf("check: %v, output:\n%s\nwant it to contain %q", err, out.String(), tc.want)
+			}
+			if strings.Contains(text, password) {
+				t.Fatalf("the password shows:\n%s", text)
+			}
+		})
+	}
+}

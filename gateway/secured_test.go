@@ -1,0 +1,217 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/factorywire/factorywire/devices/modbus"
+	"github.com/factorywire/factorywire/internal/certtest"
+	"github.com/factorywire/factorywire/internal/kafkaclient"
+)
+
+// gwPassword is the SASL password of the secured tests; it must never show
+// in a log, a metric or /readyz.
+const gwPassword = "gw-Pa55-never-printed"
+
+// TestGatewaySecuredKafka: a gateway whose kafka block is wrong for the
+// cluster (a wrong password, a CA that did not sign the broker's
+// certificate) keeps polling into the spool, logs the failure once, counts
+// it, and answers /readyz 503 naming the cause; restarted with the right
+// block over the same data dir, it forwards everything, each device's seq
+// without a gap, over SASL_SSL.
+func TestGatewaySecuredKafka(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t, "plant CA")
+	caFile := ca.Write(t, dir)
+	otherCA := certtest.NewCA(t, "another CA").Write(t, t.TempDir())
+	srv := ca.Server(t, "localhost", "127.0.0.1")
+	pwFile := filepath.Join(dir, "kafka-password")
+
+	cases := []struct {
+		name   string
+		broken func(*KafkaConfig)
+		cause  kafkaclient.Cause
+		want   string // in /readyz
+	}{
+		{"wrong password", func(k *KafkaConfig) { writeFile(t, pwFile, "wrong-"+gwPassword+"\n") },
+			kafkaclient.CauseAuthentication, `SASL SCRAM-SHA-512 as "gateway"): SASL authentication failed`},
+		{"untrusted certificate", func(k *KafkaConfig) { k.TLS.CAFile = otherCA },
+			kafkaclient.CauseUntrusted, "TLS certificate not trusted"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			plant := newTestPlant(t, "", 100*time.Millisecond, 2)
+			var topics []string
+			for topic := range plant.topics {
+				topics = append(topics, topic)
+			}
+			cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...),
+				kfake.TLS(&tls.Config{Certificates: []tls.Certificate{srv.TLS}}),
+				kfake.EnableSASL(), kfake.Superuser(kafkaclient.ScramSHA512, "gateway", gwPassword))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cluster.Close()
+			addr := cluster.ListenAddrs()[0]
+			good := plant.cfg
+			good.Kafka.Brokers = []string{addr}
+			good.Kafka.TLS = kafkaclient.TLSConfig{Enabled: true, CAFile: caFile}
+			good.Kafka.SASL = kafkaclient.SASLConfig{Mechanism: kafkaclient.ScramSHA512, Username: "gateway", PasswordFile: pwFile}
+			writeFile(t, pwFile, gwPassword+"\n")
+			bad := good
+			c.broken(&bad.Kafka)
+
+			var logs lockedBuffer
+			g, stopBad := runLogged(t, bad, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+
+			counted := regexp.MustCompile(`factorywire_gateway_kafka_connection_errors_total\{cause="` + string(c.cause) + `"\} (\d+)`)
+			waitFor(t, "two failed connection attempts counted", 60*time.Second, func() bool {
+				m := counted.FindStringSubmatch(scrape(t, g))
+				if m == nil {
+					return false
+				}
+				n, _ := strconv.Atoi(m[1])
+				return n >= 2
+			})
+			waitFor(t, "20 samples spooled", 20*time.Second, func() bool { return g.spool.backlog(false) >= 20 })
+			status, body := get(t, "http://"+g.Addr().String()+"/readyz")
+			if status != http.StatusServiceUnavailable || !strings.Contains(body, c.want) || !strings.Contains(body, "kafka broker "+addr) {
+				t.Errorf("/readyz: %d %q, want 503 naming the broker and %q", status, body, c.want)
+			}
+			metrics := scrape(t, g)
+			stopBad()
+
+			log := logs.String()
+			if n := strings.Count(log, "cause="+string(c.cause)); n != 1 {
+				t.Errorf("the cause is logged %d times, want once:\n%s", n, log)
+			}
+			for what, text := range map[string]string{"log": log, "/metrics": metrics, "/readyz": body} {
+				if strings.Contains(text, gwPassword) {
+					t.Errorf("the password shows in %s", what)
+				}
+			}
+
+			// Restarted with the right credentials and CA, the gateway
+			// forwards what the spool holds and what it polls next.
+			writeFile(t, pwFile, gwPassword+"\n")
+			g2, stop := runGateway(t, good)
+			waitFor(t, "the backlog to drain", 60*time.Second, func() bool { return g2.spool.backlog(true) == 0 })
+			if status, body := get(t, "http://"+g2.Addr().String()+"/readyz"); status != http.StatusOK {
+				t.Errorf("/readyz after the fix: %d %s", status, body)
+			}
+			stop()
+			last := map[string]uint64{}
+			total := 0
+			for id, next := range nextSeqs(g2) {
+				last[id] = next - 1
+				total += int(next)
+			}
+			opts, err := good.Kafka.Opts(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSeqs(t, plant.delivered(t, addr, total, opts...), plant.devices, last, true)
+		})
+	}
+}
+
+// TestCheckHidesThePassword: the gateway's check and its start-up log
+// describe the secured connection without the password.
+func TestCheckHidesThePassword(t *testing.T) {
+	t.Setenv("FW_GATEWAY_TEST_PASSWORD", gwPassword)
+	cfg := DefaultConfig()
+	cfg.Factory, cfg.DataDir, cfg.ClassesDir, cfg.HTTPListen = "plant-a", t.TempDir(), "../configs/devices", ""
+	cfg.Connections = []modbus.ConnConfig{testConn("l1")}
+	cfg.Devices = []DeviceConfig{{ID: "d1", Class: "press", Connection: "l1", Schedule: everySecond}}
+	cfg.Kafka.SASL = kafkaclient.SASLConfig{Mechanism: kafkaclient.Plain, Username: "gw", PasswordEnv: "FW_GATEWAY_TEST_PASSWORD"}
+	if _, err := Check(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	_, stop := runLogged(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	waitFor(t, "the start-up log", 10*time.Second, func() bool { return strings.Contains(logs.String(), "gateway running") })
+	stop()
+	if !strings.Contains(logs.String(), `SASL PLAIN as \"gw\", password from $FW_GATEWAY_TEST_PASSWORD`) {
+		t.Errorf("start-up log does not describe the connection:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), gwPassword) {
+		t.Errorf("the password shows in the log:\n%s", logs.String())
+	}
+}
+
+// runLogged runs a gateway for cfg logging to logger until stop, which
+// waits for Run and fails the test on its error.
+func runLogged(t *testing.T, cfg Config, logger *slog.Logger) (*Gateway, func()) {
+	t.Helper()
+	g, err := New(cfg, logger)
+	if err != nil {
+		t.Fatalf("new gateway: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("gateway Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return g, stop
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
