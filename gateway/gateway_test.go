@@ -204,7 +204,7 @@ func TestCheckReportsConfigErrors(t *testing.T) {
 		}, "devices[0] (d1).unit 250"},
 		{"spool policy", func(c *Config) { c.Spool.WhenFull = "drop" }, `spool.when_full "drop"`},
 		{"compression", func(c *Config) { c.Kafka.Compression = "brotli" }, `kafka.compression "brotli"`},
-		{"tls key without tls", func(c *Config) { c.Kafka.TLS.CAFile = "ca.pem" }, "kafka.tls.ca_file: set while tls.enabled is false"},
+		{"tls key without tls", func(c *Config) { c.Kafka.TLS.CAFile = "ca.pem" }, "kafka.tls.ca_file: set while TLS is off"},
 		{"sasl without user", func(c *Config) { c.Kafka.SASL = kafkaclient.SASLConfig{Mechanism: "PLAIN", PasswordEnv: "X"} }, "kafka.sasl.username: required"},
 		{"password variable unset", func(c *Config) {
 			c.Connections = append(c.Connections, testConn("l1"))

@@ -136,10 +136,20 @@ func (e *FieldError) Error() string {
 	return fmt.Sprintf("%s %q: %s", e.Key, e.Value, e.Reason)
 }
 
-// Rekey returns err (Validate's) with each FieldError's key replaced by
-// rename(key): a parent block prefixes its own key ("kafka." + key), the
-// admin commands name their flags.
+// Rekey returns err (Validate's or Opts's) with each FieldError's key
+// replaced by rename(key): a parent block prefixes its own key ("kafka." +
+// key).
 func Rekey(err error, rename func(key string) string) error {
+	return Rewrite(err, func(fe FieldError) FieldError {
+		fe.Key = rename(fe.Key)
+		return fe
+	})
+}
+
+// Rewrite returns err with each FieldError replaced by fn's copy of it
+// (the admin commands name their flags in the key and the reason); other
+// errors stay as they are.
+func Rewrite(err error, fn func(FieldError) FieldError) error {
 	if err == nil {
 		return nil
 	}
@@ -153,8 +163,7 @@ func Rekey(err error, rename func(key string) string) error {
 	for i, e := range list {
 		var fe *FieldError
 		if errors.As(e, &fe) {
-			c := *fe
-			c.Key = rename(fe.Key)
+			c := fn(*fe)
 			e = &c
 		}
 		out[i] = e
@@ -190,7 +199,7 @@ func (c Config) Validate() error {
 		}{{"ca_file", t.CAFile != ""}, {"cert_file", t.CertFile != ""}, {"key_file", t.KeyFile != ""},
 			{"server_name", t.ServerName != ""}, {"insecure_skip_verify", t.InsecureSkipVerify}} {
 			if k.set {
-				bad("tls."+k.key, "", "set while tls.enabled is false: set tls.enabled: true to use TLS, or remove it")
+				bad("tls."+k.key, "", "set while TLS is off: turn it on (tls.enabled: true), or remove it")
 			}
 		}
 	}
