@@ -3,12 +3,14 @@ package sink
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/configfile"
+	"github.com/factorywire/factorywire/internal/kafkaclient"
 )
 
 // Config is a sink's configuration, decoded strictly from YAML
@@ -60,8 +62,9 @@ type Config struct {
 
 // KafkaConfig says where records come from.
 type KafkaConfig struct {
-	// Brokers are the seed brokers, host:port. Default [127.0.0.1:9092].
-	Brokers []string `yaml:"brokers"`
+	// Config is the connection: brokers (default [127.0.0.1:9092]), tls
+	// and sasl, as every component spells them (see kafkaclient).
+	kafkaclient.Config `yaml:",inline"`
 	// Group is the consumer group. Default factorywire-sink.
 	Group string `yaml:"group"`
 	// SessionTimeout is how long the group coordinator waits for a
@@ -163,7 +166,7 @@ func DefaultConfig() Config {
 	return Config{
 		HTTPListen: "127.0.0.1:9109",
 		Kafka: KafkaConfig{
-			Brokers:           []string{"127.0.0.1:9092"},
+			Config:            kafkaclient.Config{Brokers: []string{"127.0.0.1:9092"}},
 			Group:             DefaultGroup,
 			SessionTimeout:    45 * time.Second,
 			HeartbeatInterval: 3 * time.Second,
@@ -182,13 +185,16 @@ func DefaultConfig() Config {
 // DefaultGroup is the consumer group of a sink unless configured.
 const DefaultGroup = "factorywire-sink"
 
-// LoadConfig reads the YAML file at path over DefaultConfig. It does not
-// validate.
+// LoadConfig reads the YAML file at path over DefaultConfig, expanding
+// ${VAR} from the environment, and resolves the kafka block's files
+// (tls.ca_file, cert_file, key_file, sasl.password_file) against the
+// file's directory. It does not validate.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	if err := configfile.Load(path, &cfg); err != nil {
 		return Config{}, err
 	}
+	cfg.Kafka.RelativeTo(filepath.Dir(path))
 	return cfg, nil
 }
 
@@ -254,13 +260,8 @@ func (c Config) Validate() error {
 			bad("topics_pattern %q: %v", c.TopicsPattern, err)
 		}
 	}
-	if len(c.Kafka.Brokers) == 0 {
-		bad("kafka.brokers: at least one broker required")
-	}
-	for i, b := range c.Kafka.Brokers {
-		if b == "" {
-			bad("kafka.brokers[%d]: empty", i)
-		}
+	if err := c.Kafka.Config.Validate(); err != nil {
+		errs = append(errs, kafkaclient.Rekey(err, func(k string) string { return "kafka." + k }))
 	}
 	if c.Kafka.Group == "" {
 		bad("kafka.group: required")

@@ -18,10 +18,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/plugin/kslog"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/factorywire/factorywire/internal/kafkaclient"
 	"github.com/factorywire/factorywire/storage/mongots"
 )
 
@@ -34,6 +34,7 @@ type Sink struct {
 	log     *slog.Logger
 	mongo   *mongo.Client
 	client  *kgo.Client
+	kafka   *kafkaclient.Monitor
 	pipe    *pipeline
 	reg     *prometheus.Registry
 	metrics *metrics
@@ -91,7 +92,12 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 	s.pipe = newPipeline(cfg, logger, s.metrics, st)
 	s.pipe.produce = s.produce
 	s.pipe.abandon = s.rebalanceWaiting.Load
-	if s.client, err = kgo.NewClient(s.kafkaOptions()...); err != nil {
+	s.kafka = kafkaclient.NewMonitor(cfg.Kafka.Config, logger)
+	opts, err := s.kafkaOptions()
+	if err != nil {
+		return nil, kafkaclient.Rekey(err, func(k string) string { return "kafka." + k })
+	}
+	if s.client, err = kgo.NewClient(append(opts, kgo.WithHooks(s.kafka))...); err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	if cfg.HTTPListen != "" {
@@ -104,14 +110,17 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 	return s, nil
 }
 
-// kafkaOptions: a group consumer of the configured topics (never the
-// dead-letter ones), committing by hand after each batch, whose rebalances
-// wait for the batch in progress; also the producer of dead letters
-// (acks=all, idempotent).
-func (s *Sink) kafkaOptions() []kgo.Opt {
+// kafkaOptions: the connection's options (kafkaclient), then a group
+// consumer of the configured topics (never the dead-letter ones),
+// committing by hand after each batch, whose rebalances wait for the batch
+// in progress; also the producer of dead letters (acks=all, idempotent).
+func (s *Sink) kafkaOptions() ([]kgo.Opt, error) {
 	k := s.cfg.Kafka
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(k.Brokers...),
+	opts, err := k.Opts(s.log)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
 		kgo.ConsumerGroup(k.Group),
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(s.cfg.TopicsRegex()),
@@ -129,12 +138,11 @@ func (s *Sink) kafkaOptions() []kgo.Opt {
 		kgo.FetchMaxBytes(k.FetchMaxBytes),
 		kgo.MetadataMaxAge(time.Minute), // how soon a new topic of a factory is consumed
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.WithLogger(kslog.New(s.log.With("component", "kafka"))),
-	}
+	)
 	if k.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(k.InstanceID))
 	}
-	return opts
+	return opts, nil
 }
 
 // Addr is the HTTP listener's address, nil when HTTPListen is empty.
@@ -148,12 +156,26 @@ func (s *Sink) Addr() net.Addr {
 // Run consumes, writes and commits until ctx ends, then finishes the batch
 // in progress (for up to ShutdownTimeout), commits it, leaves the group
 // and releases everything. It returns nil after a stop by ctx, or the
-// error that stopped the sink: MongoDB refusing a batch for good (not
-// authorized, a collection of the wrong shape), which needs a person.
+// error that stopped the sink, which needs a person: MongoDB refusing a
+// batch for good (not authorized, a collection of the wrong shape), or a
+// broker refusing the connection for good (a *kafkaclient.ConnError: wrong
+// credentials, an untrusted or misnamed certificate), after which the sink
+// stops as it does at the end of ctx.
 func (s *Sink) Run(ctx context.Context) error {
 	defer s.release()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-s.kafka.Failed():
+			stopRun(s.kafka.First())
+		case <-ctx.Done():
+		}
+	}()
 	if s.http != nil {
 		wg.Add(1)
 		go func() {
@@ -169,7 +191,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		}()
 	}
 	s.log.Info("sink running", "group", s.cfg.Kafka.Group, "topics", s.cfg.TopicsRegex(),
-		"brokers", strings.Join(s.cfg.Kafka.Brokers, ","), "mongodb", redactURI(s.cfg.MongoDB.URI),
+		"brokers", strings.Join(s.cfg.Kafka.Brokers, ","), "kafka", s.cfg.Kafka.Describe(), "mongodb", redactURI(s.cfg.MongoDB.URI),
 		"database", s.cfg.MongoDB.Database, "http", s.Addr())
 	close(s.ready)
 
@@ -205,6 +227,11 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		s.rebalanceWaiting.Store(false)
 		s.client.AllowRebalance()
+	}
+	var ce *kafkaclient.ConnError
+	if err := context.Cause(ctx); errors.As(err, &ce) {
+		s.log.Error("sink stopping: a broker refuses the connection", "err", err)
+		return err
 	}
 	s.log.Info("sink stopping: leaving the group")
 	return nil
@@ -376,7 +403,8 @@ func (s *Sink) release() {
 }
 
 // handler serves /metrics, /healthz (the process is up) and /readyz (Run
-// has started, and the broker and MongoDB answer within 2 s).
+// has started, no broker refuses the connection, and the broker and
+// MongoDB answer within 2 s).
 func (s *Sink) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
@@ -386,6 +414,10 @@ func (s *Sink) handler() http.Handler {
 		case <-s.ready:
 		default:
 			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		if err := s.kafka.Err(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

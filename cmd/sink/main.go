@@ -35,6 +35,7 @@ import (
 
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/cli"
+	"github.com/factorywire/factorywire/internal/kafkaclient"
 	"github.com/factorywire/factorywire/sink"
 	"github.com/factorywire/factorywire/storage/mongots"
 	"github.com/factorywire/factorywire/topics"
@@ -129,6 +130,11 @@ func runCommand() *ffcli.Command {
 			})
 			if err != nil {
 				return err
+			}
+			// The kafka block's files and password, read now so that a
+			// missing one is a usage error.
+			if _, err := cfg.Kafka.Opts(nil); err != nil {
+				return usageError{Err: fmt.Errorf("%s: %w", *f.config, kafkaclient.Rekey(err, func(k string) string { return "kafka." + k }))}
 			}
 			ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/mongotest"
 	"github.com/factorywire/factorywire/storage/mongots"
@@ -43,6 +45,13 @@ func TestConfigErrorsAreUsageErrors(t *testing.T) {
 		{"no subcommand", nil, "missing subcommand"},
 		{"no query", []string{"query"}, "missing query"},
 		{"bad log level", []string{"run", "--config", filepath.Join(dir, "ok.yaml"), "--log-level", "loud"}, `--log-level "loud"`},
+		{"kafka block invalid", []string{"run", "--config", writeFile(t, dir, "sasl.yaml", "factories: [plant-a]\nkafka:\n  sasl:\n    mechanism: PLAIN\n")},
+			"sasl.yaml: kafka.sasl.username: required with sasl.mechanism PLAIN"},
+		{"password variable unset", []string{"run", "--config", writeFile(t, dir, "env.yaml",
+			"factories: [plant-a]\nkafka:\n  sasl:\n    mechanism: PLAIN\n    username: sink\n    password_env: FW_SINK_TEST_UNSET\n")},
+			`env.yaml: kafka.sasl.password_env "FW_SINK_TEST_UNSET": environment variable FW_SINK_TEST_UNSET is not set`},
+		{"unset variable in the file", []string{"run", "--config", writeFile(t, dir, "var.yaml", "factories: [plant-a]\nkafka:\n  brokers: [\"${FW_SINK_TEST_UNSET}\"]\n")},
+			"var.yaml:3: ${FW_SINK_TEST_UNSET}: environment variable FW_SINK_TEST_UNSET is not set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(tc.args, &bytes.Buffer{})
@@ -161,5 +170,51 @@ func TestQueryRealMongoDB(t *testing.T) {
 	lines = strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 3 || !strings.Contains(lines[1], "0.5") || !strings.Contains(lines[1], "4.5") {
 		t.Fatalf("window printed:\n%s\nwant a header and two 5-minute buckets (0.5-4.5, 5.5-9.5)", out.String())
+	}
+}
+
+// TestRefusedConnectionFails: a sink whose password the cluster refuses
+// stops with an error (exit status 1, not 2: the config is well formed)
+// naming the broker, the mechanism and the cause, without the password.
+func TestRefusedConnectionFails(t *testing.T) {
+	const password = "sink-Pa55-of-the-test"
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "plant-a.press"),
+		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "sink", password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	dir := t.TempDir()
+	writeFile(t, dir, "password", "not-"+password+"\n")
+	t.Setenv("FW_SINK_TEST_BROKER", cluster.ListenAddrs()[0])
+	cfg := writeFile(t, dir, "sink.yaml", `factories: [plant-a]
+http_listen: ""
+kafka:
+  brokers: ["${FW_SINK_TEST_BROKER}"]
+  sasl:
+    mechanism: SCRAM-SHA-512
+    username: sink
+    password_file: password   # relative to this file
+mongodb:
+  uri: mongodb://127.0.0.1:1
+`)
+	done := make(chan error, 1)
+	go func() { done <- run([]string{"run", "--config", cfg, "--log-level", "error"}, &bytes.Buffer{}) }()
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("sink run still runs after 60s")
+	}
+	var ue usageError
+	if err == nil || errors.As(err, &ue) {
+		t.Fatalf("run = %v, want an error that is not a usage error", err)
+	}
+	for _, want := range []string{"kafka broker " + cluster.ListenAddrs()[0], `SASL SCRAM-SHA-512 as "sink"`, "SASL authentication failed"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), password) {
+		t.Errorf("the error shows the password: %v", err)
 	}
 }
