@@ -15,32 +15,65 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/factorywire/factorywire/internal/cli"
+	"github.com/factorywire/factorywire/internal/kafkaclient"
 	"github.com/factorywire/factorywire/topics"
 )
 
-// adminFlags are the flags every topics and groups subcommand takes.
+// adminFlags are the flags every topics and groups subcommand takes: the
+// connection's (cli.KafkaFlags: --brokers, --tls…, --sasl…) and --timeout.
 type adminFlags struct {
-	brokers *string
+	kafka   *cli.KafkaFlags
 	timeout *time.Duration
 }
 
 func addAdminFlags(fs *flag.FlagSet) adminFlags {
 	return adminFlags{
-		brokers: fs.String("brokers", "127.0.0.1:9092", "seed brokers of any Kafka-compatible cluster, host:port,..."),
+		kafka:   cli.AddKafkaFlags(fs, "127.0.0.1:9092"),
 		timeout: fs.Duration("timeout", 30*time.Second, "bound on the whole command"),
 	}
 }
 
-// admin connects to the cluster and runs fn with a topics.Admin.
+// run connects to the cluster and runs fn with a topics.Admin. A broker
+// refusing the connection for good (wrong credentials, an untrusted or
+// misnamed certificate) stops fn at once, and run returns that
+// *kafkaclient.ConnError rather than fn's error or a timeout.
 func (f adminFlags) run(ctx context.Context, fn func(context.Context, *topics.Admin) error) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*f.brokers, ",")...))
+	cfg, err := f.kafka.Config()
 	if err != nil {
-		return usageError{Err: fmt.Errorf("--brokers %q: %w", *f.brokers, err)}
+		return err
+	}
+	// Warnings (TLS verification off, PLAIN without TLS) to stderr.
+	logger, err := cli.Logger("warn")
+	if err != nil {
+		return err
+	}
+	opts, err := cfg.Opts(logger)
+	if err != nil {
+		return usageError{Err: cli.FlagErrors(err)}
+	}
+	mon := kafkaclient.NewMonitor(cfg, nil)
+	cl, err := kgo.NewClient(append(opts, kgo.WithHooks(mon))...)
+	if err != nil {
+		return usageError{Err: fmt.Errorf("--brokers %q: %w", strings.Join(cfg.Brokers, ","), err)}
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, *f.timeout)
 	defer cancel()
-	return fn(ctx, topics.NewAdmin(cl))
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		select {
+		case <-mon.Failed():
+			stop(mon.First())
+		case <-ctx.Done():
+		}
+	}()
+	err = fn(ctx, topics.NewAdmin(cl))
+	if ce := mon.First(); ce != nil {
+		return ce
+	}
+	return err
 }
 
 // parseRetention reads a retention: Go durations (36h, 90m) plus days
