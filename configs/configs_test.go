@@ -4,13 +4,16 @@
 package configs
 
 import (
+	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/factorywire/factorywire/broker"
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/gateway"
 	"github.com/factorywire/factorywire/internal/configfile"
+	"github.com/factorywire/factorywire/internal/kafkaclient"
 	"github.com/factorywire/factorywire/sink"
 )
 
@@ -54,6 +57,52 @@ func TestExamplesLoadAndValidate(t *testing.T) {
 			}
 			if err := load(f); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestSecuredKafkaExamples uncomments the example tls and sasl blocks of
+// the gateway's and the sink's configs (lines "  #tls:", "  #sasl:" and
+// "  #  key: …") and validates the result, so the commented examples
+// cannot drift from the code either. Their files do not exist here:
+// Validate, not Check, which reads them.
+func TestSecuredKafkaExamples(t *testing.T) {
+	t.Setenv("FACTORY", "plant-a")
+	example := regexp.MustCompile(`(?m)^  #(tls:|sasl:|  \S)`)
+	for name, load := range map[string]func(path string) (kafkaclient.Config, error){
+		"gateway.yaml": func(path string) (kafkaclient.Config, error) {
+			cfg, err := gateway.LoadConfig(path)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			return cfg.Kafka.Config, err
+		},
+		"sink.yaml": func(path string) (kafkaclient.Config, error) {
+			cfg, err := sink.LoadConfig(path)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			return cfg.Kafka.Config, err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			uncommented := example.ReplaceAllString(string(raw), "  $1")
+			dir := t.TempDir()
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, []byte(uncommented), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			k, err := load(path)
+			if err != nil {
+				t.Fatalf("the uncommented example does not validate: %v", err)
+			}
+			if !k.TLS.Enabled || k.TLS.CertFile == "" || k.SASL.Mechanism == "" || k.SASL.Username == "" || k.SASL.Username == "gateway-${FACTORY}" {
+				t.Fatalf("the tls and sasl examples were not uncommented, or ${FACTORY} not expanded: %+v", k)
 			}
 		})
 	}
