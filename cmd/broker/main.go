@@ -6,7 +6,14 @@
 //	broker groups list|describe|lag|reset --brokers HOST:PORT ...
 //
 // topics and groups administer any Kafka-compatible cluster, as Kafka ships
-// kafka-topics.sh and kafka-consumer-groups.sh beside its broker.
+// kafka-topics.sh and kafka-consumer-groups.sh beside its broker. On a
+// secured cluster they take --tls, --tls-ca-file, --tls-cert-file,
+// --tls-key-file, --tls-server-name, --tls-insecure-skip-verify,
+// --sasl-mechanism, --sasl-username and --sasl-password-file or
+// --sasl-password-env (the name of the variable holding the password:
+// there is no password flag). A broker refusing the connection for good
+// (wrong credentials, an untrusted or misnamed certificate) ends the
+// command at once with exit status 1 and the cause.
 //
 // Every flag has an environment twin: FACTORYWIRE_BROKER_ and the flag name in
 // upper case with '-' as '_' (FACTORYWIRE_BROKER_DATA_DIR). Precedence:
