@@ -67,14 +67,25 @@
 //     times are skipped), counted in factorywire_gateway_spool_full_waits_total.
 //     Nothing is dropped, and no sample is taken that could not be stored.
 //
+// When a broker refuses the connection for a cause retrying cannot fix (a
+// wrong password or user, a certificate of an unknown authority or for
+// another name, a refused client certificate: kafkaclient.ConnError),
+// polling goes on into the spool as in an outage; the cause is logged once
+// (again only if it changes or after the broker was reached),
+// every refused attempt is counted in
+// factorywire_gateway_kafka_connection_errors_total{cause}, and /readyz
+// answers 503 with the broker, the mechanism, the cause and the fix. A
+// gateway restarted with the right kafka block forwards the spool in order.
+//
 // # HTTP
 //
 // HTTPListen serves /metrics (Prometheus: Modbus requests, errors by kind
 // and exception code, round trips, connects; per-device polls, samples,
 // failures, last success; spool samples, bytes and oldest age; produced
-// samples and produce errors; Go runtime and process), /healthz (200 while
-// the process runs), /readyz (200 once Run has started and the broker
-// answers within 2 s) and /devices (each device's health as JSON: last
+// samples and produce errors; refused Kafka connections by cause; Go
+// runtime and process), /healthz (200 while the process runs), /readyz
+// (200 once Run has started, no broker refuses the connection and the
+// broker answers within 2 s; else 503 and why) and /devices (each device's health as JSON: last
 // attempt and success, consecutive failures, last error, round trip, next
 // due time, next seq).
 //

@@ -140,7 +140,11 @@
 // stop the sink, with nothing of the batch committed: MongoDB refusing the
 // credentials or the operation (Unauthorized, AuthenticationFailed), a
 // collection of the wrong shape (mongots.CollectionError), a stored
-// document of an unexpected shape (mongots.ErrCorruptDoc).
+// document of an unexpected shape (mongots.ErrCorruptDoc); and a broker
+// refusing the connection for a cause retrying cannot fix (a wrong
+// password or user, a certificate of an unknown authority or for another
+// name: kafkaclient.ConnError), after which the sink stops as at SIGTERM
+// and Run returns the ConnError (sink run exits 1 with it).
 //
 // Residual risk: a sink killed (SIGKILL, power) while a write is in flight
 // cannot wait out its deadline; if MongoDB applies that write only after
@@ -155,6 +159,7 @@
 // duplicates_skipped_total{topic,rule}, transient_retries_total{op},
 // consumer_lag_records{topic,partition} from the fetches' high
 // watermarks; Go runtime and process), /healthz (200
-// while the process runs) and /readyz (200 once Run has started and both
-// the broker and MongoDB answer within 2 s).
+// while the process runs) and /readyz (200 once Run has started, no broker
+// refuses the connection, and both the broker and MongoDB answer within
+// 2 s).
 package sink
