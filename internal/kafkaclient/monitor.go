@@ -181,6 +181,12 @@ func classify(c Config, key int16, err error) diagnosis {
 	case c.TLS.Enabled && errors.As(err, &record):
 		return diagnosis{CauseNotTLS, "the broker answered the TLS handshake with something else",
 			"this listener is plaintext: set tls.enabled: false (drop --tls), or dial the broker's TLS listener", true}
+	case !c.TLS.Enabled && strings.Contains(err.Error(), "appear to be a tls alert record"):
+		// Apache Kafka's TLS listener answers a plaintext request with a
+		// TLS alert, which kgo reads as a response size and reports in
+		// words only.
+		return diagnosis{CauseTLSRequired, "the broker answered the first request with a TLS alert: the listener speaks TLS",
+			"set tls.enabled: true (--tls), or dial the broker's plaintext listener", true}
 	case errors.As(err, &firstEOF):
 		if !c.TLS.Enabled && key == keyApiVersions {
 			return diagnosis{CauseTLSRequired, "the broker closed the connection at the first request, as a TLS listener does for a plaintext client",

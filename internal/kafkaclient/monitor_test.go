@@ -38,6 +38,9 @@ func TestClassify(t *testing.T) {
 		{"expired certificate", tlsOn, -1, &tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.Expired}}, CauseCertificate, true},
 		{"plaintext answer to TLS", tlsOn, -1, fmt.Errorf("unable to dial: %w", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), CauseNotTLS, true},
 		{"TLS alert: protocol version", tlsOn, keyApiVersions, &net.OpError{Op: "remote error", Err: errors.New("tls: protocol version not supported")}, CauseTLSHandshake, true},
+		{"Apache Kafka's TLS alert to a plaintext request", plaintext, keyApiVersions,
+			errors.New("invalid large response size 352518912 > limit 104857600; the first three bytes received appear to be a tls alert record for TLS v1.2; is this a plaintext connection speaking to a tls endpoint?"),
+			CauseTLSRequired, true},
 		{"connection refused", plaintext, -1, &net.OpError{Op: "dial", Err: errors.New("connect: connection refused")}, "", false},
 		{"timeout", tlsOn, -1, fmt.Errorf("unable to dial: %w", &net.OpError{Op: "dial", Err: errors.New("i/o timeout")}), "", false},
 	}
