@@ -59,6 +59,30 @@ func (a *Admin) partitions(ctx context.Context, topics []string) (map[string]int
 	return out, nil
 }
 
+// awaitMetadata is partitions of topics, asked again for a while (up to
+// metadataSettle) until done says the metadata shows what it should. An
+// Apache Kafka broker learns of a topic created or deleted a moment after
+// the controller answered the request.
+func (a *Admin) awaitMetadata(ctx context.Context, topics []string, done func(found map[string]int) bool) (map[string]int, error) {
+	deadline := time.Now().Add(metadataSettle)
+	for {
+		found, err := a.partitions(ctx, topics)
+		if err != nil || done(found) || time.Now().After(deadline) {
+			return found, err
+		}
+		select {
+		case <-ctx.Done():
+			return found, nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// metadataSettle bounds how long Ensure and DeleteFactory wait for a
+// broker's metadata to show a topic that exists, or no longer show one
+// deleted.
+const metadataSettle = 5 * time.Second
+
 // FactorySpec is what Ensure makes true for one factory.
 type FactorySpec struct {
 	Prefix  string   // deployment prefix, "" for none
@@ -124,35 +148,55 @@ func (a *Admin) Ensure(ctx context.Context, spec FactorySpec) ([]Change, error) 
 	}
 	var changes []Change
 	var errs []error
-	var alter []string
+	var alter, raced []string
+	have := func(name string, partitions, asked int32) {
+		action := "unchanged"
+		switch {
+		case partitions < asked:
+			action = fmt.Sprintf("has %d partitions, %d asked: not added (add them with AddPartitions; keys move)", partitions, asked)
+		case partitions > asked:
+			action = fmt.Sprintf("has %d partitions, %d asked: kept (partitions cannot be removed)", partitions, asked)
+		}
+		changes = append(changes, Change{name, action})
+		if spec.Retention != 0 {
+			alter = append(alter, name)
+		}
+	}
+	asked := map[string]int32{}
 	for _, w := range wants {
-		have, ok := existing[w.name]
-		if !ok {
-			resp, err := a.adm.CreateTopic(ctx, w.partitions, -1, configs, w.name)
-			if err == nil {
-				err = resp.Err
-			}
-			if errors.Is(err, kerr.TopicAlreadyExists) {
-				changes = append(changes, Change{w.name, "unchanged (created concurrently)"})
-				continue
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("create %s: %w", w.name, err))
-				continue
-			}
-			changes = append(changes, Change{w.name, fmt.Sprintf("created (%d partitions)", w.partitions)})
+		asked[w.name] = w.partitions
+		if n, ok := existing[w.name]; ok {
+			have(w.name, int32(n), w.partitions)
 			continue
 		}
-		action := "unchanged"
-		switch have := int32(have); {
-		case have < w.partitions:
-			action = fmt.Sprintf("has %d partitions, %d asked: not added (add them with AddPartitions; keys move)", have, w.partitions)
-		case have > w.partitions:
-			action = fmt.Sprintf("has %d partitions, %d asked: kept (partitions cannot be removed)", have, w.partitions)
+		resp, err := a.adm.CreateTopic(ctx, w.partitions, -1, configs, w.name)
+		if err == nil {
+			err = resp.Err
 		}
-		changes = append(changes, Change{w.name, action})
-		if spec.Retention != 0 {
-			alter = append(alter, w.name)
+		switch {
+		case errors.Is(err, kerr.TopicAlreadyExists):
+			raced = append(raced, w.name)
+		case err != nil:
+			errs = append(errs, fmt.Errorf("create %s: %w", w.name, err))
+		default:
+			changes = append(changes, Change{w.name, fmt.Sprintf("created (%d partitions)", w.partitions)})
+		}
+	}
+	// A topic that exists but was not in the metadata: created by someone
+	// else meanwhile, or just created and not yet in the answering
+	// broker's metadata (Apache Kafka's brokers learn of a topic a moment
+	// after its CreateTopics returns). It is an existing topic.
+	if len(raced) > 0 {
+		found, err := a.awaitMetadata(ctx, raced, func(found map[string]int) bool { return len(found) == len(raced) })
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, name := range raced {
+			if n, ok := found[name]; ok {
+				have(name, int32(n), asked[name])
+			} else {
+				changes = append(changes, Change{name, "exists (created concurrently; not yet in the metadata)"})
+			}
 		}
 	}
 	if len(alter) > 0 {
@@ -226,18 +270,18 @@ func (a *Admin) retentions(ctx context.Context, topics []string) (map[string]str
 	if err != nil {
 		return nil, fmt.Errorf("topics: describe configs: %w", err)
 	}
-	out := map[string]string{}
+	ret := map[string]string{}
 	for _, rc := range rcs {
 		if rc.Err != nil {
 			return nil, fmt.Errorf("topics: describe configs of %s: %w", rc.Name, rc.Err)
 		}
 		for _, c := range rc.Configs {
 			if c.Key == "retention.ms" && c.Value != nil {
-				out[rc.Name] = *c.Value
+				ret[rc.Name] = *c.Value
 			}
 		}
 	}
-	return out, nil
+	return ret, nil
 }
 
 // TopicInfo is one topic as List reports it.
@@ -281,7 +325,28 @@ func (a *Admin) Topics(ctx context.Context, prefix, factory string) ([]TopicInfo
 // grammar) of factory under prefix, or of every factory when factory is
 // empty, sorted by name, with partitions, retention, records and the lag of
 // every consumer group that reads them.
+//
+// A topic deleted while List reads it (Apache Kafka's brokers list a
+// deleted topic in their metadata for a moment) makes List start again, a
+// few times.
 func (a *Admin) List(ctx context.Context, prefix, factory string) ([]TopicInfo, error) {
+	for attempt := 1; ; attempt++ {
+		infos, err := a.list(ctx, prefix, factory)
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) || attempt == listAttempts {
+			return infos, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// listAttempts bounds how often List starts again after a topic vanished.
+const listAttempts = 5
+
+func (a *Admin) list(ctx context.Context, prefix, factory string) ([]TopicInfo, error) {
 	infos, err := a.Topics(ctx, prefix, factory)
 	if err != nil || len(infos) == 0 {
 		return nil, err
@@ -376,7 +441,8 @@ func (a *Admin) AddPartitions(ctx context.Context, topic string, total int) erro
 }
 
 // DeleteFactory deletes every topic of factory under prefix (samples and
-// dead letters) and returns their names. What they held is gone.
+// dead letters) and returns their names. What they held is gone. It
+// returns once the metadata no longer lists them, or after a few seconds.
 func (a *Admin) DeleteFactory(ctx context.Context, prefix, factory string) ([]string, error) {
 	if err := ValidateSegment("factory", factory); err != nil {
 		return nil, err
@@ -397,9 +463,18 @@ func (a *Admin) DeleteFactory(ctx context.Context, prefix, factory string) ([]st
 		return nil, fmt.Errorf("topics: delete: %w", err)
 	}
 	var errs []error
+	var deleted []string
 	for _, r := range resps {
 		if r.Err != nil {
 			errs = append(errs, fmt.Errorf("delete %s: %w", r.Topic, r.Err))
+		} else {
+			deleted = append(deleted, r.Topic)
+		}
+	}
+	if len(deleted) > 0 {
+		// So that a listing or a creation right after sees them gone.
+		if _, err := a.awaitMetadata(ctx, deleted, func(found map[string]int) bool { return len(found) == 0 }); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return names, errors.Join(errs...) // sorted, as Topics returns them
