@@ -16,44 +16,50 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factorywire/factorywire/devices/modbus"
 	"github.com/factorywire/factorywire/internal/certtest"
 	"github.com/factorywire/factorywire/internal/kafkaclient"
+	"github.com/factorywire/factorywire/internal/kafkatest"
 )
 
 // gwPassword is the SASL password of the secured tests; it must never show
 // in a log, a metric or /readyz.
 const gwPassword = "gw-Pa55-never-printed"
 
+// refusal is a kafka block the cluster refuses, and what the gateway must
+// say about it.
+type refusal struct {
+	name   string
+	broken func(t *testing.T, k *KafkaConfig, pwFile string) // breaks a working block
+	cause  kafkaclient.Cause
+	want   string // in /readyz
+}
+
+var wrongPassword = refusal{"wrong password", func(t *testing.T, _ *KafkaConfig, pwFile string) { writeFile(t, pwFile, "wrong-"+gwPassword+"\n") },
+	kafkaclient.CauseAuthentication, `SASL SCRAM-SHA-512 as "gateway"): SASL authentication failed`}
+
 // TestGatewaySecuredKafka: a gateway whose kafka block is wrong for the
 // cluster (a wrong password, a CA that did not sign the broker's
 // certificate) keeps polling into the spool, logs the failure once, counts
 // it, and answers /readyz 503 naming the cause; restarted with the right
 // block over the same data dir, it forwards everything, each device's seq
-// without a gap, over SASL_SSL.
+// without a gap, over SASL_SSL (kfake).
 func TestGatewaySecuredKafka(t *testing.T) {
 	dir := t.TempDir()
 	ca := certtest.NewCA(t, "plant CA")
 	caFile := ca.Write(t, dir)
 	otherCA := certtest.NewCA(t, "another CA").Write(t, t.TempDir())
 	srv := ca.Server(t, "localhost", "127.0.0.1")
-	pwFile := filepath.Join(dir, "kafka-password")
-
-	cases := []struct {
-		name   string
-		broken func(*KafkaConfig)
-		cause  kafkaclient.Cause
-		want   string // in /readyz
-	}{
-		{"wrong password", func(k *KafkaConfig) { writeFile(t, pwFile, "wrong-"+gwPassword+"\n") },
-			kafkaclient.CauseAuthentication, `SASL SCRAM-SHA-512 as "gateway"): SASL authentication failed`},
-		{"untrusted certificate", func(k *KafkaConfig) { k.TLS.CAFile = otherCA },
+	for _, r := range []refusal{
+		wrongPassword,
+		{"untrusted certificate", func(_ *testing.T, k *KafkaConfig, _ string) { k.TLS.CAFile = otherCA },
 			kafkaclient.CauseUntrusted, "TLS certificate not trusted"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+	} {
+		t.Run(r.name, func(t *testing.T) {
 			plant := newTestPlant(t, "", 100*time.Millisecond, 2)
 			var topics []string
 			for topic := range plant.topics {
@@ -66,67 +72,113 @@ func TestGatewaySecuredKafka(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cluster.Close()
-			addr := cluster.ListenAddrs()[0]
-			good := plant.cfg
-			good.Kafka.Brokers = []string{addr}
-			good.Kafka.TLS = kafkaclient.TLSConfig{Enabled: true, CAFile: caFile}
-			good.Kafka.SASL = kafkaclient.SASLConfig{Mechanism: kafkaclient.ScramSHA512, Username: "gateway", PasswordFile: pwFile}
-			writeFile(t, pwFile, gwPassword+"\n")
-			bad := good
-			c.broken(&bad.Kafka)
-
-			var logs lockedBuffer
-			g, stopBad := runLogged(t, bad, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-
-			counted := regexp.MustCompile(`factorywire_gateway_kafka_connection_errors_total\{cause="` + string(c.cause) + `"\} (\d+)`)
-			waitFor(t, "two failed connection attempts counted", 60*time.Second, func() bool {
-				m := counted.FindStringSubmatch(scrape(t, g))
-				if m == nil {
-					return false
-				}
-				n, _ := strconv.Atoi(m[1])
-				return n >= 2
-			})
-			waitFor(t, "20 samples spooled", 20*time.Second, func() bool { return g.spool.backlog(false) >= 20 })
-			status, body := get(t, "http://"+g.Addr().String()+"/readyz")
-			if status != http.StatusServiceUnavailable || !strings.Contains(body, c.want) || !strings.Contains(body, "kafka broker "+addr) {
-				t.Errorf("/readyz: %d %q, want 503 naming the broker and %q", status, body, c.want)
-			}
-			metrics := scrape(t, g)
-			stopBad()
-
-			log := logs.String()
-			if n := strings.Count(log, "cause="+string(c.cause)); n != 1 {
-				t.Errorf("the cause is logged %d times, want once:\n%s", n, log)
-			}
-			for what, text := range map[string]string{"log": log, "/metrics": metrics, "/readyz": body} {
-				if strings.Contains(text, gwPassword) {
-					t.Errorf("the password shows in %s", what)
-				}
-			}
-
-			// Restarted with the right credentials and CA, the gateway
-			// forwards what the spool holds and what it polls next.
-			writeFile(t, pwFile, gwPassword+"\n")
-			g2, stop := runGateway(t, good)
-			waitFor(t, "the backlog to drain", 60*time.Second, func() bool { return g2.spool.backlog(true) == 0 })
-			if status, body := get(t, "http://"+g2.Addr().String()+"/readyz"); status != http.StatusOK {
-				t.Errorf("/readyz after the fix: %d %s", status, body)
-			}
-			stop()
-			last := map[string]uint64{}
-			total := 0
-			for id, next := range nextSeqs(g2) {
-				last[id] = next - 1
-				total += int(next)
-			}
-			opts, err := good.Kafka.Opts(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkSeqs(t, plant.delivered(t, addr, total, opts...), plant.devices, last, true)
+			refusedThenFixed(t, plant, cluster.ListenAddrs()[0], caFile, r)
 		})
 	}
+}
+
+// TestGatewaySecuredApacheKafka is TestGatewaySecuredKafka's wrong
+// password against Apache Kafka 4.1.1's SASL_SSL listener, which answers
+// SASL_AUTHENTICATION_FAILED (and fails the records kgo holds) where kfake
+// closes the connection. Skips without java and the jars.
+func TestGatewaySecuredApacheKafka(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t, "plant CA")
+	caFile := ca.Write(t, dir)
+	srv := ca.Server(t, "localhost", "127.0.0.1").Write(t, dir, "broker")
+	c := kafkatest.Start(t, kafkatest.Options{
+		Listeners: map[string]string{"SECURE": "SASL_SSL"},
+		Props: map[string]string{
+			"listener.name.secure.ssl.keystore.type":              "PEM",
+			"listener.name.secure.ssl.keystore.location":          srv.Chain,
+			"listener.name.secure.sasl.enabled.mechanisms":        "SCRAM-SHA-512",
+			"listener.name.secure.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+		},
+	})
+	plant := newTestPlant(t, "", 100*time.Millisecond, 2)
+	createTopics(t, c.Brokers()[0], plant.topics)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	altered, err := kadm.NewClient(cl).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
+		{User: "gateway", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: gwPassword}})
+	if err == nil {
+		err = altered.Error()
+	}
+	if err != nil {
+		t.Fatalf("create the SCRAM user: %v", err)
+	}
+	refusedThenFixed(t, plant, c.ListenerAddrs("SECURE")[0], caFile, wrongPassword)
+}
+
+// refusedThenFixed runs plant's gateway with a block for the cluster at
+// addr (TLS with caFile, SCRAM-SHA-512 as "gateway" with gwPassword from a
+// file) that r breaks, checks what it reports while refused, then runs it
+// with the working block and checks that every sample polled arrives.
+func refusedThenFixed(t *testing.T, plant *testPlant, addr, caFile string, r refusal) {
+	t.Helper()
+	pwFile := filepath.Join(t.TempDir(), "kafka-password")
+	writeFile(t, pwFile, gwPassword+"\n")
+	good := plant.cfg
+	good.Kafka.Brokers = []string{addr}
+	good.Kafka.TLS = kafkaclient.TLSConfig{Enabled: true, CAFile: caFile}
+	good.Kafka.SASL = kafkaclient.SASLConfig{Mechanism: kafkaclient.ScramSHA512, Username: "gateway", PasswordFile: pwFile}
+	bad := good
+	r.broken(t, &bad.Kafka, pwFile)
+
+	var logs lockedBuffer
+	g, stopBad := runLogged(t, bad, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	counted := regexp.MustCompile(`factorywire_gateway_kafka_connection_errors_total\{cause="` + string(r.cause) + `"\} (\d+)`)
+	waitFor(t, "two failed connection attempts counted", 60*time.Second, func() bool {
+		m := counted.FindStringSubmatch(scrape(t, g))
+		if m == nil {
+			return false
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n >= 2
+	})
+	waitFor(t, "20 samples spooled", 20*time.Second, func() bool { return g.spool.backlog(false) >= 20 })
+	status, body := get(t, "http://"+g.Addr().String()+"/readyz")
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, r.want) || !strings.Contains(body, "kafka broker "+addr) {
+		t.Errorf("/readyz: %d %q, want 503 naming the broker and %q", status, body, r.want)
+	}
+	metrics := scrape(t, g)
+	stopBad()
+
+	log := logs.String()
+	if n := strings.Count(log, "cause="+string(r.cause)); n != 1 {
+		t.Errorf("the cause is logged %d times, want once:\n%s", n, log)
+	}
+	for what, text := range map[string]string{"log": log, "/metrics": metrics, "/readyz": body} {
+		if strings.Contains(text, gwPassword) {
+			t.Errorf("the password shows in %s", what)
+		}
+	}
+
+	// Restarted with the right credentials and CA, the gateway forwards
+	// what the spool holds and what it polls next.
+	writeFile(t, pwFile, gwPassword+"\n")
+	g2, stop := runGateway(t, good)
+	waitFor(t, "the backlog to drain", 60*time.Second, func() bool { return g2.spool.backlog(true) == 0 })
+	if status, body := get(t, "http://"+g2.Addr().String()+"/readyz"); status != http.StatusOK {
+		t.Errorf("/readyz after the fix: %d %s", status, body)
+	}
+	stop()
+	last := map[string]uint64{}
+	total := 0
+	for id, next := range nextSeqs(g2) {
+		last[id] = next - 1
+		total += int(next)
+	}
+	opts, err := good.Kafka.Opts(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeqs(t, plant.delivered(t, addr, total, opts...), plant.devices, last, true)
 }
 
 // TestCheckHidesThePassword: the gateway's check and its start-up log

@@ -8,11 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factorywire/factorywire/internal/certtest"
 	"github.com/factorywire/factorywire/internal/kafkaclient"
+	"github.com/factorywire/factorywire/internal/kafkatest"
 	"github.com/factorywire/factorywire/internal/mongotest"
 	"github.com/factorywire/factorywire/internal/secret"
 )
@@ -112,4 +114,80 @@ func TestSinkSecuredKafka(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSinkSecuredApacheKafka: against Apache Kafka 4.1.1's SASL_SSL
+// listener (SCRAM-SHA-512) the sink consumes and stores; with a wrong
+// password Run stops with the ConnError Kafka's SASL_AUTHENTICATION_FAILED
+// gives. Skips without java and the jars.
+func TestSinkSecuredApacheKafka(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t, "plant CA")
+	caFile := ca.Write(t, dir)
+	srv := ca.Server(t, "localhost", "127.0.0.1").Write(t, dir, "broker")
+	c := kafkatest.Start(t, kafkatest.Options{
+		Listeners: map[string]string{"SECURE": "SASL_SSL"},
+		Props: map[string]string{
+			"listener.name.secure.ssl.keystore.type":              "PEM",
+			"listener.name.secure.ssl.keystore.location":          srv.Chain,
+			"listener.name.secure.sasl.enabled.mechanisms":        "SCRAM-SHA-512",
+			"listener.name.secure.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+		},
+	})
+	press := testFactory + ".press"
+	createTopics(t, c.Brokers()[0], map[string]int32{press: 2, press + ".dlq": 1})
+	admin, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	altered, err := kadm.NewClient(admin).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
+		{User: "sink", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: sinkPassword}})
+	if err == nil {
+		err = altered.Error()
+	}
+	if err != nil {
+		t.Fatalf("create the SCRAM user: %v", err)
+	}
+	if err := admin.ProduceSync(ctx, stream([]string{"press"}, 3, 0, 20)...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	good := kafkaclient.Config{Brokers: c.ListenerAddrs("SECURE"), TLS: kafkaclient.TLSConfig{Enabled: true, CAFile: caFile},
+		SASL: kafkaclient.SASLConfig{Mechanism: kafkaclient.ScramSHA512, Username: "sink", Password: secret.New(sinkPassword)}}
+	mongoURI := mongotest.Start(t)
+
+	t.Run("wrong password", func(t *testing.T) {
+		cfg := testConfig(c.Brokers()[0], mongoURI)
+		cfg.Kafka.Config = good
+		cfg.Kafka.SASL.Password = secret.New("wrong-" + sinkPassword)
+		s, err := New(cfg, testLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Run(context.Background()) }()
+		select {
+		case err = <-done:
+		case <-time.After(waitLimit):
+			t.Fatalf("the sink still runs after %v", waitLimit)
+		}
+		var ce *kafkaclient.ConnError
+		if !errors.As(err, &ce) || ce.Cause != kafkaclient.CauseAuthentication || !strings.Contains(err.Error(), "SASL_AUTHENTICATION_FAILED") {
+			t.Fatalf("Run = %v, want Kafka's SASL_AUTHENTICATION_FAILED as a ConnError", err)
+		}
+		if strings.Contains(err.Error(), sinkPassword) {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	})
+	t.Run("stores what was produced", func(t *testing.T) {
+		cfg := testConfig(c.Brokers()[0], mongoURI)
+		cfg.Kafka.Config = good
+		d := openDB(t, cfg)
+		r := startSink(t, cfg)
+		waitFor(t, "every sample stored", func() bool { return d.total(press) >= 60 })
+		r.close(t)
+		checkExactlyOnce(t, d.seqs(t, press), map[string][2]uint64{"press-00": {0, 20}, "press-01": {0, 20}, "press-02": {0, 20}})
+	})
 }
