@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -25,11 +28,23 @@ type Admin struct {
 // NewAdmin returns an Admin using cl; the caller closes cl.
 func NewAdmin(cl *kgo.Client) *Admin { return &Admin{cl: cl, adm: kadm.NewClient(cl)} }
 
-// partitions returns the partition count of each topic that exists, from a
+// brokerSays is the detail a broker gave with an error code, as a suffix
+// of the error, or nothing when it gave none.
+func brokerSays(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return " (the broker says: " + msg + ")"
+}
+
+// shape is a topic's partition count and replication factor.
+type shape struct{ partitions, replicas int }
+
+// partitions returns the shape of each topic that exists, from a
 // fresh metadata request: kadm's ListTopics answers from a metadata cache
 // (franz-go's MetadataMinAge, 5 s by default) that does not see a topic
 // created or grown in the meantime.
-func (a *Admin) partitions(ctx context.Context, topics []string) (map[string]int, error) {
+func (a *Admin) partitions(ctx context.Context, topics []string) (map[string]shape, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	for _, t := range topics {
 		rt := kmsg.NewMetadataRequestTopic()
@@ -43,7 +58,7 @@ func (a *Admin) partitions(ctx context.Context, topics []string) (map[string]int
 	if err != nil {
 		return nil, fmt.Errorf("topics: metadata: %w", err)
 	}
-	out := map[string]int{}
+	out := map[string]shape{}
 	for _, t := range resp.Topics {
 		if t.Topic == nil || t.IsInternal {
 			continue
@@ -53,7 +68,11 @@ func (a *Admin) partitions(ctx context.Context, topics []string) (map[string]int
 		case err != nil:
 			return nil, fmt.Errorf("topics: metadata of %s: %w", *t.Topic, err)
 		default:
-			out[*t.Topic] = len(t.Partitions)
+			sh := shape{partitions: len(t.Partitions)}
+			if len(t.Partitions) > 0 {
+				sh.replicas = len(t.Partitions[0].Replicas)
+			}
+			out[*t.Topic] = sh
 		}
 	}
 	return out, nil
@@ -63,7 +82,7 @@ func (a *Admin) partitions(ctx context.Context, topics []string) (map[string]int
 // metadataSettle) until done says the metadata shows what it should. An
 // Apache Kafka broker learns of a topic created or deleted a moment after
 // the controller answered the request.
-func (a *Admin) awaitMetadata(ctx context.Context, topics []string, done func(found map[string]int) bool) (map[string]int, error) {
+func (a *Admin) awaitMetadata(ctx context.Context, topics []string, done func(found map[string]shape) bool) (map[string]shape, error) {
 	deadline := time.Now().Add(metadataSettle)
 	for {
 		found, err := a.partitions(ctx, topics)
@@ -93,8 +112,20 @@ type FactorySpec struct {
 	// Retention is retention.ms of the samples topics; 0 leaves the
 	// cluster's default, negative means unlimited.
 	Retention time.Duration
+	// ReplicationFactor is how many brokers hold each partition of the
+	// topics created. 0 leaves the cluster's default
+	// (default.replication.factor). Ensure reports, and does not change,
+	// the factor of existing topics (that takes a partition
+	// reassignment).
+	ReplicationFactor int16
+	// MinInsyncReplicas is min.insync.replicas of the topics: how many
+	// replicas must hold a record before an acks=all produce is
+	// acknowledged; with fewer in sync, produce is refused with
+	// NOT_ENOUGH_REPLICAS. 0 leaves the cluster's default. Kafka's advice
+	// for a replication factor of 3 is 2.
+	MinInsyncReplicas int
 	// NoDLQ skips the dead-letter topics (<topic>.dlq, one partition,
-	// the same retention), which the sink needs.
+	// the same retention and replication), which the sink needs.
 	NoDLQ bool
 }
 
@@ -119,6 +150,12 @@ func (a *Admin) Ensure(ctx context.Context, spec FactorySpec) ([]Change, error) 
 	if len(spec.Classes) == 0 {
 		return nil, errors.New("topics: no classes given: a factory's topics are one per device class")
 	}
+	if spec.ReplicationFactor < 0 || spec.MinInsyncReplicas < 0 {
+		return nil, fmt.Errorf("topics: replication factor %d, min.insync.replicas %d: want 0 (the cluster's default) or more", spec.ReplicationFactor, spec.MinInsyncReplicas)
+	}
+	if spec.ReplicationFactor > 0 && spec.MinInsyncReplicas > int(spec.ReplicationFactor) {
+		return nil, fmt.Errorf("topics: min.insync.replicas %d is more than the replication factor %d: no acks=all produce could succeed", spec.MinInsyncReplicas, spec.ReplicationFactor)
+	}
 	type want struct {
 		name       string
 		partitions int32
@@ -142,34 +179,48 @@ func (a *Admin) Ensure(ctx context.Context, spec FactorySpec) ([]Change, error) 
 	if err != nil {
 		return nil, err
 	}
-	var configs map[string]*string
+	configs := map[string]*string{}
 	if spec.Retention != 0 {
-		configs = map[string]*string{"retention.ms": kadm.StringPtr(retentionMillis(spec.Retention))}
+		configs["retention.ms"] = kadm.StringPtr(retentionMillis(spec.Retention))
+	}
+	if spec.MinInsyncReplicas != 0 {
+		configs["min.insync.replicas"] = kadm.StringPtr(strconv.Itoa(spec.MinInsyncReplicas))
+	}
+	rf := spec.ReplicationFactor
+	if rf == 0 {
+		rf = -1 // the cluster's default.replication.factor
 	}
 	var changes []Change
 	var errs []error
-	var alter, raced []string
-	have := func(name string, partitions, asked int32) {
-		action := "unchanged"
-		switch {
+	var alter, raced, created []string
+	have := func(name string, sh shape, asked int32) {
+		var notes []string
+		switch partitions := int32(sh.partitions); {
 		case partitions < asked:
-			action = fmt.Sprintf("has %d partitions, %d asked: not added (add them with AddPartitions; keys move)", partitions, asked)
+			notes = append(notes, fmt.Sprintf("has %d partitions, %d asked: not added (add them with AddPartitions; keys move)", partitions, asked))
 		case partitions > asked:
-			action = fmt.Sprintf("has %d partitions, %d asked: kept (partitions cannot be removed)", partitions, asked)
+			notes = append(notes, fmt.Sprintf("has %d partitions, %d asked: kept (partitions cannot be removed)", partitions, asked))
+		}
+		if spec.ReplicationFactor > 0 && sh.replicas != int(spec.ReplicationFactor) {
+			notes = append(notes, fmt.Sprintf("has %d replicas, %d asked: kept (changing it takes a partition reassignment)", sh.replicas, spec.ReplicationFactor))
+		}
+		action := "unchanged"
+		if len(notes) > 0 {
+			action = strings.Join(notes, "; ")
 		}
 		changes = append(changes, Change{name, action})
-		if spec.Retention != 0 {
+		if len(configs) > 0 {
 			alter = append(alter, name)
 		}
 	}
 	asked := map[string]int32{}
 	for _, w := range wants {
 		asked[w.name] = w.partitions
-		if n, ok := existing[w.name]; ok {
-			have(w.name, int32(n), w.partitions)
+		if sh, ok := existing[w.name]; ok {
+			have(w.name, sh, w.partitions)
 			continue
 		}
-		resp, err := a.adm.CreateTopic(ctx, w.partitions, -1, configs, w.name)
+		resp, err := a.adm.CreateTopic(ctx, w.partitions, rf, configs, w.name)
 		if err == nil {
 			err = resp.Err
 		}
@@ -177,9 +228,16 @@ func (a *Admin) Ensure(ctx context.Context, spec FactorySpec) ([]Change, error) 
 		case errors.Is(err, kerr.TopicAlreadyExists):
 			raced = append(raced, w.name)
 		case err != nil:
-			errs = append(errs, fmt.Errorf("create %s: %w", w.name, err))
+			errs = append(errs, fmt.Errorf("create %s: %w%s", w.name, err, brokerSays(resp.ErrMessage)))
 		default:
+			created = append(created, w.name)
 			changes = append(changes, Change{w.name, fmt.Sprintf("created (%d partitions)", w.partitions)})
+		}
+	}
+	if len(created) > 0 {
+		// So that a producer or a listing right after finds them.
+		if _, err := a.awaitMetadata(ctx, created, func(found map[string]shape) bool { return len(found) == len(created) }); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	// A topic that exists but was not in the metadata: created by someone
@@ -187,29 +245,30 @@ func (a *Admin) Ensure(ctx context.Context, spec FactorySpec) ([]Change, error) 
 	// broker's metadata (Apache Kafka's brokers learn of a topic a moment
 	// after its CreateTopics returns). It is an existing topic.
 	if len(raced) > 0 {
-		found, err := a.awaitMetadata(ctx, raced, func(found map[string]int) bool { return len(found) == len(raced) })
+		found, err := a.awaitMetadata(ctx, raced, func(found map[string]shape) bool { return len(found) == len(raced) })
 		if err != nil {
 			errs = append(errs, err)
 		}
 		for _, name := range raced {
-			if n, ok := found[name]; ok {
-				have(name, int32(n), asked[name])
+			if sh, ok := found[name]; ok {
+				have(name, sh, asked[name])
 			} else {
 				changes = append(changes, Change{name, "exists (created concurrently; not yet in the metadata)"})
 			}
 		}
 	}
 	if len(alter) > 0 {
-		changed, err := a.setRetention(ctx, alter, spec.Retention)
+		changed, err := a.setConfigs(ctx, alter, configs)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		for i := range changes {
-			if changed[changes[i].Topic] {
+			for _, key := range changed[changes[i].Topic] {
+				what := configNames[key] + " changed"
 				if changes[i].Action == "unchanged" {
-					changes[i].Action = "retention changed"
+					changes[i].Action = what
 				} else {
-					changes[i].Action += "; retention changed"
+					changes[i].Action += "; " + what
 				}
 			}
 		}
@@ -227,67 +286,80 @@ func retentionMillis(d time.Duration) string {
 
 // SetRetention sets retention.ms of topics (negative: unlimited).
 func (a *Admin) SetRetention(ctx context.Context, topics []string, d time.Duration) error {
-	_, err := a.setRetention(ctx, topics, d)
+	_, err := a.setConfigs(ctx, topics, map[string]*string{"retention.ms": kadm.StringPtr(retentionMillis(d))})
 	return err
 }
 
-// setRetention sets retention.ms where it differs and reports which topics
-// changed.
-func (a *Admin) setRetention(ctx context.Context, topics []string, d time.Duration) (map[string]bool, error) {
-	want := retentionMillis(d)
-	current, err := a.retentions(ctx, topics)
+// configNames are the topic configs Ensure keeps in line, as a Change
+// names them.
+var configNames = map[string]string{"retention.ms": "retention", "min.insync.replicas": "min.insync.replicas"}
+
+// setConfigs sets the configs want of topics where they differ, and
+// reports which keys of which topics changed.
+func (a *Admin) setConfigs(ctx context.Context, topics []string, want map[string]*string) (map[string][]string, error) {
+	keys := slices.Sorted(maps.Keys(want))
+	current, err := a.topicConfigs(ctx, topics, keys...)
 	if err != nil {
 		return nil, err
 	}
-	var todo []string
-	for _, t := range topics {
-		if current[t] != want {
-			todo = append(todo, t)
-		}
-	}
-	changed := map[string]bool{}
-	if len(todo) == 0 {
-		return changed, nil
-	}
-	resps, err := a.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: &want}}, todo...)
-	if err != nil {
-		return nil, fmt.Errorf("topics: set retention.ms=%s: %w", want, err)
-	}
+	changed := map[string][]string{}
 	var errs []error
-	for _, r := range resps {
-		if r.Err != nil {
-			errs = append(errs, fmt.Errorf("set retention.ms of %s: %w", r.Name, r.Err))
+	for _, key := range keys {
+		var todo []string
+		for _, t := range topics {
+			if current[t][key] != *want[key] {
+				todo = append(todo, t)
+			}
+		}
+		if len(todo) == 0 {
 			continue
 		}
-		changed[r.Name] = true
+		resps, err := a.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: key, Value: want[key]}}, todo...)
+		if err != nil {
+			return nil, fmt.Errorf("topics: set %s=%s: %w", key, *want[key], err)
+		}
+		for _, r := range resps {
+			if r.Err != nil {
+				errs = append(errs, fmt.Errorf("set %s of %s: %w%s", key, r.Name, r.Err, brokerSays(r.ErrMessage)))
+				continue
+			}
+			changed[r.Name] = append(changed[r.Name], key)
+		}
 	}
 	return changed, errors.Join(errs...)
 }
 
-// retentions returns retention.ms of each topic as the cluster reports it.
-func (a *Admin) retentions(ctx context.Context, topics []string) (map[string]string, error) {
+// topicConfigs returns the values of keys of each topic as the cluster
+// reports them.
+func (a *Admin) topicConfigs(ctx context.Context, topics []string, keys ...string) (map[string]map[string]string, error) {
 	rcs, err := a.adm.DescribeTopicConfigs(ctx, topics...)
 	if err != nil {
 		return nil, fmt.Errorf("topics: describe configs: %w", err)
 	}
-	ret := map[string]string{}
+	out := map[string]map[string]string{}
 	for _, rc := range rcs {
 		if rc.Err != nil {
 			return nil, fmt.Errorf("topics: describe configs of %s: %w", rc.Name, rc.Err)
 		}
+		out[rc.Name] = map[string]string{}
 		for _, c := range rc.Configs {
-			if c.Key == "retention.ms" && c.Value != nil {
-				ret[rc.Name] = *c.Value
+			if slices.Contains(keys, c.Key) && c.Value != nil {
+				out[rc.Name][c.Key] = *c.Value
 			}
 		}
 	}
-	return ret, nil
+	return out, nil
 }
 
 // TopicInfo is one topic as List reports it.
 type TopicInfo struct {
 	Name       Name
 	Partitions int
+	// Replicas is the replication factor (of its first partition).
+	Replicas int
+	// MinInsyncReplicas is min.insync.replicas as the cluster reports
+	// it; empty where the broker has no such config (ours, single node).
+	MinInsyncReplicas string
 	// Retention is retention.ms as the cluster reports it ("-1":
 	// unlimited).
 	Retention string
@@ -310,12 +382,12 @@ func (a *Admin) Topics(ctx context.Context, prefix, factory string) ([]TopicInfo
 		return nil, err
 	}
 	var infos []TopicInfo
-	for name, partitions := range all {
+	for name, sh := range all {
 		n, err := Parse(name)
 		if err != nil || n.Prefix != prefix || (factory != "" && n.Factory != factory) {
 			continue
 		}
-		infos = append(infos, TopicInfo{Name: n, Partitions: partitions})
+		infos = append(infos, TopicInfo{Name: n, Partitions: sh.partitions, Replicas: sh.replicas})
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Name.String() < infos[j].Name.String() })
 	return infos, nil
@@ -356,7 +428,7 @@ func (a *Admin) list(ctx context.Context, prefix, factory string) ([]TopicInfo, 
 		names[i] = infos[i].Name.String()
 		infos[i].Lag = map[string]int64{}
 	}
-	ret, err := a.retentions(ctx, names)
+	configs, err := a.topicConfigs(ctx, names, "retention.ms", "min.insync.replicas")
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +450,8 @@ func (a *Admin) list(ctx context.Context, prefix, factory string) ([]TopicInfo, 
 	for i := range infos {
 		t := &infos[i]
 		byName[t.Name.String()] = t
-		t.Retention = ret[t.Name.String()]
+		t.Retention = configs[t.Name.String()]["retention.ms"]
+		t.MinInsyncReplicas = configs[t.Name.String()]["min.insync.replicas"]
 	}
 	ends.Each(func(o kadm.ListedOffset) {
 		if s, ok := starts.Lookup(o.Topic, o.Partition); ok {
@@ -473,7 +546,7 @@ func (a *Admin) DeleteFactory(ctx context.Context, prefix, factory string) ([]st
 	}
 	if len(deleted) > 0 {
 		// So that a listing or a creation right after sees them gone.
-		if _, err := a.awaitMetadata(ctx, deleted, func(found map[string]int) bool { return len(found) == 0 }); err != nil {
+		if _, err := a.awaitMetadata(ctx, deleted, func(found map[string]shape) bool { return len(found) == 0 }); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -254,3 +254,50 @@ func TestAdminGroupsAndReset(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminReplication creates a factory's topics with a replication
+// factor and min.insync.replicas (single-node clusters: 1 and 1), reads
+// them back with List, and checks what Ensure reports for a factor it
+// cannot change. Our single-node broker has no min.insync.replicas and
+// says so.
+func TestAdminReplication(t *testing.T) {
+	for kind, addr := range clusters(t) {
+		t.Run(kind, func(t *testing.T) {
+			a := NewAdmin(client(t, addr))
+			spec := FactorySpec{Factory: "plant-r", Classes: []string{"press"}, Partitions: 2, ReplicationFactor: 1, MinInsyncReplicas: 1}
+			if _, err := a.Ensure(ctx(t), FactorySpec{Factory: "plant-r", Classes: []string{"press"}, ReplicationFactor: 1, MinInsyncReplicas: 2}); err == nil || !strings.Contains(err.Error(), "more than the replication factor") {
+				t.Fatalf("min.insync.replicas above the replication factor: %v", err)
+			}
+			changes, err := a.Ensure(ctx(t), spec)
+			if kind == "ours" {
+				if err == nil || !strings.Contains(err.Error(), "min.insync.replicas") {
+					t.Fatalf("our broker took min.insync.replicas: %+v, %v", changes, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkChanges(t, changes, map[string]string{"plant-r.press": "created (2 partitions)", "plant-r.press.dlq": "created (1 partitions)"})
+			infos, err := a.List(ctx(t), "", "plant-r")
+			if err != nil || len(infos) != 2 {
+				t.Fatalf("List = %+v, %v", infos, err)
+			}
+			for _, info := range infos {
+				if info.Replicas != 1 || info.MinInsyncReplicas != "1" {
+					t.Errorf("%s: %d replicas, min.insync.replicas %q; want 1 and 1", info.Name, info.Replicas, info.MinInsyncReplicas)
+				}
+			}
+			spec.ReplicationFactor, spec.MinInsyncReplicas = 3, 2
+			changes, err = a.Ensure(ctx(t), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range changes {
+				if !strings.Contains(c.Action, "has 1 replicas, 3 asked: kept") || !strings.Contains(c.Action, "min.insync.replicas changed") {
+					t.Errorf("%s: %q, want the replication factor reported and min.insync.replicas changed", c.Topic, c.Action)
+				}
+			}
+		})
+	}
+}
