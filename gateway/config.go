@@ -53,6 +53,14 @@ type KafkaConfig struct {
 	Compression string `yaml:"compression"`
 	// Linger is how long the producer waits to fill a batch. Default 10ms.
 	Linger time.Duration `yaml:"linger"`
+	// StallTimeout is how long samples may wait for the broker's
+	// acknowledgement, or keep failing to be produced, before /readyz
+	// reports the gateway not ready, naming the topic and the cause. The
+	// producer itself keeps retrying, and the spool keeps every sample.
+	// A leader moving to another broker takes a few seconds; a partition
+	// with fewer in-sync replicas than its min.insync.replicas stalls
+	// until they return. Default 15s.
+	StallTimeout time.Duration `yaml:"stall_timeout"`
 }
 
 // SpoolConfig bounds the spool.
@@ -112,7 +120,7 @@ func DefaultConfig() Config {
 	return Config{
 		ClassesDir: "devices",
 		HTTPListen: "127.0.0.1:9108",
-		Kafka:      KafkaConfig{Config: kafkaclient.Config{Brokers: []string{"127.0.0.1:9092"}}, Compression: "zstd", Linger: 10 * time.Millisecond},
+		Kafka:      KafkaConfig{Config: kafkaclient.Config{Brokers: []string{"127.0.0.1:9092"}}, Compression: "zstd", Linger: 10 * time.Millisecond, StallTimeout: 15 * time.Second},
 		Spool:      SpoolConfig{MaxBytes: 1 << 30, WhenFull: DropOldest, Sync: SyncInterval, SyncInterval: 200 * time.Millisecond},
 		Poller:     modbus.DefaultPollerConfig(),
 	}
@@ -162,6 +170,9 @@ func (c Config) Validate() error {
 	}
 	if _, ok := codecs[c.Kafka.Compression]; !ok {
 		bad("kafka.compression %q: want zstd, lz4, snappy, gzip or none", c.Kafka.Compression)
+	}
+	if c.Kafka.StallTimeout <= 0 {
+		bad("kafka.stall_timeout %s: must be positive", c.Kafka.StallTimeout)
 	}
 	if c.Kafka.Linger < 0 {
 		bad("kafka.linger %s: must not be negative", c.Kafka.Linger)

@@ -3,7 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,6 +34,50 @@ type forwarder struct {
 
 	running map[string]bool
 	wg      sync.WaitGroup
+
+	mu    sync.Mutex
+	state map[string]*forwardState // by topic
+}
+
+// forwardState is what /readyz reads of one topic's forwarding.
+type forwardState struct {
+	waitingSince time.Time // the oldest produce not yet answered; zero when none
+	failingSince time.Time // the first of the failed attempts in a row; zero when the last succeeded
+	lastErr      error     // the last attempt's error, while failing
+}
+
+// setState updates topic's forwardState under f.mu.
+func (f *forwarder) setState(topic string, update func(*forwardState)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state == nil {
+		f.state = map[string]*forwardState{}
+	}
+	st := f.state[topic]
+	if st == nil {
+		st = &forwardState{}
+		f.state[topic] = st
+	}
+	update(st)
+}
+
+// stalled describes each topic whose samples have waited for the broker's
+// acknowledgement, or failed to be produced, for longer than after: the
+// reason /readyz gives for not being ready.
+func (f *forwarder) stalled(now time.Time, after time.Duration) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, topic := range slices.Sorted(maps.Keys(f.state)) {
+		st := f.state[topic]
+		switch {
+		case !st.failingSince.IsZero() && now.Sub(st.failingSince) > after:
+			out = append(out, fmt.Sprintf("%s: produce failing for %s: %v", topic, now.Sub(st.failingSince).Round(100*time.Millisecond), st.lastErr))
+		case !st.waitingSince.IsZero() && now.Sub(st.waitingSince) > after:
+			out = append(out, fmt.Sprintf("%s: no acknowledgement for %s", topic, now.Sub(st.waitingSince).Round(100*time.Millisecond)))
+		}
+	}
+	return out
 }
 
 // run forwards every topic of the spool, including topics that appear while
@@ -77,7 +124,6 @@ func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 		appended := f.spool.appended()
 		pos := t.position()
 		end := t.log.DurableOffset()
-		f.metrics.backlog(t.name, t.log, pos)
 		if pos >= end {
 			// Caught up: write a checkpoint held back by
 			// checkpointEvery, so the spool shrinks now.
@@ -91,7 +137,17 @@ func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 			}
 			continue
 		}
-		if err := f.forwardChunk(ctx, t, pos, end); err != nil {
+		f.setState(t.name, func(st *forwardState) { st.waitingSince = time.Now() })
+		err := f.forwardChunk(ctx, t, pos, end)
+		f.setState(t.name, func(st *forwardState) {
+			st.waitingSince = time.Time{}
+			if err == nil {
+				st.failingSince, st.lastErr = time.Time{}, nil
+			} else if st.lastErr = err; st.failingSince.IsZero() {
+				st.failingSince = time.Now()
+			}
+		})
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}

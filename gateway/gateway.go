@@ -41,6 +41,7 @@ type Gateway struct {
 	poller  *modbus.Poller
 	client  *kgo.Client
 	kafka   *kafkaclient.Monitor
+	fwd     *forwarder // set by Run before ready is closed
 	reg     *prometheus.Registry
 	metrics *metrics
 	http    *http.Server
@@ -269,11 +270,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}()
 	}
 	fwdCtx, stopForwarding := context.WithCancel(context.WithoutCancel(ctx))
-	fwd := &forwarder{spool: g.spool, client: g.client, log: g.log, metrics: g.metrics}
+	g.fwd = &forwarder{spool: g.spool, client: g.client, log: g.log, metrics: g.metrics}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		fwd.run(fwdCtx)
+		g.fwd.run(fwdCtx)
 	}()
 	g.log.Info("gateway running", "factory", g.cfg.Factory, "devices", len(g.cfg.Devices), "connections", len(g.cfg.Connections),
 		"brokers", strings.Join(g.cfg.Kafka.Brokers, ","), "kafka", g.cfg.Kafka.Describe(), "spool", filepath.Join(g.cfg.DataDir, "spool"), "http", g.Addr())
@@ -329,7 +330,9 @@ func (g *Gateway) release() {
 
 // handler serves /metrics, /healthz (the process is up), /readyz (Run has
 // started, no broker refuses the connection for a cause retrying cannot
-// fix, and the broker answered a metadata request within 2 s) and
+// fix, the broker answered a metadata request within 2 s, and no topic's
+// samples have waited for an acknowledgement or kept failing for longer
+// than kafka.stall_timeout) and
 // /devices (each device's health as JSON: last success, consecutive
 // failures, last error, round trip, next due time, seq).
 func (g *Gateway) handler() http.Handler {
@@ -360,6 +363,10 @@ func (g *Gateway) handler() http.Handler {
 				err = ce
 			}
 			http.Error(w, "broker unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if stalled := g.fwd.stalled(time.Now(), g.cfg.Kafka.StallTimeout); len(stalled) > 0 {
+			http.Error(w, "forwarding stalled (the spool keeps the samples): "+strings.Join(stalled, "; "), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/factorywire/factorywire/devices/modbus"
-	"github.com/factorywire/factorywire/storage/commitlog"
 )
 
 // metrics are the gateway's Prometheus metrics, all prefixed
@@ -21,8 +20,6 @@ type metrics struct {
 	produced        *prometheus.CounterVec   // topic
 	produceErrors   *prometheus.CounterVec   // topic
 	kafkaConnErrors *prometheus.CounterVec   // cause
-	spoolRecords    *prometheus.GaugeVec     // topic
-	spoolAge        *prometheus.GaugeVec     // topic
 	spoolBytes      prometheus.GaugeFunc
 	dropped         *prometheus.CounterVec // topic
 	fullWaits       prometheus.Counter
@@ -46,10 +43,6 @@ func newMetrics(reg prometheus.Registerer, spool *Spool, health func() []modbus.
 			Help: "Forwarding attempts that failed and were retried from the checkpoint, by topic."}, []string{"topic"}),
 		kafkaConnErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "kafka_connection_errors_total",
 			Help: "Connection attempts to a broker that failed for a cause retrying cannot fix (wrong credentials, untrusted or misnamed certificate, TLS mismatch), by cause; /readyz names the cause."}, []string{"cause"}),
-		spoolRecords: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "spool_samples",
-			Help: "Samples in the spool not yet acknowledged by the broker, by topic."}, []string{"topic"}),
-		spoolAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "spool_oldest_sample_age_seconds",
-			Help: "Age of the oldest sample not yet acknowledged by the broker (0 when none), by topic."}, []string{"topic"}),
 		spoolBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "spool_bytes",
 			Help: "Bytes the spool's files hold."}, func() float64 { return float64(spool.Size()) }),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "spool_dropped_samples_total",
@@ -58,7 +51,7 @@ func newMetrics(reg prometheus.Registerer, spool *Spool, health func() []modbus.
 			Help: "Times polling paused because the spool was full (when_full: pause_polling)."}),
 	}
 	reg.MustRegister(m.requests, m.requestErrors, m.roundTrip, m.connects, m.produced, m.produceErrors, m.kafkaConnErrors,
-		m.spoolRecords, m.spoolAge, m.spoolBytes, m.dropped, m.fullWaits, &deviceCollector{health: health})
+		m.spoolBytes, m.dropped, m.fullWaits, &deviceCollector{health: health}, &backlogCollector{spool: spool})
 	spool.dropped = func(topic string, n int) { m.dropped.WithLabelValues(topic).Add(float64(n)) }
 	spool.fullWaits = m.fullWaits.Inc
 	return m
@@ -89,21 +82,33 @@ func (m *metrics) ObserveConnect(conn string, err error) {
 	m.connects.WithLabelValues(conn, result).Inc()
 }
 
-// backlog updates topic's spool gauges for the forwarder at pos.
-func (m *metrics) backlog(topic string, l *commitlog.Log, pos int64) {
-	end := l.DurableOffset()
-	m.spoolRecords.WithLabelValues(topic).Set(float64(max(0, end-pos)))
-	age := 0.0
-	if pos < end {
-		_ = l.Batches(pos, func(h commitlog.BatchHeader) error {
-			age = time.Since(time.UnixMilli(h.BaseTimestamp)).Seconds()
-			return errStopBatches
-		})
-	}
-	m.spoolAge.WithLabelValues(topic).Set(max(0, age))
+// backlogCollector exposes, at scrape time, each spool topic's samples not
+// yet acknowledged by the broker and the age of the oldest: read when
+// scraped, they keep growing while the forwarder waits on a stalled
+// produce.
+type backlogCollector struct{ spool *Spool }
+
+var (
+	descSpoolSamples = prometheus.NewDesc("factorywire_gateway_spool_samples", "Samples in the spool not yet acknowledged by the broker, by topic.", []string{"topic"}, nil)
+	descSpoolAge     = prometheus.NewDesc("factorywire_gateway_spool_oldest_sample_age_seconds", "Age of the oldest sample not yet acknowledged by the broker (0 when none), by topic.", []string{"topic"}, nil)
+)
+
+func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descSpoolSamples
+	ch <- descSpoolAge
 }
 
-var errStopBatches = errors.New("stop")
+func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, name := range c.spool.Topics() {
+		t, err := c.spool.topic(name)
+		if err != nil {
+			continue // the spool is closing
+		}
+		samples, age := t.backlog()
+		ch <- prometheus.MustNewConstMetric(descSpoolSamples, prometheus.GaugeValue, float64(samples), name)
+		ch <- prometheus.MustNewConstMetric(descSpoolAge, prometheus.GaugeValue, age.Seconds(), name)
+	}
+}
 
 // deviceCollector exposes the poller's per-device health at scrape time.
 type deviceCollector struct {

@@ -591,6 +591,22 @@ func (t *spoolTopic) position() int64 {
 	return max(t.ckpt.Offset, t.log.StartOffset())
 }
 
+// backlog is how many samples of t the broker has not acknowledged, and
+// the age of the oldest (0 when none).
+func (t *spoolTopic) backlog() (samples int64, age time.Duration) {
+	pos, end := t.position(), t.log.DurableOffset()
+	if pos >= end {
+		return 0, 0
+	}
+	_ = t.log.Batches(pos, func(h commitlog.BatchHeader) error {
+		age = time.Since(time.UnixMilli(h.BaseTimestamp))
+		return errStopBatches
+	})
+	return end - pos, max(0, age)
+}
+
+var errStopBatches = errors.New("stop")
+
 // freed wakes appends waiting for room.
 func (s *Spool) freed() {
 	s.mu.Lock()

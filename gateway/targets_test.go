@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/factorywire/factorywire/internal/kafkatest"
+)
+
+// TestGatewayTargets runs the same forwarding against our broker, kfake
+// and Apache Kafka: every sample polled arrives once, each device's seq in
+// order without a gap, on its murmur2 partition, with its headers and
+// timestamp (testPlant.delivered checks each record).
+func TestGatewayTargets(t *testing.T) {
+	targets := map[string]func(t *testing.T) string{
+		"ours": func(t *testing.T) string { return startBroker(t, t.TempDir(), "127.0.0.1:0").Addr().String() },
+		"kfake": func(t *testing.T) string {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			return c.ListenAddrs()[0]
+		},
+		"kafka": func(t *testing.T) string { return kafkatest.Start(t, kafkatest.Options{}).Brokers()[0] },
+	}
+	for _, name := range []string{"ours", "kfake", "kafka"} {
+		t.Run(name, func(t *testing.T) {
+			addr := targets[name](t)
+			plant := newTestPlant(t, addr, 100*time.Millisecond, 3)
+			createTopics(t, addr, plant.topics)
+			g, stop := runGateway(t, plant.cfg)
+			plant.delivered(t, addr, 60)
+			stop()
+			last := map[string]uint64{}
+			total := 0
+			for id, next := range nextSeqs(g) {
+				last[id] = next - 1
+				total += int(next)
+			}
+			got := plant.delivered(t, addr, total)
+			if n := checkSeqs(t, got, plant.devices, last, false); n != 0 {
+				t.Fatalf("%d samples delivered twice", n)
+			}
+			t.Logf("%d samples of %d devices delivered", total, len(plant.devices))
+		})
+	}
+}
+
+// TestGatewayStalledProduce: the broker (kfake, through its request
+// control) answers every produce with NOT_ENOUGH_REPLICAS, as Apache Kafka
+// does while a partition has fewer in-sync replicas than its
+// min.insync.replicas. The producer retries; meanwhile /readyz must say
+// forwarding is stalled and the spool's backlog and age, read at scrape
+// time, must keep growing. Once the broker accepts again, everything
+// arrives once and /readyz is ready.
+func TestGatewayStalledProduce(t *testing.T) {
+	var refuse atomic.Bool
+	refuse.Store(true)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		r := req.(*kmsg.ProduceRequest)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.NotEnoughReplicas.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	addr := c.ListenAddrs()[0]
+	plant := newTestPlant(t, addr, 100*time.Millisecond, 2)
+	plant.cfg.Kafka.StallTimeout = 300 * time.Millisecond
+	createTopics(t, addr, plant.topics)
+	g, stop := runGateway(t, plant.cfg)
+
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + g.Addr().String() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	var why string
+	waitFor(t, "/readyz to report the stall", 20*time.Second, func() bool {
+		code, body := readyz()
+		why = body
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "forwarding stalled") && strings.Contains(body, testFactory+".press")
+	})
+	t.Logf("/readyz while produce is refused: %s", strings.TrimSpace(why))
+	age1, n1 := backlogOf(t, g, testFactory+".press")
+	waitFor(t, "the backlog to grow while stalled", 20*time.Second, func() bool {
+		age2, n2 := backlogOf(t, g, testFactory+".press")
+		return n2 > n1 && age2 > age1
+	})
+
+	refuse.Store(false)
+	waitFor(t, "/readyz to be ready again", 30*time.Second, func() bool { code, _ := readyz(); return code == http.StatusOK })
+	stop()
+	last := map[string]uint64{}
+	total := 0
+	for id, next := range nextSeqs(g) {
+		last[id] = next - 1
+		total += int(next)
+	}
+	got := plant.delivered(t, addr, total)
+	checkSeqs(t, got, plant.devices, last, true)
+}
+
+// backlogOf scrapes the spool's age and sample gauges of topic.
+func backlogOf(t *testing.T, g *Gateway, topic string) (age float64, samples float64) {
+	t.Helper()
+	metrics := scrape(t, g)
+	read := func(name string) float64 {
+		m := regexp.MustCompile(`(?m)^` + name + `\{topic="` + regexp.QuoteMeta(topic) + `"\} (\S+)$`).FindStringSubmatch(metrics)
+		if m == nil {
+			t.Fatalf("/metrics lacks %s for %s", name, topic)
+		}
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	return read("factorywire_gateway_spool_oldest_sample_age_seconds"), read("factorywire_gateway_spool_samples")
+}
