@@ -84,10 +84,19 @@
 // failures, last success; spool samples, bytes and oldest age; produced
 // samples and produce errors; refused Kafka connections by cause; Go
 // runtime and process), /healthz (200 while the process runs), /readyz
-// (200 once Run has started, no broker refuses the connection and the
-// broker answers within 2 s; else 503 and why) and /devices (each device's health as JSON: last
+// (200 once Run has started, no broker refuses the connection, the broker
+// answers within 2 s, and no topic's samples have waited for an
+// acknowledgement, or kept failing, for longer than kafka.stall_timeout;
+// else 503 and why) and /devices (each device's health as JSON: last
 // attempt and success, consecutive failures, last error, round trip, next
-// due time, next seq).
+// due time, next seq). The spool gauges are read from the spool when
+// scraped, so they keep growing while produce is stalled.
+//
+// A stalled produce is what a cluster that has lost the in-sync replicas a
+// topic requires looks like from here (Apache Kafka refuses acks=all
+// produce with NOT_ENOUGH_REPLICAS, which the producer retries): polling
+// goes on into the spool, and everything is forwarded in order once the
+// replicas return.
 //
 // # Not supported
 //
