@@ -1,7 +1,8 @@
 // Package demo runs the whole factorywire pipeline in one process: our
-// broker, simulated factories, one gateway per factory, and the sink writing
-// into MongoDB (a real server at a URI, or the embedded FerretDB stand-in).
-// cmd/demo is its command line; the end-to-end test drives it too.
+// broker (or an existing Kafka cluster), simulated factories, one gateway
+// per factory, and the sink writing into MongoDB (a real server at a URI,
+// or the embedded FerretDB stand-in). cmd/demo is its command line; the
+// end-to-end tests drive it too.
 package demo
 
 import (
@@ -12,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/factorywire/factorywire/devices/modbus"
 	"github.com/factorywire/factorywire/devices/simulator"
 	"github.com/factorywire/factorywire/gateway"
+	"github.com/factorywire/factorywire/internal/kafkaclient"
 	"github.com/factorywire/factorywire/sink"
 	"github.com/factorywire/factorywire/topics"
 )
@@ -50,12 +53,25 @@ type Config struct {
 	Partitions int32
 	// BrokerListen is the broker's address. Default 127.0.0.1:0.
 	BrokerListen string
+	// Kafka, when its Brokers are set, is an existing cluster (Apache
+	// Kafka, or any Kafka-compatible one) to use instead of starting our
+	// broker: the demo creates its topics there and every component
+	// connects with this block (TLS and SASL included).
+	Kafka kafkaclient.Config
+	// ReplicationFactor and MinInsyncReplicas of the topics the demo
+	// creates on an existing cluster; 0 leaves the cluster's defaults.
+	ReplicationFactor int16
+	MinInsyncReplicas int
 	// MongoURI is where the sink writes. Empty: an embedded FerretDB
 	// stand-in (no time-series collections, no TTL; `sink query latest`
 	// and `window` do not run on it).
 	MongoURI string
 	// Database is the MongoDB database. Default "factorywire".
 	Database string
+	// GatewayHTTP, if set, is the address each gateway serves /metrics,
+	// /healthz, /readyz and /devices on ("127.0.0.1:0": a free port each;
+	// GatewayAddrs lists them). Default: none.
+	GatewayHTTP string
 	// Logger receives every component's logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -81,6 +97,13 @@ func (c *Config) defaults() error {
 	}
 	if c.BrokerListen == "" {
 		c.BrokerListen = "127.0.0.1:0"
+	}
+	if len(c.Kafka.Brokers) > 0 {
+		if err := c.Kafka.Validate(); err != nil {
+			return err
+		}
+	} else if c.ReplicationFactor > 1 || c.MinInsyncReplicas > 1 {
+		return fmt.Errorf("replication factor %d, min.insync.replicas %d: our broker is a single node; give an existing cluster's brokers", c.ReplicationFactor, c.MinInsyncReplicas)
 	}
 	if c.Database == "" {
 		c.Database = "factorywire"
@@ -150,8 +173,10 @@ func Start(cfg Config) (_ *Demo, err error) {
 			return nil, fmt.Errorf("class %q: no register map in %s", c, cfg.ClassesDir)
 		}
 	}
-	if d.broker, err = d.startBroker(cfg.BrokerListen); err != nil {
-		return nil, err
+	if !d.External() {
+		if d.broker, err = d.startBroker(cfg.BrokerListen); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.createTopics(); err != nil {
 		return nil, err
@@ -192,17 +217,34 @@ func (d *Demo) startBroker(listen string) (*broker.Broker, error) {
 	return broker.New(cfg)
 }
 
+// kafka is the connection every component uses: the existing cluster's
+// block, or our broker's address.
+func (d *Demo) kafka() kafkaclient.Config {
+	if d.External() {
+		return d.cfg.Kafka
+	}
+	return kafkaclient.Config{Brokers: []string{d.BrokerAddr()}}
+}
+
 func (d *Demo) createTopics() error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(d.BrokerAddr()))
+	opts, err := d.kafka().Opts(d.log)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	adm := topics.NewAdmin(cl)
 	for i := 0; i < d.cfg.Factories; i++ {
-		if _, err := adm.Ensure(ctx, topics.FactorySpec{Factory: Factory(i), Classes: d.cfg.Classes, Partitions: d.cfg.Partitions, Retention: 24 * time.Hour}); err != nil {
+		spec := topics.FactorySpec{
+			Factory: Factory(i), Classes: d.cfg.Classes, Partitions: d.cfg.Partitions, Retention: 24 * time.Hour,
+			ReplicationFactor: d.cfg.ReplicationFactor, MinInsyncReplicas: d.cfg.MinInsyncReplicas,
+		}
+		if _, err := adm.Ensure(ctx, spec); err != nil {
 			return fmt.Errorf("create the topics of %s: %w", Factory(i), err)
 		}
 		for _, c := range d.cfg.Classes {
@@ -224,8 +266,8 @@ func (d *Demo) startFactory(factory string, classes map[string]*devices.Class) (
 	cfg.Factory = factory
 	cfg.DataDir = filepath.Join(d.cfg.DataDir, "gateway-"+factory)
 	cfg.ClassesDir = d.cfg.ClassesDir
-	cfg.HTTPListen = ""
-	cfg.Kafka.Brokers = []string{d.BrokerAddr()}
+	cfg.HTTPListen = d.cfg.GatewayHTTP
+	cfg.Kafka.Config = d.kafka()
 	cfg.Connections = []modbus.ConnConfig{{Name: "line-1", Address: sim.Addr().String()}}
 	d.Devices[factory] = map[string]string{}
 	unit := uint8(1)
@@ -250,7 +292,7 @@ func (d *Demo) sinkConfig() sink.Config {
 		cfg.Factories = append(cfg.Factories, Factory(i))
 	}
 	cfg.HTTPListen = ""
-	cfg.Kafka.Brokers = []string{d.BrokerAddr()}
+	cfg.Kafka.Config = d.kafka()
 	cfg.MongoDB.URI = d.mongoURI
 	cfg.MongoDB.Database = d.cfg.Database
 	cfg.MongoDB.TimeSeries = d.cfg.MongoURI != ""
@@ -258,11 +300,31 @@ func (d *Demo) sinkConfig() sink.Config {
 	return cfg
 }
 
-// BrokerAddr is the broker's address.
+// BrokerAddr is our broker's address or, on an existing cluster, its seed
+// brokers joined by commas.
 func (d *Demo) BrokerAddr() string {
+	if d.External() {
+		return strings.Join(d.cfg.Kafka.Brokers, ",")
+	}
 	d.brokerMu.Lock()
 	defer d.brokerMu.Unlock()
 	return d.broker.Addr().String()
+}
+
+// External reports whether the demo runs on an existing cluster rather
+// than on our broker.
+func (d *Demo) External() bool { return len(d.cfg.Kafka.Brokers) > 0 }
+
+// GatewayAddrs are the gateways' HTTP addresses, by factory, when
+// Config.GatewayHTTP is set.
+func (d *Demo) GatewayAddrs() map[string]string {
+	out := map[string]string{}
+	for i, g := range d.gateways {
+		if a := g.Addr(); a != nil {
+			out[Factory(i)] = a.String()
+		}
+	}
+	return out
 }
 
 // MongoURI is where the sink writes.
@@ -278,6 +340,9 @@ func (d *Demo) Config() Config { return d.cfg }
 // and data dir, as an operator restarting it would; gateways spool
 // meanwhile and the sink waits.
 func (d *Demo) RestartBroker() error {
+	if d.External() {
+		return errors.New("demo: the cluster is an existing one, not the demo's broker")
+	}
 	d.brokerMu.Lock()
 	defer d.brokerMu.Unlock()
 	addr := d.broker.Addr().String()
