@@ -25,7 +25,10 @@ import (
 // session id 0, which tells the client to send full requests; a request
 // naming a session id is answered FETCH_SESSION_ID_NOT_FOUND. There are no
 // transactions, so the last stable offset equals the high watermark and no
-// aborted transactions are reported. Leader epochs are always 0.
+// aborted transactions are reported. Leader epochs are always 0. A
+// partition answered with an error (OFFSET_OUT_OF_RANGE included) has its
+// high watermark, last stable offset and log start offset at -1, as in
+// Kafka.
 
 func init() { regKey(int16(kmsg.Fetch), 4, 12, handleFetch) }
 
@@ -125,10 +128,12 @@ func (b *Broker) fetchPartition(topicName string, rp kmsg.FetchRequestTopicParti
 	}
 	hwm := p.highWatermark()
 	start := p.log.StartOffset()
-	op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hwm, hwm, start
 	if rp.FetchOffset < start || rp.FetchOffset > p.log.EndOffset() {
+		// As Kafka, the watermarks of a partition in error are -1:
+		// the client learns the range from ListOffsets.
 		return nil, kerr.OffsetOutOfRange.Code
 	}
+	op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hwm, hwm, start
 	if rp.FetchOffset >= hwm || (!first && remaining <= 0) {
 		return nil, 0
 	}
@@ -140,9 +145,11 @@ func (b *Broker) fetchPartition(topicName string, rp kmsg.FetchRequestTopicParti
 	switch {
 	case errors.Is(err, commitlog.ErrOffsetOutOfRange):
 		// Retention moved the log start between the check and the read.
+		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 		return nil, kerr.OffsetOutOfRange.Code
 	case err != nil:
 		b.log.Error("fetch: read failed", "topic", p.topic, "partition", p.index, "offset", rp.FetchOffset, "err", err)
+		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 		return nil, storageErrorCode(err)
 	}
 	if !first && len(data) > limit {
