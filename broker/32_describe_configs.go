@@ -14,8 +14,11 @@ import (
 // source is DYNAMIC_TOPIC_CONFIG, anything else comes from the broker's
 // topic defaults (DEFAULT_CONFIG when it is the built-in default,
 // STATIC_BROKER_CONFIG when broker.yaml changed it). Synonyms (v1+) list the
-// override, then the broker default under its broker-level name. The broker
-// resource (node 0) reports those broker-level defaults, read-only.
+// override, then the broker default under its broker-level name, as Kafka
+// does; like Kafka, the built-in defaults of retention.ms and segment.ms
+// have no synonym (Kafka's log.retention.ms and log.roll.ms have no default
+// of their own: it comes from log.retention.hours and log.roll.hours). The
+// broker resource (node 0) reports those broker-level defaults, read-only.
 
 func init() { regKey(int16(kmsg.DescribeConfigs), 0, 4, handleDescribeConfigs) }
 
@@ -93,10 +96,12 @@ func (b *Broker) describeTopicConfigs(overrides map[string]string, names []strin
 				s.Name, s.Value, s.Source = tc.name, &value, kmsg.ConfigSourceDynamicTopicConfig
 				c.ConfigSynonyms = append(c.ConfigSynonyms, s)
 			}
-			s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
-			bv := brokerValue
-			s.Name, s.Value, s.Source = tc.brokerName, &bv, brokerSource
-			c.ConfigSynonyms = append(c.ConfigSynonyms, s)
+			if !tc.derivedDefault || brokerSource != kmsg.ConfigSourceDefaultConfig {
+				s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+				bv := brokerValue
+				s.Name, s.Value, s.Source = tc.brokerName, &bv, brokerSource
+				c.ConfigSynonyms = append(c.ConfigSynonyms, s)
+			}
 		}
 		out = append(out, c)
 	}

@@ -21,6 +21,12 @@ type topicConfig struct {
 	doc        string
 	min        int64                      // smallest valid value for numeric configs
 	def        func(TopicDefaults) string // the broker default
+	// derivedDefault is set when Kafka's brokerName has no default of its
+	// own (log.retention.ms and log.roll.ms take theirs from
+	// log.retention.hours and log.roll.hours): Kafka then lists no broker
+	// synonym for the built-in default, only for a value the broker's
+	// config sets.
+	derivedDefault bool
 }
 
 var topicConfigs = []topicConfig{
@@ -31,8 +37,9 @@ var topicConfigs = []topicConfig{
 	},
 	{
 		name: "retention.ms", brokerName: "log.retention.ms", typ: kmsg.ConfigTypeLong, min: -1,
-		doc: "How long a closed segment is kept after its newest record, in milliseconds; -1 keeps data forever.",
-		def: func(d TopicDefaults) string { return strconv.FormatInt(d.RetentionMs, 10) },
+		doc:            "How long a closed segment is kept after its newest record, in milliseconds; -1 keeps data forever.",
+		def:            func(d TopicDefaults) string { return strconv.FormatInt(d.RetentionMs, 10) },
+		derivedDefault: true,
 	},
 	{
 		name: "retention.bytes", brokerName: "log.retention.bytes", typ: kmsg.ConfigTypeLong, min: -1,
@@ -46,8 +53,9 @@ var topicConfigs = []topicConfig{
 	},
 	{
 		name: "segment.ms", brokerName: "log.roll.ms", typ: kmsg.ConfigTypeLong, min: 1,
-		doc: "The age in milliseconds after which the active segment is closed even if not full, so retention can delete it.",
-		def: func(d TopicDefaults) string { return strconv.FormatInt(d.SegmentMs, 10) },
+		doc:            "The age in milliseconds after which the active segment is closed even if not full, so retention can delete it.",
+		def:            func(d TopicDefaults) string { return strconv.FormatInt(d.SegmentMs, 10) },
+		derivedDefault: true,
 	},
 	{
 		name: "max.message.bytes", brokerName: "message.max.bytes", typ: kmsg.ConfigTypeInt, min: 0,
