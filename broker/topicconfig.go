@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -42,8 +43,10 @@ var topicConfigs = []topicConfig{
 		derivedDefault: true,
 	},
 	{
-		name: "retention.bytes", brokerName: "log.retention.bytes", typ: kmsg.ConfigTypeLong, min: -1,
-		doc: "The most bytes a partition keeps before its oldest segments are deleted; -1 is unlimited.",
+		// Kafka bounds retention.bytes by nothing: any negative value
+		// is unlimited.
+		name: "retention.bytes", brokerName: "log.retention.bytes", typ: kmsg.ConfigTypeLong, min: math.MinInt64,
+		doc: "The most bytes a partition keeps before its oldest segments are deleted; a negative value (-1) is unlimited.",
 		def: func(d TopicDefaults) string { return strconv.FormatInt(d.RetentionBytes, 10) },
 	},
 	{
@@ -142,9 +145,24 @@ func (d TopicDefaults) effectiveInt(overrides map[string]string, name string) in
 func (d TopicDefaults) logOptions(base commitlog.Options, overrides map[string]string) commitlog.Options {
 	o := base
 	o.SegmentBytes = d.effectiveInt(overrides, "segment.bytes")
-	o.SegmentAge = time.Duration(d.effectiveInt(overrides, "segment.ms")) * time.Millisecond
+	o.SegmentAge = msToDuration(d.effectiveInt(overrides, "segment.ms"))
+	if o.SegmentAge < 0 {
+		o.SegmentAge = math.MaxInt64 // beyond 292 years: never by age
+	}
 	o.RetentionAge = msToDuration(d.effectiveInt(overrides, "retention.ms"))
+	if o.RetentionAge == 0 {
+		// Kafka's retention.ms=0 expires every record older than now;
+		// a zero RetentionAge would be commitlog's default (7 days).
+		o.RetentionAge = time.Nanosecond
+	}
 	o.RetentionBytes = d.effectiveInt(overrides, "retention.bytes")
+	if o.RetentionBytes == 0 {
+		// Kafka's retention.bytes=0 deletes every segment; a zero
+		// RetentionBytes would be commitlog's default (unlimited).
+		// One byte deletes every closed segment but the newest
+		// bytes: Retain never deletes the active segment by size.
+		o.RetentionBytes = 1
+	}
 	// The log only rejects batches that cannot be stored at all; the
 	// topic's max.message.bytes is checked by Produce, which can answer
 	// MESSAGE_TOO_LARGE for that partition.
@@ -154,8 +172,10 @@ func (d TopicDefaults) logOptions(base commitlog.Options, overrides map[string]s
 	return o
 }
 
+// msToDuration converts a config in milliseconds; negative, and values
+// beyond what a Duration holds (about 292 years), are -1: unlimited.
 func msToDuration(ms int64) time.Duration {
-	if ms < 0 {
+	if ms < 0 || ms > math.MaxInt64/int64(time.Millisecond) {
 		return -1
 	}
 	return time.Duration(ms) * time.Millisecond
