@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factorywire/factorywire/internal/cli"
@@ -133,17 +135,23 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 	sub := func(name, usage, help string, setup func(*flag.FlagSet) func(context.Context, *topics.Admin) error) *ffcli.Command {
 		return adminCommand("broker topics", name, usage, help, setup)
 	}
-	create := sub("create", "create --factory F --classes a,b [--partitions 6] [--retention 7d] [--prefix P] [--no-dlq]",
+	create := sub("create", "create --factory F --classes a,b [--partitions 6] [--retention 7d] [--replication-factor 3] [--min-insync-replicas 2] [--prefix P] [--no-dlq]",
 		"ensure a factory's topics (and dead-letter topics) exist with this retention; idempotent",
 		func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
 			factory := fs.String("factory", "", "factory name (required)")
 			classes := fs.String("classes", "", "device classes, comma-separated (required)")
 			partitions := fs.Int("partitions", 6, "partitions of each samples topic")
 			retention := fs.String("retention", "", "retention: 7d, 36h or unlimited (default: the cluster's)")
+			replication := fs.Int("replication-factor", 0, "brokers holding each partition of the topics created (0: the cluster's default.replication.factor); existing topics keep theirs")
+			minISR := fs.Int("min-insync-replicas", 0, "min.insync.replicas of the topics: replicas that must hold a record before an acks=all produce succeeds (0: the cluster's default)")
 			prefix := fs.String("prefix", "", "deployment prefix")
 			noDLQ := fs.Bool("no-dlq", false, "do not create <topic>.dlq topics")
 			return func(ctx context.Context, a *topics.Admin) error {
-				spec := topics.FactorySpec{Prefix: *prefix, Factory: *factory, Partitions: int32(*partitions), NoDLQ: *noDLQ}
+				if err := checkReplication(*replication, *minISR); err != nil {
+					return usageError{Err: err}
+				}
+				spec := topics.FactorySpec{Prefix: *prefix, Factory: *factory, Partitions: int32(*partitions), NoDLQ: *noDLQ,
+					ReplicationFactor: int16(*replication), MinInsyncReplicas: *minISR}
 				if *classes != "" {
 					spec.Classes = strings.Split(*classes, ",")
 				}
@@ -163,7 +171,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 					fmt.Fprintf(tw, "%s\t%s\n", c.Topic, c.Action)
 				}
 				tw.Flush()
-				return err
+				return refusedFlag(err, *replication, *minISR)
 			}
 		})
 	list := sub("list", "list [--factory F] [--prefix P]", "list factorywire topics with partitions, retention, records and group lag",
@@ -279,9 +287,41 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 	}
 }
 
+// checkReplication checks --replication-factor and --min-insync-replicas
+// before anything is sent; its errors name the flags.
+func checkReplication(replication, minISR int) error {
+	switch {
+	case replication < 0 || replication > math.MaxInt16:
+		return fmt.Errorf("--replication-factor %d: want 0 (the cluster's default) or a number of brokers, at most %d", replication, math.MaxInt16)
+	case minISR < 0:
+		return fmt.Errorf("--min-insync-replicas %d: want 0 (the cluster's default) or more", minISR)
+	case replication > 0 && minISR > replication:
+		return fmt.Errorf("--min-insync-replicas %d is more than --replication-factor %d: no acks=all produce could succeed; with 3 replicas, 2 is usual", minISR, replication)
+	}
+	return nil
+}
+
+// refusedFlag names the flag in err when the cluster refused the
+// replication factor (more than its brokers) or min.insync.replicas (a
+// broker without that config, as ours).
+func refusedFlag(err error, replication, minISR int) error {
+	switch {
+	case err == nil:
+		return nil
+	case replication > 0 && errors.Is(err, kerr.InvalidReplicationFactor):
+		return fmt.Errorf("--replication-factor %d: %w", replication, err)
+	case minISR > 0 && errors.Is(err, kerr.InvalidConfig) && strings.Contains(err.Error(), "min.insync.replicas"):
+		return fmt.Errorf("--min-insync-replicas %d: %w", minISR, err)
+	}
+	return err
+}
+
+// printTopics prints infos as a table. REPLICATION is the replication
+// factor, MIN.INSYNC.REPLICAS the topic's config; a dash where the broker
+// reports none (ours has no min.insync.replicas).
 func printTopics(out io.Writer, infos []topics.TopicInfo) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tRETENTION\tRECORDS\tGROUP LAG")
+	fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tREPLICATION\tMIN.INSYNC.REPLICAS\tRETENTION\tRECORDS\tGROUP LAG")
 	for _, t := range infos {
 		var lags []string
 		for g, l := range t.Lag {
@@ -290,7 +330,14 @@ func printTopics(out io.Writer, infos []topics.TopicInfo) {
 		if len(lags) == 0 {
 			lags = []string{"-"}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", t.Name, t.Partitions, formatRetention(t.Retention), t.Records, strings.Join(lags, " "))
+		replicas, minISR := "-", "-"
+		if t.Replicas > 0 {
+			replicas = strconv.Itoa(t.Replicas)
+		}
+		if t.MinInsyncReplicas != "" {
+			minISR = t.MinInsyncReplicas
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\n", t.Name, t.Partitions, replicas, minISR, formatRetention(t.Retention), t.Records, strings.Join(lags, " "))
 	}
 	tw.Flush()
 }

@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/factorywire/factorywire/broker"
+	"github.com/factorywire/factorywire/internal/kafkatest"
 )
 
 // TestTopicsAndGroupsCommands runs the admin subcommands against a broker
@@ -78,8 +83,11 @@ func TestTopicsAndGroupsCommands(t *testing.T) {
 	}
 	c.Close()
 
-	must([]string{"TOPIC", "plant-a.press 3 7d 12 sink=0"}, "topics", "list", "--factory", "plant-a")
-	must([]string{"plant-a.oven.dlq"}, "topics", "describe", "--topic", "plant-a.oven.dlq")
+	// Our broker is one node: a replication factor of 1, and no
+	// min.insync.replicas config (a dash).
+	must([]string{"TOPIC PARTITIONS REPLICATION MIN.INSYNC.REPLICAS RETENTION RECORDS GROUP LAG", "plant-a.press 3 1 - 7d 12 sink=0"}, "topics", "list", "--factory", "plant-a")
+	must([]string{"plant-a.oven.dlq 1 1 - 7d 0 -"}, "topics", "describe", "--topic", "plant-a.oven.dlq")
+	must([]string{"plant-a.press unchanged"}, "topics", "create", "--factory", "plant-a", "--classes", "press", "--partitions", "3", "--replication-factor", "1")
 	must([]string{"retention 14d set on plant-a.press, plant-a.press.dlq"}, "topics", "alter", "--factory", "plant-a", "--class", "press", "--retention", "14d")
 	must([]string{"warning: with more partitions", "plant-a.press now has 4 partitions"}, "topics", "alter", "--factory", "plant-a", "--class", "press", "--partitions", "4")
 	must([]string{"sink", "Empty", "0"}, "groups", "list")
@@ -88,16 +96,38 @@ func TestTopicsAndGroupsCommands(t *testing.T) {
 	must([]string{"committed"}, "groups", "reset", "--group", "sink", "--topic", "plant-a.press", "--to-earliest", "--execute")
 	must([]string{"sink Empty 0 12"}, "groups", "list") // the lag is everything again
 
-	for _, bad := range [][]string{
-		{"topics", "delete", "--factory", "plant-a"},
-		{"topics", "create", "--factory", "Plant_A", "--classes", "press"},
-		{"topics", "create", "--factory", "plant-a", "--classes", "press", "--retention", "seven days"},
-		{"groups", "reset", "--group", "sink", "--topic", "plant-a.press"},
+	for _, bad := range []struct {
+		args  []string
+		want  string // in the error: the flag it names
+		usage bool   // refused before asking the cluster: exit status 2
+	}{
+		{args: []string{"topics", "delete", "--factory", "plant-a"}, usage: true},
+		{args: []string{"topics", "create", "--factory", "Plant_A", "--classes", "press"}},
+		{args: []string{"topics", "create", "--factory", "plant-a", "--classes", "press", "--retention", "seven days"}, usage: true},
+		{args: []string{"groups", "reset", "--group", "sink", "--topic", "plant-a.press"}},
+		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--replication-factor", "-1"}, want: "--replication-factor -1", usage: true},
+		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--replication-factor", "40000"}, want: "--replication-factor 40000", usage: true},
+		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--min-insync-replicas", "-2"}, want: "--min-insync-replicas -2", usage: true},
+		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--replication-factor", "2", "--min-insync-replicas", "3"},
+			want: "--min-insync-replicas 3 is more than --replication-factor 2", usage: true},
+		// Refused by our broker, a single node without min.insync.replicas.
+		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--replication-factor", "3"}, want: "--replication-factor 3: create plant-z.press"},
+		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--min-insync-replicas", "1"}, want: "--min-insync-replicas 1: create plant-z.press"},
 	} {
-		_, err := cmd(bad...)
+		_, err := cmd(bad.args...)
 		if err == nil {
-			t.Fatalf("broker %s succeeded", strings.Join(bad, " "))
+			t.Fatalf("broker %s succeeded", strings.Join(bad.args, " "))
 		}
+		if !strings.Contains(err.Error(), bad.want) {
+			t.Fatalf("broker %s: %v, want it to say %q", strings.Join(bad.args, " "), err, bad.want)
+		}
+		var ue usageError
+		if errors.As(err, &ue) != bad.usage {
+			t.Fatalf("broker %s: %v: a usage error is %v, want %v", strings.Join(bad.args, " "), err, !bad.usage, bad.usage)
+		}
+	}
+	if out, _ := cmd("topics", "list"); strings.Contains(out, "plant-z") {
+		t.Fatalf("refused creates left topics:\n%s", out)
 	}
 	must([]string{"deleted plant-a.oven", "deleted plant-a.press.dlq"}, "topics", "delete", "--factory", "plant-a", "--confirm", "plant-a")
 	if out, _ := cmd("topics", "list"); strings.Contains(out, "plant-a") {
@@ -107,4 +137,124 @@ func TestTopicsAndGroupsCommands(t *testing.T) {
 	if _, err := cmd("topics", "delete", "--factory", "plant-a"); !errors.As(err, &ue) {
 		t.Fatalf("delete without --confirm: %v, want a usage error", err)
 	}
+}
+
+// TestTopicsReplicationOnKafka runs `topics create --replication-factor 3
+// --min-insync-replicas 2`, `topics list` and `topics describe` against a
+// three-broker Apache Kafka 4.1.1 (internal/kafkatest; a dedicated
+// controller beside the brokers), and reads back with kadm what the
+// topics got: three replicas per partition, min.insync.replicas=2 set on
+// each topic.
+func TestTopicsReplicationOnKafka(t *testing.T) {
+	c := kafkatest.Start(t, kafkatest.Options{Nodes: 3, Controllers: 1})
+	brokers := strings.Join(c.Brokers(), ",")
+	cmd := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(append(args, "--brokers", brokers), &out)
+		return strings.Join(strings.Fields(out.String()), " "), err // tabwriter pads columns
+	}
+	out, err := cmd("topics", "create", "--factory", "plant-r", "--classes", "press,power-meter", "--partitions", "3",
+		"--replication-factor", "3", "--min-insync-replicas", "2")
+	if err != nil {
+		t.Fatalf("topics create: %v\n%s", err, out)
+	}
+	for _, w := range []string{"plant-r.press created (3 partitions)", "plant-r.power-meter.dlq created (1 partitions)"} {
+		if !strings.Contains(out, w) {
+			t.Fatalf("topics create: output lacks %q:\n%s", w, out)
+		}
+	}
+	// Each command is a new client, which may ask a broker that learns of
+	// the topics a moment after the one create asked (Apache Kafka's
+	// brokers follow the controller's metadata log): ask again for a while.
+	eventually := func(what string, check func() error) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			err := check()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v", what, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	eventually("topics list", func() error {
+		out, err := cmd("topics", "list", "--factory", "plant-r")
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		for _, w := range []string{"REPLICATION MIN.INSYNC.REPLICAS", "plant-r.press 3 3 2 ", "plant-r.press.dlq 1 3 2 ",
+			"plant-r.power-meter 3 3 2 ", "plant-r.power-meter.dlq 1 3 2 "} {
+			if !strings.Contains(out+" ", w) {
+				return fmt.Errorf("output lacks %q:\n%s", w, out)
+			}
+		}
+		return nil
+	})
+	eventually("topics describe", func() error {
+		out, err := cmd("topics", "describe", "--topic", "plant-r.press")
+		if err != nil || !strings.Contains(out+" ", "plant-r.press 3 3 2 ") {
+			return fmt.Errorf("%v\n%s", err, out)
+		}
+		return nil
+	})
+	// More replicas than brokers: Kafka refuses, and the error names the flag.
+	if out, err = cmd("topics", "create", "--factory", "plant-s", "--classes", "press", "--replication-factor", "4"); err == nil ||
+		!strings.Contains(err.Error(), "--replication-factor 4: create plant-s.press") {
+		t.Fatalf("--replication-factor 4 on three brokers: %v\n%s", err, out)
+	}
+
+	// What the cluster holds, read back with kadm.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	names := []string{"plant-r.press", "plant-r.press.dlq", "plant-r.power-meter", "plant-r.power-meter.dlq"}
+	eventually("the topics as kadm reads them", func() error {
+		details, err := adm.ListTopics(ctx, names...)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			td, ok := details[name]
+			if !ok || td.Err != nil {
+				return fmt.Errorf("%s: not listed (%v)", name, td.Err)
+			}
+			want := 3
+			if strings.HasSuffix(name, ".dlq") {
+				want = 1
+			}
+			if len(td.Partitions) != want {
+				return fmt.Errorf("%s: %d partitions, want %d", name, len(td.Partitions), want)
+			}
+			for _, p := range td.Partitions {
+				if len(p.Replicas) != 3 {
+					return fmt.Errorf("%s partition %d: replicas %v, want 3", name, p.Partition, p.Replicas)
+				}
+			}
+		}
+		if _, ok := details["plant-s.press"]; ok {
+			return errors.New("the refused create left plant-s.press")
+		}
+		rcs, err := adm.DescribeTopicConfigs(ctx, names...)
+		if err != nil {
+			return err
+		}
+		if len(rcs) != len(names) {
+			return fmt.Errorf("configs of %d topics, want %d", len(rcs), len(names))
+		}
+		for _, rc := range rcs {
+			i := slices.IndexFunc(rc.Configs, func(c kadm.Config) bool { return c.Key == "min.insync.replicas" })
+			if rc.Err != nil || i < 0 || rc.Configs[i].MaybeValue() != "2" || rc.Configs[i].Source != kmsg.ConfigSourceDynamicTopicConfig {
+				return fmt.Errorf("%s: min.insync.replicas not 2 set on the topic (index %d, error %v): %+v", rc.Name, i, rc.Err, rc.Configs)
+			}
+		}
+		return nil
+	})
 }
