@@ -12,7 +12,9 @@ import (
 // Replication factor must be -1 or 1 (one broker); a manual assignment must
 // place every partition on node 0 alone. Configs are limited to the topic
 // configs this broker implements (see topicconfig.go); any other is
-// INVALID_CONFIG naming it. v5+ responses carry the partition count,
+// INVALID_CONFIG naming it. As in Kafka, a name that equals an existing
+// topic's once '.' is read as '_' is INVALID_TOPIC_EXCEPTION (the two would
+// share Kafka's metric names). v5+ responses carry the partition count,
 // replication factor and effective configs; v7 the topic id.
 
 func init() { regKey(int16(kmsg.CreateTopics), 0, 7, handleCreateTopics) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -88,6 +89,9 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 	if _, ok := b.topics[name]; ok {
 		return nil, kerr.TopicAlreadyExists.Code, fmt.Sprintf("topic %q already exists", name)
 	}
+	if other := b.collidingTopicLocked(name); other != "" {
+		return nil, kerr.InvalidTopicException.Code, fmt.Sprintf("topic %q collides with existing topic %q: names that differ only in '.' and '_' are refused, as Kafka refuses them (its metric names replace '.' with '_')", name, other)
+	}
 	if validateOnly {
 		return nil, 0, ""
 	}
@@ -115,6 +119,22 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 	}
 	b.log.Info("topic created", "topic", name, "partitions", partitions, "configs", configs)
 	return t, 0, ""
+}
+
+// collidingTopicLocked returns an existing topic whose name equals name
+// once every '.' is read as '_' (Kafka's Topic.hasCollision), or "".
+// Callers hold b.mu.
+func (b *Broker) collidingTopicLocked(name string) string {
+	if !strings.ContainsAny(name, "._") {
+		return ""
+	}
+	key := strings.ReplaceAll(name, ".", "_")
+	for other := range b.topics {
+		if other != name && strings.ReplaceAll(other, ".", "_") == key {
+			return other
+		}
+	}
+	return ""
 }
 
 // deleteTopic removes a topic from the catalog, then its partition logs.

@@ -43,6 +43,7 @@ func TestTopicAdministration(t *testing.T) {
 		msg        string
 	}{
 		{"bad/name", 1, 1, nil, kerr.InvalidTopicException, "character"},
+		{"plant-a_press", 1, 1, nil, kerr.InvalidTopicException, "collides"},
 		{"rf-three", 1, 3, nil, kerr.InvalidReplicationFactor, "1 broker"},
 		{"zero-partitions", 0, 1, nil, kerr.InvalidPartitions, "partitions"},
 		{"compact", 1, 1, map[string]*string{"cleanup.policy": ptr("compact")}, kerr.InvalidConfig, "compaction is not implemented"},
