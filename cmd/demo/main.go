@@ -6,10 +6,23 @@
 // the sink's lag and the poll-to-stored latency; Ctrl-C stops everything.
 //
 //	go run ./cmd/demo [--factories 3] [--devices 20] [--interval 1s] [--mongodb-uri URI] [--data-dir DIR]
+//	go run ./cmd/demo --brokers HOST:PORT[,HOST:PORT...] [--partitions 3] [--replication-factor 3] [--min-insync-replicas 2]
 //
-// Every flag has an environment twin FACTORYWIRE_DEMO_<FLAG>; --mongodb-uri
-// also reads MONGODB_URI. Exit status: 0 after Ctrl-C, 1 on failure, 2 for a
-// usage error.
+// With --brokers the demo starts no broker: it runs on that existing Kafka
+// cluster (Apache Kafka, or any Kafka-compatible one), creates its topics
+// there (plant-a.press, … and their .dlq topics, retention 24h) with
+// --partitions, --replication-factor and --min-insync-replicas (0: the
+// cluster's defaults), and connects every component with --tls,
+// --tls-ca-file, --tls-cert-file, --tls-key-file, --tls-server-name,
+// --tls-insecure-skip-verify, --sasl-mechanism, --sasl-username and
+// --sasl-password-file or --sasl-password-env (the name of the variable
+// holding the password: there is no password flag). Without --brokers it
+// starts our broker on --listen.
+//
+// Every flag has an environment twin FACTORYWIRE_DEMO_<FLAG>
+// (FACTORYWIRE_DEMO_SASL_PASSWORD_FILE); --mongodb-uri also reads
+// MONGODB_URI. Exit status: 0 after Ctrl-C, 1 on failure, 2 for a usage
+// error.
 package main
 
 import (
@@ -17,6 +30,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -27,81 +42,79 @@ import (
 
 	"github.com/factorywire/factorywire/internal/cli"
 	"github.com/factorywire/factorywire/internal/demo"
+	"github.com/factorywire/factorywire/internal/kafkaclient"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
+	cli.Main("demo", func(args []string, stdout io.Writer) error {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return run(ctx, args, stdout)
+	})
 }
 
-func run(args []string) error {
+// run parses args, starts the demo, prints its banner and then its figures
+// to out every --report until ctx is done, and stops it.
+func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	var (
-		factories = fs.Int("factories", 3, "simulated factories")
-		devs      = fs.Int("devices", 20, "devices of each class per factory")
-		classes   = fs.String("classes", "press,power-meter", "device classes (files in --classes-dir)")
-		classDir  = fs.String("classes-dir", "configs/devices", "register maps")
-		interval  = fs.Duration("interval", time.Second, "poll interval of every device")
-		mongoURI  = fs.String("mongodb-uri", os.Getenv("MONGODB_URI"), "MongoDB to write to (default $MONGODB_URI; empty: the embedded stand-in)")
-		dataDir   = fs.String("data-dir", "", "where the broker, spools and stand-in keep their files (default: a temporary directory, removed at exit)")
-		listen    = fs.String("listen", "127.0.0.1:9092", "the broker's address (127.0.0.1:0 for any free port)")
-		report    = fs.Duration("report", 5*time.Second, "how often to print the figures")
-		logLevel  = fs.String("log-level", "warn", "debug, info, warn or error")
+		factories   = fs.Int("factories", 3, "simulated factories")
+		devs        = fs.Int("devices", 20, "devices of each class per factory")
+		classes     = fs.String("classes", "press,power-meter", "device classes (files in --classes-dir)")
+		classDir    = fs.String("classes-dir", "configs/devices", "register maps")
+		interval    = fs.Duration("interval", time.Second, "poll interval of every device")
+		mongoURI    = fs.String("mongodb-uri", os.Getenv("MONGODB_URI"), "MongoDB to write to (default $MONGODB_URI; empty: the embedded stand-in)")
+		dataDir     = fs.String("data-dir", "", "where the broker, spools and stand-in keep their files (default: a temporary directory, removed at exit)")
+		listen      = fs.String("listen", "127.0.0.1:9092", "our broker's address (127.0.0.1:0 for any free port); not with --brokers")
+		kafka       = cli.AddKafkaFlags(fs, "")
+		partitions  = fs.Int("partitions", 3, "partitions of each samples topic")
+		replication = fs.Int("replication-factor", 0, "with --brokers: brokers holding each partition of the topics created (0: the cluster's default.replication.factor)")
+		minISR      = fs.Int("min-insync-replicas", 0, "with --brokers: min.insync.replicas of the topics (0: the cluster's default)")
+		report      = fs.Duration("report", 5*time.Second, "how often to print the figures")
+		logLevel    = fs.String("log-level", "warn", "debug, info, warn or error")
 	)
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("FACTORYWIRE_DEMO")); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return cli.UsageError{Err: err}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := checkFlags(set, kafka.BrokersSet(), *partitions, *replication, *minISR, *report); err != nil {
+		return cli.UsageError{Err: err}
+	}
+	cfg := demo.Config{
+		DataDir: *dataDir, ClassesDir: *classDir, Factories: *factories, Classes: strings.Split(*classes, ","),
+		Devices: *devs, Interval: *interval, Partitions: int32(*partitions), BrokerListen: *listen, MongoURI: *mongoURI,
+		ReplicationFactor: int16(*replication), MinInsyncReplicas: *minISR,
+	}
+	if kafka.BrokersSet() {
+		k, err := kafka.Config()
+		if err != nil {
+			return err
+		}
+		cfg.Kafka = k
 	}
 	logger, err := cli.Logger(*logLevel)
 	if err != nil {
 		return err
 	}
-	d, err := demo.Start(demo.Config{
-		DataDir: *dataDir, ClassesDir: *classDir, Factories: *factories, Classes: strings.Split(*classes, ","),
-		Devices: *devs, Interval: *interval, BrokerListen: *listen, MongoURI: *mongoURI, Logger: logger,
-	})
+	cfg.Logger = logger
+	d, err := demo.Start(cfg)
 	if err != nil {
 		return err
 	}
-	cfg := d.Config()
-	fmt.Printf("factorywire demo: %d factories × %d classes × %d devices, polled every %s\n", cfg.Factories, len(cfg.Classes), cfg.Devices, cfg.Interval)
-	fmt.Printf("  broker   %s (any Kafka client: kcat -b %s -L)\n", d.BrokerAddr(), d.BrokerAddr())
-	if d.StandIn() {
-		fmt.Printf("  MongoDB  the embedded FerretDB stand-in at %s: NO time-series collections, no TTL,\n", d.MongoURI())
-		fmt.Printf("           no $dateTrunc/$avg: set MONGODB_URI to write to a real MongoDB 6.0+\n")
-	} else {
-		fmt.Printf("  MongoDB  %s, database %s (time-series collections)\n", d.MongoURI(), cfg.Database)
-	}
-	fmt.Printf("  data     %s\n", cfg.DataDir)
-	fmt.Printf("  topics   %s\n\n", strings.Join(d.Topics, ", "))
-	fmt.Println("Try, while it runs:")
-	uri := d.MongoURI()
-	fmt.Printf("  go run ./cmd/broker topics list --brokers %s\n", d.BrokerAddr())
-	fmt.Printf("  go run ./cmd/broker groups lag --brokers %s --group factorywire-sink\n", d.BrokerAddr())
-	fmt.Printf("  go run ./cmd/sink query range --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s --device %s-01 --from 1m\n", uri, demo.Factory(0), cfg.Classes[0], cfg.Classes[0])
-	if d.StandIn() {
-		fmt.Println("  (sink query latest and window need a real MongoDB: the stand-in lacks $first and $dateTrunc)")
-	} else {
-		fmt.Printf("  go run ./cmd/sink query latest --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s\n", uri, demo.Factory(0), cfg.Classes[0])
-		fmt.Printf("  go run ./cmd/sink query window --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s --device %s-01 --field pressure --from 10m --unit minute\n", uri, demo.Factory(0), cfg.Classes[0], cfg.Classes[0])
-	}
-	fmt.Println("Ctrl-C stops everything. p50 and p99: poll to stored document, over each interval.")
-	fmt.Println()
+	printBanner(out, d)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	tick := time.NewTicker(*report)
 	defer tick.Stop()
 	start, prev := time.Now(), d.Stats()
-	fmt.Printf("%8s  %10s  %10s  %10s  %8s  %10s  %10s  %8s\n", "elapsed", "polled", "produced", "stored", "lag", "p50", "p99", "stored/s")
+	fmt.Fprintf(out, "%8s  %10s  %10s  %10s  %8s  %10s  %10s  %8s\n", "elapsed", "polled", "produced", "stored", "lag", "p50", "p99", "stored/s")
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Println("\nstopping: gateways forward their spools, the sink commits, then everything closes")
+			fmt.Fprintln(out, "\nstopping: gateways forward their spools, the sink commits, then everything closes")
 			return d.Close()
 		case <-tick.C:
 			s := d.Stats()
@@ -113,8 +126,142 @@ func run(args []string) error {
 			if q, ok := s.Delays(prev, 0.99); ok {
 				p99 = q.Round(time.Millisecond).String()
 			}
-			fmt.Printf("%8s  %10d  %10d  %10d  %8d  %10s  %10s  %8.0f\n", time.Since(start).Round(time.Second), s.Polled, s.Produced, s.Stored, s.Lag, p50, p99, rate)
+			fmt.Fprintf(out, "%8s  %10d  %10d  %10d  %8d  %10s  %10s  %8.0f\n", time.Since(start).Round(time.Second), s.Polled, s.Produced, s.Stored, s.Lag, p50, p99, rate)
 			prev = s
 		}
 	}
+}
+
+// kafkaOnly are the flags that configure the connection to an existing
+// cluster, meaningless without --brokers.
+var kafkaOnly = []string{"tls", "tls-ca-file", "tls-cert-file", "tls-key-file", "tls-server-name", "tls-insecure-skip-verify",
+	"sasl-mechanism", "sasl-username", "sasl-password-file", "sasl-password-env"}
+
+// checkFlags checks what the flags ask for before anything starts; set
+// holds the flags given (or their environment twins). Its errors name the
+// flags.
+func checkFlags(set map[string]bool, external bool, partitions, replication, minISR int, report time.Duration) error {
+	switch {
+	case partitions < 1 || partitions > math.MaxInt32:
+		return fmt.Errorf("--partitions %d: want at least 1", partitions)
+	case replication < 0 || replication > math.MaxInt16:
+		return fmt.Errorf("--replication-factor %d: want 0 (the cluster's default) or a number of brokers, at most %d", replication, math.MaxInt16)
+	case minISR < 0:
+		return fmt.Errorf("--min-insync-replicas %d: want 0 (the cluster's default) or more", minISR)
+	case replication > 0 && minISR > replication:
+		return fmt.Errorf("--min-insync-replicas %d is more than --replication-factor %d: no acks=all produce could succeed; with 3 replicas, 2 is usual", minISR, replication)
+	case report <= 0:
+		return fmt.Errorf("--report %s: want a positive duration", report)
+	}
+	if external {
+		if set["listen"] {
+			return errors.New("--listen is our broker's address: with --brokers the demo starts no broker; give one of them")
+		}
+		return nil
+	}
+	if replication > 1 {
+		return fmt.Errorf("--replication-factor %d: our broker is a single node; give an existing cluster's --brokers", replication)
+	}
+	if minISR > 0 {
+		return fmt.Errorf("--min-insync-replicas %d: our broker is a single node without min.insync.replicas; give an existing cluster's --brokers", minISR)
+	}
+	for _, name := range kafkaOnly {
+		if set[name] {
+			return fmt.Errorf("--%s: the TLS and SASL flags connect to an existing cluster: give its --brokers too", name)
+		}
+	}
+	return nil
+}
+
+// printBanner says what runs where and which commands to try.
+func printBanner(out io.Writer, d *demo.Demo) {
+	cfg := d.Config()
+	addr := d.BrokerAddr()
+	fmt.Fprintf(out, "factorywire demo: %d factories × %d classes × %d devices, polled every %s\n", cfg.Factories, len(cfg.Classes), cfg.Devices, cfg.Interval)
+	// The admin commands reach the cluster as the demo does: the same
+	// --brokers and, on a secured cluster, the same TLS and SASL flags.
+	admin := "--brokers " + addr
+	if d.External() {
+		fmt.Fprintf(out, "  kafka    the existing cluster at %s (%s); our broker is not started\n", addr, cfg.Kafka.Describe())
+		admin += connFlags(cfg.Kafka)
+	} else {
+		fmt.Fprintf(out, "  broker   %s (any Kafka client: kcat -b %s -L)\n", addr, addr)
+	}
+	if d.StandIn() {
+		fmt.Fprintf(out, "  MongoDB  the embedded FerretDB stand-in at %s: NO time-series collections, no TTL,\n", d.MongoURI())
+		fmt.Fprintf(out, "           no $dateTrunc/$avg: set MONGODB_URI to write to a real MongoDB 6.0+\n")
+	} else {
+		fmt.Fprintf(out, "  MongoDB  %s, database %s (time-series collections)\n", d.MongoURI(), cfg.Database)
+	}
+	fmt.Fprintf(out, "  data     %s\n", cfg.DataDir)
+	if d.External() {
+		fmt.Fprintf(out, "  topics   %s, each with its .dlq\n", strings.Join(d.Topics, ", "))
+		fmt.Fprintf(out, "           asked: %d partitions, %s, %s, retention 24h (topics that existed keep their partitions and replicas)\n\n",
+			cfg.Partitions, orDefault("replication factor", int(cfg.ReplicationFactor)), orDefault("min.insync.replicas", cfg.MinInsyncReplicas))
+	} else {
+		fmt.Fprintf(out, "  topics   %s\n\n", strings.Join(d.Topics, ", "))
+	}
+	fmt.Fprintln(out, "Try, while it runs:")
+	uri := d.MongoURI()
+	fmt.Fprintf(out, "  go run ./cmd/broker topics list %s\n", admin)
+	fmt.Fprintf(out, "  go run ./cmd/broker groups lag %s --group factorywire-sink\n", admin)
+	if d.External() && (cfg.Kafka.TLS.Enabled || cfg.Kafka.SASL.Mechanism != "") {
+		fmt.Fprintln(out, "  (the two above carry the TLS and SASL flags the demo was given: run them from this directory)")
+	}
+	fmt.Fprintf(out, "  go run ./cmd/sink query range --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s --device %s-01 --from 1m\n", uri, demo.Factory(0), cfg.Classes[0], cfg.Classes[0])
+	if d.StandIn() {
+		fmt.Fprintln(out, "  (sink query latest and window need a real MongoDB: the stand-in lacks $first and $dateTrunc)")
+	} else {
+		fmt.Fprintf(out, "  go run ./cmd/sink query latest --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s\n", uri, demo.Factory(0), cfg.Classes[0])
+		fmt.Fprintf(out, "  go run ./cmd/sink query window --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s --device %s-01 --field pressure --from 10m --unit minute\n", uri, demo.Factory(0), cfg.Classes[0], cfg.Classes[0])
+	}
+	fmt.Fprintln(out, "Ctrl-C stops everything. p50 and p99: poll to stored document, over each interval.")
+	fmt.Fprintln(out)
+}
+
+// orDefault is "name n", or "the cluster's default name" for 0.
+func orDefault(name string, n int) string {
+	if n == 0 {
+		return "the cluster's default " + name
+	}
+	return fmt.Sprintf("%s %d", name, n)
+}
+
+// connFlags are the admin commands' TLS and SASL flags (cli.KafkaFlags)
+// for the connection c, each with a leading space: paths, the user and
+// the name of the password's variable, never a password.
+func connFlags(c kafkaclient.Config) string {
+	var b strings.Builder
+	str := func(name, v string) {
+		if v != "" {
+			b.WriteString(" --" + name + " " + shellQuote(v))
+		}
+	}
+	if c.TLS.Enabled {
+		b.WriteString(" --tls")
+	}
+	str("tls-ca-file", c.TLS.CAFile)
+	str("tls-cert-file", c.TLS.CertFile)
+	str("tls-key-file", c.TLS.KeyFile)
+	str("tls-server-name", c.TLS.ServerName)
+	if c.TLS.InsecureSkipVerify {
+		b.WriteString(" --tls-insecure-skip-verify")
+	}
+	str("sasl-mechanism", c.SASL.Mechanism)
+	str("sasl-username", c.SASL.Username)
+	str("sasl-password-file", c.SASL.PasswordFile)
+	str("sasl-password-env", c.SASL.PasswordEnv)
+	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but ASCII
+// letters, digits and -_./:@,+=.
+func shellQuote(s string) string {
+	unsafe := strings.ContainsFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-_./:@,+=", r))
+	})
+	if !unsafe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
