@@ -218,7 +218,21 @@ func (f *forwarder) forwardChunk(ctx context.Context, t *spoolTopic, pos, end in
 		})
 		return nil
 	})
-	wg.Wait()
+	// Wait for every acknowledgement, or for the stop: a produce the
+	// cluster keeps refusing (NOT_ENOUGH_REPLICAS) is retried by the
+	// client until it is closed, and an idempotent producer does not give
+	// up a record it may have written when ctx ends. The records stay in
+	// the spool, unacknowledged; closing the client answers the callbacks.
+	acked := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(acked)
+	}()
+	select {
+	case <-acked:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	if err != nil {
 		return err
 	}

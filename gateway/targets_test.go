@@ -62,8 +62,9 @@ func TestGatewayTargets(t *testing.T) {
 // does while a partition has fewer in-sync replicas than its
 // min.insync.replicas. The producer retries; meanwhile /readyz must say
 // forwarding is stalled and the spool's backlog and age, read at scrape
-// time, must keep growing. Once the broker accepts again, everything
-// arrives once and /readyz is ready.
+// time, must keep growing. The gateway stopped while stalled returns; run
+// again once the broker accepts, it delivers everything, each device's seq
+// in order without a gap, and /readyz is ready.
 func TestGatewayStalledProduce(t *testing.T) {
 	var refuse atomic.Bool
 	refuse.Store(true)
@@ -120,7 +121,11 @@ func TestGatewayStalledProduce(t *testing.T) {
 		return n2 > n1 && age2 > age1
 	})
 
+	// Stopped while stalled, the gateway returns (runGateway's stop fails
+	// the test after 30 s) and keeps the samples for the next run.
+	stop()
 	refuse.Store(false)
+	g, stop = runGateway(t, plant.cfg)
 	waitFor(t, "/readyz to be ready again", 30*time.Second, func() bool { code, _ := readyz(); return code == http.StatusOK })
 	stop()
 	last := map[string]uint64{}
