@@ -11,9 +11,10 @@ import (
 // TestRebalance: a second member joins the group in the middle of a
 // stream; partitions move to it (cooperative-sticky) after the first
 // member finished and committed its batch, and every sample is stored
-// exactly once.
-func TestRebalance(t *testing.T) {
-	addr := startBroker(t)
+// exactly once. Runs against our broker, kfake and Apache Kafka.
+func TestRebalance(t *testing.T) { forEachTarget(t, testRebalance) }
+
+func testRebalance(t *testing.T, addr string) {
 	press, meter := testFactory+".press", testFactory+".power-meter"
 	createTopics(t, addr, map[string]int32{press: 4, meter: 2, press + ".dlq": 1, meter + ".dlq": 1})
 	cfg := testConfig(addr, mongotest.Start(t))

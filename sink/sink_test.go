@@ -17,10 +17,12 @@ import (
 // TestHappyPath: samples of several devices of two classes, spread over
 // several partitions, are stored once each with their fields intact;
 // MongoDB's checkpoint and the broker's committed offsets both end at the
-// partitions' end offsets. Runs against the FerretDB stand-in (plain
-// collections: FerretDB has no time-series collections).
-func TestHappyPath(t *testing.T) {
-	addr := startBroker(t)
+// partitions' end offsets. Runs against our broker, kfake and Apache
+// Kafka, and the FerretDB stand-in (plain collections: FerretDB has no
+// time-series collections).
+func TestHappyPath(t *testing.T) { forEachTarget(t, testHappyPath) }
+
+func testHappyPath(t *testing.T, addr string) {
 	press, meter := testFactory+".press", testFactory+".power-meter"
 	createTopics(t, addr, map[string]int32{press: 3, meter: 2, press + ".dlq": 1, meter + ".dlq": 1})
 	cfg := testConfig(addr, mongotest.Start(t))
