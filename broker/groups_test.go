@@ -11,8 +11,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/factorywire/factorywire/internal/kafkatest"
 )
 
 func fastGroups(c *Config) { c.GroupInitialRebalanceDelay = 0 }
@@ -88,11 +91,49 @@ func (m *groupMember) owned() map[int32]bool {
 // sticky, the default) over 6 partitions: one member takes everything, a
 // second joins and the partitions split without overlap, the second leaves
 // and the first takes everything back. Every record is consumed, committed
-// offsets reach the end, and the committed offsets survive a restart.
+// offsets reach the end, and the committed offsets survive a restart of the
+// broker. The same outcomes are asserted on our broker, kfake (no restart:
+// it keeps nothing on disk) and Apache Kafka.
 func TestConsumerGroupRebalance(t *testing.T) {
-	dir := t.TempDir()
-	b := startBroker(t, dir, fastGroups)
-	addr := b.Addr().String()
+	type target struct {
+		addr    string
+		restart func() string // nil: not restartable
+	}
+	targets := map[string]func(t *testing.T) target{
+		"ours": func(t *testing.T) target {
+			dir := t.TempDir()
+			b := startBroker(t, dir, fastGroups)
+			return target{b.Addr().String(), func() string {
+				b.Close()
+				return startBroker(t, dir, fastGroups).Addr().String()
+			}}
+		},
+		"kfake": func(t *testing.T) target {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			return target{addr: c.ListenAddrs()[0]}
+		},
+		"kafka": func(t *testing.T) target {
+			c := kafkatest.Start(t, kafkatest.Options{})
+			return target{c.Brokers()[0], func() string {
+				c.Stop(1)
+				c.Restart(1)
+				return c.Brokers()[0]
+			}}
+		},
+	}
+	for _, name := range []string{"ours", "kfake", "kafka"} {
+		t.Run(name, func(t *testing.T) {
+			tg := targets[name](t)
+			testConsumerGroupRebalance(t, tg.addr, tg.restart)
+		})
+	}
+}
+
+func testConsumerGroupRebalance(t *testing.T, addr string, restart func() string) {
 	const topic, group, n = "grp", "sink", 3000
 	createTopic(t, addr, topic, 6, nil)
 	p := newClient(t, addr, kgo.DefaultProduceTopic(topic))
@@ -179,11 +220,13 @@ func TestConsumerGroupRebalance(t *testing.T) {
 	waitFor("committed offsets to reach the end", caughtUp, a)
 	a.cl.Close()
 
+	if restart == nil {
+		return
+	}
 	// Offsets survive a restart of the broker.
 	before, _ := adm.FetchOffsets(ctx, group)
-	b.Close()
-	b2 := startBroker(t, dir, fastGroups)
-	after, err := kadm.NewClient(newClient(t, b2.Addr().String())).FetchOffsets(ctx, group)
+	addr = restart()
+	after, err := kadm.NewClient(newClient(t, addr)).FetchOffsets(ctx, group)
 	if err != nil {
 		t.Fatal(err)
 	}
