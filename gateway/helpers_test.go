@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factorywire/factorywire/broker"
@@ -146,6 +148,12 @@ func (p *testPlant) delivered(t *testing.T, addr string, want int, conn ...kgo.O
 		ends, err = adm.ListEndOffsets(ctx, topics...)
 		if err == nil {
 			err = ends.Error()
+		}
+		if errors.Is(err, kerr.UnknownTopicOrPartition) && ctx.Err() == nil {
+			// Apache Kafka: the broker has not yet learned of topics
+			// the controller just created.
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
 		if err != nil {
 			t.Fatalf("list end offsets: %v", err)
