@@ -53,6 +53,17 @@ func nextSeqs(g *Gateway) map[string]uint64 {
 	return out
 }
 
+// polled is, from the gateway's health, each device's last seq and the
+// samples polled in all (seqs start at 0).
+func polled(g *Gateway) (last map[string]uint64, total int) {
+	last = map[string]uint64{}
+	for id, next := range nextSeqs(g) {
+		last[id] = next - 1
+		total += int(next)
+	}
+	return last, total
+}
+
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -119,12 +130,7 @@ func TestGatewayBrokerOutage(t *testing.T) {
 		t.Errorf("/devices: %v, %+v", err, health)
 	}
 	stop()
-	last := map[string]uint64{}
-	total := 0
-	for id, next := range nextSeqs(g) {
-		last[id] = next - 1
-		total += int(next)
-	}
+	last, total := polled(g)
 	got := plant.delivered(t, addr, total)
 	if n := checkSeqs(t, got, plant.devices, last, false); n != 0 {
 		t.Fatalf("%d samples delivered twice", n)
@@ -167,12 +173,7 @@ func TestGatewayRestartKeepsSeq(t *testing.T) {
 		return true
 	})
 	stop2()
-	last := map[string]uint64{}
-	total := 0
-	for id, next := range nextSeqs(g2) {
-		last[id] = next - 1
-		total += int(next)
-	}
+	last, total := polled(g2)
 	checkSeqs(t, plant.delivered(t, addr, total), plant.devices, last, false)
 }
 

@@ -168,12 +168,7 @@ func refusedThenFixed(t *testing.T, plant *testPlant, addr, caFile string, r ref
 		t.Errorf("/readyz after the fix: %d %s", status, body)
 	}
 	stop()
-	last := map[string]uint64{}
-	total := 0
-	for id, next := range nextSeqs(g2) {
-		last[id] = next - 1
-		total += int(next)
-	}
+	last, total := polled(g2)
 	opts, err := good.Kafka.Opts(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -22,39 +22,20 @@ import (
 // order without a gap, on its murmur2 partition, with its headers and
 // timestamp (testPlant.delivered checks each record).
 func TestGatewayTargets(t *testing.T) {
-	targets := map[string]func(t *testing.T) string{
-		"ours": func(t *testing.T) string { return startBroker(t, t.TempDir(), "127.0.0.1:0").Addr().String() },
-		"kfake": func(t *testing.T) string {
-			c, err := kfake.NewCluster(kfake.NumBrokers(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.Close)
-			return c.ListenAddrs()[0]
-		},
-		"kafka": func(t *testing.T) string { return kafkatest.Start(t, kafkatest.Options{}).Brokers()[0] },
-	}
-	for _, name := range []string{"ours", "kfake", "kafka"} {
-		t.Run(name, func(t *testing.T) {
-			addr := targets[name](t)
-			plant := newTestPlant(t, addr, 100*time.Millisecond, 3)
-			createTopics(t, addr, plant.topics)
-			g, stop := runGateway(t, plant.cfg)
-			plant.delivered(t, addr, 60)
-			stop()
-			last := map[string]uint64{}
-			total := 0
-			for id, next := range nextSeqs(g) {
-				last[id] = next - 1
-				total += int(next)
-			}
-			got := plant.delivered(t, addr, total)
-			if n := checkSeqs(t, got, plant.devices, last, false); n != 0 {
-				t.Fatalf("%d samples delivered twice", n)
-			}
-			t.Logf("%d samples of %d devices delivered", total, len(plant.devices))
-		})
-	}
+	ours := func(t *testing.T) string { return startBroker(t, t.TempDir(), "127.0.0.1:0").Addr().String() }
+	kafkatest.ForEachTarget(t, ours, func(t *testing.T, addr string) {
+		plant := newTestPlant(t, addr, 100*time.Millisecond, 3)
+		createTopics(t, addr, plant.topics)
+		g, stop := runGateway(t, plant.cfg)
+		plant.delivered(t, addr, 60)
+		stop()
+		last, total := polled(g)
+		got := plant.delivered(t, addr, total)
+		if n := checkSeqs(t, got, plant.devices, last, false); n != 0 {
+			t.Fatalf("%d samples delivered twice", n)
+		}
+		t.Logf("%d samples of %d devices delivered", total, len(plant.devices))
+	})
 }
 
 // TestGatewayStalledProduce: the broker (kfake, through its request
@@ -128,12 +109,7 @@ func TestGatewayStalledProduce(t *testing.T) {
 	g, stop = runGateway(t, plant.cfg)
 	waitFor(t, "/readyz to be ready again", 30*time.Second, func() bool { code, _ := readyz(); return code == http.StatusOK })
 	stop()
-	last := map[string]uint64{}
-	total := 0
-	for id, next := range nextSeqs(g) {
-		last[id] = next - 1
-		total += int(next)
-	}
+	last, total := polled(g)
 	got := plant.delivered(t, addr, total)
 	checkSeqs(t, got, plant.devices, last, true)
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -61,24 +60,9 @@ func startBroker(t testing.TB) string {
 	return b.Addr().String()
 }
 
-// forEachTarget runs test against our broker, kfake and Apache Kafka (a
-// single-node cluster of its own), each in a subtest named for it.
+// forEachTarget runs test against our broker, kfake and Apache Kafka.
 func forEachTarget(t *testing.T, test func(t *testing.T, addr string)) {
-	targets := map[string]func(t *testing.T) string{
-		"ours": func(t *testing.T) string { return startBroker(t) },
-		"kfake": func(t *testing.T) string {
-			c, err := kfake.NewCluster(kfake.NumBrokers(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.Close)
-			return c.ListenAddrs()[0]
-		},
-		"kafka": func(t *testing.T) string { return kafkatest.Start(t, kafkatest.Options{}).Brokers()[0] },
-	}
-	for _, name := range []string{"ours", "kfake", "kafka"} {
-		t.Run(name, func(t *testing.T) { test(t, targets[name](t)) })
-	}
+	kafkatest.ForEachTarget(t, func(t *testing.T) string { return startBroker(t) }, test)
 }
 
 // createTopics creates topic -> partitions on the broker at addr.
