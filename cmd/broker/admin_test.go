@@ -19,18 +19,26 @@ import (
 	"github.com/factorywire/factorywire/internal/kafkatest"
 )
 
-// TestTopicsAndGroupsCommands runs the admin subcommands against a broker
-// in this process: create (twice: idempotent), list, describe, alter,
-// groups list/lag/reset (dry run, then executed), delete.
+// TestTopicsAndGroupsCommands runs the admin subcommands against our
+// broker (in this process), kfake and Apache Kafka: create (twice:
+// idempotent), list, describe, alter, groups list/lag/reset (dry run, then
+// executed), delete, and the refusals.
 func TestTopicsAndGroupsCommands(t *testing.T) {
-	cfg := broker.DefaultConfig()
-	cfg.Listen, cfg.DataDir, cfg.Logger = "127.0.0.1:0", t.TempDir(), slog.New(slog.DiscardHandler)
-	b, err := broker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
+	ours := func(t *testing.T) string {
+		cfg := broker.DefaultConfig()
+		cfg.Listen, cfg.DataDir, cfg.Logger = "127.0.0.1:0", t.TempDir(), slog.New(slog.DiscardHandler)
+		b, err := broker.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b.Addr().String()
 	}
-	defer b.Close()
-	addr := b.Addr().String()
+	kafkatest.ForEachTarget(t, ours, testTopicsAndGroupsCommands)
+}
+
+func testTopicsAndGroupsCommands(t *testing.T, addr string) {
+	target := t.Name()[strings.LastIndex(t.Name(), "/")+1:]
 	cmd := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(append(args, "--brokers", addr), &out)
@@ -83,10 +91,12 @@ func TestTopicsAndGroupsCommands(t *testing.T) {
 	}
 	c.Close()
 
-	// Our broker is one node: a replication factor of 1, and no
-	// min.insync.replicas config (a dash).
-	must([]string{"TOPIC PARTITIONS REPLICATION MIN.INSYNC.REPLICAS RETENTION RECORDS GROUP LAG", "plant-a.press 3 1 - 7d 12 sink=0"}, "topics", "list", "--factory", "plant-a")
-	must([]string{"plant-a.oven.dlq 1 1 - 7d 0 -"}, "topics", "describe", "--topic", "plant-a.oven.dlq")
+	// One node each: a replication factor of 1. Our broker has no
+	// min.insync.replicas config (a dash); kfake and Apache Kafka report
+	// the default, 1.
+	minISR := map[string]string{"ours": "-", "kfake": "1", "kafka": "1"}[target]
+	must([]string{"TOPIC PARTITIONS REPLICATION MIN.INSYNC.REPLICAS RETENTION RECORDS GROUP LAG", "plant-a.press 3 1 " + minISR + " 7d 12 sink=0"}, "topics", "list", "--factory", "plant-a")
+	must([]string{"plant-a.oven.dlq 1 1 " + minISR + " 7d 0 -"}, "topics", "describe", "--topic", "plant-a.oven.dlq")
 	must([]string{"plant-a.press unchanged"}, "topics", "create", "--factory", "plant-a", "--classes", "press", "--partitions", "3", "--replication-factor", "1")
 	must([]string{"retention 14d set on plant-a.press, plant-a.press.dlq"}, "topics", "alter", "--factory", "plant-a", "--class", "press", "--retention", "14d")
 	must([]string{"warning: with more partitions", "plant-a.press now has 4 partitions"}, "topics", "alter", "--factory", "plant-a", "--class", "press", "--partitions", "4")
@@ -100,6 +110,7 @@ func TestTopicsAndGroupsCommands(t *testing.T) {
 		args  []string
 		want  string // in the error: the flag it names
 		usage bool   // refused before asking the cluster: exit status 2
+		only  string // the target that refuses it, "" for all
 	}{
 		{args: []string{"topics", "delete", "--factory", "plant-a"}, usage: true},
 		{args: []string{"topics", "create", "--factory", "Plant_A", "--classes", "press"}},
@@ -110,10 +121,14 @@ func TestTopicsAndGroupsCommands(t *testing.T) {
 		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--min-insync-replicas", "-2"}, want: "--min-insync-replicas -2", usage: true},
 		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--replication-factor", "2", "--min-insync-replicas", "3"},
 			want: "--min-insync-replicas 3 is more than --replication-factor 2", usage: true},
-		// Refused by our broker, a single node without min.insync.replicas.
+		// Refused by a single node.
 		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--replication-factor", "3"}, want: "--replication-factor 3: create plant-z.press"},
-		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--min-insync-replicas", "1"}, want: "--min-insync-replicas 1: create plant-z.press"},
+		// Refused by our broker, which has no min.insync.replicas.
+		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--min-insync-replicas", "1"}, want: "--min-insync-replicas 1: create plant-z.press", only: "ours"},
 	} {
+		if bad.only != "" && bad.only != target {
+			continue
+		}
 		_, err := cmd(bad.args...)
 		if err == nil {
 			t.Fatalf("broker %s succeeded", strings.Join(bad.args, " "))
