@@ -19,6 +19,9 @@
 // A package whose tests can share one single-node cluster calls Shared,
 // and Main from its TestMain, instead of paying a JVM start per test.
 //
+// A program that is not a test (cmd/brokerbench) finds java and the jars
+// with FindInstall, starts a cluster with Run and stops it with Close.
+//
 // The nodes are tuned for tests on two cores: small heaps, few threads, a
 // fenced broker detected in seconds (broker.session.timeout.ms 4 s), no
 // initial rebalance delay, internal topics with few partitions and a
@@ -73,6 +76,8 @@ type Options struct {
 	Controllers int
 	// Heap is the JVM's -Xmx of each node. Default 512m.
 	Heap string
+	// InitialHeap is the JVM's -Xms of each node. Default 64m.
+	InitialHeap string
 	// JVMFlags replace the default flags (serial GC and the C1 compiler
 	// only, which start fastest and use least CPU on two cores). A
 	// benchmark passes none-of-these by setting JVMFlags to []string{}.
@@ -133,6 +138,18 @@ func Start(t testing.TB, opts Options) *Cluster {
 
 func start(tb testing.TB, dir string, opts Options) (*Cluster, error) {
 	libs, java := peers.KafkaLibs(tb)
+	c, err := launchCluster(context.Background(), Install{Java: java, Libs: libs}, dir, opts)
+	if c != nil {
+		c.tb = tb
+	}
+	return c, err
+}
+
+// launchCluster formats and starts a cluster in dir with inst's java and
+// jars and returns once every node is listed as a broker, within
+// startTimeout and ctx. On an error after the first node started it
+// returns the cluster too, for its caller to close.
+func launchCluster(ctx context.Context, inst Install, dir string, opts Options) (*Cluster, error) {
 	if opts.Nodes == 0 {
 		opts.Nodes = 1
 	}
@@ -145,10 +162,13 @@ func start(tb testing.TB, dir string, opts Options) (*Cluster, error) {
 	if opts.Heap == "" {
 		opts.Heap = "512m"
 	}
+	if opts.InitialHeap == "" {
+		opts.InitialHeap = "64m"
+	}
 	if opts.JVMFlags == nil {
 		opts.JVMFlags = []string{"-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss1m", "-XX:-UsePerfData"}
 	}
-	c := &Cluster{tb: tb, java: java, libs: libs, dir: dir, clusterID: newClusterID(), opts: opts}
+	c := &Cluster{java: inst.Java, libs: inst.Libs, dir: dir, clusterID: newClusterID(), opts: opts}
 	brokerListeners := append([]string{"PLAINTEXT"}, slices.Sorted(maps.Keys(opts.Listeners))...)
 	var ids []int32
 	for i := range opts.Nodes {
@@ -194,7 +214,7 @@ func start(tb testing.TB, dir string, opts Options) (*Cluster, error) {
 			return c, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	if err := c.waitBrokers(ctx, c.ids()); err != nil {
 		return c, err
@@ -345,6 +365,9 @@ func (c *Cluster) node(id int32) *node {
 			return n
 		}
 	}
+	if c.tb == nil { // a cluster from Run
+		panic(fmt.Sprintf("kafkatest: no node %d in this cluster", id))
+	}
 	c.tb.Fatalf("kafkatest: no node %d in this cluster", id)
 	return nil
 }
@@ -372,6 +395,9 @@ func (c *Cluster) runningAddrs() []string {
 	}
 	return addrs
 }
+
+// logDir is node n's log.dirs, unless Options.Props sets it.
+func (n *node) logDir() string { return filepath.Join(n.dir, "data") }
 
 func (n *node) addr(listener string) string {
 	p, ok := n.ports[listener]
@@ -418,7 +444,7 @@ func (c *Cluster) writeProps(n *node) error {
 		"controller.listener.names":        "CONTROLLER",
 		"listeners":                        strings.Join(listeners, ","),
 		"listener.security.protocol.map":   strings.Join(protocols, ","),
-		"log.dirs":                         filepath.Join(n.dir, "data"),
+		"log.dirs":                         n.logDir(),
 		"num.network.threads":              "2",
 		"num.io.threads":                   "2",
 		"num.replica.fetchers":             "1",
@@ -499,7 +525,7 @@ func (c *Cluster) format() error {
 
 // launch starts node n's process.
 func (c *Cluster) launch(n *node) error {
-	args := []string{"-Xms64m", "-Xmx" + c.opts.Heap}
+	args := []string{"-Xms" + c.opts.InitialHeap, "-Xmx" + c.opts.Heap}
 	args = append(args, c.opts.JVMFlags...)
 	args = append(args,
 		"-Djava.awt.headless=true",
