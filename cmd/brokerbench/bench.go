@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/factorywire/factorywire/internal/procstat"
@@ -85,6 +86,9 @@ func (b *bench) Run(ctx context.Context) error {
 	}
 
 	b.machine = readMachine(tmp)
+	if slices.ContainsFunc(b.cfg.kinds(), isKafka) {
+		b.machine.Java = javaVersion(b.cfg.Kafka.Java)
+	}
 	b.machine.Fsync4K, err = measureFsync(tmp, 4<<10, 200)
 	if err != nil {
 		return fmt.Errorf("measure fsync: %w", err)
@@ -158,14 +162,21 @@ func (b *bench) capacityScenarios() []capacityScenario {
 	return picked
 }
 
-// order returns kinds in the order of the given run: ours and kfake
-// alternate which goes first, so neither always meets a warmer or cooler
-// machine; the blackhole ceiling, if there, goes last.
+// order returns kinds in the order of the given run: the brokers rotate
+// which goes first (with ours and kfake: ours in odd runs, kfake in even
+// ones), so none always meets a warmer or cooler machine; the blackhole
+// ceiling, if there, goes last.
 func order(kinds []string, run int) []string {
-	if run%2 == 0 && len(kinds) >= 2 && kinds[0] == kindOurs && kinds[1] == kindKfake {
-		return append([]string{kindKfake, kindOurs}, kinds[2:]...)
+	brokers := slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return k == kindBlackhole })
+	if len(brokers) == 0 {
+		return kinds
 	}
-	return kinds
+	s := (run - 1) % len(brokers)
+	out := append(slices.Clone(brokers[s:]), brokers[:s]...)
+	if len(out) < len(kinds) {
+		out = append(out, kindBlackhole)
+	}
+	return out
 }
 
 // runAll interleaves the brokers scenario by scenario, run by run, then
@@ -238,16 +249,24 @@ func (b *bench) fail(what string, err error) {
 
 // withBroker starts a fresh broker of the given kind in a child process
 // over a new data dir named name, creates benchTopic with the given
-// partitions, calls f, then stops the broker and removes its data. A
-// broker that does not stop cleanly fails the run.
+// partitions and waits until the broker serves it, calls f, then stops the
+// broker and removes its data. A broker that does not stop cleanly (ours,
+// kfake) or that exited before it was stopped (Kafka, which is killed)
+// fails the run.
 func (b *bench) withBroker(ctx context.Context, kind, name string, partitions int, f func(p *brokerProc) error) (err error) {
 	dir := filepath.Join(b.tmp, kind+"-"+name)
-	profile := ""
-	if b.cfg.CPUProfileDir != "" {
-		profile = filepath.Join(b.cfg.CPUProfileDir, kind+"-"+name+".pprof")
+	var p *brokerProc
+	if isKafka(kind) {
+		p, err = startKafka(ctx, b.cfg.Kafka, kind, dir)
+	} else {
+		profile := ""
+		if b.cfg.CPUProfileDir != "" {
+			profile = filepath.Join(b.cfg.CPUProfileDir, kind+"-"+name+".pprof")
+		}
+		p, err = startChild(ctx, kind, dir, profile, b.logw)
 	}
-	p, err := startChild(ctx, kind, dir, profile, b.logw)
 	if err != nil {
+		os.RemoveAll(dir)
 		return err
 	}
 	defer func() {
@@ -256,7 +275,15 @@ func (b *bench) withBroker(ctx context.Context, kind, name string, partitions in
 		}
 		os.RemoveAll(dir)
 	}()
-	if err := createTopic(ctx, p.Addr, partitions); err != nil {
+	if isKafka(kind) && b.cfg.JVMWarmup > 0 {
+		if err := warmJVM(ctx, p.Addr, kind, b.cfg.JVMWarmup); err != nil {
+			return fmt.Errorf("JIT warm-up: %w", err)
+		}
+	}
+	if err := createTopic(ctx, p.Addr, benchTopic, partitions, kafkaTopicConfigs(kind)); err != nil {
+		return err
+	}
+	if err := waitTopic(ctx, p.Addr, benchTopic, partitions); err != nil {
 		return err
 	}
 	return f(p)
@@ -293,7 +320,7 @@ func (b *bench) runThroughput(ctx context.Context, kind string, sc scenario, run
 		if err := checkEndOffsets(pctx, bp.Addr, want); err != nil {
 			return err
 		}
-		r.DiskByte = procstat.DirBytes(bp.dir)
+		r.DiskByte = bp.diskBytes()
 		if kind == kindBlackhole {
 			r.Mem, err = procstat.ReadMem(bp.Pid())
 			return err // it kept nothing to consume
@@ -401,7 +428,7 @@ func (b *bench) runMemory(ctx context.Context, kind string) (memoryRun, error) {
 			if err != nil {
 				return err
 			}
-			s := memorySample{Label: label, Records: records, Mem: m, DiskByte: procstat.DirBytes(bp.dir)}
+			s := memorySample{Label: label, Records: records, Mem: m, DiskByte: bp.diskBytes()}
 			r.Samples = append(r.Samples, s)
 			logf(b.logw, "memory %-5s %-30s rss %s (anon %s, file %s) hwm %s, data %s",
 				kind, label, mib(m.RSS), mib(m.Anon), mib(m.File), mib(m.HWM), mib(s.DiskByte))

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/factorywire/factorywire/internal/benchkit"
+	"github.com/factorywire/factorywire/internal/peers"
 	"github.com/factorywire/factorywire/storage/commitlog"
 )
 
@@ -26,14 +28,15 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestTinyRunBothBrokers runs every scenario once against both brokers with
-// tiny counts. The bench itself fails a run unless every acknowledged record
-// is consumed back, in offset order, with no gap or duplicate, and the end
-// offsets equal the acknowledged counts; here we check that no run failed,
-// every record came back, and the report holds every table. Nothing is
-// timed.
+// TestTinyRunBothBrokers runs every scenario once against ours and kfake
+// with tiny counts. The bench itself fails a run unless every acknowledged
+// record is consumed back, in offset order, with no gap or duplicate, and
+// the end offsets equal the acknowledged counts; here we check that no run
+// failed, every record came back, and the report holds every table.
+// Nothing is timed.
 func TestTinyRunBothBrokers(t *testing.T) {
 	cfg := defaultConfig()
+	cfg.Only = "both"
 	cfg.Records, cfg.RecordsLarge, cfg.Runs = 2_000, 500, 1
 	cfg.RSSRecords = 2_000
 	cfg.CapacityRecords, cfg.CapacityRecordsLarge = 4_000, 2_000
@@ -71,6 +74,106 @@ func TestTinyRunBothBrokers(t *testing.T) {
 		if !strings.Contains(out.String(), section) {
 			t.Errorf("report lacks %q:\n%s", section, out.String())
 		}
+	}
+}
+
+// TestQuickRunKafka runs the tool as -quick does, against ours and both
+// Apache Kafka brokers, on the 100 B × 1 p scenarios (single producer and
+// capacity), the latency runs and the memory run: each Kafka starts as a
+// java child, gets its JIT warm-up, serves every phase without losing or
+// duplicating a record, has its memory read from /proc, and the report
+// compares ours with it and states the aims. It skips without java or
+// Kafka's jars (fails under FACTORYWIRE_REQUIRE_PEERS=1). Nothing is timed.
+func TestQuickRunKafka(t *testing.T) {
+	peers.KafkaLibs(t)
+	cfg := defaultConfig()
+	cfg.Quick = true
+	cfg.applyQuick(map[string]bool{})
+	cfg.Only = "ours,kafka-fsync,kafka"
+	cfg.Scenarios = "100x1"
+	cfg.Ceiling = false
+	cfg.JVMWarmup = 500 * time.Millisecond
+	cfg.LatencyDuration = 200 * time.Millisecond
+	cfg.PhaseTimeout = time.Minute
+	cfg.Dir = t.TempDir()
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	b := newBench(cfg, &out, io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := b.Run(ctx); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	kinds := []string{kindOurs, kindKafkaFsync, kindKafka}
+	if got, want := len(b.throughput), len(kinds); got != want {
+		t.Errorf("%d throughput runs, want %d", got, want)
+	}
+	for _, r := range b.throughput {
+		if want := r.Scenario.Records + warmupRecords; r.Consume.Records != want {
+			t.Errorf("%s %s: consumed %d records, want %d", r.Kind, r.Scenario, r.Consume.Records, want)
+		}
+		if r.Mem.RSS <= 0 || r.Produce.BrokerCPU < 0 {
+			t.Errorf("%s %s: broker RSS %d, CPU %v", r.Kind, r.Scenario, r.Mem.RSS, r.Produce.BrokerCPU)
+		}
+	}
+	if len(b.capacity) != len(kinds) || len(b.latency) != len(kinds)*len(latencyLingers) || len(b.memory) != len(kinds) {
+		t.Errorf("%d capacity, %d latency and %d memory runs, want %d, %d and %d",
+			len(b.capacity), len(b.latency), len(b.memory), len(kinds), len(kinds)*len(latencyLingers), len(kinds))
+	}
+	for _, want := range []string{"Apache Kafka 4.", "**ours/kafka-fsync**", "**ours/kafka**", "kafka-fsync", "aim ≥ 2×", "aim lower", "aim ≤ 0.2×", "ours/kafka-fsync |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestParseOnly(t *testing.T) {
+	for _, tt := range []struct {
+		only string
+		want []string
+		err  bool
+	}{
+		{"all", []string{kindOurs, kindKfake, kindKafkaFsync, kindKafka}, false},
+		{"both", []string{kindOurs, kindKfake}, false},
+		{"ours", []string{kindOurs}, false},
+		{"kafka-fsync, ours", []string{kindOurs, kindKafkaFsync}, false},
+		{"KFAKE,kafka", []string{kindKfake, kindKafka}, false},
+		{"both,kafka-fsync", []string{kindOurs, kindKfake, kindKafkaFsync}, false},
+		{"blackhole", nil, true},
+		{"ours,", nil, true},
+		{"", nil, true},
+	} {
+		t.Run(tt.only, func(t *testing.T) {
+			got, err := parseOnly(tt.only)
+			if (err != nil) != tt.err || !slices.Equal(got, tt.want) {
+				t.Errorf("parseOnly(%q) = %q, %v; want %q, error %v", tt.only, got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+func TestOrder(t *testing.T) {
+	all := []string{kindOurs, kindKfake, kindKafkaFsync, kindKafka, kindBlackhole}
+	for _, tt := range []struct {
+		name  string
+		kinds []string
+		run   int
+		want  []string
+	}{
+		{"two, odd run", []string{kindOurs, kindKfake, kindBlackhole}, 1, []string{kindOurs, kindKfake, kindBlackhole}},
+		{"two, even run", []string{kindOurs, kindKfake, kindBlackhole}, 2, []string{kindKfake, kindOurs, kindBlackhole}},
+		{"four, run 2", all, 2, []string{kindKfake, kindKafkaFsync, kindKafka, kindOurs, kindBlackhole}},
+		{"four, run 4", all[:4], 4, []string{kindKafka, kindOurs, kindKfake, kindKafkaFsync}},
+		{"four, run 5", all[:4], 5, all[:4]},
+		{"blackhole only", []string{kindBlackhole}, 2, []string{kindBlackhole}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := order(tt.kinds, tt.run); !slices.Equal(got, tt.want) {
+				t.Errorf("order(%q, %d) = %q, want %q", tt.kinds, tt.run, got, tt.want)
+			}
+		})
 	}
 }
 

@@ -6,15 +6,38 @@ import (
 	"time"
 
 	"github.com/factorywire/factorywire/internal/benchkit"
+	"github.com/factorywire/factorywire/internal/procstat"
 )
 
-// brokerProc is a broker running in a child process. Start it with
-// startChild; stop it with Stop, which is idempotent.
+// brokerProc is a broker running in a child process: a broker child of
+// this binary (startChild) or Apache Kafka's java process (startKafka).
+// Stop it with Stop, which is idempotent.
 type brokerProc struct {
-	*benchkit.Child
 	kind string
-	dir  string
+	Addr string       // its listener
+	dir  string       // its data dir
+	pid  int          // the process /proc is read for
+	stop func() error // idempotent
+	// disk returns the bytes of benchTopic's data on disk; nil means
+	// procstat.DirBytes(dir).
+	disk func() int64
 }
+
+// Pid is the broker's process id.
+func (p *brokerProc) Pid() int { return p.pid }
+
+// diskBytes is the size of the broker's data on disk: its data dir's files
+// (apparent size) for ours and kfake, benchTopic's partition folders
+// (allocated blocks) for Kafka.
+func (p *brokerProc) diskBytes() int64 {
+	if p.disk != nil {
+		return p.disk()
+	}
+	return procstat.DirBytes(p.dir)
+}
+
+// Stop stops the broker and reports whether it ran and stopped cleanly.
+func (p *brokerProc) Stop() error { return p.stop() }
 
 // childStopTimeout bounds how long a child may take to close its broker
 // after SIGTERM before it is killed.
@@ -33,5 +56,5 @@ func startChild(ctx context.Context, kind, dir, profile string, logw io.Writer) 
 	if err != nil {
 		return nil, err
 	}
-	return &brokerProc{Child: c, kind: kind, dir: dir}, nil
+	return &brokerProc{kind: kind, Addr: c.Addr, dir: dir, pid: c.Pid(), stop: c.Stop}, nil
 }

@@ -5,19 +5,37 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/factorywire/factorywire/internal/kafkatest"
 )
 
-// Broker kinds, as the -only flag and the tables name them. kindBlackhole
-// is kfake with BlackholeProduce: it acknowledges produces without storing
-// anything, so its produce rate is the ceiling the client and the machine
-// allow, not a broker to compare with.
+// Broker kinds, as the -only flag and the tables name them. kindKafkaFsync
+// is Apache Kafka with an fsync before every ack (flush.messages=1), as
+// ours by default; kindKafka is Apache Kafka as shipped (no fsync: the page
+// cache only). kindBlackhole is kfake with BlackholeProduce: it
+// acknowledges produces without storing anything, so its produce rate is
+// the ceiling the client and the machine allow, not a broker to compare
+// with.
 const (
-	kindOurs      = "ours"
-	kindKfake     = "kfake"
-	kindBlackhole = "blackhole"
+	kindOurs       = "ours"
+	kindKfake      = "kfake"
+	kindKafkaFsync = "kafka-fsync"
+	kindKafka      = "kafka"
+	kindBlackhole  = "blackhole"
 )
+
+// brokerKinds are the brokers -only can name, in the order of the first
+// run; references are those ours is compared with, in the tables' order.
+var (
+	brokerKinds = []string{kindOurs, kindKfake, kindKafkaFsync, kindKafka}
+	references  = []string{kindKfake, kindKafkaFsync, kindKafka}
+)
+
+// isKafka reports whether kind is Apache Kafka (a java child process).
+func isKafka(kind string) bool { return kind == kindKafkaFsync || kind == kindKafka }
 
 // Config is one benchmark run's settings. defaultConfig gives the defaults
 // of a full run (about 10 minutes on a quiet 2-core machine); applyQuick
@@ -61,7 +79,8 @@ type Config struct {
 	// CapacityRecordsLarge is how many records each 1000 B capacity
 	// scenario produces. Default 1,000,000.
 	CapacityRecordsLarge int
-	// Only is "ours", "kfake" or "both" (default).
+	// Only is a comma-separated list of the brokers to run (ours, kfake,
+	// kafka-fsync, kafka), "both" (ours and kfake) or "all" (default).
 	Only string
 	// Scenarios, if not empty, restricts the throughput runs to a comma
 	// separated list of VALUExPARTITIONS names: "100x1,1000x8".
@@ -75,6 +94,11 @@ type Config struct {
 	// (no storage, no fsync): the most one producer gets through on this
 	// machine. Default true.
 	Ceiling bool
+	// JVMWarmup is how long each fresh Apache Kafka gets produce load on
+	// a topic of its own (then consumed) before anything is timed, so that
+	// its JIT compilers have compiled the hot paths; 0 skips it. Default
+	// 10s.
+	JVMWarmup time.Duration
 	// Out is a file to write the markdown report to, besides stdout.
 	Out string
 	// Dir is where the temporary data directories go. Default: the
@@ -90,6 +114,9 @@ type Config struct {
 
 	// CommandLine is the invocation, echoed in the report.
 	CommandLine string
+	// Kafka is where java and Apache Kafka's jars are; validate finds
+	// them when Only names a Kafka broker.
+	Kafka kafkatest.Install
 }
 
 func defaultConfig() Config {
@@ -105,11 +132,12 @@ func defaultConfig() Config {
 		RSSRecords:           10_000_000,
 		LatencyRate:          10_000,
 		LatencyDuration:      5 * time.Second,
-		Only:                 "both",
+		Only:                 "all",
 		Ceiling:              true,
 		QuietCores:           0.25,
 		Dir:                  os.TempDir(),
 		PhaseTimeout:         10 * time.Minute,
+		JVMWarmup:            10 * time.Second,
 	}
 }
 
@@ -126,10 +154,11 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.CapacityRecords, "capacity-records", c.CapacityRecords, "records per 100 B capacity scenario")
 	fs.IntVar(&c.CapacityRecordsLarge, "capacity-records-1000b", c.CapacityRecordsLarge, "records per 1000 B capacity scenario")
 	fs.IntVar(&c.BufferRecords, "buffer", c.BufferRecords, "producer MaxBufferedRecords in throughput runs (0: five full batches in flight per partition plus one)")
-	fs.StringVar(&c.Only, "only", c.Only, "brokers to run: ours, kfake or both")
+	fs.StringVar(&c.Only, "only", c.Only, "brokers to run, comma-separated: ours, kfake, kafka-fsync, kafka; or both (ours,kfake) or all")
 	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "throughput scenarios to run, e.g. 100x1,1000x8 (default: 100x1,100x8,1000x1,1000x8)")
 	fs.Float64Var(&c.QuietCores, "quiet-cores", c.QuietCores, "leave runs with more than this many cores of other load out of the medians (0: keep all)")
 	fs.BoolVar(&c.Ceiling, "ceiling", c.Ceiling, "also produce to kfake with BlackholeProduce (stores nothing): the client's ceiling")
+	fs.DurationVar(&c.JVMWarmup, "jvm-warmup", c.JVMWarmup, "untimed load on its own topic each fresh Apache Kafka gets first, to warm its JIT (0: none)")
 	fs.StringVar(&c.Out, "out", c.Out, "also write the markdown report to this file")
 	fs.StringVar(&c.Dir, "dir", c.Dir, "directory for the brokers' temporary data dirs")
 	fs.DurationVar(&c.PhaseTimeout, "phase-timeout", c.PhaseTimeout, "bound on each produce or consume phase")
@@ -147,6 +176,7 @@ func (c *Config) applyQuick(set map[string]bool) {
 		"capacity-records-1000b": func() { c.CapacityRecordsLarge = 50_000 },
 		"rss-records":            func() { c.RSSRecords = 200_000 },
 		"latency-duration":       func() { c.LatencyDuration = time.Second },
+		"jvm-warmup":             func() { c.JVMWarmup = time.Second },
 	}
 	for name, apply := range quick {
 		if !set[name] {
@@ -155,7 +185,8 @@ func (c *Config) applyQuick(set map[string]bool) {
 	}
 }
 
-// validate reports the first invalid setting, naming its flag.
+// validate reports the first invalid setting, naming its flag. When Only
+// names an Apache Kafka broker it also finds java and Kafka's jars (Kafka).
 func (c *Config) validate() error {
 	switch {
 	case c.Records < 1 || c.Records > 1_000_000_000:
@@ -184,6 +215,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("-buffer %d: must not be negative", c.BufferRecords)
 	case c.QuietCores < 0:
 		return fmt.Errorf("-quiet-cores %v: must not be negative", c.QuietCores)
+	case c.JVMWarmup < 0 || c.JVMWarmup > 10*time.Minute:
+		return fmt.Errorf("-jvm-warmup %v: must be within [0, 10m]", c.JVMWarmup)
 	case c.PhaseTimeout < time.Second:
 		return fmt.Errorf("-phase-timeout %v: must be at least 1s", c.PhaseTimeout)
 	case c.Dir == "":
@@ -194,13 +227,48 @@ func (c *Config) validate() error {
 			return fmt.Errorf("-scenarios %q: %q is not one of 100x1, 100x8, 1000x1, 1000x8", c.Scenarios, name)
 		}
 	}
-	if len(c.kinds()) == 0 {
-		return fmt.Errorf("-only %q: must be ours, kfake or both", c.Only)
+	if _, err := parseOnly(c.Only); err != nil {
+		return err
 	}
 	if st, err := os.Stat(c.Dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("-dir %q: not a directory", c.Dir)
 	}
+	if slices.ContainsFunc(c.kinds(), isKafka) {
+		inst, err := kafkatest.FindInstall()
+		if err != nil {
+			return fmt.Errorf("-only %q runs Apache Kafka: %w (or leave it out: -only ours,kfake)", c.Only, err)
+		}
+		c.Kafka = inst
+	}
 	return nil
+}
+
+// parseOnly returns the brokers an -only value names, in brokerKinds'
+// order.
+func parseOnly(only string) ([]string, error) {
+	want := map[string]bool{}
+	for _, name := range strings.Split(strings.ToLower(only), ",") {
+		switch name = strings.TrimSpace(name); name {
+		case "all":
+			for _, k := range brokerKinds {
+				want[k] = true
+			}
+		case "both":
+			want[kindOurs], want[kindKfake] = true, true
+		default:
+			if !slices.Contains(brokerKinds, name) {
+				return nil, fmt.Errorf("-only %q: %q is not one of ours, kfake, kafka-fsync, kafka, both, all", only, name)
+			}
+			want[name] = true
+		}
+	}
+	var kinds []string
+	for _, k := range brokerKinds {
+		if want[k] {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds, nil
 }
 
 // validScenarios are the names -scenarios accepts.
@@ -232,15 +300,8 @@ func (c *Config) throughputKinds() []string {
 
 // kinds returns the brokers to run, in the order of the first run.
 func (c *Config) kinds() []string {
-	switch strings.ToLower(c.Only) {
-	case kindOurs:
-		return []string{kindOurs}
-	case kindKfake:
-		return []string{kindKfake}
-	case "both":
-		return []string{kindOurs, kindKfake}
-	}
-	return nil
+	kinds, _ := parseOnly(c.Only)
+	return kinds
 }
 
 // logf writes a progress line.

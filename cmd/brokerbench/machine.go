@@ -17,6 +17,7 @@ import (
 type machineInfo struct {
 	benchkit.Machine
 	Disk string // device and filesystem holding the data dirs
+	Java string // `java -version`'s first line, when Apache Kafka runs
 
 	// Fsync4K and Fsync1M are the median and 99th percentile of
 	// appending 4 KiB or 1 MiB to a file and fsyncing it, in the data

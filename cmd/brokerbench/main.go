@@ -1,15 +1,21 @@
-// Command brokerbench measures factorywire's broker against kfake, the
-// reference single-node Go broker, in the same run: franz-go produce and
+// Command brokerbench measures factorywire's broker against its references
+// in the same run: kfake, the reference single-node Go broker, and Apache
+// Kafka (one KRaft node) with an fsync before every ack (kafka-fsync, as
+// ours) and as shipped (kafka, page cache only): franz-go produce and
 // consume throughput, produce ack latency, broker CPU time and broker memory
 // as retained data grows. docs/BENCHMARKS.md explains the method and holds
 // the figures.
 //
 //	go run ./cmd/brokerbench [-runs 3] [-records 5000000] [-records-1000b 1000000]
-//	    [-rss-records 10000000] [-only ours|kfake|both] [-ceiling] [-out FILE] [-quick]
+//	    [-rss-records 10000000] [-only all|both|ours,kfake,kafka-fsync,kafka]
+//	    [-jvm-warmup 10s] [-ceiling] [-out FILE] [-quick]
 //
-// Each broker runs in a child process (this binary, re-executed), so the
-// memory and CPU time read from /proc are the broker's alone; the clients run
-// in this process. Every flag has an environment twin: BROKERBENCH_ and the
+// Each broker runs in a child process (this binary, re-executed, or
+// Apache Kafka's java process, started through internal/kafkatest with
+// Kafka's own JVM options), so the memory and CPU time read from /proc are
+// the broker's alone; the clients run in this process. Apache Kafka needs
+// java and its jars in .peers/kafka/libs (see internal/peers.KafkaFetch);
+// -only ours,kfake runs without them. Every flag has an environment twin: BROKERBENCH_ and the
 // flag name in upper case with '-' as '_' (BROKERBENCH_RUNS=5).
 //
 // Exit status: 0 when every run completed and every produced record was
@@ -26,7 +32,7 @@ import (
 // command is the tool's command line; -cpuprofile is hidden.
 var command = benchkit.Command{
 	Name:      "brokerbench",
-	Summary:   "Runs factorywire's broker and kfake in child processes and compares them.",
+	Summary:   "Runs factorywire's broker, kfake and Apache Kafka in child processes and compares them.",
 	EnvPrefix: "BROKERBENCH",
 	Hidden:    map[string]bool{"cpuprofile": true},
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/factorywire/factorywire/internal/benchkit"
 )
@@ -106,21 +109,106 @@ var latencyLingers = []lingerVariant{
 	{Name: "0", opts: []kgo.Opt{kgo.ProducerLinger(0)}},
 }
 
-// createTopic creates benchTopic with the given partitions.
-func createTopic(ctx context.Context, addr string, partitions int) error {
+// createTopic creates topic with the given partitions and topic configs
+// (nil: the broker's defaults).
+func createTopic(ctx context.Context, addr, topic string, partitions int, configs map[string]*string) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, int32(partitions), 1, nil, benchTopic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, int32(partitions), 1, configs, topic)
 	if err != nil {
-		return fmt.Errorf("create topic %s: %w", benchTopic, err)
+		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	if resp.Err != nil {
-		return fmt.Errorf("create topic %s: %w (%s)", benchTopic, resp.Err, resp.ErrMessage)
+		return fmt.Errorf("create topic %s: %w (%s)", topic, resp.Err, resp.ErrMessage)
 	}
 	return nil
+}
+
+// topicWait bounds how long waitTopic waits.
+const topicWait = 30 * time.Second
+
+// waitTopic returns once the broker's Metadata lists topic with the given
+// partitions, each with a leader, and ListOffsets answers for each without
+// an error. Apache Kafka answers CreateTopics before its broker's metadata
+// has the topic, and lists a leader a moment before that leader serves the
+// partition; a raw produce (the capacity scenarios) fails in between. The
+// Metadata request goes to the broker itself, not through kadm's cached
+// metadata.
+func waitTopic(ctx context.Context, addr, topic string, partitions int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, topicWait)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	last := errors.New("not listed")
+	for {
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil {
+			last = topicReady(resp, topic, partitions)
+			if last == nil {
+				if last = offsetsListed(ctx, addr, topic); last == nil {
+					return nil
+				}
+			}
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s not served within %v: %w", topic, topicWait, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// offsetsListed reports the first error ListOffsets gives for a partition
+// of topic, asked with a new client (which has no cached leaders).
+func offsetsListed(ctx context.Context, addr, topic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return err
+	}
+	return ends.Error()
+}
+
+// topicReady reports why a Metadata response does not show topic with the
+// given partitions, each with a leader; nil if it does.
+func topicReady(resp *kmsg.MetadataResponse, topic string, partitions int) error {
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != topic {
+			continue
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return err
+		}
+		if len(t.Partitions) != partitions {
+			return fmt.Errorf("%d partitions listed, want %d", len(t.Partitions), partitions)
+		}
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("partition %d: %w", p.Partition, err)
+			}
+			if p.Leader < 0 {
+				return fmt.Errorf("partition %d has no leader", p.Partition)
+			}
+		}
+		return nil
+	}
+	return errors.New("not listed")
 }
 
 // partitionCounts counts acknowledged records per partition; promises may
