@@ -471,6 +471,11 @@ func renderAims(w *strings.Builder, b *bench) {
 			add("- produce %s, fsync before ack: ours %s rec/s, kafka-fsync %s rec/s: **%.2f×** (aim ≥ %.0f×: %s)%s",
 				sc, commas(int(om.recs)), commas(int(fm.recs)), r, aimKafka, verdict(r >= aimKafka),
 				againstKafka(om.recs, am.recs, len(a) > 0, recs))
+			if c, _ := quietProduce(b, kindBlackhole, sc); len(c) > 0 {
+				ceil := medianProduce(c).recs
+				add("  - ceiling (blackhole) %s rec/s: kafka-fsync reaches %.0f%% of it; the most any broker could show here is %.2f× kafka-fsync",
+					commas(int(ceil)), 100*fm.recs/ceil, ceil/fm.recs)
+			}
 			add("  - ack p99 under that load: ours %.1f ms, kafka-fsync %.1f ms: **%s** (aim lower: %s)%s",
 				om.p99, fm.p99, ratio(om.p99, fm.p99), verdict(om.p99 < fm.p99),
 				againstKafka(om.p99, am.p99, len(a) > 0, ms1))
