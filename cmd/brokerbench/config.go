@@ -38,8 +38,9 @@ var (
 func isKafka(kind string) bool { return kind == kindKafkaFsync || kind == kindKafka }
 
 // Config is one benchmark run's settings. defaultConfig gives the defaults
-// of a full run (about 10 minutes on a quiet 2-core machine); applyQuick
-// shrinks every count for a smoke run.
+// of a full run (about 26 minutes on a quiet 2-core machine with all four
+// brokers, most of it Apache Kafka's; 17.5 minutes with -runs 2);
+// applyQuick shrinks every count for a smoke run.
 type Config struct {
 	// Records is how many records each 100 B scenario produces and then
 	// consumes. Default 5,000,000.
