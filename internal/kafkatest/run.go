@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -24,23 +22,11 @@ type Install struct {
 // where KafkaLibs skips, it returns an error naming what to install or the
 // command that fetches the jars.
 func FindInstall() (Install, error) {
-	java, err := exec.LookPath("java")
+	libs, java, err := peers.FindKafka()
 	if err != nil {
-		return Install{}, errors.New("kafkatest: java is not installed; install a Java 17 runtime (apt-get install openjdk-17-jre-headless)")
+		return Install{}, fmt.Errorf("kafkatest: %w", err)
 	}
-	libs := os.Getenv(peers.KafkaLibsEnv)
-	if libs == "" {
-		root, err := moduleRoot()
-		if err != nil {
-			return Install{}, fmt.Errorf("kafkatest: Apache Kafka's jars: %w; set %s to their folder", err, peers.KafkaLibsEnv)
-		}
-		libs = filepath.Join(root, ".peers", "kafka", "libs")
-	}
-	inst := Install{Java: java, Libs: libs}
-	if inst.Version() == "" {
-		return Install{}, fmt.Errorf("kafkatest: Apache Kafka's jars are not in %s; fetch them from the repository root with: %s", libs, peers.KafkaFetch)
-	}
-	return inst, nil
+	return Install{Java: java, Libs: libs}, nil
 }
 
 // Version is the version of the Kafka broker jar in Libs ("4.1.1"), or ""
@@ -51,25 +37,6 @@ func (in Install) Version() string {
 		return ""
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(filepath.Base(matches[0]), "kafka_2.13-"), ".jar")
-}
-
-// moduleRoot is the nearest folder above the working directory that holds
-// go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // Run formats and starts a cluster as Start does, for a program that is

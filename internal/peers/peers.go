@@ -7,6 +7,7 @@ package peers
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,26 +48,40 @@ const KafkaLibsEnv = "FACTORYWIRE_KAFKA_LIBS"
 const KafkaFetch = "mvn -q -f internal/kafkatest/testdata/pom.xml dependency:copy-dependencies"
 
 // KafkaLibs returns the folder of Apache Kafka's jars, for a java
-// classpath of KafkaLibs(t)+"/*", and the path of java. The folder is
-// $FACTORYWIRE_KAFKA_LIBS, or .peers/kafka/libs at the root of this
-// module. Without java or the jars it skips (fails under RequireEnv),
-// naming the command to run.
+// classpath of KafkaLibs(t)+"/*", and the path of java, as FindKafka finds
+// them. Without java or the jars it skips (fails under RequireEnv),
+// naming what to install or the command to run.
 func KafkaLibs(t testing.TB) (libs, java string) {
 	t.Helper()
-	java = Program(t, "java", "install a Java 17 runtime (apt-get install openjdk-17-jre-headless)")
+	libs, java, err := FindKafka()
+	if err != nil {
+		Missing(t, err.Error())
+	}
+	return libs, java
+}
+
+// FindKafka returns the folder of Apache Kafka's jars and the path of java,
+// for a program that is not a test: the folder is $FACTORYWIRE_KAFKA_LIBS,
+// or .peers/kafka/libs at the root of the module holding the working
+// directory. Its error names what to install or the command that fetches
+// the jars.
+func FindKafka() (libs, java string, err error) {
+	java, err = exec.LookPath("java")
+	if err != nil {
+		return "", "", errors.New("java is not installed; install a Java 17 runtime (apt-get install openjdk-17-jre-headless)")
+	}
 	libs = os.Getenv(KafkaLibsEnv)
 	if libs == "" {
 		root, err := moduleRoot()
 		if err != nil {
-			Missing(t, "Apache Kafka's jars: "+err.Error())
+			return "", "", fmt.Errorf("Apache Kafka's jars: %w; set %s to their folder", err, KafkaLibsEnv)
 		}
 		libs = filepath.Join(root, ".peers", "kafka", "libs")
 	}
-	matches, _ := filepath.Glob(filepath.Join(libs, "kafka_2.13-*.jar"))
-	if len(matches) == 0 {
-		Missing(t, "Apache Kafka's jars are not in "+libs+"; fetch them from the repository root with: "+KafkaFetch)
+	if matches, _ := filepath.Glob(filepath.Join(libs, "kafka_2.13-*.jar")); len(matches) == 0 {
+		return "", "", fmt.Errorf("Apache Kafka's jars are not in %s; fetch them from the repository root with: %s", libs, KafkaFetch)
 	}
-	return libs, java
+	return libs, java, nil
 }
 
 // moduleRoot is the nearest folder above the working directory (a test's
