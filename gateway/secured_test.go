@@ -16,9 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factorywire/factorywire/devices/modbus"
 	"github.com/factorywire/factorywire/internal/certtest"
@@ -82,36 +80,9 @@ func TestGatewaySecuredKafka(t *testing.T) {
 // SASL_AUTHENTICATION_FAILED (and fails the records kgo holds) where kfake
 // closes the connection. Skips without java and the jars.
 func TestGatewaySecuredApacheKafka(t *testing.T) {
-	dir := t.TempDir()
-	ca := certtest.NewCA(t, "plant CA")
-	caFile := ca.Write(t, dir)
-	srv := ca.Server(t, "localhost", "127.0.0.1").Write(t, dir, "broker")
-	c := kafkatest.Start(t, kafkatest.Options{
-		Listeners: map[string]string{"SECURE": "SASL_SSL"},
-		Props: map[string]string{
-			"listener.name.secure.ssl.keystore.type":              "PEM",
-			"listener.name.secure.ssl.keystore.location":          srv.Chain,
-			"listener.name.secure.sasl.enabled.mechanisms":        "SCRAM-SHA-512",
-			"listener.name.secure.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-		},
-	})
+	c, caFile := kafkatest.StartSCRAM(t, "gateway", gwPassword)
 	plant := newTestPlant(t, "", 100*time.Millisecond, 2)
 	createTopics(t, c.Brokers()[0], plant.topics)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	altered, err := kadm.NewClient(cl).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
-		{User: "gateway", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: gwPassword}})
-	if err == nil {
-		err = altered.Error()
-	}
-	if err != nil {
-		t.Fatalf("create the SCRAM user: %v", err)
-	}
 	refusedThenFixed(t, plant, c.ListenerAddrs("SECURE")[0], caFile, wrongPassword)
 }
 

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -121,19 +120,7 @@ func TestSinkSecuredKafka(t *testing.T) {
 // password Run stops with the ConnError Kafka's SASL_AUTHENTICATION_FAILED
 // gives. Skips without java and the jars.
 func TestSinkSecuredApacheKafka(t *testing.T) {
-	dir := t.TempDir()
-	ca := certtest.NewCA(t, "plant CA")
-	caFile := ca.Write(t, dir)
-	srv := ca.Server(t, "localhost", "127.0.0.1").Write(t, dir, "broker")
-	c := kafkatest.Start(t, kafkatest.Options{
-		Listeners: map[string]string{"SECURE": "SASL_SSL"},
-		Props: map[string]string{
-			"listener.name.secure.ssl.keystore.type":              "PEM",
-			"listener.name.secure.ssl.keystore.location":          srv.Chain,
-			"listener.name.secure.sasl.enabled.mechanisms":        "SCRAM-SHA-512",
-			"listener.name.secure.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-		},
-	})
+	c, caFile := kafkatest.StartSCRAM(t, "sink", sinkPassword)
 	press := testFactory + ".press"
 	createTopics(t, c.Brokers()[0], map[string]int32{press: 2, press + ".dlq": 1})
 	admin, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...))
@@ -143,14 +130,6 @@ func TestSinkSecuredApacheKafka(t *testing.T) {
 	defer admin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	altered, err := kadm.NewClient(admin).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
-		{User: "sink", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: sinkPassword}})
-	if err == nil {
-		err = altered.Error()
-	}
-	if err != nil {
-		t.Fatalf("create the SCRAM user: %v", err)
-	}
 	if err := admin.ProduceSync(ctx, stream([]string{"press"}, 3, 0, 20)...).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
