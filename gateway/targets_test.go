@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -80,15 +79,7 @@ func TestGatewayStalledProduce(t *testing.T) {
 	createTopics(t, addr, plant.topics)
 	g, stop := runGateway(t, plant.cfg)
 
-	readyz := func() (int, string) {
-		resp, err := http.Get("http://" + g.Addr().String() + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	readyz := func() (int, string) { return get(t, "http://"+g.Addr().String()+"/readyz") }
 	var why string
 	waitFor(t, "/readyz to report the stall", 20*time.Second, func() bool {
 		code, body := readyz()

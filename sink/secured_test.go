@@ -88,17 +88,7 @@ func TestSinkSecuredKafka(t *testing.T) {
 			cfg := testConfig(addr, mongoURI)
 			cfg.Kafka.Config = good
 			c.edit(&cfg.Kafka.Config)
-			s, err := New(cfg, testLogger())
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- s.Run(context.Background()) }()
-			select {
-			case err = <-done:
-			case <-time.After(waitLimit):
-				t.Fatalf("the sink still runs after %v", waitLimit)
-			}
+			err := runUntilStopped(t, cfg)
 			var ce *kafkaclient.ConnError
 			if !errors.As(err, &ce) || ce.Cause != c.cause {
 				t.Fatalf("Run = %v, want a ConnError of cause %s", err, c.cause)
@@ -141,17 +131,7 @@ func TestSinkSecuredApacheKafka(t *testing.T) {
 		cfg := testConfig(c.Brokers()[0], mongoURI)
 		cfg.Kafka.Config = good
 		cfg.Kafka.SASL.Password = secret.New("wrong-" + sinkPassword)
-		s, err := New(cfg, testLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- s.Run(context.Background()) }()
-		select {
-		case err = <-done:
-		case <-time.After(waitLimit):
-			t.Fatalf("the sink still runs after %v", waitLimit)
-		}
+		err := runUntilStopped(t, cfg)
 		var ce *kafkaclient.ConnError
 		if !errors.As(err, &ce) || ce.Cause != kafkaclient.CauseAuthentication || !strings.Contains(err.Error(), "SASL_AUTHENTICATION_FAILED") {
 			t.Fatalf("Run = %v, want Kafka's SASL_AUTHENTICATION_FAILED as a ConnError", err)
@@ -169,4 +149,22 @@ func TestSinkSecuredApacheKafka(t *testing.T) {
 		r.close(t)
 		checkExactlyOnce(t, d.seqs(t, press), map[string][2]uint64{"press-00": {0, 20}, "press-01": {0, 20}, "press-02": {0, 20}})
 	})
+}
+
+// runUntilStopped runs a sink for cfg and returns the error it stops with;
+// it fails the test if the sink still runs after waitLimit.
+func runUntilStopped(t *testing.T, cfg Config) error {
+	t.Helper()
+	s, err := New(cfg, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	select {
+	case err = <-done:
+	case <-time.After(waitLimit):
+		t.Fatalf("the sink still runs after %v", waitLimit)
+	}
+	return err
 }
