@@ -36,12 +36,16 @@ func (d *discardStore) Write(_ context.Context, _ string, docs []mongots.Doc) (m
 	return res, nil
 }
 
-func (d *discardStore) MaxStoredOffsets(_ context.Context, _ string, parts []int32) (map[int32]int64, error) {
-	out := map[int32]int64{}
-	for _, p := range parts {
-		out[p] = -1
-	}
-	return out, nil
+func (d *discardStore) ReadStatus(context.Context, string, []string) (map[string]mongots.DeviceStatus, error) {
+	return nil, nil
+}
+
+func (d *discardStore) UpdateStatus(context.Context, []mongots.DeviceStatus) error {
+	return nil
+}
+
+func (d *discardStore) MarkAttempted(context.Context, string, string, map[int32]int64) error {
+	return nil
 }
 
 func (d *discardStore) UnstoredSamples(_ context.Context, _ string, docs []mongots.Doc) ([]mongots.Doc, error) {
@@ -52,7 +56,7 @@ func (d *discardStore) LastSeqs(context.Context, string, []string) (map[string]m
 	return nil, nil
 }
 
-func (d *discardStore) LoadOffsets(context.Context, string, string) (map[int32]int64, error) {
+func (d *discardStore) LoadCheckpoints(context.Context, string, string) (map[int32]mongots.Checkpoint, error) {
 	return nil, nil
 }
 

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/configfile"
@@ -48,6 +51,12 @@ type Config struct {
 	// sample's ts may lie before the record is a dead letter. Default 1h;
 	// at least 1s.
 	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
+	// MaxPastSkew, if not zero, is how far behind the sink's clock a
+	// sample's ts may lie before the record is a dead letter of class
+	// too-old. A sample older than its collection's expire_after is one
+	// whatever this says: MongoDB would delete it at the TTL monitor's
+	// next pass. Default 0: only the TTL bounds the past.
+	MaxPastSkew time.Duration `yaml:"max_past_skew"`
 	// Collections sets each collection's time-series options when the
 	// sink creates it: one collection per topic, named as the topic.
 	Collections CollectionsConfig `yaml:"collections"`
@@ -106,6 +115,38 @@ type MongoConfig struct {
 	// the demo, which has no time-series collections (plain collections
 	// with the same documents and index, no TTL).
 	TimeSeries bool `yaml:"time_series"`
+	// WriteConcern is the write concern of every write: "majority"
+	// (default), which no failover undoes. Anything else (a number of
+	// members such as 1, or a tag set's name) needs
+	// AllowWeakWriteConcern: a primary that acknowledges a write and fails
+	// before a majority copied it rolls the write back, and the sink, told
+	// the samples were stored, never writes them again.
+	WriteConcern string `yaml:"write_concern"`
+	// AllowWeakWriteConcern accepts a WriteConcern other than majority,
+	// and the samples a failover may then lose. Default false.
+	AllowWeakWriteConcern bool `yaml:"allow_weak_write_concern"`
+}
+
+// writeConcern returns the driver's write concern of m.WriteConcern, or
+// an error naming the key when it is not allowed.
+func (m MongoConfig) writeConcern() (*writeconcern.WriteConcern, error) {
+	switch w := m.WriteConcern; {
+	case w == "" || w == "majority":
+		return writeconcern.Majority(), nil
+	case w == "0":
+		return nil, fmt.Errorf("mongodb.write_concern %q: unacknowledged writes lose samples without a trace; want majority", w)
+	case !m.AllowWeakWriteConcern:
+		return nil, fmt.Errorf("mongodb.write_concern %q: a write concern other than majority loses acknowledged samples when the primary fails "+
+			"before a majority copied them; keep majority, or set mongodb.allow_weak_write_concern: true to accept that", w)
+	default:
+		if n, err := strconv.Atoi(w); err == nil {
+			if n < 1 || n > 50 {
+				return nil, fmt.Errorf("mongodb.write_concern %q: want majority, 1 to 50 members, or a tag set's name", w)
+			}
+			return &writeconcern.WriteConcern{W: n}, nil
+		}
+		return writeconcern.Custom(w), nil
+	}
 }
 
 // BatchConfig bounds a batch.
@@ -173,7 +214,7 @@ func DefaultConfig() Config {
 			RebalanceTimeout:  60 * time.Second,
 			FetchMaxBytes:     50 << 20,
 		},
-		MongoDB:         MongoConfig{URI: "mongodb://127.0.0.1:27017", Database: "factorywire", ServerSelectionTimeout: 10 * time.Second, TimeSeries: true},
+		MongoDB:         MongoConfig{URI: "mongodb://127.0.0.1:27017", Database: "factorywire", ServerSelectionTimeout: 10 * time.Second, TimeSeries: true, WriteConcern: "majority"},
 		Batch:           BatchConfig{MaxRecords: 5000, MaxWait: 500 * time.Millisecond},
 		Retry:           RetryConfig{MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, AttemptTimeout: 20 * time.Second},
 		MaxFutureSkew:   time.Hour,
@@ -290,6 +331,9 @@ func (c Config) Validate() error {
 	if c.MongoDB.Database == "" || strings.ContainsAny(c.MongoDB.Database, `/\. "$`) || len(c.MongoDB.Database) > 63 {
 		bad("mongodb.database %q: want 1 to 63 characters without /\\. \"$ or space", c.MongoDB.Database)
 	}
+	if _, err := c.MongoDB.writeConcern(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.MongoDB.ServerSelectionTimeout < 100*time.Millisecond {
 		bad("mongodb.server_selection_timeout %s: at least 100ms", c.MongoDB.ServerSelectionTimeout)
 	}
@@ -310,6 +354,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFutureSkew < time.Second {
 		bad("max_future_skew %s: at least 1s", c.MaxFutureSkew)
+	}
+	if c.MaxPastSkew != 0 && c.MaxPastSkew < time.Minute {
+		bad("max_past_skew %s: 0 (off) or at least 1m", c.MaxPastSkew)
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout %s: must be positive", c.ShutdownTimeout)

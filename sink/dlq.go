@@ -45,7 +45,23 @@ const (
 	ClassKeyMismatch = "key-mismatch"
 	// ClassWriteRejected: MongoDB refused the document for good.
 	ClassWriteRejected = "write-rejected"
+	// ClassTooOld: ts is older than the collection's expire_after (MongoDB
+	// would delete the sample at the TTL monitor's next pass, without a
+	// trace) or than max_past_skew, by the sink's clock.
+	ClassTooOld = "too-old"
+	// ClassTooLarge: the sample's document exceeds the 4 MB MongoDB allows
+	// a time-series measurement (mongots.MaxDocBytes).
+	ClassTooLarge = "too-large"
 )
+
+// timeLimits are the bounds of a sample's ts besides the fixed ones.
+type timeLimits struct {
+	ref     time.Time     // what ts may not lie more than skew ahead of
+	refName string        // what ref is, for the message
+	skew    time.Duration // max_future_skew
+	oldest  time.Time     // ts may not lie before it; zero: no bound
+	why     string        // what sets oldest, for the message
+}
 
 // The timestamps a sample may carry: MongoDB expires time-series buckets
 // only between the Unix epoch and the largest 32-bit Unix time.
@@ -75,7 +91,8 @@ func referenceTime(r *kgo.Record, now time.Time) (time.Time, string) {
 // classify decodes and checks one record against its topic's name; it
 // returns the sample, or the dead letter the record becomes. ref, named
 // refName in messages, is the record's reference time (referenceTime).
-func classify(r *kgo.Record, name topics.Name, nameErr error, ref time.Time, refName string, skew time.Duration) (devices.Sample, *deadLetter) {
+func classify(r *kgo.Record, name topics.Name, nameErr error, lim timeLimits) (devices.Sample, *deadLetter) {
+	ref, refName, skew := lim.ref, lim.refName, lim.skew
 	s, err := devices.DecodeSample(r.Value)
 	if err != nil {
 		class := ClassDecode
@@ -103,6 +120,9 @@ func classify(r *kgo.Record, name topics.Name, nameErr error, ref time.Time, ref
 	case s.Time.After(ref.Add(skew)):
 		return s, &deadLetter{rec: r, class: ClassTimestamp, err: fmt.Errorf("ts %s is %s ahead of %s (%s), more than max_future_skew %s",
 			s.Time.Format(time.RFC3339Nano), s.Time.Sub(ref).Round(time.Millisecond), refName, ref.UTC().Format(time.RFC3339Nano), skew)}
+	case s.Time.Before(lim.oldest):
+		return s, &deadLetter{rec: r, class: ClassTooOld, err: fmt.Errorf("ts %s is before %s, %s",
+			s.Time.Format(time.RFC3339Nano), lim.oldest.UTC().Format(time.RFC3339Nano), lim.why)}
 	}
 	return s, nil
 }

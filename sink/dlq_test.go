@@ -203,10 +203,11 @@ func FuzzClassify(f *testing.F) {
 		if logAppend { // as referenceTime with a LogAppendTime record
 			ref = r.Timestamp
 		}
-		s, dl := classify(r, name, nil, ref, "the reference", time.Hour)
+		oldest := now.Add(-90 * 24 * time.Hour)
+		s, dl := classify(r, name, nil, timeLimits{ref: ref, refName: "the reference", skew: time.Hour, oldest: oldest, why: "the TTL"})
 		if dl != nil {
 			switch dl.class {
-			case ClassDecode, ClassSchemaVersion, ClassTimestamp, ClassTopicMismatch, ClassKeyMismatch:
+			case ClassDecode, ClassSchemaVersion, ClassTimestamp, ClassTopicMismatch, ClassKeyMismatch, ClassTooOld:
 			default:
 				t.Fatalf("class %q", dl.class)
 			}
@@ -216,7 +217,7 @@ func FuzzClassify(f *testing.F) {
 			return
 		}
 		if s.Factory != testFactory || s.Class != "press" || s.Device != string(key) ||
-			s.Time.Before(minSampleTime) || s.Time.After(maxSampleTime) || s.Time.After(ref.Add(time.Hour)) {
+			s.Time.Before(minSampleTime) || s.Time.After(maxSampleTime) || s.Time.After(ref.Add(time.Hour)) || s.Time.Before(oldest) {
 			t.Fatalf("accepted %+v from key %q", s, key)
 		}
 	})

@@ -23,8 +23,12 @@
 //  1. every record is decoded (devices.DecodeSample) and checked; a poison
 //     record is produced to <topic>.dlq and waited for;
 //  2. samples already stored are dropped (below);
-//  3. the rest are written, one Write per collection; documents MongoDB
-//     refuses for good go to <topic>.dlq;
+//  3. each partition's attempted mark in the checkpoint is raised to the
+//     batch's last offset (mongots.Store.MarkAttempted), before anything
+//     is written; then the samples are written, one Write per collection;
+//     documents MongoDB refuses for good go to <topic>.dlq; then each
+//     device's status entry gets its newest sample (the device_status
+//     collection, below);
 //  4. each partition's next offset is saved in MongoDB (SaveOffsets, the
 //     checkpoint that decides where a partition starts), then committed to
 //     the broker so lag tools see it (a failed commit is only logged);
@@ -46,25 +50,29 @@
 //
 //   - Where a partition starts. When a partition is assigned it starts at
 //     the higher of MongoDB's saved next offset and the broker's committed
-//     offset (kgo.AdjustFetchOffsetsFn). Not past the highest stored
-//     source offset: Write inserts unordered, sorted by device, so a batch
-//     cut short by a crash may have stored a high offset and not a lower
-//     one; records from the checkpoint on are consumed again and checked.
-//     A group reset at the broker to earlier offsets therefore does not
+//     offset (kgo.AdjustFetchOffsetsFn). Not past what a write may have
+//     stored: Write inserts unordered, sorted by device, so a batch cut
+//     short by a crash may have stored a high offset and not a lower one;
+//     records from the checkpoint on are consumed again and checked. A
+//     group reset at the broker to earlier offsets therefore does not
 //     replay anything: delete the group's entries of the sink_offsets
 //     collection too (a replay stores nothing twice). A reset to later
 //     offsets takes effect.
-//   - Replayed records. Each partition has a floor: its highest stored
-//     source offset when it was assigned, raised by every batch attempted.
-//     A record at or below the floor may be stored: it is written only if
-//     no document has its sample (mongots.Store.UnstoredSamples: same
-//     device, seq and ts, whatever the offset). Counted as
+//   - Replayed records. Each partition has a floor, the highest offset
+//     that may have been written: when it is assigned, the lower of the
+//     checkpoint's attempted mark (raised before every write that may pass
+//     it) and the partition's end offset minus one (a record produced after
+//     the assignment was never consumed, so never written), raised by every
+//     batch attempted since. A record at or below the floor may be stored:
+//     it is written only if no document has its sample
+//     (mongots.Store.UnstoredSamples: same device, seq and ts, whatever
+//     the offset). Counted as
 //     factorywire_sink_duplicates_skipped_total{rule="offset"}.
 //   - Re-delivered samples. Per device the sink keeps one more than the
-//     highest seq that may be stored, read lazily from the device's newest
-//     document (find {meta.device} sort {ts: -1} limit 1,
-//     mongots.Store.LastSeqs) the first time the device shows up in a
-//     partition this member owns, and raised by every batch. A sample whose
+//     highest seq that may be stored, read lazily the first time the
+//     device shows up in a partition this member owns (the devices of a
+//     batch together: one "last point" aggregation per 1,000 devices,
+//     mongots.Store.LastSeqs), and raised by every batch. A sample whose
 //     seq is below it is checked the same way and dropped when stored, or
 //     when the same sample came earlier in the batch. Counted as
 //     {rule="seq"}. A device whose seq started again (its gateway's spool
@@ -95,6 +103,33 @@
 // partitions' fetch positions go back to its first records) instead of
 // retrying, so the rebalance completes and no evicted member writes late.
 //
+// # Start-up cost
+//
+// What the sink reads from MongoDB between taking a partition and its
+// first write does not grow with the history stored: the checkpoint (a
+// few documents per partition), the partition's end offset from the
+// broker, and the newest sample of each device the first batch holds (one
+// indexed aggregation per 1,000 devices, a document per device). It never
+// sorts the collection on a measurement, which MongoDB could only answer
+// by reading every bucket of the retention. TestStartupReadsBounded
+// counts these commands and documents with 1× and 100× the history.
+//
+// # Failover
+//
+// Every write (samples, checkpoint) has write concern majority
+// (mongodb.write_concern), and the reads that decide what is stored have
+// read concern majority. This prevents the following loss: a primary
+// acknowledges an insert that only it holds; it fails before a secondary
+// copies the insert; a secondary becomes primary without the documents;
+// the old primary rejoins and rolls the insert back. With w: 1 the sink
+// was told the samples were stored, saved its offsets past them and never
+// writes them again: they are lost without a trace. With majority, an
+// acknowledged insert survives any failover the replica set survives, and
+// an insert cut off by one (a network error, PrimarySteppedDown) is
+// retried, after dropping what the new primary holds of it. A weaker write
+// concern needs mongodb.allow_weak_write_concern: true; the sink then
+// warns at start and its checks read with read concern local.
+//
 // # Dead letters
 //
 // A record that is not a sample this sink can store goes to <topic>.dlq,
@@ -104,8 +139,9 @@
 //	dlq.original.topic      the topic
 //	dlq.original.partition  the partition, decimal
 //	dlq.original.offset     the offset, decimal
-//	dlq.error.class         decode, schema-version, timestamp, topic-mismatch,
-//	                        key-mismatch or write-rejected (the Class… constants)
+//	dlq.error.class         decode, schema-version, timestamp, too-old,
+//	                        topic-mismatch, key-mismatch, too-large or
+//	                        write-rejected (the Class… constants)
 //	dlq.error.message       what is wrong
 //
 // Classes: not one JSON sample of schema version 1 with every required key
@@ -115,10 +151,14 @@
 // the broker's LogAppendTime, or of the sink's clock when the topic keeps
 // the producer's time (MongoDB never expires a bucket holding such a date,
 // so one bad clock would keep a whole bucket of good samples forever); a
-// sample whose factory or class is not its topic's (topic-mismatch); a
+// ts older than the collection's expire_after, or than max_past_skew
+// when set, by the sink's clock (too-old: MongoDB would delete it at the
+// TTL monitor's next pass, and nobody would know it existed); a sample
+// whose factory or class is not its topic's (topic-mismatch); a
 // record key that is not the sample's device (key-mismatch: the device's
-// order across partitions is lost); a document MongoDB refuses for good
-// (write-rejected). The sink goes on after each.
+// order across partitions is lost); a document over the 4 MB MongoDB
+// allows a time-series measurement (too-large); a document MongoDB refuses
+// for good (write-rejected). The sink goes on after each.
 //
 // The sink does not create dead-letter topics: creating them is the
 // administrator's job (`broker topics create --factory F --classes …`
@@ -137,10 +177,17 @@
 // counted (factorywire_sink_transient_retries_total{op}). The sink does not
 // poll meanwhile, so it holds one batch (plus what franz-go has fetched
 // ahead), commits nothing and skips nothing. Errors that need a person
-// stop the sink, with nothing of the batch committed: MongoDB refusing the
-// credentials or the operation (Unauthorized, AuthenticationFailed), a
-// collection of the wrong shape (mongots.CollectionError), a stored
-// document of an unexpected shape (mongots.ErrCorruptDoc); and a broker
+// stop the sink, with nothing of the batch committed and one error naming
+// the collection, the command and the fix: MongoDB refusing the
+// credentials or a command for a cause retrying cannot remove
+// (mongots.CommandError: Unauthorized, a missing role, named in
+// docs/OPERATIONS.md; AuthenticationFailed; BadValue, InvalidOptions or an
+// unknown field such as bucketRoundingSeconds on MongoDB 6.0;
+// IndexOptionsConflict, IndexKeySpecsConflict, CannotCreateIndex; an
+// unknown write concern; time_series: true against the FerretDB stand-in,
+// whose error names mongodb.time_series), a collection of the wrong shape
+// (mongots.CollectionError), a stored document of an unexpected shape
+// (mongots.ErrCorruptDoc); and a broker
 // refusing the connection for a cause retrying cannot fix (a wrong
 // password or user, a certificate of an unknown authority or for another
 // name: kafkaclient.ConnError), after which the sink stops as at SIGTERM

@@ -38,6 +38,7 @@ const (
 	opWrite  = "write"  // writing a batch's documents
 	opDLQ    = "dlq"    // producing dead letters
 	opSave   = "save"   // saving the offsets checkpoint
+	opStatus = "status" // updating the device status
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {

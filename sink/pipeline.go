@@ -25,10 +25,12 @@ import (
 type store interface {
 	Ensure(ctx context.Context, spec mongots.CollectionSpec) error
 	Write(ctx context.Context, coll string, docs []mongots.Doc) (mongots.WriteResult, error)
-	MaxStoredOffsets(ctx context.Context, coll string, partitions []int32) (map[int32]int64, error)
 	UnstoredSamples(ctx context.Context, coll string, docs []mongots.Doc) ([]mongots.Doc, error)
+	ReadStatus(ctx context.Context, topic string, devs []string) (map[string]mongots.DeviceStatus, error)
+	UpdateStatus(ctx context.Context, updates []mongots.DeviceStatus) error
 	LastSeqs(ctx context.Context, coll string, devs []string) (map[string]mongots.SeqMark, error)
-	LoadOffsets(ctx context.Context, group, topic string) (map[int32]int64, error)
+	LoadCheckpoints(ctx context.Context, group, topic string) (map[int32]mongots.Checkpoint, error)
+	MarkAttempted(ctx context.Context, group, topic string, attempted map[int32]int64) error
 	SaveOffsets(ctx context.Context, group, topic string, next map[int32]int64) error
 }
 
@@ -55,16 +57,23 @@ func isTransient(err error) bool {
 
 // MongoDB error codes that need a person: the credentials or the roles.
 const (
-	codeUnauthorized         = 13
-	codeAuthenticationFailed = 18
+	codeUnauthorized              = 13
+	codeAuthenticationFailed      = 18
+	codeCommandNotFound           = 59
+	codeUnknownReplWriteConcern   = 79
+	codeUnsatisfiableWriteConcern = 100
+	codeNotImplemented            = 238
 )
 
 // isFatal reports whether err stops the sink instead of being retried:
 // a collection of the wrong shape or an invalid collection spec, a stored
 // document of an unexpected shape, an invalid argument (a bug), or
-// MongoDB refusing the credentials or the operation. Every other error is
-// retried: a transient one is expected, and one the sink does not know
-// (logged as an error) is retried rather than stopping all partitions.
+// MongoDB refusing a command for a cause retrying cannot remove
+// (mongots.CommandError: a missing privilege, an unknown option, a
+// conflicting index, an unknown write concern) or the credentials. Every
+// other error is retried: a transient one is expected, and one the sink
+// does not know (logged as an error) is retried rather than stopping all
+// partitions.
 func isFatal(err error) bool {
 	for _, target := range []error{mongots.ErrNotTimeSeries, mongots.ErrShape, mongots.ErrInvalidSpec,
 		mongots.ErrInvalidArgument, mongots.ErrCorruptDoc} {
@@ -72,8 +81,24 @@ func isFatal(err error) bool {
 			return true
 		}
 	}
+	if ce := new(mongots.CommandError); errors.As(err, &ce) {
+		return true
+	}
 	var se mongo.ServerError
 	return errors.As(err, &se) && (se.HasErrorCode(codeUnauthorized) || se.HasErrorCode(codeAuthenticationFailed))
+}
+
+// fatalHint adds to a fatal error the sink's configuration key that fixes
+// it, where there is one.
+func fatalHint(err error) error {
+	var ce *mongots.CommandError
+	if errors.As(err, &ce) && ce.Command == "create" && (ce.Code == codeNotImplemented || ce.Code == codeCommandNotFound) {
+		return fmt.Errorf("%w (the FerretDB stand-in: set mongodb.time_series: false in the sink's config)", err)
+	}
+	if errors.As(err, &ce) && (ce.Code == codeUnknownReplWriteConcern || ce.Code == codeUnsatisfiableWriteConcern) {
+		return fmt.Errorf("%w (mongodb.write_concern)", err)
+	}
+	return err
 }
 
 // ambiguousError is a write that failed after it may have reached
@@ -115,13 +140,29 @@ type tp struct {
 // checked against MongoDB before it is written (mongots.UnstoredSamples).
 type partState struct {
 	// floor is the highest offset of the partition that may have been
-	// written: the highest stored source offset when the partition was
-	// assigned, raised by every batch attempted since.
+	// written: when the partition was assigned, the lower of the
+	// checkpoint's attempted mark and the partition's end offset then
+	// (nothing later was written, because nothing later had been
+	// consumed), raised by every batch attempted since.
 	floor int64
+	// attempted is the checkpoint's attempted mark (-1: none): a batch
+	// whose records reach past it raises it before writing
+	// (mongots.Store.MarkAttempted).
+	attempted int64
 	// marks holds, per device, one more than the highest seq that may
 	// have been stored (0: none). A device is absent until it is read
-	// from MongoDB (the newest document of the device, mongots.LastSeqs).
+	// from MongoDB (its status entry, or its newest document).
 	marks map[string]uint64
+	// devs holds, per device of marks, what its status entry says.
+	devs map[string]devState
+}
+
+// devState is what the sink knows of a device's status entry
+// (mongots.DeviceStatus).
+type devState struct {
+	next        uint64    // one more than the seq read at first sight
+	newest      time.Time // ts of the entry's sample; zero: no entry known
+	errorsSince time.Time // start of the current run of samples with errors; zero: none
 }
 
 // topicName is a topic's parsed name and its records-consumed counter,
@@ -130,6 +171,11 @@ type topicName struct {
 	name     topics.Name
 	err      error
 	consumed prometheus.Counter
+	// pastLimit is how far back from now a sample's ts may lie (the
+	// collection's TTL or max_past_skew, the shorter); 0: no limit. why
+	// says which.
+	pastLimit time.Duration
+	why       string
 }
 
 // pipeline turns batches of records into stored documents, dead letters
@@ -165,24 +211,32 @@ func newPipeline(cfg Config, log *slog.Logger, m *metrics, st store) *pipeline {
 	}
 }
 
-// assign reads what MongoDB holds for newly assigned partitions of topic
-// and returns where each should start: the highest of the offset saved in
-// MongoDB and the one committed at the broker (-1: none). It retries
+// assign reads the checkpoint of newly assigned partitions of topic and
+// returns where each should start: the highest of the offset saved in
+// MongoDB and the one committed at the broker (-1: none). ends returns
+// each partition's end offset (the offset the next record produced will
+// get), which bounds what any sink may have written. It reads a few
+// documents per partition, whatever the collection holds, and retries
 // transient failures until ctx ends.
-func (p *pipeline) assign(ctx context.Context, topic string, committed map[int32]int64) (map[int32]int64, error) {
+func (p *pipeline) assign(ctx context.Context, topic string, committed map[int32]int64, ends func(context.Context) (map[int32]int64, error)) (map[int32]int64, error) {
 	partitions := make([]int32, 0, len(committed))
 	for part := range committed {
 		partitions = append(partitions, part)
 	}
 	slices.Sort(partitions)
-	var saved, stored map[int32]int64
+	var (
+		saved map[int32]mongots.Checkpoint
+		end   map[int32]int64
+	)
 	err := p.retry(ctx, opLoad, nil, func(ctx context.Context) error {
 		var err error
-		if saved, err = p.store.LoadOffsets(ctx, p.cfg.Kafka.Group, topic); err != nil {
+		if saved, err = p.store.LoadCheckpoints(ctx, p.cfg.Kafka.Group, topic); err != nil {
 			return err
 		}
-		stored, err = p.store.MaxStoredOffsets(ctx, topic, partitions)
-		return err
+		if end, err = ends(ctx); err != nil {
+			return transientError{fmt.Errorf("end offsets of %s: %w", topic, err)}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("offsets of %s: %w", topic, err)
@@ -192,21 +246,22 @@ func (p *pipeline) assign(ctx context.Context, topic string, committed map[int32
 	defer p.mu.Unlock()
 	for _, part := range partitions {
 		o := committed[part] // negative: none, start at the earliest
-		sv, ok := saved[part]
-		if ok && sv > o {
-			o = sv
-		}
+		cp, ok := saved[part]
 		if !ok {
-			sv = -1
+			cp = mongots.Checkpoint{Next: -1, Attempted: -1}
 		}
+		o = max(o, cp.Next)
 		start[part] = o
-		floor := int64(-1)
-		if s, ok := stored[part]; ok {
-			floor = s
+		floor := int64(math.MaxInt64) // no end offset: check everything
+		if e, ok := end[part]; ok {
+			floor = e - 1
 		}
-		p.parts[tp{topic, part}] = &partState{floor: floor, marks: map[string]uint64{}}
+		if cp.Attempted >= 0 {
+			floor = min(floor, cp.Attempted)
+		}
+		p.parts[tp{topic, part}] = &partState{floor: floor, attempted: cp.Attempted, marks: map[string]uint64{}, devs: map[string]devState{}}
 		p.log.Info("partition assigned", "topic", topic, "partition", part, "start", o,
-			"committed", committed[part], "saved", sv, "highest_stored", floor)
+			"committed", committed[part], "saved", cp.Next, "attempted", cp.Attempted, "end", end[part], "floor", floor)
 	}
 	return start, nil
 }
@@ -262,6 +317,9 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 				tn.err = errors.New("a dead-letter topic is not a sample topic")
 			}
 			tn.consumed = p.m.consumed.WithLabelValues(r.Topic)
+			if tn.err == nil {
+				tn.pastLimit, tn.why = p.pastLimit(tn.name.Class)
+			}
 			p.names[r.Topic] = tn
 		}
 		tn.consumed.Inc()
@@ -270,8 +328,12 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 		}
 		res.next[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
 		high[tp{r.Topic, r.Partition}] = r.Offset
-		ref, refName := referenceTime(r, now)
-		s, dl := classify(r, tn.name, tn.err, ref, refName, p.cfg.MaxFutureSkew)
+		lim := timeLimits{skew: p.cfg.MaxFutureSkew, why: tn.why}
+		lim.ref, lim.refName = referenceTime(r, now)
+		if tn.pastLimit > 0 {
+			lim.oldest = now.Add(-tn.pastLimit)
+		}
+		s, dl := classify(r, tn.name, tn.err, lim)
 		if dl != nil {
 			dead = append(dead, dl)
 			continue
@@ -283,6 +345,9 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 	}
 	docs, checks := p.mark(cands, high)
 	if err := p.sendDeadLetters(ctx, dead); err != nil {
+		return res, err
+	}
+	if err := p.markAttempted(ctx, high); err != nil {
 		return res, err
 	}
 	colls := make([]string, 0, len(docs))
@@ -302,6 +367,9 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 	if err := p.sendDeadLetters(ctx, rejected); err != nil {
 		return res, err
 	}
+	if err := p.updateStatus(ctx, docs, rejected); err != nil {
+		return res, err
+	}
 	for topic, parts := range res.next {
 		next := make(map[int32]int64, len(parts))
 		for part, eo := range parts {
@@ -319,8 +387,8 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 
 // learn makes sure the state of every partition and device of cands is
 // known: a partition not assigned through assign (which does not happen
-// with a group, but costs nothing to handle) gets its highest stored
-// offset, a device seen for the first time its newest stored seq.
+// with a group, but costs nothing to handle) gets no floor (every record
+// is checked), a device seen for the first time its newest stored seq.
 func (p *pipeline) learn(ctx context.Context, cands []candidate) error {
 	missingParts := map[string][]int32{}
 	missingDevs := map[tp][]string{}
@@ -353,58 +421,224 @@ func (p *pipeline) learn(ctx context.Context, cands []candidate) error {
 	if len(missingParts) == 0 && len(missingDevs) == 0 {
 		return nil
 	}
+	// A partition not assigned through assign has no known floor: every
+	// record is checked.
 	floors := map[tp]int64{}
 	for topic, parts := range missingParts {
-		var stored map[int32]int64
-		err := p.retry(ctx, opLoad, p.abandon, func(ctx context.Context) error {
-			var err error
-			stored, err = p.store.MaxStoredOffsets(ctx, topic, parts)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("highest stored offsets of %s: %w", topic, err)
-		}
 		for _, part := range parts {
-			floors[tp{topic, part}] = stored[part]
+			floors[tp{topic, part}] = math.MaxInt64
 		}
 	}
-	marks := map[tp]map[string]uint64{}
+	// The devices of one topic together: their status entries (one find
+	// by _id per 1,000), then, for those without one (new devices, or a
+	// collection written before the status existed), their newest samples
+	// (one last-point aggregation per 1,000).
+	byTopic := map[string][]string{}
 	for k, devs := range missingDevs {
+		byTopic[k.topic] = append(byTopic[k.topic], devs...)
+	}
+	known := map[string]map[string]devState{}
+	for topic, devs := range byTopic {
+		var status map[string]mongots.DeviceStatus
 		var last map[string]mongots.SeqMark
 		err := p.retry(ctx, opLoad, p.abandon, func(ctx context.Context) error {
 			var err error
-			last, err = p.store.LastSeqs(ctx, k.topic, devs)
+			if status, err = p.store.ReadStatus(ctx, topic, devs); err != nil {
+				return err
+			}
+			var rest []string
+			for _, d := range devs {
+				if _, ok := status[d]; !ok {
+					rest = append(rest, d)
+				}
+			}
+			if len(rest) == 0 {
+				return nil
+			}
+			last, err = p.store.LastSeqs(ctx, topic, rest)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("last seqs in %s: %w", k.topic, err)
+			return fmt.Errorf("last seqs in %s: %w", topic, err)
 		}
-		m := make(map[string]uint64, len(devs))
+		m := make(map[string]devState, len(devs))
 		for _, d := range devs {
-			if l, ok := last[d]; ok {
-				m[d] = seqMark(l.Seq)
+			if st, ok := status[d]; ok {
+				m[d] = devState{next: seqMark(st.Sample.Seq), newest: st.Sample.Time, errorsSince: st.ErrorsSince}
+			} else if l, ok := last[d]; ok {
+				m[d] = devState{next: seqMark(l.Seq)}
 			} else {
-				m[d] = 0
+				m[d] = devState{}
 			}
 		}
-		marks[k] = m
+		known[topic] = m
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for k, floor := range floors {
 		if p.parts[k] == nil {
-			p.parts[k] = &partState{floor: floor, marks: map[string]uint64{}}
+			p.parts[k] = &partState{floor: floor, attempted: -1, marks: map[string]uint64{}, devs: map[string]devState{}}
 		}
 	}
-	for k, m := range marks {
+	for k, devs := range missingDevs {
 		st := p.parts[k]
 		if st == nil {
 			continue // revoked meanwhile; mark treats it as unknown
 		}
-		for d, v := range m {
+		for _, d := range devs {
 			if _, ok := st.marks[d]; !ok {
-				st.marks[d] = v
+				st.marks[d] = known[k.topic][d].next
+				st.devs[d] = known[k.topic][d]
 			}
+		}
+	}
+	return nil
+}
+
+// markAttempted records in the checkpoint, before the batch is written,
+// how far it may write each partition: every partition whose batch
+// records reach past its attempted mark gets the mark raised to its
+// highest offset in the batch. A sink that takes a partition over checks
+// the records up to the mark against MongoDB, instead of reading the
+// collection to learn what was written: after a clean stop none (the mark
+// is the saved offset's predecessor), after a crash the batch the crash
+// cut short.
+func (p *pipeline) markAttempted(ctx context.Context, high map[tp]int64) error {
+	raise := map[string]map[int32]int64{}
+	p.mu.Lock()
+	for k, o := range high {
+		st := p.parts[k]
+		if st != nil && o <= st.attempted {
+			continue
+		}
+		if raise[k.topic] == nil {
+			raise[k.topic] = map[int32]int64{}
+		}
+		raise[k.topic][k.partition] = o
+	}
+	p.mu.Unlock()
+	topicsToMark := make([]string, 0, len(raise))
+	for t := range raise {
+		topicsToMark = append(topicsToMark, t)
+	}
+	slices.Sort(topicsToMark)
+	for _, topic := range topicsToMark {
+		marks := raise[topic]
+		err := p.retry(ctx, opSave, p.abandon, func(ctx context.Context) error {
+			return p.store.MarkAttempted(ctx, p.cfg.Kafka.Group, topic, marks)
+		})
+		if err != nil {
+			return fmt.Errorf("mark attempted offsets of %s: %w", topic, err)
+		}
+		p.mu.Lock()
+		for part, o := range marks {
+			if st := p.parts[tp{topic, part}]; st != nil {
+				st.attempted = max(st.attempted, o)
+			}
+		}
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+// pastLimit returns how far back from now a sample of class may lie, and
+// why: the class's expire_after (TTL) or max_past_skew, the shorter; 0
+// when neither is set.
+func (p *pipeline) pastLimit(class string) (time.Duration, string) {
+	var limit time.Duration
+	why := ""
+	if ttl := p.cfg.Collections.collectionFor(class).ExpireAfter; ttl != nil && *ttl > 0 {
+		limit, why = *ttl, fmt.Sprintf("older than the collection's expire_after %s: MongoDB would delete it at once", *ttl)
+	}
+	if skew := p.cfg.MaxPastSkew; skew > 0 && (limit == 0 || skew < limit) {
+		limit, why = skew, fmt.Sprintf("more than max_past_skew %s behind the sink's clock", skew)
+	}
+	return limit, why
+}
+
+// updateStatus upserts the status entry of every device of docs (the
+// batch's samples, stored now or before) with its newest sample, leaving
+// out the rejected ones and those not newer than the entry. It runs after
+// the samples are written and before the offsets are saved, so an entry
+// never shows a sample MongoDB does not hold; after a crash between the
+// write and the update, the entry lags, and the records consumed again
+// (all at or below the floor, so checked) bring the marks back up before
+// any later record of their devices.
+func (p *pipeline) updateStatus(ctx context.Context, docs map[string][]mongots.Doc, rejected []*deadLetter) error {
+	skip := map[tp]map[int64]bool{}
+	for _, d := range rejected {
+		k := tp{d.rec.Topic, d.rec.Partition}
+		if skip[k] == nil {
+			skip[k] = map[int64]bool{}
+		}
+		skip[k][d.rec.Offset] = true
+	}
+	type devKey struct{ topic, device string }
+	newest := map[devKey]int{} // index into updates
+	var (
+		updates []mongots.DeviceStatus
+		keys    []tp
+		states  []devState
+	)
+	p.mu.Lock()
+	for coll, ds := range docs {
+		for i := range ds {
+			d := &ds[i]
+			if skip[tp{coll, d.Partition}][d.Offset] {
+				continue
+			}
+			k := devKey{coll, d.Sample.Device}
+			j, ok := newest[k]
+			if !ok {
+				var ds devState
+				if st := p.parts[tp{coll, d.Partition}]; st != nil {
+					ds = st.devs[d.Sample.Device]
+				}
+				j = len(updates)
+				newest[k] = j
+				updates = append(updates, mongots.DeviceStatus{Topic: coll})
+				keys = append(keys, tp{coll, d.Partition})
+				states = append(states, ds)
+			}
+			// docs are in offset order per partition, so per device in
+			// seq and time order.
+			st := &states[j]
+			if !d.Sample.Time.After(st.newest) {
+				continue // the entry holds this sample or a newer one
+			}
+			if len(d.Sample.Errors) == 0 {
+				st.errorsSince = time.Time{}
+			} else if st.errorsSince.IsZero() {
+				st.errorsSince = d.Sample.Time
+			}
+			st.newest = d.Sample.Time
+			updates[j].Sample, updates[j].ErrorsSince = d.Sample, st.errorsSince
+		}
+	}
+	p.mu.Unlock()
+	send := make([]mongots.DeviceStatus, 0, len(updates))
+	for _, u := range updates {
+		if !u.Sample.Time.IsZero() {
+			send = append(send, u)
+		}
+	}
+	if len(send) == 0 {
+		return nil
+	}
+	slices.SortFunc(send, func(a, b mongots.DeviceStatus) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Sample.Device, b.Sample.Device))
+	})
+	err := p.retry(ctx, opStatus, p.abandon, func(ctx context.Context) error { return p.store.UpdateStatus(ctx, send) })
+	if err != nil {
+		return fmt.Errorf("device status: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for j, k := range keys {
+		if st := p.parts[k]; st != nil && !updates[j].Sample.Time.IsZero() {
+			prev := st.devs[updates[j].Sample.Device]
+			states[j].next = prev.next
+			st.devs[updates[j].Sample.Device] = states[j]
 		}
 	}
 	return nil
@@ -580,7 +814,11 @@ func (p *pipeline) writeCollection(ctx context.Context, coll string, docs []mong
 	dead := make([]*deadLetter, 0, len(rejected))
 	for _, f := range rejected {
 		r := byOffset[tp{coll, f.Doc.Partition}][f.Doc.Offset]
-		dead = append(dead, &deadLetter{rec: r, class: ClassWriteRejected, err: f})
+		class := ClassWriteRejected
+		if errors.Is(f.Err, mongots.ErrTooLarge) {
+			class = ClassTooLarge
+		}
+		dead = append(dead, &deadLetter{rec: r, class: class, err: f})
 	}
 	return stored, dead, nil
 }

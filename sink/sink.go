@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -57,12 +58,20 @@ func NewStore(cfg MongoConfig, logger *slog.Logger) (*mongots.Store, *mongo.Clie
 	if cfg.ServerSelectionTimeout > 0 {
 		opts.SetServerSelectionTimeout(cfg.ServerSelectionTimeout)
 	}
+	wc, err := cfg.writeConcern()
+	if err != nil {
+		return nil, nil, err
+	}
 	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mongodb.uri %s: %w", redactURI(cfg.URI), err)
 	}
 	so := mongots.DefaultOptions()
-	so.Database, so.TimeSeries, so.Logger = cfg.Database, cfg.TimeSeries, logger
+	so.Database, so.TimeSeries, so.Logger, so.WriteConcern = cfg.Database, cfg.TimeSeries, logger, wc
+	if cfg.AllowWeakWriteConcern && cfg.WriteConcern != "" && cfg.WriteConcern != "majority" {
+		logger.Warn("mongodb.write_concern is not majority: a failover can lose samples MongoDB acknowledged; the reads that find what is stored use read concern local",
+			"write_concern", cfg.WriteConcern)
+	}
 	return mongots.New(client, so), client, nil
 }
 
@@ -219,7 +228,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			s.log.Warn("batch given up; its records will be consumed again", "records", len(recs), "err", err)
 		case err != nil:
 			s.client.AllowRebalance()
-			return err
+			return fatalHint(err)
 		default:
 			s.commit(work, res.next)
 			s.metrics.batches.Inc()
@@ -345,7 +354,8 @@ func (s *Sink) adjustOffsets(ctx context.Context, offsets map[string]map[int32]k
 		for p, o := range parts {
 			committed[p] = o.EpochOffset().Offset
 		}
-		start, err := s.pipe.assign(ctx, topic, committed)
+		ends := func(ctx context.Context) (map[int32]int64, error) { return s.endOffsets(ctx, topic, parts) }
+		start, err := s.pipe.assign(ctx, topic, committed, ends)
 		if err != nil {
 			return nil, err
 		}
@@ -356,6 +366,27 @@ func (s *Sink) adjustOffsets(ctx context.Context, offsets map[string]map[int32]k
 		}
 	}
 	return offsets, nil
+}
+
+// endOffsets returns the end offset (high watermark) of each partition of
+// topic in parts, from a ListOffsets request.
+func (s *Sink) endOffsets(ctx context.Context, topic string, parts map[int32]kgo.Offset) (map[int32]int64, error) {
+	listed, err := kadm.NewClient(s.client).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int32]int64, len(parts))
+	for p := range parts {
+		lo, ok := listed.Lookup(topic, p)
+		if !ok {
+			return nil, fmt.Errorf("partition %d: no end offset listed", p)
+		}
+		if lo.Err != nil {
+			return nil, fmt.Errorf("partition %d: %w", p, lo.Err)
+		}
+		out[p] = lo.Offset
+	}
+	return out, nil
 }
 
 func (s *Sink) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {

@@ -120,10 +120,28 @@ type Command struct {
 	Name     string   // the command name, such as "insert" or "aggregate"
 	Database string   // the database it was sent to
 	Doc      bson.Raw // the command document, as the driver monitors it
+	// Reply is the server's reply when the command succeeded, nil when it
+	// failed or has not answered yet.
+	Reply bson.Raw
+	id    int64 // the driver's request id, to match the reply
+}
+
+// Returned is the number of documents the reply carries in a cursor
+// (cursor.firstBatch or cursor.nextBatch): what a find, aggregate or
+// getMore read back. 0 for other replies.
+func (c Command) Returned() int {
+	for _, batch := range []string{"firstBatch", "nextBatch"} {
+		if arr, ok := c.Reply.Lookup("cursor", batch).ArrayOK(); ok {
+			vals, _ := arr.Values()
+			return len(vals)
+		}
+	}
+	return 0
 }
 
 // Monitor records the commands a client sends (CommandStartedEvent: the
-// command name and document), including those the server then fails. The
+// command name and document), including those the server then fails, and
+// the replies of those that succeed. The
 // zero Monitor is ready to use; it is safe for concurrent use.
 type Monitor struct {
 	mu   sync.Mutex
@@ -139,8 +157,20 @@ func (m *Monitor) CommandMonitor() *event.CommandMonitor {
 			doc := make(bson.Raw, len(e.Command))
 			copy(doc, e.Command)
 			m.mu.Lock()
-			m.cmds = append(m.cmds, Command{Name: e.CommandName, Database: e.DatabaseName, Doc: doc})
+			m.cmds = append(m.cmds, Command{Name: e.CommandName, Database: e.DatabaseName, Doc: doc, id: e.RequestID})
 			m.mu.Unlock()
+		},
+		Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+			reply := make(bson.Raw, len(e.Reply))
+			copy(reply, e.Reply)
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			for i := len(m.cmds) - 1; i >= 0; i-- {
+				if m.cmds[i].id == e.RequestID {
+					m.cmds[i].Reply = reply
+					return
+				}
+			}
 		},
 	}
 }

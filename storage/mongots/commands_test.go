@@ -107,13 +107,6 @@ func TestEnsureCreateIndexesCommands(t *testing.T) {
 				{Key: "name", Value: "meta.device_1_ts_-1"},
 			}}},
 		},
-		{
-			{Key: "createIndexes", Value: topic},
-			{Key: "indexes", Value: bson.A{bson.D{
-				{Key: "key", Value: bson.D{{Key: "src.p", Value: int32(1)}, {Key: "src.o", Value: int32(-1)}}},
-				{Key: "name", Value: "src.p_1_src.o_-1"},
-			}}},
-		},
 	}
 	if len(cmds) != len(want) {
 		t.Fatalf("%d createIndexes commands, want %d", len(cmds), len(want))
@@ -363,5 +356,52 @@ func TestIsTransient(t *testing.T) {
 				t.Fatalf("IsTransient(%v) = %v, want %v", c.err, got, c.want)
 			}
 		})
+	}
+}
+
+// TestCommandErrors: a command refused for a cause retrying cannot
+// remove is a *CommandError naming the namespace, the command and the
+// fix; anything else is a plain wrapped error that IsTransient judges.
+func TestCommandErrors(t *testing.T) {
+	s := New(&mongo.Client{}, DefaultOptions())
+	for _, c := range []struct {
+		command string
+		err     error
+		code    int    // 0: not a *CommandError
+		fix     string // in the message
+	}{
+		{"insert", mongo.CommandError{Code: 13, Name: "Unauthorized", Message: "not authorized on factorywire to execute command"}, 13, "readWrite on its database"},
+		{"create", mongo.CommandError{Code: 40415, Name: "Location40415", Message: "BSON field 'create.timeseries.bucketMaxSpanSeconds' is an unknown field."}, 40415, "6.3 or later"},
+		{"create", mongo.CommandError{Code: 72, Name: "InvalidOptions"}, 72, "configure a granularity instead"},
+		{"create", mongo.CommandError{Code: 5510500, Message: "Timeseries 'bucketMaxSpanSeconds' is not configurable to a value other than the default"}, 5510500, "6.3 or later"},
+		{"createIndexes", mongo.CommandError{Code: 85, Name: "IndexOptionsConflict"}, 85, "dropIndex"},
+		{"createIndexes", mongo.CommandError{Code: 86, Name: "IndexKeySpecsConflict"}, 86, "dropIndex"},
+		{"createIndexes", mongo.CommandError{Code: 67, Name: "CannotCreateIndex"}, 67, "cannot create the index"},
+		{"collMod", mongo.CommandError{Code: 2, Name: "BadValue"}, 2, "check the configuration"},
+		{"create", mongo.CommandError{Code: 238, Name: "NotImplemented"}, 238, "stand-in mode"},
+		{"insert", mongo.BulkWriteException{WriteConcernError: &mongo.WriteConcernError{Code: 79, Name: "UnknownReplWriteConcern"}}, 79, "configure majority"},
+		// Retried, not refused: a primary stepping down, a write error of
+		// one document, a network error.
+		{"insert", mongo.CommandError{Code: 189, Name: "PrimarySteppedDown"}, 0, ""},
+		{"insert", mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{{WriteError: mongo.WriteError{Code: 2}}}}, 0, ""},
+		{"find", fmt.Errorf("connection reset"), 0, ""},
+	} {
+		err := s.commandError(topic, c.command, "doing it", c.err)
+		var ce *CommandError
+		if got := errors.As(err, &ce); got != (c.code != 0) {
+			t.Errorf("%s %v: *CommandError %v, want %v: %v", c.command, c.err, got, c.code != 0, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.err.Error()) || !errors.As(err, new(mongo.ServerError)) != (c.command == "find") {
+			t.Errorf("%v does not wrap %v", err, c.err)
+		}
+		if c.code == 0 {
+			continue
+		}
+		ns := s.namespace(topic)
+		if ce.Code != c.code || ce.Namespace != ns || !strings.Contains(err.Error(), ns) || !strings.Contains(err.Error(), c.command) ||
+			!strings.Contains(err.Error(), c.fix) {
+			t.Errorf("%s %v: %v (code %d), want code %d naming %s, %s and %q", c.command, c.err, err, ce.Code, c.code, ns, c.command, c.fix)
+		}
 	}
 }

@@ -1,7 +1,7 @@
 // Package mongots stores factorywire samples in MongoDB time-series
 // collections: collection and index management (Ensure), the bulk writer
-// (Write), replay detection (MaxStoredOffsets, UnstoredSamples), the sink's
-// offsets checkpoint (LoadOffsets, SaveOffsets) and the analytics queries
+// (Write), replay detection (UnstoredSamples, LastSeqs), the sink's
+// offsets checkpoint (LoadCheckpoints, MarkAttempted, SaveOffsets) and the analytics queries
 // (Latest, Window, Range). It needs MongoDB 6.0 or later; 8.0 is
 // recommended.
 //
@@ -55,9 +55,15 @@
 //	 src: {p: 3, o: NumberLong(18734)},        // Kafka partition (int32) and offset (int64)
 //	 fields: {cycle_count: NumberLong(1234567), model: "PX-200",
 //	          pressure: 12.5, running: true, setpoint: 20.0},
+//	 error_count: 1,                           // NumberInt: the entries of errors
 //	 errors: {temperature: "modbus exception 2 (illegal data address)"}}
 //
-// Keys are written in this order, field names sorted. meta holds only what
+// Keys are written in this order, field names sorted. error_count is
+// always present, 0 without errors, so that "samples with errors" is the
+// filter {error_count: {$gt: 0}}, which MongoDB answers by skipping every
+// bucket whose control.max.error_count is 0, index or not. fields is
+// omitted when no field has a value (every read of the poll failed), as
+// errors is when none failed. meta holds only what
 // identifies the series, never what changes per sample: MongoDB groups
 // documents into buckets by meta, so a changing value there would give
 // each sample a bucket of its own. src is a measurement for the same
@@ -78,8 +84,11 @@
 //     poison $avg, and FerretDB refuses it (infinities) or drops the
 //     connection (NaN).
 //
-// errors is omitted when empty. seq above 2^63-1 is refused
-// (ErrInvalidDoc): no device polls that often.
+// seq above 2^63-1 is refused (ErrInvalidDoc): no device polls that
+// often. A document over 4 MB (MaxDocBytes, the most the manual allows a
+// time-series measurement) is refused before it is sent (ErrTooLarge), and
+// so is one the server refuses with BSONObjectTooLarge (10334: its bucket
+// would pass 16 MB).
 //
 // Documents have no deterministic _id. A time-series collection does not
 // enforce _id uniqueness, so a deterministic _id would not prevent
@@ -96,8 +105,14 @@
 // the server (a write error) or by Write (an invalid sample,
 // ErrInvalidDoc) is reported in WriteResult.Failed and does not stop the
 // others. A network error, a write concern error or a command error is
-// returned: the batch's fate is then partly unknown. IsTransient tells
-// the errors worth retrying: network errors, timeouts, no selectable
+// returned: the batch's fate is then partly unknown. A command refused
+// for a cause that retrying cannot remove is a *CommandError naming the
+// namespace, the command and the fix (Unauthorized, AuthenticationFailed,
+// BadValue, FailedToParse, InvalidOptions, an unknown field (40415),
+// IndexOptionsConflict, IndexKeySpecsConflict, CannotCreateIndex,
+// NotImplemented, CommandNotFound, UnknownReplWriteConcern,
+// UnsatisfiableWriteConcern, …); every method returns one for those.
+// IsTransient tells the errors worth retrying: network errors, timeouts, no selectable
 // server, the labels RetryableWriteError, TransientTransactionError and
 // NetworkError, and the codes of a primary stepping down or shutting down
 // (NotWritablePrimary, PrimarySteppedDown, InterruptedDueToReplStateChange,
@@ -111,39 +126,53 @@
 // UnstoredSamples drops the documents whose sample (device, seq, ts) is
 // already stored, whatever offset it came from (see its documentation for
 // the query); it is exact even after a partial write, and also catches a
-// sample a gateway delivered twice. MaxStoredOffsets returns the highest
-// stored offset per partition,
+// sample a gateway delivered twice. Which records may have been written is
+// not read from the collection: the sink records, before each write, how
+// far it may write (MarkAttempted), and a record produced after the sink
+// took its partition cannot have been written by anyone. LastSeqs returns
+// each device's newest sample with one "last point" aggregation per 1,000
+// devices.
 //
-//	find {src.p: p} sort {src.o: -1} limit 1
+// Neither reads more of the collection when the history grows: MongoDB
+// serves a sort on a time-series collection with an index only on the
+// metaField and the timeField, so a query sorted on a measurement (as
+// src.o) would read every bucket of the retention.
 //
-// which proves the batch holding it was written, but not every lower
-// offset: Write orders by device and time and inserts unordered, so a
-// failed batch may have stored a high offset of a partition and not a
-// lower one. Skipping everything up to it is safe only after a Write that
-// returned no error.
+// # Write and read concerns
+//
+// Every write uses Options.WriteConcern, majority unless configured
+// otherwise. A write acknowledged by the primary alone is rolled back
+// when that primary fails before a majority copied it; the sink, told the
+// samples were stored, would never write them again. The reads that
+// decide what is stored (UnstoredSamples, LastSeqs, LoadCheckpoints) use
+// read concern majority: on the primary after a majority-acknowledged
+// write, such a read sees it, and it never sees a write that a failover
+// may still undo. With a weaker write concern they use read concern local,
+// because a majority read could miss an acknowledged write that is not
+// yet replicated.
 //
 // # Indexes
 //
-// Ensure creates two indexes, one createIndexes command each (FerretDB
-// 1.24 crashes a connection that recreates two existing indexes in one),
-// named as MongoDB names them by default so that one made by hand counts:
+// Ensure creates one index with createIndexes, named as MongoDB names it
+// by default so that one made by hand counts:
 //
 //	meta.device_1_ts_-1  {meta.device: 1, ts: -1}
 //	    Equality on the device, then time (ESR: equality, sort, range).
-//	    Serves Latest ($sort {meta.device: 1, ts: -1} then $group $first:
-//	    the "last point" pattern), Range and Window ({meta.device: d, ts:
-//	    range}, the descending key walked either way), and LastSeqs and
-//	    UnstoredSamples.
-//	src.p_1_src.o_-1     {src.p: 1, src.o: -1}
-//	    Serves MaxStoredOffsets (the highest stored offset of a
-//	    partition). On a time-series collection
-//	    MongoDB keeps an index on measurements per bucket (the bucket's
-//	    minimum and maximum), so it narrows the buckets read.
+//	    Serves Latest and LastSeqs ($sort {meta.device: 1, ts: -1} then
+//	    $group $first: the "last point" pattern, a DISTINCT_SCAN that
+//	    needs the time key descending; the {meta: 1, ts: 1} index MongoDB
+//	    6.3 and later create by themselves does not serve it), Range and
+//	    Window ({meta.device: d, ts: range}, the descending key walked
+//	    either way), and UnstoredSamples.
+//
+// Ensure then drops the index src.p_1_src.o_-1 ({src.p: 1, src.o: -1}),
+// which factorywire created before the checkpoint recorded how far a write
+// may have gone: {dropIndexes: coll, index: "src.p_1_src.o_-1"}, logged
+// when it existed (IndexNotFound, 27, otherwise). A user without the
+// privilege gets a warning: the index costs inserts, not correctness.
 //
 // No other index is created, because no query needs one: sink_offsets is
-// read by group and topic and holds a few documents per partition. MongoDB
-// 6.3 and later also create {meta: 1, ts: 1} on every new time-series
-// collection by themselves.
+// read by group and topic and holds a few documents per partition.
 //
 // # TTL
 //
@@ -159,16 +188,19 @@
 //
 // # Offsets checkpoint
 //
-// The regular collection sink_offsets holds the next offset to read per
-// consumer group, topic and partition:
+// The regular collection sink_offsets holds, per consumer group, topic and
+// partition, the next offset to read and how far a write may have gone:
 //
 //	{_id: "sink/plant-a.press/3", group: "sink", topic: "plant-a.press",
-//	 partition: 3, offset: NumberLong(18735), updated_at: ISODate("…")}
+//	 partition: 3, offset: NumberLong(18735), attempted: NumberLong(23734),
+//	 updated_at: ISODate("…")}
 //
-// SaveOffsets upserts one document per partition with write concern
-// majority; LoadOffsets reads them with find {group, topic}. A topic has
-// no '/' and no '_', so the _id is unambiguous and sink_offsets is never
-// a topic's collection.
+// SaveOffsets sets offset after a batch is stored; MarkAttempted raises
+// attempted ($max) before a write that may store records past it. Both are
+// one unordered bulk write of updateOne with upsert, filter {_id}.
+// LoadCheckpoints reads them with find {group, topic}: a few documents
+// per partition, whatever the history. A topic has no '/' and no '_', so
+// the _id is unambiguous and sink_offsets is never a topic's collection.
 //
 // # Queries
 //
@@ -184,11 +216,15 @@
 // $dateTrunc or $replaceRoot, and enforces unique _ids. With
 // Options.TimeSeries false (the zero Options; DefaultOptions sets it
 // true), Ensure creates plain collections ({create: name}) with the same
-// two indexes, accepts an existing plain or time-series collection, ignores
+// index, accepts an existing plain or time-series collection, ignores
 // ExpireAfter (nothing ever expires) and the bucketing, sends no collMod,
 // and logs a warning each time. Documents, Write, replay detection, the
-// checkpoint and Range behave the same; Latest and Window fail on FerretDB
-// whatever the mode. Never use the stand-in mode against a production
+// checkpoint and Range behave the same; LastSeqs, refused $first, asks one
+// device at a time; Latest and Window fail on FerretDB whatever the mode.
+// FerretDB 1.24 (SQLite) answers every filter except _id equality by
+// reading the whole collection, so on the stand-in a query costs what the
+// collection holds, whatever the indexes: bounded work there means finds
+// by _id. Never use the stand-in mode against a production
 // MongoDB: it would create collections that MongoDB cannot later turn into
 // time-series ones.
 package mongots

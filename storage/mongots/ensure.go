@@ -25,8 +25,9 @@ const maxBucketMaxSpan = 31536000 * time.Second
 
 // MongoDB error codes Ensure handles.
 const (
-	codeNamespaceExists = 48
-	codeNotImplemented  = 238
+	codeNamespaceExists   = 48
+	codeNamespaceNotFound = 26
+	codeNotImplemented    = 238
 )
 
 // CollectionSpec describes the time-series collection of one topic.
@@ -221,7 +222,7 @@ func (s *Store) Ensure(ctx context.Context, spec CollectionSpec) error {
 func (s *Store) inspect(ctx context.Context, name string) (collInfo, bool, error) {
 	specs, err := s.db.ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: name}})
 	if err != nil {
-		return collInfo{}, false, fmt.Errorf("list collection %s: %w", s.namespace(name), err)
+		return collInfo{}, false, s.commandError(name, "listCollections", "inspect the collection", err)
 	}
 	for _, cs := range specs {
 		if cs.Name == name {
@@ -284,13 +285,12 @@ func (s *Store) create(ctx context.Context, spec CollectionSpec, g string) error
 	switch {
 	case err == nil:
 		return nil
-	case s.opts.TimeSeries && hasCode(err, codeNotImplemented):
-		return fmt.Errorf("create time-series collection %s: the server has no time-series collections "+
-			"(FerretDB?): use MongoDB 6.0 or later, or the stand-in mode in tests: %w", s.namespace(spec.Name), err)
+	case hasCode(err, codeNamespaceExists):
+		return err // Ensure inspects it again
 	case s.opts.TimeSeries:
-		return fmt.Errorf("create time-series collection %s: %w", s.namespace(spec.Name), err)
+		return s.commandError(spec.Name, "create", "create the time-series collection", err)
 	}
-	return fmt.Errorf("create collection %s: %w", s.namespace(spec.Name), err)
+	return s.commandError(spec.Name, "create", "create the collection (stand-in mode)", err)
 }
 
 // setExpireAfter sets the collection's TTL with collMod: seconds, or off
@@ -302,7 +302,7 @@ func (s *Store) setExpireAfter(ctx context.Context, coll string, seconds int64) 
 	}
 	cmd := bson.D{{Key: "collMod", Value: coll}, {Key: "expireAfterSeconds", Value: v}}
 	if err := s.db.RunCommand(ctx, cmd).Err(); err != nil {
-		return fmt.Errorf("set expireAfterSeconds of %s to %v (collMod): %w", s.namespace(coll), v, err)
+		return s.commandError(coll, "collMod", fmt.Sprintf("set expireAfterSeconds to %v", v), err)
 	}
 	return nil
 }
@@ -311,40 +311,51 @@ func (s *Store) setExpireAfter(ctx context.Context, coll string, seconds int64) 
 // someone created by hand with the same keys counts as present.
 const (
 	IndexDeviceTime = "meta.device_1_ts_-1"
-	IndexSource     = "src.p_1_src.o_-1"
+	// LegacyIndexSource is the index {src.p: 1, src.o: -1} that
+	// factorywire created before it kept the highest written offset in the
+	// checkpoint. No query uses it any more, and every insert paid for it:
+	// Ensure drops it.
+	LegacyIndexSource = "src.p_1_src.o_-1"
 )
 
-// index is one index Ensure creates.
-type index struct {
-	name string
-	keys bson.D
-}
-
-// indexes returns the indexes Ensure creates. Each serves a query named in
-// the package documentation, and none exists without one.
-func indexes() []index {
-	return []index{
-		// ESR: equality on the device, then time, serving Latest's sort and
-		// $first, and Range's and Window's time range.
-		{IndexDeviceTime, bson.D{{Key: "meta.device", Value: int32(1)}, {Key: fieldTS, Value: int32(-1)}}},
-		// Replay detection: MaxStoredOffsets.
-		{IndexSource, bson.D{{Key: fieldSrc + "." + srcPartition, Value: int32(1)}, {Key: fieldSrc + "." + srcOffset, Value: int32(-1)}}},
-	}
-}
-
-// createIndexes sends one createIndexes command per index: an index that
-// exists with the same keys and name is a no-op, and FerretDB 1.24 crashes
-// the connection when one command holds two indexes that both exist.
+// createIndexes creates the index {meta.device: 1, ts: -1}, a no-op when
+// it exists with the same keys and name, and drops the legacy index
+// {src.p: 1, src.o: -1} where it exists (logged).
 func (s *Store) createIndexes(ctx context.Context, coll string) error {
-	iv := s.db.Collection(coll).Indexes()
-	for _, ix := range indexes() {
-		model := mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)}
-		if _, err := iv.CreateOne(ctx, model); err != nil {
-			return fmt.Errorf("create index %s on %s (an index with the same keys and another name, or the same name and other keys, conflicts: drop it): %w",
-				ix.name, s.namespace(coll), err)
-		}
+	// ESR: equality on the device, then time, serving Latest's sort and
+	// $first, Range's and Window's time range, LastSeqs and
+	// UnstoredSamples.
+	model := mongo.IndexModel{
+		Keys:    bson.D{{Key: fieldMeta + "." + metaDevice, Value: int32(1)}, {Key: fieldTS, Value: int32(-1)}},
+		Options: options.Index().SetName(IndexDeviceTime),
 	}
-	return nil
+	if _, err := s.db.Collection(coll).Indexes().CreateOne(ctx, model); err != nil {
+		return s.commandError(coll, "createIndexes", "create the index "+IndexDeviceTime+" {meta.device: 1, ts: -1}", err)
+	}
+	return s.dropLegacyIndex(ctx, coll)
+}
+
+// dropLegacyIndex sends {dropIndexes: coll, index: "src.p_1_src.o_-1"}:
+// one command, whether or not the index exists (IndexNotFound is the
+// answer when it does not). A user without the privilege to drop it gets
+// a warning, and the sink goes on: the index costs inserts, not
+// correctness.
+func (s *Store) dropLegacyIndex(ctx context.Context, coll string) error {
+	cmd := bson.D{{Key: "dropIndexes", Value: coll}, {Key: "index", Value: LegacyIndexSource}}
+	err := s.db.RunCommand(ctx, cmd).Err()
+	switch {
+	case err == nil:
+		s.log.Info("mongots: dropped the legacy index {src.p: 1, src.o: -1}: no query uses it since the checkpoint keeps the highest written offset",
+			"collection", s.namespace(coll), "index", LegacyIndexSource)
+		return nil
+	case hasCode(err, codeIndexNotFound), hasCode(err, codeNamespaceNotFound):
+		return nil
+	case hasCode(err, codeUnauthorized):
+		s.log.Warn("mongots: cannot drop the legacy index {src.p: 1, src.o: -1}, which only slows inserts down: "+RolesHint,
+			"collection", s.namespace(coll), "index", LegacyIndexSource, "err", err)
+		return nil
+	}
+	return s.commandError(coll, "dropIndexes", "drop the legacy index "+LegacyIndexSource, err)
 }
 
 // hasCode reports whether err carries the server error code.

@@ -19,10 +19,22 @@ type SeqMark struct {
 	Time time.Time // UTC, to the millisecond
 }
 
+// lastSeqsChunk bounds the devices of one LastSeqs aggregation.
+const lastSeqsChunk = 1000
+
 // LastSeqs returns, for each device of devs that has a sample in coll, the
 // seq and ts of its newest one; devices without samples are absent. Per
-// device it runs find {meta.device: d} sort {ts: -1} limit 1 projecting seq
-// and ts, served by the index {meta.device: 1, ts: -1}.
+// 1,000 devices it runs one "last point" aggregation,
+//
+//	[{$match: {meta.device: {$in: [d1, d2, …]}}},
+//	 {$sort: {meta.device: 1, ts: -1}},
+//	 {$group: {_id: "$meta.device", seq: {$first: "$seq"}, ts: {$first: "$ts"}}}]
+//
+// which the index {meta.device: 1, ts: -1} serves by reading one document
+// per device, whatever the history (MongoDB's last-point pattern). A
+// server without $first (the FerretDB stand-in answers NotImplemented) is
+// asked instead, from then on, one device at a time: find {meta.device: d}
+// sort {ts: -1} limit 1. Read concern majority (see Options.WriteConcern).
 //
 // The newest sample by ts has the device's highest seq as long as the
 // device's clock never went back; a sink that skips samples whose seq is
@@ -32,21 +44,35 @@ func (s *Store) LastSeqs(ctx context.Context, coll string, devs []string) (map[s
 	if err := checkCollection(coll); err != nil {
 		return nil, err
 	}
-	c := s.db.Collection(coll)
+	devs = slices.Clone(devs)
+	slices.Sort(devs)
+	devs = slices.Compact(devs)
 	out := make(map[string]SeqMark, len(devs))
+	c := s.collection(coll)
+	for len(devs) > 0 && !s.noFirst.Load() {
+		n := min(len(devs), lastSeqsChunk)
+		err := s.lastPoints(ctx, c, coll, devs[:n], out)
+		if hasCode(err, codeNotImplemented) {
+			s.noFirst.Store(true)
+			s.log.Warn("mongots: the server has no $first (the FerretDB stand-in?): reading each device's newest sample with a find of its own",
+				"collection", s.namespace(coll), "err", err)
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		devs = devs[n:]
+	}
 	opts := options.FindOne().
 		SetSort(bson.D{{Key: fieldTS, Value: int32(-1)}}).
 		SetProjection(bson.D{{Key: "_id", Value: int32(0)}, {Key: fieldSeq, Value: int32(1)}, {Key: fieldTS, Value: int32(1)}})
 	for _, d := range devs {
-		if _, done := out[d]; done {
-			continue
-		}
 		raw, err := c.FindOne(ctx, bson.D{{Key: fieldMeta + "." + metaDevice, Value: d}}, opts).Raw()
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("newest sample of %s in %s: %w", d, s.namespace(coll), err)
+			return nil, s.commandError(coll, "find", "newest sample of "+d, err)
 		}
 		m, err := seqMark(raw)
 		if err != nil {
@@ -55,6 +81,43 @@ func (s *Store) LastSeqs(ctx context.Context, coll string, devs []string) (map[s
 		out[d] = m
 	}
 	return out, nil
+}
+
+// lastPointPipeline is LastSeqs' aggregation for devs.
+func lastPointPipeline(devs []string) mongo.Pipeline {
+	return mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{{Key: fieldMeta + "." + metaDevice, Value: bson.D{{Key: "$in", Value: devs}}}}}},
+		{{Key: "$sort", Value: bson.D{{Key: fieldMeta + "." + metaDevice, Value: int32(1)}, {Key: fieldTS, Value: int32(-1)}}}},
+		{{Key: "$group", Value: bson.D{
+			{Key: "_id", Value: "$" + fieldMeta + "." + metaDevice},
+			{Key: fieldSeq, Value: bson.D{{Key: "$first", Value: "$" + fieldSeq}}},
+			{Key: fieldTS, Value: bson.D{{Key: "$first", Value: "$" + fieldTS}}},
+		}}},
+	}
+}
+
+// lastPoints runs one aggregation of LastSeqs and adds its answers to out.
+func (s *Store) lastPoints(ctx context.Context, c *mongo.Collection, coll string, devs []string, out map[string]SeqMark) error {
+	cur, err := c.Aggregate(ctx, lastPointPipeline(devs))
+	if err != nil {
+		if hasCode(err, codeNotImplemented) {
+			return err
+		}
+		return s.commandError(coll, "aggregate", fmt.Sprintf("newest samples of %d devices", len(devs)), err)
+	}
+	defer func() { _ = cur.Close(ctx) }()
+	for cur.Next(ctx) {
+		dev, ok := cur.Current.Lookup("_id").StringValueOK()
+		m, err := seqMark(cur.Current)
+		if !ok || err != nil {
+			return fmt.Errorf("%w: %s: newest sample %s: want a device, seq and ts", ErrCorruptDoc, s.namespace(coll), cur.Current)
+		}
+		out[dev] = m
+	}
+	if err := cur.Err(); err != nil {
+		return s.commandError(coll, "aggregate", fmt.Sprintf("newest samples of %d devices", len(devs)), err)
+	}
+	return nil
 }
 
 func seqMark(raw bson.Raw) (SeqMark, error) {
@@ -115,7 +178,7 @@ func (s *Store) UnstoredSamples(ctx context.Context, coll string, docs []Doc) ([
 		ms     int64
 	}
 	stored := map[key]bool{}
-	c := s.db.Collection(coll)
+	c := s.collection(coll)
 	opts := options.Find().SetProjection(bson.D{
 		{Key: "_id", Value: int32(0)}, {Key: fieldMeta + "." + metaDevice, Value: int32(1)},
 		{Key: fieldSeq, Value: int32(1)}, {Key: fieldTS, Value: int32(1)},
@@ -133,7 +196,7 @@ func (s *Store) UnstoredSamples(ctx context.Context, coll string, docs []Doc) ([
 		devs = devs[n:]
 		cur, err := c.Find(ctx, bson.D{{Key: "$or", Value: clauses}}, opts)
 		if err != nil {
-			return nil, fmt.Errorf("stored samples in %s: %w", s.namespace(coll), err)
+			return nil, s.commandError(coll, "find", "stored samples", err)
 		}
 		for cur.Next(ctx) {
 			dev, ok := cur.Current.Lookup(fieldMeta, metaDevice).StringValueOK()
@@ -147,7 +210,7 @@ func (s *Store) UnstoredSamples(ctx context.Context, coll string, docs []Doc) ([
 		err = cur.Err()
 		_ = cur.Close(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("stored samples in %s: %w", s.namespace(coll), err)
+			return nil, s.commandError(coll, "find", "stored samples", err)
 		}
 	}
 	out := make([]Doc, 0, len(docs))

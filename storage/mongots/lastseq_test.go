@@ -16,10 +16,16 @@ import (
 // collections: plain collection, same documents and indexes) with the
 // collection coll ensured.
 func lastSeqStore(t *testing.T, coll string) (*Store, context.Context) {
+	s, ctx, _ := lastSeqStoreMonitored(t, coll)
+	return s, ctx
+}
+
+func lastSeqStoreMonitored(t *testing.T, coll string) (*Store, context.Context, *mongotest.Monitor) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	client := mongotest.Connect(t, mongotest.Start(t), nil)
+	var m mongotest.Monitor
+	client := mongotest.Connect(t, mongotest.Start(t), &m)
 	opts := DefaultOptions()
 	opts.TimeSeries = false
 	opts.Database = mongotest.DatabaseName("lastseq")
@@ -27,7 +33,7 @@ func lastSeqStore(t *testing.T, coll string) (*Store, context.Context) {
 	if err := s.Ensure(ctx, CollectionSpec{Name: coll}); err != nil {
 		t.Fatal(err)
 	}
-	return s, ctx
+	return s, ctx, &m
 }
 
 func lastSeqDoc(device string, seq uint64, ts time.Time, offset int64) Doc {
@@ -39,10 +45,11 @@ func lastSeqDoc(device string, seq uint64, ts time.Time, offset int64) Doc {
 }
 
 // TestLastSeqs runs against the FerretDB stand-in: the newest sample by ts
-// of each device, devices without samples absent.
+// of each device, devices without samples absent. The stand-in refuses the
+// last-point aggregation ($first), which LastSeqs then stops sending.
 func TestLastSeqs(t *testing.T) {
 	const coll = "plant-a.press"
-	s, ctx := lastSeqStore(t, coll)
+	s, ctx, m := lastSeqStoreMonitored(t, coll)
 	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	var docs []Doc
 	for i := range 5 {
@@ -52,9 +59,35 @@ func TestLastSeqs(t *testing.T) {
 	if _, err := s.Write(ctx, coll, docs); err != nil {
 		t.Fatal(err)
 	}
+	m.Reset()
 	got, err := s.LastSeqs(ctx, coll, []string{"press-01", "press-02", "press-03", "press-01"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	aggs := m.Commands("aggregate")
+	if len(aggs) != 1 {
+		t.Fatalf("%d aggregates, want 1 (then none: the stand-in has no $first)", len(aggs))
+	}
+	assertCommand(t, aggs[0], bson.D{
+		{Key: "aggregate", Value: coll},
+		{Key: "pipeline", Value: bson.A{
+			bson.D{{Key: "$match", Value: bson.D{{Key: "meta.device", Value: bson.D{{Key: "$in", Value: bson.A{"press-01", "press-02", "press-03"}}}}}}},
+			bson.D{{Key: "$sort", Value: bson.D{{Key: "meta.device", Value: int32(1)}, {Key: "ts", Value: int32(-1)}}}},
+			bson.D{{Key: "$group", Value: bson.D{
+				{Key: "_id", Value: "$meta.device"},
+				{Key: "seq", Value: bson.D{{Key: "$first", Value: "$seq"}}},
+				{Key: "ts", Value: bson.D{{Key: "$first", Value: "$ts"}}},
+			}}},
+		}},
+		{Key: "cursor", Value: bson.D{}},
+		{Key: "readConcern", Value: bson.D{{Key: "level", Value: "majority"}}},
+	})
+	if finds := m.Commands("find"); len(finds) != 3 {
+		t.Fatalf("%d finds after the refused aggregate, want one per device", len(finds))
+	}
+	m.Reset()
+	if _, err := s.LastSeqs(ctx, coll, []string{"press-01"}); err != nil || len(m.Commands("aggregate")) != 0 {
+		t.Fatalf("LastSeqs after the stand-in refused $first: %v, %d aggregates; want none", err, len(m.Commands("aggregate")))
 	}
 	want := map[string]SeqMark{
 		"press-01": {Seq: 14, Time: t0.Add(4 * time.Second)},

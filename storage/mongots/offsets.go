@@ -2,7 +2,6 @@ package mongots
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
 // OffsetsCollection is the regular collection holding the sink's offsets
@@ -20,44 +18,16 @@ import (
 // topic's collection.
 const OffsetsCollection = "sink_offsets"
 
-// MaxStoredOffsets returns, for each of partitions, the highest source
-// offset stored in coll for that partition, or -1 when none is. Per
-// partition it runs find {src.p: p} sort {src.o: -1} limit 1, served by the
-// index {src.p: 1, src.o: -1}.
-//
-// The highest offset proves that the batch holding it was written, but
-// not that every lower offset was: Write sorts by device and time and
-// inserts unordered, so a batch that failed part way may have stored a
-// high offset and not a lower one. To skip exactly what a replayed batch
-// already stored, use UnstoredSamples.
-func (s *Store) MaxStoredOffsets(ctx context.Context, coll string, partitions []int32) (map[int32]int64, error) {
-	if err := checkCollection(coll); err != nil {
-		return nil, err
-	}
-	c := s.db.Collection(coll)
-	out := make(map[int32]int64, len(partitions))
-	for _, p := range partitions {
-		if _, done := out[p]; done {
-			continue
-		}
-		opts := options.FindOne().
-			SetSort(bson.D{{Key: fieldSrc + "." + srcOffset, Value: int32(-1)}}).
-			SetProjection(bson.D{{Key: "_id", Value: int32(0)}, {Key: fieldSrc + "." + srcOffset, Value: int32(1)}})
-		raw, err := c.FindOne(ctx, bson.D{{Key: fieldSrc + "." + srcPartition, Value: p}}, opts).Raw()
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			out[p] = -1
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("highest stored offset of partition %d in %s: %w", p, s.namespace(coll), err)
-		}
-		o, ok := raw.Lookup(fieldSrc, srcOffset).AsInt64OK()
-		if !ok {
-			return nil, fmt.Errorf("%w: %s: partition %d: src.o is %s, want an integer", ErrCorruptDoc, s.namespace(coll), p, raw.Lookup(fieldSrc, srcOffset).Type)
-		}
-		out[p] = o
-	}
-	return out, nil
+// Checkpoint is what sink_offsets holds for one partition of one group.
+type Checkpoint struct {
+	// Next is the next offset to read: every record before it is stored
+	// or dead-lettered. -1 when none was saved.
+	Next int64
+	// Attempted is at or above the highest offset whose record a write
+	// may have stored (MarkAttempted, sent before the write). -1 when none
+	// was recorded, as in a checkpoint saved before factorywire recorded
+	// it.
+	Attempted int64
 }
 
 // offsetsID returns the _id of a checkpoint entry. A topic has no '/', so
@@ -73,37 +43,65 @@ func checkGroupTopic(group, topic string) error {
 	return nil
 }
 
-// LoadOffsets returns the checkpoint of group for topic: partition → the
-// next offset to read. It is empty when none was saved. It runs
-// find {group, topic} on the collection sink_offsets, which holds one
-// document per group, topic and partition, so it needs no index but _id's.
-func (s *Store) LoadOffsets(ctx context.Context, group, topic string) (map[int32]int64, error) {
+// LoadCheckpoints returns the checkpoint of group for topic, by
+// partition; empty when none was saved. It runs find {group, topic} on the
+// collection sink_offsets, which holds one document per group, topic and
+// partition, so it needs no index but _id's and reads a few documents per
+// partition whatever the history. Read concern majority (see
+// Options.WriteConcern).
+func (s *Store) LoadCheckpoints(ctx context.Context, group, topic string) (map[int32]Checkpoint, error) {
 	if err := checkGroupTopic(group, topic); err != nil {
 		return nil, err
 	}
 	filter := bson.D{{Key: "group", Value: group}, {Key: "topic", Value: topic}}
-	cur, err := s.offsets().Find(ctx, filter)
+	cur, err := s.collection(OffsetsCollection).Find(ctx, filter)
 	if err != nil {
-		return nil, fmt.Errorf("load offsets of group %q, topic %s from %s: %w", group, topic, s.namespace(OffsetsCollection), err)
+		return nil, s.commandError(OffsetsCollection, "find", fmt.Sprintf("load the checkpoint of group %q, topic %s", group, topic), err)
 	}
 	defer func() { _ = cur.Close(ctx) }()
-	out := map[int32]int64{}
+	out := map[int32]Checkpoint{}
 	for cur.Next(ctx) {
-		var e struct {
-			ID        string `bson:"_id"`
-			Partition int32  `bson:"partition"`
-			Offset    int64  `bson:"offset"`
+		raw := cur.Current
+		id, _ := raw.Lookup("_id").StringValueOK()
+		part, ok := raw.Lookup("partition").AsInt64OK()
+		if !ok || part < 0 || part > 1<<31-1 || id != offsetsID(group, topic, int32(part)) {
+			return nil, fmt.Errorf("%w: %s: entry %s: want _id <group>/<topic>/<partition> and its partition", ErrCorruptDoc, s.namespace(OffsetsCollection), raw)
 		}
-		if err := cur.Decode(&e); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrCorruptDoc, s.namespace(OffsetsCollection), err)
+		cp := Checkpoint{Next: -1, Attempted: -1}
+		for _, f := range []struct {
+			key string
+			dst *int64
+		}{{"offset", &cp.Next}, {"attempted", &cp.Attempted}} {
+			v, err := raw.LookupErr(f.key)
+			if err != nil {
+				continue
+			}
+			n, ok := v.AsInt64OK()
+			if !ok || n < 0 {
+				return nil, fmt.Errorf("%w: %s: entry %q: %s is %s, want an integer of 0 or more", ErrCorruptDoc, s.namespace(OffsetsCollection), id, f.key, v)
+			}
+			*f.dst = n
 		}
-		if e.ID != offsetsID(group, topic, e.Partition) || e.Offset < 0 {
-			return nil, fmt.Errorf("%w: %s: entry %q has partition %d and offset %d", ErrCorruptDoc, s.namespace(OffsetsCollection), e.ID, e.Partition, e.Offset)
-		}
-		out[e.Partition] = e.Offset
+		out[int32(part)] = cp
 	}
 	if err := cur.Err(); err != nil {
-		return nil, fmt.Errorf("load offsets of group %q, topic %s from %s: %w", group, topic, s.namespace(OffsetsCollection), err)
+		return nil, s.commandError(OffsetsCollection, "find", fmt.Sprintf("load the checkpoint of group %q, topic %s", group, topic), err)
+	}
+	return out, nil
+}
+
+// LoadOffsets returns the next offset to read of each partition of topic
+// that group saved one for (LoadCheckpoints without Attempted).
+func (s *Store) LoadOffsets(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	cps, err := s.LoadCheckpoints(ctx, group, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int32]int64, len(cps))
+	for p, cp := range cps {
+		if cp.Next >= 0 {
+			out[p] = cp.Next
+		}
 	}
 	return out, nil
 }
@@ -111,19 +109,38 @@ func (s *Store) LoadOffsets(ctx context.Context, group, topic string) (map[int32
 // SaveOffsets upserts the checkpoint of group for topic: partition → the
 // next offset to read. Each entry is the document
 // {_id: "<group>/<topic>/<partition>", group, topic, partition, offset,
-// updated_at}; partitions not in next keep their entries. The write
-// concern is majority, so a checkpoint survives a failover.
+// attempted, updated_at}; partitions not in next keep their entries. One
+// unordered bulk write of updates with upsert, $set of offset.
 func (s *Store) SaveOffsets(ctx context.Context, group, topic string, next map[int32]int64) error {
+	if err := s.upsertCheckpoints(ctx, group, topic, "$set", "offset", next); err != nil {
+		return fmt.Errorf("save offsets: %w", err)
+	}
+	return nil
+}
+
+// MarkAttempted records, before a write, that the write may store
+// records of topic up to attempted[p] in partition p: the same upsert as
+// SaveOffsets, with {$max: {attempted: n}}, so the mark never goes back.
+// A sink that takes the partition over starts from it instead of reading
+// the collection: records above it were never written.
+func (s *Store) MarkAttempted(ctx context.Context, group, topic string, attempted map[int32]int64) error {
+	if err := s.upsertCheckpoints(ctx, group, topic, "$max", "attempted", attempted); err != nil {
+		return fmt.Errorf("mark attempted offsets: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) upsertCheckpoints(ctx context.Context, group, topic, op, key string, values map[int32]int64) error {
 	if err := checkGroupTopic(group, topic); err != nil {
 		return err
 	}
-	if len(next) == 0 {
+	if len(values) == 0 {
 		return nil
 	}
-	partitions := make([]int32, 0, len(next))
-	for p, o := range next {
+	partitions := make([]int32, 0, len(values))
+	for p, o := range values {
 		if p < 0 || o < 0 {
-			return fmt.Errorf("%w: partition %d, offset %d: want both 0 or more", ErrInvalidArgument, p, o)
+			return fmt.Errorf("%w: partition %d, %s %d: want both 0 or more", ErrInvalidArgument, p, key, o)
 		}
 		partitions = append(partitions, p)
 	}
@@ -131,23 +148,24 @@ func (s *Store) SaveOffsets(ctx context.Context, group, topic string, next map[i
 	now := time.Now().UTC()
 	models := make([]mongo.WriteModel, 0, len(partitions))
 	for _, p := range partitions {
+		set := bson.D{
+			{Key: "group", Value: group},
+			{Key: "topic", Value: topic},
+			{Key: "partition", Value: p},
+			{Key: "updated_at", Value: now},
+		}
+		update := bson.D{{Key: "$set", Value: append(set, bson.E{Key: key, Value: values[p]})}}
+		if op != "$set" {
+			update = bson.D{{Key: "$set", Value: set}, {Key: op, Value: bson.D{{Key: key, Value: values[p]}}}}
+		}
 		models = append(models, mongo.NewUpdateOneModel().
 			SetFilter(bson.D{{Key: "_id", Value: offsetsID(group, topic, p)}}).
-			SetUpdate(bson.D{{Key: "$set", Value: bson.D{
-				{Key: "group", Value: group},
-				{Key: "topic", Value: topic},
-				{Key: "partition", Value: p},
-				{Key: "offset", Value: next[p]},
-				{Key: "updated_at", Value: now},
-			}}}).
+			SetUpdate(update).
 			SetUpsert(true))
 	}
-	if _, err := s.offsets().BulkWrite(ctx, models); err != nil {
-		return fmt.Errorf("save offsets of group %q, topic %s to %s: %w", group, topic, s.namespace(OffsetsCollection), err)
+	_, err := s.collection(OffsetsCollection).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	if err != nil {
+		return s.commandError(OffsetsCollection, "update", fmt.Sprintf("group %q, topic %s", group, topic), err)
 	}
 	return nil
-}
-
-func (s *Store) offsets() *mongo.Collection {
-	return s.db.Collection(OffsetsCollection, options.Collection().SetWriteConcern(writeconcern.Majority()))
 }

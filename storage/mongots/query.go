@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/factorywire/factorywire/devices"
 )
@@ -250,9 +251,12 @@ func decodeSample(raw bson.Raw) (devices.Sample, error) {
 	}
 	s.Seq = uint64(seq)
 
-	fields, ok := raw.Lookup(fieldFields).DocumentOK()
-	if !ok {
-		return s, fmt.Errorf("%w: document %s: fields is %s, want a document", ErrCorruptDoc, id, raw.Lookup(fieldFields).Type)
+	// Write leaves fields out when no field has a value.
+	fields := bson.Raw(bsoncore.NewDocumentBuilder().Build())
+	if fv, err := raw.LookupErr(fieldFields); err == nil {
+		if fields, ok = fv.DocumentOK(); !ok {
+			return s, fmt.Errorf("%w: document %s: fields is %s, want a document", ErrCorruptDoc, id, fv.Type)
+		}
 	}
 	elems, err := fields.Elements()
 	if err != nil {

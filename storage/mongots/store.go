@@ -4,8 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
 // DefaultDatabase is the database Options.Database defaults to.
@@ -35,6 +39,9 @@ var (
 	// ErrInvalidDoc: a Doc that Write refuses before sending it (DocError
 	// with Code 0).
 	ErrInvalidDoc = errors.New("mongots: invalid document")
+	// ErrTooLarge: a Doc whose BSON exceeds MaxDocBytes, which Write
+	// refuses before sending it (DocError with Code 0).
+	ErrTooLarge = errors.New("mongots: document too large")
 	// ErrCorruptDoc: a stored document that does not have the shape Write
 	// gives documents (written by something else).
 	ErrCorruptDoc = errors.New("mongots: stored document has an unexpected shape")
@@ -81,8 +88,23 @@ type Options struct {
 	// (DefaultMaxBatchBytes).
 	MaxBatchBytes int
 
-	// Logger receives Ensure's changes (a TTL changed by collMod) and the
-	// stand-in warning. Nil discards them.
+	// WriteConcern is the write concern of every write: the inserts of
+	// Write, the checkpoint and the device status. Nil is majority, which
+	// no failover can undo: a write acknowledged by only the primary (w: 1)
+	// is rolled back if that primary fails before a secondary copied it,
+	// and the sink, told it was stored, never writes it again.
+	//
+	// The reads that decide what is already stored (UnstoredSamples,
+	// LastSeqs, the checkpoint, the device status) use read concern
+	// majority with write concern majority, so that they never see a
+	// write a failover may still undo; with any other write concern they
+	// use read concern local, because a majority read could miss a
+	// document acknowledged but not yet replicated, and the sink would
+	// write it a second time.
+	WriteConcern *writeconcern.WriteConcern
+
+	// Logger receives Ensure's changes (a TTL changed by collMod, a legacy
+	// index dropped) and the stand-in warning. Nil discards them.
 	Logger *slog.Logger
 }
 
@@ -105,6 +127,12 @@ type Store struct {
 	db     *mongo.Database
 	opts   Options
 	log    *slog.Logger
+	// coll are the options of every collection handle: the write concern
+	// and the matching read concern (Options.WriteConcern).
+	coll *options.CollectionOptionsBuilder
+	// noFirst is set once the server refused $first ($group), as the
+	// FerretDB stand-in does: LastSeqs then reads one device at a time.
+	noFirst atomic.Bool
 }
 
 // New returns a Store on client. Zero fields of opts take their defaults,
@@ -124,7 +152,22 @@ func New(client *mongo.Client, opts Options) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{client: client, db: client.Database(opts.Database), opts: opts, log: log}
+	wc, rc := opts.WriteConcern, readconcern.Majority()
+	if wc == nil {
+		wc = writeconcern.Majority()
+	}
+	if wc.W != "majority" {
+		rc = readconcern.Local()
+	}
+	opts.WriteConcern = wc
+	return &Store{client: client, db: client.Database(opts.Database), opts: opts, log: log,
+		coll: options.Collection().SetWriteConcern(wc).SetReadConcern(rc)}
+}
+
+// collection returns a handle of the collection name with the Store's
+// write and read concerns.
+func (s *Store) collection(name string) *mongo.Collection {
+	return s.db.Collection(name, s.coll)
 }
 
 // Database returns the database the Store uses.

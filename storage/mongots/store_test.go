@@ -79,7 +79,7 @@ func TestWriteRangeRoundTrip(t *testing.T) {
 	for _, e := range elems {
 		keys = append(keys, e.Key())
 	}
-	if want := []string{"_id", "ts", "meta", "seq", "src", "fields", "errors"}; !slices.Equal(keys, want) {
+	if want := []string{"_id", "ts", "meta", "seq", "src", "fields", "error_count", "errors"}; !slices.Equal(keys, want) {
 		t.Fatalf("document keys %v, want %v", keys, want)
 	}
 	for _, c := range []struct {
@@ -99,6 +99,7 @@ func TestWriteRangeRoundTrip(t *testing.T) {
 			{Key: "running", Value: true},
 			{Key: "setpoint", Value: 2.0},
 		}},
+		{[]string{"error_count"}, int32(1)},
 		{[]string{"errors"}, bson.D{{Key: "temperature", Value: "modbus exception 2 (illegal data address)"}}},
 	} {
 		if got, want := field(t, raw, c.path...), extJSON(t, c.want); got != want {
@@ -112,6 +113,9 @@ func TestWriteRangeRoundTrip(t *testing.T) {
 	}
 	if _, err := raw.LookupErr("errors"); err == nil {
 		t.Fatalf("document without errors has an errors key: %s", raw)
+	}
+	if got := field(t, raw, "error_count"); got != extJSON(t, int32(0)) {
+		t.Fatalf("document without errors: error_count %s, want 0", got)
 	}
 
 	// Range: ts ascending, [from, to), limit.
@@ -238,6 +242,7 @@ func TestWriteDocumentErrors(t *testing.T) {
 		{Sample: at("press-01", 5, 6, f(6)), Offset: 5}, // seq 5 again
 		{Sample: at("press-01", 7, 7, f(7)), Offset: -1},
 		{Sample: at("press-01", 8, 8, f(math.NaN())), Offset: 7},
+		{Sample: at("press-03", 9, 9, map[string]devices.Value{"model": devices.StringValue(strings.Repeat("x", MaxDocBytes))}), Offset: 8},
 	}
 	res, err := s.Write(ctx, topic, docs)
 	if err != nil {
@@ -254,6 +259,7 @@ func TestWriteDocumentErrors(t *testing.T) {
 		{2, 0, "device"},
 		{4, 11000, "E11000 duplicate key error"},
 		{5, 0, "negative source partition 0 or offset -1"},
+		{7, 0, "a time-series measurement may have"},
 	}
 	if len(res.Failed) != len(want) {
 		t.Fatalf("failed %+v, want %d", res.Failed, len(want))
@@ -263,8 +269,15 @@ func TestWriteDocumentErrors(t *testing.T) {
 		if f.Index != w.index || f.Code != w.code || !strings.Contains(f.Message, w.msg) || f.Transient || f.Doc.Offset != docs[w.index].Offset {
 			t.Errorf("failure %d: %+v, want index %d, code %d, message with %q, not transient", i, f, w.index, w.code, w.msg)
 		}
-		if w.code == 0 && !strings.Contains(f.Message, ErrInvalidDoc.Error()) {
-			t.Errorf("failure %d: %q does not say %q", i, f.Message, ErrInvalidDoc)
+		wantErr := ErrInvalidDoc
+		if w.index == 7 {
+			wantErr = ErrTooLarge
+		}
+		if w.code == 0 && (!strings.Contains(f.Message, wantErr.Error()) || f.Err != wantErr) {
+			t.Errorf("failure %d: %q (%v) does not say %q", i, f.Message, f.Err, wantErr)
+		}
+		if w.code != 0 && w.code != codeBSONObjectTooLarge && f.Err != nil {
+			t.Errorf("failure %d: a server's write error has Err %v", i, f.Err)
 		}
 	}
 	if n := len(m.Commands("insert")); n != 3 { // 5 valid documents, 2 per command
@@ -288,6 +301,14 @@ func TestWriteDocumentErrors(t *testing.T) {
 		if len(smp.Fields) != 0 || !maps.Equal(smp.Errors, wantErrs[i]) {
 			t.Errorf("sample %d: fields %v, errors %q; want errors %q", i, smp.Fields, smp.Errors, wantErrs[i])
 		}
+	}
+	// No field has a value: the document has no fields key.
+	raw, err := s.Database().Collection(topic).FindOne(ctx, bson.D{{Key: "src.o", Value: int64(7)}}).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.LookupErr("fields"); err == nil || field(t, raw, "error_count") != extJSON(t, int32(1)) {
+		t.Fatalf("document without values: %s; want no fields and error_count 1", raw)
 	}
 }
 
@@ -382,50 +403,97 @@ func mapsEqual(a, b map[int32]int64) bool {
 	return true
 }
 
-func TestMaxStoredOffsets(t *testing.T) {
+func TestCheckpointAttempted(t *testing.T) {
 	opts, _ := standIn()
 	s, m := ferretStore(t, opts)
 	ctx := testCtx(t)
-	if err := s.Ensure(ctx, CollectionSpec{Name: topic}); err != nil {
+	group := "sink"
+	// attempted before any saved offset, then raised, never lowered.
+	for _, step := range []map[int32]int64{{0: 10, 1: 20}, {0: 15}, {0: 12, 1: 19}} {
+		if err := s.MarkAttempted(ctx, group, topic, step); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[int32]Checkpoint{0: {Next: -1, Attempted: 15}, 1: {Next: -1, Attempted: 20}}
+	got, err := s.LoadCheckpoints(ctx, group, topic)
+	if err != nil || !maps.Equal(got, want) {
+		t.Fatalf("LoadCheckpoints: %v, %v; want %v", got, err, want)
+	}
+	if got, err := s.LoadOffsets(ctx, group, topic); err != nil || len(got) != 0 {
+		t.Fatalf("LoadOffsets with only attempted marks: %v, %v; want none", got, err)
+	}
+	if err := s.SaveOffsets(ctx, group, topic, map[int32]int64{0: 16}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.MaxStoredOffsets(ctx, topic, []int32{0, 1})
-	if err != nil || !mapsEqual(got, map[int32]int64{0: -1, 1: -1}) {
-		t.Fatalf("MaxStoredOffsets of an empty collection: %v, %v", got, err)
-	}
-	docs := pressureDocs([]string{"press-01", "press-02"}, 6) // partition 0 and 1, offsets 0-5 each
-	// A batch that stored only part: partition 0 offsets 0-2 and 5; partition 1 offsets 0-5.
-	var stored []Doc
-	for _, d := range docs {
-		if d.Partition == 1 || d.Offset <= 2 || d.Offset == 5 {
-			stored = append(stored, d)
-		}
-	}
-	if res, err := s.Write(ctx, topic, stored); err != nil || res.Inserted != len(stored) {
-		t.Fatalf("Write: %+v, %v", res, err)
-	}
-	m.Reset()
-	got, err = s.MaxStoredOffsets(ctx, topic, []int32{0, 1, 2, 1})
-	if err != nil || !mapsEqual(got, map[int32]int64{0: 5, 1: 5, 2: -1}) {
-		t.Fatalf("MaxStoredOffsets: %v, %v; want 0:5 1:5 2:-1", got, err)
-	}
-	finds := m.Commands("find")
-	if len(finds) != 3 {
-		t.Fatalf("MaxStoredOffsets sent %d finds, want 3 (one per distinct partition)", len(finds))
-	}
-	for _, c := range []struct {
-		path []string
-		want any
-	}{
-		{[]string{"filter"}, bson.D{{Key: "src.p", Value: int32(0)}}},
-		{[]string{"sort"}, bson.D{{Key: "src.o", Value: int32(-1)}}},
-		{[]string{"limit"}, int64(1)},
-	} {
-		if got := field(t, finds[0], c.path...); got != extJSON(t, c.want) {
-			t.Errorf("find %v: %s, want %s", c.path, got, extJSON(t, c.want))
-		}
+	want[0] = Checkpoint{Next: 16, Attempted: 15}
+	if got, err := s.LoadCheckpoints(ctx, group, topic); err != nil || !maps.Equal(got, want) {
+		t.Fatalf("LoadCheckpoints: %v, %v; want %v", got, err, want)
 	}
 
+	// The exact commands: one unordered bulk update with upsert, $max of
+	// attempted; majority write concern, majority read concern.
+	m.Reset()
+	if err := s.MarkAttempted(ctx, group, topic, map[int32]int64{3: 7}); err != nil {
+		t.Fatal(err)
+	}
+	up := onlyCommand(t, m, "update")
+	u := up.Lookup("updates").Array().Index(0).Document()
+	if got, want := extJSON(t, u.Lookup("q")), extJSON(t, bson.D{{Key: "_id", Value: "sink/" + topic + "/3"}}); got != want {
+		t.Errorf("update q %s, want %s", got, want)
+	}
+	if got := extJSON(t, u.Lookup("u", "$max")); got != extJSON(t, bson.D{{Key: "attempted", Value: int64(7)}}) {
+		t.Errorf("update $max %s", got)
+	}
+	if got := field(t, up, "writeConcern"); got != extJSON(t, bson.D{{Key: "w", Value: "majority"}}) {
+		t.Errorf("writeConcern %s, want majority", got)
+	}
+	if _, err := s.LoadCheckpoints(ctx, group, topic); err != nil {
+		t.Fatal(err)
+	}
+	if got := field(t, onlyCommand(t, m, "find"), "readConcern"); got != extJSON(t, bson.D{{Key: "level", Value: "majority"}}) {
+		t.Errorf("find readConcern %s, want majority", got)
+	}
+}
+
+func TestLegacyIndexDropped(t *testing.T) {
+	opts, rec := standIn()
+	s, m := ferretStore(t, opts)
+	ctx := testCtx(t)
+	if err := s.Database().CreateCollection(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	legacy := mongo.IndexModel{Keys: bson.D{{Key: "src.p", Value: int32(1)}, {Key: "src.o", Value: int32(-1)}}}
+	if _, err := s.Database().Collection(topic).Indexes().CreateOne(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.Ensure(ctx, CollectionSpec{Name: topic}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drops := m.Commands("dropIndexes")
+	if len(drops) != 2 {
+		t.Fatalf("%d dropIndexes, want one per Ensure", len(drops))
+	}
+	assertCommand(t, drops[0], bson.D{{Key: "dropIndexes", Value: topic}, {Key: "index", Value: LegacyIndexSource}})
+	idx, err := s.Database().Collection(topic).Indexes().ListSpecifications(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ix := range idx {
+		if ix.Name == LegacyIndexSource {
+			t.Fatalf("legacy index still there: %+v", idx)
+		}
+	}
+	logged := 0
+	for _, msg := range rec.messages() {
+		if strings.Contains(msg, "dropped the legacy index") {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Fatalf("legacy index drop logged %d times, want once: %q", logged, rec.messages())
+	}
 }
 
 func TestEnsureRefusesPlainCollection(t *testing.T) {
@@ -486,7 +554,6 @@ func TestEnsureStandIn(t *testing.T) {
 	wantKeys := map[string]string{
 		"_id_":          extJSON(t, bson.D{{Key: "_id", Value: int32(1)}}),
 		IndexDeviceTime: extJSON(t, bson.D{{Key: "meta.device", Value: int32(1)}, {Key: "ts", Value: int32(-1)}}),
-		IndexSource:     extJSON(t, bson.D{{Key: "src.p", Value: int32(1)}, {Key: "src.o", Value: int32(-1)}}),
 	}
 	if len(keys) != len(wantKeys) {
 		t.Fatalf("indexes %v, want %v", keys, wantKeys)

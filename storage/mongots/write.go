@@ -27,6 +27,7 @@ const (
 	fieldSrc     = "src"
 	fieldFields  = "fields"
 	fieldErrors  = "errors"
+	fieldNErrors = "error_count"
 	metaFactory  = "factory"
 	metaClass    = "class"
 	metaDevice   = "device"
@@ -46,8 +47,13 @@ type Doc struct {
 type DocError struct {
 	Index   int    // the document's index in the docs passed to Write
 	Doc     Doc    // the document
-	Code    int    // the server's write error code; 0 when Write refused it before sending (ErrInvalidDoc)
+	Code    int    // the server's write error code; 0 when Write refused it before sending
 	Message string // the server's message, or why Write refused it
+	// Err is ErrInvalidDoc or ErrTooLarge when Write refused the document
+	// before sending it (Code 0); ErrTooLarge for the server's
+	// BSONObjectTooLarge (10334: the measurement would grow its bucket
+	// past 16 MB); nil for any other write error.
+	Err error
 	// Transient is true when writing the document again may succeed (see
 	// IsTransient); false when it never will: send it to the dead-letter
 	// topic.
@@ -103,7 +109,7 @@ func (s *Store) Write(ctx context.Context, coll string, docs []Doc) (WriteResult
 		)
 	})
 
-	c := s.db.Collection(coll)
+	c := s.collection(coll)
 	var (
 		batch     []bson.Raw
 		batchIdx  []int // docs index of each batch entry
@@ -113,7 +119,7 @@ func (s *Store) Write(ctx context.Context, coll string, docs []Doc) (WriteResult
 		if len(batch) == 0 {
 			return nil
 		}
-		n, failed, err := insertChunk(ctx, c, batch)
+		n, failed, err := s.insertChunk(ctx, c, coll, batch)
 		res.Inserted += n
 		for _, f := range failed {
 			f.Index = batchIdx[f.Index]
@@ -121,19 +127,23 @@ func (s *Store) Write(ctx context.Context, coll string, docs []Doc) (WriteResult
 			res.Failed = append(res.Failed, f)
 		}
 		batch, batchIdx, batchSize = batch[:0], batchIdx[:0], 0
-		if err != nil {
-			return fmt.Errorf("insert into %s: %w", s.namespace(coll), err)
-		}
-		return nil
+		return err
 	}
 	var buf []byte
 	for _, i := range order {
 		start := len(buf)
 		var err error
 		buf, err = appendDoc(buf, &docs[i])
+		if err == nil && len(buf)-start > MaxDocBytes {
+			err = fmt.Errorf("%w: %d bytes of BSON, more than the %d a time-series measurement may have", ErrTooLarge, len(buf)-start, MaxDocBytes)
+		}
 		if err != nil {
 			buf = buf[:start]
-			res.Failed = append(res.Failed, DocError{Index: i, Doc: docs[i], Message: err.Error()})
+			kind := ErrInvalidDoc
+			if errors.Is(err, ErrTooLarge) {
+				kind = ErrTooLarge
+			}
+			res.Failed = append(res.Failed, DocError{Index: i, Doc: docs[i], Message: err.Error(), Err: kind})
 			continue
 		}
 		raw := bson.Raw(buf[start:len(buf):len(buf)])
@@ -156,70 +166,88 @@ func (s *Store) Write(ctx context.Context, coll string, docs []Doc) (WriteResult
 	return res, nil
 }
 
+// MaxDocBytes bounds the BSON size of one document: MongoDB refuses a
+// time-series measurement over 4 MB. Write refuses a larger one before
+// sending it (ErrTooLarge).
+const MaxDocBytes = 4 << 20
+
 // insertChunk sends one unordered insert command. It returns the
 // documents stored and the write errors (Index: into batch), or an error
-// about the whole command.
-func insertChunk(ctx context.Context, c *mongo.Collection, batch []bson.Raw) (int, []DocError, error) {
+// about the whole command (a *CommandError when retrying cannot help).
+func (s *Store) insertChunk(ctx context.Context, c *mongo.Collection, coll string, batch []bson.Raw) (int, []DocError, error) {
 	_, err := c.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
 	if err == nil {
 		return len(batch), nil, nil
 	}
 	var bwe mongo.BulkWriteException
 	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
-		return 0, nil, err
+		return 0, nil, s.commandError(coll, "insert", fmt.Sprintf("insert %d documents", len(batch)), err)
 	}
 	failed := make([]DocError, 0, len(bwe.WriteErrors))
 	for _, we := range bwe.WriteErrors {
 		if we.Index < 0 || we.Index >= len(batch) {
 			return 0, nil, fmt.Errorf("server reported a write error for document %d of %d: %w", we.Index, len(batch), err)
 		}
-		failed = append(failed, DocError{Index: we.Index, Code: we.Code, Message: we.Message, Transient: transientCodes[we.Code]})
+		var kind error
+		if we.Code == codeBSONObjectTooLarge {
+			kind = ErrTooLarge
+		}
+		failed = append(failed, DocError{Index: we.Index, Code: we.Code, Message: we.Message, Transient: transientCodes[we.Code], Err: kind})
 	}
 	return len(batch) - len(failed), failed, nil
+}
+
+// checkSample returns the names of s's fields, sorted, or why Write
+// refuses it (ErrInvalidDoc).
+func checkSample(s *devices.Sample) ([]string, error) {
+	if err := devices.ValidateName(s.Factory); err != nil {
+		return nil, fmt.Errorf("%w: factory: %v", ErrInvalidDoc, err)
+	}
+	if err := devices.ValidateName(s.Class); err != nil {
+		return nil, fmt.Errorf("%w: class: %v", ErrInvalidDoc, err)
+	}
+	if err := devices.ValidateDevice(s.Device); err != nil {
+		return nil, fmt.Errorf("%w: device: %v", ErrInvalidDoc, err)
+	}
+	if s.Time.IsZero() {
+		return nil, fmt.Errorf("%w: ts is the zero time", ErrInvalidDoc)
+	}
+	if s.Seq > math.MaxInt64 {
+		return nil, fmt.Errorf("%w: seq %d exceeds the int64 range MongoDB stores", ErrInvalidDoc, s.Seq)
+	}
+	names := make([]string, 0, len(s.Fields)+len(s.Errors))
+	for name, v := range s.Fields {
+		if err := checkFieldName(name); err != nil {
+			return nil, err
+		}
+		if _, both := s.Errors[name]; both {
+			return nil, fmt.Errorf("%w: field %q is under both fields and errors", ErrInvalidDoc, name)
+		}
+		if v.Kind() == devices.KindInvalid {
+			return nil, fmt.Errorf("%w: field %q has no value (the zero devices.Value)", ErrInvalidDoc, name)
+		}
+		names = append(names, name)
+	}
+	for name := range s.Errors {
+		if err := checkFieldName(name); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // appendDoc appends d's document to dst. On error dst holds a partial
 // document after its original length.
 func appendDoc(dst []byte, d *Doc) ([]byte, error) {
 	s := &d.Sample
-	if err := devices.ValidateName(s.Factory); err != nil {
-		return dst, fmt.Errorf("%w: factory: %v", ErrInvalidDoc, err)
-	}
-	if err := devices.ValidateName(s.Class); err != nil {
-		return dst, fmt.Errorf("%w: class: %v", ErrInvalidDoc, err)
-	}
-	if err := devices.ValidateDevice(s.Device); err != nil {
-		return dst, fmt.Errorf("%w: device: %v", ErrInvalidDoc, err)
-	}
-	if s.Time.IsZero() {
-		return dst, fmt.Errorf("%w: ts is the zero time", ErrInvalidDoc)
-	}
-	if s.Seq > math.MaxInt64 {
-		return dst, fmt.Errorf("%w: seq %d exceeds the int64 range MongoDB stores", ErrInvalidDoc, s.Seq)
+	names, err := checkSample(s)
+	if err != nil {
+		return dst, err
 	}
 	if d.Partition < 0 || d.Offset < 0 {
 		return dst, fmt.Errorf("%w: negative source partition %d or offset %d", ErrInvalidDoc, d.Partition, d.Offset)
 	}
-	names := make([]string, 0, len(s.Fields)+len(s.Errors))
-	for name, v := range s.Fields {
-		if err := checkFieldName(name); err != nil {
-			return dst, err
-		}
-		if _, both := s.Errors[name]; both {
-			return dst, fmt.Errorf("%w: field %q is under both fields and errors", ErrInvalidDoc, name)
-		}
-		if v.Kind() == devices.KindInvalid {
-			return dst, fmt.Errorf("%w: field %q has no value (the zero devices.Value)", ErrInvalidDoc, name)
-		}
-		names = append(names, name)
-	}
-	for name := range s.Errors {
-		if err := checkFieldName(name); err != nil {
-			return dst, err
-		}
-	}
-	slices.Sort(names)
-
 	idx, dst := bsoncore.AppendDocumentStart(dst)
 	dst = bsoncore.AppendDateTimeElement(dst, fieldTS, s.Time.UnixMilli())
 	var sub int32
@@ -234,9 +262,20 @@ func appendDoc(dst []byte, d *Doc) ([]byte, error) {
 	dst = bsoncore.AppendInt64Element(dst, srcOffset, d.Offset)
 	dst, _ = bsoncore.AppendDocumentEnd(dst, sub)
 
-	// A value with no faithful BSON form goes under errors instead, with
-	// why (see the package documentation): a uint64 beyond the int64 range,
-	// a NaN or infinite float64.
+	dst, _ = appendValues(dst, s, names)
+	dst, _ = bsoncore.AppendDocumentEnd(dst, idx)
+	return dst, nil
+}
+
+// appendValues appends the fields document of s (names: its field names,
+// sorted), error_count, and the errors document, as Write stores them. A
+// value with no faithful BSON form goes under errors instead, with why
+// (see the package documentation): a uint64 beyond the int64 range, a NaN
+// or infinite float64. fields is left out when no field has a value,
+// errors when none failed.
+//
+// It returns dst and the number of errors entries.
+func appendValues(dst []byte, s *devices.Sample, names []string) ([]byte, int) {
 	var moved map[string]string
 	move := func(name, msg string) {
 		if moved == nil {
@@ -244,7 +283,8 @@ func appendDoc(dst []byte, d *Doc) ([]byte, error) {
 		}
 		moved[name] = msg
 	}
-	sub, dst = bsoncore.AppendDocumentElementStart(dst, fieldFields)
+	fieldsAt := len(dst)
+	sub, dst := bsoncore.AppendDocumentElementStart(dst, fieldFields)
 	for _, name := range names {
 		v := s.Fields[name]
 		switch v.Kind() {
@@ -269,28 +309,32 @@ func appendDoc(dst []byte, d *Doc) ([]byte, error) {
 		}
 	}
 	dst, _ = bsoncore.AppendDocumentEnd(dst, sub)
-
-	if len(s.Errors) > 0 || len(moved) > 0 {
-		errNames := make([]string, 0, len(s.Errors)+len(moved))
-		for name := range s.Errors {
-			errNames = append(errNames, name)
-		}
-		for name := range moved {
-			errNames = append(errNames, name)
-		}
-		slices.Sort(errNames)
-		sub, dst = bsoncore.AppendDocumentElementStart(dst, fieldErrors)
-		for _, name := range errNames {
-			msg, ok := s.Errors[name]
-			if !ok {
-				msg = moved[name]
-			}
-			dst = bsoncore.AppendStringElement(dst, name, msg)
-		}
-		dst, _ = bsoncore.AppendDocumentEnd(dst, sub)
+	if len(dst)-int(sub) == 5 {
+		dst = dst[:fieldsAt] // no value: no empty fields document
 	}
-	dst, _ = bsoncore.AppendDocumentEnd(dst, idx)
-	return dst, nil
+	nErrors := len(s.Errors) + len(moved)
+	dst = bsoncore.AppendInt32Element(dst, fieldNErrors, int32(nErrors))
+	if nErrors == 0 {
+		return dst, 0
+	}
+	errNames := make([]string, 0, len(s.Errors)+len(moved))
+	for name := range s.Errors {
+		errNames = append(errNames, name)
+	}
+	for name := range moved {
+		errNames = append(errNames, name)
+	}
+	slices.Sort(errNames)
+	sub, dst = bsoncore.AppendDocumentElementStart(dst, fieldErrors)
+	for _, name := range errNames {
+		msg, ok := s.Errors[name]
+		if !ok {
+			msg = moved[name]
+		}
+		dst = bsoncore.AppendStringElement(dst, name, msg)
+	}
+	dst, _ = bsoncore.AppendDocumentEnd(dst, sub)
+	return dst, nErrors
 }
 
 // OverflowPrefix starts the errors entry Write stores for a uint64 value

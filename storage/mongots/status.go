@@ -1,0 +1,253 @@
+package mongots
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/factorywire/factorywire/devices"
+)
+
+// StatusCollection is the regular collection holding each device's
+// status: its newest stored sample and how long it has had errors. A topic
+// has no '_', so it never collides with a topic's collection.
+const StatusCollection = "device_status"
+
+// statusChunk bounds the devices of one ReadStatus find.
+const statusChunk = 1000
+
+// codeDuplicateKey is the server's answer to an upsert whose filter does
+// not match the document holding its _id.
+const codeDuplicateKey = 11000
+
+// DeviceStatus is one device's entry in the status collection.
+type DeviceStatus struct {
+	Topic string
+	// Sample is the device's newest stored sample (by ts): factory, class,
+	// device, ts, seq, fields and errors.
+	Sample devices.Sample
+	// ErrorCount is the number of fields in error in Sample.
+	ErrorCount int
+	// ErrorsSince is the ts of the first sample of the device's current
+	// run of samples with errors; zero when Sample has none.
+	ErrorsSince time.Time
+	// UpdatedAt is when the sink last wrote the entry.
+	UpdatedAt time.Time
+}
+
+// statusID returns a device's _id in the status collection.
+func statusID(topic, device string) string { return topic + "/" + device }
+
+// UpdateStatus upserts the status of the devices of updates, each Sample
+// being the device's newest stored sample of a batch. An entry only moves
+// forward in time: each update is
+//
+//	{q: {_id: "<topic>/<device>", ts: {$lt: ts}},
+//	 u: {$set: {topic, factory, class, device, ts, seq, fields, error_count,
+//	            errors, errors_since, updated_at}}            // errors, errors_since only when set
+//	     $unset: {errors: "", errors_since: ""}},             // only when not set
+//	 upsert: true}
+//
+// in one unordered bulk write. Where the entry holds a newer ts the filter
+// does not match and the upsert's insert fails with a duplicate key
+// (11000): that update is skipped, as it should be (a batch replayed after
+// a newer one). Updates of the same device: the newest counts. Write
+// concern: Options.WriteConcern.
+func (s *Store) UpdateStatus(ctx context.Context, updates []DeviceStatus) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	models := make([]mongo.WriteModel, 0, len(updates))
+	for i := range updates {
+		u := &updates[i]
+		if err := checkCollection(u.Topic); err != nil {
+			return err
+		}
+		smp := &u.Sample
+		names, err := checkSample(smp)
+		if err != nil {
+			return fmt.Errorf("status of %s in %s: %w", smp.Device, u.Topic, err)
+		}
+		if smp.Time.IsZero() || strings.Contains(u.Topic, "/") {
+			return fmt.Errorf("%w: status of %q in %q: want a ts and a topic without '/'", ErrInvalidArgument, smp.Device, u.Topic)
+		}
+		set := bsoncore.NewDocumentBuilder().
+			AppendString("topic", u.Topic).
+			AppendString(metaFactory, smp.Factory).
+			AppendString(metaClass, smp.Class).
+			AppendString(metaDevice, smp.Device).
+			AppendDateTime(fieldTS, smp.Time.UnixMilli()).
+			AppendInt64(fieldSeq, int64(smp.Seq)).
+			Build()
+		set = set[:len(set)-1] // reopen the document: append the values
+		set, nErrors := appendValues(set, smp, names)
+		hasErrors := nErrors > 0
+		if hasErrors {
+			since := u.ErrorsSince
+			if since.IsZero() {
+				since = smp.Time
+			}
+			set = bsoncore.AppendDateTimeElement(set, "errors_since", since.UnixMilli())
+		}
+		set = bsoncore.AppendDateTimeElement(set, "updated_at", now.UnixMilli())
+		set = append(set, 0)
+		bsoncore.UpdateLength(set, 0, int32(len(set)))
+		update := bson.D{{Key: "$set", Value: bson.Raw(set)}}
+		if !hasErrors {
+			update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: fieldErrors, Value: ""}, {Key: "errors_since", Value: ""}}})
+		}
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: statusID(u.Topic, smp.Device)}, {Key: fieldTS, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(smp.Time)}}}}).
+			SetUpdate(update).
+			SetUpsert(true))
+	}
+	// FerretDB stops an unordered bulk write at its first error, where
+	// MongoDB goes on: the updates after the last refused one are sent
+	// again, which changes nothing where they were applied already.
+	for len(models) > 0 {
+		_, err := s.collection(StatusCollection).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		if err == nil {
+			return nil
+		}
+		var bwe mongo.BulkWriteException
+		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+			return s.commandError(StatusCollection, "update", "update device status", err)
+		}
+		last := -1
+		for _, we := range bwe.WriteErrors {
+			if we.Code != codeDuplicateKey || we.Index < 0 || we.Index >= len(models) {
+				return s.commandError(StatusCollection, "update", "update device status", err)
+			}
+			last = max(last, we.Index) // an entry already newer: skipped
+		}
+		models = models[last+1:]
+	}
+	return nil
+}
+
+// ReadStatus returns the status entries of devs in topic; devices without
+// one are absent. Per 1,000 devices it runs find {_id: {$in: ["<topic>/<d>",
+// …]}}, served by the _id index: one document per device, whatever the
+// history. Read concern majority (see Options.WriteConcern).
+func (s *Store) ReadStatus(ctx context.Context, topic string, devs []string) (map[string]DeviceStatus, error) {
+	if err := checkCollection(topic); err != nil {
+		return nil, err
+	}
+	devs = slices.Clone(devs)
+	slices.Sort(devs)
+	devs = slices.Compact(devs)
+	out := make(map[string]DeviceStatus, len(devs))
+	for len(devs) > 0 {
+		n := min(len(devs), statusChunk)
+		ids := make(bson.A, n)
+		for i, d := range devs[:n] {
+			ids[i] = statusID(topic, d)
+		}
+		devs = devs[n:]
+		err := s.findStatus(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, nil, func(st DeviceStatus) {
+			out[st.Sample.Device] = st
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Status returns the status of every device of topic, sorted by device;
+// with errorsOnly, only the devices whose newest sample has errors. It runs
+// find {_id: {$gte: "<topic>/", $lt: "<topic>0"}} (with errorsOnly also
+// error_count: {$gt: 0}) sorted by _id: a range of the _id index holding
+// the topic's devices, so it reads one document per device of the topic
+// (on the FerretDB stand-in: the whole collection, one per device).
+func (s *Store) Status(ctx context.Context, topic string, errorsOnly bool) ([]DeviceStatus, error) {
+	if err := checkCollection(topic); err != nil {
+		return nil, err
+	}
+	// '0' follows '/' in byte order: the range holds exactly the _ids
+	// that start with "<topic>/".
+	filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: topic + "/"}, {Key: "$lt", Value: topic + "0"}}}}
+	if errorsOnly {
+		filter = append(filter, bson.E{Key: fieldNErrors, Value: bson.D{{Key: "$gt", Value: int32(0)}}})
+	}
+	var out []DeviceStatus
+	err := s.findStatus(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: int32(1)}}), func(st DeviceStatus) {
+		out = append(out, st)
+	})
+	return out, err
+}
+
+func (s *Store) findStatus(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder, each func(DeviceStatus)) error {
+	var o []options.Lister[options.FindOptions]
+	if opts != nil {
+		o = append(o, opts)
+	}
+	cur, err := s.collection(StatusCollection).Find(ctx, filter, o...)
+	if err != nil {
+		return s.commandError(StatusCollection, "find", "read device status", err)
+	}
+	defer func() { _ = cur.Close(ctx) }()
+	for cur.Next(ctx) {
+		st, err := decodeStatus(cur.Current)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrCorruptDoc, s.namespace(StatusCollection), err)
+		}
+		each(st)
+	}
+	if err := cur.Err(); err != nil {
+		return s.commandError(StatusCollection, "find", "read device status", err)
+	}
+	return nil
+}
+
+// decodeStatus reads a status entry: the sample's shape is a stored
+// sample's, with identity at the top level instead of under meta.
+func decodeStatus(raw bson.Raw) (DeviceStatus, error) {
+	var st DeviceStatus
+	topic, ok := raw.Lookup("topic").StringValueOK()
+	if !ok {
+		return st, fmt.Errorf("entry %s: topic is %s, want a string", raw.Lookup("_id"), raw.Lookup("topic").Type)
+	}
+	st.Topic = topic
+	// Present the entry as a stored sample to reuse decodeSample.
+	meta := bsoncore.NewDocumentBuilder()
+	for _, k := range []string{metaFactory, metaClass, metaDevice} {
+		v, ok := raw.Lookup(k).StringValueOK()
+		if !ok {
+			return st, fmt.Errorf("entry %s: %s is %s, want a string", raw.Lookup("_id"), k, raw.Lookup(k).Type)
+		}
+		meta.AppendString(k, v)
+	}
+	doc := bsoncore.NewDocumentBuilder().
+		AppendString("_id", raw.Lookup("_id").StringValue()).
+		AppendDocument(fieldMeta, meta.Build())
+	for _, k := range []string{fieldTS, fieldSeq, fieldFields, fieldErrors} {
+		if v, err := raw.LookupErr(k); err == nil {
+			doc.AppendValue(k, bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+		}
+	}
+	smp, err := decodeSample(bson.Raw(doc.Build()))
+	if err != nil {
+		return st, err
+	}
+	st.Sample = smp
+	if n, ok := raw.Lookup(fieldNErrors).AsInt64OK(); ok {
+		st.ErrorCount = int(n)
+	}
+	if t, ok := raw.Lookup("errors_since").TimeOK(); ok {
+		st.ErrorsSince = t.UTC()
+	}
+	if t, ok := raw.Lookup("updated_at").TimeOK(); ok {
+		st.UpdatedAt = t.UTC()
+	}
+	return st, nil
+}

@@ -1,0 +1,101 @@
+package mongots
+
+import (
+	"maps"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/factorywire/factorywire/devices"
+)
+
+// TestDeviceStatus runs against the FerretDB stand-in: entries move only
+// forward in time, errors_since marks the start of a run of samples with
+// errors, and Status reads exactly one topic's devices.
+func TestDeviceStatus(t *testing.T) {
+	opts, _ := standIn()
+	s, m := ferretStore(t, opts)
+	ctx := testCtx(t)
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	smp := func(topicClass, device string, seq int, errs map[string]string) devices.Sample {
+		x := sample(device, seq, map[string]devices.Value{"pressure": devices.Float64Value(float64(seq))})
+		x.Class, x.Errors = topicClass, errs
+		return x
+	}
+	st := func(topic string, x devices.Sample, since time.Time) DeviceStatus {
+		return DeviceStatus{Topic: topic, Sample: x, ErrorsSince: since}
+	}
+	bad := map[string]string{"temperature": "modbus exception 2 (illegal data address)"}
+	// Neighbouring topics whose _ids sort next to plant-a.press's.
+	if err := s.UpdateStatus(ctx, []DeviceStatus{
+		st(topic, smp("press", "press-01", 5, nil), time.Time{}),
+		st(topic, smp("press", "press-02", 7, bad), time.Time{}),
+		st("plant-a.press-x", smp("press-x", "press-01", 1, nil), time.Time{}),
+		st("plant-a.press2", smp("press2", "press-01", 1, nil), time.Time{}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// An older sample (a replayed batch) does not move press-01 back; a
+	// newer one with errors moves press-01 forward; press-02's errors go on
+	// since their first sample; press-03 is new.
+	m.Reset()
+	if err := s.UpdateStatus(ctx, []DeviceStatus{
+		st(topic, smp("press", "press-01", 3, nil), time.Time{}),
+		st(topic, smp("press", "press-02", 8, bad), t0.Add(7*time.Second)),
+		st(topic, smp("press", "press-03", 1, bad), time.Time{}),
+	}); err != nil {
+		t.Fatalf("UpdateStatus with an older sample: %v, want the update skipped", err)
+	}
+	// The stand-in stops at the refused update and is sent the rest
+	// again; MongoDB applies all of the first command.
+	up := m.Commands("update")[0]
+	first := up.Lookup("updates").Array().Index(0).Document()
+	if got, want := extJSON(t, first.Lookup("q")), extJSON(t, bson.D{{Key: "_id", Value: topic + "/press-01"}, {Key: "ts", Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(t0.Add(3 * time.Second))}}}}); got != want {
+		t.Errorf("update q %s, want %s", got, want)
+	}
+	if got := field(t, up, "writeConcern"); got != extJSON(t, bson.D{{Key: "w", Value: "majority"}}) {
+		t.Errorf("writeConcern %s, want majority", got)
+	}
+
+	got, err := s.ReadStatus(ctx, topic, []string{"press-01", "press-02", "press-03", "press-04"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		seq    uint64
+		nerr   int
+		since  time.Time
+		errors map[string]string
+	}{
+		"press-01": {5, 0, time.Time{}, nil},
+		"press-02": {8, 1, t0.Add(7 * time.Second), bad},
+		"press-03": {1, 1, t0.Add(time.Second), bad},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ReadStatus: %d entries, want %d: %+v", len(got), len(want), got)
+	}
+	for d, w := range want {
+		g := got[d]
+		if g.Topic != topic || g.Sample.Device != d || g.Sample.Seq != w.seq || g.ErrorCount != w.nerr || !g.ErrorsSince.Equal(w.since) ||
+			!maps.Equal(g.Sample.Errors, w.errors) || g.Sample.Fields["pressure"].Float64() != float64(w.seq) || g.UpdatedAt.IsZero() {
+			t.Errorf("ReadStatus[%s] = %+v, want seq %d, %d errors since %v", d, g, w.seq, w.nerr, w.since)
+		}
+	}
+
+	// press-02 recovers: errors and errors_since go.
+	if err := s.UpdateStatus(ctx, []DeviceStatus{st(topic, smp("press", "press-02", 9, nil), t0)}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Status(ctx, topic, false)
+	if err != nil || len(all) != 3 || all[0].Sample.Device != "press-01" || all[2].Sample.Device != "press-03" {
+		t.Fatalf("Status: %+v, %v; want press-01..03 of %s only", all, err, topic)
+	}
+	if all[1].ErrorCount != 0 || !all[1].ErrorsSince.IsZero() || len(all[1].Sample.Errors) != 0 {
+		t.Fatalf("press-02 after recovering: %+v", all[1])
+	}
+	withErrors, err := s.Status(ctx, topic, true)
+	if err != nil || len(withErrors) != 1 || withErrors[0].Sample.Device != "press-03" {
+		t.Fatalf("Status with errors: %+v, %v; want press-03", withErrors, err)
+	}
+}
