@@ -227,4 +227,12 @@
 // by _id. Never use the stand-in mode against a production
 // MongoDB: it would create collections that MongoDB cannot later turn into
 // time-series ones.
+//
+// # Loss check
+//
+// Gaps reads the seq and ts of each device's samples in a time range (one
+// find, sorted by the index {meta.device: 1, ts: -1}, which the stand-in
+// runs too) and reports the seqs missing, the duplicates and the restarts
+// of a gateway whose spool was wiped; its documentation gives the exact
+// command. sink query gaps prints it.
 package mongots
