@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/factorywire/factorywire/devices/simulator"
 	"github.com/factorywire/factorywire/gateway"
 	"github.com/factorywire/factorywire/internal/kafkaclient"
+	"github.com/factorywire/factorywire/internal/standin"
 	"github.com/factorywire/factorywire/sink"
 	"github.com/factorywire/factorywire/topics"
 )
@@ -513,40 +513,23 @@ func quantile(buckets []bucket, q float64) time.Duration {
 	return time.Duration(lower * float64(time.Second))
 }
 
-// startStandIn runs FerretDB (SQLite in dir) on 127.0.0.1:0 and returns its
-// URI and a function that stops it.
+// startStandIn runs the MongoDB stand-in (SQLite in dir) on 127.0.0.1:0
+// and returns its URI and a function that stops it.
 func startStandIn(dir string, log *slog.Logger) (string, func(), error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", nil, err
-	}
 	// FerretDB logs every command it does not implement as a warning
 	// (the driver's endSessions at every disconnect): only at debug level.
-	flog := slog.New(slog.DiscardHandler)
+	var flog *slog.Logger
 	if log.Enabled(context.Background(), slog.LevelDebug) {
 		flog = log.With("component", "ferretdb")
 	}
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Logger:    flog,
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
-	})
+	srv, err := standin.Start(standin.Config{Dir: dir, Listen: "127.0.0.1:0", Logger: flog})
 	if err != nil {
-		return "", nil, fmt.Errorf("start the MongoDB stand-in (FerretDB): %w", err)
+		return "", nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = f.Run(ctx)
-	}()
 	stop := func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			log.Error("the MongoDB stand-in did not stop within 30s")
+		if err := srv.Close(); err != nil {
+			log.Error(err.Error())
 		}
 	}
-	return f.MongoDBURI(), stop, nil
+	return srv.URI(), stop, nil
 }

@@ -36,18 +36,11 @@ import (
 // later) that RealURI returns.
 const URIEnv = "MONGODB_URI"
 
-// stopTimeout bounds how long a test waits for FerretDB to stop. FerretDB
-// gives connections still open a few seconds to close; Connect's cleanup
-// disconnects its clients before Start's cleanup runs.
-const stopTimeout = 30 * time.Second
-
-// newMu serialises ferretdb.New, which writes a package-level variable of
-// FerretDB's (the version's package name).
-var newMu sync.Mutex
-
-// Start runs an embedded FerretDB with its SQLite files in a t.TempDir(),
-// listening on 127.0.0.1:0, until the test (and its cleanups registered
-// later, such as Connect's) ends, and returns its mongodb:// URI. Its logs
+// Start runs an embedded FerretDB (internal/standin) with its SQLite files
+// in a t.TempDir(), listening on 127.0.0.1:0, until the test (and its
+// cleanups registered later, such as Connect's, which disconnect clients
+// first so that the server stops at once) ends, and returns its
+// mongodb:// URI. Its logs
 // are discarded unless the test runs with -v, when its errors go to
 // standard error (its warnings, one per refused command, would drown the
 // test's own output). Each call starts its own server; one starts in about

@@ -1,14 +1,13 @@
 package mongotest
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/factorywire/factorywire/internal/standin"
 )
 
 // bindRetry bounds how long StartAt retries binding an address that a
@@ -38,42 +37,26 @@ func StartAt(t testing.TB, dir, addr string) (uri string, stop func()) {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
 	deadline := time.Now().Add(bindRetry)
-	var f *ferretdb.FerretDB
+	var srv *standin.Server
 	for {
 		var err error
-		newMu.Lock()
-		f, err = ferretdb.New(&ferretdb.Config{
-			Listener:  ferretdb.ListenerConfig{TCP: addr},
-			Logger:    logger,
-			Handler:   "sqlite",
-			SQLiteURL: "file:" + dir + "/",
-		})
-		newMu.Unlock()
+		srv, err = standin.Start(standin.Config{Dir: dir, Listen: addr, Logger: logger})
 		if err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mongotest: start FerretDB on %s over %s: %v", addr, dir, err)
+			t.Fatalf("mongotest: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = f.Run(ctx) // always nil
-	}()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(stopTimeout):
-				t.Errorf("mongotest: FerretDB on %s did not stop within %v", addr, stopTimeout)
+			if err := srv.Close(); err != nil {
+				t.Errorf("mongotest: %v", err)
 			}
 		})
 	}
 	t.Cleanup(stop)
-	return f.MongoDBURI(), stop
+	return srv.URI(), stop
 }
