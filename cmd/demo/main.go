@@ -209,6 +209,7 @@ func printBanner(out io.Writer, d *demo.Demo) {
 		fmt.Fprintln(out, "  (the two above carry the TLS and SASL flags the demo was given: run them from this directory)")
 	}
 	fmt.Fprintf(out, "  go run ./cmd/sink query range --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s --device %s-01 --from 1m\n", uri, demo.Factory(0), cfg.Classes[0], cfg.Classes[0])
+	fmt.Fprintf(out, "  go run ./cmd/sink query gaps --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s --from 10m\n", uri, demo.Factory(0), cfg.Classes[0])
 	if d.StandIn() {
 		fmt.Fprintln(out, "  (sink query latest and window need a real MongoDB: the stand-in lacks $first and $dateTrunc)")
 	} else {

@@ -5,15 +5,18 @@
 //	sink query latest --config FILE --factory F --class C [--device D,...] [--json]
 //	sink query window --config FILE --factory F --class C --device D --field X --from T --to T [--unit minute] [--bin 1] [--json]
 //	sink query range  --config FILE --factory F --class C --device D --from T --to T [--limit N] [--json]
+//	sink query gaps   --config FILE --factory F --class C [--device D] --from T --to T [--json]
 //
 // Times are RFC 3339 (2026-12-01T08:00:00Z) or a duration before now
 // (--from 1h: an hour ago); --to defaults to now and --from to an hour
-// before --to. query prints a table, or JSON lines with --json. Every flag
-// has an environment twin: FACTORYWIRE_SINK_ and the flag name in upper
-// case with '-' as '_' (FACTORYWIRE_SINK_CONFIG). Flags win over the
-// environment, which wins over the file. Exit status: 0 after a clean
-// stop, 1 when the sink or a query fails, 2 for a usage or configuration
-// error.
+// before --to. query prints a table, or JSON lines with --json; a query
+// gives up after --timeout (30s, gaps 10m). query gaps is the loss check:
+// the seqs missing per device (sink query gaps --help). Every flag has an
+// environment twin: FACTORYWIRE_SINK_ and the flag name in upper case with
+// '-' as '_' (FACTORYWIRE_SINK_CONFIG). Flags win over the environment, which wins
+// over the file. Exit status: 0 after a clean stop, 1 when the sink or a
+// query fails, 2 for a usage or configuration error, 3 when query gaps
+// finds samples lost.
 package main
 
 import (
@@ -43,7 +46,7 @@ import (
 
 const envPrefix = "FACTORYWIRE_SINK"
 
-// queryTimeout bounds one query.
+// queryTimeout is the default --timeout of a query but gaps.
 const queryTimeout = 30 * time.Second
 
 // usageError marks errors that exit with status 2.
@@ -156,14 +159,17 @@ type queryFlags struct {
 	from, to, unit                *string
 	bin, limit                    *int
 	json                          *bool
+	timeout                       *time.Duration
 }
 
-func addQueryFlags(fs *flag.FlagSet) queryFlags {
+// addQueryFlags defines the query flags on fs, --timeout defaulting to
+// timeout.
+func addQueryFlags(fs *flag.FlagSet, timeout time.Duration) queryFlags {
 	return queryFlags{
 		flags:   addFlags(fs),
 		factory: fs.String("factory", "", "the factory; required"),
 		class:   fs.String("class", "", "the device class; required"),
-		device:  fs.String("device", "", "the device (latest: a comma-separated list, default every device)"),
+		device:  fs.String("device", "", "the device (latest: a comma-separated list; latest and gaps: default every device)"),
 		field:   fs.String("field", "", "window: the field"),
 		from:    fs.String("from", "1h", "start, RFC 3339 or a duration before now"),
 		to:      fs.String("to", "", "end (exclusive), RFC 3339 or a duration before now; default now"),
@@ -171,13 +177,14 @@ func addQueryFlags(fs *flag.FlagSet) queryFlags {
 		bin:     fs.Int("bin", 1, "window: bucket size in units"),
 		limit:   fs.Int("limit", 1000, "range: at most this many samples, 0 for all"),
 		json:    fs.Bool("json", false, "print JSON lines instead of a table"),
+		timeout: fs.Duration("timeout", timeout, "give up the query after this long"),
 	}
 }
 
 func queryCommand(stdout io.Writer) *ffcli.Command {
-	sub := func(name, usage, help string, exec func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error) *ffcli.Command {
+	sub := func(name, usage, help string, timeout time.Duration, exec func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error) *ffcli.Command {
 		fs := flag.NewFlagSet("sink query "+name, flag.ContinueOnError)
-		q := addQueryFlags(fs)
+		q := addQueryFlags(fs, timeout)
 		return &ffcli.Command{
 			Name:       name,
 			ShortUsage: "sink query " + usage,
@@ -193,19 +200,22 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 				if err != nil {
 					return usageError{Err: fmt.Errorf("--factory %q --class %q: %v", *q.factory, *q.class, err)}
 				}
+				if *q.timeout <= 0 {
+					return usageError{Err: fmt.Errorf("--timeout %v: want more than 0", *q.timeout)}
+				}
 				st, client, err := sink.NewStore(cfg.MongoDB, nil)
 				if err != nil {
 					return err
 				}
 				defer client.Disconnect(context.Background())
-				ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+				ctx, cancel := context.WithTimeout(ctx, *q.timeout)
 				defer cancel()
 				return exec(ctx, q, st, name.Collection())
 			},
 		}
 	}
 	latest := sub("latest", "latest --config FILE --factory F --class C [--device D,...] [--json]",
-		"print the latest sample of each device",
+		"print the latest sample of each device", queryTimeout,
 		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
 			var devs []string
 			if *q.device != "" {
@@ -218,7 +228,7 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 			return printSamples(stdout, samples, *q.json)
 		})
 	window := sub("window", "window --config FILE --factory F --class C --device D --field X [--from T] [--to T] [--unit minute] [--bin 1] [--json]",
-		"print min, avg and max of a field per time bucket",
+		"print min, avg and max of a field per time bucket", queryTimeout,
 		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
 			from, to, err := q.span()
 			if err != nil {
@@ -237,7 +247,7 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 			return printBuckets(stdout, buckets, *q.json)
 		})
 	rng := sub("range", "range --config FILE --factory F --class C --device D [--from T] [--to T] [--limit N] [--json]",
-		"print a device's samples in a time range, oldest first",
+		"print a device's samples in a time range, oldest first", queryTimeout,
 		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
 			from, to, err := q.span()
 			if err != nil {
@@ -255,13 +265,16 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return printSamples(stdout, samples, *q.json)
 		})
+	gaps := sub("gaps", "gaps --config FILE --factory F --class C [--device D] [--from T] [--to T] [--timeout 10m] [--json]",
+		"list the seqs missing per device in a time range (exit 3 when any)", gapsTimeout, queryGaps(stdout))
+	gaps.LongHelp = gapsLongHelp
 	return &ffcli.Command{
 		Name:        "query",
-		ShortUsage:  "sink query latest|window|range --config FILE --factory F --class C [flags]",
+		ShortUsage:  "sink query latest|window|range|gaps --config FILE --factory F --class C [flags]",
 		ShortHelp:   "query the samples stored in MongoDB",
-		Subcommands: []*ffcli.Command{latest, window, rng},
+		Subcommands: []*ffcli.Command{latest, window, rng, gaps},
 		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing query: latest, window or range")}
+			return usageError{Err: errors.New("missing query: latest, window, range or gaps")}
 		},
 	}
 }

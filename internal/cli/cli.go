@@ -22,6 +22,20 @@ func (e UsageError) Error() string { return e.Err.Error() }
 
 func (e UsageError) Unwrap() error { return e.Err }
 
+// ExitError is an outcome that is neither success nor failure, which Main
+// reports with its own exit status: sink query gaps returns one with Code
+// 3 when samples are missing, so a check can tell lost samples from a
+// query that failed (1) or a mistyped command (2). Main prints Err as it
+// prints a failure.
+type ExitError struct {
+	Code int // 3 or more: 1 and 2 are Main's
+	Err  error
+}
+
+func (e ExitError) Error() string { return e.Err.Error() }
+
+func (e ExitError) Unwrap() error { return e.Err }
+
 // Run parses args into root and runs the subcommand they name. --help is
 // not an error; a parse error is a UsageError.
 func Run(root *ffcli.Command, args []string) error {
@@ -35,14 +49,18 @@ func Run(root *ffcli.Command, args []string) error {
 }
 
 // Main runs run with the process's arguments and standard output and exits:
-// 0 on success, 2 for a UsageError or --help, 1 for any other error, which
-// it prints after name.
+// 0 on success, 2 for a UsageError or --help, an ExitError's Code for an
+// ExitError, 1 for any other error; it prints the error after name.
 func Main(name string, run func(args []string, stdout io.Writer) error) {
 	err := run(os.Args[1:], os.Stdout)
 	if err == nil {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	var ee ExitError
+	if errors.As(err, &ee) && ee.Code > 2 {
+		os.Exit(ee.Code)
+	}
 	var ue UsageError
 	if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
 		os.Exit(2)
