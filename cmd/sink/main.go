@@ -6,17 +6,22 @@
 //	sink query window --config FILE --factory F --class C --device D --field X --from T --to T [--unit minute] [--bin 1] [--json]
 //	sink query range  --config FILE --factory F --class C --device D --from T --to T [--limit N] [--json]
 //	sink query gaps   --config FILE --factory F --class C [--device D] --from T --to T [--json]
+//	sink standin --data-dir DIR [--listen 127.0.0.1:27017] [--allow-remote]
 //
 // Times are RFC 3339 (2026-12-01T08:00:00Z) or a duration before now
 // (--from 1h: an hour ago); --to defaults to now and --from to an hour
 // before --to. query prints a table, or JSON lines with --json; a query
 // gives up after --timeout (30s, gaps 10m). query gaps is the loss check:
-// the seqs missing per device (sink query gaps --help). Every flag has an
-// environment twin: FACTORYWIRE_SINK_ and the flag name in upper case with
-// '-' as '_' (FACTORYWIRE_SINK_CONFIG). Flags win over the environment, which wins
-// over the file. Exit status: 0 after a clean stop, 1 when the sink or a
-// query fails, 2 for a usage or configuration error, 3 when query gaps
-// finds samples lost.
+// the seqs missing per device (sink query gaps --help). standin runs the
+// embedded FerretDB stand-in, prints its URI and serves until SIGINT or
+// SIGTERM, so that run and query can be tried without MongoDB (sink
+// standin --help).
+//
+// Every flag has an environment twin: FACTORYWIRE_SINK_ and the flag name
+// in upper case with '-' as '_' (FACTORYWIRE_SINK_CONFIG). Flags win over
+// the environment, which wins over the file. Exit status: 0 after a clean
+// stop, 1 when the sink or a query fails, 2 for a usage or configuration
+// error, 3 when query gaps finds samples lost.
 package main
 
 import (
@@ -59,9 +64,9 @@ func run(args []string, stdout io.Writer) error {
 		Name:        "sink",
 		ShortUsage:  "sink <subcommand> [flags]",
 		ShortHelp:   "write Kafka samples to MongoDB and query them",
-		Subcommands: []*ffcli.Command{runCommand(), queryCommand(stdout)},
+		Subcommands: []*ffcli.Command{runCommand(), queryCommand(stdout), standinCommand(stdout)},
 		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing subcommand: try 'sink run --help' or 'sink query --help'")}
+			return usageError{Err: errors.New("missing subcommand: try 'sink run --help', 'sink query --help' or 'sink standin --help'")}
 		},
 	}
 	return cli.Run(root, args)
