@@ -3,6 +3,7 @@ package sink
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -199,6 +200,34 @@ type CollectionConfig struct {
 	// MongoDB (expireAfterSeconds, whole seconds). Absent or 0 keeps
 	// them forever.
 	ExpireAfter *time.Duration `yaml:"expire_after"`
+	// Rollups are the per-device minute and hour aggregates of every
+	// numeric field, kept in regular collections with their own TTL.
+	Rollups RollupsConfig `yaml:"rollups"`
+}
+
+// RollupsConfig sets a class's rollups. A class's entry replaces the
+// default's keys it gives.
+type RollupsConfig struct {
+	// Enabled writes rollups as samples are stored. Default true.
+	Enabled *bool `yaml:"enabled"`
+	// MinuteExpireAfter is the TTL of the minute rollups (<topic>_1m),
+	// whole seconds; 0 keeps them forever. Default 8760h (a year).
+	MinuteExpireAfter *time.Duration `yaml:"minute_expire_after"`
+	// HourExpireAfter is the TTL of the hour rollups (<topic>_1h); 0
+	// (default) keeps them forever.
+	HourExpireAfter *time.Duration `yaml:"hour_expire_after"`
+}
+
+// expireAfter returns the TTL of the rollups of period name ("1m", "1h").
+func (r RollupsConfig) expireAfter(period string) time.Duration {
+	d := r.HourExpireAfter
+	if period == "1m" {
+		d = r.MinuteExpireAfter
+	}
+	if d == nil {
+		return 0
+	}
+	return *d
 }
 
 // DefaultConfig returns a Config with every default set. Factories (or
@@ -214,11 +243,13 @@ func DefaultConfig() Config {
 			RebalanceTimeout:  60 * time.Second,
 			FetchMaxBytes:     50 << 20,
 		},
-		MongoDB:         MongoConfig{URI: "mongodb://127.0.0.1:27017", Database: "factorywire", ServerSelectionTimeout: 10 * time.Second, TimeSeries: true, WriteConcern: "majority"},
-		Batch:           BatchConfig{MaxRecords: 5000, MaxWait: 500 * time.Millisecond},
-		Retry:           RetryConfig{MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, AttemptTimeout: 20 * time.Second},
-		MaxFutureSkew:   time.Hour,
-		Collections:     CollectionsConfig{Default: CollectionConfig{Granularity: "seconds"}},
+		MongoDB:       MongoConfig{URI: "mongodb://127.0.0.1:27017", Database: "factorywire", ServerSelectionTimeout: 10 * time.Second, TimeSeries: true, WriteConcern: "majority"},
+		Batch:         BatchConfig{MaxRecords: 5000, MaxWait: 500 * time.Millisecond},
+		Retry:         RetryConfig{MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, AttemptTimeout: 20 * time.Second},
+		MaxFutureSkew: time.Hour,
+		Collections: CollectionsConfig{Default: CollectionConfig{Granularity: "seconds", Rollups: RollupsConfig{
+			Enabled: ptr(true), MinuteExpireAfter: ptr(365 * 24 * time.Hour), HourExpireAfter: ptr(time.Duration(0)),
+		}}},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -266,6 +297,15 @@ func (c CollectionsConfig) collectionFor(class string) CollectionConfig {
 		}
 		if o.ExpireAfter != nil {
 			spec.ExpireAfter = o.ExpireAfter
+		}
+		if o.Rollups.Enabled != nil {
+			spec.Rollups.Enabled = o.Rollups.Enabled
+		}
+		if o.Rollups.MinuteExpireAfter != nil {
+			spec.Rollups.MinuteExpireAfter = o.Rollups.MinuteExpireAfter
+		}
+		if o.Rollups.HourExpireAfter != nil {
+			spec.Rollups.HourExpireAfter = o.Rollups.HourExpireAfter
 		}
 	}
 	return spec
@@ -395,8 +435,18 @@ func (cc CollectionConfig) validate(key string, isDefault bool) error {
 	if e := cc.ExpireAfter; e != nil && (*e < 0 || *e%time.Second != 0) {
 		errs = append(errs, fmt.Errorf("%s.expire_after %s: want whole seconds, 0 to keep documents forever", key, *e))
 	}
+	for _, r := range []struct {
+		name string
+		d    *time.Duration
+	}{{"minute_expire_after", cc.Rollups.MinuteExpireAfter}, {"hour_expire_after", cc.Rollups.HourExpireAfter}} {
+		if r.d != nil && (*r.d < 0 || *r.d%time.Second != 0 || *r.d > time.Duration(math.MaxInt32)*time.Second) {
+			errs = append(errs, fmt.Errorf("%s.rollups.%s %s: want whole seconds up to about 68 years, 0 to keep rollups forever", key, r.name, *r.d))
+		}
+	}
 	return errors.Join(errs...)
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // redactURI hides the password of a connection string in messages.
 func redactURI(uri string) string {

@@ -39,6 +39,7 @@ const (
 	opDLQ    = "dlq"    // producing dead letters
 	opSave   = "save"   // saving the offsets checkpoint
 	opStatus = "status" // updating the device status
+	opRollup = "rollup" // updating the rollups
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {

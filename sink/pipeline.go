@@ -28,6 +28,9 @@ type store interface {
 	UnstoredSamples(ctx context.Context, coll string, docs []mongots.Doc) ([]mongots.Doc, error)
 	ReadStatus(ctx context.Context, topic string, devs []string) (map[string]mongots.DeviceStatus, error)
 	UpdateStatus(ctx context.Context, updates []mongots.DeviceStatus) error
+	EnsureRollups(ctx context.Context, topic string, p mongots.Period, expireAfter time.Duration) error
+	LoadRollups(ctx context.Context, topic string, p mongots.Period, keys []mongots.RollupKey) (map[mongots.RollupKey]*mongots.Rollup, error)
+	SaveRollups(ctx context.Context, topic string, p mongots.Period, rs []*mongots.Rollup) ([]mongots.RollupKey, error)
 	LastSeqs(ctx context.Context, coll string, devs []string) (map[string]mongots.SeqMark, error)
 	LoadCheckpoints(ctx context.Context, group, topic string) (map[int32]mongots.Checkpoint, error)
 	MarkAttempted(ctx context.Context, group, topic string, attempted map[int32]int64) error
@@ -155,6 +158,9 @@ type partState struct {
 	marks map[string]uint64
 	// devs holds, per device of marks, what its status entry says.
 	devs map[string]devState
+	// bins holds, per rollup period and device, the newest rollup written
+	// or read, as stored.
+	bins map[string]map[string]*mongots.Rollup
 }
 
 // devState is what the sink knows of a device's status entry
@@ -259,7 +265,7 @@ func (p *pipeline) assign(ctx context.Context, topic string, committed map[int32
 		if cp.Attempted >= 0 {
 			floor = min(floor, cp.Attempted)
 		}
-		p.parts[tp{topic, part}] = &partState{floor: floor, attempted: cp.Attempted, marks: map[string]uint64{}, devs: map[string]devState{}}
+		p.parts[tp{topic, part}] = &partState{floor: floor, attempted: cp.Attempted, marks: map[string]uint64{}, devs: map[string]devState{}, bins: map[string]map[string]*mongots.Rollup{}}
 		p.log.Info("partition assigned", "topic", topic, "partition", part, "start", o,
 			"committed", committed[part], "saved", cp.Next, "attempted", cp.Attempted, "end", end[part], "floor", floor)
 	}
@@ -370,6 +376,9 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 	if err := p.updateStatus(ctx, docs, rejected); err != nil {
 		return res, err
 	}
+	if err := p.updateRollups(ctx, docs, rejected); err != nil {
+		return res, err
+	}
 	for topic, parts := range res.next {
 		next := make(map[int32]int64, len(parts))
 		for part, eo := range parts {
@@ -477,7 +486,7 @@ func (p *pipeline) learn(ctx context.Context, cands []candidate) error {
 	defer p.mu.Unlock()
 	for k, floor := range floors {
 		if p.parts[k] == nil {
-			p.parts[k] = &partState{floor: floor, attempted: -1, marks: map[string]uint64{}, devs: map[string]devState{}}
+			p.parts[k] = &partState{floor: floor, attempted: -1, marks: map[string]uint64{}, devs: map[string]devState{}, bins: map[string]map[string]*mongots.Rollup{}}
 		}
 	}
 	for k, devs := range missingDevs {
@@ -642,6 +651,195 @@ func (p *pipeline) updateStatus(ctx context.Context, docs map[string][]mongots.D
 		}
 	}
 	return nil
+}
+
+// maxRollupRounds bounds how often a batch's rollups are reloaded after a
+// conflict (another writer) before the attempt fails and is retried.
+const maxRollupRounds = 3
+
+// updateRollups folds the batch's samples (stored now or before, not
+// rejected) into their devices' minute and hour rollups and writes the
+// rollups that changed, after the samples and before the offsets.
+// Exactly once without transactions: a rollup records the (ts, seq) of
+// the last sample folded in and folds only later ones (mongots.Rollup.Fold),
+// per-device order makes every sample of a device arrive after those
+// before it, and a rollup is written whole, over the revision it was read
+// at (mongots.Store.SaveRollups). A sample consumed again after a crash,
+// whether or not its rollup was written, is folded once. Rollups the sink
+// does not hold (a device's first sample in a bin since it took the
+// partition) are read first, one find by _id per 1,000.
+func (p *pipeline) updateRollups(ctx context.Context, docs map[string][]mongots.Doc, rejected []*deadLetter) error {
+	skip := map[tp]map[int64]bool{}
+	for _, d := range rejected {
+		k := tp{d.rec.Topic, d.rec.Partition}
+		if skip[k] == nil {
+			skip[k] = map[int64]bool{}
+		}
+		skip[k][d.rec.Offset] = true
+	}
+	colls := make([]string, 0, len(docs))
+	for coll := range docs {
+		colls = append(colls, coll)
+	}
+	slices.Sort(colls)
+	for _, coll := range colls {
+		rc := p.cfg.Collections.collectionFor(p.className(coll)).Rollups
+		if rc.Enabled == nil || !*rc.Enabled {
+			continue
+		}
+		var samples []*mongots.Doc
+		for i := range docs[coll] {
+			d := &docs[coll][i]
+			if !skip[tp{coll, d.Partition}][d.Offset] {
+				samples = append(samples, d)
+			}
+		}
+		for _, per := range mongots.Periods {
+			if err := p.ensureRollups(ctx, coll, per, rc.expireAfter(per.Name)); err != nil {
+				return err
+			}
+			err := p.retry(ctx, opRollup, p.abandon, func(ctx context.Context) error {
+				return p.rollupPeriod(ctx, coll, per, samples)
+			})
+			if err != nil {
+				return fmt.Errorf("rollups %s of %s: %w", per.Name, coll, err)
+			}
+		}
+	}
+	return nil
+}
+
+// rollupPeriod is one attempt of updateRollups for one collection and
+// period.
+func (p *pipeline) rollupPeriod(ctx context.Context, coll string, per mongots.Period, samples []*mongots.Doc) error {
+	type place struct {
+		part int32
+		key  mongots.RollupKey
+	}
+	// What the sink holds, copied: folding must not change it before the
+	// write succeeds.
+	work := map[mongots.RollupKey]*mongots.Rollup{}
+	parts := map[string]int32{}
+	var need []mongots.RollupKey
+	p.mu.Lock()
+	for _, d := range samples {
+		key := mongots.RollupKey{Device: d.Sample.Device, Start: d.Sample.Time.UTC().Truncate(per.D)}
+		parts[d.Sample.Device] = d.Partition
+		if _, ok := work[key]; ok {
+			continue
+		}
+		if st := p.parts[tp{coll, d.Partition}]; st != nil {
+			r := st.bins[per.Name][key.Device]
+			switch {
+			case r != nil && r.Start.Equal(key.Start):
+				work[key] = r.Clone()
+				continue
+			case r != nil && r.Start.Before(key.Start):
+				// A later bin than the one held: no sink wrote it, since
+				// every earlier sample of the device went through this
+				// one (a stale writer's would conflict on saving).
+				work[key] = mongots.NewRollup(coll, per, &d.Sample)
+				continue
+			}
+		}
+		work[key] = nil
+		need = append(need, key)
+	}
+	p.mu.Unlock()
+	var written []*mongots.Rollup
+	for round := 0; ; round++ {
+		if len(need) > 0 {
+			loaded, err := p.store.LoadRollups(ctx, coll, per, need)
+			if err != nil {
+				return err
+			}
+			for _, k := range need {
+				work[k] = loaded[k] // nil: none stored
+			}
+		}
+		changed := map[mongots.RollupKey]bool{}
+		for _, d := range samples {
+			key := mongots.RollupKey{Device: d.Sample.Device, Start: d.Sample.Time.UTC().Truncate(per.D)}
+			if work[key] == nil {
+				work[key] = mongots.NewRollup(coll, per, &d.Sample)
+			}
+			if work[key].Fold(&d.Sample) {
+				changed[key] = true
+			}
+		}
+		var dirty []*mongots.Rollup
+		for k := range changed {
+			dirty = append(dirty, work[k])
+		}
+		slices.SortFunc(dirty, func(a, b *mongots.Rollup) int {
+			return cmp.Or(cmp.Compare(a.Device, b.Device), a.Start.Compare(b.Start))
+		})
+		conflicts, err := p.store.SaveRollups(ctx, coll, per, dirty)
+		if err != nil {
+			return err
+		}
+		for _, r := range dirty {
+			if !slices.Contains(conflicts, r.Key()) {
+				written = append(written, r)
+			}
+		}
+		if len(conflicts) == 0 {
+			break
+		}
+		if round+1 >= maxRollupRounds {
+			return transientError{fmt.Errorf("%d rollups of %s changed by another writer %d times in a row, such as %s at %s",
+				len(conflicts), mongots.RollupCollection(coll, per), maxRollupRounds, conflicts[0].Device, conflicts[0].Start.Format(time.RFC3339))}
+		}
+		p.log.Warn("rollups changed by another writer since they were read: reading them again", "collection", mongots.RollupCollection(coll, per), "rollups", len(conflicts))
+		need = conflicts
+		// Fold only into what was reloaded: the rest is written.
+		kept := samples[:0:0]
+		for _, d := range samples {
+			if slices.Contains(conflicts, mongots.RollupKey{Device: d.Sample.Device, Start: d.Sample.Time.UTC().Truncate(per.D)}) {
+				kept = append(kept, d)
+			}
+		}
+		samples = kept
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range written {
+		st := p.parts[tp{coll, parts[r.Device]}]
+		if st == nil {
+			continue
+		}
+		if st.bins[per.Name] == nil {
+			st.bins[per.Name] = map[string]*mongots.Rollup{}
+		}
+		if cur := st.bins[per.Name][r.Device]; cur == nil || !r.Start.Before(cur.Start) {
+			st.bins[per.Name][r.Device] = r
+		}
+	}
+	return nil
+}
+
+// ensureRollups prepares coll's rollup collection of period per the first
+// time this process writes it.
+func (p *pipeline) ensureRollups(ctx context.Context, coll string, per mongots.Period, ttl time.Duration) error {
+	name := mongots.RollupCollection(coll, per)
+	if p.ensured[name] {
+		return nil
+	}
+	err := p.retry(ctx, opEnsure, p.abandon, func(ctx context.Context) error { return p.store.EnsureRollups(ctx, coll, per, ttl) })
+	if err != nil {
+		return fmt.Errorf("ensure rollups %s: %w", name, err)
+	}
+	p.ensured[name] = true
+	return nil
+}
+
+// className returns the class of coll's topic, or coll when it does not
+// parse.
+func (p *pipeline) className(coll string) string {
+	if n, ok := p.names[coll]; ok && n.err == nil {
+		return n.name.Class
+	}
+	return coll
 }
 
 // seqMark is one more than seq, saturating.

@@ -1,0 +1,103 @@
+package mongots
+
+import (
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/factorywire/factorywire/devices"
+)
+
+func TestRollupFold(t *testing.T) {
+	base := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	smp := func(seq int, at time.Duration, x float64) *devices.Sample {
+		s := sample("press-01", 0, map[string]devices.Value{"pressure": devices.Float64Value(x), "running": devices.BoolValue(true)})
+		s.Seq, s.Time = uint64(seq), base.Add(at)
+		return &s
+	}
+	r := NewRollup(topic, PeriodMinute, smp(1, 5*time.Second, 3))
+	for _, c := range []struct {
+		s    *devices.Sample
+		want bool
+	}{
+		{smp(1, 5*time.Second, 3), true},
+		{smp(2, 10*time.Second, 1), true},
+		{smp(2, 10*time.Second, 1), false},  // consumed again
+		{smp(1, 5*time.Second, 3), false},   // delivered again
+		{smp(3, 70*time.Second, 9), false},  // the next minute
+		{smp(0, 20*time.Second, 5), true},   // seq started again, later ts
+		{smp(9, 15*time.Second, 99), false}, // the clock went back
+	} {
+		if got := r.Fold(c.s); got != c.want {
+			t.Errorf("Fold(seq %d at %v) = %v, want %v", c.s.Seq, c.s.Time, got, c.want)
+		}
+	}
+	want := FieldStats{Count: 3, Min: 1, Max: 5, Sum: 9, First: 3, Last: 5}
+	if r.Count != 3 || r.Fields["pressure"] != want || len(r.Fields) != 1 || !r.FirstTS.Equal(base.Add(5*time.Second)) || r.LastSeq != 0 {
+		t.Fatalf("rollup %+v, want pressure %+v and no bool field", r, want)
+	}
+}
+
+// TestRollupsStore runs against the FerretDB stand-in: rollups round-trip,
+// a stale revision conflicts, and RollupWindow combines periods into bins
+// as Window would.
+func TestRollupsStore(t *testing.T) {
+	opts, _ := standIn()
+	s, m := ferretStore(t, opts)
+	ctx := testCtx(t)
+	if err := s.EnsureRollups(ctx, topic, PeriodMinute, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	assertCommand(t, onlyCommand(t, m, "createIndexes"), bson.D{
+		{Key: "createIndexes", Value: topic + "_1m"},
+		{Key: "indexes", Value: bson.A{bson.D{{Key: "key", Value: bson.D{{Key: "meta.device", Value: int32(1)}, {Key: "t", Value: int32(1)}}}, {Key: "name", Value: "meta.device_1_t_1"}}}},
+	})
+	base := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	var rs []*Rollup
+	for minute := range 10 {
+		var r *Rollup
+		for k := range 6 { // every 10 s, value = minute*10 + k
+			smp := sample("press-01", 0, map[string]devices.Value{"pressure": devices.Float64Value(float64(minute*10 + k))})
+			smp.Seq, smp.Time = uint64(minute*6+k), base.Add(time.Duration(minute)*time.Minute+time.Duration(k)*10*time.Second)
+			if r == nil {
+				r = NewRollup(topic, PeriodMinute, &smp)
+			}
+			r.Fold(&smp)
+		}
+		rs = append(rs, r)
+	}
+	if conflicts, err := s.SaveRollups(ctx, topic, PeriodMinute, rs); err != nil || len(conflicts) != 0 || rs[0].Rev != 1 {
+		t.Fatalf("SaveRollups: %v, %v, rev %d", conflicts, err, rs[0].Rev)
+	}
+	keys := []RollupKey{rs[0].Key(), rs[9].Key(), {Device: "press-02", Start: base}}
+	got, err := s.LoadRollups(ctx, topic, PeriodMinute, keys)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("LoadRollups: %v, %v; want 2", got, err)
+	}
+	if g := got[rs[9].Key()]; g.Count != 6 || g.Fields["pressure"] != rs[9].Fields["pressure"] || g.Rev != 1 || !g.LastTS.Equal(rs[9].LastTS) {
+		t.Fatalf("loaded %+v, want %+v", g, rs[9])
+	}
+	// A writer holding revision 0 of minute 0 conflicts; minute 1 at its
+	// revision is written.
+	stale := NewRollup(topic, PeriodMinute, &devices.Sample{Device: "press-01", Time: base})
+	stale.Factory, stale.Class = "plant-a", "press"
+	fresh := got[rs[9].Key()].Clone()
+	conflicts, err := s.SaveRollups(ctx, topic, PeriodMinute, []*Rollup{stale, fresh})
+	if err != nil || len(conflicts) != 1 || conflicts[0] != rs[0].Key() || fresh.Rev != 2 {
+		t.Fatalf("SaveRollups with a stale revision: conflicts %v, %v, fresh rev %d; want minute 0 refused, rev 2", conflicts, err, fresh.Rev)
+	}
+
+	// 5-minute bins over 10 minutes: two bins of 30 values each.
+	buckets, err := s.RollupWindow(ctx, topic, PeriodMinute, "press-01", "pressure", base, base.Add(10*time.Minute), "minute", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(buckets) != 2 || buckets[0].Count != 30 || buckets[0].Min != 0 || buckets[0].Max != 45 || buckets[0].Avg != 22.5 ||
+		buckets[1].Count != 30 || buckets[1].Min != 50 || buckets[1].Max != 95 || !buckets[1].Start.Equal(base.Add(5*time.Minute)) {
+		t.Fatalf("RollupWindow: %+v", buckets)
+	}
+	if _, err := s.RollupWindow(ctx, topic, PeriodHour, "press-01", "pressure", base, base.Add(time.Hour), "minute", 30); err == nil {
+		t.Fatal("RollupWindow of 30-minute bins over hourly rollups: no error")
+	}
+}
