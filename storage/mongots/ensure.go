@@ -185,12 +185,23 @@ func describeBucketing(info collInfo) string {
 // In the stand-in mode (Options.TimeSeries false) Ensure creates a plain
 // collection, accepts an existing regular or time-series one, creates the
 // same indexes, ignores ExpireAfter, and logs a warning.
+//
+// With Options.Shard, Ensure first checks with {hello: 1} that the server
+// is a mongos (ErrNotMongos in a *CommandError otherwise, and nothing is
+// created), and ends by sharding the collection on {meta.device:
+// "hashed"} and, once per Store, device_status on {_id: "hashed"}
+// (shardTopic).
 func (s *Store) Ensure(ctx context.Context, spec CollectionSpec) error {
 	g, err := spec.validate()
 	if err != nil {
 		return err
 	}
 	ns := s.namespace(spec.Name)
+	if s.opts.Shard {
+		if err := s.checkMongos(ctx, spec.Name); err != nil { // before anything is created
+			return err
+		}
+	}
 	if !s.opts.TimeSeries {
 		s.log.Warn("mongots: stand-in mode: plain collection without time-series bucketing or TTL (nothing expires); for FerretDB in tests and the demo only",
 			"collection", ns)
@@ -215,7 +226,10 @@ func (s *Store) Ensure(ctx context.Context, spec CollectionSpec) error {
 			return err
 		}
 	}
-	return s.createIndexes(ctx, spec.Name)
+	if err := s.createIndexes(ctx, spec.Name); err != nil {
+		return err
+	}
+	return s.shardTopic(ctx, spec.Name)
 }
 
 // inspect returns the collection's listCollections entry.

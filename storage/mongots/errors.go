@@ -15,12 +15,15 @@ import (
 type CommandError struct {
 	Namespace string // database.collection
 	Command   string // the command's name, such as "create" or "insert"
-	Code      int    // the server's error code
+	Code      int    // the server's error code; 0 when Store did not send the command, which the server cannot run (ErrNotMongos)
 	Fix       string // what to change
-	Err       error  // the driver's error
+	Err       error  // the driver's error; with Code 0, why the command was not sent
 }
 
 func (e *CommandError) Error() string {
+	if e.Code == 0 {
+		return fmt.Sprintf("mongots: cannot run %s on %s: %v; %s", e.Command, e.Namespace, e.Err, e.Fix)
+	}
 	return fmt.Sprintf("mongots: MongoDB refused %s on %s: %v; %s", e.Command, e.Namespace, e.Err, e.Fix)
 }
 
@@ -55,8 +58,12 @@ const (
 // RolesHint names the privileges the sink's MongoDB user needs; an
 // Unauthorized error repeats it.
 const RolesHint = "the connection's user lacks a privilege for it: the sink needs the built-in role readWrite on its database, " +
-	"and dbAdmin there (or a role granting collMod, which changes a TTL), and clusterManager when it shards collections " +
+	"and dbAdmin there (or a role granting collMod, which changes a TTL), and clusterManager on admin when it shards collections (mongodb.shard) " +
 	"(see docs/OPERATIONS.md, \"MongoDB roles\")"
+
+// shardRefusedFix is the fix of a shardCollection the mongos refused.
+const shardRefusedFix = "the mongos refused to shard the collection on factorywire's key: check the collection against " +
+	"docs/OPERATIONS.md, \"Past one replica set\" (an index of the key's fields with another collation, a view of that name, a MongoDB older than 6.0?)"
 
 // permanentFix returns how to fix a command refused with code, or "" when
 // the code is not one retrying cannot get past.
@@ -67,6 +74,9 @@ func permanentFix(code int, command string) string {
 	case codeAuthenticationFailed:
 		return "the server refused the credentials: check the user, password and authSource of the connection string"
 	case codeUnknownField, codeBadBucketMaxSpan, codeInvalidOptions, codeBadValue, codeFailedToParse, codeTypeMismatch:
+		if command == "shardCollection" {
+			return shardRefusedFix
+		}
 		if command == "create" {
 			return "the server refused the collection's options: time-series collections need MongoDB 6.0 or later and custom " +
 				"bucketing (bucketMaxSpanSeconds, bucketRoundingSeconds) 6.3 or later: configure a granularity instead, or upgrade MongoDB"
@@ -89,6 +99,9 @@ func permanentFix(code int, command string) string {
 	case codeCommandNotSupportedOnView:
 		return "the namespace is a view, not a collection: drop it or configure another database"
 	case codeIllegalOperation:
+		if command == "shardCollection" {
+			return shardRefusedFix
+		}
 		return "the server does not allow this operation on this deployment (a secondary, a sharded collection, an arbiter?)"
 	}
 	return ""

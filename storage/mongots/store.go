@@ -30,8 +30,13 @@ var (
 	// collection belongs.
 	ErrNotTimeSeries = errors.New("mongots: collection is not time-series")
 	// ErrShape: Ensure found a time-series collection whose timeField,
-	// metaField or bucketing differs from the configured ones.
+	// metaField or bucketing differs from the configured ones, or (with
+	// Options.Shard) a collection sharded on another key.
 	ErrShape = errors.New("mongots: collection has a different shape")
+	// ErrNotMongos: Options.Shard is set and the server is not a mongos
+	// of MongoDB 6.0 or later (a replica set, a standalone server, the
+	// FerretDB stand-in). It comes in a *CommandError with Code 0.
+	ErrNotMongos = errors.New("mongots: sharding needs a mongos")
 	// ErrInvalidSpec: a CollectionSpec that Ensure refuses.
 	ErrInvalidSpec = errors.New("mongots: invalid collection spec")
 	// ErrInvalidArgument: a bad argument to a query or an offsets call.
@@ -103,6 +108,16 @@ type Options struct {
 	// write it a second time.
 	WriteConcern *writeconcern.WriteConcern
 
+	// Shard shards every collection Ensure makes ready, through the
+	// mongos routers of a sharded cluster of MongoDB 6.0 or later: each
+	// topic's time-series collection on {meta.device: "hashed"}, and
+	// device_status (and the rollups, through EnsureRollups) on {_id:
+	// "hashed"}; sink_offsets stays unsharded. Ensure first asks the server {hello: 1} and refuses
+	// anything but a mongos (ErrNotMongos), before it creates anything.
+	// Default false. See shard.go for the commands and their reasons, and
+	// docs/OPERATIONS.md, "Past one replica set".
+	Shard bool
+
 	// Logger receives Ensure's changes (a TTL changed by collMod, a legacy
 	// index dropped) and the stand-in warning. Nil discards them.
 	Logger *slog.Logger
@@ -133,6 +148,8 @@ type Store struct {
 	// noFirst is set once the server refused $first ($group), as the
 	// FerretDB stand-in does: LastSeqs then reads one device at a time.
 	noFirst atomic.Bool
+	// shard caches what sharding learnt (Options.Shard).
+	shard shardState
 }
 
 // New returns a Store on client. Zero fields of opts take their defaults,
