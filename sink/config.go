@@ -116,6 +116,15 @@ type MongoConfig struct {
 	// the demo, which has no time-series collections (plain collections
 	// with the same documents and index, no TTL).
 	TimeSeries bool `yaml:"time_series"`
+	// Shard shards every collection the sink creates, when URI names the
+	// mongos routers of a sharded cluster (MongoDB 6.0 or later): each
+	// topic's time-series collection on {meta.device: "hashed"},
+	// device_status and the rollups on {_id: "hashed"}; sink_offsets stays
+	// unsharded (mongots.Options.Shard). Needs TimeSeries. Against a
+	// replica set or a standalone server the sink stops at its first
+	// collection, naming the server, before creating it. Default
+	// false. See docs/OPERATIONS.md, "Past one replica set".
+	Shard bool `yaml:"shard"`
 	// WriteConcern is the write concern of every write: "majority"
 	// (default), which no failover undoes. Anything else (a number of
 	// members such as 1, or a tag set's name) needs
@@ -370,6 +379,9 @@ func (c Config) Validate() error {
 	}
 	if c.MongoDB.Database == "" || strings.ContainsAny(c.MongoDB.Database, `/\. "$`) || len(c.MongoDB.Database) > 63 {
 		bad("mongodb.database %q: want 1 to 63 characters without /\\. \"$ or space", c.MongoDB.Database)
+	}
+	if c.MongoDB.Shard && !c.MongoDB.TimeSeries {
+		bad("mongodb.shard: true needs mongodb.time_series: true (sharding is for a MongoDB sharded cluster, never the FerretDB stand-in)")
 	}
 	if _, err := c.MongoDB.writeConcern(); err != nil {
 		errs = append(errs, err)

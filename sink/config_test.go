@@ -61,6 +61,7 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"rebalance", func(c *Config) { c.Kafka.RebalanceTimeout = time.Second }, "kafka.rebalance_timeout 1s: at least twice retry.attempt_timeout 20s"},
 		{"uri", func(c *Config) { c.MongoDB.URI = "http://user:secret@host" }, `mongodb.uri "http://user:xxxxx@host"`},
 		{"database", func(c *Config) { c.MongoDB.Database = "a.b" }, `mongodb.database "a.b"`},
+		{"shard on the stand-in", func(c *Config) { c.MongoDB.Shard, c.MongoDB.TimeSeries = true, false }, "mongodb.shard: true needs mongodb.time_series: true"},
 		{"batch", func(c *Config) { c.Batch.MaxRecords = 0 }, "batch.max_records 0"},
 		{"wait", func(c *Config) { c.Batch.MaxWait = 0 }, "batch.max_wait 0s"},
 		{"backoff", func(c *Config) { c.Retry.MaxBackoff = time.Millisecond }, "retry.max_backoff 1ms"},

@@ -68,6 +68,7 @@ func NewStore(cfg MongoConfig, logger *slog.Logger) (*mongots.Store, *mongo.Clie
 	}
 	so := mongots.DefaultOptions()
 	so.Database, so.TimeSeries, so.Logger, so.WriteConcern = cfg.Database, cfg.TimeSeries, logger, wc
+	so.Shard = cfg.Shard
 	if cfg.AllowWeakWriteConcern && cfg.WriteConcern != "" && cfg.WriteConcern != "majority" {
 		logger.Warn("mongodb.write_concern is not majority: a failover can lose samples MongoDB acknowledged; the reads that find what is stored use read concern local",
 			"write_concern", cfg.WriteConcern)
