@@ -62,6 +62,13 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"uri", func(c *Config) { c.MongoDB.URI = "http://user:secret@host" }, `mongodb.uri "http://user:xxxxx@host"`},
 		{"database", func(c *Config) { c.MongoDB.Database = "a.b" }, `mongodb.database "a.b"`},
 		{"shard on the stand-in", func(c *Config) { c.MongoDB.Shard, c.MongoDB.TimeSeries = true, false }, "mongodb.shard: true needs mongodb.time_series: true"},
+		{"weak write concern", func(c *Config) { c.MongoDB.WriteConcern = "1" }, `mongodb.write_concern "1": a write concern other than majority loses acknowledged samples`},
+		{"unacknowledged", func(c *Config) { c.MongoDB.WriteConcern, c.MongoDB.AllowWeakWriteConcern = "0", true }, `mongodb.write_concern "0": unacknowledged writes`},
+		{"write concern members", func(c *Config) { c.MongoDB.WriteConcern, c.MongoDB.AllowWeakWriteConcern = "99", true }, `mongodb.write_concern "99"`},
+		{"past skew", func(c *Config) { c.MaxPastSkew = time.Second }, "max_past_skew 1s: 0 (off) or at least 1m"},
+		{"rollup ttl", func(c *Config) {
+			c.Collections.Classes = map[string]CollectionConfig{"press": {Rollups: RollupsConfig{HourExpireAfter: d(-time.Hour)}}}
+		}, "collections.classes.press.rollups.hour_expire_after -1h0m0s"},
 		{"batch", func(c *Config) { c.Batch.MaxRecords = 0 }, "batch.max_records 0"},
 		{"wait", func(c *Config) { c.Batch.MaxWait = 0 }, "batch.max_wait 0s"},
 		{"backoff", func(c *Config) { c.Retry.MaxBackoff = time.Millisecond }, "retry.max_backoff 1ms"},

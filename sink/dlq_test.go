@@ -56,6 +56,7 @@ func TestPoisonRecords(t *testing.T) {
 	topic := testFactory + ".press"
 	createTopics(t, addr, map[string]int32{topic: 1, topic + ".dlq": 1})
 	cfg := testConfig(addr, mongotest.Start(t))
+	cfg.MaxPastSkew = 30 * 24 * time.Hour
 	d := openDB(t, cfg)
 	p := newProducer(t, addr)
 	r := startSink(t, cfg)
@@ -86,6 +87,7 @@ func TestPoisonRecords(t *testing.T) {
 		{at(time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC)), ClassTimestamp, "before 1970-01-01"},
 		{at(time.Date(2039, 1, 1, 0, 0, 0, 0, time.UTC)), ClassTimestamp, "after 2038-01-19"},
 		{at(time.Now().Add(2 * time.Hour)), ClassTimestamp, "more than max_future_skew 1h0m0s"},
+		{at(time.Now().Add(-31 * 24 * time.Hour)), ClassTooOld, "more than max_past_skew 720h0m0s behind the sink's clock"},
 		{wrongClassRec, ClassTopicMismatch, `class "power-meter"`},
 		{wrongKey, ClassKeyMismatch, `record key "press-01"`},
 		{huge, ClassWriteRejected, "int64 range"},

@@ -302,12 +302,9 @@ type batchResult struct {
 	stored int                                  // documents written
 }
 
-// process stores a batch: records in offset order per partition, every
-// partition owned. It returns the offsets to commit, an error wrapping
-// errAbandoned or ctx's error when the batch was given up (nothing saved:
-// consume it again), or another error when MongoDB refused the batch for
-// good (stop the sink).
-func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult, error) {
+// decode classifies a batch's records: the samples to store, the dead
+// letters, each partition's highest offset, and the offsets to commit.
+func (p *pipeline) decode(recs []*kgo.Record) (batchResult, []candidate, []*deadLetter, map[tp]int64) {
 	res := batchResult{next: map[string]map[int32]kgo.EpochOffset{}}
 	now := p.now()
 	var (
@@ -346,6 +343,16 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 		}
 		cands = append(cands, candidate{rec: r, doc: mongots.Doc{Sample: s, Partition: r.Partition, Offset: r.Offset}})
 	}
+	return res, cands, dead, high
+}
+
+// process stores a batch: records in offset order per partition, every
+// partition owned. It returns the offsets to commit, an error wrapping
+// errAbandoned or ctx's error when the batch was given up (nothing saved:
+// consume it again), or another error when MongoDB refused the batch for
+// good (stop the sink).
+func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult, error) {
+	res, cands, dead, high := p.decode(recs)
 	if err := p.learn(ctx, cands); err != nil {
 		return res, err
 	}

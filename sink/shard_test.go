@@ -50,3 +50,22 @@ func TestShardRefusedStopsSink(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeSeriesOnStandInStopsSink: time_series: true against the FerretDB
+// stand-in, which has no time-series collections, stops the sink at once
+// with one error naming the collection, the command and the key to change,
+// instead of retrying forever.
+func TestTimeSeriesOnStandInStopsSink(t *testing.T) {
+	addr := startBroker(t)
+	createTopics(t, addr, map[string]int32{testFactory + ".press": 1, testFactory + ".press.dlq": 1})
+	cfg := testConfig(addr, mongotest.Start(t))
+	cfg.MongoDB.TimeSeries = true
+	newProducer(t, addr).produce(t, sampleRecord(testSample("press", "press-01", 1)))
+	err := runUntilStopped(t, cfg)
+	var ce *mongots.CommandError
+	ns := cfg.MongoDB.Database + "." + testFactory + ".press"
+	if !errors.As(err, &ce) || ce.Command != "create" || !strings.Contains(err.Error(), ns) ||
+		!strings.Contains(err.Error(), "set mongodb.time_series: false") {
+		t.Fatalf("Run: %v, want a CommandError of create naming %s and mongodb.time_series", err, ns)
+	}
+}

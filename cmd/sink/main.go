@@ -163,7 +163,7 @@ type queryFlags struct {
 	factory, class, device, field *string
 	from, to, unit                *string
 	bin, limit                    *int
-	json                          *bool
+	json, errorsOnly, raw         *bool
 	timeout                       *time.Duration
 }
 
@@ -171,18 +171,20 @@ type queryFlags struct {
 // timeout.
 func addQueryFlags(fs *flag.FlagSet, timeout time.Duration) queryFlags {
 	return queryFlags{
-		flags:   addFlags(fs),
-		factory: fs.String("factory", "", "the factory; required"),
-		class:   fs.String("class", "", "the device class; required"),
-		device:  fs.String("device", "", "the device (latest: a comma-separated list; latest and gaps: default every device)"),
-		field:   fs.String("field", "", "window: the field"),
-		from:    fs.String("from", "1h", "start, RFC 3339 or a duration before now"),
-		to:      fs.String("to", "", "end (exclusive), RFC 3339 or a duration before now; default now"),
-		unit:    fs.String("unit", "minute", "window: bucket unit, second, minute, hour or day"),
-		bin:     fs.Int("bin", 1, "window: bucket size in units"),
-		limit:   fs.Int("limit", 1000, "range: at most this many samples, 0 for all"),
-		json:    fs.Bool("json", false, "print JSON lines instead of a table"),
-		timeout: fs.Duration("timeout", timeout, "give up the query after this long"),
+		flags:      addFlags(fs),
+		factory:    fs.String("factory", "", "the factory; required"),
+		class:      fs.String("class", "", "the device class; required"),
+		device:     fs.String("device", "", "the device (latest: a comma-separated list; latest and gaps: default every device)"),
+		field:      fs.String("field", "", "window: the field"),
+		from:       fs.String("from", "1h", "start, RFC 3339 or a duration before now"),
+		to:         fs.String("to", "", "end (exclusive), RFC 3339 or a duration before now; default now"),
+		unit:       fs.String("unit", "minute", "window: bucket unit, second, minute, hour or day"),
+		bin:        fs.Int("bin", 1, "window: bucket size in units"),
+		limit:      fs.Int("limit", 1000, "range: at most this many samples, 0 for all"),
+		json:       fs.Bool("json", false, "print JSON lines instead of a table"),
+		errorsOnly: fs.Bool("errors", false, "status: only the devices whose newest sample has errors"),
+		raw:        fs.Bool("raw", false, "window: compute from the samples even when a rollup serves the bin"),
+		timeout:    fs.Duration("timeout", timeout, "give up the query after this long"),
 	}
 }
 
@@ -220,20 +222,29 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 		}
 	}
 	latest := sub("latest", "latest --config FILE --factory F --class C [--device D,...] [--json]",
-		"print the latest sample of each device", queryTimeout,
+		"print the latest sample of each device (from the device status)", queryTimeout,
 		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
-			var devs []string
-			if *q.device != "" {
-				devs = strings.Split(*q.device, ",")
-			}
-			samples, err := st.Latest(ctx, coll, devs)
+			entries, err := readStatus(ctx, st, coll, *q.device, false)
 			if err != nil {
 				return err
 			}
+			samples := make([]devices.Sample, len(entries))
+			for i, e := range entries {
+				samples[i] = e.Sample
+			}
 			return printSamples(stdout, samples, *q.json)
 		})
-	window := sub("window", "window --config FILE --factory F --class C --device D --field X [--from T] [--to T] [--unit minute] [--bin 1] [--json]",
-		"print min, avg and max of a field per time bucket", queryTimeout,
+	status := sub("status", "status --config FILE --factory F --class C [--device D,...] [--errors] [--json]",
+		"print each device's newest sample time, seq and errors, and since when it has had errors", queryTimeout,
+		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
+			entries, err := readStatus(ctx, st, coll, *q.device, *q.errorsOnly)
+			if err != nil {
+				return err
+			}
+			return printStatus(stdout, entries, *q.json)
+		})
+	window := sub("window", "window --config FILE --factory F --class C --device D --field X [--from T] [--to T] [--unit minute] [--bin 1] [--raw] [--json]",
+		"print min, avg and max of a field per time bucket (from the rollups when the bucket is whole minutes or hours)", queryTimeout,
 		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
 			from, to, err := q.span()
 			if err != nil {
@@ -242,7 +253,13 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 			if *q.device == "" || *q.field == "" {
 				return usageError{Err: errors.New("window needs --device and --field")}
 			}
-			buckets, err := st.Window(ctx, coll, *q.device, *q.field, from, to, *q.unit, *q.bin)
+			per, useRollups := rollupFor(*q.unit, *q.bin)
+			var buckets []mongots.Bucket
+			if useRollups && !*q.raw {
+				buckets, err = st.RollupWindow(ctx, coll, per, *q.device, *q.field, from, to, *q.unit, *q.bin)
+			} else {
+				buckets, err = st.Window(ctx, coll, *q.device, *q.field, from, to, *q.unit, *q.bin)
+			}
 			if err != nil {
 				if errors.Is(err, mongots.ErrInvalidArgument) {
 					return usageError{Err: err}
@@ -275,13 +292,81 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 	gaps.LongHelp = gapsLongHelp
 	return &ffcli.Command{
 		Name:        "query",
-		ShortUsage:  "sink query latest|window|range|gaps --config FILE --factory F --class C [flags]",
+		ShortUsage:  "sink query latest|status|window|range|gaps --config FILE --factory F --class C [flags]",
 		ShortHelp:   "query the samples stored in MongoDB",
-		Subcommands: []*ffcli.Command{latest, window, rng, gaps},
+		Subcommands: []*ffcli.Command{latest, status, window, rng, gaps},
 		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing query: latest, window, range or gaps")}
+			return usageError{Err: errors.New("missing query: latest, status, window, range or gaps")}
 		},
 	}
+}
+
+// rollupFor returns the rollup period that serves window bins of binSize
+// units: hours when the bin is whole hours, else minutes when it is whole
+// minutes; false when neither (seconds).
+func rollupFor(unit string, binSize int) (mongots.Period, bool) {
+	per := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}[unit]
+	bin := time.Duration(binSize) * per
+	switch {
+	case binSize < 1 || per == 0:
+		return mongots.Period{}, false
+	case bin%time.Hour == 0:
+		return mongots.PeriodHour, true
+	default:
+		return mongots.PeriodMinute, true
+	}
+}
+
+// readStatus returns the status entries of coll: of the comma-separated
+// devices when given, else of every device; with errorsOnly only those
+// whose newest sample has errors.
+func readStatus(ctx context.Context, st *mongots.Store, coll, devs string, errorsOnly bool) ([]mongots.DeviceStatus, error) {
+	if devs == "" {
+		return st.Status(ctx, coll, errorsOnly)
+	}
+	byDevice, err := st.ReadStatus(ctx, coll, strings.Split(devs, ","))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mongots.DeviceStatus, 0, len(byDevice))
+	for _, e := range byDevice {
+		if !errorsOnly || e.ErrorCount > 0 {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b mongots.DeviceStatus) int { return strings.Compare(a.Sample.Device, b.Sample.Device) })
+	return out, nil
+}
+
+// printStatus prints status entries as a table or JSON lines.
+func printStatus(w io.Writer, entries []mongots.DeviceStatus, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, e := range entries {
+			v := map[string]any{
+				"device": e.Sample.Device, "ts": e.Sample.Time, "seq": e.Sample.Seq, "error_count": e.ErrorCount,
+				"errors": e.Sample.Errors, "updated_at": e.UpdatedAt,
+			}
+			if !e.ErrorsSince.IsZero() {
+				v["errors_since"] = e.ErrorsSince
+			}
+			if err := enc.Encode(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEVICE\tTS\tSEQ\tERRORS\tSINCE\tFIELDS IN ERROR")
+	for _, e := range entries {
+		since := "-"
+		if !e.ErrorsSince.IsZero() {
+			since = e.ErrorsSince.UTC().Format("2006-01-02T15:04:05.000Z")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", e.Sample.Device, e.Sample.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
+			e.Sample.Seq, e.ErrorCount, since, errorList(e.Sample.Errors))
+	}
+	return tw.Flush()
 }
 
 // span parses --from and --to.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -91,6 +92,103 @@ func storeSamples(t *testing.T, uri, db string, timeSeries bool, devs []string, 
 	}
 	if _, err := st.Write(ctx, "plant-a.press", docs); err != nil {
 		t.Fatal(err)
+	}
+	// What the sink writes beside the samples: each device's status (its
+	// newest sample) and the rollups.
+	var status []mongots.DeviceStatus
+	for _, d := range docs[len(docs)-len(devs):] {
+		status = append(status, mongots.DeviceStatus{Topic: "plant-a.press", Sample: d.Sample, ErrorsSince: t0})
+	}
+	if err := st.UpdateStatus(ctx, status); err != nil {
+		t.Fatal(err)
+	}
+	for _, per := range mongots.Periods {
+		if err := st.EnsureRollups(ctx, "plant-a.press", per, 0); err != nil {
+			t.Fatal(err)
+		}
+		bins := map[mongots.RollupKey]*mongots.Rollup{}
+		var order []*mongots.Rollup
+		for i := range docs {
+			smp := &docs[i].Sample
+			k := mongots.RollupKey{Device: smp.Device, Start: smp.Time.Truncate(per.D)}
+			if bins[k] == nil {
+				bins[k] = mongots.NewRollup("plant-a.press", per, smp)
+				order = append(order, bins[k])
+			}
+			bins[k].Fold(smp)
+		}
+		if conflicts, err := st.SaveRollups(ctx, "plant-a.press", per, order); err != nil || len(conflicts) > 0 {
+			t.Fatalf("SaveRollups: %v, %v", conflicts, err)
+		}
+	}
+}
+
+// TestQueryStatusAndRollups runs `sink query latest`, `status` and
+// `window` (served by the rollups) against the FerretDB stand-in.
+func TestQueryStatusAndRollups(t *testing.T) {
+	uri := mongotest.Start(t)
+	db := mongotest.DatabaseName("cmdsink")
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	storeSamples(t, uri, db, false, []string{"press-01", "press-02"}, 120, t0) // two hours, a sample a minute
+	cfg := writeFile(t, t.TempDir(), "sink.yaml", fmt.Sprintf("factories: [plant-a]\nmongodb:\n  database: %s\n  time_series: false\n", db))
+	t.Setenv("FACTORYWIRE_SINK_CONFIG", cfg)
+	t.Setenv("FACTORYWIRE_SINK_MONGODB_URI", uri)
+	query := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(append([]string{"query"}, args...), &out); err != nil {
+			t.Fatalf("sink query %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+		return out.String()
+	}
+
+	lines := strings.Split(strings.TrimSpace(query("latest", "--factory", "plant-a", "--class", "press")), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "press-01") || !strings.Contains(lines[2], "119") || !strings.Contains(lines[2], "pressure=119.5") {
+		t.Fatalf("latest printed:\n%s\nwant a header and seq 119 of press-01 and press-02", strings.Join(lines, "\n"))
+	}
+	lines = strings.Split(strings.TrimSpace(query("status", "--factory", "plant-a", "--class", "press", "--errors", "--device", "press-02")), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "SINCE") || !strings.Contains(lines[1], t0.Format("2006-01-02T15:04:05.000Z")) ||
+		!strings.Contains(lines[1], "temperature: timeout") {
+		t.Fatalf("status --errors printed:\n%s\nwant press-02 with errors since %s", strings.Join(lines, "\n"), t0)
+	}
+
+	// Hourly buckets come from the hour rollups, 30-minute ones from the
+	// minute rollups, and --raw asks the samples (which the stand-in
+	// cannot aggregate: $dateTrunc).
+	span := []string{"--factory", "plant-a", "--class", "press", "--device", "press-01", "--field", "pressure",
+		"--from", t0.Format(time.RFC3339), "--to", t0.Add(2 * time.Hour).Format(time.RFC3339), "--json"}
+	for _, c := range []struct {
+		unit, bin string
+		want      []mongots.Bucket
+	}{
+		{"hour", "1", []mongots.Bucket{{Start: t0, Min: 0.5, Avg: 30, Max: 59.5, Count: 60}, {Start: t0.Add(time.Hour), Min: 60.5, Avg: 90, Max: 119.5, Count: 60}}},
+		{"minute", "90", []mongots.Bucket{{Start: t0.Add(-30 * time.Minute), Min: 0.5, Avg: 30, Max: 59.5, Count: 60}, {Start: t0.Add(time.Hour), Min: 60.5, Avg: 90, Max: 119.5, Count: 60}}},
+	} {
+		out := query(append([]string{"window", "--unit", c.unit, "--bin", c.bin}, span...)...)
+		var got []mongots.Bucket
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var b struct {
+				Start         time.Time
+				Min, Avg, Max float64
+				Count         int64
+			}
+			if err := json.Unmarshal([]byte(line), &b); err != nil {
+				t.Fatalf("window --unit %s --bin %s: %q: %v", c.unit, c.bin, line, err)
+			}
+			got = append(got, mongots.Bucket{Start: b.Start, Min: b.Min, Avg: b.Avg, Max: b.Max, Count: b.Count})
+		}
+		if len(got) != len(c.want) {
+			t.Fatalf("window --unit %s --bin %s: %+v, want %+v", c.unit, c.bin, got, c.want)
+		}
+		for i := range got {
+			if !got[i].Start.Equal(c.want[i].Start) || got[i].Min != c.want[i].Min || got[i].Avg != c.want[i].Avg || got[i].Max != c.want[i].Max || got[i].Count != c.want[i].Count {
+				t.Errorf("window --unit %s --bin %s bucket %d: %+v, want %+v", c.unit, c.bin, i, got[i], c.want[i])
+			}
+		}
+	}
+	var out bytes.Buffer
+	if err := run(append([]string{"query", "window", "--unit", "hour", "--bin", "1", "--raw"}, span...), &out); err == nil {
+		t.Fatal("window --raw on the stand-in: no error, want $dateTrunc refused")
 	}
 }
 

@@ -244,7 +244,9 @@ func decodeRollup(topic string, p Period, raw bson.Raw) (*Rollup, error) {
 // than expireAfter. A TTL index that exists with another expireAfter is
 // changed with {collMod: coll, index: {name: "t_1", expireAfterSeconds}}
 // (logged); a TTL of 0 drops it. In the stand-in mode no TTL index is
-// made (FerretDB has none) and nothing expires.
+// made (FerretDB has none) and nothing expires. With Options.Shard the
+// collection is sharded on {_id: "hashed"} (see the package documentation,
+// Sharding).
 func (s *Store) EnsureRollups(ctx context.Context, topic string, p Period, expireAfter time.Duration) error {
 	coll := RollupCollection(topic, p)
 	if err := checkCollection(topic); err != nil {
@@ -262,7 +264,7 @@ func (s *Store) EnsureRollups(ctx context.Context, topic string, p Period, expir
 		return s.commandError(coll, "createIndexes", "create the index "+IndexRollupDeviceTime, err)
 	}
 	if !s.opts.TimeSeries {
-		return nil
+		return s.ensureShardedByID(ctx, coll)
 	}
 	specs, err := iv.ListSpecifications(ctx)
 	if err != nil {
@@ -286,16 +288,15 @@ func (s *Store) EnsureRollups(ctx context.Context, topic string, p Period, expir
 			}
 			s.log.Info("mongots: changed the rollups' TTL to the configured value", "collection", s.namespace(coll), "to", expireAfter)
 		}
-		return nil
+		return s.ensureShardedByID(ctx, coll)
 	}
-	if want == 0 {
-		return nil
+	if want > 0 {
+		ttl := mongo.IndexModel{Keys: bson.D{{Key: "t", Value: int32(1)}}, Options: options.Index().SetName(IndexRollupTTL).SetExpireAfterSeconds(want)}
+		if _, err := iv.CreateOne(ctx, ttl); err != nil {
+			return s.commandError(coll, "createIndexes", "create the TTL index "+IndexRollupTTL, err)
+		}
 	}
-	ttl := mongo.IndexModel{Keys: bson.D{{Key: "t", Value: int32(1)}}, Options: options.Index().SetName(IndexRollupTTL).SetExpireAfterSeconds(want)}
-	if _, err := iv.CreateOne(ctx, ttl); err != nil {
-		return s.commandError(coll, "createIndexes", "create the TTL index "+IndexRollupTTL, err)
-	}
-	return nil
+	return s.ensureShardedByID(ctx, coll)
 }
 
 // LoadRollups returns the stored rollups of keys in topic's collection of
