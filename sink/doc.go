@@ -103,6 +103,20 @@
 // partitions' fetch positions go back to its first records) instead of
 // retrying, so the rebalance completes and no evicted member writes late.
 //
+// # Device status and rollups
+//
+// After the samples are written and before the offsets are saved, each
+// device's entry in device_status gets its newest sample, error count and
+// the start of its current run of samples with errors (sink query latest,
+// sink query status), and the samples are folded into the device's minute
+// and hour rollups (<topic>_1m, <topic>_1h; sink query window), exactly
+// once: a rollup records the (ts, seq) of the last sample folded in, and
+// is replaced whole over the revision the sink read
+// (mongots.Rollup, mongots.Store.SaveRollups). A crash between the write
+// and these updates leaves them behind; the records consumed again bring
+// them up. Rollups are configured per class (collections.*.rollups:
+// enabled, minute_expire_after, hour_expire_after).
+//
 // # Start-up cost
 //
 // What the sink reads from MongoDB between taking a partition and its

@@ -63,8 +63,8 @@ type Config struct {
 	ReplicationFactor int16
 	MinInsyncReplicas int
 	// MongoURI is where the sink writes. Empty: an embedded FerretDB
-	// stand-in (no time-series collections, no TTL; `sink query latest`
-	// and `window` do not run on it).
+	// stand-in (no time-series collections, no TTL; `sink query window
+	// --raw` does not run on it).
 	MongoURI string
 	// Database is the MongoDB database. Default "factorywire".
 	Database string

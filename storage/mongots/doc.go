@@ -202,6 +202,35 @@
 // per partition, whatever the history. A topic has no '/' and no '_', so
 // the _id is unambiguous and sink_offsets is never a topic's collection.
 //
+// # Device status
+//
+// The regular collection device_status holds one entry per device, the
+// newest sample the sink stored and how long the device has had errors:
+//
+//	{_id: "plant-a.press/press-07", topic: "plant-a.press", factory: "plant-a",
+//	 class: "press", device: "press-07", ts: ISODate("…"), seq: NumberLong(42),
+//	 fields: {…}, error_count: 1, errors: {…}, errors_since: ISODate("…"),
+//	 updated_at: ISODate("…")}
+//
+// UpdateStatus upserts it once per batch, only forward in time (see its
+// documentation); ReadStatus reads entries by _id, Status a topic's by _id
+// range. It answers "the latest value of each device" and "which devices
+// have errors now, since when" in time proportional to the devices, and
+// gives the sink each device's last seq at start-up without reading the
+// samples.
+//
+// # Rollups
+//
+// The regular collections <topic>_1m and <topic>_1h hold per device and
+// minute or hour the count, minimum, maximum, sum, first and last of every
+// numeric field (Rollup documents the shape). Rollup.Fold adds a sample
+// only if it comes after the last one folded, by (ts, seq), and
+// SaveRollups replaces a document only over the revision it was read at,
+// so a writer that folds every sample it consumes, in per-device order,
+// counts each exactly once across replays and crashes without
+// transactions. Each has the index {meta.device: 1, t: 1} and, with a TTL,
+// a TTL index on t. RollupWindow answers Window's question from them.
+//
 // # Queries
 //
 // Latest, Window and Range are documented with the exact pipeline or
