@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/mongotest"
@@ -181,6 +182,64 @@ func BenchmarkStartup(b *testing.B) {
 				_, cands, _, _ := q.decode(next)
 				if err := q.learn(ctx, cands); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestConcerns: every write the sink sends has write concern majority and
+// every read that decides what is stored read concern majority; with a
+// weak write concern (allowed explicitly), w: 1 and read concern local.
+func TestConcerns(t *testing.T) {
+	uri := mongotest.Start(t)
+	for _, c := range []struct {
+		name  string
+		wc    *writeconcern.WriteConcern
+		w, rc string
+	}{
+		{"majority", nil, `"majority"`, `"majority"`},
+		{"weak", &writeconcern.WriteConcern{W: 1}, `{"$numberInt":"1"}`, `"local"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var m mongotest.Monitor
+			opts := mongots.DefaultOptions()
+			opts.TimeSeries, opts.Database, opts.WriteConcern = false, mongotest.DatabaseName("concerns"), c.wc
+			cfg := DefaultConfig()
+			cfg.Factories = []string{testFactory}
+			p := newPipeline(cfg, slog.New(slog.DiscardHandler), newMetrics(prometheus.NewRegistry()), mongots.New(mongotest.Connect(t, uri, &m), opts))
+			first := benchBatch(0, 8, 3)
+			assignAll(t, p, batchEnds(first)) // every record at or below the floor: checked
+			for i, recs := range [][]*kgo.Record{first, benchBatch(1, 8, 3)} {
+				if _, err := p.process(context.Background(), recs); err != nil {
+					t.Fatalf("batch %d: %v", i, err)
+				}
+			}
+			seen := map[string]int{}
+			for _, cmd := range m.All() {
+				coll, _ := cmd.Doc.Lookup(cmd.Name).StringValueOK()
+				switch cmd.Name {
+				case "insert", "update":
+					if got := cmd.Doc.Lookup("writeConcern", "w").String(); got != c.w {
+						t.Errorf("%s %s: writeConcern.w %s, want %s", cmd.Name, coll, got, c.w)
+					}
+				case "find", "aggregate":
+					if got := cmd.Doc.Lookup("readConcern", "level").String(); got != c.rc {
+						t.Errorf("%s %s: readConcern.level %s, want %s", cmd.Name, coll, got, c.rc)
+					}
+				default:
+					continue
+				}
+				seen[cmd.Name+" "+coll]++
+			}
+			// The sample inserts, the checkpoint, the status, the rollups;
+			// the reads of the checkpoint, status, stored samples and
+			// rollups.
+			for _, want := range []string{"insert " + testFactory + ".press", "update sink_offsets", "update device_status",
+				"update " + testFactory + ".press_1m", "find sink_offsets", "find device_status", "find " + testFactory + ".press",
+				"find " + testFactory + ".press_1h"} {
+				if seen[want] == 0 {
+					t.Errorf("no %s among %v", want, seen)
 				}
 			}
 		})
