@@ -104,7 +104,8 @@ func benchBatch(i, devs, perDevice int) []*kgo.Record {
 
 // BenchmarkPipeline measures the sink's pipeline on batches of 5000
 // records (50 devices × 100 samples, 4 partitions): decode, check,
-// dedupe, build documents, and write them and the offsets checkpoint.
+// dedupe, build documents, and write them, the offsets checkpoint, the
+// device status and the rollups.
 // no-db takes MongoDB out (documents encoded to BSON and dropped);
 // ferretdb writes to the FerretDB stand-in (SQLite, plain collections)
 // in the same run; mongodb writes time-series collections to the real
@@ -120,6 +121,7 @@ func BenchmarkPipeline(b *testing.B) {
 		cfg := DefaultConfig()
 		cfg.Factories = []string{testFactory}
 		p := newPipeline(cfg, slog.New(slog.DiscardHandler), newMetrics(prometheus.NewRegistry()), st)
+		assignAll(b, p, map[int32]int64{0: 0, 1: 0, 2: 0, 3: 0}) // as the group does: an empty topic
 		ctx := context.Background()
 		stored := 0
 		b.ResetTimer()

@@ -627,6 +627,7 @@ func (p *pipeline) updateStatus(ctx context.Context, docs map[string][]mongots.D
 			} else if st.errorsSince.IsZero() {
 				st.errorsSince = d.Sample.Time
 			}
+			updates[j].New = st.newest.IsZero() // no entry known: insert one
 			st.newest = d.Sample.Time
 			updates[j].Sample, updates[j].ErrorsSince = d.Sample, st.errorsSince
 		}

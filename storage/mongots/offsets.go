@@ -10,7 +10,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // OffsetsCollection is the regular collection holding the sink's offsets
@@ -163,7 +162,10 @@ func (s *Store) upsertCheckpoints(ctx context.Context, group, topic, op, key str
 			SetUpdate(update).
 			SetUpsert(true))
 	}
-	_, err := s.collection(OffsetsCollection).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	dups, err := s.bulkDuplicates(ctx, OffsetsCollection, models)
+	if err == nil && len(dups) > 0 {
+		err = fmt.Errorf("%d upserts by _id refused with a duplicate key", len(dups))
+	}
 	if err != nil {
 		return s.commandError(OffsetsCollection, "update", fmt.Sprintf("group %q, topic %s", group, topic), err)
 	}

@@ -2,7 +2,6 @@ package mongots
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -339,7 +338,10 @@ func (s *Store) LoadRollups(ctx context.Context, topic string, p Period, keys []
 //
 //	{q: {_id: "<device>@<start>", rev: r.Rev}, u: <the document, rev: r.Rev+1>, upsert: true}
 //
-// (a replacement). A document whose revision changed since it was read
+// (a replacement), or, for a rollup read as absent (Rev 0), an insert of
+// the document with rev 1: the same answer when a document was written
+// meanwhile (a duplicate key), and far cheaper on the FerretDB stand-in,
+// whose upserts of a new document read its whole collection. A document whose revision changed since it was read
 // (another writer: a sink evicted from the group still finishing its
 // batch) does not match, the upsert's insert fails with a duplicate key,
 // and its key is returned in conflicts, unwritten: reload it and fold
@@ -348,47 +350,42 @@ func (s *Store) LoadRollups(ctx context.Context, topic string, p Period, keys []
 func (s *Store) SaveRollups(ctx context.Context, topic string, p Period, rs []*Rollup) (conflicts []RollupKey, err error) {
 	coll := RollupCollection(topic, p)
 	now := time.Now().UTC()
-	pending := slices.Clone(rs)
-	// FerretDB stops an unordered bulk write at its first error, where
-	// MongoDB goes on: the replacements after the last refused one are
-	// sent again; one MongoDB applied already then conflicts, and is
-	// reloaded, which is correct if slower.
-	for len(pending) > 0 {
-		models := make([]mongo.WriteModel, len(pending))
-		for i, r := range pending {
+	var inserts, replaces []*Rollup
+	for _, r := range rs {
+		if r.Rev == 0 {
+			inserts = append(inserts, r)
+		} else {
+			replaces = append(replaces, r)
+		}
+	}
+	for _, group := range [][]*Rollup{inserts, replaces} {
+		models := make([]mongo.WriteModel, len(group))
+		for i, r := range group {
+			if r.Rev == 0 {
+				// A new document: an insert, which a document written
+				// meanwhile refuses with the same duplicate key.
+				models[i] = mongo.NewInsertOneModel().SetDocument(r.document(1, now))
+				continue
+			}
 			models[i] = mongo.NewReplaceOneModel().
 				SetFilter(bson.D{{Key: "_id", Value: rollupID(r.Device, r.Start)}, {Key: "rev", Value: r.Rev}}).
 				SetReplacement(r.document(r.Rev+1, now)).
 				SetUpsert(true)
 		}
-		_, err := s.collection(coll).BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-		if err == nil {
-			for _, r := range pending {
-				r.Rev++
-			}
-			return conflicts, nil
-		}
-		var bwe mongo.BulkWriteException
-		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		dups, err := s.bulkDuplicates(ctx, coll, models)
+		if err != nil {
 			return conflicts, s.commandError(coll, "update", "save rollups", err)
 		}
 		refused := map[int]bool{}
-		last := -1
-		for _, we := range bwe.WriteErrors {
-			if we.Code != codeDuplicateKey || we.Index < 0 || we.Index >= len(pending) {
-				return conflicts, s.commandError(coll, "update", "save rollups", err)
-			}
-			refused[we.Index] = true
-			last = max(last, we.Index)
+		for _, i := range dups {
+			refused[i] = true
+			conflicts = append(conflicts, group[i].Key())
 		}
-		for i := 0; i <= last; i++ {
-			if refused[i] {
-				conflicts = append(conflicts, pending[i].Key())
-			} else {
-				pending[i].Rev++
+		for i, r := range group {
+			if !refused[i] {
+				r.Rev++
 			}
 		}
-		pending = pending[last+1:]
 	}
 	return conflicts, nil
 }

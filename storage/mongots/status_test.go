@@ -83,13 +83,27 @@ func TestDeviceStatus(t *testing.T) {
 		}
 	}
 
+	// An entry marked New that exists (another writer made it) is updated
+	// instead, still only forward in time.
+	newer := st(topic, smp("press", "press-01", 6, nil), time.Time{})
+	newer.New = true
+	older := st(topic, smp("press", "press-03", 0, nil), time.Time{})
+	older.New = true
+	if err := s.UpdateStatus(ctx, []DeviceStatus{older, newer, st(topic, smp("press", "press-04", 2, nil), time.Time{})}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ReadStatus(ctx, topic, []string{"press-01", "press-03", "press-04"}); err != nil || got["press-01"].Sample.Seq != 6 ||
+		got["press-03"].Sample.Seq != 1 || got["press-04"].Sample.Seq != 2 {
+		t.Fatalf("after inserts of existing entries: %+v, %v; want press-01 at 6, press-03 still at 1, press-04 at 2", got, err)
+	}
+
 	// press-02 recovers: errors and errors_since go.
 	if err := s.UpdateStatus(ctx, []DeviceStatus{st(topic, smp("press", "press-02", 9, nil), t0)}); err != nil {
 		t.Fatal(err)
 	}
 	all, err := s.Status(ctx, topic, false)
-	if err != nil || len(all) != 3 || all[0].Sample.Device != "press-01" || all[2].Sample.Device != "press-03" {
-		t.Fatalf("Status: %+v, %v; want press-01..03 of %s only", all, err, topic)
+	if err != nil || len(all) != 4 || all[0].Sample.Device != "press-01" || all[3].Sample.Device != "press-04" {
+		t.Fatalf("Status: %+v, %v; want press-01..04 of %s only", all, err, topic)
 	}
 	if all[1].ErrorCount != 0 || !all[1].ErrorsSince.IsZero() || len(all[1].Sample.Errors) != 0 {
 		t.Fatalf("press-02 after recovering: %+v", all[1])
