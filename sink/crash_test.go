@@ -15,6 +15,7 @@ import (
 
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/mongotest"
+	"github.com/factorywire/factorywire/storage/mongots"
 )
 
 // crashSample is a small sample: the stand-in scans whole collections to
@@ -136,6 +137,53 @@ func TestCrashLoop(t *testing.T) {
 		}
 	}
 	checkExactlyOnce(t, mergeSeqs(all...), want)
+
+	// The rollups folded every sample exactly once too: per device, the
+	// counts of its minute and of its hour rollups add up to the samples,
+	// and their pressure sums to Σ seq/4.
+	wantSum := float64(seqs-1) * float64(seqs) / 2 / 4
+	for _, topic := range names {
+		for _, per := range mongots.Periods {
+			for dev, got := range d.rollupTotals(t, mongots.RollupCollection(topic, per)) {
+				if got.n != seqs || got.pressure != seqs || got.sum != wantSum {
+					t.Errorf("%s rollups of %s: %d samples, %d pressure values summing to %g; want %d, %d, %g",
+						per.Name, dev, got.n, got.pressure, got.sum, seqs, seqs, wantSum)
+				}
+			}
+		}
+	}
+}
+
+// rollupTotal is what a device's rollups in one collection add up to.
+type rollupTotal struct {
+	n, pressure int64   // samples folded, pressure values folded
+	sum         float64 // of the pressure values
+}
+
+// rollupTotals adds up each device's rollups in coll.
+func (d *db) rollupTotals(t *testing.T, coll string) map[string]rollupTotal {
+	t.Helper()
+	cur, err := d.client.Database(d.name).Collection(coll).Find(t.Context(), bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close(t.Context())
+	out := map[string]rollupTotal{}
+	for cur.Next(t.Context()) {
+		dev, _ := cur.Current.Lookup("meta", "device").StringValueOK()
+		tot := out[dev]
+		tot.n += cur.Current.Lookup("n").AsInt64()
+		tot.pressure += cur.Current.Lookup("fields", "pressure", "n").AsInt64()
+		tot.sum += cur.Current.Lookup("fields", "pressure", "sum").Double()
+		out[dev] = tot
+	}
+	if err := cur.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		t.Fatalf("no rollups in %s", coll)
+	}
+	return out
 }
 
 // writtenPastCheckpoint returns how many offsets of topics (one partition
