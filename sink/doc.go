@@ -115,7 +115,11 @@
 // (mongots.Rollup, mongots.Store.SaveRollups). A crash between the write
 // and these updates leaves them behind; the records consumed again bring
 // them up. Rollups are configured per class (collections.*.rollups:
-// enabled, minute_expire_after, hour_expire_after).
+// enabled, minute_expire_after, hour_expire_after). Their cost, per
+// batch: one update per device for the status, and one per device and
+// period for the rollups (an insert when a bin is new), in unordered bulk
+// writes; set rollups.enabled: false for a class nobody queries over long
+// windows.
 //
 // # Start-up cost
 //

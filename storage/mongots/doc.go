@@ -1,9 +1,11 @@
 // Package mongots stores factorywire samples in MongoDB time-series
 // collections: collection and index management (Ensure), the bulk writer
 // (Write), replay detection (UnstoredSamples, LastSeqs), the sink's
-// offsets checkpoint (LoadCheckpoints, MarkAttempted, SaveOffsets) and the analytics queries
-// (Latest, Window, Range). It needs MongoDB 6.0 or later; 8.0 is
-// recommended.
+// offsets checkpoint (LoadCheckpoints, MarkAttempted, SaveOffsets), the
+// device status (UpdateStatus, ReadStatus, Status), the rollups
+// (EnsureRollups, LoadRollups, SaveRollups, RollupWindow), the analytics
+// queries (Latest, Window, Range) and the loss check (Gaps). It needs
+// MongoDB 6.0 or later; 8.0 is recommended.
 //
 //	client, err := mongo.Connect(options.Client().ApplyURI(uri))
 //	...
