@@ -58,6 +58,14 @@ type Config struct {
 	// whatever this says: MongoDB would delete it at the TTL monitor's
 	// next pass. Default 0: only the TTL bounds the past.
 	MaxPastSkew time.Duration `yaml:"max_past_skew"`
+	// SummaryInterval is how often the device status and the rollups
+	// folded since they were last written are written: both are updated
+	// in memory at every batch, written at most this often (and when the
+	// sink is idle or stops), and until they are, the checkpoint does not
+	// pass the samples folded into them, so that a crash loses nothing
+	// from them but makes the next sink consume up to this much again. 0
+	// writes them at every batch. Default 5s; at most 10m.
+	SummaryInterval time.Duration `yaml:"summary_interval"`
 	// Collections sets each collection's time-series options when the
 	// sink creates it: one collection per topic, named as the topic.
 	Collections CollectionsConfig `yaml:"collections"`
@@ -252,10 +260,11 @@ func DefaultConfig() Config {
 			RebalanceTimeout:  60 * time.Second,
 			FetchMaxBytes:     50 << 20,
 		},
-		MongoDB:       MongoConfig{URI: "mongodb://127.0.0.1:27017", Database: "factorywire", ServerSelectionTimeout: 10 * time.Second, TimeSeries: true, WriteConcern: "majority"},
-		Batch:         BatchConfig{MaxRecords: 5000, MaxWait: 500 * time.Millisecond},
-		Retry:         RetryConfig{MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, AttemptTimeout: 20 * time.Second},
-		MaxFutureSkew: time.Hour,
+		MongoDB:         MongoConfig{URI: "mongodb://127.0.0.1:27017", Database: "factorywire", ServerSelectionTimeout: 10 * time.Second, TimeSeries: true, WriteConcern: "majority"},
+		Batch:           BatchConfig{MaxRecords: 5000, MaxWait: 500 * time.Millisecond},
+		Retry:           RetryConfig{MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, AttemptTimeout: 20 * time.Second},
+		MaxFutureSkew:   time.Hour,
+		SummaryInterval: 5 * time.Second,
 		Collections: CollectionsConfig{Default: CollectionConfig{Granularity: "seconds", Rollups: RollupsConfig{
 			Enabled: ptr(true), MinuteExpireAfter: ptr(365 * 24 * time.Hour), HourExpireAfter: ptr(time.Duration(0)),
 		}}},
@@ -406,6 +415,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxFutureSkew < time.Second {
 		bad("max_future_skew %s: at least 1s", c.MaxFutureSkew)
+	}
+	if c.SummaryInterval < 0 || c.SummaryInterval > 10*time.Minute {
+		bad("summary_interval %s: want 0 (every batch) to 10m", c.SummaryInterval)
 	}
 	if c.MaxPastSkew != 0 && c.MaxPastSkew < time.Minute {
 		bad("max_past_skew %s: 0 (off) or at least 1m", c.MaxPastSkew)

@@ -66,6 +66,7 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 		{"unacknowledged", func(c *Config) { c.MongoDB.WriteConcern, c.MongoDB.AllowWeakWriteConcern = "0", true }, `mongodb.write_concern "0": unacknowledged writes`},
 		{"write concern members", func(c *Config) { c.MongoDB.WriteConcern, c.MongoDB.AllowWeakWriteConcern = "99", true }, `mongodb.write_concern "99"`},
 		{"past skew", func(c *Config) { c.MaxPastSkew = time.Second }, "max_past_skew 1s: 0 (off) or at least 1m"},
+		{"summary interval", func(c *Config) { c.SummaryInterval = time.Hour }, "summary_interval 1h0m0s: want 0 (every batch) to 10m"},
 		{"rollup ttl", func(c *Config) {
 			c.Collections.Classes = map[string]CollectionConfig{"press": {Rollups: RollupsConfig{HourExpireAfter: d(-time.Hour)}}}
 		}, "collections.classes.press.rollups.hour_expire_after -1h0m0s"},

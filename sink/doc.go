@@ -26,12 +26,14 @@
 //  3. each partition's attempted mark in the checkpoint is raised to the
 //     batch's last offset (mongots.Store.MarkAttempted), before anything
 //     is written; then the samples are written, one Write per collection;
-//     documents MongoDB refuses for good go to <topic>.dlq; then each
-//     device's status entry gets its newest sample (the device_status
-//     collection, below);
-//  4. each partition's next offset is saved in MongoDB (SaveOffsets, the
-//     checkpoint that decides where a partition starts), then committed to
-//     the broker so lag tools see it (a failed commit is only logged);
+//     documents MongoDB refuses for good go to <topic>.dlq; then the
+//     samples are folded into the device status and the rollups (below),
+//     written every summary_interval;
+//  4. each partition's next offset, or its hold while status or rollups
+//     folded from it are not written, is saved in MongoDB (SaveOffsets,
+//     the checkpoint that decides where a partition starts), then
+//     committed to the broker so lag tools see it (a failed commit is only
+//     logged);
 //  5. the group may rebalance.
 //
 // Autocommit is off and rebalances wait for the batch in progress
@@ -105,21 +107,31 @@
 //
 // # Device status and rollups
 //
-// After the samples are written and before the offsets are saved, each
-// device's entry in device_status gets its newest sample, error count and
-// the start of its current run of samples with errors (sink query latest,
-// sink query status), and the samples are folded into the device's minute
-// and hour rollups (<topic>_1m, <topic>_1h; sink query window), exactly
-// once: a rollup records the (ts, seq) of the last sample folded in, and
-// is replaced whole over the revision the sink read
-// (mongots.Rollup, mongots.Store.SaveRollups). A crash between the write
-// and these updates leaves them behind; the records consumed again bring
-// them up. Rollups are configured per class (collections.*.rollups:
-// enabled, minute_expire_after, hour_expire_after). Their cost, per
-// batch: one update per device for the status, and one per device and
-// period for the rollups (an insert when a bin is new), in unordered bulk
-// writes; set rollups.enabled: false for a class nobody queries over long
-// windows.
+// Each batch's samples are also folded, in memory, into each device's
+// entry in device_status (its newest sample, error count and the start of
+// its current run of samples with errors: sink query latest, sink query
+// status) and into its minute and hour rollups (<topic>_1m, <topic>_1h:
+// sink query window). Both are written every summary_interval (default
+// 5s), when the sink is idle and when it stops, rather than at every
+// batch: each costs an update per device (per device and period for the
+// rollups). Until they are written, the checkpoint and the commit stay at
+// the partition's hold, the first sample folded into something not yet
+// written, so a crash, a lost partition or a refused write loses nothing
+// from them: the records from the hold are consumed again (all at or
+// below the floor, so checked against the samples stored) and folded
+// again into what MongoDB holds.
+//
+// Exactly once without transactions: a rollup records the (ts, seq) of
+// the last sample folded in and folds only later ones (mongots.Rollup.Fold,
+// per-device order making every sample of a device arrive after those
+// before it), and it is replaced whole over the revision the sink read
+// (mongots.Store.SaveRollups): a rollup another writer changed meanwhile
+// conflicts, and its partition is consumed again from the hold. Status
+// entries only move forward in time. Rollups are configured per class
+// (collections.*.rollups: enabled, minute_expire_after,
+// hour_expire_after); set enabled: false for a class nobody queries over
+// long windows. TestCrashLoop checks that every sample is counted once in
+// the rollups through 12 SIGKILLs.
 //
 // # Start-up cost
 //

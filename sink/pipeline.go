@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -158,9 +159,17 @@ type partState struct {
 	marks map[string]uint64
 	// devs holds, per device of marks, what its status entry says.
 	devs map[string]devState
-	// bins holds, per rollup period and device, the newest rollup written
-	// or read, as stored.
-	bins map[string]map[string]*mongots.Rollup
+	// bins holds, per rollup period and device, the rollup of the
+	// device's newest bin, folded up to the last sample consumed; dirty,
+	// per period, the rollups folded since they were last written.
+	bins  map[string]map[string]*mongots.Rollup
+	dirty map[string]map[mongots.RollupKey]*mongots.Rollup
+	// pending holds, per device, the status entry to write.
+	pending map[string]mongots.DeviceStatus
+	// hold is the lowest offset of a sample folded into a status entry or
+	// a rollup not written yet (-1: none): the checkpoint does not pass
+	// it.
+	hold int64
 }
 
 // devState is what the sink knows of a device's status entry
@@ -204,8 +213,11 @@ type pipeline struct {
 	mu    sync.Mutex
 	parts map[tp]*partState
 
-	names   map[string]topicName // by topic; only process uses it
-	ensured map[string]bool      // collections ensured; only process uses it
+	names     map[string]topicName   // by topic; only process uses it
+	ensured   map[string]bool        // collections ensured; only process uses it
+	lastFlush time.Time              // when the rollups were last written; only process uses it
+	rewinds   map[tp]int64           // partitions to consume again from, after errRollupConflict
+	held      map[tp]kgo.EpochOffset // per partition held back, the offset after the last batch
 }
 
 func newPipeline(cfg Config, log *slog.Logger, m *metrics, st store) *pipeline {
@@ -213,7 +225,7 @@ func newPipeline(cfg Config, log *slog.Logger, m *metrics, st store) *pipeline {
 		cfg: cfg, log: log, m: m, store: st, now: time.Now,
 		produce: func(context.Context, []*kgo.Record) []error { return nil },
 		abandon: func() bool { return false },
-		parts:   map[tp]*partState{}, names: map[string]topicName{}, ensured: map[string]bool{},
+		parts:   map[tp]*partState{}, names: map[string]topicName{}, ensured: map[string]bool{}, rewinds: map[tp]int64{}, held: map[tp]kgo.EpochOffset{},
 	}
 }
 
@@ -265,7 +277,7 @@ func (p *pipeline) assign(ctx context.Context, topic string, committed map[int32
 		if cp.Attempted >= 0 {
 			floor = min(floor, cp.Attempted)
 		}
-		p.parts[tp{topic, part}] = &partState{floor: floor, attempted: cp.Attempted, marks: map[string]uint64{}, devs: map[string]devState{}, bins: map[string]map[string]*mongots.Rollup{}}
+		p.parts[tp{topic, part}] = &partState{floor: floor, attempted: cp.Attempted, marks: map[string]uint64{}, devs: map[string]devState{}, bins: map[string]map[string]*mongots.Rollup{}, dirty: map[string]map[mongots.RollupKey]*mongots.Rollup{}, pending: map[string]mongots.DeviceStatus{}, hold: -1}
 		p.log.Info("partition assigned", "topic", topic, "partition", part, "start", o,
 			"committed", committed[part], "saved", cp.Next, "attempted", cp.Attempted, "end", end[part], "floor", floor)
 	}
@@ -273,12 +285,15 @@ func (p *pipeline) assign(ctx context.Context, topic string, committed map[int32
 }
 
 // revoke forgets partitions this member no longer owns: another member
-// may write them meanwhile, so what this one knew goes stale.
+// may write them meanwhile, so what this one knew goes stale. Rollups
+// folded and not written are dropped with them: the checkpoint held their
+// samples back, so the next owner folds them.
 func (p *pipeline) revoke(topic string, partitions []int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, part := range partitions {
 		delete(p.parts, tp{topic, part})
+		delete(p.held, tp{topic, part})
 	}
 }
 
@@ -380,12 +395,11 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 	if err := p.sendDeadLetters(ctx, rejected); err != nil {
 		return res, err
 	}
-	if err := p.updateStatus(ctx, docs, rejected); err != nil {
-		return res, err
-	}
+	p.updateStatus(docs, rejected)
 	if err := p.updateRollups(ctx, docs, rejected); err != nil {
 		return res, err
 	}
+	p.holdOffsets(res.next)
 	for topic, parts := range res.next {
 		next := make(map[int32]int64, len(parts))
 		for part, eo := range parts {
@@ -493,7 +507,7 @@ func (p *pipeline) learn(ctx context.Context, cands []candidate) error {
 	defer p.mu.Unlock()
 	for k, floor := range floors {
 		if p.parts[k] == nil {
-			p.parts[k] = &partState{floor: floor, attempted: -1, marks: map[string]uint64{}, devs: map[string]devState{}, bins: map[string]map[string]*mongots.Rollup{}}
+			p.parts[k] = &partState{floor: floor, attempted: -1, marks: map[string]uint64{}, devs: map[string]devState{}, bins: map[string]map[string]*mongots.Rollup{}, dirty: map[string]map[mongots.RollupKey]*mongots.Rollup{}, pending: map[string]mongots.DeviceStatus{}, hold: -1}
 		}
 	}
 	for k, devs := range missingDevs {
@@ -572,15 +586,15 @@ func (p *pipeline) pastLimit(class string) (time.Duration, string) {
 	return limit, why
 }
 
-// updateStatus upserts the status entry of every device of docs (the
-// batch's samples, stored now or before) with its newest sample, leaving
-// out the rejected ones and those not newer than the entry. It runs after
-// the samples are written and before the offsets are saved, so an entry
-// never shows a sample MongoDB does not hold; after a crash between the
-// write and the update, the entry lags, and the records consumed again
-// (all at or below the floor, so checked) bring the marks back up before
-// any later record of their devices.
-func (p *pipeline) updateStatus(ctx context.Context, docs map[string][]mongots.Doc, rejected []*deadLetter) error {
+// updateStatus folds the batch's samples (stored now or before, not
+// rejected) into their devices' status entries: the newest sample, and
+// since when the device has had errors. The entries are written with the
+// rollups (flushSummaries), and until they are the checkpoint does not
+// pass the samples folded in (the partition's hold): after a crash the
+// entries lag, and the records consumed again (all at or below the floor,
+// so checked) bring the marks back up before any later record of their
+// devices, and write the entries.
+func (p *pipeline) updateStatus(docs map[string][]mongots.Doc, rejected []*deadLetter) {
 	skip := map[tp]map[int64]bool{}
 	for _, d := range rejected {
 		k := tp{d.rec.Topic, d.rec.Partition}
@@ -589,93 +603,60 @@ func (p *pipeline) updateStatus(ctx context.Context, docs map[string][]mongots.D
 		}
 		skip[k][d.rec.Offset] = true
 	}
-	type devKey struct{ topic, device string }
-	newest := map[devKey]int{} // index into updates
-	var (
-		updates []mongots.DeviceStatus
-		keys    []tp
-		states  []devState
-	)
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	for coll, ds := range docs {
 		for i := range ds {
 			d := &ds[i]
-			if skip[tp{coll, d.Partition}][d.Offset] {
-				continue
-			}
-			k := devKey{coll, d.Sample.Device}
-			j, ok := newest[k]
-			if !ok {
-				var ds devState
-				if st := p.parts[tp{coll, d.Partition}]; st != nil {
-					ds = st.devs[d.Sample.Device]
-				}
-				j = len(updates)
-				newest[k] = j
-				updates = append(updates, mongots.DeviceStatus{Topic: coll})
-				keys = append(keys, tp{coll, d.Partition})
-				states = append(states, ds)
+			k := tp{coll, d.Partition}
+			st := p.parts[k]
+			if st == nil || skip[k][d.Offset] {
+				continue // revoked: its next owner folds it
 			}
 			// docs are in offset order per partition, so per device in
 			// seq and time order.
-			st := &states[j]
-			if !d.Sample.Time.After(st.newest) {
+			dev := st.devs[d.Sample.Device]
+			if !d.Sample.Time.After(dev.newest) {
 				continue // the entry holds this sample or a newer one
 			}
 			if len(d.Sample.Errors) == 0 {
-				st.errorsSince = time.Time{}
-			} else if st.errorsSince.IsZero() {
-				st.errorsSince = d.Sample.Time
+				dev.errorsSince = time.Time{}
+			} else if dev.errorsSince.IsZero() {
+				dev.errorsSince = d.Sample.Time
 			}
-			updates[j].New = st.newest.IsZero() // no entry known: insert one
-			st.newest = d.Sample.Time
-			updates[j].Sample, updates[j].ErrorsSince = d.Sample, st.errorsSince
+			prev, pending := st.pending[d.Sample.Device]
+			st.pending[d.Sample.Device] = mongots.DeviceStatus{Topic: coll, Sample: d.Sample, ErrorsSince: dev.errorsSince,
+				New: dev.newest.IsZero() || pending && prev.New} // no entry known: insert one
+			dev.newest = d.Sample.Time
+			st.devs[d.Sample.Device] = dev
+			if st.hold < 0 || d.Offset < st.hold {
+				st.hold = d.Offset
+			}
 		}
 	}
-	p.mu.Unlock()
-	send := make([]mongots.DeviceStatus, 0, len(updates))
-	for _, u := range updates {
-		if !u.Sample.Time.IsZero() {
-			send = append(send, u)
-		}
-	}
-	if len(send) == 0 {
-		return nil
-	}
-	slices.SortFunc(send, func(a, b mongots.DeviceStatus) int {
-		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Sample.Device, b.Sample.Device))
-	})
-	err := p.retry(ctx, opStatus, p.abandon, func(ctx context.Context) error { return p.store.UpdateStatus(ctx, send) })
-	if err != nil {
-		return fmt.Errorf("device status: %w", err)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for j, k := range keys {
-		if st := p.parts[k]; st != nil && !updates[j].Sample.Time.IsZero() {
-			prev := st.devs[updates[j].Sample.Device]
-			states[j].next = prev.next
-			st.devs[updates[j].Sample.Device] = states[j]
-		}
-	}
-	return nil
 }
 
-// maxRollupRounds bounds how often a batch's rollups are reloaded after a
-// conflict (another writer) before the attempt fails and is retried.
-const maxRollupRounds = 3
+// errRollupConflict: a rollup the sink was about to write had been
+// changed by another writer since it was read. The batch is given up and
+// the partitions concerned are consumed again from their hold.
+var errRollupConflict = fmt.Errorf("%w: rollups changed by another writer", errAbandoned)
 
 // updateRollups folds the batch's samples (stored now or before, not
-// rejected) into their devices' minute and hour rollups and writes the
-// rollups that changed, after the samples and before the offsets.
+// rejected) into their devices' minute and hour rollups, and writes the
+// status entries and rollups folded since the last write once
+// summary_interval has passed (at every batch with 0).
+//
 // Exactly once without transactions: a rollup records the (ts, seq) of
 // the last sample folded in and folds only later ones (mongots.Rollup.Fold),
 // per-device order makes every sample of a device arrive after those
 // before it, and a rollup is written whole, over the revision it was read
-// at (mongots.Store.SaveRollups). A sample consumed again after a crash,
-// whether or not its rollup was written, is folded once. Rollups the sink
-// does not hold (a device's first sample in a bin since it took the
-// partition) are read first, one find by _id per 1,000.
+// at (mongots.Store.SaveRollups). Until the rollups a sample was folded
+// into are written, the checkpoint does not pass the sample (the
+// partition's hold): a sink that stops or crashes before, or loses the
+// partition, leaves the sample to be consumed again and folded into the
+// rollup as stored. Rollups the sink does not hold (a device's first
+// sample in a bin since it took the partition) are read first, one find
+// by _id per 1,000.
 func (p *pipeline) updateRollups(ctx context.Context, docs map[string][]mongots.Doc, rejected []*deadLetter) error {
 	skip := map[tp]map[int64]bool{}
 	for _, d := range rejected {
@@ -706,124 +687,273 @@ func (p *pipeline) updateRollups(ctx context.Context, docs map[string][]mongots.
 			if err := p.ensureRollups(ctx, coll, per, rc.expireAfter(per.Name)); err != nil {
 				return err
 			}
-			err := p.retry(ctx, opRollup, p.abandon, func(ctx context.Context) error {
-				return p.rollupPeriod(ctx, coll, per, samples)
-			})
-			if err != nil {
+			if err := p.foldRollups(ctx, coll, per, samples); err != nil {
 				return fmt.Errorf("rollups %s of %s: %w", per.Name, coll, err)
 			}
+		}
+	}
+	if now := p.now(); now.Sub(p.lastFlush) >= p.cfg.SummaryInterval {
+		err := p.retry(ctx, opRollup, p.abandon, p.flushRollups)
+		if err != nil {
+			return fmt.Errorf("write rollups: %w", err)
+		}
+		p.lastFlush = now
+	}
+	return nil
+}
+
+// foldRollups folds samples of coll into their rollups of period per,
+// reading first, with retries, the rollups the sink does not hold.
+func (p *pipeline) foldRollups(ctx context.Context, coll string, per mongots.Period, samples []*mongots.Doc) error {
+	keyOf := func(d *mongots.Doc) mongots.RollupKey {
+		return mongots.RollupKey{Device: d.Sample.Device, Start: d.Sample.Time.UTC().Truncate(per.D)}
+	}
+	var need []mongots.RollupKey
+	seen := map[mongots.RollupKey]bool{}
+	p.mu.Lock()
+	for _, d := range samples {
+		key := keyOf(d)
+		st := p.parts[tp{coll, d.Partition}]
+		if st == nil || seen[key] {
+			continue
+		}
+		seen[key] = true
+		if cur := st.bins[per.Name][key.Device]; cur != nil && !cur.Start.After(key.Start) {
+			// The bin held, or a later one: no sink wrote it, since every
+			// earlier sample of the device went through this one (a stale
+			// writer's conflicts on saving).
+			continue
+		}
+		if st.dirty[per.Name][key] == nil {
+			need = append(need, key)
+		}
+	}
+	p.mu.Unlock()
+	var loaded map[mongots.RollupKey]*mongots.Rollup
+	if len(need) > 0 {
+		err := p.retry(ctx, opLoad, p.abandon, func(ctx context.Context) error {
+			var err error
+			loaded, err = p.store.LoadRollups(ctx, coll, per, need)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	objs := map[mongots.RollupKey]*mongots.Rollup{}
+	for _, d := range samples {
+		key := keyOf(d)
+		st := p.parts[tp{coll, d.Partition}]
+		if st == nil {
+			continue // revoked: its next owner folds it
+		}
+		r := objs[key]
+		if r == nil {
+			switch cur := st.bins[per.Name][key.Device]; {
+			case cur != nil && cur.Start.Equal(key.Start):
+				r = cur
+			case st.dirty[per.Name][key] != nil:
+				r = st.dirty[per.Name][key]
+			case loaded[key] != nil:
+				r = loaded[key]
+			default:
+				r = mongots.NewRollup(coll, per, &d.Sample)
+			}
+			objs[key] = r
+		}
+		if r.Fold(&d.Sample) {
+			if st.dirty[per.Name] == nil {
+				st.dirty[per.Name] = map[mongots.RollupKey]*mongots.Rollup{}
+			}
+			st.dirty[per.Name][key] = r
+			if st.hold < 0 || d.Offset < st.hold {
+				st.hold = d.Offset
+			}
+		}
+		if st.bins[per.Name] == nil {
+			st.bins[per.Name] = map[string]*mongots.Rollup{}
+		}
+		if cur := st.bins[per.Name][key.Device]; cur == nil || cur.Start.Before(key.Start) {
+			st.bins[per.Name][key.Device] = r
 		}
 	}
 	return nil
 }
 
-// rollupPeriod is one attempt of updateRollups for one collection and
-// period.
-func (p *pipeline) rollupPeriod(ctx context.Context, coll string, per mongots.Period, samples []*mongots.Doc) error {
-	type place struct {
-		part int32
-		key  mongots.RollupKey
+// flushRollups writes every rollup folded since it was last written, per
+// collection and period, and releases the partitions' holds. A rollup
+// changed by another writer since it was read (a sink evicted from the
+// group still finishing its batch) cannot be folded again here, its
+// samples being gone: its partition's rollups are forgotten, the
+// partition is to be consumed again from its hold (takeRewinds), and
+// flushRollups returns errRollupConflict.
+func (p *pipeline) flushRollups(ctx context.Context) error {
+	type group struct {
+		coll string
+		per  mongots.Period
 	}
-	// What the sink holds, copied: folding must not change it before the
-	// write succeeds.
-	work := map[mongots.RollupKey]*mongots.Rollup{}
-	parts := map[string]int32{}
-	var need []mongots.RollupKey
+	byGroup := map[group][]*mongots.Rollup{}
+	owner := map[*mongots.Rollup]tp{}
+	var status []mongots.DeviceStatus
 	p.mu.Lock()
-	for _, d := range samples {
-		key := mongots.RollupKey{Device: d.Sample.Device, Start: d.Sample.Time.UTC().Truncate(per.D)}
-		parts[d.Sample.Device] = d.Partition
-		if _, ok := work[key]; ok {
-			continue
+	for _, st := range p.parts {
+		for _, u := range st.pending {
+			status = append(status, u)
 		}
-		if st := p.parts[tp{coll, d.Partition}]; st != nil {
-			r := st.bins[per.Name][key.Device]
-			switch {
-			case r != nil && r.Start.Equal(key.Start):
-				work[key] = r.Clone()
-				continue
-			case r != nil && r.Start.Before(key.Start):
-				// A later bin than the one held: no sink wrote it, since
-				// every earlier sample of the device went through this
-				// one (a stale writer's would conflict on saving).
-				work[key] = mongots.NewRollup(coll, per, &d.Sample)
-				continue
+	}
+	for k, st := range p.parts {
+		for _, per := range mongots.Periods {
+			for _, r := range st.dirty[per.Name] {
+				g := group{k.topic, per}
+				byGroup[g] = append(byGroup[g], r)
+				owner[r] = k
 			}
 		}
-		work[key] = nil
-		need = append(need, key)
 	}
 	p.mu.Unlock()
-	var written []*mongots.Rollup
-	for round := 0; ; round++ {
-		if len(need) > 0 {
-			loaded, err := p.store.LoadRollups(ctx, coll, per, need)
-			if err != nil {
-				return err
-			}
-			for _, k := range need {
-				work[k] = loaded[k] // nil: none stored
-			}
+	if len(status) > 0 {
+		slices.SortFunc(status, func(a, b mongots.DeviceStatus) int {
+			return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Sample.Device, b.Sample.Device))
+		})
+		if err := p.store.UpdateStatus(ctx, status); err != nil {
+			return fmt.Errorf("device status: %w", err)
 		}
-		changed := map[mongots.RollupKey]bool{}
-		for _, d := range samples {
-			key := mongots.RollupKey{Device: d.Sample.Device, Start: d.Sample.Time.UTC().Truncate(per.D)}
-			if work[key] == nil {
-				work[key] = mongots.NewRollup(coll, per, &d.Sample)
-			}
-			if work[key].Fold(&d.Sample) {
-				changed[key] = true
-			}
-		}
-		var dirty []*mongots.Rollup
-		for k := range changed {
-			dirty = append(dirty, work[k])
-		}
-		slices.SortFunc(dirty, func(a, b *mongots.Rollup) int {
+	}
+	groups := make([]group, 0, len(byGroup))
+	for g := range byGroup {
+		groups = append(groups, g)
+	}
+	slices.SortFunc(groups, func(a, b group) int { return cmp.Or(cmp.Compare(a.coll, b.coll), cmp.Compare(a.per.Name, b.per.Name)) })
+	conflicted := map[tp]bool{}
+	for _, g := range groups {
+		rs := byGroup[g]
+		slices.SortFunc(rs, func(a, b *mongots.Rollup) int {
 			return cmp.Or(cmp.Compare(a.Device, b.Device), a.Start.Compare(b.Start))
 		})
-		conflicts, err := p.store.SaveRollups(ctx, coll, per, dirty)
+		conflicts, err := p.store.SaveRollups(ctx, g.coll, g.per, rs)
 		if err != nil {
-			return err
+			return err // those written have their revision raised: written again over it
 		}
-		for _, r := range dirty {
-			if !slices.Contains(conflicts, r.Key()) {
-				written = append(written, r)
+		for _, k := range conflicts {
+			for _, r := range rs {
+				if r.Key() == k {
+					conflicted[owner[r]] = true
+				}
 			}
 		}
-		if len(conflicts) == 0 {
-			break
-		}
-		if round+1 >= maxRollupRounds {
-			return transientError{fmt.Errorf("%d rollups of %s changed by another writer %d times in a row, such as %s at %s",
-				len(conflicts), mongots.RollupCollection(coll, per), maxRollupRounds, conflicts[0].Device, conflicts[0].Start.Format(time.RFC3339))}
-		}
-		p.log.Warn("rollups changed by another writer since they were read: reading them again", "collection", mongots.RollupCollection(coll, per), "rollups", len(conflicts))
-		need = conflicts
-		// Fold only into what was reloaded: the rest is written.
-		kept := samples[:0:0]
-		for _, d := range samples {
-			if slices.Contains(conflicts, mongots.RollupKey{Device: d.Sample.Device, Start: d.Sample.Time.UTC().Truncate(per.D)}) {
-				kept = append(kept, d)
-			}
-		}
-		samples = kept
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, r := range written {
-		st := p.parts[tp{coll, parts[r.Device]}]
-		if st == nil {
-			continue
+	for k, st := range p.parts {
+		if conflicted[k] {
+			if st.hold >= 0 {
+				p.rewinds[k] = st.hold
+			}
+			p.log.Warn("rollups changed by another writer since they were read: consuming the partition again from its hold",
+				"topic", k.topic, "partition", k.partition, "from", st.hold)
 		}
-		if st.bins[per.Name] == nil {
-			st.bins[per.Name] = map[string]*mongots.Rollup{}
+		st.dirty, st.hold = map[string]map[mongots.RollupKey]*mongots.Rollup{}, -1
+		for _, u := range status {
+			if u.Topic == k.topic {
+				if w, ok := st.pending[u.Sample.Device]; ok && w.Sample.Time.Equal(u.Sample.Time) {
+					delete(st.pending, u.Sample.Device)
+				}
+			}
 		}
-		if cur := st.bins[per.Name][r.Device]; cur == nil || !r.Start.Before(cur.Start) {
-			st.bins[per.Name][r.Device] = r
+		if conflicted[k] {
+			st.bins = map[string]map[string]*mongots.Rollup{}
 		}
 	}
+	if len(conflicted) > 0 {
+		return errRollupConflict
+	}
 	return nil
+}
+
+// takeRewinds returns, and forgets, the offsets from which partitions
+// must be consumed again after errRollupConflict.
+func (p *pipeline) takeRewinds() map[string]map[int32]kgo.EpochOffset {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]map[int32]kgo.EpochOffset{}
+	for k, o := range p.rewinds {
+		if out[k.topic] == nil {
+			out[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		out[k.topic][k.partition] = kgo.EpochOffset{Epoch: -1, Offset: o}
+	}
+	p.rewinds = map[tp]int64{}
+	return out
+}
+
+// holdOffsets lowers next, per partition, to the partition's hold: the
+// checkpoint and the commit do not pass a sample whose rollups are not
+// written yet. It remembers the offsets it lowered, for finish.
+func (p *pipeline) holdOffsets(next map[string]map[int32]kgo.EpochOffset) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for topic, parts := range next {
+		for part, eo := range parts {
+			k := tp{topic, part}
+			delete(p.held, k)
+			if st := p.parts[k]; st != nil && st.hold >= 0 && st.hold < eo.Offset {
+				p.held[k] = eo
+				parts[part] = kgo.EpochOffset{Epoch: -1, Offset: st.hold}
+			}
+		}
+	}
+}
+
+// flushDue returns when the rollups held back are due to be written, and
+// whether any are.
+func (p *pipeline) flushDue() (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastFlush.Add(p.cfg.SummaryInterval), len(p.held) > 0
+}
+
+// finish writes the rollups folded since they were last written, when
+// the sink stops or has been idle until flushDue, and saves the offsets
+// their holds kept back; it returns those offsets, to commit. On failure
+// the checkpoint stays held: those records are consumed again.
+func (p *pipeline) finish(ctx context.Context) map[string]map[int32]kgo.EpochOffset {
+	p.mu.Lock()
+	held := maps.Clone(p.held)
+	p.mu.Unlock()
+	if len(held) == 0 {
+		return nil
+	}
+	if err := p.retry(ctx, opRollup, nil, p.flushRollups); err != nil {
+		p.log.Warn("rollups not written: their records are consumed again", "err", err)
+		return nil
+	}
+	p.lastFlush = p.now()
+	next := map[string]map[int32]kgo.EpochOffset{}
+	for k, eo := range held {
+		if next[k.topic] == nil {
+			next[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		next[k.topic][k.partition] = eo
+	}
+	for topic, parts := range next {
+		offsets := make(map[int32]int64, len(parts))
+		for part, eo := range parts {
+			offsets[part] = eo.Offset
+		}
+		err := p.retry(ctx, opSave, nil, func(ctx context.Context) error {
+			return p.store.SaveOffsets(ctx, p.cfg.Kafka.Group, topic, offsets)
+		})
+		if err != nil {
+			p.log.Warn("offsets not saved at stop: the next sink consumes their records again", "topic", topic, "err", err)
+			delete(next, topic)
+		}
+	}
+	p.mu.Lock()
+	p.held = map[tp]kgo.EpochOffset{}
+	p.mu.Unlock()
+	return next
 }
 
 // ensureRollups prepares coll's rollup collection of period per the first
@@ -1161,7 +1291,7 @@ func (p *pipeline) retry(ctx context.Context, op string, abandon func() bool, fn
 		case ctx.Err() != nil:
 			settle(err)
 			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		case isFatal(err):
+		case isFatal(err), errors.Is(err, errAbandoned):
 			return err
 		case abandon != nil && abandon():
 			settle(err)

@@ -215,6 +215,9 @@ func (s *Sink) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		recs, fetchErrs := s.collect(ctx)
 		if len(recs) == 0 {
+			if next := s.pipe.finish(work); next != nil {
+				s.commit(work, next)
+			}
 			s.client.AllowRebalance()
 			if fetchErrs > 0 { // do not spin on a fetch error that repeats
 				sleepCtx(ctx, s.cfg.Retry.MinBackoff)
@@ -224,7 +227,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		res, err := s.pipe.process(work, recs)
 		switch {
 		case errors.Is(err, errAbandoned) || work.Err() != nil && err != nil:
-			s.rewind(recs)
+			s.rewind(recs, s.pipe.takeRewinds())
 			s.metrics.abandoned.Inc()
 			s.log.Warn("batch given up; its records will be consumed again", "records", len(recs), "err", err)
 		case err != nil:
@@ -237,6 +240,9 @@ func (s *Sink) Run(ctx context.Context) error {
 		}
 		s.rebalanceWaiting.Store(false)
 		s.client.AllowRebalance()
+	}
+	if next := s.pipe.finish(work); next != nil {
+		s.commit(work, next)
 	}
 	var ce *kafkaclient.ConnError
 	if err := context.Cause(ctx); errors.As(err, &ce) {
@@ -269,7 +275,15 @@ func (s *Sink) collect(ctx context.Context) ([]*kgo.Record, int) {
 		})
 	}
 	limit := s.cfg.Batch.MaxRecords
-	add(s.client.PollRecords(ctx, limit))
+	// While rollups are held back, wait for records only until they are
+	// due to be written: an idle sink writes them and commits.
+	pollCtx := ctx
+	if due, held := s.pipe.flushDue(); held {
+		var cancel context.CancelFunc
+		pollCtx, cancel = context.WithDeadline(ctx, due)
+		defer cancel()
+	}
+	add(s.client.PollRecords(pollCtx, limit))
 	if len(recs) == 0 {
 		return nil, errs
 	}
@@ -299,8 +313,9 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // rewind sets the fetch position of every partition of an abandoned batch
 // back to its first record, so that partitions this member keeps consume
 // it again (MongoDB is checked for what it already holds: the pipeline
-// raised the partitions' floors before writing).
-func (s *Sink) rewind(recs []*kgo.Record) {
+// raised the partitions' floors before writing), or to an earlier offset
+// given in earlier (a partition whose rollups must be folded again).
+func (s *Sink) rewind(recs []*kgo.Record, earlier map[string]map[int32]kgo.EpochOffset) {
 	first := map[string]map[int32]kgo.EpochOffset{}
 	for _, r := range recs {
 		if first[r.Topic] == nil {
@@ -308,6 +323,16 @@ func (s *Sink) rewind(recs []*kgo.Record) {
 		}
 		if _, ok := first[r.Topic][r.Partition]; !ok {
 			first[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: -1, Offset: r.Offset}
+		}
+	}
+	for topic, parts := range earlier {
+		for part, eo := range parts {
+			if first[topic] == nil {
+				first[topic] = map[int32]kgo.EpochOffset{}
+			}
+			if cur, ok := first[topic][part]; !ok || eo.Offset < cur.Offset {
+				first[topic][part] = eo
+			}
 		}
 	}
 	s.client.SetOffsets(first)

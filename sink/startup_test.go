@@ -207,6 +207,7 @@ func TestConcerns(t *testing.T) {
 			opts.TimeSeries, opts.Database, opts.WriteConcern = false, mongotest.DatabaseName("concerns"), c.wc
 			cfg := DefaultConfig()
 			cfg.Factories = []string{testFactory}
+			cfg.SummaryInterval = 0 // status and rollups written at every batch: updates as well as inserts
 			p := newPipeline(cfg, slog.New(slog.DiscardHandler), newMetrics(prometheus.NewRegistry()), mongots.New(mongotest.Connect(t, uri, &m), opts))
 			first := benchBatch(0, 8, 3)
 			assignAll(t, p, batchEnds(first)) // every record at or below the floor: checked

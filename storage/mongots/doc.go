@@ -214,8 +214,8 @@
 //	 fields: {…}, error_count: 1, errors: {…}, errors_since: ISODate("…"),
 //	 updated_at: ISODate("…")}
 //
-// UpdateStatus upserts it once per batch, only forward in time (see its
-// documentation); ReadStatus reads entries by _id, Status a topic's by _id
+// UpdateStatus writes entries, only forward in time (see its
+// documentation; the sink does every summary_interval); ReadStatus reads entries by _id, Status a topic's by _id
 // range. It answers "the latest value of each device" and "which devices
 // have errors now, since when" in time proportional to the devices, and
 // gives the sink each device's last seq at start-up without reading the
