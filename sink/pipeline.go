@@ -395,8 +395,9 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 	if err := p.sendDeadLetters(ctx, rejected); err != nil {
 		return res, err
 	}
-	p.updateStatus(docs, rejected)
-	if err := p.updateRollups(ctx, docs, rejected); err != nil {
+	skip := rejectedOffsets(rejected)
+	p.updateStatus(docs, skip)
+	if err := p.updateRollups(ctx, docs, skip); err != nil {
 		return res, err
 	}
 	p.holdOffsets(res.next)
@@ -586,15 +587,9 @@ func (p *pipeline) pastLimit(class string) (time.Duration, string) {
 	return limit, why
 }
 
-// updateStatus folds the batch's samples (stored now or before, not
-// rejected) into their devices' status entries: the newest sample, and
-// since when the device has had errors. The entries are written with the
-// rollups (flushSummaries), and until they are the checkpoint does not
-// pass the samples folded in (the partition's hold): after a crash the
-// entries lag, and the records consumed again (all at or below the floor,
-// so checked) bring the marks back up before any later record of their
-// devices, and write the entries.
-func (p *pipeline) updateStatus(docs map[string][]mongots.Doc, rejected []*deadLetter) {
+// rejectedOffsets returns, per partition, the offsets of the records of
+// rejected: samples MongoDB refused, which status and rollups leave out.
+func rejectedOffsets(rejected []*deadLetter) map[tp]map[int64]bool {
 	skip := map[tp]map[int64]bool{}
 	for _, d := range rejected {
 		k := tp{d.rec.Topic, d.rec.Partition}
@@ -603,6 +598,18 @@ func (p *pipeline) updateStatus(docs map[string][]mongots.Doc, rejected []*deadL
 		}
 		skip[k][d.rec.Offset] = true
 	}
+	return skip
+}
+
+// updateStatus folds the batch's samples (stored now or before, not at
+// skip: rejected) into their devices' status entries: the newest sample, and
+// since when the device has had errors. The entries are written with the
+// rollups (flushSummaries), and until they are the checkpoint does not
+// pass the samples folded in (the partition's hold): after a crash the
+// entries lag, and the records consumed again (all at or below the floor,
+// so checked) bring the marks back up before any later record of their
+// devices, and write the entries.
+func (p *pipeline) updateStatus(docs map[string][]mongots.Doc, skip map[tp]map[int64]bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for coll, ds := range docs {
@@ -641,8 +648,8 @@ func (p *pipeline) updateStatus(docs map[string][]mongots.Doc, rejected []*deadL
 // the partitions concerned are consumed again from their hold.
 var errRollupConflict = fmt.Errorf("%w: rollups changed by another writer", errAbandoned)
 
-// updateRollups folds the batch's samples (stored now or before, not
-// rejected) into their devices' minute and hour rollups, and writes the
+// updateRollups folds the batch's samples (stored now or before, not at
+// skip: rejected) into their devices' minute and hour rollups, and writes the
 // status entries and rollups folded since the last write once
 // summary_interval has passed (at every batch with 0).
 //
@@ -657,15 +664,7 @@ var errRollupConflict = fmt.Errorf("%w: rollups changed by another writer", errA
 // rollup as stored. Rollups the sink does not hold (a device's first
 // sample in a bin since it took the partition) are read first, one find
 // by _id per 1,000.
-func (p *pipeline) updateRollups(ctx context.Context, docs map[string][]mongots.Doc, rejected []*deadLetter) error {
-	skip := map[tp]map[int64]bool{}
-	for _, d := range rejected {
-		k := tp{d.rec.Topic, d.rec.Partition}
-		if skip[k] == nil {
-			skip[k] = map[int64]bool{}
-		}
-		skip[k][d.rec.Offset] = true
-	}
+func (p *pipeline) updateRollups(ctx context.Context, docs map[string][]mongots.Doc, skip map[tp]map[int64]bool) error {
 	colls := make([]string, 0, len(docs))
 	for coll := range docs {
 		colls = append(colls, coll)
