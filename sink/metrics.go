@@ -33,13 +33,12 @@ const (
 
 // Labels of transient_retries_total's op.
 const (
-	opLoad   = "load"   // reading offsets and last seqs back from MongoDB
-	opEnsure = "ensure" // creating a collection
-	opWrite  = "write"  // writing a batch's documents
-	opDLQ    = "dlq"    // producing dead letters
-	opSave   = "save"   // saving the offsets checkpoint
-	opStatus = "status" // updating the device status
-	opRollup = "rollup" // updating the rollups
+	opLoad      = "load"      // reading offsets and last seqs back from MongoDB
+	opEnsure    = "ensure"    // creating a collection
+	opWrite     = "write"     // writing a batch's documents
+	opDLQ       = "dlq"       // producing dead letters
+	opSave      = "save"      // saving the offsets checkpoint
+	opSummaries = "summaries" // writing the device status and the rollups
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {

@@ -692,7 +692,7 @@ func (p *pipeline) updateRollups(ctx context.Context, docs map[string][]mongots.
 		}
 	}
 	if now := p.now(); now.Sub(p.lastFlush) >= p.cfg.SummaryInterval {
-		err := p.retry(ctx, opRollup, p.abandon, p.flushRollups)
+		err := p.retry(ctx, opSummaries, p.abandon, p.flushSummaries)
 		if err != nil {
 			return fmt.Errorf("write rollups: %w", err)
 		}
@@ -781,14 +781,15 @@ func (p *pipeline) foldRollups(ctx context.Context, coll string, per mongots.Per
 	return nil
 }
 
-// flushRollups writes every rollup folded since it was last written, per
-// collection and period, and releases the partitions' holds. A rollup
+// flushSummaries writes every status entry and rollup folded since it was
+// last written, per collection and period, and releases the partitions'
+// holds. A rollup
 // changed by another writer since it was read (a sink evicted from the
 // group still finishing its batch) cannot be folded again here, its
 // samples being gone: its partition's rollups are forgotten, the
 // partition is to be consumed again from its hold (takeRewinds), and
-// flushRollups returns errRollupConflict.
-func (p *pipeline) flushRollups(ctx context.Context) error {
+// flushSummaries returns errRollupConflict.
+func (p *pipeline) flushSummaries(ctx context.Context) error {
 	type group struct {
 		coll string
 		per  mongots.Period
@@ -924,8 +925,8 @@ func (p *pipeline) finish(ctx context.Context) map[string]map[int32]kgo.EpochOff
 	if len(held) == 0 {
 		return nil
 	}
-	if err := p.retry(ctx, opRollup, nil, p.flushRollups); err != nil {
-		p.log.Warn("rollups not written: their records are consumed again", "err", err)
+	if err := p.retry(ctx, opSummaries, nil, p.flushSummaries); err != nil {
+		p.log.Warn("status and rollups not written: their records are consumed again", "err", err)
 		return nil
 	}
 	p.lastFlush = p.now()
