@@ -1198,11 +1198,7 @@ func (p *pipeline) ensure(ctx context.Context, coll string) error {
 	if p.ensured[coll] {
 		return nil
 	}
-	class := coll
-	if n, ok := p.names[coll]; ok && n.err == nil {
-		class = n.name.Class
-	}
-	cc := p.cfg.Collections.collectionFor(class)
+	cc := p.cfg.Collections.collectionFor(p.className(coll))
 	spec := mongots.CollectionSpec{Name: coll, Granularity: cc.Granularity, BucketMaxSpan: cc.BucketMaxSpan}
 	if cc.ExpireAfter != nil {
 		spec.ExpireAfter = *cc.ExpireAfter

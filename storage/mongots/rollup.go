@@ -303,32 +303,20 @@ func (s *Store) EnsureRollups(ctx context.Context, topic string, p Period, expir
 // find {_id: {$in: ["<device>@<start>", …]}}, served by the _id index.
 // Read concern majority (see Options.WriteConcern).
 func (s *Store) LoadRollups(ctx context.Context, topic string, p Period, keys []RollupKey) (map[RollupKey]*Rollup, error) {
-	coll := RollupCollection(topic, p)
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = rollupID(k.Device, k.Start)
+	}
 	out := make(map[RollupKey]*Rollup, len(keys))
-	for len(keys) > 0 {
-		n := min(len(keys), statusChunk)
-		ids := make(bson.A, n)
-		for i, k := range keys[:n] {
-			ids[i] = rollupID(k.Device, k.Start)
-		}
-		keys = keys[n:]
-		cur, err := s.collection(coll).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
-		if err != nil {
-			return nil, s.commandError(coll, "find", "load rollups", err)
-		}
-		for cur.Next(ctx) {
-			r, err := decodeRollup(topic, p, cur.Current)
-			if err != nil {
-				_ = cur.Close(ctx)
-				return nil, fmt.Errorf("%w: %s: %v", ErrCorruptDoc, s.namespace(coll), err)
-			}
+	err := s.findByID(ctx, RollupCollection(topic, p), "load rollups", ids, func(raw bson.Raw) error {
+		r, err := decodeRollup(topic, p, raw)
+		if err == nil {
 			out[r.Key()] = r
 		}
-		err = cur.Err()
-		_ = cur.Close(ctx)
-		if err != nil {
-			return nil, s.commandError(coll, "find", "load rollups", err)
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -435,8 +423,7 @@ func (s *Store) RollupWindow(ctx context.Context, topic string, p Period, device
 		return nil, s.commandError(coll, "find", fmt.Sprintf("window of %s.%s", device, field), err)
 	}
 	defer func() { _ = cur.Close(ctx) }()
-	var out []Bucket
-	var sum float64
+	bins := binner{bin: bin}
 	for cur.Next(ctx) {
 		t, ok := cur.Current.Lookup("t").TimeOK()
 		d, ok2 := cur.Current.Lookup(fieldFields, field).DocumentOK()
@@ -447,32 +434,55 @@ func (s *Store) RollupWindow(ctx context.Context, topic string, p Period, device
 		lo, _ := d.Lookup("min").AsFloat64OK()
 		hi, _ := d.Lookup("max").AsFloat64OK()
 		sm, _ := d.Lookup("sum").AsFloat64OK()
-		if n <= 0 {
-			continue
-		}
-		start := windowEpoch.Add(t.UTC().Sub(windowEpoch) / bin * bin)
-		if t.Before(windowEpoch) {
-			start = windowEpoch.Add(-((windowEpoch.Sub(t.UTC()) + bin - 1) / bin * bin))
-		}
-		if len(out) == 0 || !out[len(out)-1].Start.Equal(start) {
-			if len(out) > 0 {
-				out[len(out)-1].Avg = sum / float64(out[len(out)-1].Count)
-			}
-			out = append(out, Bucket{Start: start, Min: lo, Max: hi})
-			sum = 0
-		}
-		b := &out[len(out)-1]
-		b.Min, b.Max = min(b.Min, lo), max(b.Max, hi)
-		b.Count += n
-		sum += sm
+		bins.add(t, n, lo, hi, sm)
 	}
 	if err := cur.Err(); err != nil {
 		return nil, s.commandError(coll, "find", fmt.Sprintf("window of %s.%s", device, field), err)
 	}
-	if len(out) > 0 {
-		out[len(out)-1].Avg = sum / float64(out[len(out)-1].Count)
+	return bins.buckets(), nil
+}
+
+// binner combines statistics given in time order (a period's rollup, or
+// one value: n 1 and min = max = sum) into Window's buckets of length
+// bin, aligned as $dateTrunc aligns them.
+type binner struct {
+	bin time.Duration
+	out []Bucket
+	sum float64 // of the last bucket's values
+}
+
+// add adds n values with minimum lo, maximum hi and sum sum at t; n 0 or
+// less adds nothing.
+func (b *binner) add(t time.Time, n int64, lo, hi, sum float64) {
+	if n <= 0 {
+		return
 	}
-	return out, nil
+	t = t.UTC()
+	start := windowEpoch.Add(t.Sub(windowEpoch) / b.bin * b.bin)
+	if t.Before(windowEpoch) {
+		start = windowEpoch.Add(-((windowEpoch.Sub(t) + b.bin - 1) / b.bin * b.bin))
+	}
+	if len(b.out) == 0 || !b.out[len(b.out)-1].Start.Equal(start) {
+		b.finishLast()
+		b.out = append(b.out, Bucket{Start: start, Min: lo, Max: hi})
+		b.sum = 0
+	}
+	last := &b.out[len(b.out)-1]
+	last.Min, last.Max = min(last.Min, lo), max(last.Max, hi)
+	last.Count += n
+	b.sum += sum
+}
+
+func (b *binner) finishLast() {
+	if len(b.out) > 0 {
+		b.out[len(b.out)-1].Avg = b.sum / float64(b.out[len(b.out)-1].Count)
+	}
+}
+
+// buckets returns the buckets, in time order.
+func (b *binner) buckets() []Bucket {
+	b.finishLast()
+	return b.out
 }
 
 // windowEpoch is where $dateTrunc counts bins from.

@@ -200,22 +200,49 @@ func (s *Store) ReadStatus(ctx context.Context, topic string, devs []string) (ma
 	devs = slices.Clone(devs)
 	slices.Sort(devs)
 	devs = slices.Compact(devs)
+	ids := make([]string, len(devs))
+	for i, d := range devs {
+		ids[i] = statusID(topic, d)
+	}
 	out := make(map[string]DeviceStatus, len(devs))
-	for len(devs) > 0 {
-		n := min(len(devs), statusChunk)
-		ids := make(bson.A, n)
-		for i, d := range devs[:n] {
-			ids[i] = statusID(topic, d)
-		}
-		devs = devs[n:]
-		err := s.findStatus(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, nil, func(st DeviceStatus) {
+	err := s.findByID(ctx, StatusCollection, "read device status", ids, func(raw bson.Raw) error {
+		st, err := decodeStatus(raw)
+		if err == nil {
 			out[st.Sample.Device] = st
-		})
-		if err != nil {
-			return nil, err
 		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// findByID reads the documents of coll with the given _ids, one
+// find {_id: {$in: [...]}} per 1,000 (statusChunk), served by the _id
+// index, and passes each to each; an error of each is a document of an
+// unexpected shape (ErrCorruptDoc). what names the read in errors.
+func (s *Store) findByID(ctx context.Context, coll, what string, ids []string, each func(bson.Raw) error) error {
+	for len(ids) > 0 {
+		n := min(len(ids), statusChunk)
+		cur, err := s.collection(coll).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids[:n]}}}})
+		if err != nil {
+			return s.commandError(coll, "find", what, err)
+		}
+		ids = ids[n:]
+		for cur.Next(ctx) {
+			if err := each(cur.Current); err != nil {
+				_ = cur.Close(ctx)
+				return fmt.Errorf("%w: %s: %v", ErrCorruptDoc, s.namespace(coll), err)
+			}
+		}
+		err = cur.Err()
+		_ = cur.Close(ctx)
+		if err != nil {
+			return s.commandError(coll, "find", what, err)
+		}
+	}
+	return nil
 }
 
 // Status returns the status of every device of topic, sorted by device;

@@ -100,24 +100,10 @@ func BenchmarkWindow30Days(b *testing.B) {
 
 // hourly combines samples' pressure into hourly buckets, as Window would.
 func hourly(samples []devices.Sample) []Bucket {
-	var out []Bucket
-	var sum float64
+	bins := binner{bin: time.Hour}
 	for _, smp := range samples {
 		x := smp.Fields["pressure"].Float64()
-		start := smp.Time.Truncate(time.Hour)
-		if len(out) == 0 || !out[len(out)-1].Start.Equal(start) {
-			if len(out) > 0 {
-				out[len(out)-1].Avg = sum / float64(out[len(out)-1].Count)
-			}
-			out = append(out, Bucket{Start: start, Min: x, Max: x})
-			sum = 0
-		}
-		b := &out[len(out)-1]
-		b.Min, b.Max, b.Count = min(b.Min, x), max(b.Max, x), b.Count+1
-		sum += x
+		bins.add(smp.Time, 1, x, x, x)
 	}
-	if len(out) > 0 {
-		out[len(out)-1].Avg = sum / float64(out[len(out)-1].Count)
-	}
-	return out
+	return bins.buckets()
 }
