@@ -60,12 +60,10 @@
 //
 // Malformed requests close their connection; sizes are bounded
 // (MaxRequestBytes, MaxControlRequestBytes, FetchMaxBytes) and array counts
-// cannot exceed the bytes that carry them. One cost is not bounded here:
-// kmsg v1.15.0 decodes a tagged-field section inside a flexible request by
-// looping once per declared tag, even after the input is exhausted, so a
-// forged tag count (up to 2^32) costs up to about a minute of one core per
-// request. The request header's tags are skipped by our own bounded code;
-// the body's are kmsg's and would need a kmsg fix.
+// cannot exceed the bytes that carry them. A tagged-field section cannot
+// declare more tags than its bytes hold: the request header's is skipped by
+// our own bounded code, the body's by kmsg (v1.15.1 stops at the end of the
+// input; v1.15.0 looped once per declared tag, up to 2^32 times).
 //
 // Usage:
 //
