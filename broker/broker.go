@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/factorywire/factorywire/storage/commitlog"
 )
 
@@ -29,6 +31,9 @@ type Broker struct {
 	pids    *producerIDs
 	data    notifier // signalled whenever a high watermark advances
 	groups  *coordinator
+	reg     *prometheus.Registry
+	metrics *metrics
+	limits  *limits
 
 	ctx    context.Context // cancelled when shutdown begins
 	cancel context.CancelFunc
@@ -66,7 +71,10 @@ func New(cfg Config) (*Broker, error) {
 		}.WithDefaults(),
 		topics: map[string]*topic{},
 		conns:  map[*conn]struct{}{},
+		reg:    prometheus.NewRegistry(),
 	}
+	b.metrics = newMetrics(b.reg)
+	b.limits = newLimits(logger, b.metrics)
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
@@ -186,6 +194,10 @@ func (b *Broker) setAdvertised() error {
 
 // Addr returns the address the broker listens on.
 func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
+
+// Registry returns the registry of the broker's Prometheus metrics
+// (factorywire_broker_*), for an HTTP handler or a test to gather.
+func (b *Broker) Registry() *prometheus.Registry { return b.reg }
 
 // ClusterID returns the cluster id stored in the data dir.
 func (b *Broker) ClusterID() string {

@@ -69,6 +69,65 @@ type Config struct {
 	// them with CreateTopics or IncrementalAlterConfigs.
 	Topics TopicDefaults `yaml:"topic_defaults"`
 
+	// Resource limits. Each is logged (once per cause and minute) and
+	// counted (factorywire_broker_limit_hits_total{limit="<yaml key>"})
+	// when it is hit.
+
+	// MaxConnections bounds the client connections open at once (Kafka's
+	// max.connections). A connection past it is closed as soon as it is
+	// accepted. Default 1000.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP bounds the connections from one client address
+	// (max.connections.per.ip). Default 200.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// ConnectionsMaxIdle closes a connection that has had no request in
+	// flight for this long (connections.max.idle.ms). Default 10m.
+	ConnectionsMaxIdle time.Duration `yaml:"connections_max_idle"`
+	// RequestReadTimeout bounds how long one request may take to arrive
+	// once its first byte has: a client that trickles a request is
+	// disconnected. Default 30s.
+	RequestReadTimeout time.Duration `yaml:"request_read_timeout"`
+	// ResponseWriteTimeout bounds how long one response may take to be
+	// written: a client that stops reading is disconnected, and what its
+	// responses held is freed. Default 30s.
+	ResponseWriteTimeout time.Duration `yaml:"response_write_timeout"`
+	// QueuedMaxRequestBytes is the broker-wide budget of request bytes
+	// read (or announced and being read) but not yet handled
+	// (queued.max.request.bytes). A connection whose request does not fit
+	// waits before reading it. At least MaxRequestBytes. Default 256 MiB.
+	QueuedMaxRequestBytes int64 `yaml:"queued_max_request_bytes"`
+	// QueuedMaxResponseBytes is the broker-wide budget of fetch response
+	// bytes built but not yet written. A fetch that does not fit waits, up
+	// to its max wait, then returns what fits. At least FetchMaxBytes.
+	// Default 256 MiB.
+	QueuedMaxResponseBytes int64 `yaml:"queued_max_response_bytes"`
+	// MaxPartitions bounds the partitions of all topics together (as
+	// KIP-578's max.broker.partitions): CreateTopics and CreatePartitions
+	// beyond it get POLICY_VIOLATION. Each partition keeps its active
+	// segment's files open. Default 4000.
+	MaxPartitions int `yaml:"max_partitions"`
+	// MaxOpenClosedSegments bounds the closed (read-only) segments whose
+	// files are open at once, across all partitions: they are opened when
+	// read and the least recently used are closed beyond this. Default 256.
+	MaxOpenClosedSegments int `yaml:"max_open_closed_segments"`
+	// ClosedSegmentIdle closes a closed segment's files after this long
+	// without a read. Default 1m.
+	ClosedSegmentIdle time.Duration `yaml:"closed_segment_idle"`
+	// OffsetsRetention is how long a group's committed offsets are kept
+	// once the group is empty (offsets.retention.minutes; for a group
+	// with members, offsets of topics it no longer consumes expire this
+	// long after their last commit). An empty group with no offsets left
+	// is deleted. Default 168h (7 days).
+	OffsetsRetention time.Duration `yaml:"offsets_retention"`
+	// OffsetsRetentionCheckInterval is how often expired offsets and empty
+	// groups are removed (offsets.retention.check.interval.ms). Default
+	// 10m.
+	OffsetsRetentionCheckInterval time.Duration `yaml:"offsets_retention_check_interval"`
+	// ScrubOnStart verifies the CRC of every batch of every closed segment
+	// in the background after start, reporting corruption without
+	// changing anything (as `broker scrub` does). Default false.
+	ScrubOnStart bool `yaml:"scrub_on_start"`
+
 	// Logger receives the broker's structured logs. Nil discards them.
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -96,18 +155,30 @@ const week = 7 * 24 * time.Hour
 // overrides it. DataDir is left empty: callers must choose one.
 func DefaultConfig() Config {
 	return Config{
-		Listen:                     "127.0.0.1:9092",
-		Flush:                      "always",
-		FlushInterval:              time.Second,
-		DefaultPartitions:          1,
-		MaxRequestBytes:            100 << 20,
-		MaxControlRequestBytes:     8 << 20,
-		FetchMaxBytes:              55 << 20,
-		GroupMinSessionTimeout:     6 * time.Second,
-		GroupMaxSessionTimeout:     30 * time.Minute,
-		GroupInitialRebalanceDelay: 3 * time.Second,
-		GroupMaxSize:               1000,
-		RetentionCheckInterval:     5 * time.Minute,
+		Listen:                        "127.0.0.1:9092",
+		Flush:                         "always",
+		FlushInterval:                 time.Second,
+		DefaultPartitions:             1,
+		MaxRequestBytes:               100 << 20,
+		MaxControlRequestBytes:        8 << 20,
+		FetchMaxBytes:                 55 << 20,
+		GroupMinSessionTimeout:        6 * time.Second,
+		GroupMaxSessionTimeout:        30 * time.Minute,
+		GroupInitialRebalanceDelay:    3 * time.Second,
+		GroupMaxSize:                  1000,
+		RetentionCheckInterval:        5 * time.Minute,
+		MaxConnections:                1000,
+		MaxConnectionsPerIP:           200,
+		ConnectionsMaxIdle:            10 * time.Minute,
+		RequestReadTimeout:            30 * time.Second,
+		ResponseWriteTimeout:          30 * time.Second,
+		QueuedMaxRequestBytes:         256 << 20,
+		QueuedMaxResponseBytes:        256 << 20,
+		MaxPartitions:                 4000,
+		MaxOpenClosedSegments:         256,
+		ClosedSegmentIdle:             time.Minute,
+		OffsetsRetention:              week,
+		OffsetsRetentionCheckInterval: 10 * time.Minute,
 		Topics: TopicDefaults{
 			RetentionMs:     week.Milliseconds(),
 			RetentionBytes:  -1,
@@ -161,6 +232,9 @@ func (c Config) Validate() error {
 	if c.RetentionCheckInterval <= 0 {
 		return fmt.Errorf("retention_check_interval: %v must be positive", c.RetentionCheckInterval)
 	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
 	for _, kv := range c.Topics.configs() {
 		if err := validateTopicConfig(kv.name, kv.value); err != nil {
 			return fmt.Errorf("topic_defaults: %w", err)
@@ -177,4 +251,35 @@ func (c Config) flushPolicy() (commitlog.FlushPolicy, error) {
 		return commitlog.FlushInterval, nil
 	}
 	return 0, fmt.Errorf("flush: %q must be always or interval", c.Flush)
+}
+
+// validateLimits checks the resource limits.
+func (c Config) validateLimits() error {
+	switch {
+	case c.MaxConnections < 1:
+		return fmt.Errorf("max_connections: %d must be at least 1", c.MaxConnections)
+	case c.MaxConnectionsPerIP < 1 || c.MaxConnectionsPerIP > c.MaxConnections:
+		return fmt.Errorf("max_connections_per_ip: %d must be within [1, max_connections %d]", c.MaxConnectionsPerIP, c.MaxConnections)
+	case c.ConnectionsMaxIdle <= 0:
+		return fmt.Errorf("connections_max_idle: %v must be positive", c.ConnectionsMaxIdle)
+	case c.RequestReadTimeout <= 0:
+		return fmt.Errorf("request_read_timeout: %v must be positive", c.RequestReadTimeout)
+	case c.ResponseWriteTimeout <= 0:
+		return fmt.Errorf("response_write_timeout: %v must be positive", c.ResponseWriteTimeout)
+	case c.QueuedMaxRequestBytes < int64(c.MaxRequestBytes):
+		return fmt.Errorf("queued_max_request_bytes: %d must be at least max_request_bytes %d, or no request of the largest size could be read", c.QueuedMaxRequestBytes, c.MaxRequestBytes)
+	case c.QueuedMaxResponseBytes < int64(c.FetchMaxBytes):
+		return fmt.Errorf("queued_max_response_bytes: %d must be at least fetch_max_bytes %d", c.QueuedMaxResponseBytes, c.FetchMaxBytes)
+	case c.MaxPartitions < 1:
+		return fmt.Errorf("max_partitions: %d must be at least 1", c.MaxPartitions)
+	case c.MaxOpenClosedSegments < 1:
+		return fmt.Errorf("max_open_closed_segments: %d must be at least 1", c.MaxOpenClosedSegments)
+	case c.ClosedSegmentIdle <= 0:
+		return fmt.Errorf("closed_segment_idle: %v must be positive", c.ClosedSegmentIdle)
+	case c.OffsetsRetention <= 0:
+		return fmt.Errorf("offsets_retention: %v must be positive", c.OffsetsRetention)
+	case c.OffsetsRetentionCheckInterval <= 0:
+		return fmt.Errorf("offsets_retention_check_interval: %v must be positive", c.OffsetsRetentionCheckInterval)
+	}
+	return nil
 }

@@ -1,0 +1,90 @@
+package broker
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Names of the limits counted in factorywire_broker_limit_hits_total, each
+// the YAML key of the limit (or, for a limit that is not configurable, what
+// it bounds).
+const (
+	limitMaxConnections        = "max_connections"
+	limitMaxConnectionsPerIP   = "max_connections_per_ip"
+	limitConnectionsMaxIdle    = "connections_max_idle"
+	limitRequestReadTimeout    = "request_read_timeout"
+	limitResponseWriteTimeout  = "response_write_timeout"
+	limitQueuedRequestBytes    = "queued_max_request_bytes"
+	limitQueuedResponseBytes   = "queued_max_response_bytes"
+	limitMaxPartitions         = "max_partitions"
+	limitMaxOpenClosedSegments = "max_open_closed_segments"
+)
+
+// metrics are the broker's Prometheus metrics, all prefixed
+// factorywire_broker_. Broker.Registry exposes them.
+type metrics struct {
+	limitHits       *prometheus.CounterVec // limit
+	connections     prometheus.Gauge
+	partitionErrors *prometheus.CounterVec // topic, partition, cause
+	corruptRecords  *prometheus.CounterVec // topic
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns, sub = "factorywire", "broker"
+	m := &metrics{
+		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "limit_hits_total",
+			Help: "Times a resource limit was hit, by limit (the config key that sets it)."}, []string{"limit"}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "connections",
+			Help: "Client connections open."}),
+		partitionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "partition_errors_total",
+			Help: "Storage errors of a partition by cause (write, fsync, roll, corrupt, ...): each one made a produce or fetch fail."}, []string{"topic", "partition", "cause"}),
+		corruptRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "corrupt_batches_total",
+			Help: "Produced record batches refused as CORRUPT_MESSAGE (malformed records), by topic."}, []string{"topic"}),
+	}
+	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.corruptRecords)
+	return m
+}
+
+// limitLogInterval is the least time between two log lines for one limit.
+const limitLogInterval = time.Minute
+
+// limits logs and counts hits of resource limits: every hit is counted, and
+// logged at warn level at most once per limitLogInterval per limit, with
+// the number of hits not logged since the previous line.
+type limits struct {
+	log     *slog.Logger
+	m       *metrics
+	now     func() time.Time
+	mu      sync.Mutex
+	logged  map[string]time.Time // limit → time of its last log line
+	skipped map[string]int       // limit → hits since its last log line
+}
+
+func newLimits(log *slog.Logger, m *metrics) *limits {
+	return &limits{log: log, m: m, now: time.Now, logged: map[string]time.Time{}, skipped: map[string]int{}}
+}
+
+// hit records one hit of limit. msg says what happened; attrs name where
+// (client address, topic, ...) and the limit's value.
+func (l *limits) hit(limit, msg string, attrs ...any) {
+	l.m.limitHits.WithLabelValues(limit).Inc()
+	l.mu.Lock()
+	now := l.now()
+	last, seen := l.logged[limit]
+	if seen && now.Sub(last) < limitLogInterval {
+		l.skipped[limit]++
+		l.mu.Unlock()
+		return
+	}
+	skipped := l.skipped[limit]
+	l.logged[limit], l.skipped[limit] = now, 0
+	l.mu.Unlock()
+	attrs = append(attrs, "limit", limit)
+	if skipped > 0 {
+		attrs = append(attrs, "hits_not_logged", skipped)
+	}
+	l.log.Warn(msg, attrs...)
+}
