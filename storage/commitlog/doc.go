@@ -194,8 +194,23 @@
 // go on while an fsync runs. Under FlushInterval, the Log's goroutine calls
 // Sync every Options.FlushInterval: a machine crash loses up to an interval
 // of acknowledged data (a process crash loses nothing: Open makes what is in
-// the page cache durable). After a failed write or fsync, the Log refuses
-// appends with an error wrapping ErrFailed; reopening it recovers.
+// the page cache durable).
+//
+// # Faults
+//
+// After a failed write, fsync or segment roll (a full disk, too many open
+// files, an I/O error) the Log refuses appends and syncs with an error
+// wrapping ErrFailed, and Failed reports true. Heal brings it back once the
+// cause is gone, without a restart: it truncates the partial bytes of a
+// failed write; after a failed fsync or roll it truncates everything written
+// to the active segment since the last successful fsync (the kernel may have
+// dropped those pages, so they cannot be trusted; under FlushAlways none of
+// them was acknowledged) and rebuilds the active segment's state from what
+// is left; it removes the files a failed roll created; then it fsyncs the
+// active segment. Attempts are spaced by a backoff (100ms doubling to 10s).
+// A caller that acknowledges appends after Sync must check that Truncations
+// did not change between its Append and the end of its Sync. Reopening the
+// log also recovers it.
 //
 // # Retention
 //

@@ -13,10 +13,10 @@ var (
 	ErrClosed = errors.New("commitlog: log closed")
 
 	// ErrFailed is wrapped by every error a Log returns after a write,
-	// fsync or segment roll failed. The state of the files is then
-	// unknown, so the Log refuses further appends and syncs; close it and
-	// Open the directory again, which recovers what was written whole.
-	ErrFailed = errors.New("commitlog: log failed after an I/O error; close and reopen it")
+	// fsync or segment roll failed, until Log.Heal succeeds (or the
+	// directory is opened again): the Log refuses appends and syncs
+	// meanwhile.
+	ErrFailed = errors.New("commitlog: log failed after an I/O error")
 
 	// ErrOffsetOutOfRange is returned by Read when the offset is below
 	// StartOffset or above EndOffset, or when retention deleted the

@@ -47,6 +47,19 @@ type Log struct {
 	active  *segment // guarded by mu; the last segment
 	scratch []byte   // guarded by mu
 	err     error    // guarded by mu; the failure that stopped writes, wrapping ErrFailed
+	failed  atomic.Bool // err != nil, readable without mu
+
+	// Healing state, guarded by mu. syncedPos is the byte position in the
+	// active segment below which it is fsynced; a failed fsync makes
+	// everything after it suspect. sealedActive means a roll sealed the
+	// active segment (wrote and fsynced its indexes) but failed to create
+	// the next one.
+	failure      failureKind
+	syncedPos    int64
+	sealedActive bool
+	healAfter    time.Time     // no Heal attempt before this
+	healWait     time.Duration // the last backoff between attempts
+	truncations  atomic.Int64  // heals that removed appended batches
 
 	segs    atomic.Pointer[[]*segment] // copy on write, oldest first
 	end     atomic.Int64               // EndOffset
@@ -123,13 +136,13 @@ func (l *Log) Append(batch []byte) (base int64, err error) {
 	h.BaseOffset = l.end.Load()
 	if l.shouldRoll(h, now) {
 		if err := l.roll(); err != nil {
-			return 0, l.fail(err)
+			return 0, l.fail(failedRoll, err)
 		}
 	}
 	s := l.active
 	pos := s.size.Load()
 	if err := l.write(s.log, h.BaseOffset, batch); err != nil {
-		return 0, l.fail(fmt.Errorf("append to %s: %w", s.logPath, err))
+		return 0, l.fail(failedWrite, fmt.Errorf("append to %s: %w", s.logPath, err))
 	}
 	if pos == 0 {
 		s.created = now
@@ -178,8 +191,11 @@ func (l *Log) write(f File, base int64, batch []byte) error {
 // directory. The caller holds mu.
 func (l *Log) roll() error {
 	old := l.active
-	if err := old.seal(); err != nil {
-		return fmt.Errorf("roll segment %d: %w", old.base, err)
+	if !l.sealedActive {
+		if err := old.seal(); err != nil {
+			return fmt.Errorf("roll segment %d: %w", old.base, err)
+		}
+		l.syncedPos, l.sealedActive = old.size.Load(), true
 	}
 	base := l.end.Load()
 	l.advanceDurable(base)
@@ -187,24 +203,46 @@ func (l *Log) roll() error {
 	if err != nil {
 		return err
 	}
+	// The new segment's files must be durable before anything is
+	// appended to them.
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		s.close()
+		l.removeSegmentFiles(base)
+		return fmt.Errorf("create segment %d: fsync directory %s: %w", base, l.dir, err)
+	}
 	segs := append(slices.Clone(*l.segs.Load()), s)
 	l.segs.Store(&segs)
 	l.active = s
-	// The directory fsync that ends writeRecoveryPoint also makes the new
-	// segment's files durable, before anything is appended to them.
+	l.syncedPos, l.sealedActive = 0, false
+	// A recovery point below the truth only makes the next recovery after
+	// a crash validate more, so failing to advance it is not a failure of
+	// the log.
 	if err := writeRecoveryPoint(l.fs, l.dir, base); err != nil {
-		return err
+		l.logger.Warn("could not advance the recovery point; a recovery after a crash will validate more segments", "dir", l.dir, "err", err)
 	}
 	l.logger.Debug("rolled segment", "dir", l.dir, "segment", old.base, "bytes", old.size.Load(), "next_segment", base)
 	return nil
 }
 
+// failureKind says what failed, and so what Heal must undo.
+type failureKind int
+
+const (
+	failedWrite failureKind = iota + 1 // an append's write: drop its partial bytes
+	failedSync                         // an fsync: drop what it may not have made durable
+	failedRoll                         // a roll: as failedSync, and any files of the next segment
+)
+
 // fail records err as the failure that stops writes and returns it. The
 // caller holds mu.
-func (l *Log) fail(err error) error {
+func (l *Log) fail(kind failureKind, err error) error {
 	if l.err == nil {
 		l.err = fmt.Errorf("%w: %w", ErrFailed, err)
-		l.logger.Error("log failed; appends are refused until it is reopened", "dir", l.dir, "err", err)
+		l.failure = kind
+		l.failed.Store(true)
+		l.logger.Error("log failed; appends are refused until it heals", "dir", l.dir, "err", err)
+	} else if kind > l.failure {
+		l.failure = kind // undo the most on heal
 	}
 	return l.err
 }
@@ -235,17 +273,21 @@ func (l *Log) Sync(through int64) error {
 		l.mu.Unlock()
 		return err
 	}
-	end, s := l.end.Load(), l.active
+	end, s, pos := l.end.Load(), l.active, l.active.size.Load()
 	l.mu.Unlock()
 	if end <= l.durable.Load() {
 		return nil
 	}
 	// Older segments were fsynced when rolled; a roll after the snapshot
 	// fsyncs s too, and Retain and Close wait for syncMu before closing s.
-	if err := s.log.Sync(); err != nil {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.fail(fmt.Errorf("fsync %s: %w", s.logPath, err))
+	err := s.log.Sync()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		return l.fail(failedSync, fmt.Errorf("fsync %s: %w", s.logPath, err))
+	}
+	if l.active == s && pos > l.syncedPos {
+		l.syncedPos = pos
 	}
 	l.advanceDurable(end)
 	return nil
@@ -262,12 +304,14 @@ func (l *Log) advanceDurable(off int64) {
 }
 
 // flushEvery fsyncs every d until Close, under FlushInterval, and calls
-// onDurable (if set) after an fsync that advanced DurableOffset. A failed
-// fsync fails the log, so the goroutine stops after logging it.
+// onDurable (if set) after an fsync that advanced DurableOffset. While the
+// log is failed its fsyncs are skipped (the failure is logged once); they
+// resume once Heal succeeds.
 func (l *Log) flushEvery(d time.Duration, onDurable func()) {
 	defer l.flusher.Done()
 	t := time.NewTicker(d)
 	defer t.Stop()
+	logged := false
 	for {
 		select {
 		case <-l.stop:
@@ -275,11 +319,16 @@ func (l *Log) flushEvery(d time.Duration, onDurable func()) {
 		case <-t.C:
 			before := l.durable.Load()
 			if err := l.Sync(l.EndOffset()); err != nil {
-				if !errors.Is(err, ErrClosed) {
-					l.logger.Error("periodic fsync failed; stopping periodic fsync", "dir", l.dir, "err", err)
+				if errors.Is(err, ErrClosed) {
+					return
 				}
-				return
+				if !logged {
+					l.logger.Error("periodic fsync failed; periodic fsyncs resume once the log heals", "dir", l.dir, "err", err)
+					logged = true
+				}
+				continue
 			}
+			logged = false
 			if onDurable != nil && l.durable.Load() > before {
 				onDurable()
 			}

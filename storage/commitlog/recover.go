@@ -59,6 +59,7 @@ func (l *Log) load() error {
 	l.active = last
 	l.end.Store(last.next)
 	l.durable.Store(last.next)
+	l.syncedPos = last.size.Load()
 	if last.size.Load() > 0 {
 		last.created = l.firstAppendTime(last)
 	}

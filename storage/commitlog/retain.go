@@ -71,7 +71,7 @@ func (l *Log) expire() ([]*segment, error) {
 		}
 		if roll {
 			if err := l.roll(); err != nil {
-				return 0, l.fail(err)
+				return 0, l.fail(failedRoll, err)
 			}
 			segs = *l.segs.Load()
 		}
