@@ -160,4 +160,3 @@ func (l *Log) removeSegmentFiles(base int64) error {
 	}
 	return nil
 }
-

@@ -43,10 +43,10 @@ type Log struct {
 	// mu serialises writers: Append, rolling, Retain's choice of segments,
 	// SetOptions and Close.
 	mu      sync.Mutex
-	opts    Options  // guarded by mu; SetOptions changes the rolling and retention fields
-	active  *segment // guarded by mu; the last segment
-	scratch []byte   // guarded by mu
-	err     error    // guarded by mu; the failure that stopped writes, wrapping ErrFailed
+	opts    Options     // guarded by mu; SetOptions changes the rolling and retention fields
+	active  *segment    // guarded by mu; the last segment
+	scratch []byte      // guarded by mu
+	err     error       // guarded by mu; the failure that stopped writes, wrapping ErrFailed
 	failed  atomic.Bool // err != nil, readable without mu
 
 	// Healing state, guarded by mu. syncedPos is the byte position in the
