@@ -163,16 +163,21 @@
 //
 //   - fewer than 61 bytes remain before the end of the file, or
 //   - its batchLength runs past the end of the file, or
-//   - every byte after it is zero: after the end its batchLength declares, or
-//     after its 61-byte header if that length is unusable. This covers an
-//     invalid batch ending exactly at the end of the file, a tail of zeros,
-//     and a batch partly written into a file whose size already covered it.
+//   - every byte after it is zero (after the end its batchLength declares,
+//     or after its 61-byte header if that length is unusable), and part of
+//     it was never written: its header is unusable (as a header of zeros
+//     is), or a 512-byte-aligned stretch of it is all zeros, a whole sector
+//     or from a sector boundary to the batch's end. File systems write
+//     appended data in whole sectors and read what never reached the disk
+//     as zeros.
 //
-// Any other invalid batch, one followed by more data or one in a segment
-// other than the last, makes Open fail with a *CorruptionError naming the
-// file and the byte position; recovery never skips or truncates it. So does
-// a log that ends below its recovery point after recovery (ErrRecoveryPoint):
-// data that had been fsynced is gone.
+// A complete last batch whose every sector was written but whose CRC or
+// offset is wrong is damage, not a torn write: it was written whole and may
+// have been acknowledged. Like any other invalid batch, one followed by more
+// data or one in a segment other than the last, it makes Open fail with a
+// *CorruptionError naming the file and the byte position; recovery never
+// skips or truncates it. So does a log that ends below its recovery point
+// after recovery (ErrRecoveryPoint): data that had been fsynced is gone.
 //
 // # Repairing a corrupt log
 //

@@ -22,7 +22,8 @@ import (
 // throws away what was not synced, or keeps a random prefix of the unsynced
 // operations of each file with the next one torn: partly written, and
 // possibly followed by zeros up to the end of that write or of all the
-// unsynced writes, as when a file's size reached the disk before its data.
+// unsynced writes, as when a file's size reached the disk before its data
+// (the data that did arrive then ends at a 512-byte sector boundary).
 // Writes are not reordered within a file. Directories themselves are
 // durable once created.
 //
@@ -256,6 +257,13 @@ func (n *memNode) afterCrash(rng *rand.Rand) *memNode {
 				size = max(size, torn.off+int64(len(torn.data)))
 			case 1: // the size covers every unsynced write, little data arrived
 				size = max(size, int64(len(n.data)))
+			}
+			if size > int64(len(data)) {
+				// Data that reached the disk did so in whole
+				// sectors: the zeros start at the write's start
+				// or at a sector boundary.
+				end := torn.off + int64(cut)
+				cut = int(max(end-end%sectorSize-torn.off, 0))
 			}
 			torn.data = torn.data[:cut]
 			data = torn.apply(data)

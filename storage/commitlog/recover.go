@@ -305,23 +305,51 @@ func (sc *scanner) verify() (BatchHeader, *invalidBatch, error) {
 }
 
 // torn reports whether the invalid batch at sc.pos, in the active segment,
-// is a torn tail, what an interrupted append leaves:
+// is a torn tail, what an interrupted append leaves, rather than damage to a
+// batch that was written whole (and may have been acknowledged):
 //
 //   - fewer bytes than a header remain, or
 //   - its batchLength runs past the end of the file, or
-//   - every byte after it is zero: after its batchLength if that is usable,
-//     else after its 61-byte header. This covers a batch ending exactly at
-//     the end of the file, a tail of zeros, and a batch or header partly
-//     written in a file whose size already covers the unwritten bytes.
+//   - every byte after it is zero (after its batchLength if that is usable,
+//     else after its 61-byte header), and either its header is unusable
+//     (a batchLength below a header's size, as a header that was never
+//     written reads) or part of the batch was never written: a
+//     sectorSize-aligned stretch of it is all zeros, a whole sector or from
+//     a sector boundary to the batch's end. File systems write appended data
+//     in whole sectors and read what never reached the disk as zeros.
 //
-// Anything else, an invalid batch followed by more data, is corruption.
+// Anything else is corruption: an invalid batch followed by more data, or a
+// complete batch with every sector written whose CRC (or another field) is
+// wrong.
 func (b *invalidBatch) torn(sc *scanner) (bool, error) {
 	if sc.size-sc.pos < BatchHeaderSize || b.end > sc.size {
 		return true, nil
 	}
 	from := max(b.end, sc.pos+BatchHeaderSize)
-	for pos := from; pos < sc.size; {
-		n := int(min(int64(batchReadahead), sc.size-pos))
+	zeros, err := sc.allZero(from, sc.size)
+	if err != nil || !zeros {
+		return false, err
+	}
+	if b.end < sc.pos+BatchHeaderSize {
+		return true, nil // the header itself is unusable
+	}
+	for q := (sc.pos/sectorSize + 1) * sectorSize; q < b.end; q += sectorSize {
+		zeros, err := sc.allZero(q, min(q+sectorSize, b.end))
+		if err != nil || zeros {
+			return zeros, err
+		}
+	}
+	return false, nil
+}
+
+// sectorSize is the unit in which a file system writes appended data, for
+// telling a torn write from damage: 512 bytes, the smallest disk sector.
+const sectorSize = 512
+
+// allZero reports whether the bytes [from, to) are all zero.
+func (sc *scanner) allZero(from, to int64) (bool, error) {
+	for pos := from; pos < to; {
+		n := int(min(int64(batchReadahead), to-pos))
 		w, err := sc.window(pos, n)
 		if err != nil {
 			return false, err

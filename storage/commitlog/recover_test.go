@@ -284,6 +284,34 @@ func TestCorruption(t *testing.T) {
 			os.WriteFile(file, b, 0o644)
 		}, ErrMagic},
 	}
+	// A complete last batch that was written whole (no sector of zeros)
+	// but is invalid is damage, not a torn write: it may have been
+	// acknowledged, so recovery must not drop it.
+	tailCases := []struct {
+		name   string
+		damage func(t *testing.T, file string, pos int64)
+		want   error
+	}{
+		{"byte flipped in the last batch", func(t *testing.T, file string, pos int64) {
+			flipByte(t, file, pos+BatchHeaderSize+3)
+		}, ErrCRC},
+		{"last batch's base offset out of sequence", func(t *testing.T, file string, pos int64) {
+			flipByte(t, file, pos+7)
+		}, ErrOffsetSequence},
+	}
+	for _, tc := range tailCases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, _ := closedLog(t)
+			files := segmentFiles(t, dir)
+			file := files[len(files)-1]
+			positions := batchPositions(t, file)
+			last := positions[len(positions)-1]
+			tc.damage(t, file, last)
+			makeUnclean(t, dir, 0)
+			_, err := Open(dir, smallOptions())
+			wantCorruption(t, "Open", err, file, last, tc.want)
+		})
+	}
 	for _, tc := range activeCases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, _ := closedLog(t)
@@ -390,21 +418,30 @@ func wantCorruption(t *testing.T, what string, err error, file string, pos int64
 // continue at the right offset.
 func TestTornTail(t *testing.T) {
 	next := makeBatch(3, 40, 5000)
+	big := makeBatch(3, 600, 5000) // spans several 512-byte sectors
+	// unwritten zeroes big's bytes from the first sector boundary after its
+	// start, at file position size, for n bytes (to its end if n < 0).
+	unwritten := func(end, size int64, n int) []byte {
+		b := withBase(big, end)
+		q := int((size/sectorSize+1)*sectorSize - size)
+		stop := len(b)
+		if n >= 0 {
+			stop = min(q+n, len(b))
+		}
+		clear(b[q:stop])
+		return b
+	}
 	tests := []struct {
 		name string
-		tail func(end int64) []byte
+		tail func(end, size int64) []byte
 	}{
-		{"fewer bytes than a header", func(int64) []byte { return bytes.Repeat([]byte{0xab}, 30) }},
-		{"partial batch", func(end int64) []byte { return withBase(next, end)[:100] }},
-		{"header only", func(end int64) []byte { return withBase(next, end)[:BatchHeaderSize] }},
-		{"zeros", func(int64) []byte { return make([]byte, 4096) }},
-		{"whole batch with a bad crc", func(end int64) []byte {
-			b := withBase(next, end)
-			b[len(b)-1] ^= 1
-			return b
-		}},
-		{"whole batch at the wrong offset", func(end int64) []byte { return withBase(next, end+7) }},
-		{"garbage whose length runs past the end", func(int64) []byte {
+		{"fewer bytes than a header", func(int64, int64) []byte { return bytes.Repeat([]byte{0xab}, 30) }},
+		{"partial batch", func(end, _ int64) []byte { return withBase(next, end)[:100] }},
+		{"header only", func(end, _ int64) []byte { return withBase(next, end)[:BatchHeaderSize] }},
+		{"zeros", func(int64, int64) []byte { return make([]byte, 4096) }},
+		{"whole batch whose sectors after the first never arrived", func(end, size int64) []byte { return unwritten(end, size, -1) }},
+		{"whole batch with one sector never written", func(end, size int64) []byte { return unwritten(end, size, sectorSize) }},
+		{"garbage whose length runs past the end", func(int64, int64) []byte {
 			b := bytes.Repeat([]byte{0x77}, 200)
 			binary.BigEndian.PutUint32(b[batchLengthPos:], 5000)
 			return b
@@ -432,7 +469,7 @@ func TestTornTail(t *testing.T) {
 				files := segmentFiles(t, dir)
 				file := files[len(files)-1]
 				size := fileSize(t, file)
-				appendFile(t, file, tt.tail(end))
+				appendFile(t, file, tt.tail(end, size))
 				makeUnclean(t, dir, end)
 
 				var logs logBuffer
