@@ -41,7 +41,7 @@ const (
 type producedPartition struct {
 	p   *partition
 	out *kmsg.ProduceResponseTopicPartition
-	end int64
+	res appendResult
 }
 
 func handleProduce(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
@@ -80,6 +80,11 @@ func handleProduce(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 				out.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
+			if p.offline != nil {
+				out.ErrorCode = kerr.KafkaStorageError.Code
+				setErrorMessage(out, p.offlineMessage())
+				continue
+			}
 			h, code, msg := validateProduceBatch(p, rp.Records)
 			if code != 0 {
 				out.ErrorCode = code
@@ -91,13 +96,10 @@ func handleProduce(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 			if res.code != 0 {
 				out.ErrorCode = res.code
 				setErrorMessage(out, res.message)
-				if res.code == kerr.KafkaStorageError.Code {
-					b.log.Error("append failed", "topic", p.topic, "partition", p.index, "err", res.message)
-				}
 				continue
 			}
 			out.BaseOffset = res.baseOffset
-			appended = append(appended, producedPartition{p, out, res.end})
+			appended = append(appended, producedPartition{p, out, res})
 		}
 	}
 	finish := func(context.Context) kmsg.Response {
@@ -111,19 +113,19 @@ func handleProduce(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i+1] = a.p.log.Sync(a.end)
+				errs[i+1] = a.p.synced(a.res, a.p.log.Sync(a.res.end))
 			}()
 		}
 		if len(appended) > 0 {
-			errs[0] = appended[0].p.log.Sync(appended[0].end)
+			a := appended[0]
+			errs[0] = a.p.synced(a.res, a.p.log.Sync(a.res.end))
 		}
 		wg.Wait()
 		for i, a := range appended {
 			if err := errs[i]; err != nil {
 				a.out.ErrorCode = storageErrorCode(err)
 				a.out.BaseOffset = -1
-				setErrorMessage(a.out, err.Error())
-				b.log.Error("fsync failed; produce not acknowledged", "topic", a.p.topic, "partition", a.p.index, "err", err)
+				setErrorMessage(a.out, a.p.storageMessage(err))
 				continue
 			}
 			a.out.LogStartOffset = a.p.log.StartOffset()

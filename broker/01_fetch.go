@@ -120,6 +120,9 @@ func (b *Broker) fetchPartition(topicName string, rp kmsg.FetchRequestTopicParti
 	if p == nil {
 		return nil, kerr.UnknownTopicOrPartition.Code
 	}
+	if p.offline != nil {
+		return nil, kerr.KafkaStorageError.Code
+	}
 	switch {
 	case rp.CurrentLeaderEpoch > 0:
 		return nil, kerr.UnknownLeaderEpoch.Code
@@ -148,7 +151,7 @@ func (b *Broker) fetchPartition(topicName string, rp kmsg.FetchRequestTopicParti
 		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 		return nil, kerr.OffsetOutOfRange.Code
 	case err != nil:
-		b.log.Error("fetch: read failed", "topic", p.topic, "partition", p.index, "offset", rp.FetchOffset, "err", err)
+		p.faults.readFailed(rp.FetchOffset, err)
 		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 		return nil, storageErrorCode(err)
 	}

@@ -45,6 +45,9 @@ func (b *Broker) listOffset(topicName string, rp kmsg.ListOffsetsRequestTopicPar
 	if p == nil {
 		return kerr.UnknownTopicOrPartition.Code
 	}
+	if p.offline != nil {
+		return kerr.KafkaStorageError.Code
+	}
 	switch {
 	case rp.CurrentLeaderEpoch > 0:
 		return kerr.UnknownLeaderEpoch.Code
@@ -61,7 +64,7 @@ func (b *Broker) listOffset(topicName string, rp kmsg.ListOffsetsRequestTopicPar
 	default:
 		off, ok, err := p.log.OffsetForTime(ts)
 		if err != nil {
-			b.log.Error("list offsets: time lookup failed", "topic", p.topic, "partition", p.index, "timestamp", ts, "err", err)
+			p.faults.readFailed(-1, err)
 			return storageErrorCode(err)
 		}
 		if !ok || off >= p.highWatermark() {
@@ -73,7 +76,7 @@ func (b *Broker) listOffset(topicName string, rp kmsg.ListOffsetsRequestTopicPar
 			return errStopScan
 		})
 		if err != nil && !errors.Is(err, errStopScan) {
-			b.log.Error("list offsets: read batch header failed", "topic", p.topic, "partition", p.index, "offset", off, "err", err)
+			p.faults.readFailed(off, err)
 			return storageErrorCode(err)
 		}
 	}

@@ -96,6 +96,14 @@ func topicMetadata(t *topic) kmsg.MetadataResponseTopic {
 		mp.Replicas = []int32{nodeID}
 		mp.ISR = []int32{nodeID}
 		mp.OfflineReplicas = []int32{}
+		if p.offline != nil {
+			// As Kafka reports a partition whose only replica is
+			// on a failed log dir: no leader, the replica offline.
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			mp.Leader = -1
+			mp.ISR = []int32{}
+			mp.OfflineReplicas = []int32{nodeID}
+		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt

@@ -155,7 +155,9 @@ func (b *Broker) deleteTopic(name string) (int16, string) {
 	b.mu.Unlock()
 	for _, p := range t.partitions {
 		dir := partitionDir(b.cfg.DataDir, p.topic, p.index)
-		p.log.Close()
+		if p.log != nil {
+			p.log.Close()
+		}
 		// Rename first so a crash mid-removal leaves a directory the
 		// next start recognises as deleted.
 		gone := fmt.Sprintf("%s.%x%s", dir, t.meta.ID[:4], deletedSuffix)
@@ -235,6 +237,9 @@ func (b *Broker) alterTopicConfigs(name string, configs map[string]string) (int1
 	opts := b.cfg.Topics.logOptions(b.logOpts, configs)
 	for _, p := range t.partitions {
 		p.maxMessageBytes.Store(b.cfg.Topics.effectiveInt(configs, "max.message.bytes"))
+		if p.log == nil {
+			continue // offline: opened with the new configs after repair
+		}
 		if err := p.log.SetOptions(opts); err != nil {
 			b.log.Error("apply topic config", "topic", name, "partition", p.index, "err", err)
 		}

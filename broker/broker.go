@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -68,6 +69,7 @@ func New(cfg Config) (*Broker, error) {
 			Flush:         flush,
 			FlushInterval: cfg.FlushInterval,
 			Logger:        logger,
+			FS:            cfg.FS,
 		}.WithDefaults(),
 		topics: map[string]*topic{},
 		conns:  map[*conn]struct{}{},
@@ -137,19 +139,46 @@ func (b *Broker) open() error {
 		return err
 	}
 	b.groups = newCoordinator(b.cfg, b.log, offsets)
+	offline := 0
 	for _, m := range cat.Topics {
 		t := &topic{meta: m}
 		b.topics[m.Name] = t // before opening, so closeLogs sees partial opens
 		for p := int32(0); p < m.Partitions; p++ {
 			part, err := b.openPartition(m, p)
 			if err != nil {
-				return err
+				// A fault stays where it happened: this partition
+				// goes offline, the others serve.
+				part = b.offlinePartition(m, p, err)
+				offline++
 			}
 			t.partitions = append(t.partitions, part)
 		}
 	}
-	b.log.Info("data dir opened", "dir", dir, "topics", len(cat.Topics), "cluster_id", cat.ClusterID)
+	b.metrics.offlinePartitions.Set(float64(offline))
+	b.log.Info("data dir opened", "dir", dir, "topics", len(cat.Topics), "offline_partitions", offline, "cluster_id", cat.ClusterID)
 	return nil
+}
+
+// offlinePartition is partition p of topic m when its log could not be
+// opened: it answers KAFKA_STORAGE_ERROR to produce, fetch and list offsets,
+// and LEADER_NOT_AVAILABLE in Metadata, until it is repaired and the broker
+// restarted. The log line names the file and byte of a corrupt segment.
+func (b *Broker) offlinePartition(m topicMeta, p int32, err error) *partition {
+	attrs := []any{"topic", m.Name, "partition", p, "err", err}
+	var ce *commitlog.CorruptionError
+	if errors.As(err, &ce) {
+		attrs = append(attrs, "file", ce.Segment, "byte", ce.Offset)
+	}
+	attrs = append(attrs, "repair", fmt.Sprintf("broker repair --data-dir %s --topic %s --partition %d", b.cfg.DataDir, m.Name, p))
+	b.log.Error("partition offline: its log could not be opened; every other partition serves", attrs...)
+	b.metrics.partitionErrors.WithLabelValues(m.Name, strconv.Itoa(int(p)), faultCause(err)).Inc()
+	return &partition{
+		topic:   m.Name,
+		index:   p,
+		dir:     partitionDir(b.cfg.DataDir, m.Name, p),
+		offline: err,
+		faults:  newFaultReporter(b.log, b.metrics, m.Name, p),
+	}
 }
 
 func (b *Broker) openPartition(m topicMeta, p int32) (*partition, error) {
@@ -170,6 +199,7 @@ func (b *Broker) openPartition(m topicMeta, p int32) (*partition, error) {
 		log:         l,
 		flushAlways: b.logOpts.Flush == commitlog.FlushAlways,
 		producers:   producers,
+		faults:      newFaultReporter(b.log, b.metrics, m.Name, p),
 	}
 	part.maxMessageBytes.Store(b.cfg.Topics.effectiveInt(m.Configs, "max.message.bytes"))
 	return part, nil
@@ -287,12 +317,17 @@ func (b *Broker) applyRetention() {
 	}
 }
 
+// allPartitions returns every partition whose log is open (not offline).
 func (b *Broker) allPartitions() []*partition {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	var ps []*partition
 	for _, t := range b.topics {
-		ps = append(ps, t.partitions...)
+		for _, p := range t.partitions {
+			if p.log != nil {
+				ps = append(ps, p)
+			}
+		}
 	}
 	return ps
 }

@@ -130,6 +130,9 @@ type Config struct {
 
 	// Logger receives the broker's structured logs. Nil discards them.
 	Logger *slog.Logger `yaml:"-"`
+	// FS is the file system of the partition logs and the offset store;
+	// nil is the operating system's. Tests inject faults through it.
+	FS commitlog.FS `yaml:"-"`
 }
 
 // TopicDefaults are the broker-wide defaults of the per-topic configs

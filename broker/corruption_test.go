@@ -13,10 +13,13 @@ import (
 // TestCorruptSegmentIsReportedNotServed flips a byte inside a closed
 // segment of one partition. Fetching the damaged batch answers
 // KAFKA_STORAGE_ERROR (the consumer stops there instead of skipping data),
-// fetching before it and from other partitions keeps working.
+// fetching before it and from other partitions keeps working. The
+// corruption is logged and counted once per segment, however often a
+// consumer retries.
 func TestCorruptSegmentIsReportedNotServed(t *testing.T) {
 	dir := t.TempDir()
-	b := startBroker(t, dir)
+	var logs logSink
+	b := startBroker(t, dir, func(c *Config) { c.Logger = logs.logger() })
 	addr := b.Addr().String()
 	createTopic(t, addr, "dmg", 2, map[string]*string{"segment.bytes": ptr("2048")})
 	c := dialRaw(t, addr)
@@ -62,8 +65,16 @@ func TestCorruptSegmentIsReportedNotServed(t *testing.T) {
 		req.Topics = append(req.Topics, ft)
 		return c.roundTrip(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
 	}
-	if got := fetch(0, victimBase); got.ErrorCode != kerr.KafkaStorageError.Code {
-		t.Fatalf("fetch of the damaged batch: error %d, want KAFKA_STORAGE_ERROR", got.ErrorCode)
+	for range 3 {
+		if got := fetch(0, victimBase); got.ErrorCode != kerr.KafkaStorageError.Code {
+			t.Fatalf("fetch of the damaged batch: error %d, want KAFKA_STORAGE_ERROR", got.ErrorCode)
+		}
+	}
+	if got := logs.lines("corrupt segment", "topic=dmg", "partition=0", "file="+victim, "byte=0"); len(got) != 1 {
+		t.Fatalf("%d log lines report the corrupt segment %s at byte 0, want 1:\n%s", len(got), victim, strings.Join(logs.lines("corrupt"), "\n"))
+	}
+	if got := counterValue(t, b.metrics.partitionErrors.WithLabelValues("dmg", "0", "corrupt")); got != 1 {
+		t.Fatalf("partition_errors_total{dmg,0,corrupt} = %v, want 1", got)
 	}
 	if got := fetch(0, 0); got.ErrorCode != 0 || len(got.RecordBatches) == 0 {
 		t.Fatalf("fetch before the damage: error %d, %d bytes", got.ErrorCode, len(got.RecordBatches))

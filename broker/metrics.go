@@ -26,10 +26,11 @@ const (
 // metrics are the broker's Prometheus metrics, all prefixed
 // factorywire_broker_. Broker.Registry exposes them.
 type metrics struct {
-	limitHits       *prometheus.CounterVec // limit
-	connections     prometheus.Gauge
-	partitionErrors *prometheus.CounterVec // topic, partition, cause
-	corruptRecords  *prometheus.CounterVec // topic
+	limitHits         *prometheus.CounterVec // limit
+	connections       prometheus.Gauge
+	partitionErrors   *prometheus.CounterVec // topic, partition, cause
+	corruptRecords    *prometheus.CounterVec // topic
+	offlinePartitions prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,7 +45,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		corruptRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "corrupt_batches_total",
 			Help: "Produced record batches refused as CORRUPT_MESSAGE (malformed records), by topic."}, []string{"topic"}),
 	}
-	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.corruptRecords)
+	m.offlinePartitions = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "offline_partitions",
+		Help: "Partitions whose log could not be opened at start-up (a corrupt segment): they serve nothing until repaired."})
+	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.corruptRecords, m.offlinePartitions)
 	return m
 }
 

@@ -53,9 +53,10 @@ func (l *Log) Truncations() int64 { return l.truncations.Load() }
 //     its indexes are loaded back into memory.
 //
 // The active segment is then fsynced, which also tests the disk. If any step
-// fails the log stays failed and Heal returns the failure; attempts are
-// spaced by a wait that doubles from 100ms to 10s, and a call before the next
-// attempt is due returns the current failure at once. Heal on a log that has
+// fails the log stays failed and Heal returns the failure. Attempts are
+// spaced by a wait that doubles from 100ms to 10s while Heal fails or the log
+// fails again soon after healing (a disk still full), and a call before the
+// next attempt is due returns the current failure at once. Heal on a log that has
 // not failed does nothing. It is safe to call concurrently with every other
 // method; appends and Syncs wait for it.
 func (l *Log) Heal() (HealResult, error) {
@@ -84,14 +85,17 @@ func (l *Log) Heal() (HealResult, error) {
 		return HealResult{}, fmt.Errorf("%w (healing failed: %w)", l.err, err)
 	}
 	cause := l.err
-	l.err, l.failure, l.healWait, l.healAfter = nil, 0, 0, time.Time{}
+	l.err, l.failure, l.healedAt = nil, 0, now
 	l.failed.Store(false)
 	res.Healed = true
-	if res.To > res.From {
+	switch {
+	case res.To > res.From:
 		l.truncations.Add(1)
 		l.logger.Warn("log healed; batches written after the last successful fsync were removed",
 			"dir", l.dir, "from_offset", res.From, "to_offset", res.To, "cause", cause)
-	} else {
+	case l.relapse:
+		l.logger.Debug("log healed", "dir", l.dir, "cause", cause)
+	default:
 		l.logger.Info("log healed", "dir", l.dir, "cause", cause)
 	}
 	return res, nil

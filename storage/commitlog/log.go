@@ -59,6 +59,8 @@ type Log struct {
 	sealedActive bool
 	healAfter    time.Time     // no Heal attempt before this
 	healWait     time.Duration // the last backoff between attempts
+	healedAt     time.Time     // when Heal last succeeded
+	relapse      bool          // the failure came soon after a heal
 	truncations  atomic.Int64  // heals that removed appended batches
 
 	segs    atomic.Pointer[[]*segment] // copy on write, oldest first
@@ -240,7 +242,19 @@ func (l *Log) fail(kind failureKind, err error) error {
 		l.err = fmt.Errorf("%w: %w", ErrFailed, err)
 		l.failure = kind
 		l.failed.Store(true)
-		l.logger.Error("log failed; appends are refused until it heals", "dir", l.dir, "err", err)
+		// A failure soon after a heal is the same fault still there
+		// (a disk still full): space the next attempt further out and
+		// log it quietly.
+		now := time.Now()
+		l.relapse = !l.healedAt.IsZero() && now.Sub(l.healedAt) < max(2*l.healWait, time.Second)
+		if l.relapse {
+			l.healWait = min(max(2*l.healWait, minHealWait), maxHealWait)
+			l.healAfter = now.Add(l.healWait)
+			l.logger.Debug("log failed again soon after healing", "dir", l.dir, "retry_in", l.healWait, "err", err)
+		} else {
+			l.healWait = 0
+			l.logger.Error("log failed; appends are refused until it heals", "dir", l.dir, "err", err)
+		}
 	} else if kind > l.failure {
 		l.failure = kind // undo the most on heal
 	}
