@@ -17,10 +17,18 @@ import (
 // one record batch appended to an internal commit log (DATA_DIR/
 // __consumer_offsets) and fsynced before the commit is acknowledged; at start
 // the log is replayed into memory. Each record's key is the JSON array
-// [group, topic, partition] and its value the JSON committedOffset, or no
-// value (a tombstone) for a deleted offset. When the log holds many more
-// records than live offsets it is compacted: the live offsets are written to
-// a new log, which replaces the old one by rename.
+// [group, topic, partition] and its value the JSON committedOffset
+// ({"offset", "leader_epoch", "metadata", "commit_ms"}, commit_ms being the
+// commit's time in Unix milliseconds), or no value (a tombstone) for an
+// offset deleted by DeleteGroups or OffsetDelete, or expired after
+// OffsetsRetention (see coordinator.expire). A tombstone is durable like a
+// commit, so an expired offset does not come back after a restart. A record
+// whose commit_ms is missing or not positive counts as committed when the
+// store was opened. When the log holds many more records than live offsets
+// it is compacted: the live offsets (with their commit_ms) are written to a
+// new log, which replaces the old one by rename. Since expiry bounds the live
+// offsets, compaction bounds the log: it never holds more than
+// max(compactMin, compactRatio × live offsets) records plus one batch.
 const (
 	offsetsDir        = "__consumer_offsets"
 	offsetsCompactDir = offsetsDir + ".compact"
@@ -39,6 +47,12 @@ type offsetKey struct {
 	partition    int32
 }
 
+// topicPartition is an offset's key within its group.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
 type committedOffset struct {
 	Offset      int64  `json:"offset"`
 	LeaderEpoch int32  `json:"leader_epoch"`
@@ -46,13 +60,18 @@ type committedOffset struct {
 	CommitMs    int64  `json:"commit_ms"`
 }
 
+// offsetStore is the durable store of committed offsets. Its methods are
+// safe for concurrent use: one mutex serialises appends and guards the
+// in-memory index.
 type offsetStore struct {
-	mu      sync.Mutex
-	dataDir string
-	opts    commitlog.Options
-	log     *commitlog.Log
-	live    map[offsetKey]committedOffset
-	records int64 // records in the log, live or not
+	mu       sync.Mutex
+	dataDir  string
+	opts     commitlog.Options
+	log      *commitlog.Log
+	live     map[string]map[topicPartition]committedOffset // group → its offsets
+	nlive    int                                           // offsets in live
+	records  int64                                         // records in the log, live or not
+	openedMs int64                                         // when the store was opened, Unix ms
 	// compactMin is the fewest records worth compacting
 	// (defaultCompactMinRecords; tests lower it).
 	compactMin int64
@@ -60,7 +79,12 @@ type offsetStore struct {
 
 func openOffsetStore(dataDir string, opts commitlog.Options) (*offsetStore, error) {
 	opts.RetentionAge, opts.RetentionBytes = -1, -1 // only compaction removes records
-	s := &offsetStore{dataDir: dataDir, opts: opts, live: map[offsetKey]committedOffset{}, compactMin: defaultCompactMinRecords}
+	s := &offsetStore{
+		dataDir: dataDir, opts: opts,
+		live:       map[string]map[topicPartition]committedOffset{},
+		openedMs:   time.Now().UnixMilli(),
+		compactMin: defaultCompactMinRecords,
+	}
 	if err := s.finishCompaction(); err != nil {
 		return nil, fmt.Errorf("offset store: %w", err)
 	}
@@ -132,16 +156,44 @@ func (s *offsetStore) applyBatch(batch []byte) error {
 		}
 		s.records++
 		if r.Value == nil {
-			delete(s.live, key)
+			s.set(key, nil)
 			return nil
 		}
 		var v committedOffset
 		if err := json.Unmarshal(r.Value, &v); err != nil {
 			return fmt.Errorf("record %d value: %w", i, err)
 		}
-		s.live[key] = v
+		if v.CommitMs <= 0 {
+			v.CommitMs = s.openedMs
+		}
+		s.set(key, &v)
 		return nil
 	})
+}
+
+// set stores v under k, or deletes k when v is nil. The caller holds s.mu
+// (or is replaying, before the store is shared).
+func (s *offsetStore) set(k offsetKey, v *committedOffset) {
+	tp := topicPartition{k.topic, k.partition}
+	offs := s.live[k.group]
+	if v == nil {
+		if _, ok := offs[tp]; ok {
+			delete(offs, tp)
+			s.nlive--
+			if len(offs) == 0 {
+				delete(s.live, k.group)
+			}
+		}
+		return
+	}
+	if offs == nil {
+		offs = map[topicPartition]committedOffset{}
+		s.live[k.group] = offs
+	}
+	if _, ok := offs[tp]; !ok {
+		s.nlive++
+	}
+	offs[tp] = *v
 }
 
 // offsetChange is one offset to store, or to delete when value is nil.
@@ -161,6 +213,12 @@ func (s *offsetStore) commit(changes []offsetChange) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.appendLocked(batch, changes)
+}
+
+// appendLocked appends batch, which encodes changes, waits for its fsync,
+// applies changes and compacts the log if it is due. The caller holds s.mu.
+func (s *offsetStore) appendLocked(batch []byte, changes []offsetChange) error {
 	base, err := s.log.Append(batch)
 	if err != nil {
 		return err
@@ -169,26 +227,49 @@ func (s *offsetStore) commit(changes []offsetChange) error {
 		return err
 	}
 	for _, c := range changes {
-		if c.value == nil {
-			delete(s.live, c.key)
-		} else {
-			s.live[c.key] = *c.value
-		}
+		s.set(c.key, c.value)
 	}
 	s.records += int64(len(changes))
-	if s.records >= s.compactMin && s.records > compactRatio*int64(len(s.live)) {
+	if s.records >= s.compactMin && s.records > compactRatio*int64(s.nlive) {
 		if err := s.compactLocked(); err != nil {
-			return fmt.Errorf("compact offsets (the commit itself is stored): %w", err)
+			return fmt.Errorf("compact offsets (the change itself is stored): %w", err)
 		}
 	}
 	return nil
+}
+
+// expire deletes the offsets of expired that still hold the value the
+// caller saw (an offset committed again since then is kept), durably, with
+// one tombstone each. It returns how many offsets it deleted per group.
+func (s *offsetStore) expire(expired map[offsetKey]committedOffset) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var changes []offsetChange
+	counts := map[string]int{}
+	for k, seen := range expired {
+		if v, ok := s.live[k.group][topicPartition{k.topic, k.partition}]; ok && v == seen {
+			changes = append(changes, offsetChange{key: k})
+			counts[k.group]++
+		}
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	batch, err := encodeOffsetBatch(changes)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.appendLocked(batch, changes); err != nil {
+		return nil, err
+	}
+	return counts, nil
 }
 
 // get returns a committed offset.
 func (s *offsetStore) get(k offsetKey) (committedOffset, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.live[k]
+	v, ok := s.live[k.group][topicPartition{k.topic, k.partition}]
 	return v, ok
 }
 
@@ -196,24 +277,46 @@ func (s *offsetStore) get(k offsetKey) (committedOffset, bool) {
 func (s *offsetStore) group(group string) map[offsetKey]committedOffset {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[offsetKey]committedOffset{}
-	for k, v := range s.live {
-		if k.group == group {
-			out[k] = v
-		}
+	out := make(map[offsetKey]committedOffset, len(s.live[group]))
+	for tp, v := range s.live[group] {
+		out[offsetKey{group, tp.topic, tp.partition}] = v
 	}
 	return out
 }
 
-// groups returns the ids of groups with committed offsets.
-func (s *offsetStore) groups() map[string]bool {
+// hasGroup reports whether a group has committed offsets.
+func (s *offsetStore) hasGroup(group string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]bool{}
-	for k := range s.live {
-		out[k.group] = true
+	return len(s.live[group]) > 0
+}
+
+// groups returns the groups with committed offsets, each with the time of
+// its latest commit (Unix ms).
+func (s *offsetStore) groups() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(s.live))
+	for g, offs := range s.live {
+		out[g] = latestCommit(offs)
 	}
 	return out
+}
+
+// lastCommit returns the time of a group's latest commit (Unix ms), or 0
+// if it has no offsets.
+func (s *offsetStore) lastCommit(group string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return latestCommit(s.live[group])
+}
+
+func latestCommit(offs map[topicPartition]committedOffset) int64 {
+	var last int64
+	for _, v := range offs {
+		last = max(last, v.CommitMs)
+	}
+	return last
 }
 
 // compactLocked rewrites the log with only the live offsets. The caller
@@ -240,13 +343,14 @@ func (s *offsetStore) compactLocked() error {
 		_, err = nl.Append(batch)
 		return err
 	}
-	for k, v := range s.live {
-		v := v
-		changes = append(changes, offsetChange{k, &v})
-		if len(changes) == 1000 {
-			if err := flush(); err != nil {
-				nl.Delete()
-				return err
+	for group, offs := range s.live {
+		for tp, v := range offs {
+			changes = append(changes, offsetChange{offsetKey{group, tp.topic, tp.partition}, &v})
+			if len(changes) == 1000 {
+				if err := flush(); err != nil {
+					nl.Delete()
+					return err
+				}
 			}
 		}
 	}
@@ -279,7 +383,7 @@ func (s *offsetStore) compactLocked() error {
 	if err != nil {
 		return err
 	}
-	s.log, s.records = l, int64(len(s.live))
+	s.log, s.records = l, int64(s.nlive)
 	return nil
 }
 

@@ -1,9 +1,12 @@
 package broker
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/factorywire/factorywire/storage/commitlog"
 )
@@ -104,5 +107,65 @@ func TestOffsetStoreInterruptedCompaction(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOffsetStoreExpire deletes offsets as the coordinator's expiry does:
+// only those still holding the value seen (one committed again meanwhile
+// stays), durably (a reopened store does not have them back), and the
+// commit times survive a reopen, a missing one reading as the time the
+// store was opened. Expiring everything lets compaction empty the log.
+func TestOffsetStoreExpire(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	s.compactMin = 50
+	put := func(group string, p int32, off, ms int64) {
+		t.Helper()
+		if err := s.commit([]offsetChange{{offsetKey{group, "t", p}, &committedOffset{Offset: off, CommitMs: ms}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("g", 0, 1, 100)
+	put("g", 1, 2, 100)
+	put("h", 0, 3, 150)
+	put("z", 0, 4, 0)
+	seen := s.group("g")
+	put("g", 1, 5, 200) // committed again after the expiry looked
+	counts, err := s.expire(seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["g"] != 1 || len(counts) != 1 {
+		t.Fatalf("expired %v, want g: 1", counts)
+	}
+	if last := s.groups(); last["g"] != 200 || last["h"] != 150 || len(last) != 3 {
+		t.Fatalf("latest commits %v, want g: 200, h: 150, z: 0", last)
+	}
+	s.close()
+	before := time.Now().UnixMilli()
+	s = openTestStore(t, dir)
+	s.compactMin = 50
+	if v, ok := s.get(offsetKey{"g", "t", 0}); ok {
+		t.Fatalf("expired offset back after reopen: %+v", v)
+	}
+	if v, ok := s.get(offsetKey{"g", "t", 1}); !ok || v.Offset != 5 || v.CommitMs != 200 {
+		t.Fatalf("offset committed again: %+v %v, want offset 5 committed at 200", v, ok)
+	}
+	if v, _ := s.get(offsetKey{"z", "t", 0}); v.CommitMs < before {
+		t.Fatalf("an offset without a commit time reads %d, want the store's opening time (>= %d)", v.CommitMs, before)
+	}
+
+	for i := 0; i < 100; i++ {
+		put(fmt.Sprintf("many-%d", i), 0, int64(i), 300)
+	}
+	all := map[offsetKey]committedOffset{}
+	for id := range s.groups() {
+		maps.Copy(all, s.group(id))
+	}
+	if _, err := s.expire(all); err != nil {
+		t.Fatal(err)
+	}
+	if s.nlive != 0 || len(s.groups()) != 0 || s.records != 0 {
+		t.Fatalf("after expiring everything: %d live offsets, %d groups, %d records in the log; want none", s.nlive, len(s.groups()), s.records)
 	}
 }
