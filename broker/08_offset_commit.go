@@ -15,8 +15,9 @@ import (
 // themselves); otherwise the member and generation must be the group's
 // (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID;
 // REBALANCE_IN_PROGRESS while assignments are being handed out). Commits are
-// fsynced before the answer. The retention time (v2–4) is ignored: offsets
-// are kept until their group is deleted. Metadata is limited to 4096 bytes.
+// fsynced before the answer. The retention time (v2–4) is ignored, where
+// Kafka makes it the offset's expiry time: offsets expire after the broker's
+// OffsetsRetention (coordinator.expire). Metadata is limited to 4096 bytes.
 
 func init() { regKey(int16(kmsg.OffsetCommit), 2, 8, handleOffsetCommit) }
 

@@ -60,9 +60,17 @@ func handleJoinGroup(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 		case r := <-answer:
 			return r
 		case <-ctx.Done():
-			resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
-			resp.ErrorCode, resp.Generation = kerr.CoordinatorNotAvailable.Code, -1
-			return resp
+		case <-g.done:
+			// The group was deleted (DeleteGroups, or expired while
+			// Empty) before it ran this request: the client retries.
+			select {
+			case r := <-answer:
+				return r
+			default:
+			}
 		}
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode, resp.Generation = kerr.CoordinatorNotAvailable.Code, -1
+		return resp
 	}}, nil
 }

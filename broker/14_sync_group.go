@@ -39,9 +39,18 @@ func handleSyncGroup(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 			r.Version = req.Version
 			return r
 		case <-ctx.Done():
-			resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
-			resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-			return resp
+		case <-g.done:
+			// The group was deleted (DeleteGroups, or expired while
+			// Empty) before it ran this request: the client retries.
+			select {
+			case r := <-answer:
+				r.Version = req.Version
+				return r
+			default:
+			}
 		}
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp
 	}}, nil
 }

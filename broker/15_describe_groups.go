@@ -8,7 +8,8 @@ import (
 // DescribeGroups v0–5.
 //
 // A group the coordinator does not know is reported in state Dead without
-// an error, as Kafka does; one that only has committed offsets is Empty.
+// an error, as Kafka does, and so is one deleted after its offsets expired
+// (OffsetsRetention); one that only has committed offsets is Empty.
 // Authorized operations (v3+) are not provided.
 
 func init() { regKey(int16(kmsg.DescribeGroups), 0, 5, handleDescribeGroups) }

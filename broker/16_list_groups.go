@@ -10,7 +10,8 @@ import (
 // ListGroups v0–4.
 //
 // Every group with members, and every group with committed offsets (Empty).
-// v4 filters by state names, case-insensitively.
+// An Empty group whose offsets expired (OffsetsRetention) is deleted and no
+// longer listed. v4 filters by state names, case-insensitively.
 
 func init() { regKey(int16(kmsg.ListGroups), 0, 4, handleListGroups) }
 

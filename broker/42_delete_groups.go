@@ -8,7 +8,8 @@ import (
 // DeleteGroups v0–2.
 //
 // Only a group without members can be deleted (NON_EMPTY_GROUP otherwise);
-// its committed offsets go with it. An unknown group is GROUP_ID_NOT_FOUND.
+// its committed offsets go with it. An unknown group is GROUP_ID_NOT_FOUND,
+// and so is one already deleted because its offsets expired.
 
 func init() { regKey(int16(kmsg.DeleteGroups), 0, 2, handleDeleteGroups) }
 

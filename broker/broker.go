@@ -138,7 +138,7 @@ func (b *Broker) open() error {
 	if err != nil {
 		return err
 	}
-	b.groups = newCoordinator(b.cfg, b.log, offsets)
+	b.groups = newCoordinator(b.cfg, b.log, offsets, b.metrics)
 	offline := 0
 	for _, m := range cat.Topics {
 		t := &topic{meta: m}

@@ -34,6 +34,21 @@
 // offsets are durable: each commit is appended to an internal commit log
 // and fsynced before it is acknowledged (offsets.go).
 //
+// Groups expire as in Kafka (offsets.retention.minutes, KIP-211): every
+// OffsetsRetentionCheckInterval (default 10m) the coordinator deletes the
+// offsets that expired under OffsetsRetention (default 7 days). An Empty
+// group's offsets expire that long after it became Empty (or after their
+// commit, if later); a group that never had members (standalone consumers,
+// tools) loses each offset that long after its commit; a consumer group
+// with members keeps the offsets of the topics its members subscribe to and
+// loses the others that long after their commit. An Empty group left
+// without offsets is deleted: ListGroups no longer lists it, DescribeGroups
+// reports it Dead, OffsetFetch answers -1. Expiry writes tombstones, so it
+// survives a restart; after a restart a group that only has offsets is
+// Empty since its latest commit. Each expiry is logged at info and counted
+// (factorywire_broker_expired_offsets_total,
+// factorywire_broker_deleted_groups_total).
+//
 // # Data directory
 //
 //	DATA_DIR/

@@ -20,7 +20,9 @@ import (
 //
 // Membership is not persisted: after a broker restart members get
 // UNKNOWN_MEMBER_ID and rejoin, as after a Kafka coordinator change.
-// Committed offsets are persisted by the offset store.
+// Committed offsets are persisted by the offset store, and expire after
+// OffsetsRetention (coordinator.expire); an Empty group without offsets is
+// then deleted: it goes Dead and its goroutine ends.
 type group struct {
 	c  *coordinator
 	id string
@@ -36,6 +38,13 @@ type group struct {
 	rebalance    *time.Timer
 	rebalanceGen int  // invalidates an old rebalance timer
 	initialDelay bool // a new group's first rebalance waits for its timer
+	// emptySince is when the group last became Empty, in Unix ms (Kafka's
+	// currentStateTimestamp while Empty): its offsets expire
+	// OffsetsRetention after it. It is 0 for a group that never had
+	// members (standalone consumers and tools that only commit), whose
+	// offsets expire each OffsetsRetention after its commit; a group
+	// restored from the offset store starts Empty since its latest commit.
+	emptySince int64
 
 	ops  chan func()
 	kill chan struct{} // closed when the group is deleted
@@ -73,9 +82,9 @@ type member struct {
 	expiryGen   int
 }
 
-func newGroup(c *coordinator, id string) *group {
+func newGroup(c *coordinator, id string, emptySince int64) *group {
 	g := &group{
-		c: c, id: id,
+		c: c, id: id, emptySince: emptySince,
 		members:    map[string]*member{},
 		static:     map[string]string{},
 		pendingIDs: map[string]time.Time{},
@@ -430,6 +439,7 @@ func (g *group) completeJoin() {
 	g.generation++
 	if len(g.members) == 0 {
 		g.state, g.protocol, g.leader, g.protocolType = groupEmpty, "", "", ""
+		g.emptySince = time.Now().UnixMilli()
 		return
 	}
 	g.protocol = g.chooseProtocol()

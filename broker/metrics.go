@@ -31,6 +31,8 @@ type metrics struct {
 	partitionErrors   *prometheus.CounterVec // topic, partition, cause
 	corruptRecords    *prometheus.CounterVec // topic
 	offlinePartitions prometheus.Gauge
+	expiredOffsets    prometheus.Counter
+	deletedGroups     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,10 +46,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Storage errors of a partition by cause (write, fsync, roll, corrupt, ...): each one made a produce or fetch fail."}, []string{"topic", "partition", "cause"}),
 		corruptRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "corrupt_batches_total",
 			Help: "Produced record batches refused as CORRUPT_MESSAGE (malformed records), by topic."}, []string{"topic"}),
+		expiredOffsets: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "expired_offsets_total",
+			Help: "Committed offsets deleted because they expired (offsets_retention)."}),
+		deletedGroups: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deleted_groups_total",
+			Help: "Empty consumer groups deleted by expiry once no committed offsets were left (not those deleted by DeleteGroups)."}),
 	}
 	m.offlinePartitions = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "offline_partitions",
 		Help: "Partitions whose log could not be opened at start-up (a corrupt segment): they serve nothing until repaired."})
-	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.corruptRecords, m.offlinePartitions)
+	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.corruptRecords, m.offlinePartitions, m.expiredOffsets, m.deletedGroups)
 	return m
 }
 
