@@ -92,6 +92,9 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 	if other := b.collidingTopicLocked(name); other != "" {
 		return nil, kerr.InvalidTopicException.Code, fmt.Sprintf("topic %q collides with existing topic %q: names that differ only in '.' and '_' are refused, as Kafka refuses them (its metric names replace '.' with '_')", name, other)
 	}
+	if code, msg := b.checkPartitionLimitLocked(name, partitions); code != 0 {
+		return nil, code, msg
+	}
 	if validateOnly {
 		return nil, 0, ""
 	}
@@ -174,6 +177,23 @@ func (b *Broker) deleteTopic(name string) (int16, string) {
 	return 0, ""
 }
 
+// checkPartitionLimitLocked refuses adding more partitions to topic name
+// than max_partitions leaves room for, with POLICY_VIOLATION (as Kafka's
+// create-topic policies answer), and counts the refusal. Callers hold b.mu.
+func (b *Broker) checkPartitionLimitLocked(name string, more int32) (int16, string) {
+	have := 0
+	for _, t := range b.topics {
+		have += len(t.partitions)
+	}
+	if have+int(more) <= b.cfg.MaxPartitions {
+		return 0, ""
+	}
+	msg := fmt.Sprintf("adding %d partitions for topic %q would make %d, above this broker's max_partitions %d (it has %d); delete unused topics or raise max_partitions",
+		more, name, have+int(more), b.cfg.MaxPartitions, have)
+	b.limits.hit(limitMaxPartitions, "partitions refused: the broker holds max_partitions", "topic", name, "partitions", have, "requested", more, "max_partitions", b.cfg.MaxPartitions)
+	return kerr.PolicyViolation.Code, msg
+}
+
 // addPartitions grows a topic to count partitions.
 func (b *Broker) addPartitions(name string, count int32, validateOnly bool) (int16, string) {
 	b.mu.Lock()
@@ -188,7 +208,11 @@ func (b *Broker) addPartitions(name string, count int32, validateOnly bool) (int
 		return kerr.InvalidPartitions.Code, fmt.Sprintf("topic %q has %d partitions; the new count %d must be larger", name, have, count)
 	case count > maxPartitions:
 		return kerr.InvalidPartitions.Code, fmt.Sprintf("number of partitions %d is above the limit %d", count, maxPartitions)
-	case validateOnly:
+	}
+	if code, msg := b.checkPartitionLimitLocked(name, count-have); code != 0 {
+		return code, msg
+	}
+	if validateOnly {
 		return 0, ""
 	}
 	meta := t.meta

@@ -265,3 +265,33 @@ func TestAutoCreateTopics(t *testing.T) {
 		t.Fatalf("auto-created topic: %v, %d partitions, want 3", err, len(td["auto"].Partitions))
 	}
 }
+
+// TestPartitionLimit: CreateTopics and CreatePartitions beyond
+// max_partitions get POLICY_VIOLATION with a message naming the limit, and
+// each refusal is counted; up to the limit they succeed.
+func TestPartitionLimit(t *testing.T) {
+	b := startBroker(t, "", func(c *Config) { c.MaxPartitions = 5 })
+	adm := kadm.NewClient(newClient(t, b.Addr().String()))
+	ctx := context.Background()
+	if resp, err := adm.CreateTopic(ctx, 3, 1, nil, "a"); err != nil || resp.Err != nil {
+		t.Fatalf("create a: %v %v", err, resp.Err)
+	}
+	resp, _ := adm.CreateTopic(ctx, 3, 1, nil, "b")
+	if !errors.Is(resp.Err, kerr.PolicyViolation) || !strings.Contains(resp.ErrMessage, "max_partitions 5 (it has 3)") {
+		t.Fatalf("create b beyond the limit: %v %q, want POLICY_VIOLATION naming max_partitions 5", resp.Err, resp.ErrMessage)
+	}
+	vresp, err := adm.ValidateCreateTopics(ctx, 3, 1, nil, "c")
+	if err != nil || !errors.Is(vresp["c"].Err, kerr.PolicyViolation) {
+		t.Fatalf("validate-only create beyond the limit: %v %v", err, vresp)
+	}
+	presp, err := adm.CreatePartitions(ctx, 3, "a") // to 6
+	if err != nil || !errors.Is(presp["a"].Err, kerr.PolicyViolation) {
+		t.Fatalf("create partitions beyond the limit: %v %+v", err, presp["a"])
+	}
+	if presp, err := adm.UpdatePartitions(ctx, 5, "a"); err != nil || presp["a"].Err != nil {
+		t.Fatalf("grow a to the limit: %v %+v", err, presp["a"])
+	}
+	if got := limitHits(t, b, limitMaxPartitions); got != 3 {
+		t.Fatalf("max_partitions hits %v, want 3", got)
+	}
+}

@@ -155,6 +155,9 @@ func (b *Broker) open() error {
 		}
 	}
 	b.metrics.offlinePartitions.Set(float64(offline))
+	if n := len(b.allPartitions()) + offline; n > b.cfg.MaxPartitions {
+		b.log.Warn("the data dir holds more partitions than max_partitions; they are all served, but no partition can be added", "partitions", n, "max_partitions", b.cfg.MaxPartitions)
+	}
 	b.log.Info("data dir opened", "dir", dir, "topics", len(cat.Topics), "offline_partitions", offline, "cluster_id", cat.ClusterID)
 	return nil
 }
