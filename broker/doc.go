@@ -26,6 +26,30 @@
 // last five batches, rebuilt from the log's active segment on start, so a
 // retry across a restart is still recognised.
 //
+// # Faults
+//
+// A storage fault stays in the partition it happened in. A failed write,
+// fsync or segment roll (a full disk, too many open files, an I/O error)
+// makes that partition answer produces with a retriable KAFKA_STORAGE_ERROR
+// whose message names the partition and the cause; the next produce after
+// the cause is gone heals the log (commitlog.Log.Heal) and is accepted, with
+// no restart. Healing after a failed fsync removes what was written since
+// the last good fsync (none of it was acknowledged), rebuilds the
+// idempotent-producer state from the log, and a produce whose batch it
+// removed is not acknowledged, so the producer's retry lands again. Each
+// partition logs one error line when it starts failing and one when it
+// heals, and counts every failure
+// (factorywire_broker_partition_errors_total{topic,partition,cause}).
+//
+// A partition whose log cannot be opened at start-up (recovery found a
+// corrupt segment: a damaged batch that is not a torn write) is offline:
+// Metadata reports it LEADER_NOT_AVAILABLE with its replica offline, and
+// produce, fetch and list offsets answer KAFKA_STORAGE_ERROR, while every
+// other partition serves. The log line names the file, the byte and the
+// repair command. A fetch that meets corruption in a closed segment is
+// answered KAFKA_STORAGE_ERROR (the consumer stops there instead of
+// skipping data), and the corruption is logged and counted once per segment.
+//
 // # Consumer groups
 //
 // The broker is the coordinator of every group (coordinator.go, group.go):
