@@ -38,6 +38,7 @@
 //	00000000000000004711.timeindex
 //	recovery-point                  offset below which segments are flushed and valid
 //	clean-shutdown                  exists only while the log is closed cleanly
+//	00000000000000000000.log.quarantine-8192  bytes Repair moved out of that segment
 //
 // A segment is named by its base offset, the offset of its first batch, in
 // 20 decimal digits. The last segment is the active one, the only one that
@@ -45,7 +46,8 @@
 // one larger than Options.SegmentBytes or the active one is older than
 // Options.SegmentAge. Open removes a leftover recovery-point.tmp and index
 // files without a .log (left by a crash during retention); it ignores other
-// files.
+// files, among them Repair's quarantine files and its leftover *.repair-tmp
+// files (see Repairing a corrupt log).
 //
 // # Segment file (.log)
 //
@@ -182,12 +184,50 @@
 // # Repairing a corrupt log
 //
 // A *CorruptionError means the file changed after it was written: a failing
-// disk or file system, or a tool. Keep a copy of the directory first. To
-// accept losing the data from the corrupt batch on, truncate the named file
-// at the named byte position and remove the later segments; to accept a
-// shorter log after ErrRecoveryPoint, remove the recovery-point file. A
-// corrupt batch in a closed segment is also reported by Read, with the same
-// file and position, while the rest of the log stays readable.
+// disk or file system, or a tool. Read reports a corrupt batch in a closed
+// segment with the file and byte position, and serves the valid batches
+// before it; the rest of the log stays readable.
+//
+// Scrub verifies every batch of every segment without changing anything,
+// and is safe while the log is open: it reports each damaged range, from an
+// invalid batch to the next valid batch (the next position where a header
+// parses, its CRC32C verifies and its offsets follow on from the last valid
+// batch's), or to the end of the file. Repair, on a log that is not open,
+// fixes them: for each damaged range it
+//
+//  1. copies the range's bytes, as they were, to a quarantine file beside
+//     the segment, named SEGMENT.log.quarantine-POS, POS being the range's
+//     byte position in the segment as it was (SEGMENT.log.quarantine-POS.2,
+//     .3, ... if that name holds other bytes), and fsyncs it;
+//  2. puts in the range's place a placeholder: an empty RecordBatch v2
+//     covering exactly the offsets the range held (recordsCount 0,
+//     lastOffsetDelta the number of lost offsets minus one, attributes 0,
+//     producerId, producerEpoch and baseSequence -1, both timestamps the
+//     maxTimestamp of the last valid batch before it, or -1, and its
+//     partitionLeaderEpoch), so that offsets stay contiguous. ParseBatch,
+//     Append and Read accept a batch of no records as any other; Kafka
+//     keeps such batches after compaction, and consumers skip them and go
+//     on from their last offset plus one. A range that held no offset
+//     (bytes between two contiguous batches) gets no placeholder; a range
+//     that ends the log (the last segment has nothing valid after it) is
+//     truncated instead, and later appends take its offsets again;
+//  3. writes the segment's new content to SEGMENT.log.repair-tmp, fsyncs
+//     it, renames it over the segment and fsyncs the directory, then
+//     removes the segment's index files.
+//
+// Before changing any segment Repair removes the clean-shutdown marker and
+// lowers the recovery point to the first repaired segment's base offset,
+// so that a crash at any step leaves a log that Open validates and that
+// still holds every byte outside the damaged ranges; running Repair again
+// finishes the job (it removes leftover *.repair-tmp files first). At the
+// end it scrubs the log again and opens and closes it with Open, which
+// rebuilds the indexes. On a healthy log Repair changes nothing. Repair
+// does not touch a torn tail of the active segment: Open truncates it.
+//
+// Keep a copy of the directory before repairing. A quarantine file holds
+// the raw bytes of its range, batches back to back as in the segment from
+// its first invalid byte; Repair never removes it. To accept a shorter log
+// after ErrRecoveryPoint, remove the recovery-point file.
 //
 // # Durability
 //
