@@ -107,6 +107,9 @@ func New(cfg Config) (*Broker, error) {
 	b.wg.Add(2)
 	go b.acceptLoop()
 	go b.maintain()
+	if cfg.ScrubOnStart {
+		b.startScrub()
+	}
 	return b, nil
 }
 

@@ -33,6 +33,9 @@ type metrics struct {
 	offlinePartitions prometheus.Gauge
 	expiredOffsets    prometheus.Counter
 	deletedGroups     prometheus.Counter
+	// scrubCorruptRanges counts the damaged ranges the scrub at start
+	// found (Config.ScrubOnStart).
+	scrubCorruptRanges *prometheus.CounterVec // topic, partition
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,10 +53,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Committed offsets deleted because they expired (offsets_retention)."}),
 		deletedGroups: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deleted_groups_total",
 			Help: "Empty consumer groups deleted by expiry once no committed offsets were left (not those deleted by DeleteGroups)."}),
+		scrubCorruptRanges: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "scrub_corrupt_ranges_total",
+			Help: "Damaged ranges of segment files found by the scrub at start (scrub_on_start), by partition: run broker repair on it."}, []string{"topic", "partition"}),
 	}
 	m.offlinePartitions = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "offline_partitions",
 		Help: "Partitions whose log could not be opened at start-up (a corrupt segment): they serve nothing until repaired."})
 	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.corruptRecords, m.offlinePartitions, m.expiredOffsets, m.deletedGroups)
+	reg.MustRegister(m.scrubCorruptRanges)
 	return m
 }
 
