@@ -4,6 +4,8 @@
 //	broker serve --config configs/broker.yaml [--listen 127.0.0.1:9092] [--data-dir DIR] [--flush always|interval]
 //	broker topics create|list|describe|alter|delete --brokers HOST:PORT ...
 //	broker groups list|describe|lag|reset --brokers HOST:PORT ...
+//	broker scrub --data-dir DIR [--topic T [--partition P]]
+//	broker repair --data-dir DIR --topic T --partition P [--dry-run]
 //
 // topics and groups administer any Kafka-compatible cluster, as Kafka ships
 // kafka-topics.sh and kafka-consumer-groups.sh beside its broker. On a
@@ -18,8 +20,13 @@
 // Every flag has an environment twin: FACTORYWIRE_BROKER_ and the flag name in
 // upper case with '-' as '_' (FACTORYWIRE_BROKER_DATA_DIR). Precedence:
 // flag, then environment, then the config file, then the built-in default.
+// scrub verifies the partition logs of a data dir, read-only, even while a
+// broker serves it; repair moves a stopped broker's damaged ranges to
+// quarantine files (see storage/commitlog's package documentation and
+// docs/OPERATIONS.md).
+//
 // Exit status: 0 after a clean stop, 1 when the broker fails, 2 for a usage or
-// configuration error.
+// configuration error; broker scrub exits with 3 when it found damage.
 package main
 
 import (
@@ -53,7 +60,7 @@ func run(args []string, stdout io.Writer) error {
 		Name:        "broker",
 		ShortUsage:  "broker <subcommand> [flags]",
 		ShortHelp:   "factorywire's single-node Kafka-protocol broker",
-		Subcommands: []*ffcli.Command{serveCommand(), topicsCommand(stdout), groupsCommand(stdout)},
+		Subcommands: []*ffcli.Command{serveCommand(), topicsCommand(stdout), groupsCommand(stdout), scrubCommand(stdout), repairCommand(stdout)},
 		Exec: func(context.Context, []string) error {
 			return usageError{Err: errors.New("missing subcommand: try 'broker serve --help'")}
 		},
