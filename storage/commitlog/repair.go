@@ -151,8 +151,8 @@ func Repair(dir string, opts RepairOptions) (*RepairReport, error) {
 	}
 	if opts.DryRun {
 		for i := range rep.Ranges {
-			if rep.Ranges[i].End > rep.Ranges[i].Start {
-				rep.Ranges[i].Quarantine = quarantineName(rep.Ranges[i].DamagedRange, 0)
+			if err := r.planQuarantine(&rep.Ranges[i]); err != nil {
+				return nil, fmt.Errorf("repair %s: %w", dir, err)
 			}
 		}
 		return rep, nil
@@ -333,48 +333,72 @@ func (r *repairer) copy(dst, src File, srcPath string, from, to int64) error {
 	return nil
 }
 
+// planQuarantine sets the quarantine file a dry run would write for d.
+func (r *repairer) planQuarantine(d *RepairedRange) error {
+	if d.End == d.Start {
+		return nil
+	}
+	src, err := r.fs.OpenFile(d.Segment, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open segment: %w", err)
+	}
+	defer src.Close()
+	d.Quarantine, _, err = r.quarantineName(src, d.DamagedRange)
+	return err
+}
+
+// quarantineName chooses the quarantine file of d: the first name that is
+// free or holds the same bytes (left by an interrupted repair; exists is
+// then true).
+func (r *repairer) quarantineName(src File, d DamagedRange) (name string, exists bool, err error) {
+	for n := 0; n < maxQuarantineNames; n++ {
+		name := quarantineName(d, n)
+		same, err := r.sameContent(name, src, d)
+		if err != nil {
+			return "", false, err
+		}
+		if same {
+			return name, true, nil
+		}
+		if _, err := r.fs.Stat(name); errors.Is(err, fs.ErrNotExist) {
+			return name, false, nil
+		} else if err != nil {
+			return "", false, fmt.Errorf("stat %s: %w", name, err)
+		}
+	}
+	return "", false, fmt.Errorf("quarantine %s at byte %d: %d quarantine files of that name exist; move them away", d.Segment, d.Start, maxQuarantineNames)
+}
+
 // quarantine writes the bytes of d to a quarantine file, fsynced, and
 // returns its path. If a file of that name holds the same bytes (left by an
 // interrupted repair), it is kept; if it holds others, a numbered name is
 // chosen.
 func (r *repairer) quarantine(src File, d DamagedRange) (string, error) {
-	for n := 0; n < maxQuarantineNames; n++ {
-		name := quarantineName(d, n)
-		same, err := r.sameContent(name, src, d)
-		if err != nil {
-			return "", err
-		}
-		if same {
-			return name, nil
-		}
-		if _, err := r.fs.Stat(name); err == nil {
-			continue
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("stat %s: %w", name, err)
-		}
-		tmp := name + repairTmpSuffix
-		f, err := r.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return "", fmt.Errorf("create quarantine file: %w", err)
-		}
-		err = r.copy(f, src, d.Segment, d.Start, d.End)
-		if err == nil {
-			if err = f.Sync(); err != nil {
-				err = fmt.Errorf("fsync %s: %w", tmp, err)
-			}
-		}
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("close %s: %w", tmp, cerr)
-		}
-		if err != nil {
-			return "", err
-		}
-		if err := r.fs.Rename(tmp, name); err != nil {
-			return "", fmt.Errorf("rename quarantine file: %w", err)
-		}
-		return name, nil
+	name, exists, err := r.quarantineName(src, d)
+	if err != nil || exists {
+		return name, err
 	}
-	return "", fmt.Errorf("quarantine %s at byte %d: %d quarantine files of that name exist; move them away", d.Segment, d.Start, maxQuarantineNames)
+	tmp := name + repairTmpSuffix
+	f, err := r.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("create quarantine file: %w", err)
+	}
+	err = r.copy(f, src, d.Segment, d.Start, d.End)
+	if err == nil {
+		if err = f.Sync(); err != nil {
+			err = fmt.Errorf("fsync %s: %w", tmp, err)
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", tmp, cerr)
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := r.fs.Rename(tmp, name); err != nil {
+		return "", fmt.Errorf("rename quarantine file: %w", err)
+	}
+	return name, nil
 }
 
 // quarantineName is the n-th name tried for the quarantine file of d:

@@ -163,18 +163,22 @@ func TestRepairSeveralRanges(t *testing.T) {
 	if err := os.WriteFile(taken, []byte("an operator's file"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	dry, err := Repair(dir, RepairOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rep, err := Repair(dir, RepairOptions{Log: smallOptions(), BufferBytes: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Ranges) != len(want) {
+	if len(rep.Ranges) != len(want) || len(dry.Ranges) != len(want) {
 		t.Fatalf("%d ranges repaired, want %d", len(rep.Ranges), len(want))
 	}
 	for i := range want {
 		checkRange(t, rep.Ranges[i].DamagedRange, want[i])
 	}
-	if q := rep.Ranges[0].Quarantine; q != taken+".2" {
-		t.Fatalf("quarantine file %s, want %s.2 beside the operator's file", q, taken)
+	if q, dq := rep.Ranges[0].Quarantine, dry.Ranges[0].Quarantine; q != taken+".2" || dq != q {
+		t.Fatalf("quarantine file %s (dry run: %s), want %s.2 beside the operator's file", q, dq, taken)
 	}
 	if b, _ := os.ReadFile(taken); string(b) != "an operator's file" {
 		t.Fatal("repair overwrote a file")
