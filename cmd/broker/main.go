@@ -17,14 +17,14 @@
 // (wrong credentials, an untrusted or misnamed certificate) ends the
 // command at once with exit status 1 and the cause.
 //
-// Every flag has an environment twin: FACTORYWIRE_BROKER_ and the flag name in
-// upper case with '-' as '_' (FACTORYWIRE_BROKER_DATA_DIR). Precedence:
-// flag, then environment, then the config file, then the built-in default.
 // scrub verifies the partition logs of a data dir, read-only, even while a
 // broker serves it; repair moves a stopped broker's damaged ranges to
 // quarantine files (see storage/commitlog's package documentation and
 // docs/OPERATIONS.md).
 //
+// Every flag has an environment twin: FACTORYWIRE_BROKER_ and the flag name in
+// upper case with '-' as '_' (FACTORYWIRE_BROKER_DATA_DIR). Precedence:
+// flag, then environment, then the config file, then the built-in default.
 // Exit status: 0 after a clean stop, 1 when the broker fails, 2 for a usage or
 // configuration error; broker scrub exits with 3 when it found damage.
 package main
