@@ -123,9 +123,10 @@ type Config struct {
 	// groups are removed (offsets.retention.check.interval.ms). Default
 	// 10m.
 	OffsetsRetentionCheckInterval time.Duration `yaml:"offsets_retention_check_interval"`
-	// ScrubOnStart verifies the CRC of every batch of every closed segment
-	// in the background after start, reporting corruption without
-	// changing anything (as `broker scrub` does). Default false.
+	// ScrubOnStart verifies the CRC of every batch of every segment (the
+	// active one up to its last whole batch) in the background after
+	// start, reporting corruption without changing anything (as `broker
+	// scrub` does). Default false.
 	ScrubOnStart bool `yaml:"scrub_on_start"`
 
 	// Logger receives the broker's structured logs. Nil discards them.

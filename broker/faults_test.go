@@ -354,6 +354,34 @@ func TestCorruptPartitionAtStartupGoesOffline(t *testing.T) {
 			if fi, err := os.Stat(file); err != nil || fi.Size() != int64(len(raw)) {
 				t.Fatalf("the damaged segment was changed: %v, size %d, want %d", err, fi.Size(), len(raw))
 			}
+			if got := gaugeValue(t, b.metrics.offlinePartitions); got != 1 {
+				t.Fatalf("offline_partitions %v, want 1", got)
+			}
+
+			// The operator repairs it: the damaged batch's 5 offsets
+			// are quarantined, the partition serves again.
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := commitlog.Repair(pdir, commitlog.RepairOptions{})
+			if err != nil || len(rep.Ranges) != 1 {
+				t.Fatalf("repair: %v, %+v", err, rep)
+			}
+			b = startBroker(t, dir)
+			addr = b.Addr().String()
+			if got := rawProduce(t, dialRaw(t, addr), "dmg", 0, 1, "repaired"); got.ErrorCode != 0 {
+				t.Fatalf("produce after the repair: %v", kerr.ErrorForCode(got.ErrorCode))
+			}
+			recs := consumeN(t, addr, "dmg", 45+1+51, kgo.ConsumeTopics("dmg"))
+			var p0 []*kgo.Record
+			for _, r := range recs {
+				if r.Partition == 0 {
+					p0 = append(p0, r)
+				}
+			}
+			if len(p0) != 46 || string(p0[45].Value) != "repaired" {
+				t.Fatalf("partition 0 after the repair: %d records, want the 45 undamaged and the new one", len(p0))
+			}
 		})
 	}
 }

@@ -56,3 +56,13 @@ func limitHits(t testing.TB, b *Broker, limit string) float64 {
 	t.Helper()
 	return counterValue(t, b.metrics.limitHits.WithLabelValues(limit))
 }
+
+// gaugeValue reads a gauge's value.
+func gaugeValue(t testing.TB, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
+}

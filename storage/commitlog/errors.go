@@ -70,7 +70,8 @@ var (
 // does not parse, a CRC mismatch, or offsets out of sequence. Read and
 // Batches return it for data they cannot serve; Open returns it when recovery
 // finds an invalid batch that is not a torn tail (see the package
-// documentation for the rule and for how to repair a segment by hand).
+// documentation for the rule); Scrub reports it, and Repair quarantines the
+// damaged range.
 type CorruptionError struct {
 	Segment string // path of the .log file
 	Offset  int64  // byte position in the file of the invalid batch
