@@ -142,6 +142,7 @@ func (b *Broker) open() error {
 		return err
 	}
 	b.groups = newCoordinator(b.cfg, b.log, offsets, b.metrics)
+	b.groups.limits = b.limits
 	offline := 0
 	for _, m := range cat.Topics {
 		t := &topic{meta: m}

@@ -21,6 +21,7 @@ type coordinator struct {
 	log     *slog.Logger
 	offsets *offsetStore
 	metrics *metrics
+	limits  *limits       // nil in tests that build a coordinator alone
 	quit    chan struct{} // closed by close
 	expired chan struct{} // closed when expireLoop returns
 

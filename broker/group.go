@@ -182,6 +182,7 @@ func (g *group) join(req *kmsg.JoinGroupRequest, clientID, host string, reply fu
 			// used within the session timeout expire.
 			g.expirePendingIDs()
 			if len(g.pendingIDs) >= g.c.cfg.GroupMaxSize {
+				g.maxSizeReached(clientID, host)
 				fail(kerr.GroupMaxSizeReached.Code, "")
 				return
 			}
@@ -190,6 +191,7 @@ func (g *group) join(req *kmsg.JoinGroupRequest, clientID, host string, reply fu
 			return
 		}
 		if len(g.members) >= g.c.cfg.GroupMaxSize {
+			g.maxSizeReached(clientID, host)
 			fail(kerr.GroupMaxSizeReached.Code, "")
 			return
 		}
@@ -209,6 +211,7 @@ func (g *group) join(req *kmsg.JoinGroupRequest, clientID, host string, reply fu
 		}
 		delete(g.pendingIDs, req.MemberID)
 		if len(g.members) >= g.c.cfg.GroupMaxSize {
+			g.maxSizeReached(clientID, host)
 			fail(kerr.GroupMaxSizeReached.Code, req.MemberID)
 			return
 		}
@@ -685,4 +688,13 @@ func (g *group) commitCheck(generation int32, memberID string, instanceID *strin
 	}
 	g.touch(m)
 	return 0
+}
+
+// maxSizeReached logs and counts a JoinGroup refused with
+// GROUP_MAX_SIZE_REACHED.
+func (g *group) maxSizeReached(clientID, host string) {
+	if g.c.limits != nil {
+		g.c.limits.hit(limitGroupMaxSize, "join refused: the group has group_max_size members",
+			"group", g.id, "client_id", clientID, "client", host, "group_max_size", g.c.cfg.GroupMaxSize)
+	}
 }

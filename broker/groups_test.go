@@ -383,6 +383,9 @@ func TestJoinGroupStorm(t *testing.T) {
 			t.Fatalf("join %d past the limit: %v, want GROUP_MAX_SIZE_REACHED", i, kerr.ErrorForCode(code))
 		}
 	}
+	if got := limitHits(t, b, limitGroupMaxSize); got != 100 {
+		t.Fatalf("group_max_size hits counted %v, want 100", got)
+	}
 	if code := join("calm"); code != kerr.MemberIDRequired.Code {
 		t.Fatalf("another group during the storm: %v", kerr.ErrorForCode(code))
 	}

@@ -21,6 +21,9 @@ const (
 	limitQueuedResponseBytes   = "queued_max_response_bytes"
 	limitMaxPartitions         = "max_partitions"
 	limitMaxOpenClosedSegments = "max_open_closed_segments"
+	limitGroupMaxSize          = "group_max_size"
+	limitMaxRequestBytes       = "max_request_bytes"
+	limitMaxControlBytes       = "max_control_request_bytes"
 )
 
 // metrics are the broker's Prometheus metrics, all prefixed
