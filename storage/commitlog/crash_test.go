@@ -105,7 +105,11 @@ func TestCrashRecovery(t *testing.T) {
 				stats.lostUnsynced++
 			}
 		}
+		// Reads open closed segments' files: verify with the power
+		// on, so that a cut armed for Open stays for the operations.
+		resume := mfs.pauseFail()
 		verifyAgainstModel(t, it, l, model, rng)
+		resume()
 		if cut && !cutInOpen {
 			armCut()
 		}

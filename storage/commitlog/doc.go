@@ -105,8 +105,29 @@
 // The active segment keeps its index entries in memory and writes them to
 // its index files when it is rolled or the log closed; after a crash they
 // are rebuilt from the log. Closed segments' index files are binary-searched
-// with ReadAt, so memory does not grow with the retained log. Every segment
-// keeps its three files open.
+// with ReadAt, so memory does not grow with the retained log.
+//
+// # Open files
+//
+// The active segment keeps its three files open while the log is open. A
+// closed segment's files are opened by the first read that needs them and
+// closed again by a FileCache (Options.FileCache), which many logs share
+// so that open files do not grow with logs × segments: it keeps at most
+// FileCacheOptions.MaxSegments closed segments open (default 256, 3 files
+// each), closing the least recently used one that no read is using when it
+// needs room, and closes those not read for FileCacheOptions.Idle (default
+// 1 minute). A read holds the files it uses until it returns, so eviction,
+// idle closing, retention and Close never close a file under a read; a
+// deleted segment's files close when its last read returns. A read that
+// cannot open a file (EMFILE: the process is out of handles) fails, or ends
+// before that segment, without failing the log, and the next read tries
+// again. Open opens a closed segment's files only while it checks or
+// validates it, one segment at a time. A Log without Options.FileCache has
+// its own, closed by Close. Sharing one:
+//
+//	files := commitlog.NewFileCache(commitlog.FileCacheOptions{MaxSegments: 256, Idle: time.Minute})
+//	defer files.Close() // after closing the logs
+//	l, err := commitlog.Open(dir, commitlog.Options{FileCache: files})
 //
 // # Recovery point
 //
@@ -275,6 +296,8 @@
 // SetOptions are serialised by a mutex, and fsyncs by another, which an
 // Append never waits for. Read, OffsetForTime, Batches and the offset
 // accessors never block appends: they read an immutable snapshot of the
-// segment list, published offsets and sizes, and the files with ReadAt. All
+// segment list, published offsets and sizes, and the files with ReadAt. A
+// FileCache has one mutex, held briefly by reads and rolls to take or give
+// back a segment's files, never while a file is opened, read or closed. All
 // methods are safe for concurrent use.
 package commitlog

@@ -21,8 +21,8 @@ const (
 // retained log; the page cache keeps hot index files in memory.
 type index struct {
 	path  string
-	width int // entry size: offsetEntrySize or timeEntrySize
-	f     File
+	width int  // entry size: offsetEntrySize or timeEntrySize
+	f     File // the writer's (or recovery's) file; readers pass their own to search
 
 	mu     sync.RWMutex // guards mem, n and inMem against concurrent searches
 	mem    []byte       // every entry, while inMem
@@ -39,26 +39,28 @@ func (x *index) add(e []byte) {
 	x.mu.Unlock()
 }
 
-// entry copies entry i into buf. The caller holds mu.
-func (x *index) entry(i int, buf []byte) error {
+// entry copies entry i into buf, from memory or from f, the index file.
+// The caller holds mu.
+func (x *index) entry(f File, i int, buf []byte) error {
 	if x.inMem {
 		copy(buf, x.mem[i*x.width:])
 		return nil
 	}
-	return readFull(x.f, buf, int64(i)*int64(x.width))
+	return readFull(f, buf, int64(i)*int64(x.width))
 }
 
 // search returns the last entry for which le reports true, where le is true
 // for a prefix of the entries (entries are sorted); ok is false when it is
-// true for none.
-func (x *index) search(le func(e []byte) bool) (e []byte, ok bool, err error) {
+// true for none. f is the index file, open for the caller; it is read only
+// when the entries are not in memory.
+func (x *index) search(f File, le func(e []byte) bool) (e []byte, ok bool, err error) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	buf := make([]byte, x.width)
 	lo, hi := 0, x.n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if err := x.entry(m, buf); err != nil {
+		if err := x.entry(f, m, buf); err != nil {
 			return nil, false, fmt.Errorf("read %s: %w", x.path, err)
 		}
 		if le(buf) {
@@ -70,7 +72,7 @@ func (x *index) search(le func(e []byte) bool) (e []byte, ok bool, err error) {
 	if lo == 0 {
 		return nil, false, nil
 	}
-	if err := x.entry(lo-1, buf); err != nil {
+	if err := x.entry(f, lo-1, buf); err != nil {
 		return nil, false, fmt.Errorf("read %s: %w", x.path, err)
 	}
 	return buf, true, nil

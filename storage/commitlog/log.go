@@ -34,9 +34,12 @@ type Log struct {
 	now           func() time.Time
 	maxBatchBytes int
 	indexInterval int
+	files         *FileCache // holds the segments' open files
+	ownFiles      bool       // files is the Log's own, closed by Close
 
 	// syncMu serialises fsyncs of the active segment (Sync), and keeps
-	// Retain and Close from closing a file under an fsync. Lock order:
+	// Close from closing a file under an fsync (Retain cannot: Sync holds
+	// the segment's files in the FileCache). Lock order:
 	// syncMu, then mu.
 	syncMu sync.Mutex
 
@@ -96,8 +99,15 @@ func Open(dir string, opts Options) (*Log, error) {
 		maxBatchBytes: opts.MaxBatchBytes,
 		indexInterval: opts.IndexIntervalBytes,
 		opts:          opts,
+		files:         opts.FileCache,
+	}
+	if l.files == nil {
+		l.files, l.ownFiles = NewFileCache(FileCacheOptions{}), true
 	}
 	if err := l.load(); err != nil {
+		if l.ownFiles {
+			l.files.Close()
+		}
 		return nil, err
 	}
 	if opts.Flush == FlushInterval {
@@ -212,9 +222,11 @@ func (l *Log) roll() error {
 		l.removeSegmentFiles(base)
 		return fmt.Errorf("create segment %d: fsync directory %s: %w", base, l.dir, err)
 	}
+	l.files.activate(&s.h, s.writerFiles())
 	segs := append(slices.Clone(*l.segs.Load()), s)
 	l.segs.Store(&segs)
 	l.active = s
+	l.files.retire(&old.h) // its files are now the FileCache's to close
 	l.syncedPos, l.sealedActive = 0, false
 	// A recovery point below the truth only makes the next recovery after
 	// a crash validate more, so failing to advance it is not a failure of
@@ -288,12 +300,16 @@ func (l *Log) Sync(through int64) error {
 		return err
 	}
 	end, s, pos := l.end.Load(), l.active, l.active.size.Load()
+	// Hold s's files: a roll after the snapshot hands them to the
+	// FileCache, which could close them under the fsync.
+	l.files.pin(&s.h)
 	l.mu.Unlock()
+	defer l.files.release(&s.h)
 	if end <= l.durable.Load() {
 		return nil
 	}
 	// Older segments were fsynced when rolled; a roll after the snapshot
-	// fsyncs s too, and Retain and Close wait for syncMu before closing s.
+	// fsyncs s too, and Close waits for syncMu before closing s.
 	err := s.log.Sync()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -389,10 +405,11 @@ func (l *Log) Size() int64 {
 
 // Close fsyncs the active segment and its indexes, records the recovery
 // point, writes the clean-shutdown marker that lets the next Open skip
-// validation, stops the flusher goroutine and closes the files. It waits for
-// an fsync in progress. Close is idempotent: later calls return the first
-// call's result. A log that failed is closed without the marker, so the next
-// Open recovers it.
+// validation, stops the flusher goroutine and closes the files, releasing
+// the log's segments from its FileCache (files a read holds close when it
+// returns). It waits for an fsync in progress. Close is idempotent: later
+// calls return the first call's result. A log that failed is closed
+// without the marker, so the next Open recovers it.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() { l.closeErr = l.shutdown(true) })
 	return l.closeErr
@@ -415,8 +432,12 @@ func (l *Log) shutdown(clean bool) error {
 			err = l.writeCleanShutdown()
 		}
 	}
+	// Files that reads still hold close when the reads let go.
 	for _, s := range *l.segs.Load() {
-		err = errors.Join(err, s.close())
+		err = errors.Join(err, l.files.drop(&s.h))
+	}
+	if l.ownFiles {
+		l.files.Close()
 	}
 	return err
 }

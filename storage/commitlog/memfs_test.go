@@ -90,6 +90,16 @@ func (m *memFS) setFail(f func(op, name string) error) {
 	m.mu.Unlock()
 }
 
+// pauseFail removes the fault injector until resume puts it back, with its
+// state.
+func (m *memFS) pauseFail() (resume func()) {
+	m.mu.Lock()
+	f := m.fail
+	m.fail = nil
+	m.mu.Unlock()
+	return func() { m.setFail(f) }
+}
+
 func pathErr(op, name string, err error) error { return &fs.PathError{Op: op, Path: name, Err: err} }
 
 func (m *memFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {

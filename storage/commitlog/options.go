@@ -97,6 +97,12 @@ type Options struct {
 	// Logger receives recovery, repair and failure messages. Default: a
 	// logger that discards everything.
 	Logger *slog.Logger
+	// FileCache, if set, holds the open files of the log's closed
+	// segments, and bounds them together with every other log sharing
+	// it; the caller closes it after closing those logs. Default nil: the
+	// Log makes its own with the FileCacheOptions defaults (256 segments,
+	// 1 minute idle) and closes it at Close.
+	FileCache *FileCache
 }
 
 // WithDefaults returns o with every zero field set to its default.

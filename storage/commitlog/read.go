@@ -15,7 +15,10 @@ import (
 // It continues into the next segments while both bounds allow. Read returns
 // (nil, nil) when offset >= limit, and ErrOffsetOutOfRange when offset is
 // below StartOffset or above EndOffset, or when retention deletes the segment
-// during the read.
+// during the read. A closed segment's files are opened through the log's
+// FileCache; if that fails (the process is out of file handles), the read
+// fails, or ends with the batches of the segments before, and the next read
+// tries again.
 //
 // Every returned batch's CRC is verified. A mismatch, or a header that does
 // not parse, ends the read before that batch; if it is the first batch, Read
@@ -46,10 +49,10 @@ func (l *Log) Read(offset int64, maxBytes int, limit int64) ([]byte, error) {
 		} else {
 			out = append(out, data...)
 		}
-		var ce *CorruptionError
-		if errors.As(err, &ce) && len(out) > 0 {
-			// Serve the valid batches before the corrupt one; a
-			// Read that starts at it reports it.
+		if err != nil && len(out) > 0 {
+			// Serve the valid batches before the corrupt one, or
+			// before a segment that could not be read; a Read that
+			// starts there reports the error.
 			return out, nil
 		}
 		if err != nil {
@@ -68,11 +71,16 @@ func (l *Log) Read(offset int64, maxBytes int, limit int64) ([]byte, error) {
 // batch at or above limit, so Read may go on with the next segment. With a
 // *CorruptionError it returns the valid batches before the corrupt one.
 func (l *Log) readSegment(s *segment, offset int64, budget int, limit int64, first bool) (data []byte, more bool, err error) {
+	f, err := l.acquire(s)
+	if err != nil {
+		return nil, false, err
+	}
+	defer l.release(s)
 	size := s.size.Load()
 	pos, next := int64(0), s.base
 	n := min(int64(max(budget, 0)), size)
 	if first {
-		p, h, err := l.locate(s, offset, size)
+		p, h, err := l.locate(s, f, offset, size)
 		if err != nil {
 			return nil, false, err
 		}
@@ -83,7 +91,7 @@ func (l *Log) readSegment(s *segment, offset int64, budget int, limit int64, fir
 		return nil, false, nil
 	}
 	buf := make([]byte, n)
-	if err := readFull(s.log, buf, pos); err != nil {
+	if err := readFull(f.log, buf, pos); err != nil {
 		return nil, false, fmt.Errorf("read %s at byte %d: %w", s.logPath, pos, err)
 	}
 	corrupt := func(p int, err error) ([]byte, bool, error) {
@@ -126,20 +134,20 @@ func (l *Log) readSegment(s *segment, offset int64, budget int, limit int64, fir
 
 // locate returns the position and header of the batch of s that contains
 // offset, which must be below the EndOffset seen by the caller before it
-// loaded size. It looks the offset up in the sparse index and scans headers
-// from there. An index entry that does not match the log (a damaged index
+// loaded size; f are the segment's files, held by the caller. It looks the
+// offset up in the sparse index and scans headers from there. An index entry that does not match the log (a damaged index
 // file: Open checks only the first and last entries of a closed segment's
 // index) is logged and ignored, and the scan starts at the segment's start.
-func (l *Log) locate(s *segment, offset, size int64) (int64, BatchHeader, error) {
+func (l *Log) locate(s *segment, f *segFiles, offset, size int64) (int64, BatchHeader, error) {
 	rel := offset - s.base
-	e, ok, err := s.offIdx.search(func(e []byte) bool {
+	e, ok, err := s.offIdx.search(f.off, func(e []byte) bool {
 		r, p := decodeOffsetEntry(e)
 		return int64(r) <= rel && int64(p) < size
 	})
 	if err != nil {
 		return 0, BatchHeader{}, err
 	}
-	sc := &scanner{f: s.log, path: s.logPath, size: size, next: s.base, readahead: headerReadahead}
+	sc := &scanner{f: f.log, path: s.logPath, size: size, next: s.base, readahead: headerReadahead}
 	if ok {
 		r, p := decodeOffsetEntry(e)
 		sc.pos, sc.next = int64(p), -1
@@ -231,18 +239,23 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 // timestamp T in the segment, so when T <= ts no batch before it can answer
 // and the scan starts there.
 func (l *Log) offsetForTimeIn(s *segment, ts, end int64) (int64, bool, error) {
+	f, err := l.acquire(s)
+	if err != nil {
+		return 0, false, err
+	}
+	defer l.release(s)
 	size := s.size.Load()
-	e, ok, err := s.timeIdx.search(func(e []byte) bool {
+	e, ok, err := s.timeIdx.search(f.time, func(e []byte) bool {
 		t, r := decodeTimeEntry(e)
 		return t <= ts && s.base+int64(r) < end
 	})
 	if err != nil {
 		return 0, false, err
 	}
-	sc := &scanner{f: s.log, path: s.logPath, size: size, next: s.base, readahead: headerReadahead}
+	sc := &scanner{f: f.log, path: s.logPath, size: size, next: s.base, readahead: headerReadahead}
 	if ok {
 		_, r := decodeTimeEntry(e)
-		pos, h, err := l.locate(s, s.base+int64(r), size)
+		pos, h, err := l.locate(s, f, s.base+int64(r), size)
 		if err != nil {
 			return 0, false, err
 		}
@@ -286,31 +299,45 @@ func (l *Log) Batches(from int64, fn func(BatchHeader) error) error {
 	first := segIndex(segs, from)
 	for i := first; i < len(segs); i++ {
 		s := segs[i]
-		size := s.size.Load()
-		sc := &scanner{f: s.log, path: s.logPath, size: size, next: s.base, readahead: headerReadahead}
-		if i == first {
-			pos, h, err := l.locate(s, from, size)
-			if err != nil {
-				return l.readError(s, err)
-			}
-			sc.pos, sc.next = pos, h.BaseOffset
-		}
-		for {
-			h, err := sc.header()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return l.readError(s, err)
-			}
-			if h.BaseOffset >= end {
-				return nil
-			}
-			if err := fn(h); err != nil {
-				return err
-			}
-			sc.advance(h)
+		done, err := l.segmentBatches(s, from, i == first, end, fn)
+		if err != nil || done {
+			return err
 		}
 	}
 	return nil
+}
+
+// segmentBatches is Batches within segment s, from its start or, if first,
+// from the batch holding from; done reports that it reached end.
+func (l *Log) segmentBatches(s *segment, from int64, first bool, end int64, fn func(BatchHeader) error) (done bool, err error) {
+	f, err := l.acquire(s)
+	if err != nil {
+		return false, l.readError(s, err)
+	}
+	defer l.release(s)
+	size := s.size.Load()
+	sc := &scanner{f: f.log, path: s.logPath, size: size, next: s.base, readahead: headerReadahead}
+	if first {
+		pos, h, err := l.locate(s, f, from, size)
+		if err != nil {
+			return false, l.readError(s, err)
+		}
+		sc.pos, sc.next = pos, h.BaseOffset
+	}
+	for {
+		h, err := sc.header()
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, l.readError(s, err)
+		}
+		if h.BaseOffset >= end {
+			return true, nil
+		}
+		if err := fn(h); err != nil {
+			return true, err
+		}
+		sc.advance(h)
+	}
 }

@@ -57,6 +57,7 @@ func (l *Log) load() error {
 	last := segs[len(segs)-1]
 	l.segs.Store(&segs)
 	l.active = last
+	l.files.activate(&last.h, last.writerFiles())
 	l.end.Store(last.next)
 	l.durable.Store(last.next)
 	l.syncedPos = last.size.Load()
@@ -81,7 +82,7 @@ func (l *Log) load() error {
 
 func (l *Log) closeSegments() {
 	for _, s := range *l.segs.Load() {
-		s.close()
+		l.files.drop(&s.h)
 	}
 }
 
@@ -139,14 +140,21 @@ func (l *Log) recoverSegments(bases []int64, clean bool) (segs []*segment, err e
 	}()
 	for i, base := range bases {
 		s := newSegment(l.dir, base)
-		flag := os.O_RDONLY
-		if i == len(bases)-1 {
-			flag = os.O_RDWR | os.O_APPEND
+		segs = append(segs, s)
+		if i < len(bases)-1 {
+			// A closed segment's files are opened only while it is
+			// recovered (openClosedLog, checkClosedIndexes), so
+			// that Open never holds every segment's files at once.
+			fi, err := l.fs.Stat(s.logPath)
+			if err != nil {
+				return segs, fmt.Errorf("open segment: %w", err)
+			}
+			s.size.Store(fi.Size())
+			continue
 		}
-		if s.log, err = l.fs.OpenFile(s.logPath, flag, 0); err != nil {
+		if s.log, err = l.fs.OpenFile(s.logPath, os.O_RDWR|os.O_APPEND, 0); err != nil {
 			return segs, fmt.Errorf("open segment: %w", err)
 		}
-		segs = append(segs, s)
 		fi, err := s.log.Stat()
 		if err != nil {
 			return segs, fmt.Errorf("stat %s: %w", s.logPath, err)
@@ -169,6 +177,11 @@ func (l *Log) recoverSegments(bases []int64, clean bool) (segs []*segment, err e
 
 	for i, s := range segs {
 		last := i == len(segs)-1
+		if !last && i >= validateFrom {
+			if err := l.openClosedLog(s); err != nil {
+				return segs, err
+			}
+		}
 		switch {
 		case i >= validateFrom:
 			if err := l.validate(s, last); err != nil {
@@ -193,6 +206,12 @@ func (l *Log) recoverSegments(bases []int64, clean bool) (segs []*segment, err e
 		default:
 			if err := l.loadClosed(s, segs[i+1].base); err != nil {
 				return segs, err
+			}
+		}
+		if !last {
+			// Reads open it again through the FileCache.
+			if err := s.close(); err != nil {
+				return segs, fmt.Errorf("close segment %d after recovery: %w", s.base, err)
 			}
 		}
 	}
@@ -450,6 +469,9 @@ func (l *Log) loadClosed(s *segment, nextBase int64) error {
 		return nil
 	}
 	l.logger.Info("rebuilding segment indexes", "file", s.logPath, "reason", problem)
+	if err := l.openClosedLog(s); err != nil {
+		return err
+	}
 	// Open owns the segment: no reader can hold the index files yet.
 	for _, x := range []*index{&s.offIdx, &s.timeIdx} {
 		if x.f != nil {
@@ -506,12 +528,29 @@ func (l *Log) checkClosedIndexes(s *segment, nextBase int64) (problem, err error
 		return err, nil
 	}
 	if last == nil {
+		if err := l.openClosedLog(s); err != nil {
+			return nil, err
+		}
 		return l.checkNoTimestamps(s)
 	}
 	ts, rel := decodeTimeEntry(last)
 	s.maxTS.Store(ts)
 	s.offsetOfMaxTS, s.lastTimeEntryTS = s.base+int64(rel), ts
 	return nil, nil
+}
+
+// openClosedLog opens the log file of closed segment s, read-only, for
+// recovery, unless it is open. recoverSegments closes it after recovering s.
+func (l *Log) openClosedLog(s *segment) error {
+	if s.log != nil {
+		return nil
+	}
+	f, err := l.fs.OpenFile(s.logPath, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open segment: %w", err)
+	}
+	s.log = f
+	return nil
 }
 
 // checkNoTimestamps checks a segment whose time index is empty, which is
@@ -557,7 +596,7 @@ func (l *Log) firstAppendTime(s *segment) time.Time {
 			return now
 		}
 	}
-	if t, err := s.newestTime(); err == nil && t.Before(now) {
+	if t, err := s.newestTime(l.fs); err == nil && t.Before(now) {
 		return t
 	}
 	return now

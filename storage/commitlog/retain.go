@@ -39,18 +39,16 @@ func (l *Log) DeleteBefore(offset int64) (deleted int, err error) {
 }
 
 // deleteSegments closes and removes victims, segments already taken out of
-// the segment list.
+// the segment list. Their files close now, or when the last read (or a Sync
+// that took its snapshot before a victim was rolled) using them lets go;
+// removing an open file is fine, its reads go on.
 func (l *Log) deleteSegments(victims []*segment, err error) (int, error) {
 	if err != nil || len(victims) == 0 {
 		return 0, err
 	}
-	// A Sync that took its snapshot before a victim was rolled may still
-	// be fsyncing it: wait for it before closing the files.
-	l.syncMu.Lock()
 	for _, s := range victims {
-		err = errors.Join(err, s.close())
+		err = errors.Join(err, l.files.drop(&s.h))
 	}
-	l.syncMu.Unlock()
 	for _, s := range victims {
 		err = errors.Join(err, s.remove(l.fs))
 	}
@@ -147,7 +145,7 @@ func (l *Log) expired(s *segment, now time.Time) (bool, error) {
 	if l.opts.RetentionAge < 0 {
 		return false, nil
 	}
-	newest, err := s.newestTime()
+	newest, err := s.newestTime(l.fs)
 	if err != nil {
 		return false, err
 	}

@@ -42,12 +42,19 @@ func parseSegmentName(name, suffix string) (int64, bool) {
 
 // segment is one .log file with its .index and .timeindex. The active (last)
 // segment takes appends; the others are closed and never change.
+//
+// log and the index files' f are the files the writer uses: open for the
+// active segment, and for a closed segment only while Open recovers it.
+// Readers never use them: they hold the segment's files through h, the
+// segment's place in the log's FileCache, which for the active segment
+// holds the writer's files.
 type segment struct {
 	base    int64
 	logPath string
 	log     File
 	offIdx  index
 	timeIdx index
+	h       handle // guarded by the FileCache's mutex
 
 	size    atomic.Int64 // bytes of log holding whole batches, visible to readers
 	maxTS   atomic.Int64 // largest batch MaxTimestamp, or noTimestamp if none is larger
@@ -106,16 +113,19 @@ func (s *segment) openIndexes(fsys FS, flag int) error {
 	return nil
 }
 
-// close closes the segment's files. Readers may still hold the segment, so
-// the File fields stay set: their reads fail with os.ErrClosed.
+// close closes the files the writer or recovery opened and forgets them. It
+// is for a segment no reader can hold (not yet published, or being
+// recovered); a published segment's files are closed through the FileCache
+// (drop).
 func (s *segment) close() error {
-	var err error
-	for _, f := range []File{s.log, s.offIdx.f, s.timeIdx.f} {
-		if f != nil {
-			err = errors.Join(err, f.Close())
-		}
-	}
+	err := s.writerFiles().close()
+	s.log, s.offIdx.f, s.timeIdx.f = nil, nil, nil
 	return err
+}
+
+// writerFiles returns the files the writer or recovery opened.
+func (s *segment) writerFiles() *segFiles {
+	return &segFiles{log: s.log, off: s.offIdx.f, time: s.timeIdx.f}
 }
 
 // remove deletes the segment's files, the log first so that a crash
@@ -212,12 +222,13 @@ func (s *segment) seal() error {
 
 // newestTime is the time retention ages the segment by: its max timestamp,
 // or the log file's modification time when no batch has a timestamp (as
-// Kafka does).
-func (s *segment) newestTime() (time.Time, error) {
+// Kafka does). It stats the file by name: a closed segment's files may be
+// closed.
+func (s *segment) newestTime(fsys FS) (time.Time, error) {
 	if ts := s.maxTS.Load(); ts >= 0 {
 		return time.UnixMilli(ts), nil
 	}
-	fi, err := s.log.Stat()
+	fi, err := fsys.Stat(s.logPath)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("stat %s: %w", s.logPath, err)
 	}
