@@ -116,7 +116,9 @@
 // FileCacheOptions.MaxSegments closed segments open (default 256, 3 files
 // each), closing the least recently used one that no read is using when it
 // needs room, and closes those not read for FileCacheOptions.Idle (default
-// 1 minute). A read holds the files it uses until it returns, so eviction,
+// 1 minute). A rolled segment stays open in the cache if it has room, and
+// is closed otherwise: only reads evict. A read holds the files it uses
+// until it returns, so eviction,
 // idle closing, retention and Close never close a file under a read; a
 // deleted segment's files close when its last read returns. A read that
 // cannot open a file (EMFILE: the process is out of handles) fails, or ends

@@ -47,7 +47,9 @@ type FileCacheOptions struct {
 // racing an eviction, an idle close or retention never sees a closed file.
 // A failure to open (EMFILE when the process is out of handles) fails only
 // that read; the next read tries again. Active segments are not counted:
-// their files stay open while the log is.
+// their files stay open while the log is. A rolled segment keeps its files
+// open in the cache if it has room, and closes them otherwise (once no read
+// uses them): only reads evict.
 //
 // NewFileCache starts the goroutine of the idle check; Close stops it. All
 // methods are safe for concurrent use.
@@ -287,7 +289,8 @@ func (c *FileCache) pin(h *handle) {
 
 // release drops a reference taken by acquire or pin. The last reference to
 // a closed segment's files makes them the most recently used idle ones; the
-// last reference to a gone segment's files closes them.
+// last reference to the files of a gone segment, or of a rolled one the
+// cache had no room for, closes them.
 func (c *FileCache) release(h *handle) {
 	c.mu.Lock()
 	h.refs--
@@ -295,7 +298,7 @@ func (c *FileCache) release(h *handle) {
 		c.mu.Unlock()
 		return
 	}
-	if h.gone {
+	if h.gone || !h.counted {
 		f := c.closeLocked(h)
 		c.mu.Unlock()
 		f.close()
@@ -318,13 +321,18 @@ func (c *FileCache) activate(h *handle, f *segFiles) {
 }
 
 // retire hands the files of a segment that was just sealed (the previous
-// active segment) to the cache, as the most recently used.
+// active segment) to the cache, as the most recently used, if it has room;
+// else they close once no read or Sync uses them. Rolling never evicts
+// another segment: only reads do.
 func (c *FileCache) retire(h *handle) {
 	c.mu.Lock()
-	h.active, h.counted = false, true
+	h.active = false
 	c.active--
-	c.segments++
-	c.files += h.files.count()
+	if c.segments < c.max {
+		h.counted = true
+		c.segments++
+		c.files += h.files.count()
+	}
 	c.mu.Unlock()
 	c.release(h)
 }

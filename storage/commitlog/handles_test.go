@@ -186,6 +186,25 @@ func TestFileCacheIdleGoroutine(t *testing.T) {
 	c.Close() // idempotent
 }
 
+// TestRollDoesNotEvict checks that rolled segments take the cache's free
+// room and are closed beyond it, without evicting: only reads do.
+func TestRollDoesNotEvict(t *testing.T) {
+	c := NewFileCache(FileCacheOptions{MaxSegments: 2, Idle: -1})
+	defer c.Close()
+	l := openLog(t, t.TempDir(), Options{SegmentBytes: 1024, IndexIntervalBytes: 100, FileCache: c})
+	want := appendBatches(t, l, 200, 0)
+	if n := len(l.SegmentBases()); n < 10 {
+		t.Fatalf("%d segments, want at least 10", n)
+	}
+	if st := c.Stats(); st.Segments != 2 || st.Evictions != 0 || st.Active != 1 {
+		t.Fatalf("after rolls: %+v, want the cache full (2 segments) without evictions", st)
+	}
+	checkStored(t, l, want)
+	if st := c.Stats(); st.Segments != 2 || st.Evictions == 0 {
+		t.Fatalf("after reads: %+v, want the cache full and evictions", st)
+	}
+}
+
 // gateFS wraps an FS: reads of the file named by the gate block until the
 // gate opens, and opens of files read-only fail with openErr while it is
 // set.
