@@ -24,7 +24,8 @@ import (
 type Broker struct {
 	cfg     Config
 	log     *slog.Logger
-	logOpts commitlog.Options // base options for every partition log
+	logOpts commitlog.Options    // base options for every partition log
+	files   *commitlog.FileCache // closed segments' open files, shared by every log
 	lock    *dirLock
 	ln      net.Listener
 	advHost string
@@ -85,6 +86,16 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.lock = lock
+	b.files = commitlog.NewFileCache(commitlog.FileCacheOptions{
+		MaxSegments: cfg.MaxOpenClosedSegments,
+		Idle:        cfg.ClosedSegmentIdle,
+		OnEvict: func() {
+			b.limits.hit(limitMaxOpenClosedSegments, "closed a segment's files early to open another's; raise max_open_closed_segments if this repeats",
+				"max_open_closed_segments", cfg.MaxOpenClosedSegments)
+		},
+	})
+	b.logOpts.FileCache = b.files
+	b.metrics.files.Store(b.files)
 	if err := b.open(); err != nil {
 		b.closeLogs()
 		lock.release()
@@ -371,7 +382,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 }
 
 // closeLogs stops the group coordinator and closes the offset store and
-// every partition log.
+// every partition log, then the file cache they share.
 func (b *Broker) closeLogs() error {
 	var errs []error
 	if b.groups != nil {
@@ -388,6 +399,7 @@ func (b *Broker) closeLogs() error {
 			errs = append(errs, fmt.Errorf("close %s-%d: %w", p.topic, p.index, err))
 		}
 	}
+	b.files.Close()
 	return errors.Join(errs...)
 }
 

@@ -89,6 +89,15 @@
 // removes them; directories left so by a crash are removed at the next
 // start.
 //
+// Open files: each partition keeps its active segment's three files open.
+// Closed segments' files are opened when read, through one
+// commitlog.FileCache shared by every log, which keeps at most
+// max_open_closed_segments of them open (3 files each; segments being read
+// stay open until the read returns) and closes those not read for
+// closed_segment_idle; each one closed early to make room counts a
+// max_open_closed_segments limit hit. The broker needs about 3 × partitions
+// + 3 × max_open_closed_segments + connections file handles.
+//
 // # Limits
 //
 // One node (id 0) leads every partition: replication factor 1, leader epoch

@@ -3,9 +3,12 @@ package broker
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/factorywire/factorywire/storage/commitlog"
 )
 
 // Names of the limits counted in factorywire_broker_limit_hits_total, each
@@ -39,6 +42,8 @@ type metrics struct {
 	// scrubCorruptRanges counts the damaged ranges the scrub at start
 	// found (Config.ScrubOnStart).
 	scrubCorruptRanges *prometheus.CounterVec // topic, partition
+	segmentFiles       prometheus.GaugeFunc   // from files
+	files              atomic.Pointer[commitlog.FileCache]
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -61,8 +66,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.offlinePartitions = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "offline_partitions",
 		Help: "Partitions whose log could not be opened at start-up (a corrupt segment): they serve nothing until repaired."})
+	m.segmentFiles = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "closed_segment_files",
+		Help: "Files of closed segments open (3 per segment; max_open_closed_segments bounds the segments, plus those being read). Active segments' files are not counted."},
+		func() float64 {
+			if c := m.files.Load(); c != nil {
+				return float64(c.Stats().Files)
+			}
+			return 0
+		})
 	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.corruptRecords, m.offlinePartitions, m.expiredOffsets, m.deletedGroups)
-	reg.MustRegister(m.scrubCorruptRanges)
+	reg.MustRegister(m.scrubCorruptRanges, m.segmentFiles)
 	return m
 }
 

@@ -58,7 +58,7 @@ func limitHits(t testing.TB, b *Broker, limit string) float64 {
 }
 
 // gaugeValue reads a gauge's value.
-func gaugeValue(t testing.TB, g prometheus.Gauge) float64 {
+func gaugeValue(t testing.TB, g interface{ Write(*dto.Metric) error }) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := g.Write(&m); err != nil {
