@@ -96,6 +96,7 @@ func New(cfg Config) (*Broker, error) {
 	})
 	b.logOpts.FileCache = b.files
 	b.metrics.files.Store(b.files)
+	b.checkOpenFilesLimit()
 	if err := b.open(); err != nil {
 		b.closeLogs()
 		lock.release()
@@ -221,6 +222,28 @@ func (b *Broker) openPartition(m topicMeta, p int32) (*partition, error) {
 	}
 	part.maxMessageBytes.Store(b.cfg.Topics.effectiveInt(m.Configs, "max.message.bytes"))
 	return part, nil
+}
+
+// filesNeeded is the most files the broker's limits let it open: three per
+// partition (the active segment's .log, .index and .timeindex), three per
+// closed segment the file cache may keep open, one per connection, and a
+// margin for the catalog, the offset store, listeners and the process.
+func (c Config) filesNeeded() uint64 {
+	return 3*uint64(c.MaxPartitions) + 3*uint64(c.MaxOpenClosedSegments) + uint64(c.MaxConnections) + 64
+}
+
+// checkOpenFilesLimit warns when the process's open-files limit is below
+// what the configured limits may use: past it, segment rolls and accepts fail
+// with "too many open files" (the partitions heal once files are released,
+// but produces fail meanwhile).
+func (b *Broker) checkOpenFilesLimit() {
+	limit, need := openFilesLimit(), b.cfg.filesNeeded()
+	if limit == 0 || limit >= need {
+		return
+	}
+	b.log.Warn("the open-files limit (RLIMIT_NOFILE) is below what max_partitions, max_open_closed_segments and max_connections allow; raise it (systemd LimitNOFILE=, ulimit -n) or lower them",
+		"open_files_limit", limit, "needed", need, "max_partitions", b.cfg.MaxPartitions,
+		"max_open_closed_segments", b.cfg.MaxOpenClosedSegments, "max_connections", b.cfg.MaxConnections)
 }
 
 func (b *Broker) setAdvertised() error {

@@ -142,6 +142,11 @@ func TestLowFileLimit(t *testing.T) {
 	if soft, hard := fileLimits(t, pid); soft != limit || hard != limit {
 		t.Fatalf("broker's open-file limits are %d (soft) and %d (hard), want %d", soft, hard, limit)
 	}
+	// The defaults (max_partitions 4000, max_connections 1000) need more
+	// files than 256: the broker says so at start.
+	if !strings.Contains(logs.String(), "open-files limit (RLIMIT_NOFILE) is below") || !strings.Contains(logs.String(), "open_files_limit=256") {
+		t.Errorf("no warning that the open-files limit is below what the limits allow:\n%s", logs.String())
+	}
 
 	var maxFDs atomic.Int64
 	stop := make(chan struct{})
