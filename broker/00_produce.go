@@ -20,9 +20,20 @@ import (
 // Each partition must carry exactly one RecordBatch v2, which is validated
 // (length, magic, CRC32C, record count against the last offset delta, no
 // transactional or control batches) and stored exactly as sent, with only its
-// base offset assigned. Records inside the batch are not decompressed or
-// rewritten: the broker trusts the CRC, and consumers see the producer's
-// bytes. Only CreateTime timestamps are supported.
+// base offset assigned. Only CreateTime timestamps are supported.
+//
+// Every record is decoded first (records.go): the batch is decompressed
+// (gzip, snappy raw or xerial-framed, lz4, zstd; at most
+// maxDecompressedBatchBytes) and each record's varints and lengths, its
+// offset delta (record i has delta i), its timestamp against the batch's
+// maxTimestamp, the record count and the absence of trailing bytes are
+// checked. A malformed batch is answered CORRUPT_MESSAGE with a message
+// naming the record and the field, is not stored, and is counted in
+// factorywire_broker_corrupt_batches_total. Deviations from Kafka, which
+// rewrites what it can: records are never rewritten, so wrong offset deltas
+// and a maxTimestamp below a record's timestamp are refused rather than
+// corrected, and a batch decompressing past the bound is refused with
+// MESSAGE_TOO_LARGE.
 //
 // acks=1 and acks=-1 are answered after the batch is durable (with flush
 // "always", after the fsync that covers it): on a single node there is no
@@ -86,10 +97,21 @@ func handleProduce(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 				continue
 			}
 			h, code, msg := validateProduceBatch(p, rp.Records)
+			if code == 0 {
+				v := validateRecords(h, rp.Records)
+				code, msg = v.code, v.msg
+				if v.tooLarge {
+					b.limits.hit(limitDecompressedBatchBytes, "produced record batch refused: it decompresses past the bound",
+						"topic", p.topic, "partition", p.index, "bytes", maxDecompressedBatchBytes)
+				}
+			}
 			if code != 0 {
 				out.ErrorCode = code
 				setErrorMessage(out, msg)
-				b.log.Debug("produce refused", "topic", p.topic, "partition", p.index, "err", msg)
+				if code == kerr.CorruptMessage.Code {
+					b.metrics.corruptRecords.WithLabelValues(p.topic).Inc()
+				}
+				b.log.Debug("produce refused", "topic", p.topic, "partition", p.index, "code", code, "err", msg)
 				continue
 			}
 			res := p.append(rp.Records, h)
