@@ -331,6 +331,12 @@ func decompressRecords(codec int16, src, dst []byte) ([]byte, error) {
 		l.r.Reset(&l.src)
 		return readBounded(dst, l.r)
 	case 4:
+		// The decoder allocates a frame's declared content size up
+		// front: check the first frame's claim first.
+		var fh zstd.Header
+		if fh.Decode(src) == nil && fh.HasFCS && fh.FrameContentSize > maxDecompressedBatchBytes {
+			return dst, errDecompressedTooLarge
+		}
 		z := zstdDecs.Get().(*zstdDecoder)
 		defer zstdDecs.Put(z)
 		out, err := z.d.DecodeAll(src, dst)
@@ -411,6 +417,11 @@ func snappyBlock(src, dst []byte) ([]byte, error) {
 	}
 	if l > maxDecompressedBatchBytes-len(dst) {
 		return dst, errDecompressedTooLarge
+	}
+	// Snappy expands at most 64 bytes per 3 (a 3-byte copy of 64): a
+	// larger claim is a lie, refused before it is allocated.
+	if l > len(src)/3*64+64 {
+		return dst, fmt.Errorf("snappy block of %d bytes declares %d decoded bytes, more than snappy can encode in it", len(src), l)
 	}
 	if cap(dst)-len(dst) < l {
 		dst = append(dst[:cap(dst)], make([]byte, l-(cap(dst)-len(dst)))...)[:len(dst)]

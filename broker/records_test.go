@@ -241,6 +241,7 @@ func malformedBatches(t testing.TB, withBombs bool) []malformedCase {
 		{"gzip truncated", wrapBatch(batchSpec{codec: codecGzip, numRecords: 3, lastOffsetDelta: 2, baseTimestamp: 1000, maxTimestamp: 1002}, compress(t, codecGzip, good)[:30]), corruptCode, "gzip record batch does not decompress"},
 		{"snappy garbage", wrapBatch(batchSpec{codec: codecSnappy, numRecords: 3, lastOffsetDelta: 2}, []byte{0x10, 0xff, 0xff, 0xff}), corruptCode, "snappy record batch does not decompress"},
 		{"xerial block past the end", wrapBatch(batchSpec{codec: codecSnappy, numRecords: 3, lastOffsetDelta: 2}, append(compress(t, codecSnappyXerial, good)[:16], 0, 0, 1, 0, 1)), corruptCode, "xerial snappy: block length 256"},
+		{"snappy length lie", wrapBatch(batchSpec{codec: codecSnappy, numRecords: 1}, append(binary.AppendUvarint(nil, 1<<20), 0, 0, 0, 0)), corruptCode, "more than snappy can encode"},
 		{"lz4 garbage", wrapBatch(batchSpec{codec: codecLz4, numRecords: 3, lastOffsetDelta: 2}, []byte("this is not lz4 either")), corruptCode, "lz4 record batch does not decompress"},
 		{"zstd garbage", wrapBatch(batchSpec{codec: codecZstd, numRecords: 3, lastOffsetDelta: 2}, []byte("nor is this zstd")), corruptCode, "zstd record batch does not decompress"},
 		{"zstd with trailing garbage", wrapBatch(batchSpec{codec: codecZstd, numRecords: 3, lastOffsetDelta: 2, baseTimestamp: 1000, maxTimestamp: 1002}, append(compress(t, codecZstd, good), "junk"...)), corruptCode, "zstd record batch does not decompress"},
