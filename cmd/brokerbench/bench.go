@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/factorywire/factorywire/internal/procstat"
 )
 
@@ -303,7 +305,7 @@ func (b *bench) runThroughput(ctx context.Context, kind string, sc scenario, run
 		r.Buffer = autoBuffer(sc.ValueBytes, sc.Partitions)
 	}
 	err := b.withBroker(ctx, kind, fmt.Sprintf("%s-run%d", sc.slug(), run), sc.Partitions, func(bp *brokerProc) error {
-		pr, err := newBenchProducer(bp.Addr, sc, r.Buffer)
+		pr, err := newBenchProducer(bp.Addr, sc, r.Buffer, kgo.ProducerBatchCompression(codecs[b.cfg.Compression]))
 		if err != nil {
 			return err
 		}
@@ -352,7 +354,7 @@ func (b *bench) runCapacity(ctx context.Context, kind string, sc capacityScenari
 	err := b.withBroker(ctx, kind, fmt.Sprintf("%s-run%d", sc.slug(), run), sc.Partitions, func(bp *brokerProc) error {
 		pctx, cancel := b.phase(ctx)
 		defer cancel()
-		g, err := newLoadGen(pctx, bp.Addr, sc, b.cfg.Producers, b.cfg.InFlight, b.cfg.BatchRecords)
+		g, err := newLoadGen(pctx, bp.Addr, sc, b.cfg.Producers, b.cfg.InFlight, b.cfg.BatchRecords, codecs[b.cfg.Compression])
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/factorywire/factorywire/internal/benchkit"
@@ -237,7 +238,7 @@ func TestEncodeBatch(t *testing.T) {
 		{"3x1000B", 3, 1000},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			raw := encodeBatch(tt.n, tt.valueBytes, 1020)
+			raw := encodeBatch(tt.n, tt.valueBytes, 1020, kgo.NoCompression())
 			var b kmsg.RecordBatch
 			if err := b.ReadFrom(raw); err != nil {
 				t.Fatal(err)

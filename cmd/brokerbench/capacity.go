@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -68,13 +69,13 @@ func (r capacityResult) reqPerSec() float64 { return float64(r.Requests) / r.Ela
 // crc32c is the Castagnoli table of RecordBatch v2 checksums.
 var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
-// encodeBatch returns an uncompressed RecordBatch v2 of n records whose
-// values are valueBytes random bytes (fixed seed) and whose keys cycle
+// encodeBatch returns a RecordBatch v2 of n records, compressed with codec,
+// whose values are valueBytes random bytes (fixed seed) and whose keys cycle
 // through numKeys device ids from firstKey. It is non-idempotent (producer
 // id -1, base sequence -1) and starts at offset 0, so the same bytes may be
 // produced any number of times: the broker assigns the base offset and
 // stores the rest as sent.
-func encodeBatch(n, valueBytes, firstKey int) []byte {
+func encodeBatch(n, valueBytes, firstKey int, codec kgo.CompressionCodec) []byte {
 	r := rand.New(rand.NewPCG(2, uint64(valueBytes)))
 	value := make([]byte, valueBytes)
 	for i := range value {
@@ -92,8 +93,15 @@ func encodeBatch(n, valueBytes, firstKey int) []byte {
 		rec.Length = int32(len(rec.AppendTo(nil)) - 1)
 		recs = rec.AppendTo(recs)
 	}
+	var attrs int16
+	if c, err := kgo.DefaultCompressor(codec); err == nil && c != nil {
+		var used kgo.CompressionCodecType
+		recs, used = c.Compress(new(bytes.Buffer), recs)
+		attrs = int16(used)
+	}
 	now := time.Now().UnixMilli()
 	batch := kmsg.RecordBatch{
+		Attributes:           attrs,
 		PartitionLeaderEpoch: -1,
 		Magic:                2,
 		LastOffsetDelta:      int32(n - 1),
@@ -126,7 +134,7 @@ type loadGen struct {
 
 // newLoadGen connects producers clients to addr and encodes each one's
 // batch of batchRecs records.
-func newLoadGen(ctx context.Context, addr string, sc capacityScenario, producers, inFlight, batchRecs int) (*loadGen, error) {
+func newLoadGen(ctx context.Context, addr string, sc capacityScenario, producers, inFlight, batchRecs int, codec kgo.CompressionCodec) (*loadGen, error) {
 	g := &loadGen{sc: sc, inFlight: inFlight, batchRecs: batchRecs, counts: make(partitionCounts, sc.Partitions)}
 	for i := range producers {
 		cl, err := kgo.NewClient(
@@ -138,7 +146,7 @@ func newLoadGen(ctx context.Context, addr string, sc capacityScenario, producers
 			return nil, err
 		}
 		g.clients = append(g.clients, cl)
-		g.batches = append(g.batches, encodeBatch(batchRecs, sc.ValueBytes, i*batchRecs))
+		g.batches = append(g.batches, encodeBatch(batchRecs, sc.ValueBytes, i*batchRecs, codec))
 	}
 	topics, err := kadm.NewClient(g.clients[0]).ListTopics(ctx, benchTopic)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/factorywire/factorywire/internal/kafkatest"
 )
 
@@ -109,6 +111,10 @@ type Config struct {
 	PhaseTimeout time.Duration
 	// Quick shrinks every count for a smoke run (seconds).
 	Quick bool
+	// Compression is the codec of every produced batch (the throughput
+	// producer's and the capacity scenarios' pre-encoded batches): none,
+	// gzip, snappy, lz4 or zstd. Default none.
+	Compression string
 	// CPUProfileDir, when set, makes every broker child write a CPU
 	// profile of its whole life to this directory (hidden flag).
 	CPUProfileDir string
@@ -139,6 +145,7 @@ func defaultConfig() Config {
 		Dir:                  os.TempDir(),
 		PhaseTimeout:         10 * time.Minute,
 		JVMWarmup:            10 * time.Second,
+		Compression:          "none",
 	}
 }
 
@@ -163,6 +170,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Out, "out", c.Out, "also write the markdown report to this file")
 	fs.StringVar(&c.Dir, "dir", c.Dir, "directory for the brokers' temporary data dirs")
 	fs.DurationVar(&c.PhaseTimeout, "phase-timeout", c.PhaseTimeout, "bound on each produce or consume phase")
+	fs.StringVar(&c.Compression, "compression", c.Compression, "codec of produced batches: none, gzip, snappy, lz4, zstd")
 	fs.BoolVar(&c.Quick, "quick", c.Quick, "smoke run: small counts, one run (flags given explicitly still win)")
 	fs.StringVar(&c.CPUProfileDir, "cpuprofile", c.CPUProfileDir, "")
 }
@@ -222,6 +230,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("-phase-timeout %v: must be at least 1s", c.PhaseTimeout)
 	case c.Dir == "":
 		return fmt.Errorf("-dir: must not be empty")
+	}
+	if _, ok := codecs[c.Compression]; !ok {
+		return fmt.Errorf("-compression %q: must be one of none, gzip, snappy, lz4, zstd", c.Compression)
 	}
 	for _, name := range strings.Split(c.Scenarios, ",") {
 		if c.Scenarios != "" && !validScenarios[strings.TrimSpace(name)] {
@@ -308,4 +319,13 @@ func (c *Config) kinds() []string {
 // logf writes a progress line.
 func logf(w io.Writer, format string, args ...any) {
 	fmt.Fprintf(w, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// codecs are the -compression values and their franz-go codecs.
+var codecs = map[string]kgo.CompressionCodec{
+	"none":   kgo.NoCompression(),
+	"gzip":   kgo.GzipCompression(),
+	"snappy": kgo.SnappyCompression(),
+	"lz4":    kgo.Lz4Compression(),
+	"zstd":   kgo.ZstdCompression(),
 }

@@ -8,7 +8,7 @@
 //
 //	go run ./cmd/brokerbench [-runs 3] [-records 5000000] [-records-1000b 1000000]
 //	    [-rss-records 10000000] [-only all|both|ours,kfake,kafka-fsync,kafka]
-//	    [-jvm-warmup 10s] [-ceiling] [-out FILE] [-quick]
+//	    [-jvm-warmup 10s] [-ceiling] [-compression none|gzip|snappy|lz4|zstd] [-out FILE] [-quick]
 //
 // Each broker runs in a child process (this binary, re-executed, or
 // Apache Kafka's java process, started through internal/kafkatest with

@@ -42,11 +42,11 @@ func renderReport(b *bench) string {
 		}
 	}
 	fmt.Fprintf(&w, "\n")
-	fmt.Fprintf(&w, "- client: franz-go %s, one producer (acks=all, idempotent, default linger, batches ≤ 1 MiB, no compression, %d keys spread by murmur2), one consumer (ConsumePartitions from offset 0)\n",
-		moduleVersion("github.com/twmb/franz-go"), numKeys)
+	fmt.Fprintf(&w, "- client: franz-go %s, one producer (acks=all, idempotent, default linger, batches ≤ 1 MiB, compression %s, %d keys spread by murmur2), one consumer (ConsumePartitions from offset 0)\n",
+		moduleVersion("github.com/twmb/franz-go"), b.cfg.Compression, numKeys)
 	if b.cfg.Producers > 0 {
-		fmt.Fprintf(&w, "- capacity load: %d producers (a franz-go client and connection each), %d raw Produce requests (acks=-1) in flight per producer, each one pre-encoded uncompressed batch of %d records\n",
-			b.cfg.Producers, b.cfg.InFlight, b.cfg.BatchRecords)
+		fmt.Fprintf(&w, "- capacity load: %d producers (a franz-go client and connection each), %d raw Produce requests (acks=-1) in flight per producer, each one pre-encoded batch of %d records (compression %s)\n",
+			b.cfg.Producers, b.cfg.InFlight, b.cfg.BatchRecords, b.cfg.Compression)
 	}
 	fmt.Fprintf(&w, "- %d run(s) per scenario per broker, brokers rotating which goes first; tables show medians, \"ours/kfake\" (and ours/kafka-fsync, ours/kafka) is the ratio of the medians\n", b.cfg.Runs)
 	fmt.Fprintf(&w, "- MB/s counts value bytes (10⁶ bytes); CPU is the broker process's user+system time during the phase\n\n")
