@@ -17,11 +17,14 @@
 //
 // # Durability
 //
-// A partition is a commitlog.Log. With flush "always", Produce appends the
-// batch (in the reader goroutine, so per-connection order is the append
-// order) and the writer acknowledges it after commitlog.Log.Sync covers it;
-// concurrent produces share fsyncs. The high watermark is the durable
-// offset, so consumers never see a record a crash could take back.
+// A partition is a commitlog.Log. Produce first decodes every record of the
+// batch, decompressed (records.go), and refuses a malformed batch with
+// CORRUPT_MESSAGE, so that nothing a consumer cannot parse is stored. With
+// flush "always", it appends the batch (in the reader goroutine, so
+// per-connection order is the append order) and the writer acknowledges it
+// after commitlog.Log.Sync covers it; concurrent produces share fsyncs.
+// The high watermark is the durable offset, so consumers never see a record
+// a crash could take back.
 // Idempotent producers are checked per partition against a window of their
 // last five batches, rebuilt from the log's active segment on start, so a
 // retry across a restart is still recognised.
