@@ -143,7 +143,7 @@ func checkRecords(h commitlog.BatchHeader, data []byte) recordsVerdict {
 		if pos == len(data) {
 			return corrupt("record batch declares %d records (recordsCount) but holds %d", n, i)
 		}
-		length, used := kbin.Varint(data[pos:])
+		length, used := varint(data[pos:])
 		if used <= 0 {
 			return corrupt("record %d: length: %s", i, varintProblem(used))
 		}
@@ -182,13 +182,144 @@ func varintProblem(used int) string {
 	return "varint overflows"
 }
 
-// recordReader walks one record's body (after its length).
+// varint decodes a zig-zag varint as kbin.Varint does, with a fast path
+// for the one-byte values most record fields hold.
+func varint(b []byte) (int32, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return int32(b[0]>>1) ^ -int32(b[0]&1), 1
+	}
+	return kbin.Varint(b)
+}
+
+// recordReader walks one record's body (after its length). The walk
+// keeps to plain integers on the way; a problem is described only when one
+// is found (bad), so that checking a valid record costs little.
 type recordReader struct {
 	b   []byte
 	pos int
 }
 
-func (r *recordReader) varint() (int32, string) {
+// uv decodes a zig-zag varint at r.pos, as kbin.Varint does, with a fast
+// path for the one-byte values most record fields hold; ok is false when it
+// runs past the record or overflows.
+func (r *recordReader) uv() (v int32, ok bool) {
+	if r.pos < len(r.b) {
+		if c := r.b[r.pos]; c < 0x80 {
+			r.pos++
+			return int32(c>>1) ^ -int32(c&1), true
+		}
+	}
+	v, used := kbin.Varint(r.b[r.pos:])
+	if used <= 0 {
+		return 0, false
+	}
+	r.pos += used
+	return v, true
+}
+
+// check decodes the record at index i of the batch h heads and returns its
+// timestamp, or a problem.
+func (r *recordReader) check(h commitlog.BatchHeader, i int) (int64, string) {
+	if len(r.b) == 0 {
+		return 0, "attributes: the record is empty"
+	}
+	r.pos = 1 // attributes, unused
+	var delta int64
+	if r.pos < len(r.b) && r.b[r.pos] < 0x80 {
+		c := r.b[r.pos]
+		delta = int64(c>>1) ^ -int64(c&1)
+		r.pos++
+	} else {
+		d, used := kbin.Varlong(r.b[r.pos:])
+		if used <= 0 {
+			return 0, "timestampDelta: " + varintProblem(used)
+		}
+		delta = d
+		r.pos += used
+	}
+	ts := h.BaseTimestamp + delta
+	if (delta > 0 && ts < h.BaseTimestamp) || (delta < 0 && ts > h.BaseTimestamp) {
+		return 0, fmt.Sprintf("baseTimestamp %d + timestampDelta %d overflows", h.BaseTimestamp, delta)
+	}
+	od, ok := r.uv()
+	if !ok || int(od) != i {
+		return 0, r.describe(h, i)
+	}
+	for range 2 { // key, value: -1 is null
+		l, ok := r.uv()
+		if !ok || l < -1 || int(l) > len(r.b)-r.pos {
+			return 0, r.describe(h, i)
+		}
+		r.pos += max(int(l), 0)
+	}
+	nh, ok := r.uv()
+	// Each header takes at least two bytes (two lengths).
+	if !ok || nh < 0 || int(nh) > (len(r.b)-r.pos)/2 {
+		return 0, r.describe(h, i)
+	}
+	for range nh {
+		kl, ok := r.uv()
+		if !ok || kl < 0 || int(kl) > len(r.b)-r.pos {
+			return 0, r.describe(h, i)
+		}
+		r.pos += int(kl)
+		vl, ok := r.uv()
+		if !ok || vl < -1 || int(vl) > len(r.b)-r.pos {
+			return 0, r.describe(h, i)
+		}
+		r.pos += max(int(vl), 0)
+	}
+	if r.pos != len(r.b) {
+		return 0, fmt.Sprintf("%d bytes after the last header (the record length counts %d)", len(r.b)-r.pos, len(r.b))
+	}
+	return ts, ""
+}
+
+// describe walks the record at index i again, slowly, to say what is wrong
+// with it; check calls it once its fast walk failed.
+func (r *recordReader) describe(h commitlog.BatchHeader, i int) string {
+	d := describer{b: r.b, pos: 1}
+	if _, used := kbin.Varlong(d.b[d.pos:]); used > 0 {
+		d.pos += used
+	}
+	od, problem := d.varint()
+	if problem != "" {
+		return "offsetDelta: " + problem
+	}
+	if int(od) != i {
+		return fmt.Sprintf("offsetDelta %d, want %d (record i has offset delta i)", od, i)
+	}
+	if problem := d.skip("key", -1, -1); problem != "" {
+		return problem
+	}
+	if problem := d.skip("value", -1, -1); problem != "" {
+		return problem
+	}
+	nh, problem := d.varint()
+	if problem != "" {
+		return "headers count: " + problem
+	}
+	if nh < 0 || int(nh) > (len(d.b)-d.pos)/2 {
+		return fmt.Sprintf("headers count %d does not fit the %d bytes left in the record", nh, len(d.b)-d.pos)
+	}
+	for j := 0; j < int(nh); j++ {
+		if problem := d.skip("key", j, 0); problem != "" {
+			return problem
+		}
+		if problem := d.skip("value", j, -1); problem != "" {
+			return problem
+		}
+	}
+	return "malformed record"
+}
+
+// describer is the slow walk of a record that names what is wrong.
+type describer struct {
+	b   []byte
+	pos int
+}
+
+func (r *describer) varint() (int32, string) {
 	v, used := kbin.Varint(r.b[r.pos:])
 	if used <= 0 {
 		return 0, varintProblem(used)
@@ -200,7 +331,7 @@ func (r *recordReader) varint() (int32, string) {
 // skip skips a length-prefixed field; minLen is -1 where null is allowed.
 // The problem it returns is named by field and, for a header's key or
 // value, the header's index (-1: not a header).
-func (r *recordReader) skip(field string, header int, minLen int32) string {
+func (r *describer) skip(field string, header int, minLen int32) string {
 	l, problem := r.varint()
 	switch {
 	case problem != "":
@@ -218,57 +349,6 @@ func (r *recordReader) skip(field string, header int, minLen int32) string {
 		return fmt.Sprintf("header %d %s %s", header, field, problem)
 	}
 	return field + " " + problem
-}
-
-// check decodes the record at index i of the batch h heads and returns its
-// timestamp, or a problem.
-func (r *recordReader) check(h commitlog.BatchHeader, i int) (int64, string) {
-	if len(r.b) == 0 {
-		return 0, "attributes: the record is empty"
-	}
-	r.pos = 1 // attributes, unused
-	delta, used := kbin.Varlong(r.b[r.pos:])
-	if used <= 0 {
-		return 0, "timestampDelta: " + varintProblem(used)
-	}
-	r.pos += used
-	ts := h.BaseTimestamp + delta
-	if (delta > 0 && ts < h.BaseTimestamp) || (delta < 0 && ts > h.BaseTimestamp) {
-		return 0, fmt.Sprintf("baseTimestamp %d + timestampDelta %d overflows", h.BaseTimestamp, delta)
-	}
-	od, problem := r.varint()
-	if problem != "" {
-		return 0, "offsetDelta: " + problem
-	}
-	if int(od) != i {
-		return 0, fmt.Sprintf("offsetDelta %d, want %d (record i has offset delta i)", od, i)
-	}
-	if problem := r.skip("key", -1, -1); problem != "" {
-		return 0, problem
-	}
-	if problem := r.skip("value", -1, -1); problem != "" {
-		return 0, problem
-	}
-	nh, problem := r.varint()
-	if problem != "" {
-		return 0, "headers count: " + problem
-	}
-	// Each header takes at least two bytes (two lengths).
-	if nh < 0 || int(nh) > (len(r.b)-r.pos)/2 {
-		return 0, fmt.Sprintf("headers count %d does not fit the %d bytes left in the record", nh, len(r.b)-r.pos)
-	}
-	for j := 0; j < int(nh); j++ {
-		if problem := r.skip("key", j, 0); problem != "" {
-			return 0, problem
-		}
-		if problem := r.skip("value", j, -1); problem != "" {
-			return 0, problem
-		}
-	}
-	if r.pos != len(r.b) {
-		return 0, fmt.Sprintf("%d bytes after the last header (the record length counts %d)", len(r.b)-r.pos, len(r.b))
-	}
-	return ts, ""
 }
 
 // recordsBufs pools decompression buffers (*[]byte).
