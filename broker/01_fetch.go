@@ -21,6 +21,12 @@ import (
 // batch. The request waits up to MaxWaitMillis until MinBytes are available,
 // and returns at once when a partition has an error.
 //
+// The record bytes of a response are granted from the broker's response
+// budget (queued_max_response_bytes) when it is built and given back once
+// it is written or dropped. A fetch that finds the budget short waits, up
+// to MaxWaitMillis, for bytes to be freed (or for new data), then returns
+// what fits, possibly no records at all.
+//
 // Fetch sessions (KIP-227, v7+) are not kept: every response carries
 // session id 0, which tells the client to send full requests; a request
 // naming a session id is answered FETCH_SESSION_ID_NOT_FOUND. There are no
@@ -32,12 +38,19 @@ import (
 
 func init() { regKey(int16(kmsg.Fetch), 4, 12, handleFetch) }
 
-func handleFetch(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleFetch(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.FetchRequest)
-	return reply{finish: func(ctx context.Context) kmsg.Response { return b.fetch(ctx, req) }}, nil
+	return reply{finish: func(ctx context.Context) kmsg.Response {
+		resp, g := b.fetch(ctx, req)
+		// The writer releases the grant once the response is written.
+		c.hold(g)
+		return resp
+	}}, nil
 }
 
-func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
+// fetch answers req, waiting as the request asks. The grant holds the
+// response's record bytes from the response budget.
+func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Response, grant) {
 	if req.Version >= 7 {
 		code := int16(0)
 		switch {
@@ -49,8 +62,13 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		if code != 0 {
 			resp := req.ResponseKind().(*kmsg.FetchResponse)
 			resp.ErrorCode = code
-			return resp
+			return resp, grant{}
 		}
+	}
+	if ctx.Err() != nil {
+		// The connection is closing: nobody will read records, so
+		// neither read them nor take budget for them.
+		return req.ResponseKind(), grant{}
 	}
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	var timeout <-chan time.Time
@@ -59,32 +77,50 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 		defer t.Stop()
 		timeout = t.C
 	}
+	counted := false
 	for {
-		// Take the wake-up channel before reading, so data that
-		// arrives between the read and the wait is not missed.
-		wake := b.data.wait()
-		resp, n, final := b.fetchOnce(req)
-		if final || n >= int(req.MinBytes) || timeout == nil {
-			return resp
+		// Take the wake-up channels before reading, so data that
+		// arrives, or budget freed, between the read and the wait is
+		// not missed.
+		wake, freed := b.data.wait(), b.responseBudget.released()
+		resp, n, final, short, g := b.fetchOnce(req)
+		if short && !counted {
+			counted = true
+			b.limits.hit(limitQueuedResponseBytes, "fetch response cut short: queued response bytes exhausted",
+				"bytes_in_use", b.responseBudget.inUse(), "limit", b.cfg.QueuedMaxResponseBytes)
+		}
+		// A response the budget left empty waits for budget even if
+		// it met MinBytes; one with records is sent.
+		if final || timeout == nil || (n >= int(req.MinBytes) && !(short && n == 0)) {
+			return resp, g
+		}
+		if !short {
+			freed = nil
 		}
 		select {
 		case <-wake:
+		case <-freed:
 		case <-timeout:
-			resp, _, _ = b.fetchOnce(req)
-			return resp
+			g.release()
+			resp, _, _, _, g = b.fetchOnce(req)
+			return resp, g
 		case <-ctx.Done():
-			return resp
+			return resp, g
 		}
+		g.release()
 	}
 }
 
-// fetchOnce reads what is available now. It returns the response, the
-// number of record bytes in it, and whether a partition error means it must
-// be sent without waiting.
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool) {
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	remaining := int(min(req.MaxBytes, b.cfg.FetchMaxBytes))
-	total, final := 0, false
+// fetchOnce reads what is available now and fits in the response budget.
+// It returns the response, the number of record bytes in it, whether a
+// partition error means it must be sent without waiting, whether the budget
+// left out records that were available (short), and the grant holding the
+// record bytes.
+func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, final, short bool, g grant) {
+	resp = req.ResponseKind().(*kmsg.FetchResponse)
+	want := int(min(req.MaxBytes, b.cfg.FetchMaxBytes))
+	g = b.responseBudget.acquireUpTo(int64(max(want, 0)))
+	remaining := int(g.n)
 	for _, rt := range req.Topics {
 		ot := kmsg.NewFetchResponseTopic()
 		ot.Topic = rt.Topic
@@ -95,10 +131,21 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bo
 			op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 			op.PreferredReadReplica = -1
 			op.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
-			data, code := b.fetchPartition(rt.Topic, rp, &op, remaining, total == 0)
+			// Only the first partition with data may exceed the
+			// limits, and only if the budget has the bytes: once it
+			// fell short, no other partition reads a batch only to
+			// drop it.
+			first := total == 0 && !short && (g.n > 0 || want <= 0)
+			data, code, left := b.fetchPartition(rt.Topic, rp, &op, remaining, first)
 			if code != 0 {
 				op.ErrorCode = code
 				final = true
+			}
+			if over := len(data) - max(remaining, 0); over > 0 && !g.grow(int64(over)) {
+				data, short = nil, true
+			}
+			if left && g.n < int64(want) {
+				short = true
 			}
 			if data == nil {
 				// An empty record set is length 0, never null
@@ -112,53 +159,60 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bo
 		}
 		resp.Topics = append(resp.Topics, ot)
 	}
-	return resp, total, final
+	g.shrink(int64(total))
+	return resp, total, final, short, g
 }
 
-func (b *Broker) fetchPartition(topicName string, rp kmsg.FetchRequestTopicPartition, op *kmsg.FetchResponseTopicPartition, remaining int, first bool) ([]byte, int16) {
+// fetchPartition reads one partition's batches into op, at most remaining
+// bytes unless first. left reports that records were available but left
+// out because nothing remained.
+func (b *Broker) fetchPartition(topicName string, rp kmsg.FetchRequestTopicPartition, op *kmsg.FetchResponseTopicPartition, remaining int, first bool) (data []byte, code int16, left bool) {
 	p := b.partition(topicName, rp.Partition)
 	if p == nil {
-		return nil, kerr.UnknownTopicOrPartition.Code
+		return nil, kerr.UnknownTopicOrPartition.Code, false
 	}
 	if p.offline != nil {
-		return nil, kerr.KafkaStorageError.Code
+		return nil, kerr.KafkaStorageError.Code, false
 	}
 	switch {
 	case rp.CurrentLeaderEpoch > 0:
-		return nil, kerr.UnknownLeaderEpoch.Code
+		return nil, kerr.UnknownLeaderEpoch.Code, false
 	case rp.CurrentLeaderEpoch < -1:
-		return nil, kerr.FencedLeaderEpoch.Code
+		return nil, kerr.FencedLeaderEpoch.Code, false
 	}
 	hwm := p.highWatermark()
 	start := p.log.StartOffset()
 	if rp.FetchOffset < start || rp.FetchOffset > p.log.EndOffset() {
 		// As Kafka, the watermarks of a partition in error are -1:
 		// the client learns the range from ListOffsets.
-		return nil, kerr.OffsetOutOfRange.Code
+		return nil, kerr.OffsetOutOfRange.Code, false
 	}
 	op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hwm, hwm, start
-	if rp.FetchOffset >= hwm || (!first && remaining <= 0) {
-		return nil, 0
+	if rp.FetchOffset >= hwm {
+		return nil, 0, false
+	}
+	if !first && remaining <= 0 {
+		return nil, 0, true
 	}
 	limit := min(int(rp.PartitionMaxBytes), remaining)
 	if limit <= 0 && !first {
-		return nil, 0
+		return nil, 0, false
 	}
 	data, err := p.log.Read(rp.FetchOffset, max(limit, 1), hwm)
 	switch {
 	case errors.Is(err, commitlog.ErrOffsetOutOfRange):
 		// Retention moved the log start between the check and the read.
 		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
-		return nil, kerr.OffsetOutOfRange.Code
+		return nil, kerr.OffsetOutOfRange.Code, false
 	case err != nil:
 		p.faults.readFailed(rp.FetchOffset, err)
 		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
-		return nil, storageErrorCode(err)
+		return nil, storageErrorCode(err), false
 	}
 	if !first && len(data) > limit {
 		// Read returns at least one batch; only the first partition
 		// with data may exceed its limits.
-		return nil, 0
+		return nil, 0, limit == remaining
 	}
-	return data, 0
+	return data, 0, false
 }

@@ -37,6 +37,11 @@ type Broker struct {
 	metrics *metrics
 	limits  *limits
 
+	// requestBudget holds the bytes of requests being read or handled
+	// (queued_max_request_bytes); responseBudget those of fetch responses
+	// built and not yet written (queued_max_response_bytes).
+	requestBudget, responseBudget *budget
+
 	ctx    context.Context // cancelled when shutdown begins
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // accept loop, retention loop, connections
@@ -46,6 +51,7 @@ type Broker struct {
 	topics    map[string]*topic
 	connsMu   sync.Mutex
 	conns     map[*conn]struct{}
+	connsByIP map[string]int // open connections per remote IP; guarded by connsMu
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -72,12 +78,15 @@ func New(cfg Config) (*Broker, error) {
 			Logger:        logger,
 			FS:            cfg.FS,
 		}.WithDefaults(),
-		topics: map[string]*topic{},
-		conns:  map[*conn]struct{}{},
-		reg:    prometheus.NewRegistry(),
+		topics:    map[string]*topic{},
+		conns:     map[*conn]struct{}{},
+		connsByIP: map[string]int{},
+		reg:       prometheus.NewRegistry(),
 	}
 	b.metrics = newMetrics(b.reg)
 	b.limits = newLimits(logger, b.metrics)
+	b.requestBudget = newBudget(cfg.QueuedMaxRequestBytes, b.metrics.queuedRequest)
+	b.responseBudget = newBudget(cfg.QueuedMaxResponseBytes, b.metrics.queuedResponse)
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
@@ -298,24 +307,67 @@ func (b *Broker) acceptLoop() {
 			}
 		}
 		backoff = 0
-		c := newConn(b, nc)
-		b.connsMu.Lock()
-		if b.ctx.Err() != nil {
-			b.connsMu.Unlock()
-			nc.Close()
-			return
+		c := b.admit(nc)
+		if c == nil {
+			if b.ctx.Err() != nil {
+				return
+			}
+			continue
 		}
-		b.conns[c] = struct{}{}
-		b.wg.Add(1)
-		b.connsMu.Unlock()
 		go func() {
 			defer b.wg.Done()
 			c.serve()
 			b.connsMu.Lock()
 			delete(b.conns, c)
+			if b.connsByIP[c.ip]--; b.connsByIP[c.ip] == 0 {
+				delete(b.connsByIP, c.ip)
+			}
+			b.metrics.connections.Set(float64(len(b.conns)))
 			b.connsMu.Unlock()
 		}()
 	}
+}
+
+// admit registers a new connection, or closes it and returns nil when the
+// broker shuts down or the connection is past max_connections or
+// max_connections_per_ip. Closing right after accept is what Kafka does
+// for both limits: the client sees its connection end and retries.
+func (b *Broker) admit(nc net.Conn) *conn {
+	addr, ip := nc.RemoteAddr().String(), remoteIP(nc)
+	b.connsMu.Lock()
+	var limit, msg string
+	var n int
+	switch {
+	case b.ctx.Err() != nil:
+	case len(b.conns) >= b.cfg.MaxConnections:
+		limit, n, msg = limitMaxConnections, b.cfg.MaxConnections, "connection refused: too many connections; closed after accept"
+	case b.connsByIP[ip] >= b.cfg.MaxConnectionsPerIP:
+		limit, n, msg = limitMaxConnectionsPerIP, b.cfg.MaxConnectionsPerIP, "connection refused: too many connections from this address; closed after accept"
+	default:
+		c := newConn(b, nc)
+		b.conns[c] = struct{}{}
+		b.connsByIP[ip]++
+		b.metrics.connections.Set(float64(len(b.conns)))
+		b.wg.Add(1)
+		b.connsMu.Unlock()
+		return c
+	}
+	b.connsMu.Unlock()
+	if limit != "" {
+		b.limits.hit(limit, msg, "client", addr, "limit", n)
+	}
+	nc.Close()
+	return nil
+}
+
+// remoteIP returns the IP address of a connection's peer, which the
+// per-IP connection limit counts (the whole address if it has no port).
+func remoteIP(nc net.Conn) string {
+	addr := nc.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 // maintain runs the periodic work: retention and time-based rolling, and

@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -28,9 +30,16 @@ const maxKeptResponseBuffer = 16 << 20
 // conn serves one client connection: a reader goroutine decodes requests and
 // runs their handlers in order, a writer goroutine finishes them and writes
 // the responses in the same (correlation-id) order.
+//
+// Connection limits: a connection with no request in flight for
+// ConnectionsMaxIdle is closed; once a request's first byte has arrived, the
+// whole request must arrive within RequestReadTimeout; each response must be
+// written within ResponseWriteTimeout. Request bodies are read only once
+// their announced size is granted from the broker's request budget.
 type conn struct {
 	b       *Broker
 	nc      net.Conn
+	ip      string // remote IP, for the per-IP connection count
 	log     *slog.Logger
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -38,12 +47,29 @@ type conn struct {
 	wg      sync.WaitGroup
 
 	clientID string // of the request being handled (reader goroutine only)
+
+	// held is the response budget the response being finished holds,
+	// released once it is written or dropped (writer goroutine only).
+	held grant
+
+	// mu guards inFlight and awaiting, and orders the two goroutines'
+	// changes of the read deadline: the reader sets it, the writer only
+	// while the reader awaits a request.
+	mu sync.Mutex
+	// inFlight counts the requests whose first byte has arrived and whose
+	// response is not yet written (or dropped).
+	inFlight int
+	// awaiting is set while the reader waits for a request's first byte.
+	awaiting bool
 }
 
 type inflight struct {
 	corr int32
 	key  int16
 	r    reply
+	// body is the request budget still held for the request's bytes,
+	// because r.finish may still reference them; released after it ran.
+	body grant
 }
 
 // requestError names the request a connection was closed for.
@@ -63,6 +89,9 @@ var (
 	errRequestSize = errors.New("request size out of bounds")
 	errUnknownKey  = errors.New("unsupported API key")
 	errVersion     = errors.New("unsupported API version")
+	// errLimit closes a connection for a resource limit, which was
+	// already logged and counted by Broker.limits.
+	errLimit = errors.New("closed by a resource limit")
 )
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -70,6 +99,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 	return &conn{
 		b:       b,
 		nc:      nc,
+		ip:      remoteIP(nc),
 		log:     b.log.With("client", nc.RemoteAddr().String()),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -96,7 +126,8 @@ func (c *conn) serve() {
 	c.wg.Wait()
 	c.nc.Close()
 	switch {
-	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), shutdown:
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errLimit),
+		errors.Is(err, context.Canceled), shutdown:
 		c.log.Debug("connection closed")
 	default:
 		c.log.Warn("closing connection", "err", err)
@@ -105,42 +136,151 @@ func (c *conn) serve() {
 
 func (c *conn) read() error {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
-	var sizeBuf [4]byte
 	for {
-		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+		if err := c.awaitRequest(br); err != nil {
 			return err
 		}
-		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 8 || size > c.b.cfg.MaxRequestBytes {
-			return fmt.Errorf("%w: %d bytes (limit %d)", errRequestSize, size, c.b.cfg.MaxRequestBytes)
-		}
-		// Read the fixed header first so that a request other than
-		// Produce is held to the lower control-request limit before its
-		// body is buffered.
-		var head [8]byte
-		if _, err := io.ReadFull(br, head[:]); err != nil {
-			return err
-		}
-		key := int16(binary.BigEndian.Uint16(head[0:]))
-		version := int16(binary.BigEndian.Uint16(head[2:]))
-		corr := int32(binary.BigEndian.Uint32(head[4:]))
-		if key != int16(kmsg.Produce) && size > c.b.cfg.MaxControlRequestBytes {
-			return &requestError{key, version, corr, fmt.Errorf("%w: %d bytes (limit for non-produce requests %d)", errRequestSize, size, c.b.cfg.MaxControlRequestBytes)}
-		}
-		body := make([]byte, size-8)
-		if _, err := io.ReadFull(br, body); err != nil {
+		key, version, corr, body, g, err := c.readRequest(br)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.b.limits.hit(limitRequestReadTimeout, "request not received within its timeout; connection closed",
+					"client", c.nc.RemoteAddr().String(), "limit", c.b.cfg.RequestReadTimeout)
+				return fmt.Errorf("%w: request_read_timeout: %w", errLimit, err)
+			}
 			return err
 		}
 		r, err := c.handle(key, version, corr, body)
+		if r.finish == nil || key == int16(kmsg.Produce) {
+			// Nothing references the body any more: Produce has
+			// copied its records into the log, and its finish holds
+			// only the response. Other finishes may hold slices of
+			// the body (kmsg keeps bytes and unknown tags in place),
+			// so their bytes stay granted until finish has run.
+			g.release()
+		}
 		if err != nil {
+			g.release()
 			return &requestError{key, version, corr, err}
 		}
-		select {
-		case c.pending <- inflight{corr: corr, key: key, r: r}:
-		case <-c.ctx.Done():
-			return c.ctx.Err()
+		// Queue the reply even if the connection is ending: the writer
+		// drains pending until read returns, and a produce's finish
+		// must run to make its records durable.
+		c.pending <- inflight{corr: corr, key: key, r: r, body: g}
+	}
+}
+
+// awaitRequest waits for the first byte of the next request. While no
+// request is in flight it waits at most ConnectionsMaxIdle; once the byte
+// has arrived, the request is in flight and must be read within
+// RequestReadTimeout.
+func (c *conn) awaitRequest(br *bufio.Reader) error {
+	c.mu.Lock()
+	c.awaiting = true
+	var idle time.Time
+	if c.inFlight == 0 {
+		idle = time.Now().Add(c.b.cfg.ConnectionsMaxIdle)
+	}
+	c.nc.SetReadDeadline(idle)
+	c.mu.Unlock()
+	_, err := br.Peek(1)
+	c.mu.Lock()
+	c.awaiting = false
+	if err == nil {
+		c.inFlight++
+		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.RequestReadTimeout))
+	}
+	c.mu.Unlock()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.b.limits.hit(limitConnectionsMaxIdle, "connection idle too long; closed",
+			"client", c.nc.RemoteAddr().String(), "limit", c.b.cfg.ConnectionsMaxIdle)
+		return fmt.Errorf("%w: connections_max_idle: %w", errLimit, err)
+	}
+	return err
+}
+
+// requestDone ends a request's time in flight once its response is written
+// or dropped; the last one starts the idle time if the reader awaits the
+// next request.
+func (c *conn) requestDone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inFlight--
+	if c.inFlight == 0 && c.awaiting {
+		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.ConnectionsMaxIdle))
+	}
+}
+
+// readRequest reads one request after its first byte has arrived: the size,
+// the fixed header, and the body once the request budget has granted the
+// announced size. The connection stops reading while it waits for that
+// grant (as Kafka mutes the channel), and its read deadline restarts
+// afterwards: the wait is not the client's. The body grows as bytes
+// arrive, so a client announcing a large request and sending little holds
+// little memory. The returned grant holds the size; on error nothing is
+// held.
+func (c *conn) readRequest(br *bufio.Reader) (key, version int16, corr int32, body []byte, g grant, err error) {
+	var sizeBuf [4]byte
+	if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+		return 0, 0, 0, nil, grant{}, err
+	}
+	size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+	if size < 8 || size > c.b.cfg.MaxRequestBytes {
+		return 0, 0, 0, nil, grant{}, fmt.Errorf("%w: %d bytes (limit %d)", errRequestSize, size, c.b.cfg.MaxRequestBytes)
+	}
+	// Read the fixed header first so that a request other than Produce
+	// is held to the lower control-request limit before its body is
+	// granted or buffered.
+	var head [8]byte
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		return 0, 0, 0, nil, grant{}, err
+	}
+	key = int16(binary.BigEndian.Uint16(head[0:]))
+	version = int16(binary.BigEndian.Uint16(head[2:]))
+	corr = int32(binary.BigEndian.Uint32(head[4:]))
+	if key != int16(kmsg.Produce) && size > c.b.cfg.MaxControlRequestBytes {
+		return key, version, corr, nil, grant{}, &requestError{key, version, corr, fmt.Errorf("%w: %d bytes (limit for non-produce requests %d)", errRequestSize, size, c.b.cfg.MaxControlRequestBytes)}
+	}
+	g, ok := c.b.requestBudget.tryAcquire(int64(size))
+	if !ok {
+		c.b.limits.hit(limitQueuedRequestBytes, "request waits for queued request bytes to be freed; connection not read meanwhile",
+			"client", c.nc.RemoteAddr().String(), "bytes", size, "limit", c.b.cfg.QueuedMaxRequestBytes)
+		if g, err = c.b.requestBudget.acquire(c.ctx, int64(size)); err != nil {
+			return key, version, corr, nil, grant{}, err
+		}
+		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.RequestReadTimeout))
+	}
+	body, err = readBody(br, int(size)-8)
+	if err != nil {
+		g.release()
+		return key, version, corr, nil, grant{}, err
+	}
+	return key, version, corr, body, g, nil
+}
+
+// firstBodyChunk is the body buffer allocated before any body byte has
+// arrived; it doubles as bytes arrive, up to the announced size.
+const firstBodyChunk = 64 << 10
+
+// readBody reads exactly n bytes, growing its buffer as they arrive rather
+// than allocating n up front.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	body := make([]byte, 0, min(n, firstBodyChunk))
+	for len(body) < n {
+		if len(body) == cap(body) {
+			grown := make([]byte, len(body), min(n, 2*cap(body)))
+			copy(grown, body)
+			body = grown
+		}
+		m, err := io.ReadFull(r, body[len(body):cap(body)])
+		body = body[:len(body)+m]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
 		}
 	}
+	return body, nil
 }
 
 // handle decodes one request body (after the fixed header) and runs its
@@ -205,7 +345,10 @@ func (c *conn) write() {
 		if in.r.finish != nil {
 			resp = in.r.finish(c.ctx)
 		}
+		in.body.release()
 		if in.r.none || failed {
+			c.held.release()
+			c.requestDone()
 			continue
 		}
 		buf = append(buf[:0], 0, 0, 0, 0)
@@ -217,11 +360,18 @@ func (c *conn) write() {
 		}
 		buf = resp.AppendTo(buf)
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.ResponseWriteTimeout))
 		_, err := bw.Write(buf)
 		if err == nil && len(c.pending) == 0 {
 			err = bw.Flush()
 		}
+		c.held.release()
+		c.requestDone()
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.b.limits.hit(limitResponseWriteTimeout, "client does not read its responses; connection closed",
+					"client", c.nc.RemoteAddr().String(), "limit", c.b.cfg.ResponseWriteTimeout)
+			}
 			// Keep draining so finish functions run (their records
 			// must still be made durable), but stop writing.
 			failed = true
@@ -233,6 +383,15 @@ func (c *conn) write() {
 		}
 	}
 	if !failed {
+		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.ResponseWriteTimeout))
 		bw.Flush()
 	}
+}
+
+// hold keeps the response budget the response being finished holds, for
+// the writer to release once the response is written or dropped. It is
+// called from finish functions, on the writer goroutine.
+func (c *conn) hold(g grant) {
+	c.held.release()
+	c.held = g
 }

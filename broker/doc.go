@@ -116,6 +116,25 @@
 // our own bounded code, the body's by kmsg (v1.15.1 stops at the end of the
 // input; v1.15.0 looped once per declared tag, up to 2^32 times).
 //
+// Connections and memory are bounded by limits named as Kafka names them,
+// each logged (once a minute per limit) and counted
+// (factorywire_broker_limit_hits_total) when hit. A connection past
+// max_connections or max_connections_per_ip is closed right after accept;
+// one with no request in flight (a long-poll fetch is in flight) for
+// connections_max_idle is closed; a request must arrive whole within
+// request_read_timeout of its first byte, and each response be written
+// within response_write_timeout, or the connection is closed. A request's
+// announced size is reserved from queued_max_request_bytes before its body
+// is read (the connection is not read while it waits, and the body buffer
+// grows only as bytes arrive) and given back once nothing references the
+// body. A fetch response's record bytes are reserved from
+// queued_max_response_bytes when it is built and given back once it is
+// written or dropped; a fetch that finds that budget short waits up to its
+// max wait, then returns what fits. Only a fetch waits for one budget
+// (response bytes) while it holds the other (its own request's bytes), and
+// never beyond its max wait, so the two cannot deadlock. The gauges factorywire_broker_connections, _queued_request_bytes and
+// _queued_response_bytes show what is in use.
+//
 // Usage:
 //
 //	b, err := broker.New(broker.Config{...}) // from broker.DefaultConfig()

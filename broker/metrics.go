@@ -44,6 +44,8 @@ type metrics struct {
 	scrubCorruptRanges *prometheus.CounterVec // topic, partition
 	segmentFiles       prometheus.GaugeFunc   // from files
 	files              atomic.Pointer[commitlog.FileCache]
+	queuedRequest      prometheus.Gauge
+	queuedResponse     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -63,6 +65,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Empty consumer groups deleted by expiry once no committed offsets were left (not those deleted by DeleteGroups)."}),
 		scrubCorruptRanges: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "scrub_corrupt_ranges_total",
 			Help: "Damaged ranges of segment files found by the scrub at start (scrub_on_start), by partition: run broker repair on it."}, []string{"topic", "partition"}),
+		queuedRequest: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "queued_request_bytes",
+			Help: "Bytes of the queued_max_request_bytes budget in use: requests announced and being read, or read and not yet handled."}),
+		queuedResponse: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "queued_response_bytes",
+			Help: "Bytes of the queued_max_response_bytes budget in use: fetch response records built and not yet written."}),
 	}
 	m.offlinePartitions = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "offline_partitions",
 		Help: "Partitions whose log could not be opened at start-up (a corrupt segment): they serve nothing until repaired."})
@@ -75,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			return 0
 		})
 	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.corruptRecords, m.offlinePartitions, m.expiredOffsets, m.deletedGroups)
-	reg.MustRegister(m.scrubCorruptRanges, m.segmentFiles)
+	reg.MustRegister(m.scrubCorruptRanges, m.segmentFiles, m.queuedRequest, m.queuedResponse)
 	return m
 }
 

@@ -1,0 +1,534 @@
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestMaxConnections: connections past max_connections are closed at once
+// and counted; those already open are still served, and closing one frees
+// its slot.
+func TestMaxConnections(t *testing.T) {
+	b := startBroker(t, "", func(c *Config) { c.MaxConnections, c.MaxConnectionsPerIP = 4, 4 })
+	addr := b.Addr().String()
+	var open []*rawConn
+	for range 4 {
+		c := dialRaw(t, addr)
+		metadata(t, c)
+		open = append(open, c)
+	}
+	for i := range 3 {
+		if !dialRaw(t, addr).closedByBroker() {
+			t.Fatalf("connection %d past the limit was kept open", 5+i)
+		}
+	}
+	if got := limitHits(t, b, limitMaxConnections); got != 3 {
+		t.Errorf("max_connections hits %v, want 3", got)
+	}
+	if got := limitHits(t, b, limitMaxConnectionsPerIP); got != 0 {
+		t.Errorf("max_connections_per_ip hits %v, want 0", got)
+	}
+	for _, c := range open {
+		metadata(t, c)
+	}
+	if got := gaugeValue(t, b.metrics.connections); got != 4 {
+		t.Errorf("connections gauge %v, want 4", got)
+	}
+	open[0].c.Close()
+	waitFor(t, "the closed connection's slot to be freed", func() bool { return gaugeValue(t, b.metrics.connections) == 3 })
+	metadata(t, dialRaw(t, addr))
+	if got := limitHits(t, b, limitMaxConnections); got != 3 {
+		t.Errorf("max_connections hits %v after a slot was freed, want 3", got)
+	}
+}
+
+// TestMaxConnectionsPerIP: with a per-IP limit below the total, the
+// connections from one address past it are closed and counted as such.
+func TestMaxConnectionsPerIP(t *testing.T) {
+	b := startBroker(t, "", func(c *Config) { c.MaxConnections, c.MaxConnectionsPerIP = 10, 2 })
+	addr := b.Addr().String()
+	first, second := dialRaw(t, addr), dialRaw(t, addr)
+	metadata(t, first)
+	metadata(t, second)
+	if !dialRaw(t, addr).closedByBroker() {
+		t.Fatal("a third connection from 127.0.0.1 was kept open with max_connections_per_ip 2")
+	}
+	if got := limitHits(t, b, limitMaxConnectionsPerIP); got != 1 {
+		t.Errorf("max_connections_per_ip hits %v, want 1", got)
+	}
+	if got := limitHits(t, b, limitMaxConnections); got != 0 {
+		t.Errorf("max_connections hits %v, want 0", got)
+	}
+	metadata(t, first)
+	metadata(t, second)
+}
+
+// TestConnectionsMaxIdle: a connection without a request in flight for
+// connections_max_idle is closed; one that keeps sending requests, or waits
+// for a long-poll fetch longer than that, stays open.
+func TestConnectionsMaxIdle(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	b := startBroker(t, "", func(c *Config) { c.ConnectionsMaxIdle = idle })
+	addr := b.Addr().String()
+
+	idler := dialRaw(t, addr)
+	metadata(t, idler)
+	if !idler.closedByBroker() {
+		t.Fatal("an idle connection was kept open")
+	}
+
+	busy := dialRaw(t, addr)
+	for range 30 { // about 3 idle periods in all, none idle
+		metadata(t, busy)
+		time.Sleep(idle / 10)
+	}
+	busy.c.Close()
+
+	poll := dialRaw(t, addr)
+	createTopicRaw(t, poll, "idle-poll", 1)
+	fetch := fetchReq("idle-poll", 0, 1<<20)
+	fetch.MaxWaitMillis = int32(3 * idle / time.Millisecond) // nothing arrives: the full wait
+	fetch.MinBytes = 1
+	if resp := poll.roundTrip(fetch).(*kmsg.FetchResponse); resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("long poll: error %d", resp.Topics[0].Partitions[0].ErrorCode)
+	}
+	metadata(t, poll)
+	poll.c.Close()
+
+	if got := limitHits(t, b, limitConnectionsMaxIdle); got != 1 {
+		t.Errorf("connections_max_idle hits %v, want 1 (the idle connection only)", got)
+	}
+}
+
+// TestRequestReadTimeout: a client trickling a request one byte at a time
+// is disconnected once request_read_timeout has passed since its first byte.
+func TestRequestReadTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	b := startBroker(t, "", func(c *Config) { c.RequestReadTimeout = timeout })
+	c := dialRaw(t, b.Addr().String())
+	metadata(t, c) // a request sent at once is read
+	req := frame(kmsg.NewPtrMetadataRequest(), 2)
+	go func() {
+		// Each byte a quarter of the timeout after the previous: the
+		// whole request would take several timeouts.
+		for _, x := range req {
+			if _, err := c.c.Write([]byte{x}); err != nil {
+				return
+			}
+			time.Sleep(timeout / 4)
+		}
+	}()
+	if !c.closedByBroker() {
+		t.Fatal("a trickling client was answered or kept open")
+	}
+	if got := limitHits(t, b, limitRequestReadTimeout); got != 1 {
+		t.Errorf("request_read_timeout hits %v, want 1", got)
+	}
+	if got := limitHits(t, b, limitConnectionsMaxIdle); got != 0 {
+		t.Errorf("connections_max_idle hits %v, want 0", got)
+	}
+}
+
+// TestAnnouncedRequestNotAllocated: clients that announce the largest
+// request and send a few bytes of it hold its size in the request budget
+// but not in memory; those the budget cannot take wait, and shutdown ends
+// their wait and gives every byte back.
+func TestAnnouncedRequestNotAllocated(t *testing.T) {
+	const size, clients, fit = 100 << 20, 8, 5
+	b := startBroker(t, "", func(c *Config) {
+		c.MaxRequestBytes = size
+		c.QueuedMaxRequestBytes = fit * size
+	})
+	addr := b.Addr().String()
+	for i := range clients {
+		c := dialRaw(t, addr)
+		head := binary.BigEndian.AppendUint32(nil, size)
+		head = binary.BigEndian.AppendUint16(head, uint16(kmsg.Produce))
+		head = binary.BigEndian.AppendUint16(head, 7)
+		head = binary.BigEndian.AppendUint32(head, uint32(i))
+		if _, err := c.c.Write(append(head, make([]byte, 10)...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the announced sizes to be reserved and the rest to wait", func() bool {
+		return gaugeValue(t, b.metrics.queuedRequest) == fit*size && limitHits(t, b, limitQueuedRequestBytes) == clients-fit
+	})
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapInuse >= size {
+		t.Errorf("heap in use %d MiB with %d requests of %d MiB announced: their bodies were allocated up front", ms.HeapInuse>>20, clients, size>>20)
+	}
+
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("shutdown did not end the connections waiting for the request budget")
+	}
+	if got := gaugeValue(t, b.metrics.queuedRequest); got != 0 {
+		t.Errorf("queued request bytes %v after shutdown, want 0", got)
+	}
+	if got := gaugeValue(t, b.metrics.connections); got != 0 {
+		t.Errorf("connections gauge %v after shutdown, want 0", got)
+	}
+}
+
+// TestQueuedMaxRequestBytes: many clients send large produce requests; the
+// bytes reserved never exceed queued_max_request_bytes, the requests that do
+// not fit wait (counted once each), and every one is answered.
+func TestQueuedMaxRequestBytes(t *testing.T) {
+	const budget, clients = 8 << 20, 6
+	b := startBroker(t, "", func(c *Config) {
+		c.MaxRequestBytes = 4 << 20
+		c.MaxControlRequestBytes = 1 << 20
+		c.QueuedMaxRequestBytes = budget
+		c.Topics.MaxMessageBytes = 4 << 20
+	})
+	addr := b.Addr().String()
+	createTopicRaw(t, dialRaw(t, addr), "queued", 1)
+
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			peak.Store(max(peak.Load(), b.requestBudget.inUse()))
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+
+	// Each request is about 3 MiB: two fit in the budget.
+	batch := makeBatch(testBatch{records: 3, value: make([]byte, 1<<20)})
+	conns := make([]*rawConn, clients)
+	frames := make([][]byte, clients)
+	for i := range conns {
+		conns[i] = dialRaw(t, addr)
+		frames[i] = frame(produceReq(7, -1, "queued", 0, batch), 1)
+		// The first half: the header is read and the size reserved
+		// if it fits, but no request is complete.
+		if _, err := conns[i].c.Write(frames[i][:len(frames[i])/2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := float64(len(frames[0]) - 4)
+	waitFor(t, "two requests to be reserved and four to wait", func() bool {
+		return gaugeValue(t, b.metrics.queuedRequest) == 2*size && limitHits(t, b, limitQueuedRequestBytes) == clients-2
+	})
+
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.c.Write(frames[i][len(frames[i])/2:]); err != nil {
+				errs <- err
+				return
+			}
+			_, body, err := c.recvRaw()
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp := kmsg.NewPtrProduceResponse()
+			resp.Version = 7
+			if err := resp.ReadFrom(body); err != nil {
+				errs <- err
+				return
+			}
+			if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+				errs <- kerr.ErrorForCode(code)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("client: %v", err)
+	}
+	close(stop)
+	<-sampled
+	if p := peak.Load(); p > budget {
+		t.Errorf("request bytes reserved peaked at %d, over the budget of %d", p, budget)
+	}
+	waitFor(t, "the request budget to be free", func() bool { return gaugeValue(t, b.metrics.queuedRequest) == 0 })
+	if got := limitHits(t, b, limitQueuedRequestBytes); got != clients-2 {
+		t.Errorf("queued_max_request_bytes hits %v, want %d (once per waiting request)", got, clients-2)
+	}
+}
+
+// TestResponseWriteTimeout: a consumer that stops reading its fetch
+// responses is disconnected after response_write_timeout and the response
+// budget its responses held is given back, while another consumer keeps
+// fetching.
+func TestResponseWriteTimeout(t *testing.T) {
+	b := startBroker(t, "", func(c *Config) { c.ResponseWriteTimeout = 200 * time.Millisecond })
+	addr := b.Addr().String()
+	reader := dialRaw(t, addr)
+	produceMiB(t, reader, "slow-reader", 8)
+
+	stuck := dialStuck(t, addr)
+	for range 10 { // 80 MB of responses, more than the socket buffers hold
+		stuck.send(fetchReq("slow-reader", 0, 8<<20))
+	}
+	if n := fetchedBytes(t, reader, fetchReq("slow-reader", 0, 1<<20)); n == 0 {
+		t.Fatal("another consumer got no records while one stopped reading")
+	}
+	waitFor(t, "the consumer that stopped reading to be disconnected", func() bool {
+		return limitHits(t, b, limitResponseWriteTimeout) == 1
+	})
+	waitFor(t, "the response budget to be free", func() bool { return gaugeValue(t, b.metrics.queuedResponse) == 0 })
+	drainUntilClosed(t, stuck)
+	if n := fetchedBytes(t, reader, fetchReq("slow-reader", 0, 1<<20)); n == 0 {
+		t.Fatal("no records fetched after the stuck consumer was disconnected")
+	}
+	if got := limitHits(t, b, limitResponseWriteTimeout); got != 1 {
+		t.Errorf("response_write_timeout hits %v, want 1", got)
+	}
+	if got := limitHits(t, b, limitQueuedResponseBytes); got != 0 {
+		t.Errorf("queued_max_response_bytes hits %v, want 0", got)
+	}
+}
+
+// TestQueuedMaxResponseBytes: while a consumer that does not read holds the
+// response budget, another's fetch waits its max wait and returns what fits
+// (here nothing); once the first one leaves, the budget is free again.
+func TestQueuedMaxResponseBytes(t *testing.T) {
+	const budget = 4 << 20
+	b := startBroker(t, "", func(c *Config) {
+		c.FetchMaxBytes = budget
+		c.QueuedMaxResponseBytes = budget
+	})
+	addr := b.Addr().String()
+	reader := dialRaw(t, addr)
+	produceMiB(t, reader, "held", 12)
+
+	stuck := dialStuck(t, addr)
+	for range 12 { // about 4 MB each: the writer blocks holding one
+		stuck.send(fetchReq("held", 0, budget))
+	}
+	// The stuck writer holds the budget once its grant stops changing.
+	var last float64
+	waitFor(t, "a blocked response to hold the response budget", func() bool {
+		prev := last
+		last = gaugeValue(t, b.metrics.queuedResponse)
+		if last < budget-(1<<20) || last != prev {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+		return gaugeValue(t, b.metrics.queuedResponse) == last
+	})
+	fetch := fetchReq("held", 0, budget)
+	fetch.MaxWaitMillis, fetch.MinBytes = 300, 1
+	if n := fetchedBytes(t, reader, fetch); n != 0 {
+		t.Fatalf("fetch got %d record bytes with the response budget held by another connection", n)
+	}
+	if got := limitHits(t, b, limitQueuedResponseBytes); got != 1 {
+		t.Errorf("queued_max_response_bytes hits %v, want 1", got)
+	}
+
+	stuck.c.Close()
+	waitFor(t, "the response budget to be free", func() bool { return gaugeValue(t, b.metrics.queuedResponse) == 0 })
+	if n := fetchedBytes(t, reader, fetch); n == 0 {
+		t.Fatal("no records fetched once the response budget was free")
+	}
+}
+
+// metadata sends a Metadata request and fails unless it is answered.
+func metadata(t testing.TB, c *rawConn) {
+	t.Helper()
+	if resp := c.roundTrip(kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse); len(resp.Brokers) != 1 {
+		t.Fatalf("metadata: %d brokers", len(resp.Brokers))
+	}
+}
+
+// createTopicRaw creates a topic over c.
+func createTopicRaw(t testing.TB, c *rawConn, name string, partitions int32) {
+	t.Helper()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.Version = 4
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, partitions, 1
+	req.Topics = append(req.Topics, rt)
+	if resp := c.roundTrip(req).(*kmsg.CreateTopicsResponse); resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create topic %s: error %d", name, resp.Topics[0].ErrorCode)
+	}
+}
+
+// produceMiB creates topic with one partition and produces n batches of
+// about 1 MB to it.
+func produceMiB(t testing.TB, c *rawConn, topic string, n int) {
+	t.Helper()
+	createTopicRaw(t, c, topic, 1)
+	batch := makeBatch(testBatch{value: make([]byte, 1_000_000)})
+	for range n {
+		if got := producePartition(c.roundTrip(produceReq(7, -1, topic, 0, batch))); got.ErrorCode != 0 {
+			t.Fatalf("produce: error %d", got.ErrorCode)
+		}
+	}
+}
+
+// fetchReq asks for partition 0 of topic from offset, at most maxBytes,
+// without waiting.
+func fetchReq(topic string, offset int64, maxBytes int32) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 11
+	req.MaxBytes = maxBytes
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = topic
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.FetchOffset = offset
+	fp.PartitionMaxBytes = maxBytes
+	ft.Partitions = append(ft.Partitions, fp)
+	req.Topics = append(req.Topics, ft)
+	return req
+}
+
+// fetchedBytes fetches and returns the record bytes of partition 0.
+func fetchedBytes(t testing.TB, c *rawConn, req *kmsg.FetchRequest) int {
+	t.Helper()
+	p := c.roundTrip(req).(*kmsg.FetchResponse).Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		t.Fatalf("fetch: error %d", p.ErrorCode)
+	}
+	return len(p.RecordBatches)
+}
+
+// dialStuck connects with a small receive buffer, for a client that sends
+// requests and does not read the responses.
+func dialStuck(t testing.TB, addr string) *rawConn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	if err := c.c.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// drainUntilClosed reads what the broker wrote before it closed c and
+// fails if c is still open.
+func drainUntilClosed(t testing.TB, c *rawConn) {
+	t.Helper()
+	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err := c.recvRaw(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the connection is still open")
+			}
+			return
+		}
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// bound: it waits for a state, it does not time anything.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("gave up waiting for %s", what)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// TestBudget: grants in arrival order, never over the capacity; a wait
+// ended by its context leaves the line and lets those behind it go;
+// releasing twice gives the bytes back once.
+func TestBudget(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	b := newBudget(10, m.queuedRequest)
+	ctx := context.Background()
+	if _, err := b.acquire(ctx, 11); err == nil {
+		t.Fatal("acquired more than the whole budget")
+	}
+	first, err := b.acquire(ctx, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A waiter for 8 is first in line: a later small taker does not
+	// pass it, even though 2 bytes are free.
+	big := make(chan grant)
+	go func() {
+		g, err := b.acquire(ctx, 8)
+		if err != nil {
+			t.Error(err)
+		}
+		big <- g
+	}()
+	waitFor(t, "the waiter to queue", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.waiters) == 1
+	})
+	if _, ok := b.tryAcquire(2); ok {
+		t.Fatal("a taker passed a waiter in line")
+	}
+	if g := b.acquireUpTo(2); g.n != 0 {
+		t.Fatalf("acquireUpTo took %d bytes past a waiter in line", g.n)
+	}
+	// A wait ended by its context leaves the line.
+	cctx, cancel := context.WithCancel(ctx)
+	gone := make(chan error)
+	go func() {
+		_, err := b.acquire(cctx, 1)
+		gone <- err
+	}()
+	waitFor(t, "the second waiter to queue", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.waiters) == 2
+	})
+	cancel()
+	if err := <-gone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled wait: %v", err)
+	}
+	first.release()
+	first.release()
+	g := <-big
+	if got := b.inUse(); got != 8 {
+		t.Fatalf("in use %d after the waiter was granted, want 8", got)
+	}
+	if got := gaugeValue(t, m.queuedRequest); got != 8 {
+		t.Fatalf("gauge %v, want 8", got)
+	}
+	g.shrink(3)
+	rest := b.acquireUpTo(100)
+	if rest.n != 7 {
+		t.Fatalf("acquireUpTo took %d of 7 free bytes", rest.n)
+	}
+	if rest.grow(1) {
+		t.Fatal("grew a grant past the capacity")
+	}
+	g.release()
+	rest.release()
+	if got := b.inUse(); got != 0 {
+		t.Fatalf("in use %d after every grant was released, want 0", got)
+	}
+}
