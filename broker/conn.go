@@ -258,8 +258,11 @@ func (c *conn) readRequest(br *bufio.Reader) (key, version int16, corr int32, bo
 }
 
 // firstBodyChunk is the body buffer allocated before any body byte has
-// arrived; it doubles as bytes arrive, up to the announced size.
-const firstBodyChunk = 64 << 10
+// arrived; it doubles as bytes arrive, up to the announced size. Most
+// produce requests fit in it, so they are read without a copy (growing
+// from 64 KiB doubled the CPU time of reading a 100 KB request), while a
+// client announcing 100 MiB and sending nothing holds 1 MiB.
+const firstBodyChunk = 1 << 20
 
 // readBody reads exactly n bytes, growing its buffer as they arrive rather
 // than allocating n up front.
