@@ -25,7 +25,8 @@ import (
 // budget (queued_max_response_bytes) when it is built and given back once
 // it is written or dropped. A fetch that finds the budget short waits, up
 // to MaxWaitMillis, for bytes to be freed (or for new data), then returns
-// what fits, possibly no records at all.
+// what fits, possibly no records at all. A first batch larger than the
+// whole budget is served when no other response holds any of it.
 //
 // Fetch sessions (KIP-227, v7+) are not kept: every response carries
 // session id 0, which tells the client to send full requests; a request
@@ -142,7 +143,12 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, to
 				final = true
 			}
 			if over := len(data) - max(remaining, 0); over > 0 && !g.grow(int64(over)) {
-				data, short = nil, true
+				// A batch larger than the whole budget (a topic's
+				// max.message.bytes may allow it) is served when
+				// nothing else holds the budget, or never.
+				if int64(len(data)) <= g.b.capacity || !g.growAll() {
+					data, short = nil, true
+				}
 			}
 			if left && g.n < int64(want) {
 				short = true

@@ -65,6 +65,21 @@ func (g *grant) grow(extra int64) bool {
 	return true
 }
 
+// growAll makes the grant hold the whole budget if nothing else holds any
+// of it and nobody waits: the only way to serve one item larger than the
+// budget without stalling its consumer forever.
+func (g *grant) growAll() bool {
+	b := g.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.waiters) > 0 || b.used != g.n {
+		return false
+	}
+	b.add(b.capacity - g.n)
+	g.n = b.capacity
+	return true
+}
+
 // shrink gives back the grant's bytes beyond n.
 func (g *grant) shrink(n int64) {
 	if n < g.n {

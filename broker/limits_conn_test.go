@@ -355,6 +355,29 @@ func TestQueuedMaxResponseBytes(t *testing.T) {
 	}
 }
 
+// TestFetchBatchLargerThanResponseBudget: a batch larger than the whole
+// response budget is still served, alone, so its consumer does not stall.
+func TestFetchBatchLargerThanResponseBudget(t *testing.T) {
+	const budget = 64 << 10
+	b := startBroker(t, "", func(c *Config) {
+		c.FetchMaxBytes = budget
+		c.QueuedMaxResponseBytes = budget
+	})
+	c := dialRaw(t, b.Addr().String())
+	createTopicRaw(t, c, "wide-batch", 1)
+	batch := makeBatch(testBatch{value: make([]byte, 2*budget)})
+	if got := producePartition(c.roundTrip(produceReq(7, -1, "wide-batch", 0, batch))); got.ErrorCode != 0 {
+		t.Fatalf("produce: error %d", got.ErrorCode)
+	}
+	if n := fetchedBytes(t, c, fetchReq("wide-batch", 0, budget)); n != len(batch) {
+		t.Fatalf("fetched %d record bytes, want the whole %d-byte batch", n, len(batch))
+	}
+	waitFor(t, "the response budget to be free", func() bool { return gaugeValue(t, b.metrics.queuedResponse) == 0 })
+	if got := limitHits(t, b, limitQueuedResponseBytes); got != 0 {
+		t.Errorf("queued_max_response_bytes hits %v, want 0", got)
+	}
+}
+
 // metadata sends a Metadata request and fails unless it is answered.
 func metadata(t testing.TB, c *rawConn) {
 	t.Helper()
