@@ -66,11 +66,6 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 			return resp, grant{}
 		}
 	}
-	if ctx.Err() != nil {
-		// The connection is closing: nobody will read records, so
-		// neither read them nor take budget for them.
-		return req.ResponseKind(), grant{}
-	}
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	var timeout <-chan time.Time
 	if wait > 0 {

@@ -345,7 +345,10 @@ func (c *conn) write() {
 	failed := false
 	for in := range c.pending {
 		resp := in.r.resp
-		if in.r.finish != nil {
+		// Once writing failed a fetch's finish would only read records
+		// (and take response budget) for nobody; other finishes still
+		// run, a produce's to make its records durable.
+		if in.r.finish != nil && !(failed && in.key == int16(kmsg.Fetch)) {
 			resp = in.r.finish(c.ctx)
 		}
 		in.body.release()
