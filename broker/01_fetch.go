@@ -75,47 +75,60 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 	}
 	counted := false
 	for {
-		// Take the wake-up channels before reading, so data that
-		// arrives, or budget freed, between the read and the wait is
-		// not missed.
-		wake, freed := b.data.wait(), b.responseBudget.released()
-		resp, n, final, short, g := b.fetchOnce(req)
-		if short && !counted {
+		// Take the wake-up channel before reading, so data that
+		// arrives between the read and the wait is not missed.
+		wake := b.data.wait()
+		f := b.fetchOnce(req)
+		if f.short && !counted {
 			counted = true
 			b.limits.hit(limitQueuedResponseBytes, "fetch response cut short: queued response bytes exhausted",
 				"bytes_in_use", b.responseBudget.inUse(), "limit", b.cfg.QueuedMaxResponseBytes)
 		}
 		// A response the budget left empty waits for budget even if
 		// it met MinBytes; one with records is sent.
-		if final || timeout == nil || (n >= int(req.MinBytes) && !(short && n == 0)) {
-			return resp, g
+		if f.final || timeout == nil || (f.bytes >= int(req.MinBytes) && !(f.short && f.bytes == 0)) {
+			return f.resp, f.g
 		}
-		if !short {
-			freed = nil
+		// Nobody will read this response: give its bytes back before
+		// waiting, then wait for budget that others free (taking the
+		// channel after our own release, so it does not wake us).
+		f.g.release()
+		var freed <-chan struct{}
+		if f.short {
+			freed = b.responseBudget.released()
+			if b.responseBudget.free() > f.free {
+				continue // freed since fetchOnce took its share
+			}
 		}
 		select {
 		case <-wake:
 		case <-freed:
 		case <-timeout:
-			g.release()
-			resp, _, _, _, g = b.fetchOnce(req)
-			return resp, g
+			f = b.fetchOnce(req)
+			return f.resp, f.g
 		case <-ctx.Done():
-			return resp, g
+			f = b.fetchOnce(req)
+			return f.resp, f.g
 		}
-		g.release()
 	}
 }
 
+// fetched is one attempt at a fetch response.
+type fetched struct {
+	resp  *kmsg.FetchResponse
+	bytes int   // record bytes in resp
+	final bool  // a partition error means it must be sent without waiting
+	short bool  // the budget left out records that were available
+	free  int64 // response budget free when the attempt took its share
+	g     grant // holds the record bytes
+}
+
 // fetchOnce reads what is available now and fits in the response budget.
-// It returns the response, the number of record bytes in it, whether a
-// partition error means it must be sent without waiting, whether the budget
-// left out records that were available (short), and the grant holding the
-// record bytes.
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, total int, final, short bool, g grant) {
-	resp = req.ResponseKind().(*kmsg.FetchResponse)
+func (b *Broker) fetchOnce(req *kmsg.FetchRequest) fetched {
+	f := fetched{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	want := int(min(req.MaxBytes, b.cfg.FetchMaxBytes))
-	g = b.responseBudget.acquireUpTo(int64(max(want, 0)))
+	f.g, f.free = b.responseBudget.acquireUpTo(int64(max(want, 0)))
+	g := &f.g
 	remaining := int(g.n)
 	for _, rt := range req.Topics {
 		ot := kmsg.NewFetchResponseTopic()
@@ -131,22 +144,22 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, to
 			// limits, and only if the budget has the bytes: once it
 			// fell short, no other partition reads a batch only to
 			// drop it.
-			first := total == 0 && !short && (g.n > 0 || want <= 0)
+			first := f.bytes == 0 && !f.short && (g.n > 0 || want <= 0)
 			data, code, left := b.fetchPartition(rt.Topic, rp, &op, remaining, first)
 			if code != 0 {
 				op.ErrorCode = code
-				final = true
+				f.final = true
 			}
 			if over := len(data) - max(remaining, 0); over > 0 && !g.grow(int64(over)) {
 				// A batch larger than the whole budget (a topic's
 				// max.message.bytes may allow it) is served when
 				// nothing else holds the budget, or never.
 				if int64(len(data)) <= g.b.capacity || !g.growAll() {
-					data, short = nil, true
+					data, f.short = nil, true
 				}
 			}
 			if left && g.n < int64(want) {
-				short = true
+				f.short = true
 			}
 			if data == nil {
 				// An empty record set is length 0, never null
@@ -154,19 +167,16 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, to
 				data = []byte{}
 			}
 			op.RecordBatches = data
-			total += len(data)
+			f.bytes += len(data)
 			remaining -= len(data)
 			ot.Partitions = append(ot.Partitions, op)
 		}
-		resp.Topics = append(resp.Topics, ot)
+		f.resp.Topics = append(f.resp.Topics, ot)
 	}
-	g.shrink(int64(total))
-	return resp, total, final, short, g
+	g.shrink(int64(f.bytes))
+	return f
 }
 
-// fetchPartition reads one partition's batches into op, at most remaining
-// bytes unless first. left reports that records were available but left
-// out because nothing remained.
 func (b *Broker) fetchPartition(topicName string, rp kmsg.FetchRequestTopicPartition, op *kmsg.FetchResponseTopicPartition, remaining int, first bool) (data []byte, code int16, left bool) {
 	p := b.partition(topicName, rp.Partition)
 	if p == nil {

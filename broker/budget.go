@@ -138,21 +138,29 @@ func (b *budget) acquire(ctx context.Context, n int64) (grant, error) {
 }
 
 // acquireUpTo grants as many of n bytes as are free now (possibly none)
-// without waiting.
-func (b *budget) acquireUpTo(n int64) grant {
+// without waiting (none while anyone waits). It also returns the bytes
+// that were free, for free to tell later whether any were freed since.
+func (b *budget) acquireUpTo(n int64) (grant, int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	free := b.capacity - b.used
 	if len(b.waiters) > 0 {
-		return grant{b: b}
+		return grant{b: b}, free
 	}
-	n = max(min(n, b.capacity-b.used), 0)
+	n = max(min(n, free), 0)
 	b.add(n)
-	return grant{b, n}
+	return grant{b, n}, free
 }
 
-// released returns a channel closed at the next release of bytes. Take it
-// before trying to acquire, so a release in between is not missed.
+// released returns a channel closed at the next release of bytes.
 func (b *budget) released() <-chan struct{} { return b.freed.wait() }
+
+// free returns the bytes not granted.
+func (b *budget) free() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.capacity - b.used
+}
 
 // inUse returns the bytes granted and not yet released.
 func (b *budget) inUse() int64 {

@@ -513,7 +513,7 @@ func TestBudget(t *testing.T) {
 	if _, ok := b.tryAcquire(2); ok {
 		t.Fatal("a taker passed a waiter in line")
 	}
-	if g := b.acquireUpTo(2); g.n != 0 {
+	if g, _ := b.acquireUpTo(2); g.n != 0 {
 		t.Fatalf("acquireUpTo took %d bytes past a waiter in line", g.n)
 	}
 	// A wait ended by its context leaves the line.
@@ -542,9 +542,9 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("gauge %v, want 8", got)
 	}
 	g.shrink(3)
-	rest := b.acquireUpTo(100)
-	if rest.n != 7 {
-		t.Fatalf("acquireUpTo took %d of 7 free bytes", rest.n)
+	rest, free := b.acquireUpTo(100)
+	if rest.n != 7 || free != 7 {
+		t.Fatalf("acquireUpTo took %d of %d free bytes, want 7 of 7", rest.n, free)
 	}
 	if rest.grow(1) {
 		t.Fatal("grew a grant past the capacity")
