@@ -125,14 +125,16 @@
 // request_read_timeout of its first byte, and each response be written
 // within response_write_timeout, or the connection is closed. A request's
 // announced size is reserved from queued_max_request_bytes before its body
-// is read (the connection is not read while it waits, and the body buffer
-// grows only as bytes arrive) and given back once nothing references the
-// body. A fetch response's record bytes are reserved from
+// is read (the connection is not read while it waits, and beyond 1 MiB the
+// body buffer grows only as bytes arrive) and given back once nothing
+// references the body. A fetch response's record bytes are reserved from
 // queued_max_response_bytes when it is built and given back once it is
 // written or dropped; a fetch that finds that budget short waits up to its
-// max wait, then returns what fits. Only a fetch waits for one budget
-// (response bytes) while it holds the other (its own request's bytes), and
-// never beyond its max wait, so the two cannot deadlock. The gauges factorywire_broker_connections, _queued_request_bytes and
+// max wait, then returns what fits (a batch larger than the whole budget is
+// served alone). Only a fetch waits for one budget (response bytes) while
+// it holds the other (its own request's bytes), and never beyond its max
+// wait, so the two cannot deadlock. The gauges
+// factorywire_broker_connections, _queued_request_bytes and
 // _queued_response_bytes show what is in use.
 //
 // Usage:
