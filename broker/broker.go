@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -298,7 +299,12 @@ func (b *Broker) acceptLoop() {
 			// Temporary failures (too many open files, aborted
 			// handshakes) must not end the broker: back off and retry.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			b.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				b.limits.hit(limitOpenFiles, "accept failed: the process is out of file handles; retrying (see RLIMIT_NOFILE and max_connections)",
+					"err", err, "backoff", backoff)
+			} else {
+				b.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+			}
 			select {
 			case <-time.After(backoff):
 				continue

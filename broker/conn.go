@@ -225,6 +225,10 @@ func (c *conn) readRequest(br *bufio.Reader) (key, version int16, corr int32, bo
 	}
 	size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 	if size < 8 || size > c.b.cfg.MaxRequestBytes {
+		if size > c.b.cfg.MaxRequestBytes {
+			c.b.limits.hit(limitMaxRequestBytes, "request larger than max_request_bytes; connection closed",
+				"client", c.nc.RemoteAddr().String(), "bytes", size, "max_request_bytes", c.b.cfg.MaxRequestBytes)
+		}
 		return 0, 0, 0, nil, grant{}, fmt.Errorf("%w: %d bytes (limit %d)", errRequestSize, size, c.b.cfg.MaxRequestBytes)
 	}
 	// Read the fixed header first so that a request other than Produce
@@ -238,6 +242,8 @@ func (c *conn) readRequest(br *bufio.Reader) (key, version int16, corr int32, bo
 	version = int16(binary.BigEndian.Uint16(head[2:]))
 	corr = int32(binary.BigEndian.Uint32(head[4:]))
 	if key != int16(kmsg.Produce) && size > c.b.cfg.MaxControlRequestBytes {
+		c.b.limits.hit(limitMaxControlBytes, "non-produce request larger than max_control_request_bytes; connection closed",
+			"client", c.nc.RemoteAddr().String(), "api", kmsg.NameForKey(key), "bytes", size, "max_control_request_bytes", c.b.cfg.MaxControlRequestBytes)
 		return key, version, corr, nil, grant{}, &requestError{key, version, corr, fmt.Errorf("%w: %d bytes (limit for non-produce requests %d)", errRequestSize, size, c.b.cfg.MaxControlRequestBytes)}
 	}
 	g, ok := c.b.requestBudget.tryAcquire(int64(size))

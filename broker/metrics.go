@@ -27,6 +27,7 @@ const (
 	limitGroupMaxSize          = "group_max_size"
 	limitMaxRequestBytes       = "max_request_bytes"
 	limitMaxControlBytes       = "max_control_request_bytes"
+	limitOpenFiles             = "open_files" // the process's RLIMIT_NOFILE, met by accept
 )
 
 // metrics are the broker's Prometheus metrics, all prefixed

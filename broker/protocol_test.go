@@ -240,6 +240,13 @@ func TestMalformedRequestsCloseOnlyTheirConnection(t *testing.T) {
 			}
 		})
 	}
+	// The oversized requests were counted as limit hits.
+	if got := limitHits(t, b, limitMaxRequestBytes); got != 1 {
+		t.Errorf("max_request_bytes hits %v, want 1", got)
+	}
+	if got := limitHits(t, b, limitMaxControlBytes); got != 1 {
+		t.Errorf("max_control_request_bytes hits %v, want 1", got)
+	}
 }
 
 // forgedHeaderTags is a flexible Metadata request whose header declares
