@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -256,7 +258,14 @@ func (g *group) expirePendingIDs() {
 
 func (g *group) updateMember(m *member, req *kmsg.JoinGroupRequest, clientID, host string, session, rebalance time.Duration, reply func(*kmsg.JoinGroupResponse)) {
 	m.clientID, m.host = clientID, host
-	m.protocolType, m.protocols = req.ProtocolType, req.Protocols
+	// Copy what the group keeps: kmsg decodes byte fields as slices of
+	// the request's body, which must not stay pinned (its bytes count
+	// against queued_max_request_bytes only until it is handled).
+	protocols := slices.Clone(req.Protocols)
+	for i := range protocols {
+		protocols[i].Metadata = bytes.Clone(protocols[i].Metadata)
+	}
+	m.protocolType, m.protocols = req.ProtocolType, protocols
 	m.sessionTimeout, m.rebalanceTimeout = session, rebalance
 	m.joinVersion, m.joinReply = req.Version, reply
 	if m.expiry != nil {
@@ -585,7 +594,7 @@ func (g *group) sync(req *kmsg.SyncGroupRequest, reply func(*kmsg.SyncGroupRespo
 		}
 		for _, a := range req.GroupAssignment {
 			if o := g.members[a.MemberID]; o != nil {
-				o.assignment = a.MemberAssignment
+				o.assignment = bytes.Clone(a.MemberAssignment) // not a slice of the request body
 			}
 		}
 		g.state = groupStable
