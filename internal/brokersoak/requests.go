@@ -131,7 +131,7 @@ func nonReader(ctx context.Context, e *env, r ipRange, rng *rand.Rand, c *counte
 		switch {
 		case ctx.Err() != nil:
 		case frames == requests && n > limit:
-			c.bad(fmt.Sprintf("all responses written after %v unread (%d MiB: more than the socket buffers hold)", bound, n>>20))
+			c.bad(fmt.Sprintf("all responses written after %v unread (more than the socket buffers hold)", bound))
 		case frames == requests:
 			c.info("responses fit in the socket buffers (too little data to block the broker)")
 		case isClosed(err):
