@@ -82,7 +82,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 		if f.short && !counted {
 			counted = true
 			b.limits.hit(limitQueuedResponseBytes, "fetch response cut short: queued response bytes exhausted",
-				"bytes_in_use", b.responseBudget.inUse(), "limit", b.cfg.QueuedMaxResponseBytes)
+				"bytes_in_use", b.responseBudget.inUse(), "queued_max_response_bytes", b.cfg.QueuedMaxResponseBytes)
 		}
 		// A response the budget left empty waits for budget even if
 		// it met MinBytes; one with records is sent.

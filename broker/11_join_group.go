@@ -45,7 +45,7 @@ func handleJoinGroup(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	if size > maxMemberMetadata {
 		// The coordinator keeps every member's metadata in memory and
 		// sends all of it to the leader: refuse what no assignor needs.
-		b.log.Warn("join group refused: protocol metadata too large", "group", req.Group, "bytes", size, "limit", maxMemberMetadata)
+		b.log.Warn("join group refused: protocol metadata too large", "group", req.Group, "bytes", size, "max_bytes", maxMemberMetadata)
 		return fail(kerr.InvalidRequest.Code)
 	}
 	g := b.groups.group(req.Group, true)

@@ -360,7 +360,7 @@ func (b *Broker) admit(nc net.Conn) *conn {
 	}
 	b.connsMu.Unlock()
 	if limit != "" {
-		b.limits.hit(limit, msg, "client", addr, "limit", n)
+		b.limits.hit(limit, msg, "client", addr, limit, n)
 	}
 	nc.Close()
 	return nil

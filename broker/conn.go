@@ -144,7 +144,7 @@ func (c *conn) read() error {
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				c.b.limits.hit(limitRequestReadTimeout, "request not received within its timeout; connection closed",
-					"client", c.nc.RemoteAddr().String(), "limit", c.b.cfg.RequestReadTimeout)
+					"client", c.nc.RemoteAddr().String(), "request_read_timeout", c.b.cfg.RequestReadTimeout)
 				return fmt.Errorf("%w: request_read_timeout: %w", errLimit, err)
 			}
 			return err
@@ -192,7 +192,7 @@ func (c *conn) awaitRequest(br *bufio.Reader) error {
 	c.mu.Unlock()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		c.b.limits.hit(limitConnectionsMaxIdle, "connection idle too long; closed",
-			"client", c.nc.RemoteAddr().String(), "limit", c.b.cfg.ConnectionsMaxIdle)
+			"client", c.nc.RemoteAddr().String(), "connections_max_idle", c.b.cfg.ConnectionsMaxIdle)
 		return fmt.Errorf("%w: connections_max_idle: %w", errLimit, err)
 	}
 	return err
@@ -249,7 +249,7 @@ func (c *conn) readRequest(br *bufio.Reader) (key, version int16, corr int32, bo
 	g, ok := c.b.requestBudget.tryAcquire(int64(size))
 	if !ok {
 		c.b.limits.hit(limitQueuedRequestBytes, "request waits for queued request bytes to be freed; connection not read meanwhile",
-			"client", c.nc.RemoteAddr().String(), "bytes", size, "limit", c.b.cfg.QueuedMaxRequestBytes)
+			"client", c.nc.RemoteAddr().String(), "bytes", size, "queued_max_request_bytes", c.b.cfg.QueuedMaxRequestBytes)
 		if g, err = c.b.requestBudget.acquire(c.ctx, int64(size)); err != nil {
 			return key, version, corr, nil, grant{}, err
 		}
@@ -382,7 +382,7 @@ func (c *conn) write() {
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				c.b.limits.hit(limitResponseWriteTimeout, "client does not read its responses; connection closed",
-					"client", c.nc.RemoteAddr().String(), "limit", c.b.cfg.ResponseWriteTimeout)
+					"client", c.nc.RemoteAddr().String(), "response_write_timeout", c.b.cfg.ResponseWriteTimeout)
 			}
 			// Keep draining so finish functions run (their records
 			// must still be made durable), but stop writing.
