@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factorywire/factorywire/internal/testchild"
 )
 
 // recordValue is the value of record i of a partition: it names them, and
@@ -218,65 +219,10 @@ var listeningLine = regexp.MustCompile(`msg="broker listening" addr=(\S+)`)
 // startChild starts the broker command cmd and returns once it logs its
 // address, with its standard error so far and to come. The test kills it
 // at the end if it still runs.
-func startChild(t *testing.T, cmd *exec.Cmd) (string, *syncBuilder) {
+func startChild(t *testing.T, cmd *exec.Cmd) (string, *testchild.Log) {
 	t.Helper()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	logs := &syncBuilder{}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sent := false
-		for sc.Scan() {
-			logs.WriteString(sc.Text() + "\n")
-			if m := listeningLine.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				addr <- m[1]
-				sent = true
-			}
-		}
-		if !sent {
-			close(addr)
-		}
-	}()
-	select {
-	case a, ok := <-addr:
-		if !ok {
-			t.Fatalf("broker exited before listening:\n%s", logs)
-		}
-		return a, logs
-	case <-time.After(60 * time.Second):
-		t.Fatalf("broker did not log its address within 60s:\n%s", logs)
-	}
-	return "", nil
-}
-
-// syncBuilder is a strings.Builder safe for one writer and other readers.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) WriteString(v string) {
-	s.mu.Lock()
-	s.b.WriteString(v)
-	s.mu.Unlock()
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	m, logs := testchild.StartWaiting(t, cmd, listeningLine, time.Minute)
+	return m[1], logs
 }
 
 // countFDs returns the number of files process pid has open, or 0 if it

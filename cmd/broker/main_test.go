@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/factorywire/factorywire/internal/testchild"
 )
 
 // The tests run this test binary as the broker command: with argsEnv set,
@@ -45,42 +46,10 @@ func command(t *testing.T, env []string, args ...string) *exec.Cmd {
 var listeningLine = regexp.MustCompile(`msg="broker listening" addr=(\S+) data_dir=(\S+)`)
 
 // startServe runs `broker serve` and returns once it logs its address.
-func startServe(t *testing.T, env []string, args ...string) (*exec.Cmd, string, *strings.Builder) {
+func startServe(t *testing.T, env []string, args ...string) (*exec.Cmd, string, *testchild.Log) {
 	cmd := command(t, env, append([]string{"serve"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	log := &strings.Builder{}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sent := false
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if m := listeningLine.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				addr <- m[1]
-				sent = true
-			}
-		}
-		if !sent {
-			close(addr)
-		}
-	}()
-	select {
-	case a, ok := <-addr:
-		if !ok {
-			t.Fatalf("broker exited before listening:\n%s", log)
-		}
-		return cmd, a, log
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no startup line within 30s:\n%s", log)
-	}
-	return nil, "", nil
+	m, log := testchild.StartWaiting(t, cmd, listeningLine, 30*time.Second)
+	return cmd, m[1], log
 }
 
 func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
