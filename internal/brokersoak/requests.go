@@ -529,7 +529,7 @@ func groupChurn(ctx context.Context, e *env, r ipRange, rng *rand.Rand, c *count
 		parallel(4, func(int) {
 			if err := churnMember(ctx, cl, newID(), topic, e.groups); err != nil {
 				if ctx.Err() == nil {
-					c.bad(err.Error())
+					churnFailed(c, err)
 				}
 				return
 			}
@@ -539,7 +539,7 @@ func groupChurn(ctx context.Context, e *env, r ipRange, rng *rand.Rand, c *count
 			id := newID()
 			if err := commit(ctx, cl, id, -1, "", topic); err != nil {
 				if ctx.Err() == nil {
-					c.bad(err.Error())
+					churnFailed(c, err)
 				}
 				continue
 			}
@@ -548,6 +548,19 @@ func groupChurn(ctx context.Context, e *env, r ipRange, rng *rand.Rand, c *count
 		}
 		pause(ctx, rng)
 	}
+}
+
+// churnFailed counts a failed churn request. A connection the broker closed
+// is expected here: the other hostile clients keep max_connections and
+// max_connections_per_ip saturated, so a reconnect can be refused, and a
+// connection left idle between rounds is closed after connections_max_idle;
+// the client does not retry a request it had written. Anything else is not.
+func churnFailed(c *counters, err error) {
+	if strings.HasSuffix(err.Error(), "closed by the broker") {
+		c.info(err.Error() + " (connection limits saturated, or closed idle)")
+		return
+	}
+	c.bad(err.Error())
 }
 
 // churnMember joins group as its only member, syncs an empty assignment,
@@ -694,7 +707,10 @@ func coldReads(ctx context.Context, e *env, r ipRange, rng *rand.Rand, c *counte
 				case p.ErrorCode != 0:
 					c.bad("partitions answered " + codeName(p.ErrorCode))
 				case len(p.RecordBatches) == 0:
-					c.bad("partitions answered without records")
+					// A fetch that finds queued_max_response_bytes
+					// held by others (the non-readers) returns what
+					// fits, which may be nothing.
+					c.info("partitions answered without records (the response budget was in use)")
 				default:
 					c.ok("partitions answered with records")
 				}
