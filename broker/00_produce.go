@@ -27,9 +27,12 @@ import (
 // maxDecompressedBatchBytes) and each record's varints and lengths, its
 // offset delta (record i has delta i), its timestamp against the batch's
 // maxTimestamp, the record count and the absence of trailing bytes are
-// checked. A malformed batch is answered CORRUPT_MESSAGE with a message
-// naming the record and the field, is not stored, and is counted in
-// factorywire_broker_corrupt_batches_total. Deviations from Kafka, which
+// checked. A malformed batch is answered INVALID_RECORD, as Apache Kafka
+// answers it (a batch whose CRC does not match, CORRUPT_MESSAGE), with a
+// message naming the record and the field, is not stored, and is counted in
+// factorywire_broker_malformed_batches_total. INVALID_RECORD is not
+// retriable: a producer fails the batch at once instead of resending the
+// same bytes until its delivery timeout. Deviations from Kafka, which
 // rewrites what it can: records are never rewritten, so wrong offset deltas
 // and a maxTimestamp below a record's timestamp are refused rather than
 // corrected, and a batch decompressing past the bound is refused with
@@ -97,9 +100,11 @@ func handleProduce(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 				continue
 			}
 			h, code, msg := validateProduceBatch(p, rp.Records)
+			malformed := code == kerr.CorruptMessage.Code
 			if code == 0 {
 				v := validateRecords(h, rp.Records)
 				code, msg = v.code, v.msg
+				malformed = code != 0 && !v.tooLarge
 				if v.tooLarge {
 					b.limits.hit(limitDecompressedBatchBytes, "produced record batch refused: it decompresses past the bound",
 						"topic", p.topic, "partition", p.index, "bytes", maxDecompressedBatchBytes)
@@ -108,8 +113,8 @@ func handleProduce(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 			if code != 0 {
 				out.ErrorCode = code
 				setErrorMessage(out, msg)
-				if code == kerr.CorruptMessage.Code {
-					b.metrics.corruptRecords.WithLabelValues(p.topic).Inc()
+				if malformed {
+					b.metrics.malformedBatches.WithLabelValues(p.topic).Inc()
 				}
 				b.log.Debug("produce refused", "topic", p.topic, "partition", p.index, "code", code, "err", msg)
 				continue

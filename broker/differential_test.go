@@ -148,6 +148,15 @@ func observed(t *testing.T, name string, obs []observation) map[string]string {
 // with its reason, in docs/COMPATIBILITY.md under "Differences from Apache
 // Kafka".
 var knownDifferences = map[string]struct{ kafka, ours string }{
+	// Batches are stored as sent, so what Kafka accepts and repairs
+	// (a maxTimestamp below a record's, offset deltas out of order: it
+	// rewrites them) or reads leniently (any negative length as null) is
+	// refused; a compressed section that does not decompress is
+	// INVALID_RECORD, where Kafka fails with an internal error.
+	"raw produce of malformed records: key length -2":               {"ok", "INVALID_RECORD"},
+	"raw produce of malformed records: offset deltas out of order":  {"ok", "INVALID_RECORD"},
+	"raw produce of malformed records: maxTimestamp below a record": {"ok", "INVALID_RECORD"},
+	"raw produce of malformed records: zstd garbage":                {"UNKNOWN_SERVER_ERROR", "INVALID_RECORD"},
 	// No log compaction: a compacted topic is refused rather than
 	// created and silently never compacted.
 	"create with cleanup.policy=compact":        {"ok", "INVALID_CONFIG"},
@@ -444,6 +453,26 @@ func (w *workload) rawProduces(addr string, base time.Time) {
 		w.note("raw produce "+c.what, "%s offset %d log start %d", codeOf(p.ErrorCode), p.BaseOffset, p.LogStartOffset)
 	}
 	w.note("the missing topic afterwards", "%s", w.metadataCode("diff-never"))
+
+	// Batches whose CRC is right but whose records are malformed, to a
+	// topic of their own so that what Kafka accepts of them moves no
+	// offset observed elsewhere.
+	r, _ = w.adm.CreateTopic(w.ctx, 1, 1, nil, "diff-malformed")
+	w.note("create diff-malformed", "%s", code(r.Err))
+	w.waitTopic("diff-malformed", 1)
+	compared := map[string]bool{
+		"lying count 2^31": true, "fewer records than the count": true, "record length past the end": true,
+		"key length -2": true, "negative header key length": true, "offset deltas out of order": true,
+		"bytes after the last header": true, "trailing bytes after the last record": true,
+		"maxTimestamp below a record": true, "zstd garbage": true, "lying count in a compressed batch": true,
+	}
+	for _, c := range malformedBatches(w.t, false) {
+		if !compared[c.name] {
+			continue
+		}
+		p := producePartition(raw.roundTrip(produceReq(9, -1, "diff-malformed", 0, c.batch)))
+		w.note("raw produce of malformed records: "+c.name, "%s", codeOf(p.ErrorCode))
+	}
 
 	// Producer clocks: how far from the broker's may a record's
 	// timestamp be?

@@ -19,7 +19,8 @@
 //
 // A partition is a commitlog.Log. Produce first decodes every record of the
 // batch, decompressed (records.go), and refuses a malformed batch with
-// CORRUPT_MESSAGE, so that nothing a consumer cannot parse is stored. With
+// INVALID_RECORD (CORRUPT_MESSAGE when its CRC does not match), so that
+// nothing a consumer cannot parse is stored. With
 // flush "always", it appends the batch (in the reader goroutine, so
 // per-connection order is the append order) and the writer acknowledges it
 // after commitlog.Log.Sync covers it; concurrent produces share fsyncs.

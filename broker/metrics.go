@@ -36,7 +36,7 @@ type metrics struct {
 	limitHits         *prometheus.CounterVec // limit
 	connections       prometheus.Gauge
 	partitionErrors   *prometheus.CounterVec // topic, partition, cause
-	corruptRecords    *prometheus.CounterVec // topic
+	malformedBatches  *prometheus.CounterVec // topic
 	offlinePartitions prometheus.Gauge
 	expiredOffsets    prometheus.Counter
 	deletedGroups     prometheus.Counter
@@ -58,8 +58,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Client connections open."}),
 		partitionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "partition_errors_total",
 			Help: "Storage errors of a partition by cause (write, fsync, roll, corrupt, ...): each one made a produce or fetch fail."}, []string{"topic", "partition", "cause"}),
-		corruptRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "corrupt_batches_total",
-			Help: "Produced record batches refused as CORRUPT_MESSAGE (malformed records), by topic."}, []string{"topic"}),
+		malformedBatches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "malformed_batches_total",
+			Help: "Produced record batches refused as malformed, by topic: a CRC mismatch (CORRUPT_MESSAGE) or malformed records (INVALID_RECORD)."}, []string{"topic"}),
 		expiredOffsets: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "expired_offsets_total",
 			Help: "Committed offsets deleted because they expired (offsets_retention)."}),
 		deletedGroups: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deleted_groups_total",
@@ -81,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			}
 			return 0
 		})
-	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.corruptRecords, m.offlinePartitions, m.expiredOffsets, m.deletedGroups)
+	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.malformedBatches, m.offlinePartitions, m.expiredOffsets, m.deletedGroups)
 	reg.MustRegister(m.scrubCorruptRanges, m.segmentFiles, m.queuedRequest, m.queuedResponse)
 	return m
 }

@@ -64,8 +64,8 @@ const pooledRecordsBufMax = 4 << 20
 //	headers         per header: keyLength varint (>= 0), key, valueLength
 //	                varint (-1: null), value
 //
-// validateRecords refuses (CORRUPT_MESSAGE, naming the record and the
-// field) what Kafka's DefaultRecord parser refuses: a varint that runs past
+// validateRecords refuses (INVALID_RECORD, as Apache Kafka answers, naming
+// the record and the field) what Kafka's DefaultRecord parser refuses: a varint that runs past
 // the record or overflows, a length past the end of the record, a negative
 // header count or header key length, a record that does not consume exactly
 // its length, fewer records than recordsCount, bytes after the last record.
@@ -122,7 +122,7 @@ func validateRecords(h commitlog.BatchHeader, batch []byte) recordsVerdict {
 	case errors.Is(err, errDecompressedTooLarge):
 		v = recordsVerdict{code: kerr.MessageTooLarge.Code, msg: fmt.Sprintf("%s record batch: %v", codecNames[codec], err), tooLarge: true}
 	case err != nil:
-		v = recordsVerdict{code: kerr.CorruptMessage.Code, msg: fmt.Sprintf("%s record batch does not decompress: %v", codecNames[codec], err)}
+		v = recordsVerdict{code: kerr.InvalidRecord.Code, msg: fmt.Sprintf("%s record batch does not decompress: %v", codecNames[codec], err)}
 	default:
 		v = checkRecords(h, out)
 	}
@@ -171,7 +171,7 @@ func checkRecords(h commitlog.BatchHeader, data []byte) recordsVerdict {
 }
 
 func corrupt(format string, args ...any) recordsVerdict {
-	return recordsVerdict{code: kerr.CorruptMessage.Code, msg: fmt.Sprintf(format, args...)}
+	return recordsVerdict{code: kerr.InvalidRecord.Code, msg: fmt.Sprintf(format, args...)}
 }
 
 // varintProblem says why kbin's varint decoders returned used <= 0.

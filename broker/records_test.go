@@ -210,7 +210,7 @@ type malformedCase struct {
 func malformedBatches(t testing.TB, withBombs bool) []malformedCase {
 	good := goodRecords(3, []byte("v"))
 	one := appendRecord(nil, testRecord{value: []byte("x")})
-	corruptCode := kerr.CorruptMessage.Code
+	corruptCode := kerr.InvalidRecord.Code
 	ts := func(base, maxTS int64, rec []byte) []byte {
 		return wrapBatch(batchSpec{numRecords: 1, baseTimestamp: base, maxTimestamp: maxTS}, rec)
 	}
@@ -345,14 +345,14 @@ func TestProduceMalformedRecords(t *testing.T) {
 		if got.ErrorMessage == nil || !strings.Contains(*got.ErrorMessage, mc.msg) {
 			t.Fatalf("%s: error message %v, want one containing %q", mc.name, got.ErrorMessage, mc.msg)
 		}
-		if mc.code == kerr.CorruptMessage.Code {
+		if mc.code == kerr.InvalidRecord.Code {
 			corrupt++
 		}
 		if end := endOffsets(t, adm, topic)[0]; end != int64(produced) {
 			t.Fatalf("%s: log end offset %d after the refusal, want %d", mc.name, end, produced)
 		}
 	}
-	if got := counterValue(t, b.metrics.corruptRecords.WithLabelValues(topic)); got != float64(corrupt) {
+	if got := counterValue(t, b.metrics.malformedBatches.WithLabelValues(topic)); got != float64(corrupt) {
 		t.Errorf("corrupt batches counted %v, want %d", got, corrupt)
 	}
 	if got := limitHits(t, b, limitDecompressedBatchBytes); got != 1 {

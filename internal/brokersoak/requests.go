@@ -258,8 +258,8 @@ func malformedBatches(ctx context.Context, e *env, r ipRange, rng *rand.Rand, c 
 				c.ok(v.name + ": accepted")
 			case v.valid:
 				c.bad(v.name + ": refused with " + codeName(code))
-			case code == kerr.CorruptMessage.Code:
-				c.ok(v.name + ": CORRUPT_MESSAGE")
+			case code == kerr.InvalidRecord.Code:
+				c.ok(v.name + ": INVALID_RECORD")
 			case code == 0:
 				c.bad(v.name + ": accepted")
 			default:
