@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -10,7 +12,9 @@ import (
 // This broker coordinates every consumer group. Transaction coordinators
 // are refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as InitProducerId
 // refuses transactional ids: transactions are not implemented. v4 answers a
-// batch of keys.
+// batch of keys. While the committed offsets' log is offline (corrupt at
+// start-up) every group key is answered COORDINATOR_NOT_AVAILABLE, which
+// clients retry.
 
 func init() { regKey(int16(kmsg.FindCoordinator), 0, 4, handleFindCoordinator) }
 
@@ -25,6 +29,8 @@ func handleFindCoordinator(b *Broker, _ *conn, kreq kmsg.Request) (reply, error)
 			return kerr.InvalidRequest.Code, "unknown coordinator type"
 		case !validGroupID(key):
 			return kerr.InvalidGroupID.Code, "group id must be 1 to 1024 bytes"
+		case b.groupsOffline != nil:
+			return kerr.CoordinatorNotAvailable.Code, fmt.Sprintf("consumer groups are offline: %v; see broker repair", b.groupsOffline)
 		}
 		return 0, ""
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -18,6 +19,10 @@ func init() { regKey(int16(kmsg.ListGroups), 0, 4, handleListGroups) }
 func handleListGroups(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.ListGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	if b.groupsOffline != nil {
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return reply{resp: resp}, nil
+	}
 	for _, l := range b.groups.list() {
 		if len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, func(s string) bool { return strings.EqualFold(s, l.state) }) {
 			continue

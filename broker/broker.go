@@ -32,11 +32,15 @@ type Broker struct {
 	advHost string
 	advPort int32
 	pids    *producerIDs
-	data    notifier // signalled whenever a high watermark advances
-	groups  *coordinator
-	reg     *prometheus.Registry
-	metrics *metrics
-	limits  *limits
+	data    notifier     // signalled whenever a high watermark advances
+	groups  *coordinator // nil while groupsOffline
+	// groupsOffline is why the committed offsets' log could not be opened
+	// (a corrupt segment): consumer groups are unavailable, every
+	// partition serves. Set once by open.
+	groupsOffline error
+	reg           *prometheus.Registry
+	metrics       *metrics
+	limits        *limits
 
 	// requestBudget holds the bytes of requests being read or handled
 	// (queued_max_request_bytes); responseBudget those of fetch responses
@@ -159,13 +163,26 @@ func (b *Broker) open() error {
 		return err
 	}
 	b.catalog, b.pids = cat, pids
-	offsets, err := openOffsetStore(dir, b.logOpts)
-	if err != nil {
-		return err
-	}
-	b.groups = newCoordinator(b.cfg, b.log, offsets, b.metrics)
-	b.groups.limits = b.limits
 	offline := 0
+	offsets, err := openOffsetStore(dir, b.logOpts)
+	var ce *commitlog.CorruptionError
+	switch {
+	case errors.As(err, &ce):
+		// The committed offsets' log is the broker's own partition: a
+		// corrupt segment in it takes the consumer groups offline, and
+		// every topic partition still serves.
+		b.groupsOffline = err
+		offline++
+		b.log.Error("consumer groups offline: the committed offsets' log is corrupt; FindCoordinator answers COORDINATOR_NOT_AVAILABLE until it is repaired; every partition serves",
+			"dir", filepath.Join(dir, offsetsDir), "file", ce.Segment, "byte", ce.Offset, "err", err,
+			"repair", fmt.Sprintf("broker repair --data-dir %s --topic %s --partition 0", dir, offsetsDir))
+		b.metrics.partitionErrors.WithLabelValues(offsetsDir, "0", faultCause(err)).Inc()
+	case err != nil:
+		return err
+	default:
+		b.groups = newCoordinator(b.cfg, b.log, offsets, b.metrics)
+		b.groups.limits = b.limits
+	}
 	for _, m := range cat.Topics {
 		t := &topic{meta: m}
 		b.topics[m.Name] = t // before opening, so closeLogs sees partial opens

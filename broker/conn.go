@@ -89,6 +89,9 @@ var (
 	errRequestSize = errors.New("request size out of bounds")
 	errUnknownKey  = errors.New("unsupported API key")
 	errVersion     = errors.New("unsupported API version")
+	// errGroupsOffline closes a connection that sends a group request
+	// while the committed offsets' log is offline.
+	errGroupsOffline = errors.New("consumer groups are offline")
 	// errLimit closes a connection for a resource limit, which was
 	// already logged and counted by Broker.limits.
 	errLimit = errors.New("closed by a resource limit")
@@ -307,6 +310,12 @@ func (c *conn) handle(key, version int16, corr int32, body []byte) (reply, error
 		}
 		return reply{}, fmt.Errorf("%w (supported %d to %d)", errVersion, api.min, api.max)
 	}
+	if c.b.groupsOffline != nil && needsGroups[key] {
+		// Clients find no coordinator while groups are offline; one
+		// that sends a group request anyway is disconnected and
+		// retries.
+		return reply{}, fmt.Errorf("%w: %v", errGroupsOffline, c.b.groupsOffline)
+	}
 	req := kmsg.RequestForKey(key)
 	req.SetVersion(version)
 	rd := kbin.Reader{Src: body}
@@ -328,6 +337,15 @@ func (c *conn) handle(key, version int16, corr int32, body []byte) (reply, error
 		c.log.Debug("request", "api", kmsg.NameForKey(key), "version", version, "client_id", c.clientID)
 	}
 	return api.handle(c.b, c, req)
+}
+
+// needsGroups are the APIs served by the group coordinator, besides
+// FindCoordinator and ListGroups, which answer COORDINATOR_NOT_AVAILABLE
+// while groups are offline.
+var needsGroups = map[int16]bool{
+	int16(kmsg.OffsetCommit): true, int16(kmsg.OffsetFetch): true, int16(kmsg.JoinGroup): true,
+	int16(kmsg.Heartbeat): true, int16(kmsg.LeaveGroup): true, int16(kmsg.SyncGroup): true,
+	int16(kmsg.DescribeGroups): true, int16(kmsg.DeleteGroups): true, int16(kmsg.OffsetDelete): true,
 }
 
 // skipTags skips a tagged-field section. Unlike kmsg.SkipTags it refuses a

@@ -50,7 +50,10 @@
 // Metadata reports it LEADER_NOT_AVAILABLE with its replica offline, and
 // produce, fetch and list offsets answer KAFKA_STORAGE_ERROR, while every
 // other partition serves. The log line names the file, the byte and the
-// repair command. A fetch that meets corruption in a closed segment is
+// repair command. The committed offsets' log is the broker's own partition:
+// if it is corrupt, consumer groups are offline (FindCoordinator and
+// ListGroups answer COORDINATOR_NOT_AVAILABLE, other group requests close
+// their connection) while every partition serves produce and fetch. A fetch that meets corruption in a closed segment is
 // answered KAFKA_STORAGE_ERROR (the consumer stops there instead of
 // skipping data), and the corruption is logged and counted once per segment.
 //

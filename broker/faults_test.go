@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -383,5 +384,102 @@ func TestCorruptPartitionAtStartupGoesOffline(t *testing.T) {
 				t.Fatalf("partition 0 after the repair: %d records, want the 45 undamaged and the new one", len(p0))
 			}
 		})
+	}
+}
+
+// TestCorruptOffsetStoreTakesOnlyGroupsOffline damages the committed
+// offsets' log and restarts the broker unclean: it starts, every partition
+// serves produce and fetch, FindCoordinator answers COORDINATOR_NOT_AVAILABLE
+// (clients retry) and a log line names the file, the byte and the repair
+// command. After the repair the groups are back with the offsets outside the
+// damaged range.
+func TestCorruptOffsetStoreTakesOnlyGroupsOffline(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, dir)
+	addr := b.Addr().String()
+	createTopic(t, addr, "data", 1, nil)
+	c := dialRaw(t, addr)
+	if got := rawProduce(t, c, "data", 0, 3, "x"); got.ErrorCode != 0 {
+		t.Fatal(kerr.ErrorForCode(got.ErrorCode))
+	}
+	adm := kadm.NewClient(newClient(t, addr))
+	ctx := context.Background()
+	for i := range 5 {
+		var offs kadm.Offsets
+		offs.Add(kadm.Offset{Topic: "data", Partition: 0, At: int64(i + 1), LeaderEpoch: -1})
+		if err := adm.CommitAllOffsets(ctx, fmt.Sprintf("g%d", i), offs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	odir := filepath.Join(dir, "__consumer_offsets")
+	segs, _ := filepath.Glob(filepath.Join(odir, "*.log"))
+	file := segs[len(segs)-1]
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var positions []int64
+	for pos := 0; pos < len(raw); pos += 12 + int(binary.BigEndian.Uint32(raw[pos+8:])) {
+		positions = append(positions, int64(pos))
+	}
+	pos := positions[2] // the third commit
+	raw[pos+61+2] ^= 0x10
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(odir, "clean-shutdown")); err != nil {
+		t.Fatal(err)
+	}
+
+	var logs logSink
+	b = startBroker(t, dir, func(c *Config) { c.Logger = logs.logger() })
+	addr = b.Addr().String()
+	c = dialRaw(t, addr)
+	if got := rawProduce(t, c, "data", 0, 1, "while groups are offline"); got.ErrorCode != 0 {
+		t.Fatalf("produce while groups are offline: %v", kerr.ErrorForCode(got.ErrorCode))
+	}
+	if recs := consumeN(t, addr, "data", 4); string(recs[3].Value) != "while groups are offline" {
+		t.Fatalf("fetch while groups are offline: %q", recs[3].Value)
+	}
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.Version = 3
+	fc.CoordinatorKey = "g0"
+	if got := c.roundTrip(fc).(*kmsg.FindCoordinatorResponse); got.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("FindCoordinator while groups are offline: %v", kerr.ErrorForCode(got.ErrorCode))
+	}
+	of := kmsg.NewPtrOffsetFetchRequest()
+	of.Version = 5
+	of.Group = "g0"
+	c.send(of)
+	if !c.closedByBroker() {
+		t.Fatal("an OffsetFetch while groups are offline was answered")
+	}
+	if got := logs.lines("consumer groups offline", "file="+file, fmt.Sprintf("byte=%d", pos), "--topic __consumer_offsets --partition 0"); len(got) != 1 {
+		t.Fatalf("no log line naming the offline groups, %s and byte %d:\n%s", file, pos, strings.Join(logs.lines("offline"), "\n"))
+	}
+
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := commitlog.Repair(odir, commitlog.RepairOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b = startBroker(t, dir)
+	adm = kadm.NewClient(newClient(t, b.Addr().String()))
+	for i := range 5 {
+		got, err := adm.FetchOffsets(ctx, fmt.Sprintf("g%d", i))
+		if err != nil {
+			t.Fatalf("fetch offsets of g%d after the repair: %v", i, err)
+		}
+		o, ok := got.Lookup("data", 0)
+		switch {
+		case i == 2 && ok && o.At >= 0:
+			t.Fatalf("g2's commit was in the damaged batch, yet its offset is %d", o.At)
+		case i != 2 && (!ok || o.At != int64(i+1)):
+			t.Fatalf("g%d's offset after the repair: %+v (found %v), want %d", i, o.Offset, ok, i+1)
+		}
 	}
 }

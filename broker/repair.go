@@ -17,10 +17,21 @@ func PartitionDir(dataDir, topic string, partition int32) string {
 }
 
 // PartitionRef names one partition of a data dir and its log directory.
+// The committed offsets' log is listed too, as partition 0 of
+// __consumer_offsets (its directory has no partition suffix).
 type PartitionRef struct {
 	Topic     string
 	Partition int32
 	Dir       string // PartitionDir(dataDir, Topic, Partition)
+}
+
+// Name is how the partition is named to users: topic-partition, or
+// __consumer_offsets for the committed offsets' log.
+func (p PartitionRef) Name() string {
+	if p.Topic == offsetsDir {
+		return offsetsDir
+	}
+	return fmt.Sprintf("%s-%d", p.Topic, p.Partition)
 }
 
 // DataDirPartitions lists the partitions of every topic in a data dir's
@@ -43,6 +54,10 @@ func DataDirPartitions(dataDir string) ([]PartitionRef, error) {
 		for p := int32(0); p < t.Partitions; p++ {
 			ps = append(ps, PartitionRef{Topic: t.Name, Partition: p, Dir: partitionDir(dataDir, t.Name, p)})
 		}
+	}
+	// The committed offsets' log, the broker's own single partition.
+	if _, err := os.Stat(filepath.Join(dataDir, offsetsDir)); err == nil {
+		ps = append(ps, PartitionRef{Topic: offsetsDir, Partition: 0, Dir: filepath.Join(dataDir, offsetsDir)})
 	}
 	sort.Slice(ps, func(i, j int) bool {
 		if ps[i].Topic != ps[j].Topic {

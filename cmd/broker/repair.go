@@ -98,7 +98,7 @@ func scrub(ctx context.Context, out io.Writer, dataDir string, ps []broker.Parti
 	var damaged []string
 	var firstDamaged broker.PartitionRef
 	for _, p := range ps {
-		name := fmt.Sprintf("%s-%d", p.Topic, p.Partition)
+		name := p.Name()
 		r, err := commitlog.Scrub(ctx, p.Dir, commitlog.ScrubOptions{})
 		if err != nil {
 			return fmt.Errorf("scrub %s: %w", name, err)
@@ -201,7 +201,7 @@ func repairCommand(out io.Writer) *ffcli.Command {
 			}
 			p := ps[0]
 			if _, err := os.Stat(p.Dir); errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("partition %s-%d has no log directory %s", p.Topic, p.Partition, p.Dir)
+				return fmt.Errorf("partition %s has no log directory %s", p.Name(), p.Dir)
 			}
 			if !*dryRun {
 				unlock, err := broker.LockDataDir(*f.dataDir)
@@ -214,7 +214,7 @@ func repairCommand(out io.Writer) *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			printRepair(out, fmt.Sprintf("%s-%d", p.Topic, p.Partition), rep)
+			printRepair(out, p.Name(), rep)
 			return nil
 		},
 	}
