@@ -483,3 +483,42 @@ func TestCorruptOffsetStoreTakesOnlyGroupsOffline(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsetCommitsResumeAfterDiskFull fills the disk of the committed
+// offsets' log: commits fail meanwhile, and succeed again once space is
+// back, with no restart.
+func TestOffsetCommitsResumeAfterDiskFull(t *testing.T) {
+	ffs := newFaultFS()
+	b := startBroker(t, "", func(c *Config) { c.FS = ffs })
+	addr := b.Addr().String()
+	createTopic(t, addr, "data", 1, nil)
+	adm := kadm.NewClient(newClient(t, addr, kgo.RequestRetries(0)))
+	ctx := context.Background()
+	commit := func(at int64) error {
+		var offs kadm.Offsets
+		offs.Add(kadm.Offset{Topic: "data", Partition: 0, At: at, LeaderEpoch: -1})
+		return adm.CommitAllOffsets(ctx, "g", offs)
+	}
+	if err := commit(1); err != nil {
+		t.Fatal(err)
+	}
+	ffs.set(inDir("__consumer_offsets", "write", syscall.ENOSPC))
+	if err := commit(2); err == nil {
+		t.Fatal("a commit succeeded while the disk was full")
+	}
+	ffs.set(nil)
+	deadline := time.Now().Add(15 * time.Second)
+	for commit(3) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("commits did not resume within 15s of space coming back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got, err := adm.FetchOffsets(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := got.Lookup("data", 0); !ok || o.At != 3 {
+		t.Fatalf("committed offset %+v (found %v), want 3", o.Offset, ok)
+	}
+}

@@ -219,6 +219,14 @@ func (s *offsetStore) commit(changes []offsetChange) error {
 // appendLocked appends batch, which encodes changes, waits for its fsync,
 // applies changes and compacts the log if it is due. The caller holds s.mu.
 func (s *offsetStore) appendLocked(batch []byte, changes []offsetChange) error {
+	// A transient fault (a full disk) failed the log: heal it first. A
+	// heal only removes a batch whose Sync failed, whose changes were
+	// never applied (they are applied below, after the Sync).
+	if s.log.Failed() {
+		if _, err := s.log.Heal(); err != nil {
+			return err
+		}
+	}
 	base, err := s.log.Append(batch)
 	if err != nil {
 		return err
