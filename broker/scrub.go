@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
@@ -23,7 +24,8 @@ func (b *Broker) startScrub() {
 	}()
 }
 
-// scrubAll scrubs the partitions open now, one at a time, so that it holds
+// scrubAll scrubs the partitions open now and the committed offsets' log,
+// one at a time, so that it holds
 // one read window and one file at a time.
 func (b *Broker) scrubAll(ctx context.Context) {
 	parts := b.allPartitions()
@@ -33,6 +35,11 @@ func (b *Broker) scrubAll(ctx context.Context) {
 		}
 		return parts[i].index < parts[j].index
 	})
+	if b.groups != nil {
+		// The committed offsets' log too, as partition 0 of
+		// __consumer_offsets.
+		parts = append(parts, &partition{topic: offsetsDir, dir: filepath.Join(b.cfg.DataDir, offsetsDir)})
+	}
 	start := time.Now()
 	var ranges, batches, bytes int64
 	failed := 0
