@@ -300,21 +300,7 @@ func TestCorruptPartitionAtStartupGoesOffline(t *testing.T) {
 				t.Fatal(err)
 			}
 			pdir := filepath.Join(dir, "dmg-0")
-			segs, _ := filepath.Glob(filepath.Join(pdir, "*.log"))
-			file := segs[len(segs)-1]
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var positions []int64
-			for pos := 0; pos < len(raw); pos += 12 + int(binary.BigEndian.Uint32(raw[pos+8:])) {
-				positions = append(positions, int64(pos))
-			}
-			pos := tc.batch(positions)
-			raw[pos+61+2] ^= 0x10 // a record byte: the CRC no longer matches
-			if err := os.WriteFile(file, raw, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			file, pos, size := damageActiveBatch(t, pdir, tc.batch)
 			// As after a crash: recovery validates the active segment.
 			if err := os.Remove(filepath.Join(pdir, "clean-shutdown")); err != nil {
 				t.Fatal(err)
@@ -352,8 +338,8 @@ func TestCorruptPartitionAtStartupGoesOffline(t *testing.T) {
 			if got := logs.lines("partition offline", "topic=dmg", "partition=0", "file="+file, want); len(got) != 1 {
 				t.Fatalf("no log line naming the offline partition, %s and %s:\n%s", file, want, strings.Join(logs.lines("dmg"), "\n"))
 			}
-			if fi, err := os.Stat(file); err != nil || fi.Size() != int64(len(raw)) {
-				t.Fatalf("the damaged segment was changed: %v, size %d, want %d", err, fi.Size(), len(raw))
+			if fi, err := os.Stat(file); err != nil || fi.Size() != size {
+				t.Fatalf("the damaged segment was changed: %v, size %d, want %d", err, fi.Size(), size)
 			}
 			if got := gaugeValue(t, b.metrics.offlinePartitions); got != 1 {
 				t.Fatalf("offline_partitions %v, want 1", got)
@@ -415,21 +401,7 @@ func TestCorruptOffsetStoreTakesOnlyGroupsOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	odir := filepath.Join(dir, "__consumer_offsets")
-	segs, _ := filepath.Glob(filepath.Join(odir, "*.log"))
-	file := segs[len(segs)-1]
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var positions []int64
-	for pos := 0; pos < len(raw); pos += 12 + int(binary.BigEndian.Uint32(raw[pos+8:])) {
-		positions = append(positions, int64(pos))
-	}
-	pos := positions[2] // the third commit
-	raw[pos+61+2] ^= 0x10
-	if err := os.WriteFile(file, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file, pos, _ := damageActiveBatch(t, odir, func(ps []int64) int64 { return ps[2] }) // the third commit
 	if err := os.Remove(filepath.Join(odir, "clean-shutdown")); err != nil {
 		t.Fatal(err)
 	}
@@ -521,4 +493,28 @@ func TestOffsetCommitsResumeAfterDiskFull(t *testing.T) {
 	if o, ok := got.Lookup("data", 0); !ok || o.At != 3 {
 		t.Fatalf("committed offset %+v (found %v), want 3", o.Offset, ok)
 	}
+}
+
+// damageActiveBatch flips a record byte of one batch of the active (last)
+// segment of the log in dir, chosen by which from the batches' byte
+// positions, so that its CRC no longer matches. It returns the file, the
+// batch's position and the file's size.
+func damageActiveBatch(t *testing.T, dir string, which func(positions []int64) int64) (string, int64, int64) {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	file := segs[len(segs)-1]
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var positions []int64
+	for pos := 0; pos < len(raw); pos += 12 + int(binary.BigEndian.Uint32(raw[pos+8:])) {
+		positions = append(positions, int64(pos))
+	}
+	pos := which(positions)
+	raw[pos+61+2] ^= 0x10 // a record byte: the CRC no longer matches
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file, pos, int64(len(raw))
 }
