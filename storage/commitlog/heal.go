@@ -114,21 +114,33 @@ func (l *Log) heal() (HealResult, error) {
 		}
 	}
 	target := s.size.Load()
-	if l.failure != failedWrite {
+	if l.failure != failedWrite || l.fsyncBad.Load() {
 		target = l.syncedPos
 	}
 	if err := s.log.Truncate(target); err != nil {
 		return res, fmt.Errorf("truncate %s to %d bytes: %w", s.logPath, target, err)
 	}
-	if err := s.log.Sync(); err != nil {
+	// This fsync runs although fsyncBad may be set: what it covers is
+	// below syncedPos, made durable by the last fsync that succeeded
+	// before any failure. If it fails, the next attempt must distrust
+	// everything after syncedPos too.
+	l.fsyncMu.Lock()
+	err := s.log.Sync()
+	l.fsyncMu.Unlock()
+	if err != nil {
+		l.failure = max(l.failure, failedSync)
 		return res, fmt.Errorf("fsync %s: %w", s.logPath, err)
 	}
 	switch {
-	case target < s.size.Load():
-		// Batches were removed: rebuild the writer state and the
-		// in-memory indexes from what is left.
+	case target < s.size.Load(), l.failure == failedRoll && !l.sealedActive:
+		// Batches were removed, or a seal failed part way through
+		// writing the indexes: rebuild the writer state and the
+		// in-memory indexes from what is left. What is left was
+		// fsynced, so an invalid batch in it is corruption, never a
+		// torn tail to cut.
 		s.size.Store(target)
-		if err := l.validate(s, true); err != nil {
+		if err := l.validateTorn(s, true, false); err != nil {
+			l.failure = max(l.failure, failedSync)
 			return res, err
 		}
 		l.end.Store(s.next)
@@ -145,6 +157,7 @@ func (l *Log) heal() (HealResult, error) {
 		}
 		l.sealedActive = false
 	}
+	l.fsyncBad.Store(false)
 	l.syncedPos = s.size.Load()
 	l.advanceDurable(l.end.Load())
 	return res, nil

@@ -57,7 +57,15 @@ type Log struct {
 	// everything after it suspect. sealedActive means a roll sealed the
 	// active segment (wrote and fsynced its indexes) but failed to create
 	// the next one.
-	failure      failureKind
+	failure failureKind
+	// fsyncMu serialises the fsyncs of the active segment's log (Sync's
+	// and a roll's seal), and fsyncBad records that one failed: Linux
+	// reports a failed writeback once, marks the pages clean, and a later
+	// fsync succeeds without writing them, so no fsync is trusted after a
+	// failure until Heal has truncated what it may have lost. fsyncMu is
+	// the innermost lock.
+	fsyncMu      sync.Mutex
+	fsyncBad     atomic.Bool
 	syncedPos    int64
 	sealedActive bool
 	healAfter    time.Time     // no Heal attempt before this
@@ -204,7 +212,7 @@ func (l *Log) write(f File, base int64, batch []byte) error {
 func (l *Log) roll() error {
 	old := l.active
 	if !l.sealedActive {
-		if err := old.seal(); err != nil {
+		if err := old.seal(func() error { return l.syncActive(old) }); err != nil {
 			return fmt.Errorf("roll segment %d: %w", old.base, err)
 		}
 		l.syncedPos, l.sealedActive = old.size.Load(), true
@@ -235,6 +243,22 @@ func (l *Log) roll() error {
 		l.logger.Warn("could not advance the recovery point; a recovery after a crash will validate more segments", "dir", l.dir, "err", err)
 	}
 	l.logger.Debug("rolled segment", "dir", l.dir, "segment", old.base, "bytes", old.size.Load(), "next_segment", base)
+	return nil
+}
+
+// syncActive fsyncs s's log, s being (or having just been) the active
+// segment, serialised with every other such fsync. After a failed one it
+// refuses without trying: see fsyncBad.
+func (l *Log) syncActive(s *segment) error {
+	l.fsyncMu.Lock()
+	defer l.fsyncMu.Unlock()
+	if l.fsyncBad.Load() {
+		return fmt.Errorf("fsync %s: an earlier fsync failed, so the pages it covered may be lost; the log must heal first", s.logPath)
+	}
+	if err := s.log.Sync(); err != nil {
+		l.fsyncBad.Store(true)
+		return fmt.Errorf("fsync %s: %w", s.logPath, err)
+	}
 	return nil
 }
 
@@ -274,11 +298,14 @@ func (l *Log) fail(kind failureKind, err error) error {
 }
 
 // Sync returns once every offset below through is durable (fsynced); a
-// through beyond EndOffset is treated as EndOffset. Concurrent callers share
+// through beyond EndOffset is treated as EndOffset, unless a Heal has ever
+// removed offsets (then such offsets may be the removed ones, and Sync fails
+// with ErrFailed). Concurrent callers share
 // fsyncs (group commit): Sync fsyncs the active segment up to the EndOffset it
 // sees when it starts, and a caller whose offsets an fsync started after its
 // append covers returns without another. Appends continue while an fsync
-// runs. A failed fsync fails the log (ErrFailed). After Close, Sync returns
+// runs. A failed fsync fails the log (ErrFailed), and no later fsync is
+// trusted until Heal (see Log.syncActive). After Close, Sync returns
 // ErrClosed unless the offsets are already durable.
 func (l *Log) Sync(through int64) error {
 	if l.durable.Load() >= through {
@@ -300,6 +327,12 @@ func (l *Log) Sync(through int64) error {
 		return err
 	}
 	end, s, pos := l.end.Load(), l.active, l.active.size.Load()
+	if through > end && l.truncations.Load() > 0 {
+		// The caller appended offsets that a heal has removed since:
+		// they will never be durable.
+		l.mu.Unlock()
+		return fmt.Errorf("%w: offsets %d to %d were removed when the log healed after a failed fsync", ErrFailed, end, through-1)
+	}
 	// Hold s's files: a roll after the snapshot hands them to the
 	// FileCache, which could close them under the fsync.
 	l.files.pin(&s.h)
@@ -310,11 +343,11 @@ func (l *Log) Sync(through int64) error {
 	}
 	// Older segments were fsynced when rolled; a roll after the snapshot
 	// fsyncs s too, and Close waits for syncMu before closing s.
-	err := s.log.Sync()
+	err := l.syncActive(s)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
-		return l.fail(failedSync, fmt.Errorf("fsync %s: %w", s.logPath, err))
+		return l.fail(failedSync, err)
 	}
 	if l.active == s && pos > l.syncedPos {
 		l.syncedPos = pos
@@ -446,7 +479,7 @@ func (l *Log) shutdown(clean bool) error {
 // point and the clean-shutdown marker: the marker must not exist unless the
 // files it vouches for, indexes included, are on disk. The caller holds mu.
 func (l *Log) writeCleanShutdown() error {
-	if err := l.active.flush(); err != nil {
+	if err := l.active.flush(func() error { return l.syncActive(l.active) }); err != nil {
 		return err
 	}
 	end := l.end.Load()

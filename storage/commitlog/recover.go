@@ -239,6 +239,13 @@ func (l *Log) recoverSegments(bases []int64, clean bool) (segs []*segment, err e
 // the active (last) segment an invalid batch that is a torn tail is
 // truncated; any other invalid batch is a *CorruptionError.
 func (l *Log) validate(s *segment, last bool) error {
+	return l.validateTorn(s, last, last)
+}
+
+// validateTorn is validate, with the truncation of a torn tail allowed only
+// when truncateTorn is set (Heal validates what an fsync made durable: any
+// invalid batch in it is corruption).
+func (l *Log) validateTorn(s *segment, last, truncateTorn bool) error {
 	if err := s.openIndexes(l.fs, os.O_RDWR|os.O_CREATE|os.O_APPEND); err != nil {
 		return fmt.Errorf("open index: %w", err)
 	}
@@ -258,7 +265,7 @@ func (l *Log) validate(s *segment, last bool) error {
 			continue
 		}
 		torn := false
-		if last {
+		if truncateTorn {
 			if torn, err = bad.torn(sc); err != nil {
 				return err
 			}
@@ -275,12 +282,9 @@ func (l *Log) validate(s *segment, last bool) error {
 		break
 	}
 	if !last {
-		return s.seal()
+		return s.seal(s.syncLog)
 	}
-	if err := s.log.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", s.logPath, err)
-	}
-	return nil
+	return s.syncLog()
 }
 
 // invalidBatch describes the first invalid batch recovery finds.
@@ -500,7 +504,7 @@ func (l *Log) loadClosed(s *segment, nextBase int64) error {
 	if s.next != nextBase {
 		return sc.corrupt(fmt.Errorf("%w: the segment ends at offset %d, but the next segment starts at %d", ErrOffsetSequence, s.next, nextBase))
 	}
-	return s.seal()
+	return s.seal(s.syncLog)
 }
 
 // checkClosedIndexes opens the index files of a closed segment and returns

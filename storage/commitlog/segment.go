@@ -193,8 +193,10 @@ func (s *segment) resetState() error {
 
 // flush adds the final time index entry (so that the last time entry of a
 // closed or cleanly closed segment holds its max timestamp, as in Kafka),
-// brings both index files up to date and fsyncs them and the log.
-func (s *segment) flush() error {
+// brings both index files up to date and fsyncs them and the log, the log
+// with syncLog (Log.syncActive for the active segment, whose fsyncs must be
+// serialised with Sync's).
+func (s *segment) flush(syncLog func() error) error {
 	s.maybeAddTimeEntry()
 	if err := s.offIdx.flush(); err != nil {
 		return err
@@ -202,6 +204,12 @@ func (s *segment) flush() error {
 	if err := s.timeIdx.flush(); err != nil {
 		return err
 	}
+	return syncLog()
+}
+
+// syncLog fsyncs the segment's log file, for a segment no other fsync can
+// run on (recovery).
+func (s *segment) syncLog() error {
 	if err := s.log.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", s.logPath, err)
 	}
@@ -211,8 +219,8 @@ func (s *segment) flush() error {
 // seal flushes the segment and switches its index searches to the files: the
 // segment becomes closed. Rolling seals the active segment before it creates
 // the next one, so only the active segment ever needs an fsync from Sync.
-func (s *segment) seal() error {
-	if err := s.flush(); err != nil {
+func (s *segment) seal(syncLog func() error) error {
+	if err := s.flush(syncLog); err != nil {
 		return err
 	}
 	s.offIdx.toFile()
