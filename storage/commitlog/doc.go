@@ -187,18 +187,21 @@
 // last segment and
 //
 //   - fewer than 61 bytes remain before the end of the file, or
-//   - its batchLength runs past the end of the file, or
+//   - its batchLength runs past the end of the file, unless the bytes to the
+//     end of the file match its CRC (a whole batch whose length field is
+//     damaged), or
 //   - every byte after it is zero (after the end its batchLength declares,
-//     or after its 61-byte header if that length is unusable), and part of
-//     it was never written: its header is unusable (as a header of zeros
-//     is), or a 512-byte-aligned stretch of it is all zeros, a whole sector
-//     or from a sector boundary to the batch's end. File systems write
-//     appended data in whole sectors and read what never reached the disk
-//     as zeros.
+//     or after its 61-byte header if that length is unusable), and its last
+//     bytes were never written: its header is unusable (as a header of
+//     zeros is), or it is all zeros from a 512-byte sector boundary to its
+//     end. File systems write appended data in whole sectors and read what
+//     never reached the disk as zeros.
 //
-// A complete last batch whose every sector was written but whose CRC or
-// offset is wrong is damage, not a torn write: it was written whole and may
-// have been acknowledged. Like any other invalid batch, one followed by more
+// A complete last batch whose last sector was written but whose CRC or
+// offset is wrong (or that has a sector of zeros in its middle) is damage,
+// not a torn write: it was written whole and may have been acknowledged.
+// (One case cannot be told apart: a damaged last batch whose bytes after its
+// last sector boundary happen to be zeros is truncated as torn.) Like any other invalid batch, one followed by more
 // data or one in a segment other than the last, it makes Open fail with a
 // *CorruptionError naming the file and the byte position; recovery never
 // skips or truncates it. So does a log that ends below its recovery point

@@ -332,21 +332,34 @@ func (sc *scanner) verify() (BatchHeader, *invalidBatch, error) {
 // batch that was written whole (and may have been acknowledged):
 //
 //   - fewer bytes than a header remain, or
-//   - its batchLength runs past the end of the file, or
+//   - its batchLength runs past the end of the file, unless the bytes up to
+//     the end of the file match the batch's CRC (then the batch is whole and
+//     only its length field is damaged), or
 //   - every byte after it is zero (after its batchLength if that is usable,
-//     else after its 61-byte header), and either its header is unusable
-//     (a batchLength below a header's size, as a header that was never
-//     written reads) or part of the batch was never written: a
-//     sectorSize-aligned stretch of it is all zeros, a whole sector or from
-//     a sector boundary to the batch's end. File systems write appended data
+//     else after its 61-byte header), and either its header is unusable (a
+//     batchLength below a header's size, as a header that was never written
+//     reads) or the batch's last bytes never reached the disk: zeros from a
+//     sector boundary to the batch's end. File systems write appended data
 //     in whole sectors and read what never reached the disk as zeros.
 //
 // Anything else is corruption: an invalid batch followed by more data, or a
-// complete batch with every sector written whose CRC (or another field) is
-// wrong.
+// complete batch whose CRC (or another field) is wrong. A torn write this
+// rule does not recognise (a sector lost in the middle of the last batch)
+// takes the partition offline for repair, which loses nothing acknowledged;
+// the opposite mistake could. One remains possible: a fsynced last batch
+// that is later damaged and whose bytes after its last sector boundary
+// happen to be all zeros (often a single byte: a record without headers
+// ends in 0x00) is taken for a torn write and truncated. Telling them apart
+// for sure needs to know how far the segment was fsynced, which is recorded
+// only when it is rolled or closed.
 func (b *invalidBatch) torn(sc *scanner) (bool, error) {
-	if sc.size-sc.pos < BatchHeaderSize || b.end > sc.size {
+	left := sc.size - sc.pos
+	if left < BatchHeaderSize {
 		return true, nil
+	}
+	if b.end > sc.size {
+		whole, err := sc.crcMatches(sc.pos, sc.size)
+		return !whole, err
 	}
 	from := max(b.end, sc.pos+BatchHeaderSize)
 	zeros, err := sc.allZero(from, sc.size)
@@ -356,9 +369,9 @@ func (b *invalidBatch) torn(sc *scanner) (bool, error) {
 	if b.end < sc.pos+BatchHeaderSize {
 		return true, nil // the header itself is unusable
 	}
+	// The earliest boundary from which the batch is zero to its end.
 	for q := (sc.pos/sectorSize + 1) * sectorSize; q < b.end; q += sectorSize {
-		zeros, err := sc.allZero(q, min(q+sectorSize, b.end))
-		if err != nil || zeros {
+		if zeros, err := sc.allZero(q, b.end); err != nil || zeros {
 			return zeros, err
 		}
 	}
@@ -368,6 +381,30 @@ func (b *invalidBatch) torn(sc *scanner) (bool, error) {
 // sectorSize is the unit in which a file system writes appended data, for
 // telling a torn write from damage: 512 bytes, the smallest disk sector.
 const sectorSize = 512
+
+// crcMatches reports whether the bytes of the batch at pos up to end match
+// the CRC in its header.
+func (sc *scanner) crcMatches(pos, end int64) (bool, error) {
+	if end-pos < BatchHeaderSize {
+		return false, nil
+	}
+	head, err := sc.window(pos, BatchHeaderSize)
+	if err != nil {
+		return false, err
+	}
+	want := binary.BigEndian.Uint32(head[crcPos:])
+	crc := uint32(0)
+	for p := pos + attributesPos; p < end; {
+		n := int(min(int64(batchReadahead), end-p))
+		w, err := sc.window(p, n)
+		if err != nil {
+			return false, err
+		}
+		crc = crc32.Update(crc, castagnoli, w)
+		p += int64(n)
+	}
+	return crc == want, nil
+}
 
 // allZero reports whether the bytes [from, to) are all zero.
 func (sc *scanner) allZero(from, to int64) (bool, error) {

@@ -298,6 +298,9 @@ func TestCorruption(t *testing.T) {
 		{"last batch's base offset out of sequence", func(t *testing.T, file string, pos int64) {
 			flipByte(t, file, pos+7)
 		}, ErrOffsetSequence},
+		{"last batch's length damaged to run past the end", func(t *testing.T, file string, pos int64) {
+			flipByte(t, file, pos+batchLengthPos+1) // its CRC still matches its bytes
+		}, ErrBatchLength},
 	}
 	for _, tc := range tailCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -440,7 +443,6 @@ func TestTornTail(t *testing.T) {
 		{"header only", func(end, _ int64) []byte { return withBase(next, end)[:BatchHeaderSize] }},
 		{"zeros", func(int64, int64) []byte { return make([]byte, 4096) }},
 		{"whole batch whose sectors after the first never arrived", func(end, size int64) []byte { return unwritten(end, size, -1) }},
-		{"whole batch with one sector never written", func(end, size int64) []byte { return unwritten(end, size, sectorSize) }},
 		{"garbage whose length runs past the end", func(int64, int64) []byte {
 			b := bytes.Repeat([]byte{0x77}, 200)
 			binary.BigEndian.PutUint32(b[batchLengthPos:], 5000)
@@ -758,4 +760,38 @@ func TestIOFailure(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestZeroSectorInsideLastBatchIsCorruption: a complete last batch with a
+// whole sector of zeros in its middle (its last bytes written) is not taken
+// for a torn write: it may be a fsynced batch whose records hold zeros, then
+// damaged. Open reports it; nothing is truncated.
+func TestZeroSectorInsideLastBatchIsCorruption(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{})
+	appendBatches(t, l, 3, 1)
+	if _, err := l.Append(makeBatch(3, 600, 50)); err != nil { // spans several sectors
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := segmentFiles(t, dir)[0]
+	positions := batchPositions(t, file)
+	pos := positions[len(positions)-1]
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := (pos/sectorSize + 1) * sectorSize
+	if q+sectorSize >= int64(len(b)) {
+		t.Fatalf("the last batch [%d, %d) holds no whole sector", pos, len(b))
+	}
+	clear(b[q : q+sectorSize])
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	makeUnclean(t, dir, 0)
+	_, err = Open(dir, Options{})
+	wantCorruption(t, "Open", err, file, pos, ErrCRC)
 }
