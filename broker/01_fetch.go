@@ -24,9 +24,11 @@ import (
 // The record bytes of a response are granted from the broker's response
 // budget (queued_max_response_bytes) when it is built and given back once
 // it is written or dropped. A fetch that finds the budget short waits, up
-// to MaxWaitMillis, for bytes to be freed (or for new data), then returns
-// what fits, possibly no records at all. A first batch larger than the
-// whole budget is served when no other response holds any of it.
+// to MaxWaitMillis, until the budget has as many bytes free as the records
+// it left out need (the batch it read and could not keep), without reading
+// them again meanwhile, then returns what fits, possibly no records at
+// all. A first batch larger than the whole budget is served when no other
+// response holds any of it.
 //
 // Fetch sessions (KIP-227, v7+) are not kept: every response carries
 // session id 0, which tells the client to send full requests; a request
@@ -74,15 +76,23 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 		timeout = t.C
 	}
 	counted := false
+	count := func() {
+		if !counted {
+			counted = true
+			b.limits.hit(limitQueuedResponseBytes, "fetch response cut short: queued response bytes exhausted",
+				"bytes_in_use", b.responseBudget.inUse(), "queued_max_response_bytes", b.cfg.QueuedMaxResponseBytes)
+		}
+	}
+	// need is the free response budget the records left out need, once
+	// an attempt has read them; until then more than the attempt got.
+	need := int64(1)
 	for {
 		// Take the wake-up channel before reading, so data that
 		// arrives between the read and the wait is not missed.
 		wake := b.data.wait()
 		f := b.fetchOnce(req)
-		if f.short && !counted {
-			counted = true
-			b.limits.hit(limitQueuedResponseBytes, "fetch response cut short: queued response bytes exhausted",
-				"bytes_in_use", b.responseBudget.inUse(), "queued_max_response_bytes", b.cfg.QueuedMaxResponseBytes)
+		if f.short {
+			count()
 		}
 		// A response the budget left empty waits for budget even if
 		// it met MinBytes; one with records is sent.
@@ -90,23 +100,46 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 			return f.resp, f.g
 		}
 		// Nobody will read this response: give its bytes back before
-		// waiting, then wait for budget that others free (taking the
-		// channel after our own release, so it does not wake us).
+		// waiting.
 		f.g.release()
-		var freed <-chan struct{}
-		if f.short {
-			freed = b.responseBudget.released()
-			if b.responseBudget.free() > f.free {
-				continue // freed since fetchOnce took its share
+		if !f.short {
+			select {
+			case <-wake:
+				continue
+			case <-timeout:
+			case <-ctx.Done():
 			}
-		}
-		select {
-		case <-wake:
-		case <-freed:
-		case <-timeout:
 			f = b.fetchOnce(req)
 			return f.resp, f.g
-		case <-ctx.Done():
+		}
+		// Short of budget: wait until the budget has what the records
+		// left out need, without reading them again meanwhile. Every
+		// release wakes every waiting fetch, so one that read and
+		// dropped its records on each wake-up would wake the others
+		// in turn, reading a batch per round until its max wait. New
+		// data does not help while the budget is short.
+		if f.need > 0 {
+			need = f.need
+		} else {
+			need = max(need, int64(f.bytes)+1)
+		}
+		ended := false
+		for !ended {
+			// Take the channel before looking, so a release in
+			// between is not missed.
+			freed := b.responseBudget.released()
+			if b.responseBudget.free() >= need {
+				break
+			}
+			select {
+			case <-freed:
+			case <-timeout:
+				ended = true
+			case <-ctx.Done():
+				ended = true
+			}
+		}
+		if ended {
 			f = b.fetchOnce(req)
 			return f.resp, f.g
 		}
@@ -116,18 +149,21 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 // fetched is one attempt at a fetch response.
 type fetched struct {
 	resp  *kmsg.FetchResponse
-	bytes int   // record bytes in resp
-	final bool  // a partition error means it must be sent without waiting
-	short bool  // the budget left out records that were available
-	free  int64 // response budget free when the attempt took its share
-	g     grant // holds the record bytes
+	bytes int  // record bytes in resp
+	final bool // a partition error means it must be sent without waiting
+	short bool // the budget left out records that were available
+	// need is the free response budget an attempt needs to include the
+	// records this one left out, when it read them (0 when it left them
+	// out unread).
+	need int64
+	g    grant // holds the record bytes
 }
 
 // fetchOnce reads what is available now and fits in the response budget.
 func (b *Broker) fetchOnce(req *kmsg.FetchRequest) fetched {
 	f := fetched{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	want := int(min(req.MaxBytes, b.cfg.FetchMaxBytes))
-	f.g, f.free = b.responseBudget.acquireUpTo(int64(max(want, 0)))
+	f.g, _ = b.responseBudget.acquireUpTo(int64(max(want, 0)))
 	g := &f.g
 	remaining := int(g.n)
 	for _, rt := range req.Topics {
@@ -145,7 +181,7 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) fetched {
 			// fell short, no other partition reads a batch only to
 			// drop it.
 			first := f.bytes == 0 && !f.short && (g.n > 0 || want <= 0)
-			data, code, left := b.fetchPartition(rt.Topic, rp, &op, remaining, first)
+			data, code, left, dropped := b.fetchPartition(rt.Topic, rp, &op, remaining, first)
 			if code != 0 {
 				op.ErrorCode = code
 				f.final = true
@@ -155,11 +191,17 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) fetched {
 				// max.message.bytes may allow it) is served when
 				// nothing else holds the budget, or never.
 				if int64(len(data)) <= g.b.capacity || !g.growAll() {
+					if f.need == 0 {
+						f.need = int64(f.bytes + len(data))
+					}
 					data, f.short = nil, true
 				}
 			}
 			if left && g.n < int64(want) {
 				f.short = true
+				if f.need == 0 && dropped > 0 {
+					f.need = int64(f.bytes + dropped)
+				}
 			}
 			if data == nil {
 				// An empty record set is length 0, never null
@@ -174,56 +216,64 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) fetched {
 		f.resp.Topics = append(f.resp.Topics, ot)
 	}
 	g.shrink(int64(f.bytes))
+	f.need = min(f.need, g.b.capacity)
 	return f
 }
 
-func (b *Broker) fetchPartition(topicName string, rp kmsg.FetchRequestTopicPartition, op *kmsg.FetchResponseTopicPartition, remaining int, first bool) (data []byte, code int16, left bool) {
+// fetchPartition reads the records of one partition that fit in remaining
+// bytes (at least one batch if first). left tells that records were left
+// out for lack of remaining bytes; dropped is the size of what was read and
+// left out for that reason (0 if nothing was read).
+func (b *Broker) fetchPartition(topicName string, rp kmsg.FetchRequestTopicPartition, op *kmsg.FetchResponseTopicPartition, remaining int, first bool) (data []byte, code int16, left bool, dropped int) {
 	p := b.partition(topicName, rp.Partition)
 	if p == nil {
-		return nil, kerr.UnknownTopicOrPartition.Code, false
+		return nil, kerr.UnknownTopicOrPartition.Code, false, 0
 	}
 	if p.offline != nil {
-		return nil, kerr.KafkaStorageError.Code, false
+		return nil, kerr.KafkaStorageError.Code, false, 0
 	}
 	switch {
 	case rp.CurrentLeaderEpoch > 0:
-		return nil, kerr.UnknownLeaderEpoch.Code, false
+		return nil, kerr.UnknownLeaderEpoch.Code, false, 0
 	case rp.CurrentLeaderEpoch < -1:
-		return nil, kerr.FencedLeaderEpoch.Code, false
+		return nil, kerr.FencedLeaderEpoch.Code, false, 0
 	}
 	hwm := p.highWatermark()
 	start := p.log.StartOffset()
 	if rp.FetchOffset < start || rp.FetchOffset > p.log.EndOffset() {
 		// As Kafka, the watermarks of a partition in error are -1:
 		// the client learns the range from ListOffsets.
-		return nil, kerr.OffsetOutOfRange.Code, false
+		return nil, kerr.OffsetOutOfRange.Code, false, 0
 	}
 	op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hwm, hwm, start
 	if rp.FetchOffset >= hwm {
-		return nil, 0, false
+		return nil, 0, false, 0
 	}
 	if !first && remaining <= 0 {
-		return nil, 0, true
+		return nil, 0, true, 0
 	}
 	limit := min(int(rp.PartitionMaxBytes), remaining)
 	if limit <= 0 && !first {
-		return nil, 0, false
+		return nil, 0, false, 0
 	}
 	data, err := p.log.Read(rp.FetchOffset, max(limit, 1), hwm)
 	switch {
 	case errors.Is(err, commitlog.ErrOffsetOutOfRange):
 		// Retention moved the log start between the check and the read.
 		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
-		return nil, kerr.OffsetOutOfRange.Code, false
+		return nil, kerr.OffsetOutOfRange.Code, false, 0
 	case err != nil:
 		p.faults.readFailed(rp.FetchOffset, err)
 		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
-		return nil, storageErrorCode(err), false
+		return nil, storageErrorCode(err), false, 0
 	}
 	if !first && len(data) > limit {
 		// Read returns at least one batch; only the first partition
 		// with data may exceed its limits.
-		return nil, 0, limit == remaining
+		if limit == remaining {
+			return nil, 0, true, len(data)
+		}
+		return nil, 0, false, 0
 	}
-	return data, 0, false
+	return data, 0, false, 0
 }

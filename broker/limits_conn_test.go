@@ -555,3 +555,81 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("in use %d after every grant was released, want 0", got)
 	}
 }
+
+// TestShortFetchesWaitWithoutRereading: two fetches that find the response
+// budget short of their first batch wait for bytes to be freed without
+// reading the batch again each time the other one gives back what it took:
+// the memory allocated while they wait stays within a few batches (it was
+// gigabytes when each attempt's release woke the other to read again).
+func TestShortFetchesWaitWithoutRereading(t *testing.T) {
+	const budget = 4 << 20
+	b := startBroker(t, "", func(c *Config) {
+		c.FetchMaxBytes = budget
+		c.QueuedMaxResponseBytes = budget
+	})
+	addr := b.Addr().String()
+	produceMiB(t, dialRaw(t, addr), "held", 12)
+	holdResponseBudget(t, b, addr, "held", budget)
+
+	r1, r2 := dialRaw(t, addr), dialRaw(t, addr)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var wg sync.WaitGroup
+	got := make([]int, 2)
+	for i, r := range []*rawConn{r1, r2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fetch := fetchReq("held", 0, budget)
+			fetch.MaxWaitMillis, fetch.MinBytes = 1000, 1
+			r.send(fetch)
+			_, body, err := r.recvRaw()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp := kmsg.NewPtrFetchResponse()
+			resp.Version = fetch.Version
+			if err := resp.ReadFrom(body); err != nil {
+				t.Error(err)
+				return
+			}
+			got[i] = len(resp.Topics[0].Partitions[0].RecordBatches)
+		}()
+	}
+	wg.Wait()
+	runtime.ReadMemStats(&after)
+	if got[0] != 0 || got[1] != 0 {
+		t.Fatalf("fetches got %v record bytes with the response budget held by another connection", got)
+	}
+	// Each fetch reads its 1 MB batch once to learn it does not fit and
+	// once more when its max wait ends.
+	const bound = 16 << 20
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%.1f MiB allocated while two fetches waited for the response budget", float64(alloc)/(1<<20))
+	if alloc > bound {
+		t.Errorf("%d MiB allocated while two fetches waited for the response budget, want at most %d MiB", alloc>>20, bound>>20)
+	}
+}
+
+// holdResponseBudget makes a connection that does not read hold almost all
+// of the response budget with fetches of topic, and returns once the bytes
+// it holds stop changing.
+func holdResponseBudget(t testing.TB, b *Broker, addr, topic string, budget int32) *rawConn {
+	t.Helper()
+	stuck := dialStuck(t, addr)
+	for range 12 { // about 4 MB each: the writer blocks holding one
+		stuck.send(fetchReq(topic, 0, budget))
+	}
+	var last float64
+	waitFor(t, "a blocked response to hold the response budget", func() bool {
+		prev := last
+		last = gaugeValue(t, b.metrics.queuedResponse)
+		if last < float64(budget-(1<<20)) || last != prev {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+		return gaugeValue(t, b.metrics.queuedResponse) == last
+	})
+	return stuck
+}
