@@ -15,7 +15,15 @@ import (
 //
 // Waiters are served in arrival order, and a taker that does not wait
 // (tryAcquire, acquireUpTo) gets nothing while anyone waits, so a large
-// request is not starved by a stream of small ones. Nothing is held while
+// request is not starved by a stream of small ones. The exception are
+// passing takers (small control requests): one may take free bytes past
+// the line, or be granted them while it waits behind others, as long as
+// the waiter at the head of the line could not be granted even if every
+// passing grant were given back. So one large request waiting for bytes
+// that others hold does not stop every client's small requests, and it
+// waits for passing grants only while others hold bytes it needs anyway:
+// once those are given back, passing takers queue behind it, and it waits
+// at most for the passing grants already made. Nothing is held while
 // waiting, so two budgets cannot deadlock each other. All methods are safe
 // for concurrent use.
 type budget struct {
@@ -25,12 +33,14 @@ type budget struct {
 
 	mu      sync.Mutex
 	used    int64
+	passing int64           // of used, the bytes of passing grants
 	waiters []*budgetWaiter // in arrival order
 }
 
 type budgetWaiter struct {
-	n     int64
-	ready chan struct{} // closed when the bytes are granted
+	n       int64
+	passing bool          // may be granted past the line
+	ready   chan struct{} // closed when the bytes are granted
 }
 
 func newBudget(capacity int64, gauge prometheus.Gauge) *budget {
@@ -41,14 +51,15 @@ func newBudget(capacity int64, gauge prometheus.Gauge) *budget {
 // nothing. A grant belongs to one goroutine at a time; release gives the
 // bytes back exactly once however often it is called.
 type grant struct {
-	b *budget
-	n int64
+	b       *budget
+	n       int64
+	passing bool // granted to a passing taker
 }
 
 // release gives the grant's bytes back to its budget.
 func (g *grant) release() {
 	if g.n > 0 {
-		g.b.release(g.n)
+		g.b.release(g.n, g.passing)
 	}
 	g.n = 0
 }
@@ -83,45 +94,50 @@ func (g *grant) growAll() bool {
 // shrink gives back the grant's bytes beyond n.
 func (g *grant) shrink(n int64) {
 	if n < g.n {
-		g.b.release(g.n - n)
+		g.b.release(g.n-n, g.passing)
 		g.n = n
 	}
 }
 
-// tryAcquire grants n bytes if they are free now and nobody waits.
-func (b *budget) tryAcquire(n int64) (grant, bool) {
-	if !b.take(n) {
+// tryAcquire grants n bytes if they are free now and nobody waits (or,
+// for a passing taker, if it may pass those who wait).
+func (b *budget) tryAcquire(n int64, passing bool) (grant, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.fits(n, passing) {
 		return grant{}, false
 	}
-	return grant{b, n}, true
+	b.use(n, passing)
+	return grant{b, n, passing}, true
 }
 
 // acquire grants n bytes, waiting in line until they are free or ctx is
-// done. n beyond the capacity could never be granted: that is an error, not
-// a wait.
-func (b *budget) acquire(ctx context.Context, n int64) (grant, error) {
+// done; a passing taker may be granted them past the line (see budget).
+// n beyond the capacity could never be granted: that is an error, not a
+// wait.
+func (b *budget) acquire(ctx context.Context, n int64, passing bool) (grant, error) {
 	if n > b.capacity {
 		return grant{}, fmt.Errorf("%d bytes exceed the whole budget of %d", n, b.capacity)
 	}
 	b.mu.Lock()
-	if len(b.waiters) == 0 && b.used+n <= b.capacity {
-		b.add(n)
+	if b.fits(n, passing) {
+		b.use(n, passing)
 		b.mu.Unlock()
-		return grant{b, n}, nil
+		return grant{b, n, passing}, nil
 	}
-	w := &budgetWaiter{n: n, ready: make(chan struct{})}
+	w := &budgetWaiter{n: n, passing: passing, ready: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
 	b.mu.Unlock()
 	select {
 	case <-w.ready:
-		return grant{b, n}, nil
+		return grant{b, n, passing}, nil
 	case <-ctx.Done():
 	}
 	b.mu.Lock()
 	select {
 	case <-w.ready:
 		// Granted while ctx ended: give the bytes back.
-		b.add(-n)
+		b.use(-n, passing)
 	default:
 		for i, o := range b.waiters {
 			if o == w {
@@ -149,7 +165,7 @@ func (b *budget) acquireUpTo(n int64) (grant, int64) {
 	}
 	n = max(min(n, free), 0)
 	b.add(n)
-	return grant{b, n}, free
+	return grant{b: b, n: n}, free
 }
 
 // released returns a channel closed at the next release of bytes.
@@ -172,17 +188,17 @@ func (b *budget) inUse() int64 {
 func (b *budget) take(n int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.waiters) > 0 || b.used+n > b.capacity {
+	if !b.fits(n, false) {
 		return false
 	}
 	b.add(n)
 	return true
 }
 
-func (b *budget) release(n int64) {
+func (b *budget) release(n int64, passing bool) {
 	b.mu.Lock()
-	b.add(-n)
-	if b.used < 0 {
+	b.use(-n, passing)
+	if b.used < 0 || b.passing < 0 {
 		b.mu.Unlock()
 		panic("broker: budget released more bytes than were granted")
 	}
@@ -191,16 +207,54 @@ func (b *budget) release(n int64) {
 	b.freed.broadcast()
 }
 
+// fits tells whether n bytes may be granted now to a taker not in line:
+// they are free, and nobody waits or the taker may pass those who wait.
+// The caller holds mu.
+func (b *budget) fits(n int64, passing bool) bool {
+	if b.used+n > b.capacity {
+		return false
+	}
+	return len(b.waiters) == 0 || passing && b.mayPass()
+}
+
+// mayPass tells whether a passing taker may be granted bytes before the
+// waiter at the head of the line: only while that waiter could not be
+// granted even if every passing grant were given back. The caller holds mu
+// and there is a waiter.
+func (b *budget) mayPass() bool {
+	return b.used-b.passing+b.waiters[0].n > b.capacity
+}
+
 // grantWaiters grants the bytes of the waiters at the head of the line that
-// fit. The caller holds mu.
+// fit, then those of passing waiters further back that may pass. The
+// caller holds mu.
 func (b *budget) grantWaiters() {
 	for len(b.waiters) > 0 && b.used+b.waiters[0].n <= b.capacity {
 		w := b.waiters[0]
 		b.waiters[0] = nil
 		b.waiters = b.waiters[1:]
-		b.add(w.n)
+		b.use(w.n, w.passing)
 		close(w.ready)
 	}
+	for i := 1; i < len(b.waiters); {
+		w := b.waiters[i]
+		if !w.passing || b.used+w.n > b.capacity || !b.mayPass() {
+			i++
+			continue
+		}
+		b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+		b.use(w.n, true)
+		close(w.ready)
+	}
+}
+
+// use changes the bytes in use by n, those of passing grants too if
+// passing. The caller holds mu.
+func (b *budget) use(n int64, passing bool) {
+	if passing {
+		b.passing += n
+	}
+	b.add(n)
 }
 
 // add changes the bytes in use. The caller holds mu.

@@ -249,11 +249,16 @@ func (c *conn) readRequest(br *bufio.Reader) (key, version int16, corr int32, bo
 			"client", c.nc.RemoteAddr().String(), "api", kmsg.NameForKey(key), "bytes", size, "max_control_request_bytes", c.b.cfg.MaxControlRequestBytes)
 		return key, version, corr, nil, grant{}, &requestError{key, version, corr, fmt.Errorf("%w: %d bytes (limit for non-produce requests %d)", errRequestSize, size, c.b.cfg.MaxControlRequestBytes)}
 	}
-	g, ok := c.b.requestBudget.tryAcquire(int64(size))
+	// A request other than Produce is small (at most
+	// max_control_request_bytes) and may pass large ones waiting for the
+	// budget, so their wait does not stop every client's Metadata,
+	// Heartbeat and Fetch requests.
+	control := key != int16(kmsg.Produce)
+	g, ok := c.b.requestBudget.tryAcquire(int64(size), control)
 	if !ok {
 		c.b.limits.hit(limitQueuedRequestBytes, "request waits for queued request bytes to be freed; connection not read meanwhile",
 			"client", c.nc.RemoteAddr().String(), "bytes", size, "queued_max_request_bytes", c.b.cfg.QueuedMaxRequestBytes)
-		if g, err = c.b.requestBudget.acquire(c.ctx, int64(size)); err != nil {
+		if g, err = c.b.requestBudget.acquire(c.ctx, int64(size), control); err != nil {
 			return key, version, corr, nil, grant{}, err
 		}
 		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.RequestReadTimeout))

@@ -131,7 +131,12 @@
 // announced size is reserved from queued_max_request_bytes before its body
 // is read (the connection is not read while it waits, and beyond 1 MiB the
 // body buffer grows only as bytes arrive) and given back once nothing
-// references the body. A fetch response's record bytes are reserved from
+// references the body. Requests wait in arrival order, except that a
+// request other than Produce (at most max_control_request_bytes) takes free
+// bytes past those waiting as long as the first of them would not fit even
+// without such small requests: a large request waiting for bytes that
+// others hold does not stop every client's Metadata, Heartbeat and Fetch,
+// and small requests cannot starve it. A fetch response's record bytes are reserved from
 // queued_max_response_bytes when it is built and given back once it is
 // written or dropped; a fetch that finds that budget short waits up to its
 // max wait, then returns what fits (a batch larger than the whole budget is

@@ -488,10 +488,10 @@ func TestBudget(t *testing.T) {
 	m := newMetrics(prometheus.NewRegistry())
 	b := newBudget(10, m.queuedRequest)
 	ctx := context.Background()
-	if _, err := b.acquire(ctx, 11); err == nil {
+	if _, err := b.acquire(ctx, 11, false); err == nil {
 		t.Fatal("acquired more than the whole budget")
 	}
-	first, err := b.acquire(ctx, 6)
+	first, err := b.acquire(ctx, 6, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +499,7 @@ func TestBudget(t *testing.T) {
 	// pass it, even though 2 bytes are free.
 	big := make(chan grant)
 	go func() {
-		g, err := b.acquire(ctx, 8)
+		g, err := b.acquire(ctx, 8, false)
 		if err != nil {
 			t.Error(err)
 		}
@@ -510,7 +510,7 @@ func TestBudget(t *testing.T) {
 		defer b.mu.Unlock()
 		return len(b.waiters) == 1
 	})
-	if _, ok := b.tryAcquire(2); ok {
+	if _, ok := b.tryAcquire(2, false); ok {
 		t.Fatal("a taker passed a waiter in line")
 	}
 	if g, _ := b.acquireUpTo(2); g.n != 0 {
@@ -520,7 +520,7 @@ func TestBudget(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	gone := make(chan error)
 	go func() {
-		_, err := b.acquire(cctx, 1)
+		_, err := b.acquire(cctx, 1, false)
 		gone <- err
 	}()
 	waitFor(t, "the second waiter to queue", func() bool {
@@ -632,4 +632,111 @@ func holdResponseBudget(t testing.TB, b *Broker, addr, topic string, budget int3
 		return gaugeValue(t, b.metrics.queuedResponse) == last
 	})
 	return stuck
+}
+
+// TestBudgetPassing: a passing taker gets free bytes past a waiter that
+// others' grants block, also while it waits itself, but not once passing
+// grants are all that block the head of the line; then it queues behind.
+func TestBudgetPassing(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	b := newBudget(10, m.queuedRequest)
+	ctx := context.Background()
+	waiters := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.waiters)
+	}
+	large, err := b.acquire(ctx, 6, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Blocked by the large grant: passing takers go first.
+	head := make(chan grant)
+	go func() {
+		g, err := b.acquire(ctx, 8, false)
+		if err != nil {
+			t.Error(err)
+		}
+		head <- g
+	}()
+	waitFor(t, "the waiter to queue", func() bool { return waiters() == 1 })
+	if _, ok := b.tryAcquire(1, false); ok {
+		t.Fatal("a taker that may not pass passed a waiter in line")
+	}
+	small, ok := b.tryAcquire(3, true)
+	if !ok {
+		t.Fatal("a passing taker got nothing with 4 bytes free")
+	}
+	// A passing waiter behind the head is granted once bytes are free.
+	behind := make(chan grant)
+	go func() {
+		g, err := b.acquire(ctx, 2, true)
+		if err != nil {
+			t.Error(err)
+		}
+		behind <- g
+	}()
+	waitFor(t, "the passing waiter to queue", func() bool { return waiters() == 2 })
+	small.shrink(1)
+	second := <-behind
+	if got := b.inUse(); got != 9 {
+		t.Fatalf("in use %d, want 9", got)
+	}
+	// Once only passing grants block the head, nobody passes it.
+	large.release()
+	if _, ok := b.tryAcquire(1, true); ok {
+		t.Fatal("a passing taker passed a waiter blocked by passing grants only")
+	}
+	small.release()
+	second.release()
+	g := <-head
+	if got := b.inUse(); got != 8 {
+		t.Fatalf("in use %d after the head waiter was granted, want 8", got)
+	}
+	g.release()
+	if got := b.inUse(); got != 0 {
+		t.Fatalf("in use %d after every grant was released, want 0", got)
+	}
+}
+
+// TestLargeRequestWaitDoesNotStopSmallRequests: while a large produce
+// request waits for request budget that two slow ones hold, an unrelated
+// client's Metadata request is answered from the budget still free, and the
+// large one keeps its place.
+func TestLargeRequestWaitDoesNotStopSmallRequests(t *testing.T) {
+	const size = 8 << 20
+	b := startBroker(t, "", func(c *Config) {
+		c.MaxRequestBytes = size
+		c.QueuedMaxRequestBytes = 2*size + 1<<20 // 1 MiB free for everybody else
+		c.RequestReadTimeout = time.Minute       // the slow ones keep the budget
+	})
+	addr := b.Addr().String()
+	other := dialRaw(t, addr)
+	metadata(t, other)
+	for i := range 3 {
+		c := dialRaw(t, addr)
+		head := binary.BigEndian.AppendUint32(nil, size)
+		head = binary.BigEndian.AppendUint16(head, uint16(kmsg.Produce))
+		head = binary.BigEndian.AppendUint16(head, 7)
+		head = binary.BigEndian.AppendUint32(head, uint32(i))
+		if _, err := c.c.Write(append(head, make([]byte, 10)...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waiting := func() bool {
+		b.requestBudget.mu.Lock()
+		defer b.requestBudget.mu.Unlock()
+		return len(b.requestBudget.waiters) == 1 && b.requestBudget.used == 2*size
+	}
+	waitFor(t, "two large requests to hold the budget and a third to wait", func() bool {
+		return waiting() && limitHits(t, b, limitQueuedRequestBytes) == 1
+	})
+	other.c.SetDeadline(time.Now().Add(20 * time.Second)) // a bound, not a timing
+	metadata(t, other)
+	if !waiting() {
+		t.Error("the large request stopped waiting before the Metadata request was answered")
+	}
+	if got := limitHits(t, b, limitQueuedRequestBytes); got != 1 {
+		t.Errorf("queued_max_request_bytes hits %v, want 1 (the large request only)", got)
+	}
 }
