@@ -372,7 +372,25 @@ func (c *conn) write() {
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
 	var buf []byte
 	failed := false
+	fail := func(err error) {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.b.limits.hit(limitResponseWriteTimeout, "client does not read its responses; connection closed",
+				"client", c.nc.RemoteAddr().String(), "response_write_timeout", c.b.cfg.ResponseWriteTimeout)
+		}
+		// Keep draining so finish functions run (their records must
+		// still be made durable), but stop writing.
+		failed = true
+		c.cancel()
+		c.nc.Close()
+	}
 	for in := range c.pending {
+		if in.r.finish != nil && !failed && bw.Buffered() > 0 {
+			// A finish may wait (a long poll, an fsync): the
+			// responses before it go out first.
+			if err := c.flush(bw); err != nil {
+				fail(err)
+			}
+		}
 		resp := in.r.resp
 		// Once writing failed a fetch's finish would only read records
 		// (and take response budget) for nobody; other finishes still
@@ -384,6 +402,13 @@ func (c *conn) write() {
 		if in.r.none || failed {
 			c.held.release()
 			c.requestDone()
+			// A request without a response (an acks=0 produce)
+			// must not hold back the responses before it.
+			if !failed && len(c.pending) == 0 && bw.Buffered() > 0 {
+				if err := c.flush(bw); err != nil {
+					fail(err)
+				}
+			}
 			continue
 		}
 		buf = append(buf[:0], 0, 0, 0, 0)
@@ -403,24 +428,21 @@ func (c *conn) write() {
 		c.held.release()
 		c.requestDone()
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				c.b.limits.hit(limitResponseWriteTimeout, "client does not read its responses; connection closed",
-					"client", c.nc.RemoteAddr().String(), "response_write_timeout", c.b.cfg.ResponseWriteTimeout)
-			}
-			// Keep draining so finish functions run (their records
-			// must still be made durable), but stop writing.
-			failed = true
-			c.cancel()
-			c.nc.Close()
+			fail(err)
 		}
 		if cap(buf) > maxKeptResponseBuffer {
 			buf = nil // do not pin an unusually large response's buffer
 		}
 	}
 	if !failed {
-		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.ResponseWriteTimeout))
-		bw.Flush()
+		c.flush(bw)
 	}
+}
+
+// flush writes out the buffered responses.
+func (c *conn) flush(bw *bufio.Writer) error {
+	c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.ResponseWriteTimeout))
+	return bw.Flush()
 }
 
 // hold keeps the response budget the response being finished holds, for

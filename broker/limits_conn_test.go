@@ -740,3 +740,73 @@ func TestLargeRequestWaitDoesNotStopSmallRequests(t *testing.T) {
 		t.Errorf("queued_max_request_bytes hits %v, want 1 (the large request only)", got)
 	}
 }
+
+// TestResponseNotHeldBehindAcks0Produce: a fetch response followed on the
+// connection by an acks=0 produce (which has no response) is sent, and the
+// connection is not closed as idle for want of it.
+func TestResponseNotHeldBehindAcks0Produce(t *testing.T) {
+	b := startBroker(t, "", func(c *Config) { c.ConnectionsMaxIdle = time.Minute })
+	c := dialRaw(t, b.Addr().String())
+	createTopicRaw(t, c, "empty", 1)
+	createTopicRaw(t, c, "sink", 1)
+	fetch := fetchReq("empty", 0, 1<<20)
+	fetch.MaxWaitMillis, fetch.MinBytes = 200, 1
+	c.corr++
+	fetchCorr := c.corr
+	buf := frame(fetch, c.corr)
+	c.corr++
+	buf = append(buf, frame(produceReq(7, 0, "sink", 0, makeBatch(testBatch{value: []byte("x")})), c.corr)...)
+	if _, err := c.c.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	c.c.SetDeadline(time.Now().Add(20 * time.Second)) // a bound, well below the idle limit
+	corr, _, err := c.recvRaw()
+	if err != nil {
+		t.Fatalf("the fetch response was not sent: %v", err)
+	}
+	if corr != fetchCorr {
+		t.Fatalf("response to correlation id %d, want %d", corr, fetchCorr)
+	}
+	metadata(t, c) // the connection is still open
+	if got := limitHits(t, b, limitConnectionsMaxIdle); got != 0 {
+		t.Errorf("connections_max_idle hits %v, want 0", got)
+	}
+}
+
+// TestResponseNotHeldBehindLongPoll: a fetch's response is sent while the
+// next fetch on the connection still long-polls: it is received before any
+// data arrives for the second one, whose response then carries that data.
+func TestResponseNotHeldBehindLongPoll(t *testing.T) {
+	b := startBroker(t, "")
+	addr := b.Addr().String()
+	c := dialRaw(t, addr)
+	createTopicRaw(t, c, "empty", 1)
+	f1 := fetchReq("empty", 0, 1<<20)
+	f1.MaxWaitMillis, f1.MinBytes = 100, 1
+	f2 := fetchReq("empty", 0, 1<<20)
+	f2.MaxWaitMillis, f2.MinBytes = 60_000, 1 // longer than the bound below: ends only with data
+	if _, err := c.c.Write(append(frame(f1, 1), frame(f2, 2)...)); err != nil {
+		t.Fatal(err)
+	}
+	c.c.SetDeadline(time.Now().Add(20 * time.Second)) // a bound, not a timing
+	if corr, _, err := c.recvRaw(); err != nil || corr != 1 {
+		t.Fatalf("first response: correlation id %d, %v; want 1 while the second fetch long-polls", corr, err)
+	}
+	// Only now does the second fetch get data.
+	p := dialRaw(t, addr)
+	if got := producePartition(p.roundTrip(produceReq(7, -1, "empty", 0, makeBatch(testBatch{value: []byte("x")})))); got.ErrorCode != 0 {
+		t.Fatalf("produce: error %d", got.ErrorCode)
+	}
+	corr, body, err := c.recvRaw()
+	if err != nil || corr != 2 {
+		t.Fatalf("second response: correlation id %d, %v; want 2", corr, err)
+	}
+	resp := kmsg.NewPtrFetchResponse()
+	resp.Version = f2.Version
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(resp.Topics[0].Partitions[0].RecordBatches); n == 0 {
+		t.Error("the second fetch returned no records: it was not waiting when the first response arrived")
+	}
+}
