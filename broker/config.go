@@ -83,13 +83,23 @@ type Config struct {
 	// ConnectionsMaxIdle closes a connection that has had no request in
 	// flight for this long (connections.max.idle.ms). Default 10m.
 	ConnectionsMaxIdle time.Duration `yaml:"connections_max_idle"`
-	// RequestReadTimeout bounds how long one request may take to arrive
-	// once its first byte has: a client that trickles a request is
-	// disconnected. Default 30s.
+	// RequestReadTimeout is a no-progress timeout for reading a request:
+	// it starts at the request's first byte (again after a wait for
+	// request budget) and, each time it passes with at least 64 KiB more
+	// of the request read since it started, it starts over; otherwise the
+	// connection is closed. A client must send at no less than 64 KiB per
+	// RequestReadTimeout (about 2 KiB/s at the default), so one that
+	// trickles a request is disconnected and a slow but steady one is
+	// served. Default 30s.
 	RequestReadTimeout time.Duration `yaml:"request_read_timeout"`
-	// ResponseWriteTimeout bounds how long one response may take to be
-	// written: a client that stops reading is disconnected, and what its
-	// responses held is freed. Default 30s.
+	// ResponseWriteTimeout is a no-progress timeout for writing responses:
+	// it starts with each write to the connection (a response, or the
+	// responses buffered together) and, each time it passes with at least
+	// 64 KiB more written since it started, it starts over; otherwise the
+	// connection is closed and what its responses held is freed. A client
+	// must read at no less than 64 KiB per ResponseWriteTimeout (about
+	// 2 KiB/s at the default), so one that stops reading is disconnected
+	// and a slow but steady one is served. Default 30s.
 	ResponseWriteTimeout time.Duration `yaml:"response_write_timeout"`
 	// QueuedMaxRequestBytes is the broker-wide budget of request bytes
 	// read (or announced and being read) but not yet handled

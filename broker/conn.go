@@ -22,6 +22,13 @@ import (
 // client through TCP.
 const maxInFlight = 64
 
+// progressBytes is the progress that extends a request's read deadline or
+// a response's write deadline when it passes: a client must send its
+// request and read its responses at no less than progressBytes per
+// RequestReadTimeout (ResponseWriteTimeout), about 2 KiB/s at the default
+// 30s.
+const progressBytes = 64 << 10
+
 // maxKeptResponseBuffer is the largest encoding buffer a connection keeps
 // between responses. A consumer's fetches are typically a few MiB, and
 // allocating (and zeroing) that much per fetch is most of a fetch's CPU.
@@ -32,10 +39,13 @@ const maxKeptResponseBuffer = 16 << 20
 // the responses in the same (correlation-id) order.
 //
 // Connection limits: a connection with no request in flight for
-// ConnectionsMaxIdle is closed; once a request's first byte has arrived, the
-// whole request must arrive within RequestReadTimeout; each response must be
-// written within ResponseWriteTimeout. Request bodies are read only once
-// their announced size is granted from the broker's request budget.
+// ConnectionsMaxIdle is closed. RequestReadTimeout and ResponseWriteTimeout
+// are no-progress timeouts: a request (from its first byte) and each write
+// of responses get that long, extended by as much each time it passes with
+// at least progressBytes more transferred since it was last set, so a slow
+// but steady client is served and one that trickles is cut off. Request
+// bodies are read only once their announced size is granted from the
+// broker's request budget.
 type conn struct {
 	b       *Broker
 	nc      net.Conn
@@ -263,7 +273,7 @@ func (c *conn) readRequest(br *bufio.Reader) (key, version int16, corr int32, bo
 		}
 		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.RequestReadTimeout))
 	}
-	body, err = readBody(br, int(size)-8)
+	body, err = c.readBody(br, int(size)-8)
 	if err != nil {
 		g.release()
 		return key, version, corr, nil, grant{}, err
@@ -279,9 +289,12 @@ func (c *conn) readRequest(br *bufio.Reader) (key, version int16, corr int32, bo
 const firstBodyChunk = 1 << 20
 
 // readBody reads exactly n bytes, growing its buffer as they arrive rather
-// than allocating n up front.
-func readBody(r io.Reader, n int) ([]byte, error) {
+// than allocating n up front. When the read deadline passes with at least
+// progressBytes of the body read since it was set, it is extended by
+// RequestReadTimeout (the caller set it at the request's first byte).
+func (c *conn) readBody(r io.Reader, n int) ([]byte, error) {
 	body := make([]byte, 0, min(n, firstBodyChunk))
+	mark := 0 // bytes read when the deadline was last set
 	for len(body) < n {
 		if len(body) == cap(body) {
 			grown := make([]byte, len(body), min(n, 2*cap(body)))
@@ -291,6 +304,11 @@ func readBody(r io.Reader, n int) ([]byte, error) {
 		m, err := io.ReadFull(r, body[len(body):cap(body)])
 		body = body[:len(body)+m]
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && len(body)-mark >= progressBytes {
+				mark = len(body)
+				c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.RequestReadTimeout))
+				continue
+			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -369,7 +387,7 @@ func skipTags(rd *kbin.Reader) bool {
 }
 
 func (c *conn) write() {
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	bw := bufio.NewWriterSize(progressWriter{c}, 64<<10)
 	var buf []byte
 	failed := false
 	fail := func(err error) {
@@ -387,7 +405,7 @@ func (c *conn) write() {
 		if in.r.finish != nil && !failed && bw.Buffered() > 0 {
 			// A finish may wait (a long poll, an fsync): the
 			// responses before it go out first.
-			if err := c.flush(bw); err != nil {
+			if err := bw.Flush(); err != nil {
 				fail(err)
 			}
 		}
@@ -405,7 +423,7 @@ func (c *conn) write() {
 			// A request without a response (an acks=0 produce)
 			// must not hold back the responses before it.
 			if !failed && len(c.pending) == 0 && bw.Buffered() > 0 {
-				if err := c.flush(bw); err != nil {
+				if err := bw.Flush(); err != nil {
 					fail(err)
 				}
 			}
@@ -420,7 +438,6 @@ func (c *conn) write() {
 		}
 		buf = resp.AppendTo(buf)
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.ResponseWriteTimeout))
 		_, err := bw.Write(buf)
 		if err == nil && len(c.pending) == 0 {
 			err = bw.Flush()
@@ -435,14 +452,29 @@ func (c *conn) write() {
 		}
 	}
 	if !failed {
-		c.flush(bw)
+		bw.Flush()
 	}
 }
 
-// flush writes out the buffered responses.
-func (c *conn) flush(bw *bufio.Writer) error {
-	c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.ResponseWriteTimeout))
-	return bw.Flush()
+// progressWriter writes responses to the connection with
+// ResponseWriteTimeout as a no-progress timeout: each write gets that long,
+// extended by as much each time it passes with at least progressBytes more
+// written since it was last set. Only the writer goroutine uses it.
+type progressWriter struct{ c *conn }
+
+func (w progressWriter) Write(p []byte) (int, error) {
+	nc, timeout := w.c.nc, w.c.b.cfg.ResponseWriteTimeout
+	nc.SetWriteDeadline(time.Now().Add(timeout))
+	written, mark := 0, 0
+	for {
+		n, err := nc.Write(p[written:])
+		written += n
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || written-mark < progressBytes {
+			return written, err
+		}
+		mark = written
+		nc.SetWriteDeadline(time.Now().Add(timeout))
+	}
 }
 
 // hold keeps the response budget the response being finished holds, for

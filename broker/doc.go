@@ -125,9 +125,14 @@
 // (factorywire_broker_limit_hits_total) when hit. A connection past
 // max_connections or max_connections_per_ip is closed right after accept;
 // one with no request in flight (a long-poll fetch is in flight) for
-// connections_max_idle is closed; a request must arrive whole within
-// request_read_timeout of its first byte, and each response be written
-// within response_write_timeout, or the connection is closed. A request's
+// connections_max_idle is closed. request_read_timeout and
+// response_write_timeout are no-progress timeouts: a request gets
+// request_read_timeout from its first byte and each write of responses
+// response_write_timeout, extended by as much each time it passes with at
+// least 64 KiB more transferred since it was set, or the connection is
+// closed; a client must send and read at no less than 64 KiB per timeout,
+// so one that trickles or stops reading is cut off and a slow but steady
+// one is served. A request's
 // announced size is reserved from queued_max_request_bytes before its body
 // is read (the connection is not read while it waits, and beyond 1 MiB the
 // body buffer grows only as bytes arrive) and given back once nothing

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -808,5 +809,85 @@ func TestResponseNotHeldBehindLongPoll(t *testing.T) {
 	}
 	if n := len(resp.Topics[0].Partitions[0].RecordBatches); n == 0 {
 		t.Error("the second fetch returned no records: it was not waiting when the first response arrived")
+	}
+}
+
+// TestSlowSteadyReaderServed: a consumer that reads one response for far
+// longer than response_write_timeout, but steadily in small chunks, each
+// read well within that timeout, receives the whole response and stays
+// connected.
+func TestSlowSteadyReaderServed(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	b := startBroker(t, "", func(c *Config) { c.ResponseWriteTimeout = timeout })
+	addr := b.Addr().String()
+	produceMiB(t, dialRaw(t, addr), "slow", 8)
+	r := dialStuck(t, addr)
+	fetch := fetchReq("slow", 0, 8<<20)
+	r.send(fetch)
+	r.c.SetDeadline(time.Now().Add(60 * time.Second)) // a bound, not a timing
+	var size [4]byte
+	if _, err := io.ReadFull(r.r, size[:]); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(size[:]))
+	const chunk = 32 << 10
+	for got := 0; got < len(body); {
+		n, err := io.ReadFull(r.r, body[got:min(got+chunk, len(body))])
+		got += n
+		if err != nil {
+			t.Fatalf("disconnected after %d of %d response bytes: %v", got, len(body), err)
+		}
+		time.Sleep(timeout / 32) // about 2 MB/s
+	}
+	resp := kmsg.NewPtrFetchResponse()
+	resp.Version = fetch.Version
+	if err := resp.ReadFrom(body[4:]); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(resp.Topics[0].Partitions[0].RecordBatches); n < 8_000_000 {
+		t.Fatalf("fetched %d record bytes, want the 8 MB produced", n)
+	}
+	metadata(t, r) // still connected
+	if got := limitHits(t, b, limitResponseWriteTimeout); got != 0 {
+		t.Errorf("response_write_timeout hits %v, want 0", got)
+	}
+}
+
+// TestSlowSteadyWriterServed: a producer that sends one request for far
+// longer than request_read_timeout, but steadily in small chunks, each
+// well within that timeout, is answered and stays connected.
+func TestSlowSteadyWriterServed(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	b := startBroker(t, "", func(c *Config) {
+		c.RequestReadTimeout = timeout
+		c.Topics.MaxMessageBytes = 4 << 20
+	})
+	c := dialRaw(t, b.Addr().String())
+	createTopicRaw(t, c, "slow-produce", 1)
+	req := produceReq(7, -1, "slow-produce", 0, makeBatch(testBatch{value: make([]byte, 3_000_000)}))
+	c.corr++
+	buf := frame(req, c.corr)
+	const chunk = 32 << 10
+	for sent := 0; sent < len(buf); sent += chunk {
+		if _, err := c.c.Write(buf[sent:min(sent+chunk, len(buf))]); err != nil {
+			t.Fatalf("disconnected after %d of %d request bytes: %v", sent, len(buf), err)
+		}
+		time.Sleep(timeout / 20) // about 2 MB/s
+	}
+	_, body, err := c.recvRaw()
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.Version = req.Version
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("produce: error %d", code)
+	}
+	metadata(t, c) // still connected
+	if got := limitHits(t, b, limitRequestReadTimeout); got != 0 {
+		t.Errorf("request_read_timeout hits %v, want 0", got)
 	}
 }
