@@ -75,6 +75,8 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 		defer t.Stop()
 		timeout = t.C
 	}
+	// A hit is counted once per fetch, when it returns records cut short
+	// by the budget or waits for bytes that its records need.
 	counted := false
 	count := func() {
 		if !counted {
@@ -91,12 +93,12 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 		// arrives between the read and the wait is not missed.
 		wake := b.data.wait()
 		f := b.fetchOnce(req)
-		if f.short {
-			count()
-		}
 		// A response the budget left empty waits for budget even if
 		// it met MinBytes; one with records is sent.
 		if f.final || timeout == nil || (f.bytes >= int(req.MinBytes) && !(f.short && f.bytes == 0)) {
+			if f.short {
+				count()
+			}
 			return f.resp, f.g
 		}
 		// Nobody will read this response: give its bytes back before
@@ -110,6 +112,9 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 			case <-ctx.Done():
 			}
 			f = b.fetchOnce(req)
+			if f.short {
+				count()
+			}
 			return f.resp, f.g
 		}
 		// Short of budget: wait until the budget has what the records
@@ -131,6 +136,14 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 			if b.responseBudget.free() >= need {
 				break
 			}
+			if f.need > 0 {
+				// The budget lacks bytes for records read and
+				// left out: a hit. An attempt that found nothing
+				// free may only have met other fetches'
+				// reservations, which they shrink to their
+				// records at once; it waits for them uncounted.
+				count()
+			}
 			select {
 			case <-freed:
 			case <-timeout:
@@ -141,6 +154,9 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 		}
 		if ended {
 			f = b.fetchOnce(req)
+			if f.short {
+				count()
+			}
 			return f.resp, f.g
 		}
 	}

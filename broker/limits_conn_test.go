@@ -891,3 +891,58 @@ func TestSlowSteadyWriterServed(t *testing.T) {
 		t.Errorf("request_read_timeout hits %v, want 0", got)
 	}
 }
+
+// TestConcurrentSmallFetchesNoBudgetHits: many concurrent fetches of a
+// tiny batch each reserve up to the whole response budget for a moment
+// before keeping only their records' bytes; meeting such a reservation is
+// not the budget running out, so no hit is counted and every fetch gets
+// its records.
+func TestConcurrentSmallFetchesNoBudgetHits(t *testing.T) {
+	const budget = 1 << 20
+	b := startBroker(t, "", func(c *Config) {
+		c.FetchMaxBytes = budget
+		c.QueuedMaxResponseBytes = budget
+	})
+	addr := b.Addr().String()
+	c := dialRaw(t, addr)
+	createTopicRaw(t, c, "tiny", 1)
+	if got := producePartition(c.roundTrip(produceReq(7, -1, "tiny", 0, makeBatch(testBatch{value: []byte("hello")})))); got.ErrorCode != 0 {
+		t.Fatalf("produce: error %d", got.ErrorCode)
+	}
+	const clients, fetches = 8, 200
+	var empty atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		r := dialRaw(t, addr)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range fetches {
+				f := fetchReq("tiny", 0, budget)
+				f.MaxWaitMillis, f.MinBytes = 10_000, 1
+				r.send(f)
+				_, body, err := r.recvRaw()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp := kmsg.NewPtrFetchResponse()
+				resp.Version = f.Version
+				if err := resp.ReadFrom(body); err != nil {
+					t.Error(err)
+					return
+				}
+				if len(resp.Topics[0].Partitions[0].RecordBatches) == 0 {
+					empty.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := empty.Load(); n != 0 {
+		t.Errorf("%d of %d fetches returned no records", n, clients*fetches)
+	}
+	if got := limitHits(t, b, limitQueuedResponseBytes); got != 0 {
+		t.Errorf("queued_max_response_bytes hits %v with at most %d tiny responses in use, want 0", got, clients)
+	}
+}
