@@ -34,12 +34,8 @@ func TestMaxConnections(t *testing.T) {
 			t.Fatalf("connection %d past the limit was kept open", 5+i)
 		}
 	}
-	if got := limitHits(t, b, limitMaxConnections); got != 3 {
-		t.Errorf("max_connections hits %v, want 3", got)
-	}
-	if got := limitHits(t, b, limitMaxConnectionsPerIP); got != 0 {
-		t.Errorf("max_connections_per_ip hits %v, want 0", got)
-	}
+	wantLimitHits(t, b, limitMaxConnections, 3)
+	wantLimitHits(t, b, limitMaxConnectionsPerIP, 0)
 	for _, c := range open {
 		metadata(t, c)
 	}
@@ -49,9 +45,7 @@ func TestMaxConnections(t *testing.T) {
 	open[0].c.Close()
 	waitFor(t, "the closed connection's slot to be freed", func() bool { return gaugeValue(t, b.metrics.connections) == 3 })
 	metadata(t, dialRaw(t, addr))
-	if got := limitHits(t, b, limitMaxConnections); got != 3 {
-		t.Errorf("max_connections hits %v after a slot was freed, want 3", got)
-	}
+	wantLimitHits(t, b, limitMaxConnections, 3)
 }
 
 // TestMaxConnectionsPerIP: with a per-IP limit below the total, the
@@ -65,12 +59,8 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	if !dialRaw(t, addr).closedByBroker() {
 		t.Fatal("a third connection from 127.0.0.1 was kept open with max_connections_per_ip 2")
 	}
-	if got := limitHits(t, b, limitMaxConnectionsPerIP); got != 1 {
-		t.Errorf("max_connections_per_ip hits %v, want 1", got)
-	}
-	if got := limitHits(t, b, limitMaxConnections); got != 0 {
-		t.Errorf("max_connections hits %v, want 0", got)
-	}
+	wantLimitHits(t, b, limitMaxConnectionsPerIP, 1)
+	wantLimitHits(t, b, limitMaxConnections, 0)
 	metadata(t, first)
 	metadata(t, second)
 }
@@ -107,9 +97,7 @@ func TestConnectionsMaxIdle(t *testing.T) {
 	metadata(t, poll)
 	poll.c.Close()
 
-	if got := limitHits(t, b, limitConnectionsMaxIdle); got != 1 {
-		t.Errorf("connections_max_idle hits %v, want 1 (the idle connection only)", got)
-	}
+	wantLimitHits(t, b, limitConnectionsMaxIdle, 1)
 }
 
 // TestRequestReadTimeout: a client trickling a request one byte at a time
@@ -133,12 +121,8 @@ func TestRequestReadTimeout(t *testing.T) {
 	if !c.closedByBroker() {
 		t.Fatal("a trickling client was answered or kept open")
 	}
-	if got := limitHits(t, b, limitRequestReadTimeout); got != 1 {
-		t.Errorf("request_read_timeout hits %v, want 1", got)
-	}
-	if got := limitHits(t, b, limitConnectionsMaxIdle); got != 0 {
-		t.Errorf("connections_max_idle hits %v, want 0", got)
-	}
+	wantLimitHits(t, b, limitRequestReadTimeout, 1)
+	wantLimitHits(t, b, limitConnectionsMaxIdle, 0)
 }
 
 // TestAnnouncedRequestNotAllocated: clients that announce the largest
@@ -304,12 +288,8 @@ func TestResponseWriteTimeout(t *testing.T) {
 	if n := fetchedBytes(t, reader, fetchReq("slow-reader", 0, 1<<20)); n == 0 {
 		t.Fatal("no records fetched after the stuck consumer was disconnected")
 	}
-	if got := limitHits(t, b, limitResponseWriteTimeout); got != 1 {
-		t.Errorf("response_write_timeout hits %v, want 1", got)
-	}
-	if got := limitHits(t, b, limitQueuedResponseBytes); got != 0 {
-		t.Errorf("queued_max_response_bytes hits %v, want 0", got)
-	}
+	wantLimitHits(t, b, limitResponseWriteTimeout, 1)
+	wantLimitHits(t, b, limitQueuedResponseBytes, 0)
 }
 
 // TestQueuedMaxResponseBytes: while a consumer that does not read holds the
@@ -317,37 +297,18 @@ func TestResponseWriteTimeout(t *testing.T) {
 // (here nothing); once the first one leaves, the budget is free again.
 func TestQueuedMaxResponseBytes(t *testing.T) {
 	const budget = 4 << 20
-	b := startBroker(t, "", func(c *Config) {
-		c.FetchMaxBytes = budget
-		c.QueuedMaxResponseBytes = budget
-	})
+	b := startBudgetBroker(t, budget)
 	addr := b.Addr().String()
 	reader := dialRaw(t, addr)
 	produceMiB(t, reader, "held", 12)
 
-	stuck := dialStuck(t, addr)
-	for range 12 { // about 4 MB each: the writer blocks holding one
-		stuck.send(fetchReq("held", 0, budget))
-	}
-	// The stuck writer holds the budget once its grant stops changing.
-	var last float64
-	waitFor(t, "a blocked response to hold the response budget", func() bool {
-		prev := last
-		last = gaugeValue(t, b.metrics.queuedResponse)
-		if last < budget-(1<<20) || last != prev {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-		return gaugeValue(t, b.metrics.queuedResponse) == last
-	})
+	stuck := holdResponseBudget(t, b, addr, "held", budget)
 	fetch := fetchReq("held", 0, budget)
 	fetch.MaxWaitMillis, fetch.MinBytes = 300, 1
 	if n := fetchedBytes(t, reader, fetch); n != 0 {
 		t.Fatalf("fetch got %d record bytes with the response budget held by another connection", n)
 	}
-	if got := limitHits(t, b, limitQueuedResponseBytes); got != 1 {
-		t.Errorf("queued_max_response_bytes hits %v, want 1", got)
-	}
+	wantLimitHits(t, b, limitQueuedResponseBytes, 1)
 
 	stuck.c.Close()
 	waitFor(t, "the response budget to be free", func() bool { return gaugeValue(t, b.metrics.queuedResponse) == 0 })
@@ -360,10 +321,7 @@ func TestQueuedMaxResponseBytes(t *testing.T) {
 // response budget is still served, alone, so its consumer does not stall.
 func TestFetchBatchLargerThanResponseBudget(t *testing.T) {
 	const budget = 64 << 10
-	b := startBroker(t, "", func(c *Config) {
-		c.FetchMaxBytes = budget
-		c.QueuedMaxResponseBytes = budget
-	})
+	b := startBudgetBroker(t, budget)
 	c := dialRaw(t, b.Addr().String())
 	createTopicRaw(t, c, "wide-batch", 1)
 	batch := makeBatch(testBatch{value: make([]byte, 2*budget)})
@@ -374,9 +332,7 @@ func TestFetchBatchLargerThanResponseBudget(t *testing.T) {
 		t.Fatalf("fetched %d record bytes, want the whole %d-byte batch", n, len(batch))
 	}
 	waitFor(t, "the response budget to be free", func() bool { return gaugeValue(t, b.metrics.queuedResponse) == 0 })
-	if got := limitHits(t, b, limitQueuedResponseBytes); got != 0 {
-		t.Errorf("queued_max_response_bytes hits %v, want 0", got)
-	}
+	wantLimitHits(t, b, limitQueuedResponseBytes, 0)
 }
 
 // metadata sends a Metadata request and fails unless it is answered.
@@ -498,19 +454,8 @@ func TestBudget(t *testing.T) {
 	}
 	// A waiter for 8 is first in line: a later small taker does not
 	// pass it, even though 2 bytes are free.
-	big := make(chan grant)
-	go func() {
-		g, err := b.acquire(ctx, 8, false)
-		if err != nil {
-			t.Error(err)
-		}
-		big <- g
-	}()
-	waitFor(t, "the waiter to queue", func() bool {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return len(b.waiters) == 1
-	})
+	big := acquireAsync(t, b, 8, false)
+	waitFor(t, "the waiter to queue", func() bool { return b.waiting() == 1 })
 	if _, ok := b.tryAcquire(2, false); ok {
 		t.Fatal("a taker passed a waiter in line")
 	}
@@ -524,11 +469,7 @@ func TestBudget(t *testing.T) {
 		_, err := b.acquire(cctx, 1, false)
 		gone <- err
 	}()
-	waitFor(t, "the second waiter to queue", func() bool {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return len(b.waiters) == 2
-	})
+	waitFor(t, "the second waiter to queue", func() bool { return b.waiting() == 2 })
 	cancel()
 	if err := <-gone; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled wait: %v", err)
@@ -564,10 +505,7 @@ func TestBudget(t *testing.T) {
 // gigabytes when each attempt's release woke the other to read again).
 func TestShortFetchesWaitWithoutRereading(t *testing.T) {
 	const budget = 4 << 20
-	b := startBroker(t, "", func(c *Config) {
-		c.FetchMaxBytes = budget
-		c.QueuedMaxResponseBytes = budget
-	})
+	b := startBudgetBroker(t, budget)
 	addr := b.Addr().String()
 	produceMiB(t, dialRaw(t, addr), "held", 12)
 	holdResponseBudget(t, b, addr, "held", budget)
@@ -583,19 +521,12 @@ func TestShortFetchesWaitWithoutRereading(t *testing.T) {
 			defer wg.Done()
 			fetch := fetchReq("held", 0, budget)
 			fetch.MaxWaitMillis, fetch.MinBytes = 1000, 1
-			r.send(fetch)
-			_, body, err := r.recvRaw()
+			resp, err := r.recvResponse(fetch, r.send(fetch))
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			resp := kmsg.NewPtrFetchResponse()
-			resp.Version = fetch.Version
-			if err := resp.ReadFrom(body); err != nil {
-				t.Error(err)
-				return
-			}
-			got[i] = len(resp.Topics[0].Partitions[0].RecordBatches)
+			got[i] = len(resp.(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches)
 		}()
 	}
 	wg.Wait()
@@ -611,6 +542,45 @@ func TestShortFetchesWaitWithoutRereading(t *testing.T) {
 	if alloc > bound {
 		t.Errorf("%d MiB allocated while two fetches waited for the response budget, want at most %d MiB", alloc>>20, bound>>20)
 	}
+}
+
+// acquireAsync acquires n bytes of b in a goroutine and delivers the grant
+// on the channel it returns.
+func acquireAsync(t testing.TB, b *budget, n int64, passing bool) <-chan grant {
+	ch := make(chan grant)
+	go func() {
+		g, err := b.acquire(context.Background(), n, passing)
+		if err != nil {
+			t.Error(err)
+		}
+		ch <- g
+	}()
+	return ch
+}
+
+// waiting returns how many acquires wait in b's line.
+func (b *budget) waiting() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.waiters)
+}
+
+// wantLimitHits reports an error unless limit was hit exactly want times.
+func wantLimitHits(t testing.TB, b *Broker, limit string, want float64) {
+	t.Helper()
+	if got := limitHits(t, b, limit); got != want {
+		t.Errorf("%s hits %v, want %v", limit, got, want)
+	}
+}
+
+// startBudgetBroker runs a broker whose response budget and fetch_max_bytes
+// are both budget bytes.
+func startBudgetBroker(t testing.TB, budget int32) *Broker {
+	t.Helper()
+	return startBroker(t, "", func(c *Config) {
+		c.FetchMaxBytes = budget
+		c.QueuedMaxResponseBytes = int64(budget)
+	})
 }
 
 // holdResponseBudget makes a connection that does not read hold almost all
@@ -642,25 +612,13 @@ func TestBudgetPassing(t *testing.T) {
 	m := newMetrics(prometheus.NewRegistry())
 	b := newBudget(10, m.queuedRequest)
 	ctx := context.Background()
-	waiters := func() int {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return len(b.waiters)
-	}
 	large, err := b.acquire(ctx, 6, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Blocked by the large grant: passing takers go first.
-	head := make(chan grant)
-	go func() {
-		g, err := b.acquire(ctx, 8, false)
-		if err != nil {
-			t.Error(err)
-		}
-		head <- g
-	}()
-	waitFor(t, "the waiter to queue", func() bool { return waiters() == 1 })
+	head := acquireAsync(t, b, 8, false)
+	waitFor(t, "the waiter to queue", func() bool { return b.waiting() == 1 })
 	if _, ok := b.tryAcquire(1, false); ok {
 		t.Fatal("a taker that may not pass passed a waiter in line")
 	}
@@ -669,15 +627,8 @@ func TestBudgetPassing(t *testing.T) {
 		t.Fatal("a passing taker got nothing with 4 bytes free")
 	}
 	// A passing waiter behind the head is granted once bytes are free.
-	behind := make(chan grant)
-	go func() {
-		g, err := b.acquire(ctx, 2, true)
-		if err != nil {
-			t.Error(err)
-		}
-		behind <- g
-	}()
-	waitFor(t, "the passing waiter to queue", func() bool { return waiters() == 2 })
+	behind := acquireAsync(t, b, 2, true)
+	waitFor(t, "the passing waiter to queue", func() bool { return b.waiting() == 2 })
 	small.shrink(1)
 	second := <-behind
 	if got := b.inUse(); got != 9 {
@@ -737,9 +688,7 @@ func TestLargeRequestWaitDoesNotStopSmallRequests(t *testing.T) {
 	if !waiting() {
 		t.Error("the large request stopped waiting before the Metadata request was answered")
 	}
-	if got := limitHits(t, b, limitQueuedRequestBytes); got != 1 {
-		t.Errorf("queued_max_request_bytes hits %v, want 1 (the large request only)", got)
-	}
+	wantLimitHits(t, b, limitQueuedRequestBytes, 1)
 }
 
 // TestResponseNotHeldBehindAcks0Produce: a fetch response followed on the
@@ -769,9 +718,7 @@ func TestResponseNotHeldBehindAcks0Produce(t *testing.T) {
 		t.Fatalf("response to correlation id %d, want %d", corr, fetchCorr)
 	}
 	metadata(t, c) // the connection is still open
-	if got := limitHits(t, b, limitConnectionsMaxIdle); got != 0 {
-		t.Errorf("connections_max_idle hits %v, want 0", got)
-	}
+	wantLimitHits(t, b, limitConnectionsMaxIdle, 0)
 }
 
 // TestResponseNotHeldBehindLongPoll: a fetch's response is sent while the
@@ -848,9 +795,7 @@ func TestSlowSteadyReaderServed(t *testing.T) {
 		t.Fatalf("fetched %d record bytes, want the 8 MB produced", n)
 	}
 	metadata(t, r) // still connected
-	if got := limitHits(t, b, limitResponseWriteTimeout); got != 0 {
-		t.Errorf("response_write_timeout hits %v, want 0", got)
-	}
+	wantLimitHits(t, b, limitResponseWriteTimeout, 0)
 }
 
 // TestSlowSteadyWriterServed: a producer that sends one request for far
@@ -874,22 +819,15 @@ func TestSlowSteadyWriterServed(t *testing.T) {
 		}
 		time.Sleep(timeout / 20) // about 2 MB/s
 	}
-	_, body, err := c.recvRaw()
+	resp, err := c.recvResponse(req, c.corr)
 	if err != nil {
 		t.Fatalf("no response: %v", err)
 	}
-	resp := kmsg.NewPtrProduceResponse()
-	resp.Version = req.Version
-	if err := resp.ReadFrom(body); err != nil {
-		t.Fatal(err)
-	}
-	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+	if code := producePartition(resp).ErrorCode; code != 0 {
 		t.Fatalf("produce: error %d", code)
 	}
 	metadata(t, c) // still connected
-	if got := limitHits(t, b, limitRequestReadTimeout); got != 0 {
-		t.Errorf("request_read_timeout hits %v, want 0", got)
-	}
+	wantLimitHits(t, b, limitRequestReadTimeout, 0)
 }
 
 // TestConcurrentSmallFetchesNoBudgetHits: many concurrent fetches of a
@@ -899,10 +837,7 @@ func TestSlowSteadyWriterServed(t *testing.T) {
 // its records.
 func TestConcurrentSmallFetchesNoBudgetHits(t *testing.T) {
 	const budget = 1 << 20
-	b := startBroker(t, "", func(c *Config) {
-		c.FetchMaxBytes = budget
-		c.QueuedMaxResponseBytes = budget
-	})
+	b := startBudgetBroker(t, budget)
 	addr := b.Addr().String()
 	c := dialRaw(t, addr)
 	createTopicRaw(t, c, "tiny", 1)
@@ -920,19 +855,12 @@ func TestConcurrentSmallFetchesNoBudgetHits(t *testing.T) {
 			for range fetches {
 				f := fetchReq("tiny", 0, budget)
 				f.MaxWaitMillis, f.MinBytes = 10_000, 1
-				r.send(f)
-				_, body, err := r.recvRaw()
+				resp, err := r.recvResponse(f, r.send(f))
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				resp := kmsg.NewPtrFetchResponse()
-				resp.Version = f.Version
-				if err := resp.ReadFrom(body); err != nil {
-					t.Error(err)
-					return
-				}
-				if len(resp.Topics[0].Partitions[0].RecordBatches) == 0 {
+				if len(resp.(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches) == 0 {
 					empty.Add(1)
 				}
 			}

@@ -3,6 +3,7 @@ package broker
 import (
 	"bufio"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"net"
@@ -74,13 +75,27 @@ func (r *rawConn) recvRaw() (int32, []byte, error) {
 // roundTrip sends req and decodes the response at the request's version.
 func (r *rawConn) roundTrip(req kmsg.Request) kmsg.Response {
 	r.t.Helper()
-	corr := r.send(req)
+	r.corr++
+	if _, err := r.c.Write(frame(req, r.corr)); err != nil {
+		r.t.Fatalf("send: %v", err)
+	}
+	resp, err := r.recvResponse(req, r.corr)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return resp
+}
+
+// recvResponse reads the next response and decodes it as the answer to req
+// sent with correlation id corr. It does not fail the test, so goroutines
+// may use it.
+func (r *rawConn) recvResponse(req kmsg.Request, corr int32) (kmsg.Response, error) {
 	got, body, err := r.recvRaw()
 	if err != nil {
-		r.t.Fatalf("%s v%d: read response: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
+		return nil, fmt.Errorf("%s v%d: read response: %w", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
 	}
 	if got != corr {
-		r.t.Fatalf("correlation id %d, want %d", got, corr)
+		return nil, fmt.Errorf("correlation id %d, want %d", got, corr)
 	}
 	resp := req.ResponseKind()
 	if resp.IsFlexible() && req.Key() != int16(kmsg.ApiVersions) {
@@ -89,9 +104,9 @@ func (r *rawConn) roundTrip(req kmsg.Request) kmsg.Response {
 		body = rd.Src
 	}
 	if err := resp.ReadFrom(body); err != nil {
-		r.t.Fatalf("decode %s v%d response: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
+		return nil, fmt.Errorf("decode %s v%d response: %w", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
 	}
-	return resp
+	return resp, nil
 }
 
 // closedByBroker reports whether the broker closed the connection (the next
