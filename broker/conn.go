@@ -58,6 +58,13 @@ type conn struct {
 
 	clientID string // of the request being handled (reader goroutine only)
 
+	// principal is who the client is, in Kafka's form "User:<name>": the
+	// SASL user once authenticated, the client certificate's name on a
+	// listener with mutual TLS, else User:ANONYMOUS. ACLs are checked
+	// against it and the remote IP. Set by the reader goroutine before
+	// any request other than ApiVersions and SASL is handled.
+	principal string
+
 	// held is the response budget the response being finished holds,
 	// released once it is written or dropped (writer goroutine only).
 	held grant
@@ -95,6 +102,10 @@ func (e *requestError) Error() string {
 
 func (e *requestError) Unwrap() error { return e.err }
 
+// anonymousPrincipal is the principal of a client that has not
+// authenticated, as Kafka's KafkaPrincipal.ANONYMOUS.
+const anonymousPrincipal = "User:ANONYMOUS"
+
 var (
 	errRequestSize = errors.New("request size out of bounds")
 	errUnknownKey  = errors.New("unsupported API key")
@@ -110,13 +121,14 @@ var (
 func newConn(b *Broker, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(b.ctx)
 	return &conn{
-		b:       b,
-		nc:      nc,
-		ip:      remoteIP(nc),
-		log:     b.log.With("client", nc.RemoteAddr().String()),
-		ctx:     ctx,
-		cancel:  cancel,
-		pending: make(chan inflight, maxInFlight),
+		b:         b,
+		nc:        nc,
+		ip:        remoteIP(nc),
+		principal: anonymousPrincipal,
+		log:       b.log.With("client", nc.RemoteAddr().String()),
+		ctx:       ctx,
+		cancel:    cancel,
+		pending:   make(chan inflight, maxInFlight),
 	}
 }
 
