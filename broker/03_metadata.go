@@ -19,11 +19,11 @@ func init() { regKey(int16(kmsg.Metadata), 0, 12, handleMetadata) }
 
 const nodeID = 0
 
-func handleMetadata(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleMetadata(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	host := b.advHost
-	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: nodeID, Host: host, Port: b.advPort}}
+	// The broker's address on the listener the request came in by.
+	resp.Brokers = []kmsg.MetadataResponseBroker{{NodeID: nodeID, Host: c.lis.advHost, Port: c.lis.advPort}}
 	resp.ClusterID = new(string)
 	*resp.ClusterID = b.ClusterID()
 	resp.ControllerID = nodeID

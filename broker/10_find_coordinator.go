@@ -18,7 +18,7 @@ import (
 
 func init() { regKey(int16(kmsg.FindCoordinator), 0, 4, handleFindCoordinator) }
 
-func handleFindCoordinator(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleFindCoordinator(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	answer := func(key string) (int16, string) {
@@ -37,7 +37,7 @@ func handleFindCoordinator(b *Broker, _ *conn, kreq kmsg.Request) (reply, error)
 	if req.Version >= 4 {
 		for _, key := range req.CoordinatorKeys {
 			rc := kmsg.NewFindCoordinatorResponseCoordinator()
-			rc.Key, rc.NodeID, rc.Host, rc.Port = key, nodeID, b.advHost, b.advPort
+			rc.Key, rc.NodeID, rc.Host, rc.Port = key, nodeID, c.lis.advHost, c.lis.advPort
 			code, msg := answer(key)
 			if rc.ErrorCode = code; code != 0 {
 				rc.NodeID, rc.Host, rc.Port, rc.ErrorMessage = -1, "", -1, &msg
@@ -46,7 +46,7 @@ func handleFindCoordinator(b *Broker, _ *conn, kreq kmsg.Request) (reply, error)
 		}
 		return reply{resp: resp}, nil
 	}
-	resp.NodeID, resp.Host, resp.Port = nodeID, b.advHost, b.advPort
+	resp.NodeID, resp.Host, resp.Port = nodeID, c.lis.advHost, c.lis.advPort
 	if code, msg := answer(req.CoordinatorKey); code != 0 {
 		resp.ErrorCode, resp.ErrorMessage = code, &msg
 		resp.NodeID, resp.Host, resp.Port = -1, "", -1

@@ -17,6 +17,9 @@ type reply struct {
 	// none is set for acks=0 produce requests, which get no response;
 	// finish still runs (it makes the records durable and visible).
 	none bool
+	// raw, if set, is written as a bare frame (a length and these bytes,
+	// no response header): a SASL token after a v0 SaslHandshake.
+	raw *[]byte
 }
 
 // A handler answers one request. A non-nil error means the request could not

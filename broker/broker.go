@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -28,12 +29,13 @@ type Broker struct {
 	logOpts commitlog.Options    // base options for every partition log
 	files   *commitlog.FileCache // closed segments' open files, shared by every log
 	lock    *dirLock
-	ln      net.Listener
-	advHost string
-	advPort int32
-	pids    *producerIDs
-	data    notifier     // signalled whenever a high watermark advances
-	groups  *coordinator // nil while groupsOffline
+	// listeners accept the client connections; the first is the one
+	// Addr reports.
+	listeners []*listener
+	users     *userStore // SASL users' SCRAM credentials
+	pids      *producerIDs
+	data      notifier     // signalled whenever a high watermark advances
+	groups    *coordinator // nil while groupsOffline
 	// groupsOffline is why the committed offsets' log could not be opened
 	// (a corrupt segment): consumer groups are unavailable, every
 	// partition serves. Set once by open.
@@ -116,22 +118,16 @@ func New(cfg Config) (*Broker, error) {
 		lock.release()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		b.closeLogs()
-		lock.release()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	b.ln = ln
-	if err := b.setAdvertised(); err != nil {
-		ln.Close()
+	if err := b.openListeners(); err != nil {
 		b.closeLogs()
 		lock.release()
 		return nil, err
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.wg.Add(2)
-	go b.acceptLoop()
+	b.wg.Add(1 + len(b.listeners))
+	for _, l := range b.listeners {
+		go b.acceptLoop(l)
+	}
 	go b.maintain()
 	if cfg.ScrubOnStart {
 		b.startScrub()
@@ -163,6 +159,12 @@ func (b *Broker) open() error {
 		return err
 	}
 	b.catalog, b.pids = cat, pids
+	if b.users, err = loadUsers(dir); err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	if err := b.bootstrapUsers(); err != nil {
+		return err
+	}
 	offline := 0
 	offsets, err := openOffsetStore(dir, b.logOpts)
 	var ce *commitlog.CorruptionError
@@ -273,25 +275,39 @@ func (b *Broker) checkOpenFilesLimit() {
 		"max_open_closed_segments", b.cfg.MaxOpenClosedSegments, "max_connections", b.cfg.MaxConnections)
 }
 
-func (b *Broker) setAdvertised() error {
-	addr := b.cfg.AdvertisedAddr
-	if addr == "" {
-		addr = b.ln.Addr().String()
+// openListeners opens every configured listener; on error none stays open.
+func (b *Broker) openListeners() error {
+	for _, lc := range b.cfg.listenerConfigs() {
+		l, err := openListener(lc)
+		if err != nil {
+			for _, l := range b.listeners {
+				l.ln.Close()
+			}
+			b.listeners = nil
+			return err
+		}
+		if l.sasl() && !isTLS(l.protocol) && slices.Contains(l.mechanisms, mechPlain) {
+			b.log.Warn("SASL/PLAIN is enabled on a listener without TLS: passwords cross the network in clear", "listener", l.name)
+		}
+		b.log.Info("listening", "listener", l.name, "protocol", l.protocol, "addr", l.ln.Addr().String(),
+			"advertised", net.JoinHostPort(l.advHost, strconv.Itoa(int(l.advPort))))
+		b.listeners = append(b.listeners, l)
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	var p int
-	if _, err := fmt.Sscanf(port, "%d", &p); err != nil || p <= 0 || p > 65535 {
-		return fmt.Errorf("advertised address %q has no valid port", addr)
-	}
-	b.advHost, b.advPort = host, int32(p)
 	return nil
 }
 
-// Addr returns the address the broker listens on.
-func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
+// Addr returns the address of the broker's first listener.
+func (b *Broker) Addr() net.Addr { return b.listeners[0].ln.Addr() }
+
+// ListenerAddr returns the address of the listener named name, or nil.
+func (b *Broker) ListenerAddr(name string) net.Addr {
+	for _, l := range b.listeners {
+		if l.name == name {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
 
 // Registry returns the registry of the broker's Prometheus metrics
 // (factorywire_broker_*), for an HTTP handler or a test to gather.
@@ -304,11 +320,11 @@ func (b *Broker) ClusterID() string {
 	return b.catalog.ClusterID
 }
 
-func (b *Broker) acceptLoop() {
+func (b *Broker) acceptLoop(l *listener) {
 	defer b.wg.Done()
 	var backoff time.Duration
 	for {
-		nc, err := b.ln.Accept()
+		nc, err := l.ln.Accept()
 		if err != nil {
 			if b.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -330,7 +346,7 @@ func (b *Broker) acceptLoop() {
 			}
 		}
 		backoff = 0
-		c := b.admit(nc)
+		c := b.admit(l, nc)
 		if c == nil {
 			if b.ctx.Err() != nil {
 				return
@@ -355,7 +371,7 @@ func (b *Broker) acceptLoop() {
 // broker shuts down or the connection is past max_connections or
 // max_connections_per_ip. Closing right after accept is what Kafka does
 // for both limits: the client sees its connection end and retries.
-func (b *Broker) admit(nc net.Conn) *conn {
+func (b *Broker) admit(l *listener, nc net.Conn) *conn {
 	addr, ip := nc.RemoteAddr().String(), remoteIP(nc)
 	b.connsMu.Lock()
 	var limit, msg string
@@ -367,7 +383,7 @@ func (b *Broker) admit(nc net.Conn) *conn {
 	case b.connsByIP[ip] >= b.cfg.MaxConnectionsPerIP:
 		limit, n, msg = limitMaxConnectionsPerIP, b.cfg.MaxConnectionsPerIP, "connection refused: too many connections from this address; closed after accept"
 	default:
-		c := newConn(b, nc)
+		c := newConn(b, l, nc)
 		b.conns[c] = struct{}{}
 		b.connsByIP[ip]++
 		b.metrics.connections.Set(float64(len(b.conns)))
@@ -459,7 +475,9 @@ func (b *Broker) Close() error { return b.Shutdown(context.Background()) }
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.closeOnce.Do(func() {
 		b.cancel()
-		b.ln.Close()
+		for _, l := range b.listeners {
+			l.ln.Close()
+		}
 		b.connsMu.Lock()
 		for c := range b.conns {
 			c.nc.Close()

@@ -101,8 +101,15 @@ func (c catalog) save(dir string) error {
 }
 
 func writeFileAtomic(dir, name string, data []byte) error {
+	return writeFileAtomicMode(dir, name, data, 0o644)
+}
+
+// writeFileAtomicMode replaces dir/name with data durably: a synced
+// temporary file with permissions perm, renamed over it, then the
+// directory synced.
+func writeFileAtomicMode(dir, name string, data []byte, perm os.FileMode) error {
 	tmp := filepath.Join(dir, name+".tmp")
-	if err := writeSynced(tmp, data); err != nil {
+	if err := writeSynced(tmp, data, perm); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
@@ -111,9 +118,11 @@ func writeFileAtomic(dir, name string, data []byte) error {
 	return syncDir(dir)
 }
 
-// writeSynced creates (or truncates) path, writes data and fsyncs it.
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+// writeSynced creates (or truncates) path with permissions perm, writes
+// data and fsyncs it.
+func writeSynced(path string, data []byte, perm os.FileMode) error {
+	os.Remove(path) // a leftover temporary file keeps its permissions otherwise
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package broker
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/factorywire/factorywire/storage/commitlog"
@@ -13,12 +12,23 @@ import (
 // DefaultConfig and override fields. YAML keys are the snake_case tags; the
 // broker binary decodes configs/broker.yaml into this type strictly.
 type Config struct {
-	// Listen is the TCP address the broker accepts Kafka connections on.
-	// Default "127.0.0.1:9092"; use port 0 for an ephemeral port (tests).
+	// Listen is the TCP address the broker accepts plaintext Kafka
+	// connections on when Listeners is empty. Default "127.0.0.1:9092";
+	// use port 0 for an ephemeral port (tests).
 	Listen string `yaml:"listen"`
 	// AdvertisedAddr is the host:port the broker tells clients to connect
-	// to in Metadata. Empty means the listener's actual address.
+	// to in Metadata. Empty means the listener's actual address. Only
+	// with Listen.
 	AdvertisedAddr string `yaml:"advertised_addr"`
+	// Listeners replace Listen with one or more listeners, each
+	// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (Kafka's listeners):
+	// for example plaintext on loopback for a local sink and SASL_SSL for
+	// the plant network. Clients are told the address of the listener
+	// they came in by. When set, Listen is ignored.
+	Listeners []ListenerConfig `yaml:"listeners"`
+	// SASL configures authentication on the SASL listeners: the delay
+	// after a failed attempt and the users created at start.
+	SASL SASLConfig `yaml:"sasl"`
 	// DataDir holds the topic catalog, producer ids and one commit log per
 	// partition. It is locked while the broker runs. Required.
 	DataDir string `yaml:"data_dir"`
@@ -193,6 +203,7 @@ func DefaultConfig() Config {
 		ClosedSegmentIdle:             time.Minute,
 		OffsetsRetention:              week,
 		OffsetsRetentionCheckInterval: 10 * time.Minute,
+		SASL:                          SASLConfig{FailedAuthenticationDelay: 100 * time.Millisecond},
 		Topics: TopicDefaults{
 			RetentionMs:     week.Milliseconds(),
 			RetentionBytes:  -1,
@@ -208,13 +219,11 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("data_dir: required (the directory for the broker's logs and metadata)")
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen: %q is not host:port: %v", c.Listen, err)
+	if err := c.validateListeners(); err != nil {
+		return err
 	}
-	if c.AdvertisedAddr != "" {
-		if _, _, err := net.SplitHostPort(c.AdvertisedAddr); err != nil {
-			return fmt.Errorf("advertised_addr: %q is not host:port: %v", c.AdvertisedAddr, err)
-		}
+	if err := c.SASL.validate(); err != nil {
+		return err
 	}
 	if _, err := c.flushPolicy(); err != nil {
 		return err

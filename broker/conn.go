@@ -3,6 +3,7 @@ package broker
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -48,8 +49,9 @@ const maxKeptResponseBuffer = 16 << 20
 // broker's request budget.
 type conn struct {
 	b       *Broker
-	nc      net.Conn
-	ip      string // remote IP, for the per-IP connection count
+	lis     *listener // the listener that accepted the connection
+	nc      net.Conn  // a *tls.Conn on a TLS listener
+	ip      string    // remote IP, for the per-IP connection count
 	log     *slog.Logger
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -64,6 +66,9 @@ type conn struct {
 	// against it and the remote IP. Set by the reader goroutine before
 	// any request other than ApiVersions and SASL is handled.
 	principal string
+	// auth is the SASL exchange's state on a SASL listener (reader
+	// goroutine only).
+	auth saslSession
 
 	// held is the response budget the response being finished holds,
 	// released once it is written or dropped (writer goroutine only).
@@ -118,10 +123,14 @@ var (
 	errLimit = errors.New("closed by a resource limit")
 )
 
-func newConn(b *Broker, nc net.Conn) *conn {
+func newConn(b *Broker, lis *listener, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(b.ctx)
+	if lis.tls != nil {
+		nc = tls.Server(nc, lis.tls.serverConfig)
+	}
 	return &conn{
 		b:         b,
+		lis:       lis,
 		nc:        nc,
 		ip:        remoteIP(nc),
 		principal: anonymousPrincipal,
@@ -136,6 +145,11 @@ func newConn(b *Broker, nc net.Conn) *conn {
 // understood, or the broker shuts down. It returns after both goroutines
 // have stopped and the socket is closed.
 func (c *conn) serve() {
+	if err := c.handshakeTLS(); err != nil {
+		c.cancel()
+		c.nc.Close()
+		return
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -152,7 +166,7 @@ func (c *conn) serve() {
 	c.nc.Close()
 	switch {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errLimit),
-		errors.Is(err, context.Canceled), shutdown:
+		errors.Is(err, context.Canceled), errors.Is(err, errAuthFailed), shutdown:
 		c.log.Debug("connection closed")
 	default:
 		c.log.Warn("closing connection", "err", err)
@@ -164,6 +178,12 @@ func (c *conn) read() error {
 	for {
 		if err := c.awaitRequest(br); err != nil {
 			return err
+		}
+		if c.auth.raw && !c.auth.done {
+			if err := c.readRawToken(br); err != nil {
+				return err
+			}
+			continue
 		}
 		key, version, corr, body, g, err := c.readRequest(br)
 		if err != nil {
@@ -191,6 +211,11 @@ func (c *conn) read() error {
 		// drains pending until read returns, and a produce's finish
 		// must run to make its records durable.
 		c.pending <- inflight{corr: corr, key: key, r: r, body: g}
+		if c.auth.failed {
+			// Its answer (delayed) is written, then the connection
+			// closes.
+			return errAuthFailed
+		}
 	}
 }
 
@@ -249,6 +274,9 @@ func (c *conn) readRequest(br *bufio.Reader) (key, version int16, corr int32, bo
 		return 0, 0, 0, nil, grant{}, err
 	}
 	size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+	if c.lis.sasl() && !c.auth.done && (size < 8 || size > saslMaxReceive) {
+		return 0, 0, 0, nil, grant{}, fmt.Errorf("%w: %d bytes before SASL authentication (limit %d)", errRequestSize, size, saslMaxReceive)
+	}
 	if size < 8 || size > c.b.cfg.MaxRequestBytes {
 		if size > c.b.cfg.MaxRequestBytes {
 			c.b.limits.hit(limitMaxRequestBytes, "request larger than max_request_bytes; connection closed",
@@ -344,6 +372,9 @@ func (c *conn) handle(key, version int16, corr int32, body []byte) (reply, error
 			return apiVersionsUnsupported(), nil
 		}
 		return reply{}, fmt.Errorf("%w (supported %d to %d)", errVersion, api.min, api.max)
+	}
+	if err := c.gate(key); err != nil {
+		return reply{}, err
 	}
 	if c.b.groupsOffline != nil && needsGroups[key] {
 		// Clients find no coordinator while groups are offline; one
@@ -442,13 +473,19 @@ func (c *conn) write() {
 			continue
 		}
 		buf = append(buf[:0], 0, 0, 0, 0)
-		buf = binary.BigEndian.AppendUint32(buf, uint32(in.corr))
-		// ApiVersions responses never carry header tags (KIP-511), so a
-		// client can parse them before it knows which versions exist.
-		if resp.IsFlexible() && in.key != int16(kmsg.ApiVersions) {
-			buf = append(buf, 0)
+		if in.r.raw != nil {
+			// A SASL token after a v0 handshake: a bare frame.
+			buf = append(buf, *in.r.raw...)
+		} else {
+			buf = binary.BigEndian.AppendUint32(buf, uint32(in.corr))
+			// ApiVersions responses never carry header tags
+			// (KIP-511), so a client can parse them before it knows
+			// which versions exist.
+			if resp.IsFlexible() && in.key != int16(kmsg.ApiVersions) {
+				buf = append(buf, 0)
+			}
+			buf = resp.AppendTo(buf)
 		}
-		buf = resp.AppendTo(buf)
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 		_, err := bw.Write(buf)
 		if err == nil && len(c.pending) == 0 {

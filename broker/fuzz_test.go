@@ -50,7 +50,7 @@ func FuzzRequestStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		data = neutraliseAdmin(data)
 		client, server := net.Pipe()
-		c := newConn(b, server)
+		c := newConn(b, b.listeners[0], server)
 		done := make(chan struct{})
 		go func() { c.serve(); close(done) }()
 		go io.Copy(io.Discard, client)

@@ -47,6 +47,8 @@ type metrics struct {
 	files              atomic.Pointer[commitlog.FileCache]
 	queuedRequest      prometheus.Gauge
 	queuedResponse     prometheus.Gauge
+	authentications    *prometheus.CounterVec // listener, mechanism
+	authFailures       *prometheus.CounterVec // listener, mechanism
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -71,6 +73,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		queuedResponse: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "queued_response_bytes",
 			Help: "Bytes of the queued_max_response_bytes budget in use: fetch response records built and not yet written."}),
 	}
+	m.authentications = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "authentications_total",
+		Help: "Successful SASL authentications, by listener and mechanism."}, []string{"listener", "mechanism"})
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "authentication_failures_total",
+		Help: "Failed authentications, by listener and mechanism: a wrong password or unknown user, a mechanism the listener does not enable (mechanism \"\"), or a failed TLS handshake (mechanism \"TLS\": an untrusted or missing client certificate, a plaintext client)."}, []string{"listener", "mechanism"})
+	reg.MustRegister(m.authentications, m.authFailures)
 	m.offlinePartitions = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "offline_partitions",
 		Help: "Partitions whose log could not be opened at start-up (a corrupt segment): they serve nothing until repaired."})
 	m.segmentFiles = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "closed_segment_files",

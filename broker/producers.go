@@ -213,7 +213,7 @@ func (p *partition) snapshotProducers(now time.Time) error {
 		return err
 	}
 	tmp := filepath.Join(p.dir, producerSnapshotFile+".tmp")
-	if err := writeSynced(tmp, raw); err != nil {
+	if err := writeSynced(tmp, raw, 0o644); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(p.dir, producerSnapshotFile)); err != nil {

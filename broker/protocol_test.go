@@ -22,6 +22,8 @@ func TestApiVersions(t *testing.T) {
 		kmsg.FindCoordinator:         {0, 4}, kmsg.JoinGroup: {0, 9}, kmsg.SyncGroup: {0, 5}, kmsg.Heartbeat: {0, 4},
 		kmsg.LeaveGroup: {0, 5}, kmsg.OffsetCommit: {2, 8}, kmsg.OffsetFetch: {1, 8}, kmsg.DescribeGroups: {0, 5},
 		kmsg.ListGroups: {0, 4}, kmsg.DeleteGroups: {0, 2}, kmsg.OffsetDelete: {0, 0},
+		kmsg.SASLHandshake: {0, 1}, kmsg.SASLAuthenticate: {0, 2},
+		kmsg.DescribeUserSCRAMCredentials: {0, 0}, kmsg.AlterUserSCRAMCredentials: {0, 0},
 	}
 	for v := int16(0); v <= 3; v++ {
 		c := dialRaw(t, b.Addr().String())
