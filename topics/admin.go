@@ -552,3 +552,7 @@ func (a *Admin) DeleteFactory(ctx context.Context, prefix, factory string) ([]st
 	}
 	return names, errors.Join(errs...) // sorted, as Topics returns them
 }
+
+// Kadm returns the kadm client the Admin uses, for the administration this
+// package does not cover (SCRAM users, ACLs).
+func (a *Admin) Kadm() *kadm.Client { return a.adm }

@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -55,12 +56,16 @@ type usageError = cli.UsageError
 
 func main() { cli.Main("broker", run) }
 
+// stdin is where `broker users create` reads a password; tests replace it.
+var stdin io.Reader = os.Stdin
+
 func run(args []string, stdout io.Writer) error {
 	root := &ffcli.Command{
-		Name:        "broker",
-		ShortUsage:  "broker <subcommand> [flags]",
-		ShortHelp:   "factorywire's single-node Kafka-protocol broker",
-		Subcommands: []*ffcli.Command{serveCommand(), topicsCommand(stdout), groupsCommand(stdout), scrubCommand(stdout), repairCommand(stdout)},
+		Name:       "broker",
+		ShortUsage: "broker <subcommand> [flags]",
+		ShortHelp:  "factorywire's single-node Kafka-protocol broker",
+		Subcommands: []*ffcli.Command{serveCommand(), topicsCommand(stdout), groupsCommand(stdout), usersCommand(stdin, stdout),
+			scrubCommand(stdout), repairCommand(stdout)},
 		Exec: func(context.Context, []string) error {
 			return usageError{Err: errors.New("missing subcommand: try 'broker serve --help'")}
 		},
@@ -79,6 +84,8 @@ func serveCommand() *ffcli.Command {
 		flushEvery = fs.Duration("flush-interval", 0, "fsync period with --flush interval (default 1s)")
 		autoCreate = fs.Bool("auto-create-topics", false, "create unknown topics on metadata requests")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
+		bootUser   = fs.String("bootstrap-user", "", "create this SCRAM user at start if it has no credential (the first administrator; list it in authorization.super_users)")
+		bootPwFile = fs.String("bootstrap-password-file", "", "file holding --bootstrap-user's password")
 	)
 	return &ffcli.Command{
 		Name:       "serve",
@@ -114,6 +121,12 @@ func serveCommand() *ffcli.Command {
 					cfg.AutoCreateTopics = *autoCreate
 				}
 			})
+			if *bootUser != "" || *bootPwFile != "" {
+				if *bootUser == "" || *bootPwFile == "" {
+					return usageError{Err: errors.New("--bootstrap-user and --bootstrap-password-file go together")}
+				}
+				cfg.SASL.BootstrapUsers = append(cfg.SASL.BootstrapUsers, broker.BootstrapUser{Name: *bootUser, PasswordFile: *bootPwFile})
+			}
 			if err := cfg.Validate(); err != nil {
 				where := "flags"
 				if *configPath != "" {
@@ -135,7 +148,19 @@ func serve(ctx context.Context, cfg broker.Config, logger *slog.Logger) error {
 	logger.Info("broker listening", "addr", b.Addr().String(), "data_dir", cfg.DataDir, "flush", cfg.Flush, "cluster_id", b.ClusterID())
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	<-ctx.Done()
+	// SIGHUP rereads the TLS listeners' certificates and keys.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-hup:
+			logger.Info("SIGHUP: reloading TLS certificates")
+			b.ReloadTLS() // logs each listener's result
+		case <-ctx.Done():
+			done = true
+		}
+	}
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
