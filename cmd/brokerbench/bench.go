@@ -20,6 +20,12 @@ type bench struct {
 	out  io.Writer // the markdown report
 	logw io.Writer // progress lines and the children's stderr
 	tmp  string    // holds every data dir; removed at the end
+	// secure is the secure kind's CA, certificate and password, written
+	// under tmp when -only names that kind.
+	secure secureFiles
+	// tlsSession describes the secure kind's TLS session, as the first
+	// secure broker negotiated it: "TLS 1.3, TLS_AES_128_GCM_SHA256".
+	tlsSession string
 
 	machine    machineInfo
 	started    time.Time
@@ -84,6 +90,12 @@ func (b *bench) Run(ctx context.Context) error {
 	if b.cfg.CPUProfileDir != "" {
 		if err := os.MkdirAll(b.cfg.CPUProfileDir, 0o755); err != nil {
 			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+	}
+
+	if slices.Contains(b.cfg.kinds(), kindOursSASLSSL) {
+		if b.secure, err = writeSecureFiles(filepath.Join(tmp, "secure")); err != nil {
+			return fmt.Errorf("make the %s certificates and password: %w", kindOursSASLSSL, err)
 		}
 	}
 
@@ -251,7 +263,8 @@ func (b *bench) fail(what string, err error) {
 
 // withBroker starts a fresh broker of the given kind in a child process
 // over a new data dir named name, creates benchTopic with the given
-// partitions and waits until the broker serves it, calls f, then stops the
+// partitions and waits until the broker serves it, calls f with the
+// broker's endpoint set (the client options of its kind), then stops the
 // broker and removes its data. A broker that does not stop cleanly (ours,
 // kfake) or that exited before it was stopped (Kafka, which is killed)
 // fails the run.
@@ -265,7 +278,7 @@ func (b *bench) withBroker(ctx context.Context, kind, name string, partitions in
 		if b.cfg.CPUProfileDir != "" {
 			profile = filepath.Join(b.cfg.CPUProfileDir, kind+"-"+name+".pprof")
 		}
-		p, err = startChild(ctx, kind, dir, profile, b.logw)
+		p, err = startChild(ctx, kind, dir, b.secure.Dir, profile, b.logw)
 	}
 	if err != nil {
 		os.RemoveAll(dir)
@@ -277,15 +290,23 @@ func (b *bench) withBroker(ctx context.Context, kind, name string, partitions in
 		}
 		os.RemoveAll(dir)
 	}()
+	if p.ep, err = newEndpoint(kind, p.Addr, b.secure); err != nil {
+		return err
+	}
+	if kind == kindOursSASLSSL && b.tlsSession == "" {
+		if b.tlsSession, err = tlsSession(p.Addr, b.secure); err != nil {
+			return err
+		}
+	}
 	if isKafka(kind) && b.cfg.JVMWarmup > 0 {
-		if err := warmJVM(ctx, p.Addr, kind, b.cfg.JVMWarmup); err != nil {
+		if err := warmJVM(ctx, p.ep, kind, b.cfg.JVMWarmup); err != nil {
 			return fmt.Errorf("JIT warm-up: %w", err)
 		}
 	}
-	if err := createTopic(ctx, p.Addr, benchTopic, partitions, kafkaTopicConfigs(kind)); err != nil {
+	if err := createTopic(ctx, p.ep, benchTopic, partitions, kafkaTopicConfigs(kind)); err != nil {
 		return err
 	}
-	if err := waitTopic(ctx, p.Addr, benchTopic, partitions); err != nil {
+	if err := waitTopic(ctx, p.ep, benchTopic, partitions); err != nil {
 		return err
 	}
 	return f(p)
@@ -305,7 +326,7 @@ func (b *bench) runThroughput(ctx context.Context, kind string, sc scenario, run
 		r.Buffer = autoBuffer(sc.ValueBytes, sc.Partitions)
 	}
 	err := b.withBroker(ctx, kind, fmt.Sprintf("%s-run%d", sc.slug(), run), sc.Partitions, func(bp *brokerProc) error {
-		pr, err := newBenchProducer(bp.Addr, sc, r.Buffer, kgo.ProducerBatchCompression(codecs[b.cfg.Compression]))
+		pr, err := newBenchProducer(bp.ep, sc, r.Buffer, kgo.ProducerBatchCompression(codecs[b.cfg.Compression]))
 		if err != nil {
 			return err
 		}
@@ -319,7 +340,7 @@ func (b *bench) runThroughput(ctx context.Context, kind string, sc scenario, run
 			return err
 		}
 		want := pr.counts.snapshot()
-		if err := checkEndOffsets(pctx, bp.Addr, want); err != nil {
+		if err := checkEndOffsets(pctx, bp.ep, want); err != nil {
 			return err
 		}
 		r.DiskByte = bp.diskBytes()
@@ -329,7 +350,7 @@ func (b *bench) runThroughput(ctx context.Context, kind string, sc scenario, run
 		}
 		cctx, cancel := b.phase(ctx)
 		defer cancel()
-		if r.Consume, err = consumeAll(cctx, bp.Addr, want, sc.ValueBytes, bp.Pid()); err != nil {
+		if r.Consume, err = consumeAll(cctx, bp.ep, want, sc.ValueBytes, bp.Pid()); err != nil {
 			return err
 		}
 		r.Mem, err = procstat.ReadMem(bp.Pid())
@@ -354,7 +375,7 @@ func (b *bench) runCapacity(ctx context.Context, kind string, sc capacityScenari
 	err := b.withBroker(ctx, kind, fmt.Sprintf("%s-run%d", sc.slug(), run), sc.Partitions, func(bp *brokerProc) error {
 		pctx, cancel := b.phase(ctx)
 		defer cancel()
-		g, err := newLoadGen(pctx, bp.Addr, sc, b.cfg.Producers, b.cfg.InFlight, b.cfg.BatchRecords, codecs[b.cfg.Compression])
+		g, err := newLoadGen(pctx, bp.ep, sc, b.cfg.Producers, b.cfg.InFlight, b.cfg.BatchRecords, codecs[b.cfg.Compression])
 		if err != nil {
 			return err
 		}
@@ -365,7 +386,7 @@ func (b *bench) runCapacity(ctx context.Context, kind string, sc capacityScenari
 		if res, err = g.run(pctx, sc.Records, bp.Pid()); err != nil {
 			return err
 		}
-		return checkEndOffsets(pctx, bp.Addr, g.counts.snapshot())
+		return checkEndOffsets(pctx, bp.ep, g.counts.snapshot())
 	})
 	if err != nil {
 		return res, err
@@ -382,7 +403,7 @@ func (b *bench) runLatency(ctx context.Context, kind string, run int, lv lingerV
 	var res latencyResult
 	sc := scenario{ValueBytes: 100, Partitions: 1}
 	err := b.withBroker(ctx, kind, fmt.Sprintf("latency-run%d", run), 1, func(bp *brokerProc) error {
-		pr, err := newBenchProducer(bp.Addr, sc, autoBuffer(sc.ValueBytes, sc.Partitions), lv.opts...)
+		pr, err := newBenchProducer(bp.ep, sc, autoBuffer(sc.ValueBytes, sc.Partitions), lv.opts...)
 		if err != nil {
 			return err
 		}
@@ -395,7 +416,7 @@ func (b *bench) runLatency(ctx context.Context, kind string, run int, lv lingerV
 		if res, err = pr.produceAtRate(pctx, b.cfg.LatencyRate, b.cfg.LatencyDuration, bp.Pid()); err != nil {
 			return err
 		}
-		return checkEndOffsets(pctx, bp.Addr, pr.counts.snapshot())
+		return checkEndOffsets(pctx, bp.ep, pr.counts.snapshot())
 	})
 	if err != nil {
 		return res, err
@@ -439,7 +460,7 @@ func (b *bench) runMemory(ctx context.Context, kind string) (memoryRun, error) {
 		if err := sample("empty topic", 0); err != nil {
 			return err
 		}
-		pr, err := newBenchProducer(bp.Addr, sc, autoBuffer(sc.ValueBytes, sc.Partitions))
+		pr, err := newBenchProducer(bp.ep, sc, autoBuffer(sc.ValueBytes, sc.Partitions))
 		if err != nil {
 			return err
 		}
@@ -470,12 +491,12 @@ func (b *bench) runMemory(ctx context.Context, kind string) (memoryRun, error) {
 			}
 		}
 		want := pr.counts.snapshot()
-		if err := checkEndOffsets(pctx, bp.Addr, want); err != nil {
+		if err := checkEndOffsets(pctx, bp.ep, want); err != nil {
 			return err
 		}
 		cctx, cancel := b.phase(ctx)
 		defer cancel()
-		if r.Consume, err = consumeAll(cctx, bp.Addr, want, sc.ValueBytes, bp.Pid()); err != nil {
+		if r.Consume, err = consumeAll(cctx, bp.ep, want, sc.ValueBytes, bp.Pid()); err != nil {
 			return err
 		}
 		return sample("after consuming all", done)

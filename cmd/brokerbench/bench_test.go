@@ -3,20 +3,25 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/factorywire/factorywire/internal/benchkit"
+	"github.com/factorywire/factorywire/internal/kafkaclient"
 	"github.com/factorywire/factorywire/internal/peers"
+	"github.com/factorywire/factorywire/internal/secret"
 	"github.com/factorywire/factorywire/storage/commitlog"
 )
 
@@ -74,6 +79,119 @@ func TestTinyRunBothBrokers(t *testing.T) {
 	for _, section := range []string{"## Produce", "## Produce capacity", "## Consume", "## Ack latency", "## Broker memory", "**ours/kfake**"} {
 		if !strings.Contains(out.String(), section) {
 			t.Errorf("report lacks %q:\n%s", section, out.String())
+		}
+	}
+}
+
+// TestTinyRunSecure runs the 100 B × 1 p scenarios (single producer and
+// capacity), the latency runs and the memory run with tiny counts against
+// ours plain and ours over TLS with SCRAM-SHA-512: the secure broker
+// starts, every client of every phase authenticates and every produced
+// record comes back, and the report compares the two kinds. Nothing is
+// timed.
+func TestTinyRunSecure(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Only = "ours," + kindOursSASLSSL
+	cfg.Scenarios = "100x1"
+	cfg.Ceiling = false
+	cfg.Records, cfg.Runs = 2_000, 1
+	cfg.RSSRecords = 2_000
+	cfg.CapacityRecords, cfg.Producers = 2_000, 4
+	cfg.LatencyRate, cfg.LatencyDuration = 1_000, 200*time.Millisecond
+	cfg.PhaseTimeout = time.Minute
+	cfg.Dir = t.TempDir()
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	b := newBench(cfg, &out, io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.Run(ctx); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	kinds := map[string]int{}
+	for _, r := range b.throughput {
+		kinds[r.Kind]++
+		if want := r.Scenario.Records + warmupRecords; r.Consume.Records != want {
+			t.Errorf("%s %s: consumed %d records, want %d", r.Kind, r.Scenario, r.Consume.Records, want)
+		}
+	}
+	if kinds[kindOurs] != 1 || kinds[kindOursSASLSSL] != 1 || len(b.throughput) != 2 {
+		t.Errorf("throughput runs by kind %v, want one each of ours and %s", kinds, kindOursSASLSSL)
+	}
+	if len(b.capacity) != 2 || len(b.latency) != 2*len(latencyLingers) || len(b.memory) != 2 {
+		t.Errorf("%d capacity, %d latency and %d memory runs, want 2, %d and 2", len(b.capacity), len(b.latency), len(b.memory), 2*len(latencyLingers))
+	}
+	if !strings.HasPrefix(b.tlsSession, "TLS 1.") {
+		t.Errorf("TLS session %q, want the version and cipher suite negotiated", b.tlsSession)
+	}
+	if _, err := os.Stat(b.secure.Password); !os.IsNotExist(err) {
+		t.Errorf("the password file %s outlived the run (%v)", b.secure.Password, err)
+	}
+	for _, want := range []string{"## TLS and SCRAM", "**" + kindOursSASLSSL + "/ours**", "| produce, 1 producer | 100 B × 1 p |", "| capacity, 4 producers | 100 B × 1 p |", "| consume, 1 consumer |", "linger 0 |", "Memory run, broker VmRSS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestSecureKindRefusesStrangers starts the secure kind as the bench does
+// and checks that it serves its bench user, authenticated as every
+// endpoint client is, and nobody else: a plaintext client and a client
+// with a wrong password get no answer to ApiVersions.
+func TestSecureKindRefusesStrangers(t *testing.T) {
+	sec, err := writeSecureFiles(filepath.Join(t.TempDir(), "secure"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := startChild(ctx, kindOursSASLSSL, t.TempDir(), sec.Dir, "", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := p.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	ping := func(opts []kgo.Opt) error {
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a bound, not a timing
+		defer cancel()
+		return cl.Ping(pctx)
+	}
+	ep, err := newEndpoint(kindOursSASLSSL, p.Addr, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(ep.opts); err != nil {
+		t.Fatalf("the bench user's client: %v", err)
+	}
+	wrong := connConfig(kindOursSASLSSL, p.Addr, sec)
+	wrong.SASL.PasswordFile, wrong.SASL.Password = "", secret.New("not-the-password")
+	for _, tt := range []struct {
+		name    string
+		cfg     kafkaclient.Config
+		refused func(error) bool
+	}{
+		{"plaintext", connConfig(kindOurs, p.Addr, sec), func(err error) bool {
+			var eof *kgo.ErrFirstReadEOF
+			return errors.As(err, &eof)
+		}},
+		{"wrong password", wrong, func(err error) bool { return errors.Is(err, kerr.SaslAuthenticationFailed) }},
+	} {
+		opts, err := tt.cfg.Opts(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ping(opts); !tt.refused(err) {
+			t.Errorf("%s client: %v, want the broker to refuse it", tt.name, err)
 		}
 	}
 }
@@ -145,6 +263,8 @@ func TestParseOnly(t *testing.T) {
 		{"kafka-fsync, ours", []string{kindOurs, kindKafkaFsync}, false},
 		{"KFAKE,kafka", []string{kindKfake, kindKafka}, false},
 		{"both,kafka-fsync", []string{kindOurs, kindKfake, kindKafkaFsync}, false},
+		{"ours-sasl-ssl,ours", []string{kindOurs, kindOursSASLSSL}, false},
+		{"all,ours-sasl-ssl", []string{kindOurs, kindOursSASLSSL, kindKfake, kindKafkaFsync, kindKafka}, false},
 		{"blackhole", nil, true},
 		{"ours,", nil, true},
 		{"", nil, true},

@@ -132,15 +132,12 @@ type loadGen struct {
 	counts    partitionCounts
 }
 
-// newLoadGen connects producers clients to addr and encodes each one's
-// batch of batchRecs records.
-func newLoadGen(ctx context.Context, addr string, sc capacityScenario, producers, inFlight, batchRecs int, codec kgo.CompressionCodec) (*loadGen, error) {
+// newLoadGen connects producers clients to the endpoint and encodes each
+// one's batch of batchRecs records.
+func newLoadGen(ctx context.Context, ep endpoint, sc capacityScenario, producers, inFlight, batchRecs int, codec kgo.CompressionCodec) (*loadGen, error) {
 	g := &loadGen{sc: sc, inFlight: inFlight, batchRecs: batchRecs, counts: make(partitionCounts, sc.Partitions)}
 	for i := range producers {
-		cl, err := kgo.NewClient(
-			kgo.SeedBrokers(addr),
-			kgo.RequiredAcks(kgo.AllISRAcks()), // must match the requests' acks
-		)
+		cl, err := ep.client(kgo.RequiredAcks(kgo.AllISRAcks())) // must match the requests' acks
 		if err != nil {
 			g.close()
 			return nil, err

@@ -15,6 +15,7 @@ import (
 type brokerProc struct {
 	kind string
 	Addr string       // its listener
+	ep   endpoint     // how clients reach it; set by bench.withBroker
 	dir  string       // its data dir
 	pid  int          // the process /proc is read for
 	stop func() error // idempotent
@@ -44,11 +45,15 @@ func (p *brokerProc) Stop() error { return p.stop() }
 const childStopTimeout = 2 * time.Minute
 
 // startChild re-executes this binary as a broker of the given kind over
-// dir and waits for its address. profile, if not empty, is the file the
-// child writes its CPU profile to. The child dies with this process
-// (Pdeathsig, and the end of its stdin).
-func startChild(ctx context.Context, kind, dir, profile string, logw io.Writer) (*brokerProc, error) {
+// dir and waits for its address. secureDir holds the secure kind's
+// certificate, key and password (secureFiles; ignored by the other kinds).
+// profile, if not empty, is the file the child writes its CPU profile to.
+// The child dies with this process (Pdeathsig, and the end of its stdin).
+func startChild(ctx context.Context, kind, dir, secureDir, profile string, logw io.Writer) (*brokerProc, error) {
 	args := []string{"serve", "-kind", kind, "-dir", dir}
+	if kind == kindOursSASLSSL {
+		args = append(args, "-secure", secureDir)
+	}
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
 	}

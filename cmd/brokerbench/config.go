@@ -20,21 +20,41 @@ import (
 // cache only). kindBlackhole is kfake with BlackholeProduce: it
 // acknowledges produces without storing anything, so its produce rate is
 // the ceiling the client and the machine allow, not a broker to compare
-// with.
+// with. kindOursSASLSSL is ours behind one SASL_SSL listener (TLS, then
+// SCRAM-SHA-512 as a bootstrapped user), so that the cost of securing a
+// plant's broker is measured against ours plain in the same run; it runs
+// only when -only names it.
 const (
-	kindOurs       = "ours"
-	kindKfake      = "kfake"
-	kindKafkaFsync = "kafka-fsync"
-	kindKafka      = "kafka"
-	kindBlackhole  = "blackhole"
+	kindOurs        = "ours"
+	kindOursSASLSSL = "ours-sasl-ssl"
+	kindKfake       = "kfake"
+	kindKafkaFsync  = "kafka-fsync"
+	kindKafka       = "kafka"
+	kindBlackhole   = "blackhole"
 )
 
 // brokerKinds are the brokers -only can name, in the order of the first
-// run; references are those ours is compared with, in the tables' order.
+// run; allKinds are those "all" names (every one but the secure kind,
+// which is a variant of ours, not a broker to compare with); references
+// are those ours is compared with, in the tables' order.
 var (
-	brokerKinds = []string{kindOurs, kindKfake, kindKafkaFsync, kindKafka}
+	brokerKinds = []string{kindOurs, kindOursSASLSSL, kindKfake, kindKafkaFsync, kindKafka}
+	allKinds    = []string{kindOurs, kindKfake, kindKafkaFsync, kindKafka}
 	references  = []string{kindKfake, kindKafkaFsync, kindKafka}
 )
+
+// comparison is a ratio row of the tables: Num's median over Den's.
+type comparison struct{ Num, Den string }
+
+// comparisons are the ratio rows of every table, in order: ours over each
+// reference, then ours with TLS and SCRAM over ours plain.
+func comparisons() []comparison {
+	var cs []comparison
+	for _, ref := range references {
+		cs = append(cs, comparison{kindOurs, ref})
+	}
+	return append(cs, comparison{kindOursSASLSSL, kindOurs})
+}
 
 // isKafka reports whether kind is Apache Kafka (a java child process).
 func isKafka(kind string) bool { return kind == kindKafkaFsync || kind == kindKafka }
@@ -82,8 +102,9 @@ type Config struct {
 	// CapacityRecordsLarge is how many records each 1000 B capacity
 	// scenario produces. Default 1,000,000.
 	CapacityRecordsLarge int
-	// Only is a comma-separated list of the brokers to run (ours, kfake,
-	// kafka-fsync, kafka), "both" (ours and kfake) or "all" (default).
+	// Only is a comma-separated list of the brokers to run (ours,
+	// ours-sasl-ssl, kfake, kafka-fsync, kafka), "both" (ours and kfake)
+	// or "all" (default: every one but ours-sasl-ssl).
 	Only string
 	// Scenarios, if not empty, restricts the throughput runs to a comma
 	// separated list of VALUExPARTITIONS names: "100x1,1000x8".
@@ -162,7 +183,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.CapacityRecords, "capacity-records", c.CapacityRecords, "records per 100 B capacity scenario")
 	fs.IntVar(&c.CapacityRecordsLarge, "capacity-records-1000b", c.CapacityRecordsLarge, "records per 1000 B capacity scenario")
 	fs.IntVar(&c.BufferRecords, "buffer", c.BufferRecords, "producer MaxBufferedRecords in throughput runs (0: five full batches in flight per partition plus one)")
-	fs.StringVar(&c.Only, "only", c.Only, "brokers to run, comma-separated: ours, kfake, kafka-fsync, kafka; or both (ours,kfake) or all")
+	fs.StringVar(&c.Only, "only", c.Only, "brokers to run, comma-separated: ours, ours-sasl-ssl (ours over TLS with SCRAM-SHA-512), kfake, kafka-fsync, kafka; or both (ours,kfake) or all (all but ours-sasl-ssl)")
 	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "throughput scenarios to run, e.g. 100x1,1000x8 (default: 100x1,100x8,1000x1,1000x8)")
 	fs.Float64Var(&c.QuietCores, "quiet-cores", c.QuietCores, "leave runs with more than this many cores of other load out of the medians (0: keep all)")
 	fs.BoolVar(&c.Ceiling, "ceiling", c.Ceiling, "also produce to kfake with BlackholeProduce (stores nothing): the client's ceiling")
@@ -262,14 +283,14 @@ func parseOnly(only string) ([]string, error) {
 	for _, name := range strings.Split(strings.ToLower(only), ",") {
 		switch name = strings.TrimSpace(name); name {
 		case "all":
-			for _, k := range brokerKinds {
+			for _, k := range allKinds {
 				want[k] = true
 			}
 		case "both":
 			want[kindOurs], want[kindKfake] = true, true
 		default:
 			if !slices.Contains(brokerKinds, name) {
-				return nil, fmt.Errorf("-only %q: %q is not one of ours, kfake, kafka-fsync, kafka, both, all", only, name)
+				return nil, fmt.Errorf("-only %q: %q is not one of ours, ours-sasl-ssl, kfake, kafka-fsync, kafka, both, all", only, name)
 			}
 			want[name] = true
 		}

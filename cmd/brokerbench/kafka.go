@@ -151,18 +151,18 @@ var jvmWarmupLoads = []struct {
 // producers of jvmWarmupLoads write to 8 partitions of jvmWarmupTopic at
 // once; then a consumer reads everything back. Go brokers are compiled
 // ahead of time and get no such phase.
-func warmJVM(ctx context.Context, addr, kind string, d time.Duration) error {
+func warmJVM(ctx context.Context, ep endpoint, kind string, d time.Duration) error {
 	const partitions = 8
-	if err := createTopic(ctx, addr, jvmWarmupTopic, partitions, kafkaTopicConfigs(kind)); err != nil {
+	if err := createTopic(ctx, ep, jvmWarmupTopic, partitions, kafkaTopicConfigs(kind)); err != nil {
 		return err
 	}
-	if err := waitTopic(ctx, addr, jvmWarmupTopic, partitions); err != nil {
+	if err := waitTopic(ctx, ep, jvmWarmupTopic, partitions); err != nil {
 		return err
 	}
 	errs := make(chan error, len(jvmWarmupLoads))
 	for _, load := range jvmWarmupLoads {
 		go func() {
-			cl, err := newProducer(addr, autoBuffer(load.valueBytes, partitions), append(load.opts, kgo.DefaultProduceTopic(jvmWarmupTopic))...)
+			cl, err := newProducer(ep, autoBuffer(load.valueBytes, partitions), append(load.opts, kgo.DefaultProduceTopic(jvmWarmupTopic))...)
 			if err != nil {
 				errs <- err
 				return
@@ -176,7 +176,7 @@ func warmJVM(ctx context.Context, addr, kind string, d time.Duration) error {
 			return fmt.Errorf("produce: %w", err)
 		}
 	}
-	return drainTopic(ctx, addr, jvmWarmupTopic, 2*d)
+	return drainTopic(ctx, ep, jvmWarmupTopic, 2*d)
 }
 
 // producePaced produces rate records/s for d, then waits for every ack.
@@ -213,10 +213,10 @@ func producePaced(ctx context.Context, cl *kgo.Client, recs records, rate int, d
 
 // drainTopic consumes topic from its start to its end offsets, within
 // limit.
-func drainTopic(ctx context.Context, addr, topic string, limit time.Duration) error {
+func drainTopic(ctx context.Context, ep endpoint, topic string, limit time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	admCl, err := ep.client()
 	if err != nil {
 		return err
 	}
@@ -227,7 +227,7 @@ func drainTopic(ctx context.Context, addr, topic string, limit time.Duration) er
 	}
 	var total int64
 	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := ep.client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return err
 	}

@@ -3,11 +3,14 @@
 // Kafka (one KRaft node) with an fsync before every ack (kafka-fsync, as
 // ours) and as shipped (kafka, page cache only): franz-go produce and
 // consume throughput, produce ack latency, broker CPU time and broker memory
-// as retained data grows. docs/BENCHMARKS.md explains the method and holds
-// the figures.
+// as retained data grows. With -only naming ours-sasl-ssl it also runs ours
+// behind a SASL_SSL listener (TLS verified against a CA made for the run,
+// SCRAM-SHA-512 as a bootstrapped user) beside ours plain, and reports what
+// securing the broker costs. docs/BENCHMARKS.md explains the method and
+// holds the figures.
 //
 //	go run ./cmd/brokerbench [-runs 3] [-records 5000000] [-records-1000b 1000000]
-//	    [-rss-records 10000000] [-only all|both|ours,kfake,kafka-fsync,kafka]
+//	    [-rss-records 10000000] [-only all|both|ours,ours-sasl-ssl,kfake,kafka-fsync,kafka]
 //	    [-jvm-warmup 10s] [-ceiling] [-compression none|gzip|snappy|lz4|zstd] [-out FILE] [-quick]
 //
 // Each broker runs in a child process (this binary, re-executed, or

@@ -17,7 +17,10 @@ import (
 func renderReport(b *bench) string {
 	var w strings.Builder
 	m := b.machine
-	others := slices.DeleteFunc(slices.Clone(b.cfg.kinds()), func(k string) bool { return k == kindOurs })
+	others := slices.DeleteFunc(slices.Clone(b.cfg.kinds()), func(k string) bool { return k == kindOurs || k == kindOursSASLSSL })
+	if b.secureRun() {
+		others = append(others, "itself over TLS and SCRAM")
+	}
 	fmt.Fprintf(&w, "# brokerbench: factorywire broker vs %s\n\n", strings.Join(others, ", "))
 	fmt.Fprintf(&w, "- date: %s, took %v\n", b.started.UTC().Format("2006-01-02 15:04 MST"), time.Since(b.started).Round(time.Second))
 	fmt.Fprintf(&w, "- command: `%s`\n", b.cfg.CommandLine)
@@ -31,7 +34,14 @@ func renderReport(b *bench) string {
 	fmt.Fprintf(&w, "- data dirs on %s; append+fsync 4 KiB p50 %s p99 %s, 1 MiB p50 %s p99 %s\n",
 		m.Disk, ms(m.Fsync4K[0]), ms(m.Fsync4K[1]), ms(m.Fsync1M[0]), ms(m.Fsync1M[1]))
 	fmt.Fprintf(&w, "- load average (1, 5, 15 min; CPU pressure over 60 s / 300 s): %s at start, %s at end\n", m.LoadStart, m.LoadEnd)
-	fmt.Fprintf(&w, "- brokers, each in its own child process, a fresh one with a fresh data dir per run: ours (flush always: ack after fsync), kfake (NumBrokers(1), DataDir, SyncWrites: fsync per batch)")
+	fmt.Fprintf(&w, "- brokers, each in its own child process, a fresh one with a fresh data dir per run: ours (flush always: ack after fsync, one PLAINTEXT listener)")
+	if slices.Contains(b.cfg.kinds(), kindOursSASLSSL) {
+		fmt.Fprintf(&w, ", %s (the same broker and config with one SASL_SSL listener instead: a server certificate for 127.0.0.1 (ECDSA P-256) from a CA made for the bench run, session %s; SCRAM-SHA-512 only, user %q bootstrapped from a password file; %s)",
+			kindOursSASLSSL, orUnknown(b.tlsSession), benchUser, secureAuthorization)
+	}
+	if slices.Contains(b.cfg.kinds(), kindKfake) {
+		fmt.Fprintf(&w, ", kfake (NumBrokers(1), DataDir, SyncWrites: fsync per batch)")
+	}
 	if slices.ContainsFunc(b.cfg.kinds(), isKafka) {
 		fmt.Fprintf(&w, ", Apache Kafka %s as one KRaft node (broker and controller) in its own java process with its start scripts' JVM options (-Xms%s -Xmx%s %s), Kafka's default threads: kafka-fsync with log.flush.interval.messages=1 and topic flush.messages=1 (fsync before ack), kafka as shipped (no fsync: page cache only)",
 			b.cfg.Kafka.Version(), kafkaHeap, kafkaHeap, strings.Join(kafkaJVMFlags, " "))
@@ -42,13 +52,17 @@ func renderReport(b *bench) string {
 		}
 	}
 	fmt.Fprintf(&w, "\n")
-	fmt.Fprintf(&w, "- client: franz-go %s, one producer (acks=all, idempotent, default linger, batches ≤ 1 MiB, compression %s, %d keys spread by murmur2), one consumer (ConsumePartitions from offset 0)\n",
+	fmt.Fprintf(&w, "- client: franz-go %s, one producer (acks=all, idempotent, default linger, batches ≤ 1 MiB, compression %s, %d keys spread by murmur2), one consumer (ConsumePartitions from offset 0)",
 		moduleVersion("github.com/twmb/franz-go"), b.cfg.Compression, numKeys)
+	if b.secureRun() {
+		fmt.Fprintf(&w, "; against %s every client connects through kafkaclient.Config.Opts as the gateway and the sink do (TLS verifying the bench CA, SCRAM-SHA-512 once per connection)", kindOursSASLSSL)
+	}
+	fmt.Fprintln(&w)
 	if b.cfg.Producers > 0 {
 		fmt.Fprintf(&w, "- capacity load: %d producers (a franz-go client and connection each), %d raw Produce requests (acks=-1) in flight per producer, each one pre-encoded batch of %d records (compression %s)\n",
 			b.cfg.Producers, b.cfg.InFlight, b.cfg.BatchRecords, b.cfg.Compression)
 	}
-	fmt.Fprintf(&w, "- %d run(s) per scenario per broker, brokers rotating which goes first; tables show medians, \"ours/kfake\" (and ours/kafka-fsync, ours/kafka) is the ratio of the medians\n", b.cfg.Runs)
+	fmt.Fprintf(&w, "- %d run(s) per scenario per broker, brokers rotating which goes first; tables show medians, \"ours/kfake\" (and ours/kafka-fsync, ours/kafka, %s/ours) is the ratio of the medians\n", b.cfg.Runs, kindOursSASLSSL)
 	fmt.Fprintf(&w, "- MB/s counts value bytes (10⁶ bytes); CPU is the broker process's user+system time during the phase\n\n")
 
 	if len(b.throughput) > 0 {
@@ -63,6 +77,9 @@ func renderReport(b *bench) string {
 	}
 	if len(b.memory) > 0 {
 		renderMemory(&w, b)
+	}
+	if b.secureRun() {
+		renderSecurity(&w, b)
 	}
 	renderAims(&w, b)
 	if len(b.throughput) > 0 || len(b.capacity) > 0 {
@@ -155,11 +172,11 @@ func renderProduce(w *strings.Builder, b *bench) {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f | %s |\n",
 				sc, kind, used, commas(sc.Records), commas(int(m.recs)), m.mbs, m.p50, m.p99, m.cpu, m.cpuPerRec, m.clientPerRec, commas(rs[0].Buffer))
 		}
-		o, okO := med[kindOurs]
-		for _, ref := range references {
-			if k, ok := med[ref]; okO && ok {
-				fmt.Fprintf(w, "| %s | **ours/%s** | | | **%s** | %s | %s | **%s** | %s | %s | | |\n",
-					sc, ref, ratio(o.recs, k.recs), ratio(o.mbs, k.mbs), ratio(o.p50, k.p50), ratio(o.p99, k.p99), ratio(o.cpu, k.cpu), ratio(o.cpuPerRec, k.cpuPerRec))
+		for _, c := range comparisons() {
+			o, okO := med[c.Num]
+			if k, ok := med[c.Den]; okO && ok {
+				fmt.Fprintf(w, "| %s | **%s/%s** | | | **%s** | %s | %s | **%s** | %s | %s | %s | |\n",
+					sc, c.Num, c.Den, ratio(o.recs, k.recs), ratio(o.mbs, k.mbs), ratio(o.p50, k.p50), ratio(o.p99, k.p99), ratio(o.cpu, k.cpu), ratio(o.cpuPerRec, k.cpuPerRec), ratio(o.clientPerRec, k.clientPerRec))
 			}
 		}
 	}
@@ -228,11 +245,11 @@ func renderCapacity(w *strings.Builder, b *bench) {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.1f | %s | %.1f | %.1f | %.2f | %.2f | %.2f |\n",
 				sc, kind, used, commas(rs[0].Result.Records), commas(int(m.recs)), m.mbs, commas(int(m.reqs)), m.p50, m.p99, m.cpu, m.cpuPerRec, m.clientPerRec)
 		}
-		o, okO := med[kindOurs]
-		for _, ref := range references {
-			if k, ok := med[ref]; okO && ok {
-				fmt.Fprintf(w, "| %s | **ours/%s** | | | **%s** | %s | %s | %s | **%s** | %s | %s | |\n",
-					sc, ref, ratio(o.recs, k.recs), ratio(o.mbs, k.mbs), ratio(o.reqs, k.reqs), ratio(o.p50, k.p50), ratio(o.p99, k.p99), ratio(o.cpu, k.cpu), ratio(o.cpuPerRec, k.cpuPerRec))
+		for _, c := range comparisons() {
+			o, okO := med[c.Num]
+			if k, ok := med[c.Den]; okO && ok {
+				fmt.Fprintf(w, "| %s | **%s/%s** | | | **%s** | %s | %s | %s | **%s** | %s | %s | %s |\n",
+					sc, c.Num, c.Den, ratio(o.recs, k.recs), ratio(o.mbs, k.mbs), ratio(o.reqs, k.reqs), ratio(o.p50, k.p50), ratio(o.p99, k.p99), ratio(o.cpu, k.cpu), ratio(o.cpuPerRec, k.cpuPerRec), ratio(o.clientPerRec, k.clientPerRec))
 			}
 		}
 	}
@@ -280,11 +297,11 @@ func renderConsume(w *strings.Builder, b *bench) {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %.1f | %.2f | %.2f | %.0f | %.0f | %.0f |\n",
 				sc, kind, used, commas(int(m.recs)), m.mbs, m.cpu, m.cpuPerRec, m.rss, m.hwm, m.disk)
 		}
-		o, okO := med[kindOurs]
-		for _, ref := range references {
-			if k, ok := med[ref]; okO && ok {
-				fmt.Fprintf(w, "| %s | **ours/%s** | | **%s** | %s | %s | %s | **%s** | %s | %s |\n",
-					sc, ref, ratio(o.recs, k.recs), ratio(o.mbs, k.mbs), ratio(o.cpu, k.cpu), ratio(o.cpuPerRec, k.cpuPerRec),
+		for _, c := range comparisons() {
+			o, okO := med[c.Num]
+			if k, ok := med[c.Den]; okO && ok {
+				fmt.Fprintf(w, "| %s | **%s/%s** | | **%s** | %s | %s | %s | **%s** | %s | %s |\n",
+					sc, c.Num, c.Den, ratio(o.recs, k.recs), ratio(o.mbs, k.mbs), ratio(o.cpu, k.cpu), ratio(o.cpuPerRec, k.cpuPerRec),
 					ratio(o.rss, k.rss), ratio(o.hwm, k.hwm), ratio(o.disk, k.disk))
 			}
 		}
@@ -328,11 +345,11 @@ func renderLatency(w *strings.Builder, b *bench) {
 			med[kind] = m
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", lv.Name, kind, used, commas(int(m.ach)), m.p50, m.p99, m.p999, m.max, m.cpu)
 		}
-		o, okO := med[kindOurs]
-		for _, ref := range references {
-			if k, ok := med[ref]; okO && ok {
-				fmt.Fprintf(w, "| %s | **ours/%s** | | | **%s** | **%s** | %s | %s | %s |\n",
-					lv.Name, ref, ratio(o.p50, k.p50), ratio(o.p99, k.p99), ratio(o.p999, k.p999), ratio(o.max, k.max), ratio(o.cpu, k.cpu))
+		for _, c := range comparisons() {
+			o, okO := med[c.Num]
+			if k, ok := med[c.Den]; okO && ok {
+				fmt.Fprintf(w, "| %s | **%s/%s** | | | **%s** | **%s** | %s | %s | %s |\n",
+					lv.Name, c.Num, c.Den, ratio(o.p50, k.p50), ratio(o.p99, k.p99), ratio(o.p999, k.p999), ratio(o.max, k.max), ratio(o.cpu, k.cpu))
 			}
 		}
 	}
@@ -361,25 +378,27 @@ func renderMemory(w *strings.Builder, b *bench) {
 	for _, r := range b.memory {
 		fmt.Fprintf(w, "| %s | %s | %.1f | %s |\n", r.Kind, commas(int(r.Produce.recPerSec())), r.Produce.BrokerCPU.Seconds(), commas(int(r.Consume.recPerSec())))
 	}
-	ours, ok := memoryOf(b, kindOurs)
-	var refs []memoryRun
-	for _, ref := range references {
-		if r, found := memoryOf(b, ref); found && ok {
-			refs = append(refs, r)
+	type pair struct{ num, den memoryRun }
+	var pairs []pair
+	for _, c := range comparisons() {
+		num, okN := memoryOf(b, c.Num)
+		den, okD := memoryOf(b, c.Den)
+		if okN && okD {
+			pairs = append(pairs, pair{num, den})
 		}
 	}
-	if len(refs) > 0 {
-		fmt.Fprintf(w, "\nVmRSS of ours over each reference's at the same point:\n\n| point |")
-		for _, r := range refs {
-			fmt.Fprintf(w, " ours/%s |", r.Kind)
+	if len(pairs) > 0 {
+		fmt.Fprintf(w, "\nVmRSS ratios at the same point (ours over each reference's, %s over ours):\n\n| point |", kindOursSASLSSL)
+		for _, p := range pairs {
+			fmt.Fprintf(w, " %s/%s |", p.num.Kind, p.den.Kind)
 		}
-		fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("--:|", len(refs)))
-		for i, s := range ours.Samples {
+		fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("--:|", len(pairs)))
+		for i, s := range pairs[0].num.Samples {
 			fmt.Fprintf(w, "| %s |", s.Label)
-			for _, r := range refs {
+			for _, p := range pairs {
 				cell := "–"
-				if i < len(r.Samples) && r.Samples[i].Label == s.Label {
-					cell = ratio(float64(s.Mem.RSS), float64(r.Samples[i].Mem.RSS))
+				if i < len(p.num.Samples) && i < len(p.den.Samples) && p.num.Samples[i].Label == s.Label && p.den.Samples[i].Label == s.Label {
+					cell = ratio(float64(p.num.Samples[i].Mem.RSS), float64(p.den.Samples[i].Mem.RSS))
 				}
 				fmt.Fprintf(w, " %s |", cell)
 			}
@@ -387,6 +406,138 @@ func renderMemory(w *strings.Builder, b *bench) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// secureRun reports whether the run measured ours over TLS and SCRAM
+// beside ours plain.
+func (b *bench) secureRun() bool {
+	kinds := b.cfg.kinds()
+	return slices.Contains(kinds, kindOurs) && slices.Contains(kinds, kindOursSASLSSL)
+}
+
+// renderSecurity sums up what TLS and SCRAM cost ours: for every phase and
+// scenario, the medians of ours plain and of kindOursSASLSSL, from the same
+// runs as the tables above, and their ratio.
+func renderSecurity(w *strings.Builder, b *bench) {
+	fmt.Fprintf(w, "## TLS and SCRAM: %s against ours plain\n\n", kindOursSASLSSL)
+	fmt.Fprintf(w, "The same broker and config, once behind a PLAINTEXT listener and once behind a SASL_SSL one (%s; SCRAM-SHA-512\n", orUnknown(b.tlsSession))
+	fmt.Fprintf(w, "once per connection), run by run in the same bench run, which goes first alternating. Each cell is ours → %s\n", kindOursSASLSSL)
+	fmt.Fprintf(w, "(%s/ours), medians of the runs the tables above use. For rec/s above 1× is better; for latency and CPU below 1×.\n", kindOursSASLSSL)
+	fmt.Fprintf(w, "Client CPU is this process's (the clients': TLS costs them too), per record; it shares the machine's cores with the broker.\n\n")
+	fmt.Fprintf(w, "| phase | scenario | rec/s | ack p99 ms | broker CPU µs/rec | client CPU µs/rec |\n")
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|\n")
+	row := func(phase, sc string, recs, p99, cpu, client [2]float64) {
+		p99Cell := "–"
+		if p99[0] > 0 || p99[1] > 0 {
+			p99Cell = pairCell(p99, func(v float64) string { return fmt.Sprintf("%.1f", v) })
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", phase, sc,
+			pairCell(recs, func(v float64) string { return commas(int(v)) }), p99Cell,
+			pairCell(cpu, func(v float64) string { return fmt.Sprintf("%.2f", v) }),
+			pairCell(client, func(v float64) string { return fmt.Sprintf("%.2f", v) }))
+	}
+	kinds := [2]string{kindOurs, kindOursSASLSSL}
+	for _, sc := range b.scenarios() {
+		var m [2]produceMedians
+		ok := true
+		for i, kind := range kinds {
+			rs, _ := quietProduce(b, kind, sc)
+			ok = ok && len(rs) > 0
+			if ok {
+				m[i] = medianProduce(rs)
+			}
+		}
+		if ok {
+			row("produce, 1 producer", sc.String(), [2]float64{m[0].recs, m[1].recs}, [2]float64{m[0].p99, m[1].p99},
+				[2]float64{m[0].cpuPerRec, m[1].cpuPerRec}, [2]float64{m[0].clientPerRec, m[1].clientPerRec})
+		}
+	}
+	for _, sc := range b.scenarios() {
+		var recs, cpu, client [2]float64
+		ok := true
+		for i, kind := range kinds {
+			rs, _ := quietRuns(b, runsOf(b, kind, sc), func(r throughputRun) phaseCPU { return r.Consume.phaseCPU })
+			ok = ok && len(rs) > 0
+			if !ok {
+				break
+			}
+			recs[i] = benchkit.MedianOf(rs, func(r throughputRun) float64 { return r.Consume.recPerSec() })
+			cpu[i] = benchkit.MedianOf(rs, func(r throughputRun) float64 { return perRec(r.Consume.BrokerCPU, r.Consume.Records) })
+			client[i] = benchkit.MedianOf(rs, func(r throughputRun) float64 { return perRec(r.Consume.ClientCPU, r.Consume.Records) })
+		}
+		if ok {
+			row("consume, 1 consumer", sc.String(), recs, [2]float64{}, cpu, client)
+		}
+	}
+	for _, sc := range b.capacityScenarios() {
+		var m [2]capacityMedians
+		ok := true
+		for i, kind := range kinds {
+			rs, _ := capacityOf(b, kind, sc)
+			ok = ok && len(rs) > 0
+			if ok {
+				m[i] = medianCapacity(rs)
+			}
+		}
+		if ok {
+			row(fmt.Sprintf("capacity, %d producers", b.cfg.Producers), sc.String(), [2]float64{m[0].recs, m[1].recs}, [2]float64{m[0].p99, m[1].p99},
+				[2]float64{m[0].cpuPerRec, m[1].cpuPerRec}, [2]float64{m[0].clientPerRec, m[1].clientPerRec})
+		}
+	}
+	for _, lv := range latencyLingers {
+		var recs, p99, cpu, client [2]float64
+		ok := true
+		for i, kind := range kinds {
+			var all []latencyRun
+			for _, r := range b.latency {
+				if r.Kind == kind && r.Linger == lv.Name {
+					all = append(all, r)
+				}
+			}
+			ok = ok && len(all) > 0
+			if !ok {
+				break
+			}
+			rs, _ := quietRuns(b, all, func(r latencyRun) phaseCPU { return r.Result.phaseCPU })
+			recs[i] = benchkit.MedianOf(rs, func(r latencyRun) float64 { return r.Result.Achieved })
+			p99[i] = benchkit.MedianOf(rs, func(r latencyRun) float64 { return r.Result.P99.Seconds() * 1e3 })
+			cpu[i] = benchkit.MedianOf(rs, func(r latencyRun) float64 { return perRec(r.Result.BrokerCPU, r.Result.Records) })
+			client[i] = benchkit.MedianOf(rs, func(r latencyRun) float64 { return perRec(r.Result.ClientCPU, r.Result.Records) })
+		}
+		if ok {
+			row(fmt.Sprintf("%s rec/s offered, linger %s", commas(b.cfg.LatencyRate), lv.Name), "100 B × 1 p", recs, p99, cpu, client)
+		}
+	}
+	plain, okP := memoryOf(b, kindOurs)
+	secure, okS := memoryOf(b, kindOursSASLSSL)
+	if okP && okS && len(plain.Samples) > 0 && len(secure.Samples) > 0 {
+		lp, ls := plain.Samples[len(plain.Samples)-1], secure.Samples[len(secure.Samples)-1]
+		fmt.Fprintf(w, "\nMemory run, broker VmRSS %s: %s MiB.\n", lp.Label,
+			pairCell([2]float64{float64(lp.Mem.RSS) / (1 << 20), float64(ls.Mem.RSS) / (1 << 20)}, func(v float64) string { return fmt.Sprintf("%.0f", v) }))
+	}
+	fmt.Fprintln(w)
+}
+
+// pairCell formats ours plain's and the secure kind's figures and their
+// ratio: "2,100,000 → 1,800,000 (0.86×)".
+func pairCell(v [2]float64, format func(float64) string) string {
+	return fmt.Sprintf("%s → %s (%s)", format(v[0]), format(v[1]), ratio(v[1], v[0]))
+}
+
+// perRec is d in microseconds per record.
+func perRec(d time.Duration, records int) float64 {
+	if records == 0 {
+		return 0
+	}
+	return d.Seconds() * 1e6 / float64(records)
+}
+
+// orUnknown is s, or "(unknown)" when it is empty.
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
 }
 
 // memoryOf returns the memory run of one broker.

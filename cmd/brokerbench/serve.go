@@ -25,8 +25,10 @@ const childEnv = "BROKERBENCH_CHILD"
 // addrPrefix starts the line on which a child announces its address.
 const addrPrefix = benchkit.AddrPrefix
 
-// serveMain is the child process: `serve -kind ours|kfake -dir D
-// [-cpuprofile F]`. It starts one broker on 127.0.0.1 with an ephemeral
+// serveMain is the child process: `serve -kind
+// ours|ours-sasl-ssl|kfake|blackhole -dir D [-secure S] [-cpuprofile F]`,
+// S being the directory of the secure kind's certificate, key and password
+// (secureFiles). It starts one broker on 127.0.0.1 with an ephemeral
 // port, prints "ADDR host:port" on stdout, and serves until SIGTERM, SIGINT
 // or the end of stdin (the parent closing its end or dying), then closes the
 // broker and ends the profile. It returns the exit status.
@@ -35,14 +37,19 @@ func serveMain(args []string) int {
 		args = args[1:]
 	}
 	fs := flag.NewFlagSet("brokerbench serve", flag.ContinueOnError)
-	kind := fs.String("kind", kindOurs, "ours, kfake or blackhole")
+	kind := fs.String("kind", kindOurs, "ours, ours-sasl-ssl, kfake or blackhole")
 	dir := fs.String("dir", "", "data directory")
+	secureDir := fs.String("secure", "", "directory of ours-sasl-ssl's certificate, key and password")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the broker's life to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "brokerbench serve: -dir is required")
+		return 2
+	}
+	if *kind == kindOursSASLSSL && *secureDir == "" {
+		fmt.Fprintln(os.Stderr, "brokerbench serve: -secure is required for -kind", kindOursSASLSSL)
 		return 2
 	}
 	if *profile != "" {
@@ -61,7 +68,7 @@ func serveMain(args []string) int {
 		}()
 	}
 
-	addr, closeBroker, err := startBroker(*kind, *dir)
+	addr, closeBroker, err := startBroker(*kind, *dir, secureFilesIn(*secureDir))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "brokerbench serve: start %s broker: %v\n", *kind, err)
 		return 1
@@ -87,14 +94,18 @@ func serveMain(args []string) int {
 }
 
 // startBroker starts a broker of the given kind on 127.0.0.1 with an
-// ephemeral port and data in dir; ours and kfake fsync every produce before
-// its ack, blackhole stores nothing.
-func startBroker(kind, dir string) (addr string, closeFn func() error, err error) {
+// ephemeral port and data in dir; ours (plain or secure) and kfake fsync
+// every produce before its ack, blackhole stores nothing. The secure kind
+// reads its certificate, key and user's password from sec.
+func startBroker(kind, dir string, sec secureFiles) (addr string, closeFn func() error, err error) {
 	switch kind {
-	case kindOurs:
+	case kindOurs, kindOursSASLSSL:
 		cfg := broker.DefaultConfig() // flush "always": ack after fsync
 		cfg.Listen = "127.0.0.1:0"
 		cfg.DataDir = dir
+		if kind == kindOursSASLSSL {
+			cfg = secureConfig(dir, sec)
+		}
 		b, err := broker.New(cfg)
 		if err != nil {
 			return "", nil, err

@@ -84,9 +84,8 @@ func (rs records) record(i int) *kgo.Record {
 // acks=all, idempotent (kgo's default), default linger (10 ms), kgo's
 // default partitioner (murmur2 of the key, as Kafka), 1 MiB batches, no
 // compression, buffer records at most; extra options come last.
-func newProducer(addr string, buffer int, extra ...kgo.Opt) (*kgo.Client, error) {
-	return kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(addr),
+func newProducer(ep endpoint, buffer int, extra ...kgo.Opt) (*kgo.Client, error) {
+	return ep.client(append([]kgo.Opt{
 		kgo.DefaultProduceTopic(benchTopic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchMaxBytes(batchMaxBytes),
@@ -111,8 +110,8 @@ var latencyLingers = []lingerVariant{
 
 // createTopic creates topic with the given partitions and topic configs
 // (nil: the broker's defaults).
-func createTopic(ctx context.Context, addr, topic string, partitions int, configs map[string]*string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+func createTopic(ctx context.Context, ep endpoint, topic string, partitions int, configs map[string]*string) error {
+	cl, err := ep.client()
 	if err != nil {
 		return err
 	}
@@ -137,8 +136,8 @@ const topicWait = 30 * time.Second
 // partition; a raw produce (the capacity scenarios) fails in between. The
 // Metadata request goes to the broker itself, not through kadm's cached
 // metadata.
-func waitTopic(ctx context.Context, addr, topic string, partitions int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+func waitTopic(ctx context.Context, ep endpoint, topic string, partitions int) error {
+	cl, err := ep.client()
 	if err != nil {
 		return err
 	}
@@ -155,7 +154,7 @@ func waitTopic(ctx context.Context, addr, topic string, partitions int) error {
 		if err == nil {
 			last = topicReady(resp, topic, partitions)
 			if last == nil {
-				if last = offsetsListed(ctx, addr, topic); last == nil {
+				if last = offsetsListed(ctx, ep, topic); last == nil {
 					return nil
 				}
 			}
@@ -172,8 +171,8 @@ func waitTopic(ctx context.Context, addr, topic string, partitions int) error {
 
 // offsetsListed reports the first error ListOffsets gives for a partition
 // of topic, asked with a new client (which has no cached leaders).
-func offsetsListed(ctx context.Context, addr, topic string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+func offsetsListed(ctx context.Context, ep endpoint, topic string) error {
+	cl, err := ep.client()
 	if err != nil {
 		return err
 	}
@@ -274,9 +273,9 @@ type producer struct {
 	next    int // index of the next record, for key rotation
 }
 
-func newBenchProducer(addr string, sc scenario, buffer int, extra ...kgo.Opt) (*producer, error) {
+func newBenchProducer(ep endpoint, sc scenario, buffer int, extra ...kgo.Opt) (*producer, error) {
 	wire := new(wireStats)
-	cl, err := newProducer(addr, buffer, append(extra, kgo.WithHooks(wire))...)
+	cl, err := newProducer(ep, buffer, append(extra, kgo.WithHooks(wire))...)
 	if err != nil {
 		return nil, err
 	}
@@ -452,8 +451,8 @@ func (p *producer) produceAtRate(ctx context.Context, rate int, d time.Duration,
 // checkEndOffsets verifies that every partition's end offset (high
 // watermark) equals the records acknowledged to it: nothing lost, nothing
 // duplicated.
-func checkEndOffsets(ctx context.Context, addr string, want []int64) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+func checkEndOffsets(ctx context.Context, ep endpoint, want []int64) error {
+	cl, err := ep.client()
 	if err != nil {
 		return err
 	}
@@ -495,7 +494,7 @@ func (r consumeResult) recPerSec() float64 {
 // consumer (direct partition assignment) until it has read want[p] records
 // of partition p, checking that offsets are contiguous and every value has
 // valueBytes bytes.
-func consumeAll(ctx context.Context, addr string, want []int64, valueBytes, pid int) (consumeResult, error) {
+func consumeAll(ctx context.Context, ep endpoint, want []int64, valueBytes, pid int) (consumeResult, error) {
 	assign := map[int32]kgo.Offset{}
 	var total int64
 	for p, w := range want {
@@ -504,10 +503,7 @@ func consumeAll(ctx context.Context, addr string, want []int64, valueBytes, pid 
 	}
 	meter := startCPU(pid)
 	start := time.Now()
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(addr),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{benchTopic: assign}),
-	)
+	cl, err := ep.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{benchTopic: assign}))
 	if err != nil {
 		return consumeResult{}, err
 	}
