@@ -34,8 +34,9 @@ type Log struct {
 	now           func() time.Time
 	maxBatchBytes int
 	indexInterval int
-	files         *FileCache // holds the segments' open files
-	ownFiles      bool       // files is the Log's own, closed by Close
+	files         *FileCache          // holds the segments' open files
+	ownFiles      bool                // files is the Log's own, closed by Close
+	onSync        func(time.Duration) // Options.OnSync
 
 	// syncMu serialises fsyncs of the active segment (Sync), and keeps
 	// Close from closing a file under an fsync (Retain cannot: Sync holds
@@ -108,6 +109,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		indexInterval: opts.IndexIntervalBytes,
 		opts:          opts,
 		files:         opts.FileCache,
+		onSync:        opts.OnSync,
 	}
 	if l.files == nil {
 		l.files, l.ownFiles = NewFileCache(FileCacheOptions{}), true
@@ -255,7 +257,12 @@ func (l *Log) syncActive(s *segment) error {
 	if l.fsyncBad.Load() {
 		return fmt.Errorf("fsync %s: an earlier fsync failed, so the pages it covered may be lost; the log must heal first", s.logPath)
 	}
-	if err := s.log.Sync(); err != nil {
+	start := time.Now()
+	err := s.log.Sync()
+	if l.onSync != nil {
+		l.onSync(time.Since(start))
+	}
+	if err != nil {
 		l.fsyncBad.Store(true)
 		return fmt.Errorf("fsync %s: %w", s.logPath, err)
 	}

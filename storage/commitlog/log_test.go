@@ -215,6 +215,39 @@ func TestSyncAndDurableOffset(t *testing.T) {
 	}
 }
 
+// TestOnSync checks that Options.OnSync hears of every fsync of segment
+// data, those of Sync and of a roll, and of no Sync that needed none.
+func TestOnSync(t *testing.T) {
+	var calls int
+	var total time.Duration
+	opts := Options{SegmentBytes: 1024, OnSync: func(d time.Duration) { calls++; total += d }}
+	l := openLog(t, t.TempDir(), opts)
+	appendBatches(t, l, 1, 1)
+	if err := l.Sync(l.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("OnSync called %d times after one Sync, want 1", calls)
+	}
+	if err := l.Sync(l.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("OnSync called %d times after a Sync with nothing to fsync, want 1", calls)
+	}
+	// Batches of up to a few hundred bytes in 1 KiB segments: each
+	// roll fsyncs the segment it seals.
+	before := len(l.SegmentBases())
+	appendBatches(t, l, 20, 2)
+	rolls := len(l.SegmentBases()) - before
+	if rolls == 0 || calls != 1+rolls {
+		t.Fatalf("OnSync called %d times after %d rolls, want %d", calls, rolls, 1+rolls)
+	}
+	if total <= 0 {
+		t.Fatalf("OnSync durations add up to %v", total)
+	}
+}
+
 // TestOffsetForTime compares OffsetForTime with a brute-force answer on a log
 // whose timestamps go up and down, repeat, and are sometimes missing, while
 // the log is open, after a clean reopen and after an unclean one.

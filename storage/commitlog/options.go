@@ -86,6 +86,12 @@ type Options struct {
 	// advanced), so that a reader of durable data need not poll. It must
 	// not block, nor call Close.
 	OnDurable func()
+	// OnSync, if set, is called after each fsync of an active segment's
+	// data file (by Sync, the FlushInterval goroutine, a roll or Close;
+	// not recovery's or a heal's), failed ones included, with how long the fsync took: the broker's fsync
+	// latency histogram. It is called with the log's innermost lock held,
+	// so it must be quick and must not call the Log.
+	OnSync func(time.Duration)
 	// MaxBatchBytes is the largest batch, in bytes, Append accepts.
 	// Between BatchHeaderSize and math.MaxInt32. Default 1048588 (Kafka
 	// message.max.bytes).
