@@ -47,6 +47,9 @@ func handleFetch(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 		resp, g := b.fetch(ctx, req)
 		// The writer releases the grant once the response is written.
 		c.hold(g)
+		if r, ok := resp.(*kmsg.FetchResponse); ok {
+			b.metrics.traffic.fetched(r)
+		}
 		return resp
 	}}, nil
 }

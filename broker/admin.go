@@ -173,6 +173,7 @@ func (b *Broker) deleteTopic(name string) (int16, string) {
 		}
 	}
 	b.data.broadcast() // wake fetches waiting on the deleted partitions
+	b.metrics.traffic.dropTopic(name)
 	b.log.Info("topic deleted", "topic", name)
 	return 0, ""
 }

@@ -91,6 +91,8 @@ func New(cfg Config) (*Broker, error) {
 		reg:       prometheus.NewRegistry(),
 	}
 	b.metrics = newMetrics(b.reg)
+	b.reg.MustRegister(logSizeCollector{b})
+	b.logOpts.OnSync = b.metrics.observeFsync
 	b.limits = newLimits(logger, b.metrics)
 	b.requestBudget = newBudget(cfg.QueuedMaxRequestBytes, b.metrics.queuedRequest)
 	b.responseBudget = newBudget(cfg.QueuedMaxResponseBytes, b.metrics.queuedResponse)
@@ -248,6 +250,7 @@ func (b *Broker) openPartition(m topicMeta, p int32) (*partition, error) {
 		flushAlways: b.logOpts.Flush == commitlog.FlushAlways,
 		producers:   producers,
 		faults:      newFaultReporter(b.log, b.metrics, m.Name, p),
+		stats:       b.metrics.traffic.topic(m.Name),
 	}
 	part.maxMessageBytes.Store(b.cfg.Topics.effectiveInt(m.Configs, "max.message.bytes"))
 	return part, nil

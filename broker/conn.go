@@ -459,6 +459,7 @@ func (c *conn) write() {
 		if in.r.finish != nil && !(failed && in.key == int16(kmsg.Fetch)) {
 			resp = in.r.finish(c.ctx)
 		}
+		c.b.metrics.traffic.observe(in.key, resp)
 		in.body.release()
 		if in.r.none || failed {
 			c.held.release()

@@ -49,6 +49,7 @@ type metrics struct {
 	queuedResponse     prometheus.Gauge
 	authentications    *prometheus.CounterVec // listener, mechanism
 	authFailures       *prometheus.CounterVec // listener, mechanism
+	traffic            *traffic               // requests, errors, bytes and records, fsyncs: metrics_traffic.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -90,6 +91,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		})
 	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.malformedBatches, m.offlinePartitions, m.expiredOffsets, m.deletedGroups)
 	reg.MustRegister(m.scrubCorruptRanges, m.segmentFiles, m.queuedRequest, m.queuedResponse)
+	m.traffic = newTraffic(reg)
 	return m
 }
 

@@ -41,6 +41,8 @@ type partition struct {
 	offline error
 	// faults logs and counts the partition's storage failures.
 	faults *faultReporter
+	// stats counts the topic's produced bytes and records.
+	stats *topicStats
 	// maxMessageBytes is the topic's max.message.bytes, updated when
 	// the topic's configs change.
 	maxMessageBytes atomic.Int64
@@ -104,6 +106,7 @@ func (p *partition) append(batch []byte, h commitlog.BatchHeader) appendResult {
 	h.BaseOffset = base
 	p.producers.record(h, time.Now().UnixMilli())
 	p.faults.appended()
+	p.stats.appended(len(batch), h.NumRecords)
 	return appendResult{baseOffset: base, end: h.LastOffset() + 1, truncations: truncations}
 }
 
