@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,6 +44,11 @@ type Broker struct {
 	reg           *prometheus.Registry
 	metrics       *metrics
 	limits        *limits
+
+	// The HTTP endpoints (Config.HTTPListen; nil when off): http.go.
+	httpLn   net.Listener
+	http     *http.Server
+	httpDone chan struct{} // closed when http's Serve returned
 
 	// requestBudget holds the bytes of requests being read or handled
 	// (queued_max_request_bytes); responseBudget those of fetch responses
@@ -125,12 +131,21 @@ func New(cfg Config) (*Broker, error) {
 		lock.release()
 		return nil, err
 	}
+	if err := b.listenHTTP(); err != nil {
+		for _, l := range b.listeners {
+			l.ln.Close()
+		}
+		b.closeLogs()
+		lock.release()
+		return nil, err
+	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.wg.Add(1 + len(b.listeners))
 	for _, l := range b.listeners {
 		go b.acceptLoop(l)
 	}
 	go b.maintain()
+	b.serveHTTP()
 	if cfg.ScrubOnStart {
 		b.startScrub()
 	}
@@ -471,10 +486,11 @@ func (b *Broker) allPartitions() []*partition {
 func (b *Broker) Close() error { return b.Shutdown(context.Background()) }
 
 // Shutdown stops accepting connections, closes every client connection,
-// waits for in-flight requests to finish (until ctx is done), then closes
-// the partition logs (fsync and clean-shutdown marker, so the next start
-// skips recovery) and releases the data dir. The order matters: a log must
-// not close while a produce still appends to it. Shutdown is idempotent.
+// waits for in-flight requests to finish (until ctx is done), stops the
+// HTTP endpoints (which answer /readyz 503 meanwhile), then closes the
+// partition logs (fsync and clean-shutdown marker, so the next start skips
+// recovery) and releases the data dir. The order matters: a log must not
+// close while a produce still appends to it. Shutdown is idempotent.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.closeOnce.Do(func() {
 		b.cancel()
@@ -493,6 +509,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			b.log.Warn("shutdown deadline passed with requests in flight; closing logs anyway")
 		}
+		b.stopHTTP(ctx)
 		b.closeErr = b.closeLogs()
 		b.lock.release()
 		b.log.Info("broker stopped", "dir", b.cfg.DataDir)

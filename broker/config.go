@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/factorywire/factorywire/storage/commitlog"
@@ -29,6 +30,10 @@ type Config struct {
 	// SASL configures authentication on the SASL listeners: the delay
 	// after a failed attempt and the users created at start.
 	SASL SASLConfig `yaml:"sasl"`
+	// HTTPListen is the TCP address of the broker's plain-HTTP endpoints:
+	// /metrics (Prometheus), /healthz and /readyz. Empty, the default,
+	// serves none. Port 0 picks a free port (see Broker.HTTPAddr).
+	HTTPListen string `yaml:"http_listen"`
 	// DataDir holds the topic catalog, producer ids and one commit log per
 	// partition. It is locked while the broker runs. Required.
 	DataDir string `yaml:"data_dir"`
@@ -224,6 +229,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.SASL.validate(); err != nil {
 		return err
+	}
+	if c.HTTPListen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
+			return fmt.Errorf("http_listen: %q is not host:port: %v", c.HTTPListen, err)
+		}
 	}
 	if _, err := c.flushPolicy(); err != nil {
 		return err
