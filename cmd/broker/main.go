@@ -1,7 +1,7 @@
 // Command broker runs factorywire's single-node, Kafka-wire-compatible
 // broker.
 //
-//	broker serve --config configs/broker.yaml [--listen 127.0.0.1:9092] [--data-dir DIR] [--flush always|interval]
+//	broker serve --config configs/broker.yaml [--listen 127.0.0.1:9092] [--data-dir DIR] [--flush always|interval] [--http-listen 127.0.0.1:9110]
 //	broker topics create|list|describe|alter|delete --brokers HOST:PORT ...
 //	broker groups list|describe|lag|reset --brokers HOST:PORT ...
 //	broker scrub --data-dir DIR [--topic T [--partition P]]
@@ -83,6 +83,7 @@ func serveCommand() *ffcli.Command {
 		flush      = fs.String("flush", "", "always: ack after fsync (default); interval: fsync every --flush-interval")
 		flushEvery = fs.Duration("flush-interval", 0, "fsync period with --flush interval (default 1s)")
 		autoCreate = fs.Bool("auto-create-topics", false, "create unknown topics on metadata requests")
+		httpListen = fs.String("http-listen", "", "address to serve /metrics, /healthz and /readyz on (default: none)")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		bootUser   = fs.String("bootstrap-user", "", "create this SCRAM user at start if it has no credential (the first administrator; list it in authorization.super_users)")
 		bootPwFile = fs.String("bootstrap-password-file", "", "file holding --bootstrap-user's password")
@@ -119,6 +120,8 @@ func serveCommand() *ffcli.Command {
 					cfg.FlushInterval = *flushEvery
 				case "auto-create-topics":
 					cfg.AutoCreateTopics = *autoCreate
+				case "http-listen":
+					cfg.HTTPListen = *httpListen
 				}
 			})
 			if *bootUser != "" || *bootPwFile != "" {
@@ -145,7 +148,11 @@ func serve(ctx context.Context, cfg broker.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("broker listening", "addr", b.Addr().String(), "data_dir", cfg.DataDir, "flush", cfg.Flush, "cluster_id", b.ClusterID())
+	attrs := []any{"addr", b.Addr().String(), "data_dir", cfg.DataDir, "flush", cfg.Flush, "cluster_id", b.ClusterID()}
+	if a := b.HTTPAddr(); a != nil {
+		attrs = append(attrs, "http", a.String())
+	}
+	logger.Info("broker listening", attrs...)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	// SIGHUP rereads the TLS listeners' certificates and keys.

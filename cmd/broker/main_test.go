@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,6 +82,34 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 	}
 }
 
+// TestServeHTTP: the environment twin of --http-listen turns the HTTP
+// endpoints on; the startup line names their address.
+func TestServeHTTP(t *testing.T) {
+	cmd, _, log := startServe(t, []string{"FACTORYWIRE_BROKER_HTTP_LISTEN=127.0.0.1:0"}, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+	m := regexp.MustCompile(`msg="broker listening" .* http=(\S+)`).FindStringSubmatch(log.String())
+	if m == nil {
+		t.Fatalf("startup line does not name the HTTP address:\n%s", log)
+	}
+	for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + m[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d\n%s", path, resp.StatusCode, body)
+		}
+		if path == "/metrics" && !strings.Contains(string(body), "factorywire_broker_connections") {
+			t.Fatalf("/metrics lacks the broker's metrics:\n%s", body)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, log)
+	}
+}
+
 func TestExitCodes(t *testing.T) {
 	badYAML := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(badYAML, []byte("listen: 127.0.0.1:0\ndata_dri: /tmp/x\n"), 0o644)
@@ -95,6 +125,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown config key", []string{"serve", "--config", badYAML}, 2, badYAML + `:2: unknown key "data_dri"`},
 		{"missing data dir", []string{"serve", "--listen", "127.0.0.1:0"}, 2, "data_dir: required"},
 		{"bad flush policy", []string{"serve", "--data-dir", t.TempDir(), "--flush", "sometimes"}, 2, `flush: "sometimes"`},
+		{"bad http listen", []string{"serve", "--data-dir", t.TempDir(), "--http-listen", "nowhere"}, 2, `http_listen: "nowhere"`},
 		{"unknown flag", []string{"serve", "--bogus"}, 2, "bogus"},
 		{"no subcommand", nil, 2, "missing subcommand"},
 		{"data dir locked", []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", locked}, 1, "locked by another process"},
