@@ -36,9 +36,11 @@ func FuzzRequestStream(f *testing.F) {
 	apiv.ClientSoftwareName, apiv.ClientSoftwareVersion = "fuzz", "1"
 	list := kmsg.NewPtrListOffsetsRequest()
 	list.Version = 4
+	logDirs := kmsg.NewPtrDescribeLogDirsRequest()
+	logDirs.Version = 4
 	for _, s := range [][]byte{
 		seed(kmsg.NewPtrMetadataRequest()), seed(produce), seed(fetch), seed(apiv), seed(list),
-		seed(kmsg.NewPtrDescribeConfigsRequest()), seed(kmsg.NewPtrInitProducerIDRequest()),
+		seed(kmsg.NewPtrDescribeConfigsRequest()), seed(kmsg.NewPtrInitProducerIDRequest()), seed(logDirs),
 		append(seed(apiv), seed(produce)...),
 		metadataWithArrayCount(1 << 30),
 		{0xff, 0xff, 0xff, 0xff},
