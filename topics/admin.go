@@ -1,6 +1,7 @@
 package topics
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -364,9 +365,18 @@ type TopicInfo struct {
 	// unlimited).
 	Retention string
 	// Records is the records the topic holds now: the sum over its
-	// partitions of end minus start offset (Kafka's clients have no
-	// portable way to ask for bytes).
+	// partitions of end minus start offset.
 	Records int64
+	// Bytes is the size of the topic's logs, from DescribeLogDirs: the
+	// sum over its partitions of the largest replica's segment bytes, so
+	// one copy (on disk it takes up to the replication factor times
+	// that). -1 when unknown: BytesErr says why.
+	Bytes int64
+	// BytesErr is why Bytes is unknown: the cluster refused
+	// DescribeLogDirs (not authorized to describe the cluster, or a
+	// broker too old), or reported no size for a partition (an offline
+	// log dir). The same error for every topic it concerns.
+	BytesErr error
 	// Lag is, per consumer group that has committed offsets for the
 	// topic, the records not yet consumed.
 	Lag map[string]int64
@@ -395,8 +405,9 @@ func (a *Admin) Topics(ctx context.Context, prefix, factory string) ([]TopicInfo
 
 // List returns factorywire's topics (those that parse with this package's
 // grammar) of factory under prefix, or of every factory when factory is
-// empty, sorted by name, with partitions, retention, records and the lag of
-// every consumer group that reads them.
+// empty, sorted by name, with partitions, retention, records, bytes and the
+// lag of every consumer group that reads them. A cluster refusing
+// DescribeLogDirs only leaves Bytes unknown (TopicInfo.BytesErr).
 //
 // A topic deleted while List reads it (Apache Kafka's brokers list a
 // deleted topic in their metadata for a moment) makes List start again, a
@@ -458,6 +469,7 @@ func (a *Admin) list(ctx context.Context, prefix, factory string) ([]TopicInfo, 
 			byName[o.Topic].Records += o.Offset - s.Offset
 		}
 	})
+	a.sizes(ctx, infos)
 	groups, err := a.adm.ListGroups(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("topics: list groups: %w", err)
@@ -493,6 +505,62 @@ func (a *Admin) list(ctx context.Context, prefix, factory string) ([]TopicInfo, 
 		}
 	}
 	return infos, nil
+}
+
+// errNoSize is why a topic's size is unknown when DescribeLogDirs succeeded
+// but left a partition out: Kafka before v3 of the request answers a client
+// not allowed to describe the cluster with no dirs and no error.
+var errNoSize = errors.New("topics: describe log dirs: the cluster reported no size for some partitions (is this client allowed to describe the cluster?)")
+
+// sizes sets the Bytes of infos from DescribeLogDirs, or -1 and BytesErr
+// where the cluster reports no size.
+func (a *Admin) sizes(ctx context.Context, infos []TopicInfo) {
+	set := kadm.TopicsSet{}
+	for _, t := range infos {
+		for p := range t.Partitions {
+			set.Add(t.Name.String(), int32(p))
+		}
+	}
+	described, err := a.adm.DescribeAllLogDirs(ctx, set)
+	if err != nil {
+		err = fmt.Errorf("topics: describe log dirs: %w", err)
+	}
+	// Each partition's largest replica: the leader's, or a follower that
+	// has not yet truncated; never a future log being moved.
+	largest := map[string]map[int32]int64{}
+	var dirErr error
+	described.Each(func(d kadm.DescribedLogDir) {
+		if d.Err != nil {
+			dirErr = fmt.Errorf("topics: describe log dirs: broker %d, log dir %s: %w", d.Broker, d.Dir, d.Err)
+			return
+		}
+		for topic, ps := range d.Topics {
+			for p, dp := range ps {
+				if dp.IsFuture {
+					continue
+				}
+				if largest[topic] == nil {
+					largest[topic] = map[int32]int64{}
+				}
+				if cur, ok := largest[topic][p]; !ok || dp.Size > cur {
+					largest[topic][p] = dp.Size
+				}
+			}
+		}
+	})
+	why := cmp.Or(err, dirErr, errNoSize)
+	for i := range infos {
+		t := &infos[i]
+		name := t.Name.String()
+		for p := range t.Partitions {
+			size, ok := largest[name][int32(p)]
+			if !ok {
+				t.Bytes, t.BytesErr = -1, why
+				break
+			}
+			t.Bytes += size
+		}
+	}
 }
 
 // AddPartitions raises topic's partition count to total. Keys hash to

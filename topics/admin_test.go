@@ -4,13 +4,17 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/factorywire/factorywire/broker"
 	"github.com/factorywire/factorywire/internal/kafkatest"
@@ -121,6 +125,13 @@ func TestAdminFactoryLifecycle(t *testing.T) {
 			if press.Name.String() != "plant-a.press" || press.Partitions != 3 || press.Records != 30 || press.Retention != "1209600000" || press.Lag["sink"] != 30 {
 				t.Fatalf("plant-a.press listed as %+v", press)
 			}
+			// 30 records of at least 10 bytes each hold more than 300
+			// bytes; the topics without records, none.
+			for _, info := range infos {
+				if info.BytesErr != nil || (info.Name == press.Name) != (info.Bytes > 300) || (info.Name != press.Name && info.Bytes != 0) {
+					t.Errorf("%s: %d bytes (%v), want more than 300 for plant-a.press and 0 for the others", info.Name, info.Bytes, info.BytesErr)
+				}
+			}
 			if other, err := a.List(ctx(t), "", "plant-b"); err != nil || len(other) != 0 {
 				t.Fatalf("List(plant-b) = %v, %v", other, err)
 			}
@@ -135,6 +146,91 @@ func TestAdminFactoryLifecycle(t *testing.T) {
 			// kfake forgets deleted topics at once; Kafka and ours too.
 			if infos, err := a.List(ctx(t), "", "plant-a"); err != nil || len(infos) != 0 {
 				t.Fatalf("after DeleteFactory List = %+v, %v", infos, err)
+			}
+		})
+	}
+}
+
+// TestListBytes checks List's sizes on our broker against the partitions'
+// segment files, and that a cluster refusing DescribeLogDirs (kfake
+// answering CLUSTER_AUTHORIZATION_FAILED, or no dirs as Kafka answers an
+// unauthorized v1 or v2 request) leaves them unknown with the cause, and
+// the rest of the listing intact.
+func TestListBytes(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.Listen, cfg.DataDir, cfg.Logger = "127.0.0.1:0", t.TempDir(), slog.New(slog.DiscardHandler)
+	ours, err := broker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ours.Close() })
+	fill := func(t *testing.T, addr string) *Admin {
+		a := NewAdmin(client(t, addr))
+		if _, err := a.Ensure(ctx(t), FactorySpec{Factory: "plant-s", Classes: []string{"press"}, Partitions: 2}); err != nil {
+			t.Fatal(err)
+		}
+		p := client(t, addr, kgo.DefaultProduceTopic("plant-s.press"))
+		for i := range 20 {
+			if err := p.ProduceSync(ctx(t), &kgo.Record{Key: []byte(fmt.Sprintf("press-%02d", i%4)), Value: []byte("{}")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return a
+	}
+	t.Run("ours", func(t *testing.T) {
+		infos, err := fill(t, ours.Addr().String()).List(ctx(t), "", "plant-s")
+		if err != nil || len(infos) != 2 {
+			t.Fatalf("List = %+v, %v", infos, err)
+		}
+		var onDisk int64
+		for p := range 2 {
+			files, _ := filepath.Glob(filepath.Join(cfg.DataDir, fmt.Sprintf("plant-s.press-%d", p), "*.log"))
+			for _, f := range files {
+				st, err := os.Stat(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				onDisk += st.Size()
+			}
+		}
+		if infos[0].Bytes != onDisk || infos[0].BytesErr != nil || onDisk == 0 {
+			t.Fatalf("plant-s.press: %d bytes (%v), want %d: its .log files", infos[0].Bytes, infos[0].BytesErr, onDisk)
+		}
+		if infos[1].Bytes != 0 || infos[1].BytesErr != nil {
+			t.Fatalf("plant-s.press.dlq: %d bytes (%v), want 0", infos[1].Bytes, infos[1].BytesErr)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		code int16 // the response's error code
+		want string
+	}{
+		{"refused", kerr.ClusterAuthorizationFailed.Code, "CLUSTER_AUTHORIZATION_FAILED"},
+		{"no dirs", 0, "reported no size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ref.Close()
+			ref.ControlKey(int16(kmsg.DescribeLogDirs), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				ref.KeepControl()
+				resp := req.(*kmsg.DescribeLogDirsRequest).ResponseKind().(*kmsg.DescribeLogDirsResponse)
+				resp.ErrorCode = tc.code
+				return resp, nil, true
+			})
+			infos, err := fill(t, ref.ListenAddrs()[0]).List(ctx(t), "", "plant-s")
+			if err != nil || len(infos) != 2 {
+				t.Fatalf("List = %+v, %v", infos, err)
+			}
+			for _, info := range infos {
+				if info.Bytes != -1 || info.BytesErr == nil || !strings.Contains(info.BytesErr.Error(), tc.want) {
+					t.Errorf("%s: %d bytes (%v), want -1 and an error saying %q", info.Name, info.Bytes, info.BytesErr, tc.want)
+				}
+			}
+			if infos[0].Records != 20 {
+				t.Errorf("plant-s.press: %d records, want 20 whatever the sizes", infos[0].Records)
 			}
 		})
 	}

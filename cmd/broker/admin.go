@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -174,7 +175,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 				return refusedFlag(err, *replication, *minISR)
 			}
 		})
-	list := sub("list", "list [--factory F] [--prefix P]", "list factorywire topics with partitions, retention, records and group lag",
+	list := sub("list", "list [--factory F] [--prefix P]", "list factorywire topics with partitions, retention, records, size and group lag",
 		func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
 			factory := fs.String("factory", "", "only this factory (default: all)")
 			prefix := fs.String("prefix", "", "deployment prefix")
@@ -321,7 +322,8 @@ func refusedFlag(err error, replication, minISR int) error {
 // reports none (ours has no min.insync.replicas).
 func printTopics(out io.Writer, infos []topics.TopicInfo) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tREPLICATION\tMIN.INSYNC.REPLICAS\tRETENTION\tRECORDS\tGROUP LAG")
+	fmt.Fprintln(tw, "TOPIC\tPARTITIONS\tREPLICATION\tMIN.INSYNC.REPLICAS\tRETENTION\tRECORDS\tSIZE\tGROUP LAG")
+	var unknownSize []string // why, once per distinct cause
 	for _, t := range infos {
 		var lags []string
 		for g, l := range t.Lag {
@@ -337,9 +339,32 @@ func printTopics(out io.Writer, infos []topics.TopicInfo) {
 		if t.MinInsyncReplicas != "" {
 			minISR = t.MinInsyncReplicas
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\n", t.Name, t.Partitions, replicas, minISR, formatRetention(t.Retention), t.Records, strings.Join(lags, " "))
+		size := "-"
+		if t.Bytes >= 0 {
+			size = formatBytes(t.Bytes)
+		} else if t.BytesErr != nil && !slices.Contains(unknownSize, t.BytesErr.Error()) {
+			unknownSize = append(unknownSize, t.BytesErr.Error())
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", t.Name, t.Partitions, replicas, minISR, formatRetention(t.Retention), t.Records, size, strings.Join(lags, " "))
 	}
 	tw.Flush()
+	for _, why := range unknownSize {
+		fmt.Fprintf(out, "SIZE unknown (-): %s\n", why)
+	}
+}
+
+// formatBytes prints a size in bytes with binary units: 812 B, 1.5 KiB,
+// 12.3 MiB.
+func formatBytes(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, unit := float64(n)/1024, 0
+	for v >= 1024 && unit < 4 {
+		v /= 1024
+		unit++
+	}
+	return fmt.Sprintf("%.1f %s", v, []string{"KiB", "MiB", "GiB", "TiB", "PiB"}[unit])
 }
 
 func groupsCommand(out io.Writer) *ffcli.Command {

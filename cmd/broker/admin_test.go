@@ -95,8 +95,10 @@ func testTopicsAndGroupsCommands(t *testing.T, addr string) {
 	// min.insync.replicas config (a dash); kfake and Apache Kafka report
 	// the default, 1.
 	minISR := map[string]string{"ours": "-", "kfake": "1", "kafka": "1"}[target]
-	must([]string{"TOPIC PARTITIONS REPLICATION MIN.INSYNC.REPLICAS RETENTION RECORDS GROUP LAG", "plant-a.press 3 1 " + minISR + " 7d 12 sink=0"}, "topics", "list", "--factory", "plant-a")
-	must([]string{"plant-a.oven.dlq 1 1 " + minISR + " 7d 0 -"}, "topics", "describe", "--topic", "plant-a.oven.dlq")
+	// Twelve batches of one record each, stored as produced: 852 bytes on
+	// each of the three.
+	must([]string{"TOPIC PARTITIONS REPLICATION MIN.INSYNC.REPLICAS RETENTION RECORDS SIZE GROUP LAG", "plant-a.press 3 1 " + minISR + " 7d 12 852 B sink=0"}, "topics", "list", "--factory", "plant-a")
+	must([]string{"plant-a.oven.dlq 1 1 " + minISR + " 7d 0 0 B -"}, "topics", "describe", "--topic", "plant-a.oven.dlq")
 	must([]string{"plant-a.press unchanged"}, "topics", "create", "--factory", "plant-a", "--classes", "press", "--partitions", "3", "--replication-factor", "1")
 	must([]string{"retention 14d set on plant-a.press, plant-a.press.dlq"}, "topics", "alter", "--factory", "plant-a", "--class", "press", "--retention", "14d")
 	must([]string{"warning: with more partitions", "plant-a.press now has 4 partitions"}, "topics", "alter", "--factory", "plant-a", "--class", "press", "--partitions", "4")
@@ -178,6 +180,20 @@ func TestTopicsReplicationOnKafka(t *testing.T) {
 			t.Fatalf("topics create: output lacks %q:\n%s", w, out)
 		}
 	}
+	// Twelve one-record batches, as in testTopicsAndGroupsCommands: the
+	// size listed is one replica's, 852 bytes, not three replicas'.
+	pctx, pcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer pcancel()
+	p, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...), kgo.DefaultProduceTopic("plant-r.press"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := 0; i < 12; i++ {
+		if err := p.ProduceSync(pctx, &kgo.Record{Key: []byte{byte('a' + i%3)}, Value: []byte("{}")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Each command is a new client, which may ask a broker that learns of
 	// the topics a moment after the one create asked (Apache Kafka's
 	// brokers follow the controller's metadata log): ask again for a while.
@@ -200,7 +216,7 @@ func TestTopicsReplicationOnKafka(t *testing.T) {
 		if err != nil {
 			return fmt.Errorf("%w\n%s", err, out)
 		}
-		for _, w := range []string{"REPLICATION MIN.INSYNC.REPLICAS", "plant-r.press 3 3 2 ", "plant-r.press.dlq 1 3 2 ",
+		for _, w := range []string{"REPLICATION MIN.INSYNC.REPLICAS", "plant-r.press 3 3 2 ", " 12 852 B ", "plant-r.press.dlq 1 3 2 ",
 			"plant-r.power-meter 3 3 2 ", "plant-r.power-meter.dlq 1 3 2 "} {
 			if !strings.Contains(out+" ", w) {
 				return fmt.Errorf("output lacks %q:\n%s", w, out)
