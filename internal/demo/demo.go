@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -323,6 +324,26 @@ func (d *Demo) GatewayAddrs() map[string]string {
 		if a := g.Addr(); a != nil {
 			out[Factory(i)] = a.String()
 		}
+	}
+	return out
+}
+
+// Gatherers are the Prometheus registries of the demo's components, by
+// name: "broker" (ours only), "gateway <factory>" and "sink", as each
+// serves them on /metrics (the broker serves the Go and process metrics
+// beside its registry; the others hold them in theirs).
+func (d *Demo) Gatherers() map[string]prometheus.Gatherer {
+	out := map[string]prometheus.Gatherer{}
+	if !d.External() {
+		d.brokerMu.Lock()
+		out["broker"] = d.broker.Registry()
+		d.brokerMu.Unlock()
+	}
+	for i, g := range d.gateways {
+		out["gateway "+Factory(i)] = g.Gatherer()
+	}
+	if d.sink != nil {
+		out["sink"] = d.sink.Gatherer()
 	}
 	return out
 }
