@@ -151,6 +151,17 @@
 // factorywire_broker_connections, _queued_request_bytes and
 // _queued_response_bytes show what is in use.
 //
+// # Monitoring
+//
+// Registry holds the broker's Prometheus metrics (factorywire_broker_*;
+// metrics.go, metrics_traffic.go): requests and the error codes of their
+// responses by API, counted once per request by the connection's writer;
+// bytes and records produced and fetched by topic; log size per partition;
+// fsync latency (commitlog's Options.OnSync); connections, budgets, limits
+// hit and storage faults. With Config.HTTPListen set, New also serves them
+// on /metrics beside the Go runtime's and the process's, with /healthz and
+// /readyz (http.go; docs/OPERATIONS.md lists every metric).
+//
 // Usage:
 //
 //	b, err := broker.New(broker.Config{...}) // from broker.DefaultConfig()
