@@ -108,6 +108,30 @@ func TestSecuredKafkaExamples(t *testing.T) {
 	}
 }
 
+// TestBrokerHTTPListenExample uncomments broker.yaml's http_listen line
+// and validates the result.
+func TestBrokerHTTPListenExample(t *testing.T) {
+	raw, err := os.ReadFile("broker.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := regexp.MustCompile(`(?m)^# (http_listen: .*)$`)
+	if !example.Match(raw) {
+		t.Fatal("broker.yaml has no commented http_listen example")
+	}
+	path := filepath.Join(t.TempDir(), "broker.yaml")
+	if err := os.WriteFile(path, example.ReplaceAll(raw, []byte("$1")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := broker.DefaultConfig()
+	if err := configfile.Load(path, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil || cfg.HTTPListen == "" {
+		t.Fatalf("the uncommented example: http_listen %q, %v", cfg.HTTPListen, err)
+	}
+}
+
 // TestDeviceClasses loads every register map in devices/ strictly, as
 // gateway check does, and checks that each is named for its class and
 // compiles into a few reads.
