@@ -42,6 +42,7 @@ type Broker struct {
 	// partition serves. Set once by open.
 	groupsOffline error
 	reg           *prometheus.Registry
+	authz         *authorizer // nil when authorization is disabled
 	metrics       *metrics
 	limits        *limits
 
@@ -180,6 +181,9 @@ func (b *Broker) open() error {
 		return fmt.Errorf("data dir %s: %w", dir, err)
 	}
 	if err := b.bootstrapUsers(); err != nil {
+		return err
+	}
+	if err := b.openAuthorizer(); err != nil {
 		return err
 	}
 	offline := 0

@@ -153,6 +153,9 @@ type Config struct {
 	// start, reporting corruption without changing anything (as `broker
 	// scrub` does). Default false.
 	ScrubOnStart bool `yaml:"scrub_on_start"`
+	// Authorization checks requests against Kafka ACLs; off by default
+	// (see AuthorizationConfig).
+	Authorization AuthorizationConfig `yaml:"authorization"`
 
 	// Logger receives the broker's structured logs. Nil discards them.
 	Logger *slog.Logger `yaml:"-"`
@@ -266,6 +269,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("retention_check_interval: %v must be positive", c.RetentionCheckInterval)
 	}
 	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	if err := c.Authorization.validate(); err != nil {
 		return err
 	}
 	for _, kv := range c.Topics.configs() {

@@ -50,6 +50,9 @@ type metrics struct {
 	authentications    *prometheus.CounterVec // listener, mechanism
 	authFailures       *prometheus.CounterVec // listener, mechanism
 	traffic            *traffic               // requests, errors, bytes and records, fsyncs: metrics_traffic.go
+	// authorizationFailures counts requests (or parts of them) the ACLs
+	// refused.
+	authorizationFailures *prometheus.CounterVec // principal, api, resource_type
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -79,6 +82,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "authentication_failures_total",
 		Help: "Failed authentications, by listener and mechanism: a wrong password or unknown user, a mechanism the listener does not enable (mechanism \"\"), or a failed TLS handshake (mechanism \"TLS\": an untrusted or missing client certificate, a plaintext client)."}, []string{"listener", "mechanism"})
 	reg.MustRegister(m.authentications, m.authFailures)
+	m.authorizationFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "authorization_failures_total",
+		Help: "Requests, or resources within them, refused by the ACLs, by principal, API and resource type (topic, group, cluster, transactional_id)."},
+		[]string{"principal", "api", "resource_type"})
 	m.offlinePartitions = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "offline_partitions",
 		Help: "Partitions whose log could not be opened at start-up (a corrupt segment): they serve nothing until repaired."})
 	m.segmentFiles = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "closed_segment_files",
@@ -92,6 +98,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.limitHits, m.connections, m.partitionErrors, m.malformedBatches, m.offlinePartitions, m.expiredOffsets, m.deletedGroups)
 	reg.MustRegister(m.scrubCorruptRanges, m.segmentFiles, m.queuedRequest, m.queuedResponse)
 	m.traffic = newTraffic(reg)
+	reg.MustRegister(m.authorizationFailures)
 	return m
 }
 
