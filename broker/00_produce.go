@@ -42,6 +42,9 @@ import (
 // "always", after the fsync that covers it): on a single node there is no
 // difference between them. acks=0 gets no response, but the records are
 // made durable and visible the same way.
+//
+// Authorization: WRITE on each topic, else its partitions are answered
+// TOPIC_AUTHORIZATION_FAILED (whether the topic exists or not), as Kafka.
 
 func init() { regKey(int16(kmsg.Produce), 0, 9, handleProduce) }
 
@@ -58,7 +61,7 @@ type producedPartition struct {
 	res appendResult
 }
 
-func handleProduce(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleProduce(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	var appended []producedPartition
@@ -69,10 +72,16 @@ func handleProduce(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 		topLevel = kerr.UnsupportedVersion.Code
 	case req.TransactionID != nil:
 		topLevel = kerr.TransactionalIDAuthorizationFailed.Code
-	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
-		topLevel = kerr.InvalidRequiredAcks.Code
 	}
 	for _, rt := range req.Topics {
+		code := topLevel
+		switch {
+		case code != 0:
+		case !b.authorize(c, req.Key(), kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, rt.Topic):
+			code = kerr.TopicAuthorizationFailed.Code
+		case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+			code = kerr.InvalidRequiredAcks.Code
+		}
 		ot := kmsg.NewProduceResponseTopic()
 		ot.Topic = rt.Topic
 		ot.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
@@ -85,8 +94,8 @@ func handleProduce(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 			out.BaseOffset = -1
 			out.LogAppendTime = -1
 			out.LogStartOffset = -1
-			if topLevel != 0 {
-				out.ErrorCode = topLevel
+			if code != 0 {
+				out.ErrorCode = code
 				continue
 			}
 			p := b.partition(rt.Topic, rp.Partition)

@@ -38,13 +38,32 @@ import (
 // partition answered with an error (OFFSET_OUT_OF_RANGE included) has its
 // high watermark, last stable offset and log start offset at -1, as in
 // Kafka.
+//
+// Authorization: READ on each topic (CLUSTER_ACTION on the cluster for a
+// request from a follower, replica id >= 0), else its partitions are
+// answered TOPIC_AUTHORIZATION_FAILED; a request whose every partition is
+// refused is answered at once.
 
 func init() { regKey(int16(kmsg.Fetch), 4, 12, handleFetch) }
 
 func handleFetch(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.FetchRequest)
+	// Decided here, on the reader goroutine, once per request: a long
+	// poll does not see ACL changes made while it waits.
+	var denied map[string]bool
+	if b.authz != nil {
+		follower := req.ReplicaID >= 0 && !b.authorizeCluster(c, req.Key(), kmsg.ACLOperationClusterAction)
+		for _, rt := range req.Topics {
+			if follower || !b.authorize(c, req.Key(), kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, rt.Topic) {
+				if denied == nil {
+					denied = map[string]bool{}
+				}
+				denied[rt.Topic] = true
+			}
+		}
+	}
 	return reply{finish: func(ctx context.Context) kmsg.Response {
-		resp, g := b.fetch(ctx, req)
+		resp, g := b.fetch(ctx, req, denied)
 		// The writer releases the grant once the response is written.
 		c.hold(g)
 		if r, ok := resp.(*kmsg.FetchResponse); ok {
@@ -54,9 +73,10 @@ func handleFetch(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	}}, nil
 }
 
-// fetch answers req, waiting as the request asks. The grant holds the
-// response's record bytes from the response budget.
-func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Response, grant) {
+// fetch answers req, waiting as the request asks, with the topics in denied
+// refused (TOPIC_AUTHORIZATION_FAILED). The grant holds the response's
+// record bytes from the response budget.
+func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest, denied map[string]bool) (kmsg.Response, grant) {
 	if req.Version >= 7 {
 		code := int16(0)
 		switch {
@@ -95,7 +115,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 		// Take the wake-up channel before reading, so data that
 		// arrives between the read and the wait is not missed.
 		wake := b.data.wait()
-		f := b.fetchOnce(req)
+		f := b.fetchOnce(req, denied)
 		// A response the budget left empty waits for budget even if
 		// it met MinBytes; one with records is sent.
 		if f.final || timeout == nil || (f.bytes >= int(req.MinBytes) && !(f.short && f.bytes == 0)) {
@@ -114,7 +134,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 			case <-timeout:
 			case <-ctx.Done():
 			}
-			f = b.fetchOnce(req)
+			f = b.fetchOnce(req, denied)
 			if f.short {
 				count()
 			}
@@ -156,7 +176,7 @@ func (b *Broker) fetch(ctx context.Context, req *kmsg.FetchRequest) (kmsg.Respon
 			}
 		}
 		if ended {
-			f = b.fetchOnce(req)
+			f = b.fetchOnce(req, denied)
 			if f.short {
 				count()
 			}
@@ -179,12 +199,15 @@ type fetched struct {
 }
 
 // fetchOnce reads what is available now and fits in the response budget.
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest) fetched {
+// The topics in denied are refused; when that is every partition, the
+// response is final.
+func (b *Broker) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool) fetched {
 	f := fetched{resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	want := int(min(req.MaxBytes, b.cfg.FetchMaxBytes))
 	f.g, _ = b.responseBudget.acquireUpTo(int64(max(want, 0)))
 	g := &f.g
 	remaining := int(g.n)
+	allowed := false
 	for _, rt := range req.Topics {
 		ot := kmsg.NewFetchResponseTopic()
 		ot.Topic = rt.Topic
@@ -195,6 +218,13 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) fetched {
 			op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 			op.PreferredReadReplica = -1
 			op.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+			if denied[rt.Topic] {
+				op.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				op.RecordBatches = []byte{}
+				ot.Partitions = append(ot.Partitions, op)
+				continue
+			}
+			allowed = true
 			// Only the first partition with data may exceed the
 			// limits, and only if the budget has the bytes: once it
 			// fell short, no other partition reads a batch only to
@@ -233,6 +263,9 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) fetched {
 			ot.Partitions = append(ot.Partitions, op)
 		}
 		f.resp.Topics = append(f.resp.Topics, ot)
+	}
+	if !allowed && len(denied) > 0 {
+		f.final = true
 	}
 	g.shrink(int64(f.bytes))
 	f.need = min(f.need, g.b.capacity)

@@ -19,19 +19,28 @@ import (
 // that batch that are older than the timestamp (Kafka decompresses the batch
 // to answer the exact record). When no batch qualifies the offset is -1.
 // v7's max-timestamp lookup (-3) is not implemented and not advertised.
+//
+// Authorization: DESCRIBE on each topic, else its partitions are answered
+// TOPIC_AUTHORIZATION_FAILED.
 
 func init() { regKey(int16(kmsg.ListOffsets), 1, 6, handleListOffsets) }
 
-func handleListOffsets(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleListOffsets(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, rt := range req.Topics {
 		ot := kmsg.NewListOffsetsResponseTopic()
 		ot.Topic = rt.Topic
+		authorized := b.authorize(c, req.Key(), kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			op := kmsg.NewListOffsetsResponseTopicPartition()
 			op.Partition = rp.Partition
 			op.Timestamp, op.Offset, op.LeaderEpoch = -1, -1, 0
+			if !authorized {
+				op.ErrorCode, op.LeaderEpoch = kerr.TopicAuthorizationFailed.Code, -1
+				ot.Partitions = append(ot.Partitions, op)
+				continue
+			}
 			op.ErrorCode = b.listOffset(rt.Topic, rp, &op)
 			ot.Partitions = append(ot.Partitions, op)
 		}

@@ -12,12 +12,23 @@ import (
 // empty one at v0, asks for every topic. Missing topics are created with
 // DefaultPartitions only when the broker's AutoCreateTopics is on and the
 // request allows it (v4+). Topic ids (v10+) are stored in the catalog.
-// Authorized-operations fields (v8+) report -2147483648 ("not provided"), as
-// brokers without an authorizer do.
+//
+// Authorization, as Kafka: a request for every topic lists only those the
+// client may DESCRIBE; a topic named (or identified) without DESCRIBE is
+// answered TOPIC_AUTHORIZATION_FAILED without a topic id (without a name
+// when asked by id), whether it exists or not; auto-creation needs CREATE on
+// the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED. Authorized
+// operations (v8+) are reported when asked (the cluster's only v8–10, and
+// 0 without DESCRIBE on the cluster), else -2147483648; without
+// authorization every operation is reported, as Kafka without an
+// authorizer.
 
 func init() { regKey(int16(kmsg.Metadata), 0, 12, handleMetadata) }
 
 const nodeID = 0
+
+// notProvided is the authorized-operations value of a field not asked for.
+const notProvided = -2147483648
 
 func handleMetadata(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.MetadataRequest)
@@ -27,12 +38,32 @@ func handleMetadata(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	resp.ClusterID = new(string)
 	*resp.ClusterID = b.ClusterID()
 	resp.ControllerID = nodeID
-	resp.AuthorizedOperations = -2147483648
+	resp.AuthorizedOperations = notProvided
+	if req.Version >= 8 && req.Version <= 10 && req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = 0
+		if b.authorizeCluster(c, req.Key(), kmsg.ACLOperationDescribe) {
+			resp.AuthorizedOperations = b.authorizedOperations(c, kmsg.ACLResourceTypeCluster, clusterResourceName)
+		}
+	}
+	describe := func(t *topic) kmsg.MetadataResponseTopic {
+		mt := topicMetadata(t)
+		if req.Version >= 8 && req.IncludeTopicAuthorizedOperations {
+			mt.AuthorizedOperations = b.authorizedOperations(c, kmsg.ACLResourceTypeTopic, t.meta.Name)
+		}
+		return mt
+	}
+	refused := func(name *string, id [16]byte) {
+		mt := kmsg.NewMetadataResponseTopic()
+		mt.Topic, mt.TopicID, mt.ErrorCode = name, id, kerr.TopicAuthorizationFailed.Code
+		resp.Topics = append(resp.Topics, mt)
+	}
 
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
 		for _, t := range b.sortedTopics() {
-			resp.Topics = append(resp.Topics, topicMetadata(t))
+			if b.permits(c, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.meta.Name) {
+				resp.Topics = append(resp.Topics, describe(t))
+			}
 		}
 		return reply{resp: resp}, nil
 	}
@@ -53,11 +84,24 @@ func handleMetadata(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 		name := ""
 		if rt.Topic != nil {
 			name = *rt.Topic
+			if !b.authorize(c, req.Key(), kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, name) {
+				refused(rt.Topic, [16]byte{})
+				continue
+			}
 			t = b.topic(name)
 		} else {
 			t = b.topicByID(rt.TopicID)
+			if t != nil && !b.authorize(c, req.Key(), kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.meta.Name) {
+				refused(nil, rt.TopicID)
+				continue
+			}
 		}
 		if t == nil && rt.Topic != nil && autoCreate {
+			if !b.permits(c, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, clusterResourceName) &&
+				!b.authorize(c, req.Key(), kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, name) {
+				refused(rt.Topic, [16]byte{})
+				continue
+			}
 			if err := validateTopicName(name); err == nil {
 				var code int16
 				t, code, _ = b.createTopic(name, b.cfg.DefaultPartitions, nil, false)
@@ -77,7 +121,7 @@ func handleMetadata(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, topicMetadata(t))
+		resp.Topics = append(resp.Topics, describe(t))
 	}
 	return reply{resp: resp}, nil
 }
@@ -87,7 +131,7 @@ func topicMetadata(t *topic) kmsg.MetadataResponseTopic {
 	name := t.meta.Name
 	mt.Topic = &name
 	mt.TopicID = t.meta.ID
-	mt.AuthorizedOperations = -2147483648
+	mt.AuthorizedOperations = notProvided
 	for _, p := range t.partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.index

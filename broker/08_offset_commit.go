@@ -18,14 +18,20 @@ import (
 // fsynced before the answer. The retention time (v2–4) is ignored, where
 // Kafka makes it the offset's expiry time: offsets expire after the broker's
 // OffsetsRetention (coordinator.expire). Metadata is limited to 4096 bytes.
+//
+// Authorization: READ on the group (else every partition is
+// GROUP_AUTHORIZATION_FAILED), and READ on each topic (else its partitions
+// are TOPIC_AUTHORIZATION_FAILED).
 
 func init() { regKey(int16(kmsg.OffsetCommit), 2, 8, handleOffsetCommit) }
 
-func handleOffsetCommit(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleOffsetCommit(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.OffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	code := int16(0)
-	if !validGroupID(req.Group) {
+	if !b.authorize(c, req.Key(), kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		code = kerr.GroupAuthorizationFailed.Code
+	} else if !validGroupID(req.Group) {
 		code = kerr.InvalidGroupID.Code
 	} else if g := b.groups.group(req.Group, true); !g.do(func() { code = g.commitCheck(req.Generation, req.MemberID, req.InstanceID) }) {
 		code = kerr.CoordinatorNotAvailable.Code
@@ -37,12 +43,16 @@ func handleOffsetCommit(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 		ot := kmsg.NewOffsetCommitResponseTopic()
 		ot.Topic = rt.Topic
 		ot.Partitions = make([]kmsg.OffsetCommitResponseTopicPartition, len(rt.Partitions))
+		topicCode := code
+		if code != kerr.GroupAuthorizationFailed.Code && !b.authorize(c, req.Key(), kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			topicCode = kerr.TopicAuthorizationFailed.Code
+		}
 		for i, rp := range rt.Partitions {
 			op := &ot.Partitions[i]
 			op.Partition = rp.Partition
 			switch {
-			case code != 0:
-				op.ErrorCode = code
+			case topicCode != 0:
+				op.ErrorCode = topicCode
 			case b.partition(rt.Topic, rp.Partition) == nil:
 				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case rp.Metadata != nil && len(*rp.Metadata) > maxOffsetMetadata:

@@ -15,6 +15,9 @@ import (
 // batch of keys. While the committed offsets' log is offline (corrupt at
 // start-up) every group key is answered COORDINATOR_NOT_AVAILABLE, which
 // clients retry.
+//
+// Authorization: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED) or
+// on the transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 func init() { regKey(int16(kmsg.FindCoordinator), 0, 4, handleFindCoordinator) }
 
@@ -23,10 +26,14 @@ func handleFindCoordinator(b *Broker, c *conn, kreq kmsg.Request) (reply, error)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	answer := func(key string) (int16, string) {
 		switch {
+		case req.CoordinatorType == 1 && !b.authorize(c, req.Key(), kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, key):
+			return kerr.TransactionalIDAuthorizationFailed.Code, "Transactional Id authorization failed."
 		case req.CoordinatorType == 1:
 			return kerr.TransactionalIDAuthorizationFailed.Code, "transactions are not supported by this broker"
 		case req.CoordinatorType != 0:
 			return kerr.InvalidRequest.Code, "unknown coordinator type"
+		case !b.authorize(c, req.Key(), kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, key):
+			return kerr.GroupAuthorizationFailed.Code, "Group authorization failed."
 		case !validGroupID(key):
 			return kerr.InvalidGroupID.Code, "group id must be 1 to 1024 bytes"
 		case b.groupsOffline != nil:

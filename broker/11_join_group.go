@@ -19,6 +19,8 @@ import (
 // group's first rebalance waits GroupInitialRebalanceDelay for more members.
 // The response's SkipAssignment (v9) is always false. A member whose
 // protocol metadata exceeds 1 MiB is refused with INVALID_REQUEST.
+//
+// Authorization: READ on the group, else GROUP_AUTHORIZATION_FAILED.
 
 func init() { regKey(int16(kmsg.JoinGroup), 0, 9, handleJoinGroup) }
 
@@ -30,6 +32,11 @@ func handleJoinGroup(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	fail := func(code int16) (reply, error) {
 		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 		resp.ErrorCode, resp.MemberID, resp.Generation = code, req.MemberID, -1
+		return reply{resp: resp}, nil
+	}
+	if !b.authorize(c, req.Key(), kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode, resp.Generation = kerr.GroupAuthorizationFailed.Code, -1
 		return reply{resp: resp}, nil
 	}
 	if !validGroupID(req.Group) {

@@ -11,12 +11,18 @@ import (
 // rejoin), ILLEGAL_GENERATION for an old generation, UNKNOWN_MEMBER_ID for
 // a member the group does not have (also after a broker restart),
 // FENCED_INSTANCE_ID for a replaced static member.
+//
+// Authorization: READ on the group, else GROUP_AUTHORIZATION_FAILED.
 
 func init() { regKey(int16(kmsg.Heartbeat), 0, 4, handleHeartbeat) }
 
-func handleHeartbeat(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleHeartbeat(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	if !b.authorize(c, req.Key(), kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return reply{resp: resp}, nil
+	}
 	g := b.groups.group(req.Group, false)
 	switch {
 	case !validGroupID(req.Group):

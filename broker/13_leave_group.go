@@ -10,12 +10,19 @@ import (
 // v3+ removes a batch of members, by member id or by group.instance.id
 // (static members), with a code per member; the rest of the group
 // rebalances.
+//
+// Authorization: READ on the group, else GROUP_AUTHORIZATION_FAILED (for
+// the request, with no member listed).
 
 func init() { regKey(int16(kmsg.LeaveGroup), 0, 5, handleLeaveGroup) }
 
-func handleLeaveGroup(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleLeaveGroup(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.LeaveGroupRequest)
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	if !b.authorize(c, req.Key(), kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return reply{resp: resp}, nil
+	}
 	ids, instances := []string{req.MemberID}, []*string{nil}
 	if req.Version >= 3 {
 		ids, instances = nil, nil

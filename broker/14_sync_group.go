@@ -12,15 +12,20 @@ import (
 // Followers wait until the leader's SyncGroup brings the assignment; a
 // rebalance starting meanwhile answers them REBALANCE_IN_PROGRESS. v5
 // checks the protocol type and name against the group's.
+//
+// Authorization: READ on the group, else GROUP_AUTHORIZATION_FAILED.
 
 func init() { regKey(int16(kmsg.SyncGroup), 0, 5, handleSyncGroup) }
 
-func handleSyncGroup(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleSyncGroup(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.SyncGroupRequest)
 	fail := func(code int16) (reply, error) {
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = code
 		return reply{resp: resp}, nil
+	}
+	if !b.authorize(c, req.Key(), kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		return fail(kerr.GroupAuthorizationFailed.Code)
 	}
 	if !validGroupID(req.Group) {
 		return fail(kerr.InvalidGroupID.Code)

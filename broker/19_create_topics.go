@@ -16,16 +16,23 @@ import (
 // topic's once '.' is read as '_' is INVALID_TOPIC_EXCEPTION (the two would
 // share Kafka's metric names). v5+ responses carry the partition count,
 // replication factor and effective configs; v7 the topic id.
+//
+// Authorization: CREATE on the cluster or on the topic, else
+// TOPIC_AUTHORIZATION_FAILED; a topic created by a client without
+// DESCRIBE_CONFIGS on it is answered without its configs, partition count
+// and replication factor, with TOPIC_AUTHORIZATION_FAILED as its config
+// error (v5+), as Kafka.
 
 func init() { regKey(int16(kmsg.CreateTopics), 0, 7, handleCreateTopics) }
 
-func handleCreateTopics(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleCreateTopics(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	seen := map[string]int{}
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	clusterCreate := b.permits(c, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, clusterResourceName)
 	for _, rt := range req.Topics {
 		ot := kmsg.NewCreateTopicsResponseTopic()
 		ot.Topic = rt.Topic
@@ -36,6 +43,8 @@ func handleCreateTopics(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 		switch {
 		case seen[rt.Topic] > 1:
 			code, msg = kerr.InvalidRequest.Code, fmt.Sprintf("topic %q appears more than once in the request", rt.Topic)
+		case !clusterCreate && !b.authorize(c, req.Key(), kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, rt.Topic):
+			code, msg = kerr.TopicAuthorizationFailed.Code, "Authorization failed."
 		case rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1:
 			code, msg = kerr.InvalidReplicationFactor.Code, fmt.Sprintf("replication factor %d is larger than the 1 broker available", rt.ReplicationFactor)
 		case len(rt.ReplicaAssignment) > 0:
@@ -68,7 +77,12 @@ func handleCreateTopics(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 		if msg != "" && req.Version >= 1 {
 			ot.ErrorMessage = &msg
 		}
-		if code == 0 {
+		if code == 0 && !b.permits(c, kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			if t != nil {
+				ot.TopicID = t.meta.ID
+			}
+			ot.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+		} else if code == 0 {
 			if partitions == -1 {
 				partitions = b.cfg.DefaultPartitions
 			}

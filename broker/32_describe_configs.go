@@ -19,10 +19,14 @@ import (
 // have no synonym (Kafka's log.retention.ms and log.roll.ms have no default
 // of their own: it comes from log.retention.hours and log.roll.hours). The
 // broker resource (node 0) reports those broker-level defaults, read-only.
+//
+// Authorization: DESCRIBE_CONFIGS on the topic (else
+// TOPIC_AUTHORIZATION_FAILED) or, for the broker, on the cluster (else
+// CLUSTER_AUTHORIZATION_FAILED); a refused resource has no configs.
 
 func init() { regKey(int16(kmsg.DescribeConfigs), 0, 4, handleDescribeConfigs) }
 
-func handleDescribeConfigs(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleDescribeConfigs(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, rr := range req.Resources {
@@ -30,6 +34,10 @@ func handleDescribeConfigs(b *Broker, _ *conn, kreq kmsg.Request) (reply, error)
 		or.ResourceType, or.ResourceName = rr.ResourceType, rr.ResourceName
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
+			if !b.authorize(c, req.Key(), kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic, rr.ResourceName) {
+				or.ErrorCode, or.ErrorMessage = kerr.TopicAuthorizationFailed.Code, kmsg.StringPtr("Topic authorization failed.")
+				break
+			}
 			t := b.topic(rr.ResourceName)
 			if t == nil {
 				or.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -39,6 +47,10 @@ func handleDescribeConfigs(b *Broker, _ *conn, kreq kmsg.Request) (reply, error)
 			}
 			or.Configs = b.describeTopicConfigs(t.meta.Configs, rr.ConfigNames, req.IncludeSynonyms)
 		case kmsg.ConfigResourceTypeBroker:
+			if !b.authorizeCluster(c, req.Key(), kmsg.ACLOperationDescribeConfigs) {
+				or.ErrorCode, or.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr(msgClusterAuthorizationFailed)
+				break
+			}
 			if rr.ResourceName != "" && rr.ResourceName != fmt.Sprint(nodeID) {
 				or.ErrorCode = kerr.InvalidRequest.Code
 				msg := fmt.Sprintf("broker %q does not exist; this is node %d", rr.ResourceName, nodeID)

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -24,13 +25,17 @@ import (
 
 func init() { regKey(int16(kmsg.DescribeLogDirs), 1, 4, handleDescribeLogDirs) }
 
-func handleDescribeLogDirs(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleDescribeLogDirs(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.DescribeLogDirsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
 
-	// Authorization goes here: Kafka requires DESCRIBE on the CLUSTER and
-	// otherwise answers CLUSTER_AUTHORIZATION_FAILED in ErrorCode (v3+)
-	// with no dirs (v1-2: no dirs only).
+	// Authorization: DESCRIBE on the cluster, else
+	// CLUSTER_AUTHORIZATION_FAILED in ErrorCode (v3+) with no dirs (v1–2:
+	// no dirs only), as Kafka.
+	if !b.authorizeCluster(c, req.Key(), kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return reply{resp: resp}, nil
+	}
 
 	dir := kmsg.NewDescribeLogDirsResponseDir()
 	dir.Dir = b.cfg.DataDir

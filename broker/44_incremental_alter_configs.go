@@ -17,10 +17,13 @@ import (
 // "delete"). All operations on a resource are validated before any is
 // applied; an invalid one fails the resource with INVALID_CONFIG naming it.
 // Broker configs are static (broker.yaml) and cannot be altered here.
+//
+// Authorization: ALTER_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED)
+// or, for the broker, on the cluster (else CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { regKey(int16(kmsg.IncrementalAlterConfigs), 0, 1, handleIncrementalAlterConfigs) }
 
-func handleIncrementalAlterConfigs(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleIncrementalAlterConfigs(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	seen := map[string]int{}
@@ -34,10 +37,14 @@ func handleIncrementalAlterConfigs(b *Broker, _ *conn, kreq kmsg.Request) (reply
 		switch {
 		case seen[fmt.Sprint(rr.ResourceType, rr.ResourceName)] > 1:
 			code, msg = kerr.InvalidRequest.Code, fmt.Sprintf("resource %q appears more than once in the request", rr.ResourceName)
+		case rr.ResourceType == kmsg.ConfigResourceTypeBroker && !b.authorizeCluster(c, req.Key(), kmsg.ACLOperationAlterConfigs):
+			code, msg = kerr.ClusterAuthorizationFailed.Code, msgClusterAuthorizationFailed
 		case rr.ResourceType == kmsg.ConfigResourceTypeBroker:
 			code, msg = kerr.InvalidRequest.Code, "broker configs are static: edit broker.yaml and restart the broker"
 		case rr.ResourceType != kmsg.ConfigResourceTypeTopic:
 			code, msg = kerr.InvalidRequest.Code, fmt.Sprintf("resource type %d cannot be altered; only topics (2)", rr.ResourceType)
+		case !b.authorize(c, req.Key(), kmsg.ACLOperationAlterConfigs, kmsg.ACLResourceTypeTopic, rr.ResourceName):
+			code, msg = kerr.TopicAuthorizationFailed.Code, "Topic authorization failed."
 		default:
 			code, msg = b.incrementalAlterTopic(rr, req.ValidateOnly)
 		}

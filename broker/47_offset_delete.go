@@ -10,12 +10,20 @@ import (
 // Deletes a group's committed offsets for some partitions. While the group
 // has members, offsets of topics its consumers subscribe to are refused with
 // GROUP_SUBSCRIBED_TO_TOPIC.
+//
+// Authorization: DELETE on the group (else GROUP_AUTHORIZATION_FAILED for
+// the request) and READ on each topic (else its partitions are
+// TOPIC_AUTHORIZATION_FAILED).
 
 func init() { regKey(int16(kmsg.OffsetDelete), 0, 0, handleOffsetDelete) }
 
-func handleOffsetDelete(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
+func handleOffsetDelete(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.OffsetDeleteRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	if !b.authorize(c, req.Key(), kmsg.ACLOperationDelete, kmsg.ACLResourceTypeGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return reply{resp: resp}, nil
+	}
 	if !validGroupID(req.Group) {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return reply{resp: resp}, nil
@@ -34,10 +42,13 @@ func handleOffsetDelete(b *Broker, _ *conn, kreq kmsg.Request) (reply, error) {
 	for _, rt := range req.Topics {
 		ot := kmsg.NewOffsetDeleteResponseTopic()
 		ot.Topic = rt.Topic
+		allowed := b.authorize(c, req.Key(), kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			op := kmsg.NewOffsetDeleteResponseTopicPartition()
 			op.Partition = rp.Partition
-			if subscribed[rt.Topic] {
+			if !allowed {
+				op.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else if subscribed[rt.Topic] {
 				op.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			} else {
 				changes = append(changes, offsetChange{key: offsetKey{req.Group, rt.Topic, rp.Partition}})

@@ -11,6 +11,9 @@ import (
 // counts it has credentials for (never a salt or key). No users asked for
 // means every user; a user named twice gets DUPLICATE_RESOURCE, an unknown
 // one RESOURCE_NOT_FOUND, as Kafka answers.
+//
+// Authorization: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED
+// for the request.
 
 func init() {
 	regKey(int16(kmsg.DescribeUserSCRAMCredentials), 0, 0, handleDescribeUserSCRAMCredentials)
@@ -41,6 +44,10 @@ func scramMechanismName(code int8) string {
 func handleDescribeUserSCRAMCredentials(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if !b.authorizeCluster(c, req.Key(), kmsg.ACLOperationDescribe) {
+		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr(msgClusterAuthorizationFailed)
+		return reply{resp: resp}, nil
+	}
 	if len(req.Users) == 0 {
 		for _, u := range b.users.list() {
 			resp.Results = append(resp.Results, describedUser(u))

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -16,6 +17,9 @@ import (
 // 16384 iterations, a salt, a known mechanism, a credential altered once
 // per request, a deletion of an existing credential) and applied together,
 // durably, or not at all; other users' changes do not depend on them.
+//
+// Authorization: ALTER on the cluster, else every user named is answered
+// CLUSTER_AUTHORIZATION_FAILED (once each, sorted, as Kafka).
 
 func init() {
 	regKey(int16(kmsg.AlterUserSCRAMCredentials), 0, 0, handleAlterUserSCRAMCredentials)
@@ -24,6 +28,22 @@ func init() {
 func handleAlterUserSCRAMCredentials(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.AlterUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
+	if !b.authorizeCluster(c, req.Key(), kmsg.ACLOperationAlter) {
+		var names []string
+		for _, d := range req.Deletions {
+			names = append(names, d.Name)
+		}
+		for _, up := range req.Upsertions {
+			names = append(names, up.Name)
+		}
+		slices.Sort(names)
+		for _, n := range slices.Compact(names) {
+			r := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+			r.User, r.ErrorCode, r.ErrorMessage = n, kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr(msgClusterAuthorizationFailed)
+			resp.Results = append(resp.Results, r)
+		}
+		return reply{resp: resp}, nil
+	}
 	type userChanges struct {
 		changes []credChange
 		code    int16
