@@ -276,8 +276,13 @@ func newACLIndex(acls []aclEntry) *aclIndex {
 }
 
 // canonicalHost is an IP address in Go's canonical form (an IPv4-mapped
-// IPv6 address as IPv4), or the string itself if it is not an address.
+// IPv6 address as IPv4), or the string itself if it is not an address. A
+// dotted IPv4 address is returned as it is (without parsing: it is called
+// on every decision): the only form netip accepts is the canonical one.
 func canonicalHost(h string) string {
+	if !strings.Contains(h, ":") {
+		return h
+	}
 	if a, err := netip.ParseAddr(h); err == nil {
 		return a.Unmap().String()
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -215,5 +216,31 @@ func TestAuthorizationConfigValidate(t *testing.T) {
 				t.Fatalf("Validate: %v, want an error containing %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// BenchmarkAuthorize measures one produce-path decision among the ACLs of
+// 500 factories (a gateway and a sink each), plus wildcard and cluster
+// ACLs.
+//
+//	go test -run '^$' -bench BenchmarkAuthorize -benchtime 1s ./broker/
+func BenchmarkAuthorize(b *testing.B) {
+	var acls []string
+	for i := range 500 {
+		f := fmt.Sprintf("plant-%d.", i)
+		acls = append(acls,
+			"TOPIC PREFIXED "+f+" User:gw-"+f+" * WRITE ALLOW",
+			"TOPIC PREFIXED "+f+" User:gw-"+f+" * DESCRIBE ALLOW",
+			"TOPIC PREFIXED "+f+" User:sink * READ ALLOW",
+			"TOPIC LITERAL "+f+"press.dlq User:sink * WRITE ALLOW",
+		)
+	}
+	acls = append(acls, "TOPIC LITERAL * User:auditor * DESCRIBE ALLOW", "CLUSTER LITERAL kafka-cluster User:sink * IDEMPOTENT_WRITE ALLOW")
+	a := testAuthorizer(b, []string{"User:admin"}, false, acls...)
+	b.ResetTimer()
+	for b.Loop() {
+		if !a.allows("User:gw-plant-250.", "10.1.2.3", kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, "plant-250.press") {
+			b.Fatal("denied")
+		}
 	}
 }
