@@ -4,6 +4,7 @@
 //	broker serve --config configs/broker.yaml [--listen 127.0.0.1:9092] [--data-dir DIR] [--flush always|interval] [--http-listen 127.0.0.1:9110]
 //	broker topics create|list|describe|alter|delete --brokers HOST:PORT ...
 //	broker groups list|describe|lag|reset --brokers HOST:PORT ...
+//	broker acls grant-factory|revoke-factory|list --brokers HOST:PORT ...
 //	broker scrub --data-dir DIR [--topic T [--partition P]]
 //	broker repair --data-dir DIR --topic T --partition P [--dry-run]
 //
@@ -65,7 +66,7 @@ func run(args []string, stdout io.Writer) error {
 		ShortUsage: "broker <subcommand> [flags]",
 		ShortHelp:  "factorywire's single-node Kafka-protocol broker",
 		Subcommands: []*ffcli.Command{serveCommand(), topicsCommand(stdout), groupsCommand(stdout), usersCommand(stdin, stdout),
-			scrubCommand(stdout), repairCommand(stdout)},
+			scrubCommand(stdout), repairCommand(stdout), aclsCommand(stdout)},
 		Exec: func(context.Context, []string) error {
 			return usageError{Err: errors.New("missing subcommand: try 'broker serve --help'")}
 		},
