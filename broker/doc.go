@@ -89,6 +89,7 @@
 //	  TOPIC-PARTITION/      one commitlog directory per partition, as Kafka names them,
 //	                        with producer-state.json (idempotent producers' windows)
 //	  __consumer_offsets/   commitlog of committed offsets, compacted by rewrite
+//	  acls.json             ACLs, read only with authorization enabled (aclstore.go)
 //
 // topics.json and producer-ids are replaced atomically (write, fsync,
 // rename, fsync the directory). Deleting a topic removes it from the catalog
@@ -104,6 +105,16 @@
 // closed_segment_idle; each one closed early to make room counts a
 // max_open_closed_segments limit hit. The broker needs about 3 × partitions
 // + 3 × max_open_closed_segments + connections file handles.
+//
+// # Authorization
+//
+// With Config.Authorization enabled, every handler checks the connection's
+// principal and address against the ACLs with the operation Apache Kafka's
+// KafkaApis checks for that API, and answers Kafka's codes (authz.go, and
+// each NN_name.go's doc comment); decisions follow Kafka's
+// StandardAuthorizer (acl.go) and read an immutable index that CreateAcls
+// and DeleteAcls replace after the store is written. Disabled, nothing is
+// checked and the ACL APIs answer SECURITY_DISABLED.
 //
 // # Limits
 //
