@@ -11,7 +11,8 @@ import (
 //
 // Followers wait until the leader's SyncGroup brings the assignment; a
 // rebalance starting meanwhile answers them REBALANCE_IN_PROGRESS. v5
-// checks the protocol type and name against the group's.
+// checks the protocol type and name against the group's, and requires them
+// (INCONSISTENT_GROUP_PROTOCOL without, before authorization, as Kafka).
 //
 // Authorization: READ on the group, else GROUP_AUTHORIZATION_FAILED.
 
@@ -23,6 +24,9 @@ func handleSyncGroup(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 		resp.ErrorCode = code
 		return reply{resp: resp}, nil
+	}
+	if req.Version >= 5 && (req.ProtocolType == nil || req.Protocol == nil) {
+		return fail(kerr.InconsistentGroupProtocol.Code)
 	}
 	if !b.authorize(c, req.Key(), kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
 		return fail(kerr.GroupAuthorizationFailed.Code)

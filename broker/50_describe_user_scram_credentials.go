@@ -13,7 +13,8 @@ import (
 // one RESOURCE_NOT_FOUND, as Kafka answers.
 //
 // Authorization: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED
-// for the request.
+// for the request and each user named (Kafka leaves the user name of these
+// results empty; they carry it here).
 
 func init() {
 	regKey(int16(kmsg.DescribeUserSCRAMCredentials), 0, 0, handleDescribeUserSCRAMCredentials)
@@ -46,6 +47,11 @@ func handleDescribeUserSCRAMCredentials(b *Broker, c *conn, kreq kmsg.Request) (
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
 	if !b.authorizeCluster(c, req.Key(), kmsg.ACLOperationDescribe) {
 		resp.ErrorCode, resp.ErrorMessage = kerr.ClusterAuthorizationFailed.Code, kmsg.StringPtr(msgClusterAuthorizationFailed)
+		for _, u := range req.Users {
+			r := kmsg.NewDescribeUserSCRAMCredentialsResponseResult()
+			r.User, r.ErrorCode, r.ErrorMessage = u.Name, resp.ErrorCode, resp.ErrorMessage
+			resp.Results = append(resp.Results, r)
+		}
 		return reply{resp: resp}, nil
 	}
 	if len(req.Users) == 0 {
