@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -149,45 +150,57 @@ func TestAuthorizeByResourceType(t *testing.T) {
 	}
 }
 
+// aclFilterCase is a filter and the indexes of the ACLs (of
+// aclFilterACLs) it matches.
+type aclFilterCase struct {
+	name string
+	f    aclFilter
+	want []int
+}
+
+var aclFilterACLs = []string{
+	"TOPIC LITERAL plant-a.press User:a * READ ALLOW",
+	"TOPIC LITERAL * User:a * DESCRIBE ALLOW",
+	"TOPIC PREFIXED plant-a. User:b * WRITE ALLOW",
+	"TOPIC PREFIXED plant-b. User:b * WRITE ALLOW",
+	"GROUP LITERAL plant-a.press User:a * READ DENY",
+	"TOPIC PREFIXED plant-a.pr User:c 10.0.0.1 ALL DENY",
+}
+
+func aclFilterCases() []aclFilterCase {
+	name := func(s string) *string { return &s }
+	filter := func(typ kmsg.ACLResourceType, n *string, pattern kmsg.ACLResourcePatternType) aclFilter {
+		return aclFilter{ResourceType: typ, Name: n, Pattern: pattern, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}
+	}
+	return []aclFilterCase{
+		{"everything", filter(kmsg.ACLResourceTypeAny, nil, kmsg.ACLResourcePatternTypeAny), []int{0, 1, 2, 3, 4, 5}},
+		{"topic literal by name", filter(kmsg.ACLResourceTypeTopic, name("plant-a.press"), kmsg.ACLResourcePatternTypeLiteral), []int{0}},
+		{"any pattern by name is exact", filter(kmsg.ACLResourceTypeAny, name("plant-a.press"), kmsg.ACLResourcePatternTypeAny), []int{0, 4}},
+		{"match", filter(kmsg.ACLResourceTypeTopic, name("plant-a.press"), kmsg.ACLResourcePatternTypeMatch), []int{0, 1, 2, 5}},
+		{"match of any type", filter(kmsg.ACLResourceTypeAny, name("plant-a.press"), kmsg.ACLResourcePatternTypeMatch), []int{0, 1, 2, 4, 5}},
+		{"match without a name", filter(kmsg.ACLResourceTypeTopic, nil, kmsg.ACLResourcePatternTypeMatch), []int{0, 1, 2, 3, 5}},
+		{"match of the wildcard name", filter(kmsg.ACLResourceTypeTopic, name("*"), kmsg.ACLResourcePatternTypeMatch), []int{1}},
+		{"prefixed by name is exact", filter(kmsg.ACLResourceTypeTopic, name("plant-a."), kmsg.ACLResourcePatternTypePrefixed), []int{2}},
+		{"literal of a prefix name", filter(kmsg.ACLResourceTypeTopic, name("plant-a."), kmsg.ACLResourcePatternTypeLiteral), nil},
+		{"principal and operation", aclFilter{ResourceType: kmsg.ACLResourceTypeAny, Pattern: kmsg.ACLResourcePatternTypeAny, Principal: name("User:b"), Operation: kmsg.ACLOperationWrite, Permission: kmsg.ACLPermissionTypeAllow}, []int{2, 3}},
+		{"permission", aclFilter{ResourceType: kmsg.ACLResourceTypeAny, Pattern: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeDeny}, []int{4, 5}},
+		{"host", aclFilter{ResourceType: kmsg.ACLResourceTypeAny, Pattern: kmsg.ACLResourcePatternTypeAny, Host: name("10.0.0.1"), Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}, []int{5}},
+		{"operation ALL is not any", aclFilter{ResourceType: kmsg.ACLResourceTypeAny, Pattern: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationRead, Permission: kmsg.ACLPermissionTypeAny}, []int{0, 4}},
+	}
+}
+
 // TestACLFilterMatch checks Kafka's ACL filter semantics, MATCH included.
 func TestACLFilterMatch(t *testing.T) {
-	acls := []string{
-		"TOPIC LITERAL plant-a.press User:a * READ ALLOW",
-		"TOPIC LITERAL * User:a * DESCRIBE ALLOW",
-		"TOPIC PREFIXED plant-a. User:b * WRITE ALLOW",
-		"TOPIC PREFIXED plant-b. User:b * WRITE ALLOW",
-		"GROUP LITERAL plant-a.press User:a * READ DENY",
-	}
-	name := func(s string) *string { return &s }
-	cases := []struct {
-		name string
-		f    aclFilter
-		want []int // indexes into acls
-	}{
-		{"everything", aclFilter{ResourceType: kmsg.ACLResourceTypeAny, Pattern: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}, []int{0, 1, 2, 3, 4}},
-		{"topic literal by name", aclFilter{ResourceType: kmsg.ACLResourceTypeTopic, Name: name("plant-a.press"), Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}, []int{0}},
-		{"any pattern by name is exact", aclFilter{ResourceType: kmsg.ACLResourceTypeAny, Name: name("plant-a.press"), Pattern: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}, []int{0, 4}},
-		{"match", aclFilter{ResourceType: kmsg.ACLResourceTypeTopic, Name: name("plant-a.press"), Pattern: kmsg.ACLResourcePatternTypeMatch, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}, []int{0, 1, 2}},
-		{"prefixed by name is exact", aclFilter{ResourceType: kmsg.ACLResourceTypeTopic, Name: name("plant-a."), Pattern: kmsg.ACLResourcePatternTypePrefixed, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}, []int{2}},
-		{"principal and operation", aclFilter{ResourceType: kmsg.ACLResourceTypeAny, Pattern: kmsg.ACLResourcePatternTypeAny, Principal: name("User:b"), Operation: kmsg.ACLOperationWrite, Permission: kmsg.ACLPermissionTypeAllow}, []int{2, 3}},
-		{"permission", aclFilter{ResourceType: kmsg.ACLResourceTypeAny, Pattern: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeDeny}, []int{4}},
-		{"host", aclFilter{ResourceType: kmsg.ACLResourceTypeAny, Pattern: kmsg.ACLResourcePatternTypeAny, Host: name("10.0.0.1"), Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}, nil},
-	}
-	for _, tc := range cases {
+	for _, tc := range aclFilterCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []int
-			for i, s := range acls {
+			for i, s := range aclFilterACLs {
 				if tc.f.matches(mustACL(t, s)) {
 					got = append(got, i)
 				}
 			}
-			if len(got) != len(tc.want) {
+			if !slices.Equal(got, tc.want) {
 				t.Fatalf("matched %v, want %v", got, tc.want)
-			}
-			for i := range got {
-				if got[i] != tc.want[i] {
-					t.Fatalf("matched %v, want %v", got, tc.want)
-				}
 			}
 		})
 	}

@@ -56,9 +56,11 @@ func TestAuthorizationAgainstKafka(t *testing.T) {
 	apiv := kmsg.NewPtrApiVersionsResponse()
 	apiv.ApiKeys = apiKeys()
 	versions := kversion.FromApiVersionsResponse(apiv)
+	admins := map[string]*kgo.Client{}
 	env := func(plain, secure string, caPool *tls.Config) *authzEnv {
 		authzFixtures(t, plain)
-		admin := kadm.NewClient(newClient(t, plain))
+		admins[plain] = newClient(t, plain, kgo.MaxVersions(versions))
+		admin := kadm.NewClient(admins[plain])
 		cl := newClient(t, secure, kgo.DialTLSConfig(caPool), kgo.SASL(mechanism(mechScramSHA512, user, gatewayPassword)),
 			kgo.MaxVersions(versions))
 		return &authzEnv{cl: cl, seed: cl.SeedBrokers()[0], set: func(t *testing.T, acls ...string) { setACLsKadm(t, admin, acls...) }}
@@ -89,6 +91,74 @@ func TestAuthorizationAgainstKafka(t *testing.T) {
 			}
 			if !slices.Equal(granted[0], granted[1]) {
 				t.Logf("with %v: Kafka answers %s, ours %s", tc.grant, codeNames(granted[0]), codeNames(granted[1]))
+			}
+		})
+	}
+
+	// The ACL APIs themselves, as the super user: validation of
+	// creations, and the ACLs each filter describes and deletes.
+	kafkaSuper, oursSuper := admins[kafka.Brokers()[0]], admins[ours.addr("PLAINTEXT")]
+	t.Run("create acls validation", func(t *testing.T) {
+		// One creation per request: Kafka fails a whole request for
+		// one bad principal.
+		for _, tc := range aclCreationCases() {
+			if tc.kafkaDiffers {
+				continue
+			}
+			var codes [2]int16
+			var msgs [2]string
+			for i, cl := range []*kgo.Client{kafkaSuper, oursSuper} {
+				req := kmsg.NewPtrCreateACLsRequest()
+				req.Creations = []kmsg.CreateACLsRequestCreation{tc.c}
+				resp, err := req.RequestWith(testCtx(t), cl)
+				if err != nil {
+					t.Fatal(err)
+				}
+				codes[i] = resp.Results[0].ErrorCode
+				if m := resp.Results[0].ErrorMessage; m != nil {
+					msgs[i] = *m
+				}
+			}
+			if codes[0] != codes[1] {
+				t.Errorf("%s: Kafka answers %s (%s), ours %s (%s)", tc.name, codeNames(codes[:1]), msgs[0], codeNames(codes[1:]), msgs[1])
+			}
+		}
+	})
+	for _, tc := range aclFilterCases() {
+		t.Run("filter "+tc.name, func(t *testing.T) {
+			f := tc.f
+			var described, deleted [2][]string
+			for i, cl := range []*kgo.Client{kafkaSuper, oursSuper} {
+				setACLsKadm(t, kadm.NewClient(cl), aclFilterACLs...)
+				dreq := kmsg.NewPtrDescribeACLsRequest()
+				dreq.ResourceType, dreq.ResourceName, dreq.ResourcePatternType = f.ResourceType, f.Name, f.Pattern
+				dreq.Principal, dreq.Host, dreq.Operation, dreq.PermissionType = f.Principal, f.Host, f.Operation, f.Permission
+				dresp, err := dreq.RequestWith(testCtx(t), cl)
+				if err != nil || dresp.ErrorCode != 0 {
+					t.Fatalf("describe: %v %+v", err, dresp)
+				}
+				for _, r := range dresp.Resources {
+					for _, a := range r.ACLs {
+						described[i] = append(described[i], aclEntry{r.ResourceType, r.ResourceName, r.ResourcePatternType,
+							a.Principal, a.Host, a.Operation, a.PermissionType}.String())
+					}
+				}
+				xreq := kmsg.NewPtrDeleteACLsRequest()
+				xreq.Filters = []kmsg.DeleteACLsRequestFilter{{ResourceType: f.ResourceType, ResourceName: f.Name, ResourcePatternType: f.Pattern,
+					Principal: f.Principal, Host: f.Host, Operation: f.Operation, PermissionType: f.Permission}}
+				xresp, err := xreq.RequestWith(testCtx(t), cl)
+				if err != nil || xresp.Results[0].ErrorCode != 0 {
+					t.Fatalf("delete: %v %+v", err, xresp)
+				}
+				for _, m := range xresp.Results[0].MatchingACLs {
+					deleted[i] = append(deleted[i], aclEntry{m.ResourceType, m.ResourceName, m.ResourcePatternType,
+						m.Principal, m.Host, m.Operation, m.PermissionType}.String())
+				}
+				slices.Sort(described[i])
+				slices.Sort(deleted[i])
+			}
+			if !slices.Equal(described[0], described[1]) || !slices.Equal(deleted[0], deleted[1]) {
+				t.Errorf("Kafka describes %v and deletes %v; ours describes %v and deletes %v", described[0], deleted[0], described[1], deleted[1])
 			}
 		})
 	}
