@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/factorywire/factorywire/broker"
 	"github.com/factorywire/factorywire/internal/certtest"
+	"github.com/factorywire/factorywire/internal/kafkatest"
 	"github.com/factorywire/factorywire/internal/secret"
 	"github.com/factorywire/factorywire/sink"
 )
@@ -27,33 +29,87 @@ func TestDefaultSinkGroupIsTheSinks(t *testing.T) {
 	}
 }
 
-// TestACLsCommands grants a factory's gateway and sink their ACLs on our
-// broker (authorization on, SASL_SSL) with `broker acls grant-factory`,
-// checks what the users may then do with real clients, lists the ACLs,
-// and revokes them. No password shows in the output.
+// aclsTarget is a cluster with authorization on and a SASL_SSL listener
+// (SCRAM-SHA-512) at addr, whose certificate caFile's CA signed, with the
+// users admin (a super user), gateway-plant-a and sink.
+type aclsTarget struct {
+	addr, caFile string
+	ca           *certtest.CA
+}
+
+const aclsGatewayPassword, aclsSinkPassword = "gw-Pa55-never-printed", "sink-Pa55-never-printed"
+
+// TestACLsCommands grants a factory's gateway and sink their ACLs with
+// `broker acls grant-factory`, checks what the users may then do with
+// real clients, lists the ACLs, and revokes them: on our broker, and on
+// Apache Kafka 4.1.1 with StandardAuthorizer. No password shows in the
+// output.
 func TestACLsCommands(t *testing.T) {
+	t.Run("ours", func(t *testing.T) {
+		dir := t.TempDir()
+		ca := certtest.NewCA(t, "plant CA")
+		srv := ca.Server(t, "localhost", "127.0.0.1").Write(t, dir, "broker")
+		cfg := broker.DefaultConfig()
+		cfg.DataDir = filepath.Join(dir, "data")
+		cfg.Listeners = []broker.ListenerConfig{{Name: "SECURE", Address: "127.0.0.1:0", Protocol: "SASL_SSL",
+			TLS: broker.ListenerTLS{CertFile: srv.Cert, KeyFile: srv.Key}}}
+		cfg.SASL.BootstrapUsers = []broker.BootstrapUser{
+			{Name: "admin", Password: secret.New(adminPassword)},
+			{Name: "gateway-plant-a", Password: secret.New(aclsGatewayPassword)},
+			{Name: "sink", Password: secret.New(aclsSinkPassword)},
+		}
+		cfg.SASL.FailedAuthenticationDelay = time.Millisecond
+		cfg.Authorization = broker.AuthorizationConfig{Enabled: true, SuperUsers: []string{"User:admin"}}
+		b, err := broker.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		testACLsCommands(t, aclsTarget{addr: b.ListenerAddr("SECURE").String(), caFile: ca.Write(t, dir), ca: ca})
+	})
+	t.Run("kafka", func(t *testing.T) {
+		dir := t.TempDir()
+		ca := certtest.NewCA(t, "plant CA")
+		srv := ca.Server(t, "localhost", "127.0.0.1").Write(t, dir, "broker")
+		c := kafkatest.Start(t, kafkatest.Options{
+			Listeners: map[string]string{"SECURE": "SASL_SSL"},
+			Props: map[string]string{
+				"authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+				// The brokers' and controllers' own (plaintext)
+				// connections are User:ANONYMOUS.
+				"super.users":                                         "User:ANONYMOUS;User:admin",
+				"listener.name.secure.ssl.keystore.type":              "PEM",
+				"listener.name.secure.ssl.keystore.location":          srv.Chain,
+				"listener.name.secure.sasl.enabled.mechanisms":        "SCRAM-SHA-512",
+				"listener.name.secure.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+			},
+		})
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var ups []kadm.UpsertSCRAM
+		for user, pw := range map[string]string{"admin": adminPassword, "gateway-plant-a": aclsGatewayPassword, "sink": aclsSinkPassword} {
+			ups = append(ups, kadm.UpsertSCRAM{User: user, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: pw})
+		}
+		altered, err := kadm.NewClient(cl).AlterUserSCRAMs(ctx, nil, ups)
+		if err == nil {
+			err = altered.Error()
+		}
+		if err != nil {
+			t.Fatalf("create the SCRAM users: %v", err)
+		}
+		testACLsCommands(t, aclsTarget{addr: c.ListenerAddrs("SECURE")[0], caFile: ca.Write(t, dir), ca: ca})
+	})
+}
+
+func testACLsCommands(t *testing.T, target aclsTarget) {
 	dir := t.TempDir()
-	ca := certtest.NewCA(t, "plant CA")
-	caFile := ca.Write(t, dir)
-	srv := ca.Server(t, "localhost", "127.0.0.1").Write(t, dir, "broker")
-	const gwPassword, sinkPassword = "gw-Pa55-never-printed", "sink-Pa55-never-printed"
-	cfg := broker.DefaultConfig()
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.Listeners = []broker.ListenerConfig{{Name: "SECURE", Address: "127.0.0.1:0", Protocol: "SASL_SSL",
-		TLS: broker.ListenerTLS{CertFile: srv.Cert, KeyFile: srv.Key}}}
-	cfg.SASL.BootstrapUsers = []broker.BootstrapUser{
-		{Name: "admin", Password: secret.New(adminPassword)},
-		{Name: "gateway-plant-a", Password: secret.New(gwPassword)},
-		{Name: "sink", Password: secret.New(sinkPassword)},
-	}
-	cfg.SASL.FailedAuthenticationDelay = time.Millisecond
-	cfg.Authorization = broker.AuthorizationConfig{Enabled: true, SuperUsers: []string{"User:admin"}}
-	b, err := broker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	addr := b.ListenerAddr("SECURE").String()
+	addr, caFile, ca := target.addr, target.caFile, target.ca
+	const gwPassword, sinkPassword = aclsGatewayPassword, aclsSinkPassword
 	pwFile := filepath.Join(dir, "admin.pw")
 	os.WriteFile(pwFile, []byte(adminPassword+"\n"), 0o600)
 	conn := []string{"--brokers", addr, "--tls", "--tls-ca-file", caFile,
@@ -93,9 +149,25 @@ func TestACLsCommands(t *testing.T) {
 		t.Fatalf("grant-factory again: %v\n%s", err, out)
 	}
 
+	// Kafka's brokers apply ACL changes shortly after the controller
+	// answered: list (answered from the broker's authorizer) until the
+	// grants show, then use them.
+	out = listUntil(t, cmd, func(out string) bool { return strings.Contains(out, "plant-a.press.dlq") })
+	for _, want := range []string{
+		"User:gateway-plant-a:\n",
+		`  may write and describe every topic whose name starts with "plant-a."`,
+		"  may write idempotently (IDEMPOTENT_WRITE) on the cluster",
+		`  may read group "factorywire-sink"`,
+		`  may write topic "plant-a.press.dlq"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("list lacks %q:\n%s", want, out)
+		}
+	}
+
 	client := func(user, password string) *kgo.Client {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DialTLSConfig(&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}),
-			kgo.SASL(scram.Auth{User: user, Pass: password}.AsSha256Mechanism()), kgo.RecordRetries(3))
+			kgo.SASL(scram.Auth{User: user, Pass: password}.AsSha512Mechanism()), kgo.RecordRetries(3))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,21 +198,6 @@ func TestACLsCommands(t *testing.T) {
 		}
 	}
 
-	out, err = cmd("acls", "list")
-	if err != nil {
-		t.Fatalf("list: %v\n%s", err, out)
-	}
-	for _, want := range []string{
-		"User:gateway-plant-a:\n",
-		`  may write and describe every topic whose name starts with "plant-a."`,
-		"  may write idempotently (IDEMPOTENT_WRITE) on the cluster",
-		`  may read group "factorywire-sink"`,
-		`  may write topic "plant-a.press.dlq"`,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("list lacks %q:\n%s", want, out)
-		}
-	}
 	out, err = cmd("acls", "list", "--principal", "User:sink")
 	if err != nil || strings.Contains(out, "gateway") || !strings.Contains(out, `  may read and describe every topic whose name starts with "plant-a."`) {
 		t.Fatalf("list --principal User:sink: %v\n%s", err, out)
@@ -150,9 +207,9 @@ func TestACLsCommands(t *testing.T) {
 	if err != nil || strings.Count(out, "ALLOW") != 7 {
 		t.Fatalf("revoke-factory: %v\n%s", err, out)
 	}
-	out, err = cmd("acls", "list")
-	if err != nil || strings.Contains(out, "TOPIC") || !strings.Contains(out, "IDEMPOTENT_WRITE") || !strings.Contains(out, "factorywire-sink") {
-		t.Fatalf("list after revoke: %v\n%s", err, out)
+	out = listUntil(t, cmd, func(out string) bool { return !strings.Contains(out, "TOPIC") })
+	if !strings.Contains(out, "IDEMPOTENT_WRITE") || !strings.Contains(out, "factorywire-sink") {
+		t.Fatalf("list after revoke:\n%s", out)
 	}
 	if err := produce(gw, "plant-a.oven"); !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Fatalf("gateway produces after revoke: %v", err)
@@ -172,4 +229,23 @@ func TestACLsCommands(t *testing.T) {
 			t.Errorf("%v: %v, want an error with %q", tc.args, err, tc.want)
 		}
 	}
+}
+
+// listUntil runs `broker acls list` until done accepts its output (a
+// bounded number of times) and returns that output.
+func listUntil(t *testing.T, cmd func(args ...string) (string, error), done func(string) bool) string {
+	t.Helper()
+	var out string
+	for range 200 {
+		var err error
+		if out, err = cmd("acls", "list"); err != nil {
+			t.Fatalf("list: %v\n%s", err, out)
+		}
+		if done(out) {
+			return out
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("acls list never showed the change:\n%s", out)
+	return out
 }
