@@ -71,8 +71,9 @@ type authorizer struct {
 	mu   sync.Mutex // serialises changes and their writes to the store
 	acls atomic.Pointer[aclIndex]
 
-	logMu  sync.Mutex
-	logged map[denialKey]*denialSeen
+	logMu    sync.Mutex
+	logged   map[denialKey]*denialSeen
+	prunedAt time.Time
 }
 
 // denialLogInterval is the least time between two log lines for denials of
@@ -82,6 +83,10 @@ const (
 	denialLogInterval = time.Minute
 	maxDenialKeys     = 4096
 )
+
+// overflowName stands for every resource name in the denial log once it
+// remembers maxDenialKeys denials; it is no valid name.
+const overflowName = "\x00"
 
 type denialKey struct {
 	principal string
@@ -156,6 +161,25 @@ func (a *authorizer) denied(principal, host, api string, op kmsg.ACLOperation, t
 	a.logMu.Lock()
 	now := a.now()
 	s := a.logged[k]
+	if s == nil && len(a.logged) >= maxDenialKeys && now.Sub(a.prunedAt) >= denialLogInterval/4 {
+		// Forget the denials whose interval is over (their unlogged
+		// count is in the metric), at most four times an interval.
+		a.prunedAt = now
+		for k, s := range a.logged {
+			if now.Sub(s.at) >= denialLogInterval {
+				delete(a.logged, k)
+			}
+		}
+	}
+	if s == nil && len(a.logged) >= maxDenialKeys {
+		if len(a.logged) >= maxDenialKeys {
+			// Refusals of too many resources within an interval
+			// (a client probing names): one line per principal,
+			// operation and resource type.
+			k.name = overflowName
+			s = a.logged[k]
+		}
+	}
 	if s != nil && now.Sub(s.at) < denialLogInterval {
 		s.skipped++
 		a.logMu.Unlock()
@@ -164,18 +188,8 @@ func (a *authorizer) denied(principal, host, api string, op kmsg.ACLOperation, t
 	skipped := 0
 	if s != nil {
 		skipped = s.skipped
-	} else if len(a.logged) >= maxDenialKeys {
-		// Forget the denials whose interval is over; their unlogged
-		// count is in the metric.
-		for k, s := range a.logged {
-			if now.Sub(s.at) >= denialLogInterval {
-				delete(a.logged, k)
-			}
-		}
 	}
-	if len(a.logged) < maxDenialKeys || s != nil {
-		a.logged[k] = &denialSeen{at: now}
-	}
+	a.logged[k] = &denialSeen{at: now}
 	a.logMu.Unlock()
 	attrs := []any{"principal", principal, "host", host, "operation", enumName(operationNames, op),
 		"resource", resourceString(typ, name), "api", api}

@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"fmt"
+
 	"context"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"slices"
 	"strings"
 	"testing"
@@ -674,5 +677,30 @@ func TestAuthorizationTwoUsers(t *testing.T) {
 	}
 	if got := counterValue(t, sb.metrics.authorizationFailures.WithLabelValues("User:gateway-plant-a", "Produce", "topic")); got != 1 {
 		t.Fatalf("gateway produce denials counted %v, want 1", got)
+	}
+}
+
+// TestAuthorizationDenialLogBounded: a client refused on more resources
+// than the denial log remembers gets one line per principal, operation
+// and resource type and interval for the rest, and all are counted.
+func TestAuthorizationDenialLogBounded(t *testing.T) {
+	logs := &logSink{}
+	m := newMetrics(prometheus.NewRegistry())
+	now := time.Unix(1_800_000_000, 0)
+	a := &authorizer{log: logs.logger(), failures: m.authorizationFailures, now: func() time.Time { return now }, logged: map[denialKey]*denialSeen{}}
+	n := maxDenialKeys + 1000
+	for i := range n {
+		a.denied(anon, "127.0.0.1", "Metadata", kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, fmt.Sprintf("probe-%d", i))
+	}
+	if got := len(logs.lines("authorization failed")); got != maxDenialKeys+1 {
+		t.Fatalf("logged %d lines for %d resources, want %d", got, n, maxDenialKeys+1)
+	}
+	if got := counterValue(t, m.authorizationFailures.WithLabelValues(anon, "Metadata", "topic")); got != float64(n) {
+		t.Fatalf("counted %v, want %d", got, n)
+	}
+	now = now.Add(denialLogInterval)
+	a.denied(anon, "127.0.0.1", "Metadata", kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, "fresh")
+	if got := len(logs.lines("authorization failed")); got != maxDenialKeys+2 || len(a.logged) != 1 {
+		t.Fatalf("after an interval: %d lines, %d remembered", got, len(a.logged))
 	}
 }
