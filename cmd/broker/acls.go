@@ -37,13 +37,13 @@ func aclsCommand(out io.Writer) *ffcli.Command {
 				if err != nil {
 					return err
 				}
-				if err := createACLs(ctx, a.Kadm(), p.builders()); err != nil {
+				if err := a.CreateACLs(ctx, p.ACLs()); err != nil {
 					return err
 				}
 				fmt.Fprintln(out, "granted:")
-				printACLs(out, p.entries())
+				printACLs(out, p.ACLs())
 				if f.sinkUser() != "" {
-					fmt.Fprint(out, p.dlqNote())
+					fmt.Fprint(out, dlqNote(p))
 				}
 				return nil
 			}
@@ -57,7 +57,7 @@ func aclsCommand(out io.Writer) *ffcli.Command {
 				if err := f.validate(); err != nil {
 					return err
 				}
-				prefix := f.topicPrefix()
+				prefix := topics.FactoryAccess{Prefix: *f.prefix, Factory: *f.factory}.TopicPrefix()
 				var gone []aclRow
 				for _, user := range []string{f.gatewayUser(), f.sinkUser()} {
 					if user == "" {
@@ -71,7 +71,7 @@ func aclsCommand(out io.Writer) *ffcli.Command {
 						return err
 					}
 					for _, r := range rows {
-						if r.Type != kmsg.ACLResourceTypeTopic || r.Permission != kmsg.ACLPermissionTypeAllow || !r.factoryTopicACL(prefix) {
+						if r.Type != kmsg.ACLResourceTypeTopic || r.Permission != kmsg.ACLPermissionTypeAllow || !factoryTopicACL(r, prefix) {
 							continue
 						}
 						if err := deleteACL(ctx, a.Kadm(), r); err != nil {
@@ -163,125 +163,49 @@ func principalOf(user string) string {
 	return "User:" + user
 }
 
-// topicPrefix is what every topic of the factory starts with:
-// [<prefix>.]<factory>.
-func (f factoryACLFlags) topicPrefix() string {
-	if *f.prefix != "" {
-		return *f.prefix + "." + *f.factory + "."
-	}
-	return *f.factory + "."
-}
-
-// grantPlan is the ACLs grant-factory creates.
-type grantPlan struct {
-	f   factoryACLFlags
-	dlq []string // the dead-letter topics the sink may write
-}
-
 // plan validates the flags and finds the factory's dead-letter topics:
 // those that exist, and those of the classes named.
-func (f factoryACLFlags) plan(ctx context.Context, a *topics.Admin, classes string) (grantPlan, error) {
+func (f factoryACLFlags) plan(ctx context.Context, a *topics.Admin, classes string) (topics.FactoryAccess, error) {
 	if err := f.validate(); err != nil {
-		return grantPlan{}, err
+		return topics.FactoryAccess{}, err
 	}
-	p := grantPlan{f: f}
-	if f.sinkUser() == "" {
+	p := topics.FactoryAccess{Prefix: *f.prefix, Factory: *f.factory, GatewayUser: *f.gateway, SinkUser: *f.sink, SinkGroup: *f.group}
+	if p.SinkUser == "" {
 		return p, nil
 	}
-	infos, err := a.Topics(ctx, *f.prefix, *f.factory)
-	if err != nil {
-		return p, err
-	}
-	for _, in := range infos {
-		if in.Name.DLQ {
-			p.dlq = append(p.dlq, in.Name.String())
-		}
-	}
+	var cs []string
 	if classes != "" {
-		for _, c := range strings.Split(classes, ",") {
-			n, err := topics.New(*f.prefix, *f.factory, c)
-			if err != nil {
-				return p, usageError{Err: fmt.Errorf("--classes: %w", err)}
-			}
-			p.dlq = append(p.dlq, n.DeadLetter().String())
-		}
+		cs = strings.Split(classes, ",")
 	}
-	slices.Sort(p.dlq)
-	p.dlq = slices.Compact(p.dlq)
+	dlq, err := a.DeadLetterTopics(ctx, *f.prefix, *f.factory, cs)
+	if err != nil {
+		return p, usageError{Err: fmt.Errorf("--classes: %w", err)}
+	}
+	p.DeadLetters = dlq
 	return p, nil
-}
-
-// entries are the ACLs of the plan, all ALLOW from any host.
-func (p grantPlan) entries() []aclRow {
-	prefix := p.f.topicPrefix()
-	row := func(principal string, op kmsg.ACLOperation, typ kmsg.ACLResourceType, pattern kmsg.ACLResourcePatternType, name string) aclRow {
-		return aclRow{Principal: principal, Host: "*", Type: typ, Name: name, Pattern: pattern, Operation: op, Permission: kmsg.ACLPermissionTypeAllow}
-	}
-	var rows []aclRow
-	if gw := p.f.gatewayUser(); gw != "" {
-		rows = append(rows,
-			row(gw, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypePrefixed, prefix),
-			row(gw, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypePrefixed, prefix),
-			row(gw, kmsg.ACLOperationIdempotentWrite, kmsg.ACLResourceTypeCluster, kmsg.ACLResourcePatternTypeLiteral, "kafka-cluster"))
-	}
-	if sink := p.f.sinkUser(); sink != "" {
-		rows = append(rows,
-			row(sink, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypePrefixed, prefix),
-			row(sink, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypePrefixed, prefix),
-			row(sink, kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, kmsg.ACLResourcePatternTypeLiteral, *p.f.group))
-		for _, t := range p.dlq {
-			rows = append(rows, row(sink, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, kmsg.ACLResourcePatternTypeLiteral, t))
-		}
-	}
-	return rows
-}
-
-// builders turns the plan into kadm builders, one per ACL.
-func (p grantPlan) builders() []*kadm.ACLBuilder {
-	var bs []*kadm.ACLBuilder
-	for _, r := range p.entries() {
-		b := kadm.NewACLs().Allow(r.Principal).AllowHosts(r.Host).Operations(r.Operation).ResourcePatternType(r.Pattern)
-		switch r.Type {
-		case kmsg.ACLResourceTypeTopic:
-			b.Topics(r.Name)
-		case kmsg.ACLResourceTypeGroup:
-			b.Groups(r.Name)
-		case kmsg.ACLResourceTypeCluster:
-			b.Clusters()
-		}
-		bs = append(bs, b)
-	}
-	return bs
 }
 
 // dlqNote says which dead-letter topics the sink may write, and why only
 // those.
-func (p grantPlan) dlqNote() string {
+func dlqNote(p topics.FactoryAccess) string {
 	var b strings.Builder
 	b.WriteString("note: Kafka ACLs match a topic's full name or a prefix, never a suffix, so the sink may write\n")
-	if len(p.dlq) == 0 {
+	if len(p.DeadLetters) == 0 {
 		b.WriteString("no dead-letter topic yet: none exists, and --classes named none.\n")
 	} else {
-		fmt.Fprintf(&b, "only these dead-letter topics: %s.\n", strings.Join(p.dlq, ", "))
+		fmt.Fprintf(&b, "only these dead-letter topics: %s.\n", strings.Join(p.DeadLetters, ", "))
 	}
 	b.WriteString("Run grant-factory again after creating a device class's topics (or name the classes with --classes).\n")
 	return b.String()
 }
 
 // aclRow is one ACL as the command prints it.
-type aclRow struct {
-	Principal, Host string
-	Type            kmsg.ACLResourceType
-	Name            string
-	Pattern         kmsg.ACLResourcePatternType
-	Operation       kmsg.ACLOperation
-	Permission      kmsg.ACLPermissionType
-}
+type aclRow = topics.ACL
 
 // factoryTopicACL reports whether the ACL is one grant-factory gives on the
 // factory's topics: PREFIXED on the prefix, or LITERAL on one of its
 // dead-letter topics.
-func (r aclRow) factoryTopicACL(prefix string) bool {
+func factoryTopicACL(r aclRow, prefix string) bool {
 	switch r.Pattern {
 	case kmsg.ACLResourcePatternTypePrefixed:
 		return r.Name == prefix
@@ -289,21 +213,6 @@ func (r aclRow) factoryTopicACL(prefix string) bool {
 		return strings.HasPrefix(r.Name, prefix) && strings.HasSuffix(r.Name, ".dlq")
 	}
 	return false
-}
-
-func createACLs(ctx context.Context, adm *kadm.Client, bs []*kadm.ACLBuilder) error {
-	for _, b := range bs {
-		res, err := adm.CreateACLs(ctx, b)
-		if err != nil {
-			return fmt.Errorf("create ACLs: %w", err)
-		}
-		for _, r := range res {
-			if r.Err != nil {
-				return fmt.Errorf("create ACL %s %s %s on %s %s %q: %w%s", r.Permission, r.Principal, r.Operation, r.Type, r.Pattern, r.Name, r.Err, says(r.ErrMessage))
-			}
-		}
-	}
-	return nil
 }
 
 // describeACLs lists every ACL, or principal's, sorted, once each.
@@ -324,34 +233,21 @@ func describeACLs(ctx context.Context, adm *kadm.Client, principal string) ([]ac
 			return nil, fmt.Errorf("describe ACLs: %w%s", r.Err, says(r.ErrMessage))
 		}
 		for _, d := range r.Described {
-			rows = append(rows, aclRow{d.Principal, d.Host, d.Type, d.Name, d.Pattern, d.Operation, d.Permission})
+			rows = append(rows, aclRow{Principal: d.Principal, Host: d.Host, Type: d.Type, Name: d.Name, Pattern: d.Pattern, Operation: d.Operation, Permission: d.Permission})
 		}
 	}
 	slices.SortFunc(rows, func(a, b aclRow) int {
-		return strings.Compare(a.sortKey(), b.sortKey())
+		return strings.Compare(sortKey(a), sortKey(b))
 	})
 	return slices.Compact(rows), nil
 }
 
-func (r aclRow) sortKey() string {
+func sortKey(r aclRow) string {
 	return fmt.Sprintf("%s\x00%d\x00%d\x00%s\x00%d\x00%s\x00%d", r.Principal, r.Permission, r.Type, r.Name, r.Pattern, r.Host, r.Operation)
 }
 
 func deleteACL(ctx context.Context, adm *kadm.Client, r aclRow) error {
-	b := kadm.NewACLs().ResourcePatternType(r.Pattern).Operations(r.Operation)
-	switch r.Type {
-	case kmsg.ACLResourceTypeTopic:
-		b.Topics(r.Name)
-	case kmsg.ACLResourceTypeGroup:
-		b.Groups(r.Name)
-	case kmsg.ACLResourceTypeCluster:
-		b.Clusters()
-	}
-	if r.Permission == kmsg.ACLPermissionTypeAllow {
-		b.Allow(r.Principal).AllowHosts(r.Host)
-	} else {
-		b.Deny(r.Principal).DenyHosts(r.Host)
-	}
+	b := r.Builder()
 	res, err := adm.DeleteACLs(ctx, b)
 	if err != nil {
 		return fmt.Errorf("delete ACLs: %w", err)
