@@ -63,36 +63,13 @@ var javaAssignorProtocol = map[string]string{javaRange: "range", javaCooperative
 // broker restart while the group consumes and the producer produces. One
 // JVM runs every client, fed commands on stdin (testdata/java/JavaPeer.java).
 func TestJava(t *testing.T) {
-	libs, java := peers.KafkaLibs(t)
-	// javac of the JDK java belongs to, else the first on PATH.
-	javac := ""
-	if real, err := filepath.EvalSymlinks(java); err == nil {
-		javac = filepath.Join(filepath.Dir(real), "javac")
-	}
-	if _, err := os.Stat(javac); err != nil {
-		javac = peers.Program(t, "javac", "install a Java 17 JDK (apt-get install openjdk-17-jdk-headless)")
-	}
-	classes := t.TempDir()
-	cp := filepath.Join(libs, "*")
-	out, err := exec.Command(javac, "-Xlint:all", "-d", classes, "-cp", cp, javaPeerSource).CombinedOutput()
-	if err != nil {
-		t.Fatalf("javac %s: %v\n%s", javaPeerSource, err, out)
-	}
-	if len(out) > 0 {
-		t.Logf("javac %s:\n%s", javaPeerSource, out)
-	}
-	log4j := filepath.Join(classes, "log4j2.xml")
-	if err := os.WriteFile(log4j, []byte(javaLog4j), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
 	vs := newNegotiatedVersions()
 	b, dir := startCompatBroker(t, vs)
 	addr := b.Addr().String()
 	defer vs.report(t, javaClientID)
-
-	j := startJavaPeer(t, java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-		"-Dlog4j2.configurationFile="+log4j, "-cp", classes+string(os.PathListSeparator)+cp, "JavaPeer")
+	// After the broker: cleanups run last-first, so the JVM's clients
+	// close while the broker still answers.
+	j := newJavaPeer(t)
 
 	t.Run("partitioner", func(t *testing.T) {
 		defer j.diagOnFailure(t)
@@ -122,6 +99,37 @@ func TestJava(t *testing.T) {
 			j.checkTold(t, addr, "java-restart")
 		}
 	})
+}
+
+// newJavaPeer compiles JavaPeer.java against Apache Kafka's jars and starts
+// it, or skips (fails under FACTORYWIRE_REQUIRE_PEERS=1) without java, javac
+// or the jars.
+func newJavaPeer(t *testing.T) *javaPeer {
+	t.Helper()
+	libs, java := peers.KafkaLibs(t)
+	// javac of the JDK java belongs to, else the first on PATH.
+	javac := ""
+	if real, err := filepath.EvalSymlinks(java); err == nil {
+		javac = filepath.Join(filepath.Dir(real), "javac")
+	}
+	if _, err := os.Stat(javac); err != nil {
+		javac = peers.Program(t, "javac", "install a Java 17 JDK (apt-get install openjdk-17-jdk-headless)")
+	}
+	classes := t.TempDir()
+	cp := filepath.Join(libs, "*")
+	out, err := exec.Command(javac, "-Xlint:all", "-d", classes, "-cp", cp, javaPeerSource).CombinedOutput()
+	if err != nil {
+		t.Fatalf("javac %s: %v\n%s", javaPeerSource, err, out)
+	}
+	if len(out) > 0 {
+		t.Logf("javac %s:\n%s", javaPeerSource, out)
+	}
+	log4j := filepath.Join(classes, "log4j2.xml")
+	if err := os.WriteFile(log4j, []byte(javaLog4j), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startJavaPeer(t, java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+		"-Dlog4j2.configurationFile="+log4j, "-cp", classes+string(os.PathListSeparator)+cp, "JavaPeer")
 }
 
 // testJavaPartitioner checks that Kafka 4's default partitioning of keyed

@@ -34,6 +34,7 @@ type secureBroker struct {
 	*Broker
 	dir    string
 	ca     *certtest.CA
+	caFile string      // the CA certificate, PEM, for clients in other processes
 	caPool *tls.Config // trusts the CA, for clients
 	server certtest.Files
 }
@@ -45,6 +46,7 @@ func startSecureBroker(t testing.TB, mutate ...func(*Config)) *secureBroker {
 	sb := &secureBroker{dir: t.TempDir(), ca: certtest.NewCA(t, "plant CA")}
 	certs := t.TempDir()
 	caFile := sb.ca.Write(t, certs)
+	sb.caFile = caFile
 	sb.server = sb.ca.Server(t, "localhost", "127.0.0.1").Write(t, certs, "broker")
 	sb.caPool = &tls.Config{RootCAs: sb.ca.Pool(), ServerName: "127.0.0.1"}
 	tlsCfg := ListenerTLS{CertFile: sb.server.Cert, KeyFile: sb.server.Key}

@@ -6,13 +6,17 @@
 //
 // It reads commands from stdin, one per line, fields separated by one
 // space. A string field is "b" + base64(UTF-8 bytes), or "-" for null;
-// headers are "-" or comma-separated "key:value" pairs of such fields.
+// headers are "-" or comma-separated "key:value" pairs of such fields, and
+// so are PROPS, client properties added to (or replacing) the defaults, e.g.
+// security.protocol and sasl.jaas.config; PROPS may be left out.
 //
-//   producer ID BOOTSTRAP TOPIC CODEC CLIENT_ID   an idempotent acks=all producer, default partitioner
+//   producer ID BOOTSTRAP TOPIC CODEC CLIENT_ID [PROPS]
+//                                                  an idempotent acks=all producer, default partitioner
 //   rec ID REQ KEY VALUE HEADERS                   send a record with producer ID as part of request REQ
 //   flush ID REQ N                                 N records were sent for REQ: report when all are acknowledged
 //   close ID                                       close producer ID
-//   read REQ BOOTSTRAP TOPIC CLIENT_ID P=END,...   read each partition from its start up to END, without a group
+//   read REQ BOOTSTRAP TOPIC CLIENT_ID P=END,... [PROPS]
+//                                                  read each partition from its start up to END, without a group
 //   member NAME BOOTSTRAP TOPIC GROUP ASSIGNOR CLIENT_ID
 //                                                  a classic-protocol group member committing with commitSync
 //   leave NAME                                     commit, close() (which leaves the group), report "left"
@@ -137,6 +141,18 @@ public final class JavaPeer {
         return out;
     }
 
+    /** props decodes the optional PROPS field f[i] (key:value pairs of string fields). */
+    static Map<String, String> props(String[] f, int i) {
+        Map<String, String> out = new HashMap<>();
+        if (f.length <= i) {
+            return out;
+        }
+        for (Header h : headers(f[i])) {
+            out.put(h.key(), new String(h.value(), StandardCharsets.UTF_8));
+        }
+        return out;
+    }
+
     static String describe(Throwable e) {
         StringBuilder sb = new StringBuilder(e.toString());
         for (Throwable c = e.getCause(); c != null && c != c.getCause(); c = c.getCause()) {
@@ -176,7 +192,7 @@ public final class JavaPeer {
             int sent; // records handed to send, on the sender thread
         }
 
-        Producer(String bootstrap, String topic, String codec, String clientId) {
+        Producer(String bootstrap, String topic, String codec, String clientId, Map<String, String> props) {
             Properties p = new Properties();
             p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
             p.put(ProducerConfig.CLIENT_ID_CONFIG, clientId);
@@ -196,6 +212,7 @@ public final class JavaPeer {
             // (BuiltInPartitioner: murmur2 of the key for keyed records).
             p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
             p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+            p.putAll(props);
             this.kp = new KafkaProducer<>(p);
             this.topic = topic;
         }
@@ -281,7 +298,7 @@ public final class JavaPeer {
     }
 
     /** read reads partitions from their start up to their given ends, then reports done. */
-    static void read(String req, String bootstrap, String topic, String clientId, String ends) {
+    static void read(String req, String bootstrap, String topic, String clientId, String ends, Map<String, String> props) {
         Map<TopicPartition, Long> want = new HashMap<>();
         for (String pe : ends.split(",")) {
             String[] f = pe.split("=");
@@ -291,7 +308,9 @@ public final class JavaPeer {
             }
         }
         int n = 0;
-        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(consumerProps(bootstrap, clientId))) {
+        Properties cp = consumerProps(bootstrap, clientId);
+        cp.putAll(props);
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(cp)) {
             c.assign(want.keySet());
             c.seekToBeginning(want.keySet());
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
@@ -476,7 +495,7 @@ public final class JavaPeer {
             try {
                 switch (f[0]) {
                     case "producer":
-                        producers.put(f[1], new Producer(f[2], f[3], f[4], f[5]));
+                        producers.put(f[1], new Producer(f[2], f[3], f[4], f[5], props(f, 6)));
                         emit("ok " + f[1]);
                         break;
                     case "rec":
@@ -494,7 +513,7 @@ public final class JavaPeer {
                     }
                     case "read": {
                         final String[] a = f;
-                        new Thread(() -> read(a[1], a[2], a[3], a[4], a[5]), "read-" + f[1]).start();
+                        new Thread(() -> read(a[1], a[2], a[3], a[4], a[5], props(a, 6)), "read-" + f[1]).start();
                         break;
                     }
                     case "member": {
@@ -554,7 +573,8 @@ public final class JavaPeer {
             } catch (Exception e) {
                 StringWriter sw = new StringWriter();
                 e.printStackTrace(new PrintWriter(sw));
-                System.err.println("command " + line + ": " + sw);
+                // Not the whole line: its PROPS may hold a password.
+                System.err.println("command " + f[0] + (f.length > 1 ? " " + f[1] : "") + ": " + sw);
                 emit("failed " + (f.length > 1 ? f[1] : "-") + " " + enc(describe(e)));
             }
         }

@@ -6,6 +6,7 @@
 //
 // Arguments: --brokers=host:port --topic=T --group=G [--client-id=...]
 //   [--max-ms=50000] [--log-level=warn|debug]
+//   [TLS and SASL options: see security() in lib.js]
 // Output lines:
 //   {"type":"join","member":"id","leader":bool,"assignment":[partitions]}
 //   {"type":"rec","p":partition,"o":"offset","k":"key","v":"value"}

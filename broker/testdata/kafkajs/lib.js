@@ -9,6 +9,7 @@
 //     the group) when its stdin closes, and in any case after --max-ms
 //     (exit code 3), so it never outlives a test that forgot it.
 
+const fs = require('fs')
 const { Kafka, logLevel } = require('kafkajs')
 
 function parseArgs(argv) {
@@ -33,10 +34,35 @@ const stderrLogger = () => ({ namespace, label, log }) => {
   process.stderr.write(JSON.stringify({ level: label, ns: namespace, message, ...rest }) + '\n')
 }
 
+// security returns the ssl and sasl options of the Kafka client from
+//   [--ca-file=PEM: TLS, trusting only this CA] [--cert-file=PEM --key-file=PEM:
+//   a client certificate, mutual TLS] [--sasl-mechanism=plain|scram-sha-256|
+//   scram-sha-512 --sasl-username=U --sasl-password-file=F: SASL, the password
+//   read from a file so it is on no command line].
+function security(args) {
+  const opts = {}
+  if (args['ca-file']) {
+    opts.ssl = { ca: [fs.readFileSync(args['ca-file'], 'utf8')] }
+    if (args['cert-file']) {
+      opts.ssl.cert = fs.readFileSync(args['cert-file'], 'utf8')
+      opts.ssl.key = fs.readFileSync(args['key-file'], 'utf8')
+    }
+  }
+  if (args['sasl-mechanism']) {
+    opts.sasl = {
+      mechanism: args['sasl-mechanism'],
+      username: args['sasl-username'],
+      password: fs.readFileSync(args['sasl-password-file'], 'utf8'),
+    }
+  }
+  return opts
+}
+
 function newKafka(args) {
   return new Kafka({
     clientId: args['client-id'] || 'kafkajs',
     brokers: [args.brokers],
+    ...security(args),
     connectionTimeout: 3000,
     requestTimeout: 10000,
     logLevel: args['log-level'] === 'debug' ? logLevel.DEBUG : logLevel.WARN,

@@ -7,6 +7,7 @@
 //   [--pace-ms=0 pause between sends] [--client-id=kafkajs-producer]
 //   [--pause-at=N: after N records are acknowledged, print {"type":"paused"}
 //   and wait until a line comes on stdin, if none came yet] [--max-ms=50000]
+//   [TLS and SASL options: see security() in lib.js]
 // Record i has key "dev-<i mod keys>", value "<prefix>-<i>" and header seq=i.
 // Output lines:
 //   {"type":"ack","first":i,"n":k,"meta":[{"p":partition,"base":"offset"}]}
