@@ -7,6 +7,14 @@
 //
 //	go run ./cmd/demo [--factories 3] [--devices 20] [--interval 1s] [--mongodb-uri URI] [--data-dir DIR]
 //	go run ./cmd/demo --brokers HOST:PORT[,HOST:PORT...] [--partitions 3] [--replication-factor 3] [--min-insync-replicas 2]
+//	go run ./cmd/demo --secure
+//
+// With --secure the demo runs a secured plant on our broker: it makes a CA,
+// the broker's certificate and a password per user in <data-dir>/secure,
+// serves SASL_SSL only (SCRAM-SHA-512 over TLS) with ACLs enforced, and
+// connects each gateway as gateway-<factory> (allowed to write its
+// factory's topics only) and the sink as sink (allowed to read them), the
+// users and ACLs created by the admin over the wire.
 //
 // With --brokers the demo starts no broker: it runs on that existing Kafka
 // cluster (Apache Kafka, or any Kafka-compatible one), creates its topics
@@ -72,6 +80,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		minISR      = fs.Int("min-insync-replicas", 0, "with --brokers: min.insync.replicas of the topics (0: the cluster's default)")
 		report      = fs.Duration("report", 5*time.Second, "how often to print the figures")
 		logLevel    = fs.String("log-level", "warn", "debug, info, warn or error")
+		secure      = fs.Bool("secure", false, "a secured plant on our broker: SCRAM-SHA-512 over TLS only, ACLs enforced, a user per gateway and for the sink (CA, certificates and passwords made in <data-dir>/secure)")
 	)
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("FACTORYWIRE_DEMO")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -84,10 +93,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := checkFlags(set, kafka.BrokersSet(), *partitions, *replication, *minISR, *report); err != nil {
 		return cli.UsageError{Err: err}
 	}
+	if *secure && kafka.BrokersSet() {
+		return cli.UsageError{Err: errors.New("--secure runs a secured plant on our broker: with --brokers, the existing cluster's own security applies (give its --tls and --sasl flags)")}
+	}
 	cfg := demo.Config{
 		DataDir: *dataDir, ClassesDir: *classDir, Factories: *factories, Classes: strings.Split(*classes, ","),
 		Devices: *devs, Interval: *interval, Partitions: int32(*partitions), BrokerListen: *listen, MongoURI: *mongoURI,
-		ReplicationFactor: int16(*replication), MinInsyncReplicas: *minISR,
+		ReplicationFactor: int16(*replication), MinInsyncReplicas: *minISR, Secure: *secure,
 	}
 	if kafka.BrokersSet() {
 		k, err := kafka.Config()
@@ -184,6 +196,11 @@ func printBanner(out io.Writer, d *demo.Demo) {
 	if d.External() {
 		fmt.Fprintf(out, "  kafka    the existing cluster at %s (%s); our broker is not started\n", addr, cfg.Kafka.Describe())
 		admin += connFlags(cfg.Kafka)
+	} else if d.Secure() {
+		fmt.Fprintf(out, "  broker   %s: SASL_SSL only (SCRAM-SHA-512 over TLS), ACLs enforced\n", addr)
+		fmt.Fprintf(out, "  users    admin (super user), sink, %s: each component connects as its own\n", gatewayUsers(cfg.Factories))
+		fmt.Fprintf(out, "  secrets  %s: ca.pem, broker.crt/.key, <user>.password (0600; shown nowhere else)\n", d.SecureDir())
+		admin += connFlags(d.AdminKafka())
 	} else {
 		fmt.Fprintf(out, "  broker   %s (any Kafka client: kcat -b %s -L)\n", addr, addr)
 	}
@@ -205,6 +222,11 @@ func printBanner(out io.Writer, d *demo.Demo) {
 	uri := d.MongoURI()
 	fmt.Fprintf(out, "  go run ./cmd/broker topics list %s\n", admin)
 	fmt.Fprintf(out, "  go run ./cmd/broker groups lag %s --group factorywire-sink\n", admin)
+	if d.Secure() {
+		fmt.Fprintf(out, "  go run ./cmd/broker acls list %s\n", admin)
+		fmt.Fprintf(out, "  kcat -b %s -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 -X ssl.ca.location=%s -X sasl.username=sink -X sasl.password=\"$(cat %s)\" -C -t %s -o -5 -e\n",
+			addr, shellQuote(d.CAFile()), shellQuote(d.PasswordFile("sink")), d.Topics[0])
+	}
 	if d.External() && (cfg.Kafka.TLS.Enabled || cfg.Kafka.SASL.Mechanism != "") {
 		fmt.Fprintln(out, "  (the two above carry the TLS and SASL flags the demo was given: run them from this directory)")
 	}
@@ -218,6 +240,15 @@ func printBanner(out io.Writer, d *demo.Demo) {
 	}
 	fmt.Fprintln(out, "Ctrl-C stops everything. p50 and p99: poll to stored document, over each interval.")
 	fmt.Fprintln(out)
+}
+
+// gatewayUsers names the secured demo's gateway users.
+func gatewayUsers(factories int) string {
+	var us []string
+	for i := range factories {
+		us = append(us, demo.GatewayUser(demo.Factory(i)))
+	}
+	return strings.Join(us, ", ")
 }
 
 // orDefault is "name n", or "the cluster's default name" for 0.

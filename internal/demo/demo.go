@@ -59,6 +59,11 @@ type Config struct {
 	// broker: the demo creates its topics there and every component
 	// connects with this block (TLS and SASL included).
 	Kafka kafkaclient.Config
+	// Secure runs a secured plant on our broker: a SASL_SSL listener
+	// (SCRAM-SHA-512 over TLS) only, ACLs enforced, and a user per
+	// component (see secure.go), the CA, certificates and passwords made
+	// in <DataDir>/secure. Not with Kafka.
+	Secure bool
 	// ReplicationFactor and MinInsyncReplicas of the topics the demo
 	// creates on an existing cluster; 0 leaves the cluster's defaults.
 	ReplicationFactor int16
@@ -100,6 +105,9 @@ func (c *Config) defaults() error {
 		c.BrokerListen = "127.0.0.1:0"
 	}
 	if len(c.Kafka.Brokers) > 0 {
+		if c.Secure {
+			return errors.New("secure: the secured plant runs on our broker; an existing cluster is secured by its own configuration")
+		}
 		if err := c.Kafka.Validate(); err != nil {
 			return err
 		}
@@ -132,6 +140,7 @@ type Demo struct {
 	brokerMu sync.Mutex
 	stopDB   func()
 	mongoURI string
+	secure   *securePlant // nil unless Config.Secure
 	sims     []*simulator.Server
 	gateways []*gateway.Gateway
 	sink     *sink.Sink
@@ -174,6 +183,11 @@ func Start(cfg Config) (_ *Demo, err error) {
 			return nil, fmt.Errorf("class %q: no register map in %s", c, cfg.ClassesDir)
 		}
 	}
+	if cfg.Secure {
+		if err := d.setUpSecure(); err != nil {
+			return nil, err
+		}
+	}
 	if !d.External() {
 		if d.broker, err = d.startBroker(cfg.BrokerListen); err != nil {
 			return nil, err
@@ -181,6 +195,11 @@ func Start(cfg Config) (_ *Demo, err error) {
 	}
 	if err := d.createTopics(); err != nil {
 		return nil, err
+	}
+	if d.secure != nil {
+		if err := d.grantPlant(); err != nil {
+			return nil, err
+		}
 	}
 	d.mongoURI = cfg.MongoURI
 	if d.mongoURI == "" {
@@ -215,14 +234,21 @@ func (d *Demo) startBroker(listen string) (*broker.Broker, error) {
 	cfg := broker.DefaultConfig()
 	cfg.Listen, cfg.DataDir = listen, filepath.Join(d.cfg.DataDir, "broker")
 	cfg.Logger = d.log.With("component", "broker")
+	if d.secure != nil {
+		d.secureBrokerConfig(&cfg, listen)
+	}
 	return broker.New(cfg)
 }
 
 // kafka is the connection every component uses: the existing cluster's
-// block, or our broker's address.
+// block, or our broker's address (as its admin in a secured plant; the
+// gateways and the sink connect as their own users there).
 func (d *Demo) kafka() kafkaclient.Config {
 	if d.External() {
 		return d.cfg.Kafka
+	}
+	if d.secure != nil {
+		return d.kafkaAs(adminUser)
 	}
 	return kafkaclient.Config{Brokers: []string{d.BrokerAddr()}}
 }
@@ -269,6 +295,9 @@ func (d *Demo) startFactory(factory string, classes map[string]*devices.Class) (
 	cfg.ClassesDir = d.cfg.ClassesDir
 	cfg.HTTPListen = d.cfg.GatewayHTTP
 	cfg.Kafka.Config = d.kafka()
+	if d.secure != nil {
+		cfg.Kafka.Config = d.kafkaAs(GatewayUser(factory))
+	}
 	cfg.Connections = []modbus.ConnConfig{{Name: "line-1", Address: sim.Addr().String()}}
 	d.Devices[factory] = map[string]string{}
 	unit := uint8(1)
@@ -294,6 +323,9 @@ func (d *Demo) sinkConfig() sink.Config {
 	}
 	cfg.HTTPListen = ""
 	cfg.Kafka.Config = d.kafka()
+	if d.secure != nil {
+		cfg.Kafka.Config = d.kafkaAs(sinkUser)
+	}
 	cfg.MongoDB.URI = d.mongoURI
 	cfg.MongoDB.Database = d.cfg.Database
 	cfg.MongoDB.TimeSeries = d.cfg.MongoURI != ""
