@@ -45,6 +45,10 @@ import (
 //
 // Authorization: WRITE on each topic, else its partitions are answered
 // TOPIC_AUTHORIZATION_FAILED (whether the topic exists or not), as Kafka.
+// A request whose records are transactional is answered
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED as a whole, as Kafka answers it
+// without WRITE on its transactional id, or without one; with that
+// permission too, since transactions are not implemented.
 
 func init() { regKey(int16(kmsg.Produce), 0, 9, handleProduce) }
 
@@ -70,7 +74,15 @@ func handleProduce(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	switch {
 	case req.Version < 3:
 		topLevel = kerr.UnsupportedVersion.Code
-	case req.TransactionID != nil:
+	case hasTransactionalRecords(req):
+		// As Kafka: transactional records need WRITE on the request's
+		// transactional id (none: refused too). Transactions are not
+		// implemented, so they are refused when allowed as well, as
+		// InitProducerId refuses transactional ids. A transactional id
+		// beside plain records is ignored, as Kafka ignores it.
+		if req.TransactionID != nil {
+			b.authorize(c, req.Key(), kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID)
+		}
 		topLevel = kerr.TransactionalIDAuthorizationFailed.Code
 	}
 	for _, rt := range req.Topics {
@@ -186,6 +198,22 @@ func handleProduce(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 }
 
 func (b *Broker) logOptsFlushAlways() bool { return b.logOpts.Flush == commitlog.FlushAlways }
+
+// hasTransactionalRecords reports whether the first RecordBatch v2 of
+// some partition of req is transactional, as Kafka's
+// RequestUtils.hasTransactionalRecords, which decides whether a Produce
+// request needs the transactional id's authorization.
+func hasTransactionalRecords(req *kmsg.ProduceRequest) bool {
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			r := rp.Records
+			if len(r) >= 23 && r[16] == 2 && (int16(r[21])<<8|int16(r[22]))&attrTransactional != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // validateProduceBatch checks one partition's records before they may be
 // appended. It returns a Kafka error code and a message naming the problem.

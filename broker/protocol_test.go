@@ -112,7 +112,7 @@ func TestProduceValidation(t *testing.T) {
 		{"truncated", 7, -1, "v", good[:40], kerr.CorruptMessage.Code},
 		{"empty", 7, -1, "v", nil, kerr.InvalidRecord.Code},
 		{"record count mismatch", 7, -1, "v", countMismatch, kerr.InvalidRecord.Code},
-		{"transactional", 7, -1, "v", makeBatch(testBatch{producerID: 1, baseSequence: 0, attributes: attrTransactional}), kerr.InvalidRecord.Code},
+		{"transactional", 7, -1, "v", makeBatch(testBatch{producerID: 1, baseSequence: 0, attributes: attrTransactional}), kerr.TransactionalIDAuthorizationFailed.Code},
 		{"log append time", 7, -1, "v", makeBatch(testBatch{attributes: attrLogAppendTime}), kerr.InvalidTimestamp.Code},
 		{"over max.message.bytes", 7, -1, "v", makeBatch(testBatch{value: make([]byte, 3000)}), kerr.MessageTooLarge.Code},
 		{"unknown codec", 7, -1, "v", makeBatch(testBatch{attributes: 7}), kerr.UnsupportedCompressionType.Code},
@@ -130,6 +130,35 @@ func TestProduceValidation(t *testing.T) {
 	got := producePartition(c.roundTrip(produceReq(7, -1, "v", 0, good)))
 	if got.ErrorCode != 0 || got.BaseOffset != 0 {
 		t.Fatalf("good batch after refusals: error %d offset %d, want 0 and 0", got.ErrorCode, got.BaseOffset)
+	}
+}
+
+// TestProduceTransactionalID checks Kafka's rule for a Produce request's
+// transactional id: beside plain records it is ignored; transactional
+// records, with or without one, refuse the whole request with
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED (transactions are not implemented).
+func TestProduceTransactionalID(t *testing.T) {
+	b := startBroker(t, "")
+	addr := b.Addr().String()
+	createTopic(t, addr, "v", 1, nil)
+	c := dialRaw(t, addr)
+	for _, tc := range []struct {
+		name  string
+		attrs int16
+		id    *string
+		want  int16
+	}{
+		{"plain records, transactional id", 0, ptr("tx"), 0},
+		{"transactional records, transactional id", attrTransactional, ptr("tx"), kerr.TransactionalIDAuthorizationFailed.Code},
+		{"transactional records, no transactional id", attrTransactional, nil, kerr.TransactionalIDAuthorizationFailed.Code},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := produceReq(9, -1, "v", 0, makeBatch(testBatch{producerID: 1, baseSequence: 0, attributes: tc.attrs, value: []byte("x")}))
+			req.TransactionID = tc.id
+			if got := producePartition(c.roundTrip(req)); got.ErrorCode != tc.want {
+				t.Fatalf("error %v, want %v", kerr.ErrorForCode(got.ErrorCode), kerr.ErrorForCode(tc.want))
+			}
+		})
 	}
 }
 
