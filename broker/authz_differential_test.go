@@ -206,6 +206,8 @@ func setACLsKadm(t *testing.T, adm *kadm.Client, acls ...string) {
 			b.Groups(e.Name)
 		case kmsg.ACLResourceTypeCluster:
 			b.Clusters()
+		case kmsg.ACLResourceTypeTransactionalId:
+			b.TransactionalIDs(e.Name)
 		default:
 			t.Fatalf("ACL %q: resource type not handled", s)
 		}
