@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/factorywire/factorywire/internal/kafkatest"
+	"github.com/factorywire/factorywire/topics"
 )
 
 // TestACLDifferentialAgainstKafka sets the same ACLs on Apache Kafka 4.1.1
@@ -1534,17 +1535,15 @@ func aclDiffCases() []aclDiffCase {
 // do what the gateway and the sink do, and what they must not.
 func grantFactory(r *aclRun) {
 	s := r.side
-	// The ACLs of cmd/broker's grantPlan.entries, with plant-a.press.dlq
-	// the factory's only dead-letter topic.
-	setACLsKadm(r.t, s.adm,
-		topicACL("PREFIXED", "plant-a.", gwP, "WRITE"),
-		topicACL("PREFIXED", "plant-a.", gwP, "DESCRIBE"),
-		clusterACL(gwP, "IDEMPOTENT_WRITE"),
-		topicACL("PREFIXED", "plant-a.", sinkP, "READ"),
-		topicACL("PREFIXED", "plant-a.", sinkP, "DESCRIBE"),
-		groupACL("LITERAL", "factorywire-sink", sinkP, "READ"),
-		topicACL("LITERAL", "plant-a.press.dlq", sinkP, "WRITE"),
-	)
+	// The ACLs grant-factory gives (topics.FactoryAccess), with
+	// plant-a.press.dlq the factory's only dead-letter topic.
+	access := topics.FactoryAccess{Factory: "plant-a", GatewayUser: gatewayUser, SinkUser: "sink",
+		SinkGroup: "factorywire-sink", DeadLetters: []string{"plant-a.press.dlq"}}
+	var acls []string
+	for _, a := range access.ACLs() {
+		acls = append(acls, acl(a.Type.String(), a.Pattern.String(), a.Name, a.Principal, a.Operation.String(), a.Permission.String()))
+	}
+	setACLsKadm(r.t, s.adm, acls...)
 	// The gateway: an idempotent producer (franz-go's default).
 	gw := s.client(r.t, gatewayUser, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordRetries(3))
 	for _, topic := range []string{"plant-a.press", "plant-b.press"} {
