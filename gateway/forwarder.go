@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factorywire/factorywire/internal/recordbatch"
@@ -31,6 +32,9 @@ type forwarder struct {
 	client  *kgo.Client
 	log     *slog.Logger
 	metrics *metrics
+	// factory and user (the SASL user, "" without SASL) name what to
+	// grant when the cluster refuses the produces.
+	factory, user string
 
 	running map[string]bool
 	wg      sync.WaitGroup
@@ -157,7 +161,14 @@ func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 			if msg := err.Error(); msg != lastErr {
 				level, lastErr = slog.LevelWarn, msg
 			}
-			f.log.Log(ctx, level, "forwarder: produce failed; retrying from the checkpoint", "topic", t.name, "offset", pos, "retry_in", backoff, "err", err)
+			if hint := f.authorizationHint(t.name, err); hint != "" {
+				if level == slog.LevelWarn {
+					level = slog.LevelError
+				}
+				f.log.Log(ctx, level, "forwarder: the cluster does not authorize this gateway's produces; the samples stay in the spool and are retried", "topic", t.name, "offset", pos, "retry_in", backoff, "err", err, "fix", hint)
+			} else {
+				f.log.Log(ctx, level, "forwarder: produce failed; retrying from the checkpoint", "topic", t.name, "offset", pos, "retry_in", backoff, "err", err)
+			}
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():
@@ -171,6 +182,33 @@ func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 		}
 		backoff = 100 * time.Millisecond
 	}
+}
+
+// authorizationHint says what to grant when err is the cluster refusing
+// the gateway's user the topic (TOPIC_AUTHORIZATION_FAILED) or idempotent
+// produces (CLUSTER_AUTHORIZATION_FAILED on InitProducerId); "" for other
+// errors.
+func (f *forwarder) authorizationHint(topic string, err error) string {
+	who := "User:" + f.user
+	if f.user == "" {
+		who = "this gateway's principal"
+	}
+	switch {
+	case errors.Is(err, kerr.TopicAuthorizationFailed):
+		return fmt.Sprintf("allow %s WRITE on topic %s: broker acls grant-factory --factory %s --gateway-user %s (kafka-acls.sh: --allow-principal %s --operation Write --operation Describe --topic %s. --resource-pattern-type prefixed)",
+			who, topic, f.factory, orUser(f.user), who, f.factory)
+	case errors.Is(err, kerr.ClusterAuthorizationFailed):
+		return fmt.Sprintf("allow %s IDEMPOTENT_WRITE on the cluster, which idempotent produces need: broker acls grant-factory --factory %s --gateway-user %s (kafka-acls.sh: --allow-principal %s --operation IdempotentWrite --cluster)",
+			who, f.factory, orUser(f.user), who)
+	}
+	return ""
+}
+
+func orUser(user string) string {
+	if user == "" {
+		return "USER"
+	}
+	return user
 }
 
 // forwardChunk produces the records of t from pos, up to a chunk, and

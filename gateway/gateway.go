@@ -270,7 +270,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}()
 	}
 	fwdCtx, stopForwarding := context.WithCancel(context.WithoutCancel(ctx))
-	g.fwd = &forwarder{spool: g.spool, client: g.client, log: g.log, metrics: g.metrics}
+	g.fwd = &forwarder{spool: g.spool, client: g.client, log: g.log, metrics: g.metrics,
+		factory: g.cfg.Factory, user: g.cfg.Kafka.SASL.Username}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
