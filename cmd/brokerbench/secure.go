@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,10 +13,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/factorywire/factorywire/broker"
 	"github.com/factorywire/factorywire/internal/kafkaclient"
 	"github.com/factorywire/factorywire/internal/pki"
+	"github.com/factorywire/factorywire/topics"
 )
 
 // The secure kind (kindOursSASLSSL) is ours with one SASL_SSL listener:
@@ -30,9 +33,19 @@ import (
 // benchUser is the SCRAM user the secure kind's clients authenticate as.
 const benchUser = "bench"
 
+// benchAdmin is the secure kind's super user, who grants benchUser its
+// ACLs when the child starts; the bench's clients never use it.
+const benchAdmin = "bench-admin"
+
+// unrelatedFactories is how many other factories' gateway grants the
+// secure kind's ACLs hold besides benchUser's, so each decision searches
+// an index of a plant's size rather than an empty one.
+const unrelatedFactories = 100
+
 // secureAuthorization says, for the report, how the secure kind
 // authorizes its user's requests.
-const secureAuthorization = "no authorization: the broker has no ACL authorizer yet, so every authenticated user may do everything"
+var secureAuthorization = fmt.Sprintf("ACLs enforced (authorization.enabled): %s is not a super user; it is allowed ALL on topic *, group * and the cluster, beside %d other factories' gateway grants (%d ACLs)",
+	benchUser, unrelatedFactories, 3*unrelatedFactories+3)
 
 // benchCertValid is how long the bench run's CA and certificate are valid:
 // longer than any run.
@@ -46,6 +59,7 @@ type secureFiles struct {
 	Cert     string // the broker's certificate for 127.0.0.1, PEM
 	Key      string // its private key, PEM
 	Password string // benchUser's password, one line
+	Admin    string // benchAdmin's password, one line
 }
 
 // secureFilesIn names the files of the secure kind's directory dir.
@@ -56,6 +70,7 @@ func secureFilesIn(dir string) secureFiles {
 		Cert:     filepath.Join(dir, "broker.crt"),
 		Key:      filepath.Join(dir, "broker.key"),
 		Password: filepath.Join(dir, benchUser+".password"),
+		Admin:    filepath.Join(dir, benchAdmin+".password"),
 	}
 }
 
@@ -90,6 +105,9 @@ func writeSecureFiles(dir string) (secureFiles, error) {
 	if err := os.WriteFile(f.Password, []byte(rand.Text()+"\n"), 0o600); err != nil {
 		return f, fmt.Errorf("write the %s password: %w", benchUser, err)
 	}
+	if err := os.WriteFile(f.Admin, []byte(rand.Text()+"\n"), 0o600); err != nil {
+		return f, fmt.Errorf("write the %s password: %w", benchAdmin, err)
+	}
 	return f, nil
 }
 
@@ -107,12 +125,44 @@ func secureConfig(dataDir string, f secureFiles) broker.Config {
 		SASLMechanisms: []string{kafkaclient.ScramSHA512},
 		TLS:            broker.ListenerTLS{CertFile: f.Cert, KeyFile: f.Key},
 	}}
-	cfg.SASL.BootstrapUsers = []broker.BootstrapUser{{
-		Name:         benchUser,
-		Mechanisms:   []string{kafkaclient.ScramSHA512},
-		PasswordFile: f.Password,
-	}}
+	cfg.SASL.BootstrapUsers = []broker.BootstrapUser{
+		{Name: benchUser, Mechanisms: []string{kafkaclient.ScramSHA512}, PasswordFile: f.Password},
+		{Name: benchAdmin, Mechanisms: []string{kafkaclient.ScramSHA512}, PasswordFile: f.Admin},
+	}
+	cfg.Authorization = broker.AuthorizationConfig{Enabled: true, SuperUsers: []string{"User:" + benchAdmin}}
 	return cfg
+}
+
+// grantBench creates, as benchAdmin, benchUser's ACLs and the unrelated
+// factories' on the secure broker at addr.
+func grantBench(addr string, f secureFiles) error {
+	c := kafkaclient.Config{
+		Brokers: []string{addr},
+		TLS:     kafkaclient.TLSConfig{Enabled: true, CAFile: f.CA},
+		SASL:    kafkaclient.SASLConfig{Mechanism: kafkaclient.ScramSHA512, Username: benchAdmin, PasswordFile: f.Admin},
+	}
+	opts, err := c.Opts(nil)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bench := "User:" + benchUser
+	acls := []topics.ACL{
+		{Principal: bench, Host: "*", Type: kmsg.ACLResourceTypeTopic, Name: "*", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationAll, Permission: kmsg.ACLPermissionTypeAllow},
+		{Principal: bench, Host: "*", Type: kmsg.ACLResourceTypeGroup, Name: "*", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationAll, Permission: kmsg.ACLPermissionTypeAllow},
+		{Principal: bench, Host: "*", Type: kmsg.ACLResourceTypeCluster, Name: "kafka-cluster", Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationAll, Permission: kmsg.ACLPermissionTypeAllow},
+	}
+	for i := range unrelatedFactories {
+		factory := fmt.Sprintf("plant-%03d", i)
+		acls = append(acls, topics.FactoryAccess{Factory: factory, GatewayUser: "gateway-" + factory}.ACLs()...)
+	}
+	return topics.NewAdmin(cl).CreateACLs(ctx, acls)
 }
 
 // endpoint is how this process's clients reach one broker: the connection

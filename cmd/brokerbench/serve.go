@@ -110,6 +110,12 @@ func startBroker(kind, dir string, sec secureFiles) (addr string, closeFn func()
 		if err != nil {
 			return "", nil, err
 		}
+		if kind == kindOursSASLSSL {
+			if err := grantBench(b.Addr().String(), sec); err != nil {
+				b.Close()
+				return "", nil, fmt.Errorf("grant the %s user its ACLs: %w", benchUser, err)
+			}
+		}
 		return b.Addr().String(), b.Close, nil
 	case kindKfake:
 		c, err := kfake.NewCluster(
