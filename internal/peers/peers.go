@@ -1,17 +1,20 @@
 // Package peers locates the third-party programs that compatibility tests
-// run against (kcat, node packages, Modbus tools). Without a peer a test
-// skips with a message naming what to install; with
-// FACTORYWIRE_REQUIRE_PEERS=1 (as CI sets it) the test fails instead, so a
-// missing install step cannot pass unnoticed.
+// run against (kcat, node packages, Python packages, Apache Kafka's jars,
+// Modbus tools). Without a peer a test skips with a message naming what to
+// install; with FACTORYWIRE_REQUIRE_PEERS=1 (as CI sets it) the test fails
+// instead, so a missing install step cannot pass unnoticed.
 package peers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // RequireEnv is the environment variable that turns a missing peer from a
@@ -101,4 +104,88 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// PythonPathEnv overrides where ConfluentKafka looks for the confluent-kafka
+// package (a PYTHONPATH).
+const PythonPathEnv = "FACTORYWIRE_PYTHON_PEERS"
+
+// ConfluentKafkaInstall is the command that installs confluent-kafka,
+// pinned by broker/testdata/librdkafka/requirements.txt, from the
+// repository root into .peers/python (as .ci/run does).
+const ConfluentKafkaInstall = "python3 -m pip install --upgrade --target .peers/python -r broker/testdata/librdkafka/requirements.txt"
+
+// Python is a Python 3 interpreter that imports confluent-kafka, Confluent's
+// Python client, whose wheels bundle librdkafka.
+type Python struct {
+	// Program is the path of python3.
+	Program string
+	// Path is the folder confluent-kafka is installed in: the PYTHONPATH
+	// of every command of Command.
+	Path string
+	// Version is confluent-kafka's version, Librdkafka that of the
+	// librdkafka it loaded (confluent_kafka.libversion()).
+	Version, Librdkafka string
+}
+
+// Command returns a command running python3 with args and Path on
+// PYTHONPATH; ctx kills it.
+func (p Python) Command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, p.Program, args...)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+p.Path, "PYTHONDONTWRITEBYTECODE=1")
+	return cmd
+}
+
+// ConfluentKafka returns python3 with confluent-kafka as FindConfluentKafka
+// finds them, or skips (fails under RequireEnv) naming the command that
+// installs them.
+func ConfluentKafka(t testing.TB) Python {
+	t.Helper()
+	p, err := FindConfluentKafka()
+	if err != nil {
+		Missing(t, err.Error())
+	}
+	return p
+}
+
+// FindConfluentKafka returns python3 and the versions of the confluent-kafka
+// it imports from $FACTORYWIRE_PYTHON_PEERS, or .peers/python at the root
+// of the module holding the working directory. Its error names what to
+// install or the command that installs the package.
+func FindConfluentKafka() (Python, error) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		return Python{}, errors.New("python3 is not installed; install Python 3 with pip (apt-get install python3-pip), then confluent-kafka with: " + ConfluentKafkaInstall)
+	}
+	p := Python{Program: python, Path: os.Getenv(PythonPathEnv)}
+	if p.Path == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			return Python{}, fmt.Errorf("confluent-kafka: %w; set %s to the folder it is installed in", err, PythonPathEnv)
+		}
+		p.Path = filepath.Join(root, ".peers", "python")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// version() is a (string, int) tuple before confluent-kafka 2.16, a
+	// string from then on.
+	cmd := p.Command(ctx, "-c", "import confluent_kafka as ck; v = ck.version(); "+
+		"print(v[0] if isinstance(v, tuple) else v, ck.libversion()[0])")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		last := strings.TrimSpace(stderr.String())
+		if i := strings.LastIndexByte(last, '\n'); i >= 0 {
+			last = last[i+1:]
+		}
+		return Python{}, fmt.Errorf("%s cannot import confluent_kafka from %s (%v: %s); install it from the repository root with: %s",
+			python, p.Path, err, last, ConfluentKafkaInstall)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 2 {
+		return Python{}, fmt.Errorf("%s: confluent_kafka printed %q, want its version and librdkafka's", python, out)
+	}
+	p.Version, p.Librdkafka = f[0], f[1]
+	return p, nil
 }
