@@ -274,24 +274,35 @@ func TestKcatSCRAMOnKafka(t *testing.T) {
 // client-final-message carries the nonce RFC 5802 asks for.
 var librdkafkaSCRAMFixed = [3]int{2, 6, 1}
 
+// librdkafkaSCRAMBroken returns, for secureClient.scramBroken, why
+// librdkafka of version (major.minor.patch) cannot use SCRAM, or "" if it
+// can.
+func librdkafkaSCRAMBroken(version string) string {
+	m := regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)`).FindStringSubmatch(version)
+	if m == nil {
+		return ""
+	}
+	var v [3]int
+	for i := range v {
+		v[i], _ = strconv.Atoi(m[i+1])
+	}
+	if slices.Compare(v[:], librdkafkaSCRAMFixed[:]) >= 0 {
+		return ""
+	}
+	return fmt.Sprintf("librdkafka %s puts its client nonce twice in the SCRAM client-final-message (fixed in 2.6.1, confluentinc/librdkafka#4895); "+
+		"the broker, as Apache Kafka 4 and RFC 5802, refuses the exchange", m[0])
+}
+
 // kcatSecure adapts kcat. Its configuration, password included, goes in a
 // file (-F) so that no secret is on a command line.
 func kcatSecure(t *testing.T, kcat string) secureClient {
 	out, _ := exec.Command(kcat, "-V").CombinedOutput()
-	m := regexp.MustCompile(`librdkafka (\d+)\.(\d+)\.(\d+)`).FindStringSubmatch(string(out))
+	m := regexp.MustCompile(`librdkafka (\d+\.\d+\.\d+)`).FindStringSubmatch(string(out))
 	if m == nil {
 		t.Fatalf("kcat -V names no librdkafka version: %s", out)
 	}
-	var version [3]int
-	for i := range version {
-		version[i], _ = strconv.Atoi(m[i+1])
-	}
-	t.Logf("kcat: librdkafka %d.%d.%d", version[0], version[1], version[2])
-	c := secureClient{mtls: true}
-	if slices.Compare(version[:], librdkafkaSCRAMFixed[:]) < 0 {
-		c.scramBroken = fmt.Sprintf("librdkafka %d.%d.%d puts its client nonce twice in the SCRAM client-final-message (fixed in 2.6.1, confluentinc/librdkafka#4895); "+
-			"the broker, as Apache Kafka 4 and RFC 5802, refuses the exchange", version[0], version[1], version[2])
-	}
+	t.Logf("kcat: librdkafka %s", m[1])
+	c := secureClient{mtls: true, scramBroken: librdkafkaSCRAMBroken(m[1])}
 	run := func(t *testing.T, creds secureCreds, stdin string, args ...string) (string, error) {
 		conf := []string{"ssl.ca.location=" + creds.caFile}
 		if creds.mech != "" {
@@ -339,6 +350,135 @@ func kcatSecure(t *testing.T, kcat string) secureClient {
 		return strings.Contains(err.Error(), "Authentication failure") && strings.Contains(err.Error(), authFailedMessage(mech))
 	}
 	return c
+}
+
+// ---- librdkafka (confluent-kafka) ----
+
+// librdkafkaScript produces and consumes with confluent-kafka's Producer
+// and Consumer, over the librdkafka its wheel bundles.
+const librdkafkaScript = "testdata/librdkafka/produce_consume.py"
+
+// librdkafkaRequirements pins confluent-kafka, installed by .ci/run.
+const librdkafkaRequirements = "testdata/librdkafka/requirements.txt"
+
+// librdkafkaPeer returns python3 with confluent-kafka, or skips (fails
+// under FACTORYWIRE_REQUIRE_PEERS=1) if it is missing or not the version
+// librdkafkaRequirements pins.
+func librdkafkaPeer(t *testing.T) peers.Python {
+	t.Helper()
+	py := peers.ConfluentKafka(t)
+	raw, err := os.ReadFile(librdkafkaRequirements)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^confluent-kafka==(\S+)$`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatalf("%s pins no confluent-kafka==<version>", librdkafkaRequirements)
+	}
+	if pinned := string(m[1]); py.Version != pinned {
+		peers.Missing(t, fmt.Sprintf("confluent-kafka %s is installed in %s, %s is pinned; reinstall it with: %s",
+			py.Version, py.Path, pinned, peers.ConfluentKafkaInstall))
+	}
+	return py
+}
+
+// librdkafkaEvent is a line of produce_consume.py's output.
+type librdkafkaEvent struct {
+	Type, Name, Error, Value string
+	Acked                    int
+}
+
+// TestSecureLibrdkafka runs the security cases with a current librdkafka:
+// the one in confluent-kafka's wheel (confluent-kafka 2.16.2 bundles
+// librdkafka 2.16.0), whose SCRAM works where kcat's 2.0.2 does not, as a
+// producer with acks=all and a consumer group member.
+func TestSecureLibrdkafka(t *testing.T) {
+	py := librdkafkaPeer(t)
+	t.Logf("confluent-kafka %s, librdkafka %s", py.Version, py.Librdkafka)
+	logs := &logSink{}
+	sb := startSecureCompatBroker(t, logs)
+	// run runs the script's half mode (produce or consume) of n records
+	// of topic and returns its events; its error holds librdkafka's
+	// error name and message. The password goes in a file.
+	run := func(t *testing.T, creds secureCreds, mode, topic string, n int) ([]librdkafkaEvent, error) {
+		args := []string{librdkafkaScript, "--mode=" + mode, "--bootstrap=" + creds.addr, "--ssl-ca-location=" + creds.caFile,
+			"--topic=" + topic, "--count=" + strconv.Itoa(n), "--client-id=librdkafka-secure", "--timeout=20"}
+		if creds.mech == "" {
+			args = append(args, "--security-protocol=SSL", "--ssl-certificate-location="+creds.files.Cert, "--ssl-key-location="+creds.files.Key)
+		} else {
+			pw := filepath.Join(t.TempDir(), "password")
+			if err := os.WriteFile(pw, []byte(creds.password), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, "--security-protocol=SASL_SSL", "--sasl-mechanism="+creds.mech,
+				"--sasl-username="+creds.user, "--sasl-password-file="+pw)
+		}
+		// --timeout bounds each wait of the script; this only bounds
+		// a python that hangs.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := py.Command(ctx, args...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if creds.password != "" && (strings.Contains(string(out), creds.password) || strings.Contains(stderr.String(), creds.password)) {
+			t.Fatalf("produce_consume.py printed the password")
+		}
+		var events []librdkafkaEvent
+		for l := range strings.Lines(string(out)) {
+			var e librdkafkaEvent
+			if json.Unmarshal([]byte(l), &e) != nil {
+				t.Fatalf("produce_consume.py printed %q, not a JSON event", l)
+			}
+			if e.Type == "fail" {
+				return events, fmt.Errorf("librdkafka %s: %s", e.Name, e.Error)
+			}
+			events = append(events, e)
+		}
+		if err != nil {
+			return events, fmt.Errorf("produce_consume.py --mode=%s: %v\n%s", mode, err, stderr.String())
+		}
+		return events, nil
+	}
+	c := secureClient{mtls: true, scramBroken: librdkafkaSCRAMBroken(py.Librdkafka)}
+	c.produce = func(t *testing.T, creds secureCreds, topic string, n int) error {
+		events, err := run(t, creds, "produce", topic, n)
+		if err != nil {
+			return err
+		}
+		if done := events[len(events)-1]; done.Type != "done" || done.Acked != n {
+			return fmt.Errorf("produce_consume.py ended with %+v, want %d records acknowledged", done, n)
+		}
+		return nil
+	}
+	adm := kadm.NewClient(newClient(t, sb.addr("PLAINTEXT")))
+	c.consume = func(t *testing.T, creds secureCreds, topic string, n int) []string {
+		events, err := run(t, creds, "consume", topic, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range events {
+			if e.Type == "rec" {
+				got = append(got, e.Value)
+			}
+		}
+		// The script read as a member of group <topic>-readers and
+		// committed before leaving.
+		if committed := committedOffsets(t, adm, topic+"-readers", topic); committed[0] != int64(n) {
+			t.Fatalf("group %s-readers committed %v, want %s/0 at %d", topic, committed, topic, n)
+		}
+		return got
+	}
+	// librdkafka: error _AUTHENTICATION ("Local: Authentication
+	// failure") through error_cb, "…: SASL authentication error: <the
+	// broker's message> (after … in state AUTH_REQ)".
+	c.authFailed = func(err error, mech string) bool {
+		s := err.Error()
+		return strings.Contains(s, "librdkafka _AUTHENTICATION: ") && strings.Contains(s, "SASL authentication error") &&
+			strings.Contains(s, authFailedMessage(mech))
+	}
+	runSecureCompat(t, sb, logs, "librdkafka", c)
 }
 
 // ---- kafkajs ----
