@@ -183,6 +183,9 @@ func handleProduce(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 		}
 		return resp
 	}
+	if req.Acks == 0 {
+		c.closeIfRefused(resp)
+	}
 	if !b.logOptsFlushAlways() {
 		// With flush "interval" the records are visible at once and
 		// acknowledged without waiting for an fsync.
@@ -195,6 +198,24 @@ func handleProduce(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 		return reply{resp: resp, none: req.Acks == 0}, nil
 	}
 	return reply{finish: finish, none: req.Acks == 0}, nil
+}
+
+// closeIfRefused closes the connection once this acks=0 produce is
+// handled if any of its partitions was refused, as Kafka does: a producer
+// that asks for no answer learns of the refusal (TOPIC_AUTHORIZATION_FAILED,
+// a malformed batch, ...) only by losing its connection, then retries and
+// sees the error on its metadata or next acks>=1 request. The partitions
+// accepted in the same request are still made durable.
+func (c *conn) closeIfRefused(resp *kmsg.ProduceResponse) {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				c.closeAfter = fmt.Errorf("%w: topic %s partition %d: %v", errAcksZeroRefused, t.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+				c.log.Info("closing the connection after a refused acks=0 produce, as Kafka does", "topic", t.Topic, "partition", p.Partition, "err", kerr.ErrorForCode(p.ErrorCode))
+				return
+			}
+		}
+	}
 }
 
 func (b *Broker) logOptsFlushAlways() bool { return b.logOpts.Flush == commitlog.FlushAlways }

@@ -69,6 +69,9 @@ type conn struct {
 	// auth is the SASL exchange's state on a SASL listener (reader
 	// goroutine only).
 	auth saslSession
+	// closeAfter, once set by a handler, closes the connection after that
+	// request's reply is queued (reader goroutine only).
+	closeAfter error
 
 	// held is the response budget the response being finished holds,
 	// released once it is written or dropped (writer goroutine only).
@@ -121,6 +124,9 @@ var (
 	// errLimit closes a connection for a resource limit, which was
 	// already logged and counted by Broker.limits.
 	errLimit = errors.New("closed by a resource limit")
+	// errAcksZeroRefused closes a connection after an acks=0 produce
+	// with a refused partition (already logged).
+	errAcksZeroRefused = errors.New("acks=0 produce refused")
 )
 
 func newConn(b *Broker, lis *listener, nc net.Conn) *conn {
@@ -166,7 +172,7 @@ func (c *conn) serve() {
 	c.nc.Close()
 	switch {
 	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, errLimit),
-		errors.Is(err, context.Canceled), errors.Is(err, errAuthFailed), shutdown:
+		errors.Is(err, context.Canceled), errors.Is(err, errAuthFailed), errors.Is(err, errAcksZeroRefused), shutdown:
 		c.log.Debug("connection closed")
 	default:
 		c.log.Warn("closing connection", "err", err)
@@ -215,6 +221,9 @@ func (c *conn) read() error {
 			// Its answer (delayed) is written, then the connection
 			// closes.
 			return errAuthFailed
+		}
+		if c.closeAfter != nil {
+			return c.closeAfter
 		}
 	}
 }
