@@ -324,6 +324,9 @@ func authzCases(p string) []authzCase {
 		req.Deletions = []kmsg.AlterUserSCRAMCredentialsRequestDeletion{{Name: "nobody", Mechanism: 2}}
 		return []int16{e.request(t, req).(*kmsg.AlterUserSCRAMCredentialsResponse).Results[0].ErrorCode}
 	}
+	describeQuotas := func(t *testing.T, e *authzEnv) []int16 {
+		return []int16{e.request(t, kmsg.NewPtrDescribeClientQuotasRequest()).(*kmsg.DescribeClientQuotasResponse).ErrorCode}
+	}
 	describeLogDirs := func(t *testing.T, e *authzEnv) []int16 {
 		resp := e.request(t, kmsg.NewPtrDescribeLogDirsRequest()).(*kmsg.DescribeLogDirsResponse)
 		if resp.ErrorCode == 0 && len(resp.Dirs) == 0 {
@@ -368,6 +371,7 @@ func authzCases(p string) []authzCase {
 		{"delete acls", kmsg.DeleteACLs, nil, []string{cluster("ALTER")}, cafc, deleteACLs},
 		{"describe user scram credentials", kmsg.DescribeUserSCRAMCredentials, nil, []string{cluster("DESCRIBE")}, cafc, describeUsers},
 		{"describe log dirs", kmsg.DescribeLogDirs, nil, []string{cluster("DESCRIBE")}, cafc, describeLogDirs},
+		{"describe client quotas", kmsg.DescribeClientQuotas, nil, []string{cluster("DESCRIBE_CONFIGS")}, cafc, describeQuotas},
 		{"alter user scram credentials", kmsg.AlterUserSCRAMCredentials, nil, []string{cluster("ALTER")}, cafc, alterUsers},
 	}
 }

@@ -24,8 +24,8 @@ func TestApiVersions(t *testing.T) {
 		kmsg.ListGroups: {0, 4}, kmsg.DeleteGroups: {0, 2}, kmsg.OffsetDelete: {0, 0},
 		kmsg.SASLHandshake: {0, 1}, kmsg.SASLAuthenticate: {0, 2},
 		kmsg.DescribeUserSCRAMCredentials: {0, 0}, kmsg.AlterUserSCRAMCredentials: {0, 0},
-		kmsg.DescribeLogDirs: {1, 4},
-		kmsg.DescribeACLs:    {1, 3}, kmsg.CreateACLs: {1, 3}, kmsg.DeleteACLs: {1, 3},
+		kmsg.DescribeLogDirs: {1, 4}, kmsg.DescribeClientQuotas: {0, 1},
+		kmsg.DescribeACLs: {1, 3}, kmsg.CreateACLs: {1, 3}, kmsg.DeleteACLs: {1, 3},
 	}
 	for v := int16(0); v <= 3; v++ {
 		c := dialRaw(t, b.Addr().String())
