@@ -22,13 +22,7 @@ func handleCreateACLs(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.CreateACLsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateACLsResponse)
 	resp.Results = make([]kmsg.CreateACLsResponseResult, len(req.Creations))
-	code, msg := int16(0), ""
-	switch {
-	case !b.authorizeCluster(c, req.Key(), kmsg.ACLOperationAlter):
-		code, msg = kerr.ClusterAuthorizationFailed.Code, msgClusterAuthorizationFailed
-	case b.authz == nil:
-		code, msg = kerr.SecurityDisabled.Code, "No Authorizer is configured."
-	}
+	code, msg := b.refuseACLChange(c, req.Key())
 	var valid []aclEntry
 	var validAt []int
 	for i, cr := range req.Creations {
@@ -60,4 +54,17 @@ func handleCreateACLs(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 		b.log.Info("ACL created", "acl", e.String(), "by", c.principal)
 	}
 	return reply{resp: resp}, nil
+}
+
+// refuseACLChange is why a CreateAcls or DeleteAcls request is refused as a
+// whole: CLUSTER_AUTHORIZATION_FAILED without ALTER on the cluster,
+// SECURITY_DISABLED without authorization enabled; 0 if it is not.
+func (b *Broker) refuseACLChange(c *conn, key int16) (int16, string) {
+	switch {
+	case !b.authorizeCluster(c, key, kmsg.ACLOperationAlter):
+		return kerr.ClusterAuthorizationFailed.Code, msgClusterAuthorizationFailed
+	case b.authz == nil:
+		return kerr.SecurityDisabled.Code, "No Authorizer is configured."
+	}
+	return 0, ""
 }

@@ -21,13 +21,7 @@ func handleDeleteACLs(b *Broker, c *conn, kreq kmsg.Request) (reply, error) {
 	req := kreq.(*kmsg.DeleteACLsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteACLsResponse)
 	resp.Results = make([]kmsg.DeleteACLsResponseResult, len(req.Filters))
-	code, msg := int16(0), ""
-	switch {
-	case !b.authorizeCluster(c, req.Key(), kmsg.ACLOperationAlter):
-		code, msg = kerr.ClusterAuthorizationFailed.Code, msgClusterAuthorizationFailed
-	case b.authz == nil:
-		code, msg = kerr.SecurityDisabled.Code, "No Authorizer is configured."
-	}
+	code, msg := b.refuseACLChange(c, req.Key())
 	var filters []aclFilter
 	var filterAt []int
 	for i, rf := range req.Filters {

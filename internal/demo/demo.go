@@ -253,7 +253,10 @@ func (d *Demo) kafka() kafkaclient.Config {
 	return kafkaclient.Config{Brokers: []string{d.BrokerAddr()}}
 }
 
-func (d *Demo) createTopics() error {
+// administer runs fn with an admin client of the cluster, connected as
+// every component is (as the admin in a secured plant), for at most a
+// minute.
+func (d *Demo) administer(fn func(context.Context, *topics.Admin) error) error {
 	opts, err := d.kafka().Opts(d.log)
 	if err != nil {
 		return err
@@ -265,20 +268,25 @@ func (d *Demo) createTopics() error {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	adm := topics.NewAdmin(cl)
-	for i := 0; i < d.cfg.Factories; i++ {
-		spec := topics.FactorySpec{
-			Factory: Factory(i), Classes: d.cfg.Classes, Partitions: d.cfg.Partitions, Retention: 24 * time.Hour,
-			ReplicationFactor: d.cfg.ReplicationFactor, MinInsyncReplicas: d.cfg.MinInsyncReplicas,
+	return fn(ctx, topics.NewAdmin(cl))
+}
+
+func (d *Demo) createTopics() error {
+	return d.administer(func(ctx context.Context, adm *topics.Admin) error {
+		for i := 0; i < d.cfg.Factories; i++ {
+			spec := topics.FactorySpec{
+				Factory: Factory(i), Classes: d.cfg.Classes, Partitions: d.cfg.Partitions, Retention: 24 * time.Hour,
+				ReplicationFactor: d.cfg.ReplicationFactor, MinInsyncReplicas: d.cfg.MinInsyncReplicas,
+			}
+			if _, err := adm.Ensure(ctx, spec); err != nil {
+				return fmt.Errorf("create the topics of %s: %w", Factory(i), err)
+			}
+			for _, c := range d.cfg.Classes {
+				d.Topics = append(d.Topics, topics.Name{Factory: Factory(i), Class: c}.String())
+			}
 		}
-		if _, err := adm.Ensure(ctx, spec); err != nil {
-			return fmt.Errorf("create the topics of %s: %w", Factory(i), err)
-		}
-		for _, c := range d.cfg.Classes {
-			d.Topics = append(d.Topics, topics.Name{Factory: Factory(i), Class: c}.String())
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // startFactory starts a simulator holding the factory's devices and the

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/factorywire/factorywire/broker"
 	"github.com/factorywire/factorywire/internal/kafkaclient"
 	"github.com/factorywire/factorywire/internal/pki"
+	"github.com/factorywire/factorywire/internal/secret"
 	"github.com/factorywire/factorywire/sink"
 	"github.com/factorywire/factorywire/topics"
 )
@@ -139,56 +139,39 @@ func (d *Demo) kafkaAs(user string) kafkaclient.Config {
 // with AlterUserScramCredentials, the password salted here) and their
 // ACLs, once the topics exist.
 func (d *Demo) grantPlant() error {
-	opts, err := d.kafka().Opts(d.log)
-	if err != nil {
-		return err
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	adm := topics.NewAdmin(cl)
-	var ups []kadm.UpsertSCRAM
-	for i := 0; i <= d.cfg.Factories; i++ {
-		user := sinkUser
-		if i < d.cfg.Factories {
-			user = GatewayUser(Factory(i))
+	return d.administer(func(ctx context.Context, adm *topics.Admin) error {
+		var ups []kadm.UpsertSCRAM
+		for i := 0; i <= d.cfg.Factories; i++ {
+			user := sinkUser
+			if i < d.cfg.Factories {
+				user = GatewayUser(Factory(i))
+			}
+			pw, err := secret.FromFile(d.PasswordFile(user))
+			if err != nil {
+				return fmt.Errorf("secure plant: %w", err)
+			}
+			ups = append(ups, kadm.UpsertSCRAM{User: user, Mechanism: kadm.ScramSha512, Iterations: 8192, Password: pw.Reveal()})
 		}
-		pw, err := os.ReadFile(d.PasswordFile(user))
+		altered, err := adm.Kadm().AlterUserSCRAMs(ctx, nil, ups)
+		if err == nil {
+			err = altered.Error()
+		}
 		if err != nil {
-			return fmt.Errorf("secure plant: %w", err)
+			return fmt.Errorf("secure plant: create the users: %w", err)
 		}
-		ups = append(ups, kadm.UpsertSCRAM{User: user, Mechanism: kadm.ScramSha512, Iterations: 8192, Password: string(trimNewline(pw))})
-	}
-	altered, err := adm.Kadm().AlterUserSCRAMs(ctx, nil, ups)
-	if err == nil {
-		err = altered.Error()
-	}
-	if err != nil {
-		return fmt.Errorf("secure plant: create the users: %w", err)
-	}
-	for i := 0; i < d.cfg.Factories; i++ {
-		dlq, err := adm.DeadLetterTopics(ctx, "", Factory(i), d.cfg.Classes)
-		if err != nil {
-			return err
+		for i := 0; i < d.cfg.Factories; i++ {
+			dlq, err := adm.DeadLetterTopics(ctx, "", Factory(i), d.cfg.Classes)
+			if err != nil {
+				return err
+			}
+			access := topics.FactoryAccess{Factory: Factory(i), GatewayUser: GatewayUser(Factory(i)), SinkUser: sinkUser,
+				SinkGroup: sink.DefaultGroup, DeadLetters: dlq}
+			if err := adm.CreateACLs(ctx, access.ACLs()); err != nil {
+				return fmt.Errorf("secure plant: grant %s: %w", Factory(i), err)
+			}
 		}
-		access := topics.FactoryAccess{Factory: Factory(i), GatewayUser: GatewayUser(Factory(i)), SinkUser: sinkUser,
-			SinkGroup: sink.DefaultGroup, DeadLetters: dlq}
-		if err := adm.CreateACLs(ctx, access.ACLs()); err != nil {
-			return fmt.Errorf("secure plant: grant %s: %w", Factory(i), err)
-		}
-	}
-	return nil
-}
-
-func trimNewline(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
+		return nil
+	})
 }
 
 // AdminKafka is how the admin commands reach the demo's broker: its
