@@ -1,10 +1,14 @@
 package broker
 
 import (
+	"encoding/binary"
+	"io"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/xdg-go/scram"
 )
 
@@ -56,6 +60,62 @@ func FuzzSASLExchange(f *testing.F) {
 		}
 		if err != nil && err.Error() != authFailedMessage(c.auth.mech) {
 			t.Fatalf("refusal %q reveals more than the fixed message", err)
+		}
+	})
+}
+
+// FuzzSASLRequestStream feeds arbitrary bytes to a connection on a SASL
+// listener, as FuzzRequestStream does on a plaintext one: handshakes of
+// either version, raw token frames after a v0 handshake, SaslAuthenticate
+// requests, requests sent before authentication. The broker must not
+// panic or hang, must close or answer, and must never authenticate the
+// connection (no seed holds a password, and none can be guessed).
+//
+//	go test -run '^$' -fuzz FuzzSASLRequestStream -fuzztime 5m ./broker/
+func FuzzSASLRequestStream(f *testing.F) {
+	sb := startSecureBroker(f)
+	var sasl *listener
+	for _, l := range sb.listeners {
+		if l.name == "SASL_PLAIN" {
+			sasl = l
+		}
+	}
+	rawFrame := func(token string) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(token))), token...)
+	}
+	apiv := kmsg.NewPtrApiVersionsRequest()
+	apiv.Version = 3
+	apiv.ClientSoftwareName, apiv.ClientSoftwareVersion = "fuzz", "1"
+	metadata := kmsg.NewPtrMetadataRequest()
+	metadata.Version = 7
+	for _, s := range [][]byte{
+		frame(apiv, 1),
+		append(frame(handshakeReq(1, mechScramSHA256), 1), frame(authReq([]byte("n,,n=admin,r=abc")), 2)...),
+		append(frame(handshakeReq(0, mechScramSHA512), 1), rawFrame("n,,n=admin,r=abc")...),
+		append(frame(handshakeReq(1, mechScramSHA512), 1), frame(metadata, 2)...),
+		frame(metadata, 1),
+		append(frame(handshakeReq(1, "PLAIN"), 1), frame(authReq([]byte("\x00admin\x00guess")), 2)...),
+		append(frame(handshakeReq(0, mechScramSHA256), 1), 0xff, 0xff, 0xff, 0xff),
+		{0, 0, 0, 8, 0, 17, 0, 1, 0, 0, 0, 1},
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		client, server := net.Pipe()
+		c := newConn(sb.Broker, sasl, server)
+		done := make(chan struct{})
+		go func() { c.serve(); close(done) }()
+		go io.Copy(io.Discard, client)
+		client.SetWriteDeadline(time.Now().Add(time.Second))
+		client.Write(data)
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("connection did not finish within 30s of the client closing")
+		}
+		if c.auth.done || c.principal != anonymousPrincipal {
+			t.Fatalf("fuzz input authenticated the connection as %s", c.principal)
 		}
 	})
 }
