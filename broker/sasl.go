@@ -195,12 +195,14 @@ func (c *conn) authenticate(token []byte) (answer []byte, err error) {
 		c.authenticated(user)
 		return nil, nil
 	case mechScramSHA256, mechScramSHA512:
+		step := "client-final"
 		if s.scram == nil {
 			s.scram = c.b.scramServer(s.mech).NewConversation()
+			step = "client-first"
 		}
 		out, err := s.scram.Step(string(token))
 		if err != nil {
-			return nil, c.authFailure(s.scram.Username(), fmt.Errorf("SCRAM: %w", err))
+			return nil, c.authFailure(s.scram.Username(), scramCause(step, err))
 		}
 		if !s.scram.Done() {
 			return []byte(out), nil
@@ -215,6 +217,18 @@ func (c *conn) authenticate(token []byte) (answer []byte, err error) {
 		return []byte(out), nil
 	}
 	return nil, c.authFailure("", errors.New("no mechanism chosen"))
+}
+
+// scramCause is what the log says of a failed SCRAM step. The library's
+// parse errors quote the client's message, which may hold a password (a
+// PLAIN token sent on a SCRAM mechanism) or a proof, so only its messages
+// known to quote nothing are kept; anything else is a malformed message.
+func scramCause(step string, err error) error {
+	switch msg := err.Error(); msg {
+	case "challenge proof invalid", "nonce received did not match nonce sent", "SCRAM message extensions are not supported":
+		return fmt.Errorf("SCRAM %s: %s", step, msg)
+	}
+	return fmt.Errorf("SCRAM: malformed %s message", step)
 }
 
 // checkPlain checks a SASL/PLAIN token (RFC 4616: authzid NUL authcid NUL

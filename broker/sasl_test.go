@@ -479,3 +479,39 @@ func TestListenerConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSCRAMFailureLogsNoToken: a SCRAM message the broker cannot parse is
+// logged as malformed, never quoted: a client that sends its PLAIN token
+// (user and password) on a SCRAM mechanism, or a broken client-final
+// message, must not put the password in the broker's log.
+func TestSCRAMFailureLogsNoToken(t *testing.T) {
+	logs := &logSink{}
+	sb := startSecureBroker(t, func(c *Config) { c.Logger = logs.logger() })
+	addr := sb.addr("SASL_PLAIN")
+	secret := "p4ss,with,commas," + adminPassword
+	t.Run("client-first", func(t *testing.T) {
+		c := dialRaw(t, addr)
+		err := scramExchange(t, c, func(string) string { return "\x00admin\x00" + secret }, nil)
+		if !errors.Is(err, kerr.SaslAuthenticationFailed) {
+			t.Fatalf("a PLAIN token on SCRAM-SHA-512: %v, want SASL_AUTHENTICATION_FAILED", err)
+		}
+	})
+	t.Run("client-final", func(t *testing.T) {
+		c := dialRaw(t, addr)
+		err := scramExchange(t, c, func(string) string { return "n,,n=admin,r=abcdefgh" }, func(server string) string {
+			nonce, _, _ := strings.Cut(strings.TrimPrefix(server, "r="), ",")
+			return "c=biws,r=" + nonce + "," + adminPassword
+		})
+		if !errors.Is(err, kerr.SaslAuthenticationFailed) {
+			t.Fatalf("a client-final without a proof: %v, want SASL_AUTHENTICATION_FAILED", err)
+		}
+	})
+	if len(logs.lines("authentication failed", "malformed")) < 2 {
+		t.Fatalf("the failures are not logged as malformed messages: %q", logs.lines("authentication failed"))
+	}
+	for _, s := range []string{"p4ss", adminPassword} {
+		if l := logs.lines(s); len(l) > 0 {
+			t.Fatalf("the client's token is logged: %s", l[0])
+		}
+	}
+}
