@@ -310,8 +310,22 @@ func (c *conn) readRawToken(br *bufio.Reader) error {
 	if size < 0 || size > saslMaxReceive {
 		return fmt.Errorf("%w: SASL token of %d bytes (limit %d)", errRequestSize, size, saslMaxReceive)
 	}
-	token := make([]byte, size)
-	if _, err := io.ReadFull(br, token); err != nil {
+	// As a request's body: read only once the broker's request budget
+	// grants its size, so that unauthenticated clients cannot hold more
+	// than queued_max_request_bytes.
+	g, ok := c.b.requestBudget.tryAcquire(int64(size), true)
+	if !ok {
+		c.b.limits.hit(limitQueuedRequestBytes, "SASL token waits for queued request bytes to be freed; connection not read meanwhile",
+			"client", c.nc.RemoteAddr().String(), "bytes", size, "queued_max_request_bytes", c.b.cfg.QueuedMaxRequestBytes)
+		var err error
+		if g, err = c.b.requestBudget.acquire(c.ctx, int64(size), true); err != nil {
+			return err
+		}
+		c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.RequestReadTimeout))
+	}
+	defer g.release()
+	token, err := c.readBody(br, int(size))
+	if err != nil {
 		return err
 	}
 	answer, err := c.authenticate(token)

@@ -515,3 +515,30 @@ func TestSCRAMFailureLogsNoToken(t *testing.T) {
 		}
 	}
 }
+
+// TestRawSASLTokenHeldInRequestBudget: a SASL token in a bare frame (after
+// a v0 handshake) is read, as any request, only once its announced size is
+// granted from queued_max_request_bytes, so unauthenticated clients
+// announcing large tokens cannot hold more memory than that budget.
+func TestRawSASLTokenHeldInRequestBudget(t *testing.T) {
+	// Two tokens fit, with room left for the handshakes; the third waits.
+	const budget, token, clients = 1 << 20, 400 << 10, 3
+	sb := startSecureBroker(t, func(c *Config) {
+		c.MaxRequestBytes, c.MaxControlRequestBytes, c.QueuedMaxRequestBytes = budget, budget, budget
+	})
+	for range clients {
+		c := dialRaw(t, sb.addr("SASL_PLAIN"))
+		if resp := c.roundTrip(handshakeReq(0, mechScramSHA256)).(*kmsg.SASLHandshakeResponse); resp.ErrorCode != 0 {
+			t.Fatalf("v0 handshake: %v", kerr.ErrorForCode(resp.ErrorCode))
+		}
+		head := binary.BigEndian.AppendUint32(nil, token)
+		if _, err := c.c.Write(append(head, "n,,n=admin"...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fit := budget / token
+	waitFor(t, "the announced tokens to be reserved and the rest to wait", func() bool {
+		return gaugeValue(t, sb.metrics.queuedRequest) == float64(fit*token) &&
+			limitHits(t, sb.Broker, limitQueuedRequestBytes) == clients-float64(fit)
+	})
+}
