@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -202,18 +203,19 @@ func (c *conn) authenticate(token []byte) (answer []byte, err error) {
 		}
 		out, err := s.scram.Step(string(token))
 		if err != nil {
-			return nil, c.authFailure(s.scram.Username(), scramCause(step, err))
+			return nil, c.authFailure(scramUser(s.scram), scramCause(step, err))
 		}
 		if !s.scram.Done() {
 			return []byte(out), nil
 		}
 		if !s.scram.Valid() {
-			return nil, c.authFailure(s.scram.Username(), errors.New("SCRAM: proof invalid"))
+			return nil, c.authFailure(scramUser(s.scram), errors.New("SCRAM: proof invalid"))
 		}
-		if z := s.scram.AuthzID(); z != "" && z != s.scram.Username() {
-			return nil, c.authFailure(s.scram.Username(), errors.New("SCRAM: the authorization id differs from the user name"))
+		user := scramUser(s.scram)
+		if z, _ := decodeSaslName(s.scram.AuthzID()); z != "" && z != user {
+			return nil, c.authFailure(user, errors.New("SCRAM: the authorization id differs from the user name"))
 		}
-		c.authenticated(s.scram.Username())
+		c.authenticated(user)
 		return []byte(out), nil
 	}
 	return nil, c.authFailure("", errors.New("no mechanism chosen"))
@@ -278,10 +280,11 @@ func (b *Broker) scramServer(mech string) *scram.Server {
 	if mech == mechScramSHA512 {
 		hash = scram.SHA512
 	}
-	srv, _ := hash.NewServer(func(user string) (scram.StoredCredentials, error) {
+	srv, _ := hash.NewServer(func(saslName string) (scram.StoredCredentials, error) {
+		user, valid := decodeSaslName(saslName)
 		c, ok := b.users.lookup(user, mech)
-		if !ok {
-			c = b.users.fake(user, mech)
+		if !valid || !ok {
+			c = b.users.fake(saslName, mech)
 		}
 		return scram.StoredCredentials{
 			KeyFactors: scram.KeyFactors{Salt: string(c.Salt), Iters: c.Iterations},
@@ -290,6 +293,41 @@ func (b *Broker) scramServer(mech string) *scram.Server {
 		}, nil
 	})
 	return srv
+}
+
+// decodeSaslName decodes a SCRAM user name (RFC 5802 saslname: "=2C" for
+// ',' and "=3D" for '='), as Kafka's ScramFormatter does; ok is false for
+// any other '=' escape.
+func decodeSaslName(s string) (name string, ok bool) {
+	if !strings.Contains(s, "=") {
+		return s, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '=' {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch {
+		case strings.HasPrefix(s[i:], "=2C"):
+			b.WriteByte(',')
+		case strings.HasPrefix(s[i:], "=3D"):
+			b.WriteByte('=')
+		default:
+			return "", false
+		}
+		i += 2
+	}
+	return b.String(), true
+}
+
+// scramUser is the user of a SCRAM exchange, decoded (as sent if it does
+// not decode: it then never authenticates).
+func scramUser(conv *scram.ServerConversation) string {
+	if name, ok := decodeSaslName(conv.Username()); ok {
+		return name
+	}
+	return conv.Username()
 }
 
 // supportsMechanism reports whether the connection's listener accepts mech.

@@ -119,3 +119,28 @@ func TestSCRAMCredentialAPIs(t *testing.T) {
 		t.Fatalf("operator after deletion: %v, want SASL_AUTHENTICATION_FAILED", err)
 	}
 }
+
+// TestSCRAMUserNameEscapes: a user whose name holds ',' and '=' (sent
+// escaped as =2C and =3D, RFC 5802) authenticates with SCRAM, and its
+// principal is the name itself; a name with another '=' escape does not.
+func TestSCRAMUserNameEscapes(t *testing.T) {
+	sb := startSecureBroker(t)
+	adm := kadm.NewClient(sb.saslClient(t, mechScramSHA512, "admin", adminPassword))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const odd = "line=1,press"
+	if altered, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: odd, Mechanism: kadm.ScramSha256, Iterations: 4096, Password: "odd-pw"}}); err != nil || altered.Error() != nil {
+		t.Fatalf("create %q: %v %v", odd, err, altered.Error())
+	}
+	if err := ping(newClient(t, sb.addr("SASL_PLAIN"), kgo.SASL(mechanism(mechScramSHA256, odd, "odd-pw")), kgo.RequestRetries(0), kgo.RetryTimeout(time.Second))); err != nil {
+		t.Fatalf("SCRAM as %q: %v", odd, err)
+	}
+	for _, bad := range []string{"a=2", "a=ZZb", "x="} {
+		if name, ok := decodeSaslName(bad); ok {
+			t.Errorf("decodeSaslName(%q) = %q, accepted", bad, name)
+		}
+	}
+	if name, ok := decodeSaslName("line=3D1=2Cpress"); !ok || name != odd {
+		t.Errorf("decodeSaslName: %q %v", name, ok)
+	}
+}
