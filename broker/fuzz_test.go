@@ -51,19 +51,7 @@ func FuzzRequestStream(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		data = neutraliseAdmin(data)
-		client, server := net.Pipe()
-		c := newConn(b, b.listeners[0], server)
-		done := make(chan struct{})
-		go func() { c.serve(); close(done) }()
-		go io.Copy(io.Discard, client)
-		client.SetWriteDeadline(time.Now().Add(time.Second))
-		client.Write(data)
-		client.Close()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Fatal("connection did not finish within 30s of the client closing")
-		}
+		c := serveFuzzInput(t, b, b.listeners[0], data)
 		// The broker still answers a well-formed request.
 		r, err := c.handle(int16(kmsg.Metadata), 1, 1, append([]byte{0xff, 0xff}, 0xff, 0xff, 0xff, 0xff))
 		if err != nil {
@@ -91,4 +79,24 @@ func neutraliseAdmin(data []byte) []byte {
 		i += 4 + size
 	}
 	return out
+}
+
+// serveFuzzInput serves one connection on lis whose client sends data and
+// closes, and returns it once it has finished (within 30 s, else the test
+// fails).
+func serveFuzzInput(t *testing.T, b *Broker, lis *listener, data []byte) *conn {
+	client, server := net.Pipe()
+	c := newConn(b, lis, server)
+	done := make(chan struct{})
+	go func() { c.serve(); close(done) }()
+	go io.Copy(io.Discard, client)
+	client.SetWriteDeadline(time.Now().Add(time.Second))
+	client.Write(data)
+	client.Close()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("connection did not finish within 30s of the client closing")
+	}
+	return c
 }

@@ -2,11 +2,9 @@ package broker
 
 import (
 	"encoding/binary"
-	"io"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/xdg-go/scram"
@@ -101,19 +99,7 @@ func FuzzSASLRequestStream(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		client, server := net.Pipe()
-		c := newConn(sb.Broker, sasl, server)
-		done := make(chan struct{})
-		go func() { c.serve(); close(done) }()
-		go io.Copy(io.Discard, client)
-		client.SetWriteDeadline(time.Now().Add(time.Second))
-		client.Write(data)
-		client.Close()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Fatal("connection did not finish within 30s of the client closing")
-		}
+		c := serveFuzzInput(t, sb.Broker, sasl, data)
 		if c.auth.done || c.principal != anonymousPrincipal {
 			t.Fatalf("fuzz input authenticated the connection as %s", c.principal)
 		}
