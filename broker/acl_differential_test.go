@@ -80,9 +80,7 @@ func TestACLDifferentialAgainstKafka(t *testing.T) {
 		c.GroupInitialRebalanceDelay = 0
 	})
 
-	apiv := kmsg.NewPtrApiVersionsResponse()
-	apiv.ApiKeys = apiKeys()
-	versions := kversion.FromApiVersionsResponse(apiv)
+	versions := advertisedVersions()
 
 	// Kafka's SCRAM users are created over PLAINTEXT (ANONYMOUS is a
 	// super user there); ours has admin, gateway-plant-a and sink
@@ -105,34 +103,31 @@ func TestACLDifferentialAgainstKafka(t *testing.T) {
 	t.Logf("set up in %v", time.Since(start).Round(time.Millisecond))
 
 	seen := map[string]bool{} // known differences observed
-	for _, c := range aclDiffCases() {
-		t.Run(c.name, func(t *testing.T) {
+	// compare runs run on each side within timeout, as user (none: run
+	// picks its clients), and compares what each side answered.
+	compare := func(name, user string, timeout time.Duration, run func(*aclRun)) {
+		t.Run(name, func(t *testing.T) {
 			var obs [2][]observation
 			for i, s := range sides {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				r := &aclRun{t: t, ctx: ctx, side: s, cl: s.users[c.user]}
-				if c.setup != nil {
-					c.setup(r)
-				}
-				setACLsKadm(t, s.adm, c.acls...)
-				c.run(r)
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				r := &aclRun{t: t, ctx: ctx, side: s, cl: s.users[user]}
+				run(r)
 				cancel()
 				obs[i] = r.obs
 			}
-			compareACLObservations(t, c.name, obs[0], obs[1], seen)
+			compareACLObservations(t, name, obs[0], obs[1], seen)
 		})
 	}
-	t.Run("grant-factory", func(t *testing.T) {
-		var obs [2][]observation
-		for i, s := range sides {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			r := &aclRun{t: t, ctx: ctx, side: s}
-			grantFactory(r)
-			cancel()
-			obs[i] = r.obs
-		}
-		compareACLObservations(t, "grant-factory", obs[0], obs[1], seen)
-	})
+	for _, c := range aclDiffCases() {
+		compare(c.name, c.user, time.Minute, func(r *aclRun) {
+			if c.setup != nil {
+				c.setup(r)
+			}
+			setACLsKadm(r.t, r.side.adm, c.acls...)
+			c.run(r)
+		})
+	}
+	compare("grant-factory", "", 2*time.Minute, grantFactory)
 	for what := range aclKnownDifferences {
 		if !seen[what] {
 			t.Errorf("known difference %q was not observed", what)
@@ -337,11 +332,7 @@ func (s *aclSide) commit(t *testing.T, ctx context.Context, group string, partit
 // with a leader (exists) or does not list it, and reports whether it did.
 func (s *aclSide) waitTopic(ctx context.Context, topic string, exists bool) bool {
 	for range 150 {
-		req := kmsg.NewPtrMetadataRequest()
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(topic)
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, s.admin)
+		resp, err := metadataRequest(topic).RequestWith(ctx, s.admin)
 		if err == nil && len(resp.Topics) == 1 {
 			mt := resp.Topics[0]
 			listed := mt.ErrorCode == 0 && len(mt.Partitions) > 0 && mt.Partitions[0].Leader >= 0
@@ -372,15 +363,22 @@ func (s *aclSide) topicID(t *testing.T, ctx context.Context, topic string) [16]b
 
 // topicExists asks Metadata once, as admin, whether topic exists.
 func (s *aclSide) topicExists(ctx context.Context, topic string) string {
-	req := kmsg.NewPtrMetadataRequest()
-	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(topic)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, s.admin)
+	resp, err := metadataRequest(topic).RequestWith(ctx, s.admin)
 	if err != nil {
 		return code(err)
 	}
 	return codeOf(resp.Topics[0].ErrorCode)
+}
+
+// metadataRequest is a Metadata request for topics, by name.
+func metadataRequest(topics ...string) *kmsg.MetadataRequest {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, topic := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+	}
+	return req
 }
 
 // aclRun is one case's run against one side: its requests go to the side
@@ -412,6 +410,52 @@ func (r *aclRun) sendAs(cl *kgo.Client, req kmsg.Request) kmsg.Response {
 	return resp
 }
 
+// ask sends req as the run's principal and hands its answer to answered;
+// when no answer comes, send has noted the error and answered is not
+// called.
+func ask[R kmsg.Response](r *aclRun, req kmsg.Request, answered func(R)) {
+	if resp, ok := r.send(req).(R); ok {
+		answered(resp)
+	}
+}
+
+// noteCode notes an error code under what.
+func (r *aclRun) noteCode(what string, code int16) {
+	r.note(what, "%s", codeOf(code))
+}
+
+// notePartition notes a partition's error code under what and the
+// partition's name.
+func (r *aclRun) notePartition(what, topic string, partition int32, code int16) {
+	r.noteCode(fmt.Sprintf("%s %s", what, tp{topic, partition}), code)
+}
+
+// topicName is an answer's topic name, "<no name>" when it has none.
+func topicName(name *string) string {
+	if name == nil {
+		return "<no name>"
+	}
+	return *name
+}
+
+// byID asks admin for each topic's id and hands it to add, which puts it
+// in a request. It returns how to name the i-th topic of the answer by
+// the name its id was asked for.
+func (r *aclRun) byID(topics []string, add func(id [16]byte)) (asked func(i int, id [16]byte) string) {
+	names := map[[16]byte]string{}
+	for _, topic := range topics {
+		id := r.side.topicID(r.t, r.ctx, topic)
+		names[id] = topic
+		add(id)
+	}
+	return func(i int, id [16]byte) string {
+		if name := names[id]; name != "" {
+			return name
+		}
+		return fmt.Sprintf("topic %d of the answer", i)
+	}
+}
+
 // apiName is the name of an API as Kafka spells it.
 func apiName(key int16) string {
 	switch n := kmsg.NameForKey(key); n {
@@ -420,6 +464,16 @@ func apiName(key int16) string {
 	default:
 		return strings.NewReplacer("ACLs", "Acls", "SCRAM", "Scram").Replace(n)
 	}
+}
+
+// operations is how an answer without error (code 0) writes its
+// authorized operations, after the code: " operations [...]"; nothing
+// with an error.
+func operations(code int16, bits int32) string {
+	if code != 0 {
+		return ""
+	}
+	return " operations " + opNames(bits)
 }
 
 // opNames writes an authorized-operations bit field as operation names.
@@ -493,15 +547,13 @@ func (r *aclRun) produce(o produceOpts, partitions ...tp) {
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
 	}
-	resp, _ := r.send(req).(*kmsg.ProduceResponse)
-	if resp == nil {
-		return
-	}
-	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			r.note(fmt.Sprintf("Produce %s", tp{rt.Topic, rp.Partition}), "%s", codeOf(rp.ErrorCode))
+	ask(r, req, func(resp *kmsg.ProduceResponse) {
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				r.notePartition("Produce", rt.Topic, rp.Partition, rp.ErrorCode)
+			}
 		}
-	}
+	})
 }
 
 // reqProduceIdempotent produces with a producer id that admin obtained,
@@ -545,16 +597,14 @@ func fetchAs(replicaID int32, partitions ...tp) func(*aclRun) {
 			rt.Partitions = append(rt.Partitions, rp)
 			req.Topics = append(req.Topics, rt)
 		}
-		resp, _ := r.send(req).(*kmsg.FetchResponse)
-		if resp == nil {
-			return
-		}
-		r.note("Fetch", "%s", codeOf(resp.ErrorCode))
-		for _, rt := range resp.Topics {
-			for _, rp := range rt.Partitions {
-				r.note(fmt.Sprintf("Fetch %s", tp{rt.Topic, rp.Partition}), "%s records=%v", codeOf(rp.ErrorCode), len(rp.RecordBatches) > 0)
+		ask(r, req, func(resp *kmsg.FetchResponse) {
+			r.noteCode("Fetch", resp.ErrorCode)
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					r.note(fmt.Sprintf("Fetch %s", tp{rt.Topic, rp.Partition}), "%s records=%v", codeOf(rp.ErrorCode), len(rp.RecordBatches) > 0)
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -570,15 +620,13 @@ func reqListOffsets(partitions ...tp) func(*aclRun) {
 			rt.Partitions = append(rt.Partitions, rp)
 			req.Topics = append(req.Topics, rt)
 		}
-		resp, _ := r.send(req).(*kmsg.ListOffsetsResponse)
-		if resp == nil {
-			return
-		}
-		for _, rt := range resp.Topics {
-			for _, rp := range rt.Partitions {
-				r.note(fmt.Sprintf("ListOffsets %s", tp{rt.Topic, rp.Partition}), "%s", codeOf(rp.ErrorCode))
+		ask(r, req, func(resp *kmsg.ListOffsetsResponse) {
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					r.notePartition("ListOffsets", rt.Topic, rp.Partition, rp.ErrorCode)
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -589,49 +637,32 @@ func reqListOffsets(partitions ...tp) func(*aclRun) {
 // TOPIC_AUTHORIZATION_FAILED is waited for.
 func reqMetadata(autoCreate bool, topics ...string) func(*aclRun) {
 	return func(r *aclRun) {
-		req := kmsg.NewPtrMetadataRequest()
+		req := metadataRequest(topics...)
 		req.AllowAutoTopicCreation = autoCreate
 		req.IncludeTopicAuthorizedOperations = true
-		for _, topic := range topics {
-			rt := kmsg.NewMetadataRequestTopic()
-			rt.Topic = kmsg.StringPtr(topic)
-			req.Topics = append(req.Topics, rt)
-		}
-		if topics == nil {
-			req.Topics = nil
-		}
-		resp, _ := r.send(req).(*kmsg.MetadataResponse)
-		if resp == nil {
-			return
-		}
-		if topics == nil {
-			var listed []string
+		ask(r, req, func(resp *kmsg.MetadataResponse) {
+			if topics == nil {
+				var listed []string
+				for _, mt := range resp.Topics {
+					listed = append(listed, fmt.Sprintf("%s(%s)", *mt.Topic, codeOf(mt.ErrorCode)))
+				}
+				slices.Sort(listed)
+				r.note("Metadata all topics", "%v", listed)
+				return
+			}
 			for _, mt := range resp.Topics {
-				listed = append(listed, fmt.Sprintf("%s(%s)", *mt.Topic, codeOf(mt.ErrorCode)))
+				name := topicName(mt.Topic)
+				r.note("Metadata "+name, "%s%s", codeOf(mt.ErrorCode), operations(mt.ErrorCode, mt.AuthorizedOperations))
+				if !autoCreate {
+					continue
+				}
+				exists := r.side.topicExists(r.ctx, name)
+				if mt.ErrorCode != kerr.TopicAuthorizationFailed.Code && r.side.waitTopic(r.ctx, name, true) {
+					exists = "ok"
+				}
+				r.note("Metadata "+name+": exists afterwards", "%s", exists)
 			}
-			slices.Sort(listed)
-			r.note("Metadata all topics", "%v", listed)
-			return
-		}
-		for _, mt := range resp.Topics {
-			name := "<no name>"
-			if mt.Topic != nil {
-				name = *mt.Topic
-			}
-			ops := ""
-			if mt.ErrorCode == 0 {
-				ops = " operations " + opNames(mt.AuthorizedOperations)
-			}
-			r.note("Metadata "+name, "%s%s", codeOf(mt.ErrorCode), ops)
-			if !autoCreate {
-				continue
-			}
-			exists := r.side.topicExists(r.ctx, name)
-			if mt.ErrorCode != kerr.TopicAuthorizationFailed.Code && r.side.waitTopic(r.ctx, name, true) {
-				exists = "ok"
-			}
-			r.note("Metadata "+name+": exists afterwards", "%s", exists)
-		}
+		})
 	}
 }
 
@@ -639,28 +670,16 @@ func reqMetadata(autoCreate bool, topics ...string) func(*aclRun) {
 func reqMetadataByID(topics ...string) func(*aclRun) {
 	return func(r *aclRun) {
 		req := kmsg.NewPtrMetadataRequest()
-		names := map[[16]byte]string{}
-		for _, topic := range topics {
+		asked := r.byID(topics, func(id [16]byte) {
 			rt := kmsg.NewMetadataRequestTopic()
-			rt.TopicID = r.side.topicID(r.t, r.ctx, topic)
-			names[rt.TopicID] = topic
+			rt.TopicID = id
 			req.Topics = append(req.Topics, rt)
-		}
-		resp, _ := r.send(req).(*kmsg.MetadataResponse)
-		if resp == nil {
-			return
-		}
-		for i, mt := range resp.Topics {
-			name := "<no name>"
-			if mt.Topic != nil {
-				name = *mt.Topic
+		})
+		ask(r, req, func(resp *kmsg.MetadataResponse) {
+			for i, mt := range resp.Topics {
+				r.note("Metadata by id of "+asked(i, mt.TopicID), "%s name %s", codeOf(mt.ErrorCode), topicName(mt.Topic))
 			}
-			asked := names[mt.TopicID]
-			if asked == "" {
-				asked = fmt.Sprintf("topic %d of the answer", i)
-			}
-			r.note("Metadata by id of "+asked, "%s name %s", codeOf(mt.ErrorCode), name)
-		}
+		})
 	}
 }
 
@@ -675,16 +694,14 @@ func reqCreateTopics(validateOnly bool, topics ...string) func(*aclRun) {
 			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 1, 1
 			req.Topics = append(req.Topics, rt)
 		}
-		resp, _ := r.send(req).(*kmsg.CreateTopicsResponse)
-		if resp == nil {
-			return
-		}
-		for _, rt := range resp.Topics {
-			r.note("CreateTopics "+rt.Topic, "%s configs %s", codeOf(rt.ErrorCode), codeOf(rt.ConfigErrorCode))
-			if rt.ErrorCode == 0 && !validateOnly && !r.side.waitTopic(r.ctx, rt.Topic, true) {
-				r.note("CreateTopics "+rt.Topic+": listed afterwards", "no")
+		ask(r, req, func(resp *kmsg.CreateTopicsResponse) {
+			for _, rt := range resp.Topics {
+				r.note("CreateTopics "+rt.Topic, "%s configs %s", codeOf(rt.ErrorCode), codeOf(rt.ConfigErrorCode))
+				if rt.ErrorCode == 0 && !validateOnly && !r.side.waitTopic(r.ctx, rt.Topic, true) {
+					r.note("CreateTopics "+rt.Topic+": listed afterwards", "no")
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -697,20 +714,11 @@ func reqDeleteTopics(topics ...string) func(*aclRun) {
 			rt.Topic = kmsg.StringPtr(topic)
 			req.Topics = append(req.Topics, rt)
 		}
-		resp, _ := r.send(req).(*kmsg.DeleteTopicsResponse)
-		if resp == nil {
-			return
-		}
-		for _, rt := range resp.Topics {
-			name := "<no name>"
-			if rt.Topic != nil {
-				name = *rt.Topic
+		ask(r, req, func(resp *kmsg.DeleteTopicsResponse) {
+			for _, rt := range resp.Topics {
+				r.noteDeleted("DeleteTopics "+topicName(rt.Topic), topicName(rt.Topic), rt.ErrorCode, "%s", codeOf(rt.ErrorCode))
 			}
-			r.note("DeleteTopics "+name, "%s", codeOf(rt.ErrorCode))
-			if rt.ErrorCode == 0 && !r.side.waitTopic(r.ctx, name, false) {
-				r.note("DeleteTopics "+name+": gone afterwards", "no")
-			}
-		}
+		})
 	}
 }
 
@@ -719,31 +727,26 @@ func reqDeleteTopicsByID(topics ...string) func(*aclRun) {
 	return func(r *aclRun) {
 		req := kmsg.NewPtrDeleteTopicsRequest()
 		req.TimeoutMillis = 30000
-		ids := map[[16]byte]string{}
-		for _, topic := range topics {
+		asked := r.byID(topics, func(id [16]byte) {
 			rt := kmsg.NewDeleteTopicsRequestTopic()
-			rt.TopicID = r.side.topicID(r.t, r.ctx, topic)
-			ids[rt.TopicID] = topic
+			rt.TopicID = id
 			req.Topics = append(req.Topics, rt)
-		}
-		resp, _ := r.send(req).(*kmsg.DeleteTopicsResponse)
-		if resp == nil {
-			return
-		}
-		for i, rt := range resp.Topics {
-			name := "<no name>"
-			if rt.Topic != nil {
-				name = *rt.Topic
+		})
+		ask(r, req, func(resp *kmsg.DeleteTopicsResponse) {
+			for i, rt := range resp.Topics {
+				name := asked(i, rt.TopicID)
+				r.noteDeleted("DeleteTopics by id of "+name, name, rt.ErrorCode, "%s name %s", codeOf(rt.ErrorCode), topicName(rt.Topic))
 			}
-			asked := ids[rt.TopicID]
-			if asked == "" {
-				asked = fmt.Sprintf("topic %d of the answer", i)
-			}
-			r.note("DeleteTopics by id of "+asked, "%s name %s", codeOf(rt.ErrorCode), name)
-			if rt.ErrorCode == 0 && !r.side.waitTopic(r.ctx, asked, false) {
-				r.note("DeleteTopics by id of "+asked+": gone afterwards", "no")
-			}
-		}
+		})
+	}
+}
+
+// noteDeleted notes a topic's deletion under what and, when it succeeded
+// (code 0), notes if admin still finds topic afterwards.
+func (r *aclRun) noteDeleted(what, topic string, code int16, format string, args ...any) {
+	r.note(what, format, args...)
+	if code == 0 && !r.side.waitTopic(r.ctx, topic, false) {
+		r.note(what+": gone afterwards", "no")
 	}
 }
 
@@ -757,13 +760,11 @@ func reqCreatePartitions(count int32, topics ...string) func(*aclRun) {
 			rt.Topic, rt.Count = topic, count
 			req.Topics = append(req.Topics, rt)
 		}
-		resp, _ := r.send(req).(*kmsg.CreatePartitionsResponse)
-		if resp == nil {
-			return
-		}
-		for _, rt := range resp.Topics {
-			r.note("CreatePartitions "+rt.Topic, "%s", codeOf(rt.ErrorCode))
-		}
+		ask(r, req, func(resp *kmsg.CreatePartitionsResponse) {
+			for _, rt := range resp.Topics {
+				r.noteCode("CreatePartitions "+rt.Topic, rt.ErrorCode)
+			}
+		})
 	}
 }
 
@@ -774,23 +775,17 @@ func reqDescribeConfigs(resources ...string) func(*aclRun) {
 		req := kmsg.NewPtrDescribeConfigsRequest()
 		for _, name := range resources {
 			rr := kmsg.NewDescribeConfigsRequestResource()
-			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, name
+			rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeTopic, name, []string{"retention.ms"}
 			if name == "broker" {
-				rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(r.side.node))
-			}
-			rr.ConfigNames = []string{"retention.ms"}
-			if name == "broker" {
-				rr.ConfigNames = []string{"log.retention.ms"}
+				rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeBroker, r.side.nodeName(), []string{"log.retention.ms"}
 			}
 			req.Resources = append(req.Resources, rr)
 		}
-		resp, _ := r.send(req).(*kmsg.DescribeConfigsResponse)
-		if resp == nil {
-			return
-		}
-		for i, rr := range resp.Resources {
-			r.note("DescribeConfigs "+resources[i], "%s", codeOf(rr.ErrorCode))
-		}
+		ask(r, req, func(resp *kmsg.DescribeConfigsResponse) {
+			for i, rr := range resp.Resources {
+				r.noteCode("DescribeConfigs "+resources[i], rr.ErrorCode)
+			}
+		})
 	}
 }
 
@@ -801,20 +796,13 @@ func reqIncrementalAlterConfigs(validateOnly bool, topics ...string) func(*aclRu
 		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
 		req.ValidateOnly = validateOnly
 		for _, topic := range topics {
-			rr := kmsg.NewIncrementalAlterConfigsRequestResource()
-			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, topic
-			c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-			c.Name, c.Op, c.Value = "retention.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("3600000")
-			rr.Configs = append(rr.Configs, c)
-			req.Resources = append(req.Resources, rr)
+			req.Resources = append(req.Resources, setRetention(kmsg.ConfigResourceTypeTopic, topic, "retention.ms"))
 		}
-		resp, _ := r.send(req).(*kmsg.IncrementalAlterConfigsResponse)
-		if resp == nil {
-			return
-		}
-		for _, rr := range resp.Resources {
-			r.note("IncrementalAlterConfigs "+rr.ResourceName, "%s", codeOf(rr.ErrorCode))
-		}
+		ask(r, req, func(resp *kmsg.IncrementalAlterConfigsResponse) {
+			for _, rr := range resp.Resources {
+				r.noteCode("IncrementalAlterConfigs "+rr.ResourceName, rr.ErrorCode)
+			}
+		})
 	}
 }
 
@@ -822,29 +810,33 @@ func reqIncrementalAlterConfigs(validateOnly bool, topics ...string) func(*aclRu
 func reqAlterBrokerConfig(r *aclRun) {
 	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
 	req.ValidateOnly = true
-	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
-	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(r.side.node))
-	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-	c.Name, c.Op, c.Value = "log.retention.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("3600000")
-	rr.Configs = append(rr.Configs, c)
-	req.Resources = append(req.Resources, rr)
-	resp, _ := r.send(req).(*kmsg.IncrementalAlterConfigsResponse)
-	if resp == nil {
-		return
-	}
-	for _, rr := range resp.Resources {
-		r.note("IncrementalAlterConfigs broker", "%s", codeOf(rr.ErrorCode))
-	}
+	req.Resources = append(req.Resources, setRetention(kmsg.ConfigResourceTypeBroker, r.side.nodeName(), "log.retention.ms"))
+	ask(r, req, func(resp *kmsg.IncrementalAlterConfigsResponse) {
+		for _, rr := range resp.Resources {
+			r.noteCode("IncrementalAlterConfigs broker", rr.ErrorCode)
+		}
+	})
 }
+
+// setRetention is a resource of IncrementalAlterConfigs setting its
+// config key to an hour.
+func setRetention(typ kmsg.ConfigResourceType, name, key string) kmsg.IncrementalAlterConfigsRequestResource {
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = typ, name
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Op, c.Value = key, kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("3600000")
+	rr.Configs = append(rr.Configs, c)
+	return rr
+}
+
+// nodeName is the side's node id, the name of its broker resource.
+func (s *aclSide) nodeName() string { return strconv.Itoa(int(s.node)) }
 
 func reqInitProducerID(transactionalID *string) func(*aclRun) {
 	return func(r *aclRun) {
 		req := kmsg.NewPtrInitProducerIDRequest()
 		req.TransactionalID, req.TransactionTimeoutMillis = transactionalID, 60000
-		resp, _ := r.send(req).(*kmsg.InitProducerIDResponse)
-		if resp != nil {
-			r.note("InitProducerId", "%s", codeOf(resp.ErrorCode))
-		}
+		ask(r, req, func(resp *kmsg.InitProducerIDResponse) { r.noteCode("InitProducerId", resp.ErrorCode) })
 	}
 }
 
@@ -852,17 +844,14 @@ func reqFindCoordinator(keyType int8, keys ...string) func(*aclRun) {
 	return func(r *aclRun) {
 		req := kmsg.NewPtrFindCoordinatorRequest()
 		req.CoordinatorType, req.CoordinatorKey, req.CoordinatorKeys = keyType, keys[0], keys
-		resp, _ := r.send(req).(*kmsg.FindCoordinatorResponse)
-		if resp == nil {
-			return
-		}
-		if len(resp.Coordinators) == 0 {
-			r.note("FindCoordinator "+keys[0], "%s", codeOf(resp.ErrorCode))
-			return
-		}
-		for _, c := range resp.Coordinators {
-			r.note("FindCoordinator "+c.Key, "%s", codeOf(c.ErrorCode))
-		}
+		ask(r, req, func(resp *kmsg.FindCoordinatorResponse) {
+			if len(resp.Coordinators) == 0 {
+				r.noteCode("FindCoordinator "+keys[0], resp.ErrorCode)
+			}
+			for _, c := range resp.Coordinators {
+				r.noteCode("FindCoordinator "+c.Key, c.ErrorCode)
+			}
+		})
 	}
 }
 
@@ -892,7 +881,7 @@ func (r *aclRun) groupMembership(group string) {
 			return
 		}
 	}
-	r.note("JoinGroup "+group, "%s", codeOf(jr.ErrorCode))
+	r.noteCode("JoinGroup "+group, jr.ErrorCode)
 	member, generation := jr.MemberID, jr.Generation
 	if jr.ErrorCode != 0 {
 		member, generation = "made-up-member", 1
@@ -901,23 +890,19 @@ func (r *aclRun) groupMembership(group string) {
 	sync.Group, sync.Generation, sync.MemberID = group, generation, member
 	sync.ProtocolType, sync.Protocol = kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
 	sync.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: member, MemberAssignment: []byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 0}}}
-	if sr, _ := r.send(sync).(*kmsg.SyncGroupResponse); sr != nil {
-		r.note("SyncGroup "+group, "%s", codeOf(sr.ErrorCode))
-	}
+	ask(r, sync, func(sr *kmsg.SyncGroupResponse) { r.noteCode("SyncGroup "+group, sr.ErrorCode) })
 	hb := kmsg.NewPtrHeartbeatRequest()
 	hb.Group, hb.Generation, hb.MemberID = group, generation, member
-	if hr, _ := r.send(hb).(*kmsg.HeartbeatResponse); hr != nil {
-		r.note("Heartbeat "+group, "%s", codeOf(hr.ErrorCode))
-	}
+	ask(r, hb, func(hr *kmsg.HeartbeatResponse) { r.noteCode("Heartbeat "+group, hr.ErrorCode) })
 	leave := kmsg.NewPtrLeaveGroupRequest()
 	leave.Group, leave.MemberID = group, member
 	leave.Members = []kmsg.LeaveGroupRequestMember{{MemberID: member}}
-	if lr, _ := r.send(leave).(*kmsg.LeaveGroupResponse); lr != nil {
-		r.note("LeaveGroup "+group, "%s", codeOf(lr.ErrorCode))
+	ask(r, leave, func(lr *kmsg.LeaveGroupResponse) {
+		r.noteCode("LeaveGroup "+group, lr.ErrorCode)
 		for _, m := range lr.Members {
-			r.note("LeaveGroup "+group+" member", "%s", codeOf(m.ErrorCode))
+			r.noteCode("LeaveGroup "+group+" member", m.ErrorCode)
 		}
-	}
+	})
 }
 
 // reqOffsetCommit commits offset 1 of each partition for group, as a simple
@@ -934,15 +919,13 @@ func reqOffsetCommit(group string, partitions ...tp) func(*aclRun) {
 			rt.Partitions = append(rt.Partitions, rp)
 			req.Topics = append(req.Topics, rt)
 		}
-		resp, _ := r.send(req).(*kmsg.OffsetCommitResponse)
-		if resp == nil {
-			return
-		}
-		for _, rt := range resp.Topics {
-			for _, rp := range rt.Partitions {
-				r.note(fmt.Sprintf("OffsetCommit %s %s", group, tp{rt.Topic, rp.Partition}), "%s", codeOf(rp.ErrorCode))
+		ask(r, req, func(resp *kmsg.OffsetCommitResponse) {
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					r.notePartition("OffsetCommit "+group, rt.Topic, rp.Partition, rp.ErrorCode)
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -960,30 +943,31 @@ func reqOffsetFetch(group string, partitions ...tp) func(*aclRun) {
 			req.Topics = append(req.Topics, kmsg.OffsetFetchRequestTopic{Topic: p.topic, Partitions: []int32{p.partition}})
 		}
 		req.Group, req.Groups = group, []kmsg.OffsetFetchRequestGroup{rg}
-		resp, _ := r.send(req).(*kmsg.OffsetFetchResponse)
-		if resp == nil {
-			return
-		}
-		errCode, topics := resp.ErrorCode, resp.Topics
-		var parts []string
-		if len(resp.Groups) > 0 {
-			g := resp.Groups[0]
-			errCode = g.ErrorCode
-			for _, rt := range g.Topics {
-				for _, rp := range rt.Partitions {
-					parts = append(parts, fmt.Sprintf("%s %s offset %d", tp{rt.Topic, rp.Partition}, codeOf(rp.ErrorCode), rp.Offset))
+		ask(r, req, func(resp *kmsg.OffsetFetchResponse) {
+			errCode := resp.ErrorCode
+			var parts []string
+			part := func(topic string, partition int32, code int16, offset int64) {
+				parts = append(parts, fmt.Sprintf("%s %s offset %d", tp{topic, partition}, codeOf(code), offset))
+			}
+			if len(resp.Groups) > 0 { // v8+: the group's answer
+				g := resp.Groups[0]
+				errCode = g.ErrorCode
+				for _, rt := range g.Topics {
+					for _, rp := range rt.Partitions {
+						part(rt.Topic, rp.Partition, rp.ErrorCode, rp.Offset)
+					}
+				}
+			} else {
+				for _, rt := range resp.Topics {
+					for _, rp := range rt.Partitions {
+						part(rt.Topic, rp.Partition, rp.ErrorCode, rp.Offset)
+					}
 				}
 			}
-		} else {
-			for _, rt := range topics {
-				for _, rp := range rt.Partitions {
-					parts = append(parts, fmt.Sprintf("%s %s offset %d", tp{rt.Topic, rp.Partition}, codeOf(rp.ErrorCode), rp.Offset))
-				}
-			}
-		}
-		slices.Sort(parts)
-		r.note("OffsetFetch "+group, "%s", codeOf(errCode))
-		r.note("OffsetFetch "+group+" partitions", "%v", parts)
+			slices.Sort(parts)
+			r.noteCode("OffsetFetch "+group, errCode)
+			r.note("OffsetFetch "+group+" partitions", "%v", parts)
+		})
 	}
 }
 
@@ -991,48 +975,38 @@ func reqDescribeGroups(groups ...string) func(*aclRun) {
 	return func(r *aclRun) {
 		req := kmsg.NewPtrDescribeGroupsRequest()
 		req.Groups, req.IncludeAuthorizedOperations = groups, true
-		resp, _ := r.send(req).(*kmsg.DescribeGroupsResponse)
-		if resp == nil {
-			return
-		}
-		for _, g := range resp.Groups {
-			ops := ""
-			if g.ErrorCode == 0 {
-				ops = " operations " + opNames(g.AuthorizedOperations)
+		ask(r, req, func(resp *kmsg.DescribeGroupsResponse) {
+			for _, g := range resp.Groups {
+				r.note("DescribeGroups "+g.Group, "%s%s", codeOf(g.ErrorCode), operations(g.ErrorCode, g.AuthorizedOperations))
 			}
-			r.note("DescribeGroups "+g.Group, "%s%s", codeOf(g.ErrorCode), ops)
-		}
+		})
 	}
 }
 
 // reqListGroups lists the groups named g-…, the fixtures' (other groups come
 // and go with the cases, at each broker's pace).
 func reqListGroups(r *aclRun) {
-	resp, _ := r.send(kmsg.NewPtrListGroupsRequest()).(*kmsg.ListGroupsResponse)
-	if resp == nil {
-		return
-	}
-	var listed []string
-	for _, g := range resp.Groups {
-		if strings.HasPrefix(g.Group, "g-") {
-			listed = append(listed, g.Group)
+	ask(r, kmsg.NewPtrListGroupsRequest(), func(resp *kmsg.ListGroupsResponse) {
+		var listed []string
+		for _, g := range resp.Groups {
+			if strings.HasPrefix(g.Group, "g-") {
+				listed = append(listed, g.Group)
+			}
 		}
-	}
-	slices.Sort(listed)
-	r.note("ListGroups", "%s %v", codeOf(resp.ErrorCode), listed)
+		slices.Sort(listed)
+		r.note("ListGroups", "%s %v", codeOf(resp.ErrorCode), listed)
+	})
 }
 
 func reqDeleteGroups(groups ...string) func(*aclRun) {
 	return func(r *aclRun) {
 		req := kmsg.NewPtrDeleteGroupsRequest()
 		req.Groups = groups
-		resp, _ := r.send(req).(*kmsg.DeleteGroupsResponse)
-		if resp == nil {
-			return
-		}
-		for _, g := range resp.Groups {
-			r.note("DeleteGroups "+g.Group, "%s", codeOf(g.ErrorCode))
-		}
+		ask(r, req, func(resp *kmsg.DeleteGroupsResponse) {
+			for _, g := range resp.Groups {
+				r.noteCode("DeleteGroups "+g.Group, g.ErrorCode)
+			}
+		})
 	}
 }
 
@@ -1046,16 +1020,14 @@ func reqOffsetDelete(group string, partitions ...tp) func(*aclRun) {
 			rt.Partitions = []kmsg.OffsetDeleteRequestTopicPartition{{Partition: p.partition}}
 			req.Topics = append(req.Topics, rt)
 		}
-		resp, _ := r.send(req).(*kmsg.OffsetDeleteResponse)
-		if resp == nil {
-			return
-		}
-		r.note("OffsetDelete "+group, "%s", codeOf(resp.ErrorCode))
-		for _, rt := range resp.Topics {
-			for _, rp := range rt.Partitions {
-				r.note(fmt.Sprintf("OffsetDelete %s %s", group, tp{rt.Topic, rp.Partition}), "%s", codeOf(rp.ErrorCode))
+		ask(r, req, func(resp *kmsg.OffsetDeleteResponse) {
+			r.noteCode("OffsetDelete "+group, resp.ErrorCode)
+			for _, rt := range resp.Topics {
+				for _, rp := range rt.Partitions {
+					r.notePartition("OffsetDelete "+group, rt.Topic, rp.Partition, rp.ErrorCode)
+				}
 			}
-		}
+		})
 	}
 }
 
@@ -1068,13 +1040,11 @@ func reqCreateACL(acl string) func(*aclRun) {
 		c.ResourceType, c.ResourceName, c.ResourcePatternType = e.ResourceType, e.Name, e.Pattern
 		c.Principal, c.Host, c.Operation, c.PermissionType = e.Principal, e.Host, e.Operation, e.Permission
 		req.Creations = append(req.Creations, c)
-		resp, _ := r.send(req).(*kmsg.CreateACLsResponse)
-		if resp == nil {
-			return
-		}
-		for _, res := range resp.Results {
-			r.note("CreateAcls", "%s", codeOf(res.ErrorCode))
-		}
+		ask(r, req, func(resp *kmsg.CreateACLsResponse) {
+			for _, res := range resp.Results {
+				r.noteCode("CreateAcls", res.ErrorCode)
+			}
+		})
 	}
 }
 
@@ -1083,15 +1053,13 @@ func reqDescribeACLs(r *aclRun) {
 	req := kmsg.NewPtrDescribeACLsRequest()
 	req.ResourceType, req.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
 	req.Operation, req.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
-	resp, _ := r.send(req).(*kmsg.DescribeACLsResponse)
-	if resp == nil {
-		return
-	}
-	n := 0
-	for _, res := range resp.Resources {
-		n += len(res.ACLs)
-	}
-	r.note("DescribeAcls", "%s acls=%d", codeOf(resp.ErrorCode), n)
+	ask(r, req, func(resp *kmsg.DescribeACLsResponse) {
+		n := 0
+		for _, res := range resp.Resources {
+			n += len(res.ACLs)
+		}
+		r.note("DescribeAcls", "%s acls=%d", codeOf(resp.ErrorCode), n)
+	})
 }
 
 // reqDeleteACLs deletes the ACLs of User:nobody (there are none) as the
@@ -1102,13 +1070,11 @@ func reqDeleteACLs(r *aclRun) {
 	f.ResourceType, f.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
 	f.Operation, f.PermissionType, f.Principal = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny, kmsg.StringPtr("User:nobody")
 	req.Filters = append(req.Filters, f)
-	resp, _ := r.send(req).(*kmsg.DeleteACLsResponse)
-	if resp == nil {
-		return
-	}
-	for _, res := range resp.Results {
-		r.note("DeleteAcls", "%s matched=%d", codeOf(res.ErrorCode), len(res.MatchingACLs))
-	}
+	ask(r, req, func(resp *kmsg.DeleteACLsResponse) {
+		for _, res := range resp.Results {
+			r.note("DeleteAcls", "%s matched=%d", codeOf(res.ErrorCode), len(res.MatchingACLs))
+		}
+	})
 }
 
 func reqDescribeSCRAM(users ...string) func(*aclRun) {
@@ -1117,23 +1083,20 @@ func reqDescribeSCRAM(users ...string) func(*aclRun) {
 		for _, u := range users {
 			req.Users = append(req.Users, kmsg.DescribeUserSCRAMCredentialsRequestUser{Name: u})
 		}
-		resp, _ := r.send(req).(*kmsg.DescribeUserSCRAMCredentialsResponse)
-		if resp == nil {
-			return
-		}
-		r.note("DescribeUserScramCredentials", "%s", codeOf(resp.ErrorCode))
-		if resp.ErrorCode != 0 {
-			// Kafka answers a refused request with a result per user
-			// asked for, but without their names (ours names them):
-			// the codes are compared, in order.
+		ask(r, req, func(resp *kmsg.DescribeUserSCRAMCredentialsResponse) {
+			r.noteCode("DescribeUserScramCredentials", resp.ErrorCode)
 			for i, res := range resp.Results {
-				r.note(fmt.Sprintf("DescribeUserScramCredentials result %d", i), "%s", codeOf(res.ErrorCode))
+				what := "DescribeUserScramCredentials " + res.User
+				if resp.ErrorCode != 0 {
+					// Kafka answers a refused request with a result
+					// per user asked for, but without their names
+					// (ours names them): the codes are compared, in
+					// order.
+					what = fmt.Sprintf("DescribeUserScramCredentials result %d", i)
+				}
+				r.noteCode(what, res.ErrorCode)
 			}
-			return
-		}
-		for _, res := range resp.Results {
-			r.note("DescribeUserScramCredentials "+res.User, "%s", codeOf(res.ErrorCode))
-		}
+		})
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/factorywire/factorywire/internal/certtest"
 	"github.com/factorywire/factorywire/internal/kafkatest"
@@ -53,9 +52,7 @@ func TestAuthorizationAgainstKafka(t *testing.T) {
 	}
 	ours := startSecureBroker(t, withAuthorization(anon), func(c *Config) { c.GroupInitialRebalanceDelay = 0 })
 
-	apiv := kmsg.NewPtrApiVersionsResponse()
-	apiv.ApiKeys = apiKeys()
-	versions := kversion.FromApiVersionsResponse(apiv)
+	versions := advertisedVersions()
 	admins := map[string]*kgo.Client{}
 	env := func(plain, secure string, caPool *tls.Config) *authzEnv {
 		authzFixtures(t, plain)

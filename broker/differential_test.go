@@ -80,9 +80,7 @@ func TestDifferentialAgainstKafka(t *testing.T) {
 
 	// Both clients use the versions our broker advertises, so the two
 	// brokers answer the same requests.
-	apiv := kmsg.NewPtrApiVersionsResponse()
-	apiv.ApiKeys = apiKeys()
-	versions := kversion.FromApiVersionsResponse(apiv)
+	versions := advertisedVersions()
 
 	// One base time for both runs, so the records' timestamps are the
 	// same; an hour ago, well inside the default retention of 7 days.
@@ -1068,4 +1066,12 @@ func (w *workload) waitMetadata(topic string, done func(kmsg.MetadataResponseTop
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// advertisedVersions are the API versions our broker advertises, to pin a
+// client to them: pinned, Apache Kafka and ours get identical requests.
+func advertisedVersions() *kversion.Versions {
+	apiv := kmsg.NewPtrApiVersionsResponse()
+	apiv.ApiKeys = apiKeys()
+	return kversion.FromApiVersionsResponse(apiv)
 }
