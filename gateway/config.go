@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/factorywire/factorywire/devices"
@@ -232,4 +234,51 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ProbeDevice returns device id as the gateway polls it, for `gateway
+// probe`: its connection's config (defaults applied), and a modbus.Device
+// with its class, unit, read plan (max_registers_per_read) and schedule,
+// whose Conn the caller opens from that config. It validates c and loads
+// the register maps, but reads no kafka file and opens no spool. An
+// unknown id is an error listing the ids c has.
+func (c Config) ProbeDevice(id string) (modbus.Device, modbus.ConnConfig, error) {
+	if err := c.Validate(); err != nil {
+		return modbus.Device{}, modbus.ConnConfig{}, err
+	}
+	i := slices.IndexFunc(c.Devices, func(d DeviceConfig) bool { return d.ID == id })
+	if i < 0 {
+		ids := make([]string, len(c.Devices))
+		for j, d := range c.Devices {
+			ids[j] = d.ID
+		}
+		slices.Sort(ids)
+		return modbus.Device{}, modbus.ConnConfig{}, fmt.Errorf("device %q: no device has that id (have %s)", id, strings.Join(ids, ", "))
+	}
+	d := c.Devices[i]
+	classes, err := devices.LoadDir(c.ClassesDir)
+	if err != nil {
+		return modbus.Device{}, modbus.ConnConfig{}, err
+	}
+	class := classes[d.Class]
+	if class == nil {
+		return modbus.Device{}, modbus.ConnConfig{}, fmt.Errorf("devices[%d] (%s).class %q: no register map in %s has that class (have %s)",
+			i, d.ID, d.Class, c.ClassesDir, strings.Join(sortedKeys(classes), ", "))
+	}
+	dev := modbus.Device{ID: d.ID, Factory: c.Factory, Class: class, Unit: 1, Schedule: d.Schedule}
+	if d.Unit != nil {
+		dev.Unit = *d.Unit
+	}
+	if d.MaxRegistersPerRead > 0 {
+		if dev.Plan, err = class.Compile(devices.PlanOptions{MaxRegisters: d.MaxRegistersPerRead}); err != nil {
+			return modbus.Device{}, modbus.ConnConfig{}, fmt.Errorf("devices[%d] (%s): %w", i, d.ID, err)
+		}
+	}
+	for _, cc := range c.Connections {
+		if cc = cc.WithDefaults(); cc.Name == d.Connection {
+			return dev, cc, nil
+		}
+	}
+	// Validate checked that the connection exists.
+	return modbus.Device{}, modbus.ConnConfig{}, fmt.Errorf("devices[%d] (%s).connection %q: no connection has that name", i, d.ID, d.Connection)
 }

@@ -429,36 +429,53 @@ func (p *Poller) poll(ctx context.Context, d *device, start time.Time) (devices.
 		Seq:     d.Seq,
 		Fields:  make(map[string]devices.Value, len(d.Class.Fields)),
 	}
-	var firstErr error
-	succeeded := 0
-	reads := d.plan.Reads
+	succeeded, firstErr := readPlan(ctx, d.Conn, d.Unit, d.plan, &s, nil)
+	if ctx.Err() != nil {
+		return devices.Sample{}, false, nil
+	}
+	return s, succeeded > 0, firstErr
+}
+
+// readPlan runs plan's reads on unit of conn in order, decoding each
+// reply into s or recording its error there, as one poll does: after a
+// connection-level error the later reads are not tried (a dead device
+// costs one timeout per poll, not one per read) and their fields get a
+// "not read" error. each, if not nil, sees every read with its reply's
+// data or its error. readPlan returns how many reads succeeded and the
+// first error; it stops early, with s incomplete, when ctx ends.
+func readPlan(ctx context.Context, conn *Conn, unit uint8, plan devices.Plan, s *devices.Sample, each func(r devices.Read, data []byte, err error)) (succeeded int, firstErr error) {
+	reads := plan.Reads
 	for i, r := range reads {
-		data, err := d.Conn.Read(ctx, d.Unit, r.Table, r.Address, r.Quantity)
+		data, err := conn.Read(ctx, unit, r.Table, r.Address, r.Quantity)
 		if err == nil {
 			err = s.DecodeRead(r, data)
+		}
+		if each != nil {
+			each(r, data, err)
 		}
 		if err == nil {
 			succeeded++
 			continue
 		}
 		if ctx.Err() != nil {
-			return devices.Sample{}, false, nil
+			return succeeded, firstErr
 		}
 		if firstErr == nil {
 			firstErr = err
 		}
 		s.FailRead(r, err)
 		if KindOf(err).ConnectionLevel() {
-			// The connection failed: later reads are not tried, so a
-			// dead device costs one timeout per poll, not one per read.
 			notRead := fmt.Errorf("not read: %w", err)
 			for _, later := range reads[i+1:] {
 				s.FailRead(later, notRead)
+				if each != nil {
+					each(later, nil, notRead)
+				}
 			}
 			break
 		}
 	}
-	return s, succeeded > 0, firstErr
+	return succeeded, firstErr
 }
 
 func maxTime(a, b time.Time) time.Time {
