@@ -3,10 +3,30 @@
 //
 //	gateway run   --config configs/gateway.yaml [--brokers host:port,...] [--data-dir DIR] [--log-level info]
 //	gateway check --config configs/gateway.yaml
+//	gateway probe --config configs/gateway.yaml --device press-01 [--format json]
+//	gateway probe --address 10.20.1.10:502 --unit 3 --class press [--classes-dir configs/devices]
+//	gateway probe --transport rtu --address /dev/ttyUSB0 --baud-rate 9600 --parity N --stop-bits 2 --unit 10 --class temperature-controller
 //
 // check validates the config and the register maps and prints the read plan
 // of every device class and the topics the gateway writes, without
-// connecting to anything. Every flag has an environment twin:
+// connecting to anything.
+//
+// probe reads one device once, as telegraf --test does, through the same
+// devices/modbus connection and poll code as run (modbus.Probe), and prints
+// every field of its class with its value and unit, and each read's raw
+// reply (registers in hex, bits as 0/1) with its address range and
+// Modicon references; --format json prints the same with stable
+// snake_case keys. The device is one of a config's (--config, --device) or
+// described by flags named as the keys of a connections entry (--transport,
+// --address, --baud-rate, --data-bits, --parity, --stop-bits, --timeout)
+// plus --unit, --class and --classes-dir (default configs/devices), so a
+// line of the config carries over as it is and is checked by the same
+// rules. Nothing is produced to Kafka and no spool is opened. It exits 0
+// when every read succeeded and 1 when one failed, with the Modbus error
+// (exception code and name, timeout, connect error) and where: connection,
+// address, unit and register range.
+//
+// Every flag has an environment twin:
 // FACTORYWIRE_GATEWAY_ and the flag name in upper case with '-' as '_'
 // (FACTORYWIRE_GATEWAY_CONFIG). Flags win over the environment, which wins
 // over the file. Exit status: 0 after a clean stop, 1 when the gateway fails,
@@ -43,9 +63,9 @@ func run(args []string, stdout io.Writer) error {
 		Name:        "gateway",
 		ShortUsage:  "gateway <subcommand> [flags]",
 		ShortHelp:   "poll Modbus devices into Kafka through a durable spool",
-		Subcommands: []*ffcli.Command{runCommand(), checkCommand(stdout)},
+		Subcommands: []*ffcli.Command{runCommand(), checkCommand(stdout), probeCommand(stdout)},
 		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing subcommand: try 'gateway run --help' or 'gateway check --help'")}
+			return usageError{Err: errors.New("missing subcommand: try 'gateway run --help', 'gateway check --help' or 'gateway probe --help'")}
 		},
 	}
 	return cli.Run(root, args)
