@@ -87,10 +87,50 @@
 // (200 once Run has started, no broker refuses the connection, the broker
 // answers within 2 s, and no topic's samples have waited for an
 // acknowledgement, or kept failing, for longer than kafka.stall_timeout;
-// else 503 and why) and /devices (each device's health as JSON: last
-// attempt and success, consecutive failures, last error, round trip, next
-// due time, next seq). The spool gauges are read from the spool when
-// scraped, so they keep growing while produce is stalled.
+// else 503 and why) and /devices (each device's health as JSON, below).
+// The spool gauges are read from the spool when scraped, so they keep
+// growing while produce is stalled.
+//
+// /devices answers a JSON array, one object per device sorted by id, in
+// the shape HTTP inputs such as Telegraf's or Neuron's expect: snake_case
+// keys, every key always present, durations as seconds (a number, with a
+// _seconds suffix), times as RFC 3339 strings in UTC, null for a time that
+// has not come yet:
+//
+//	key                      type            meaning
+//	id                       string          device id (the record key)
+//	factory                  string          the gateway's factory
+//	class                    string          device class (register map)
+//	connection               string          connections[].name it is polled through
+//	unit                     number          Modbus unit id
+//	schedule                 string          "every 1.5s" or "cron 0 */15 * * * *"
+//	interval_seconds         number or null  poll interval; null for a cron schedule
+//	cron                     string or null  cron spec; null for an interval schedule
+//	last_attempt             time or null    start of the last poll
+//	last_success             time or null    start of the last poll that produced a sample
+//	consecutive_failures     number          polls without a sample since the last one with
+//	last_error               string          first error of the last poll that had one; "" if none yet
+//	last_round_trip_seconds  number          the last poll's reads, first request to last reply
+//	next_due                 time or null    when the next poll is due
+//	slowed_down              bool            polled less often after poller.failure_threshold failures
+//	next_seq                 number          seq of the device's next sample
+//	polls                    number          polls attempted since start
+//	samples                  number          samples emitted since start
+//	failures                 number          polls without a sample since start
+//	overruns                 number          polls after which a due time had passed unpolled
+//
+// For example:
+//
+//	[
+//	  {
+//	    "id": "press-01", "factory": "plant-a", "class": "press", "connection": "line-1",
+//	    "unit": 1, "schedule": "every 1.5s", "interval_seconds": 1.5, "cron": null,
+//	    "last_attempt": "2026-03-02T08:15:04.5Z", "last_success": "2026-03-02T08:15:04.5Z",
+//	    "consecutive_failures": 0, "last_error": "", "last_round_trip_seconds": 0.0042,
+//	    "next_due": "2026-03-02T08:15:06Z", "slowed_down": false, "next_seq": 18231,
+//	    "polls": 18231, "samples": 18231, "failures": 0, "overruns": 0
+//	  }
+//	]
 //
 // A stalled produce is what a cluster that has lost the in-sync replicas a
 // topic requires looks like from here (Apache Kafka refuses acks=all

@@ -334,17 +334,21 @@ func (g *Gateway) release() {
 // fix, the broker answered a metadata request within 2 s, and no topic's
 // samples have waited for an acknowledgement or kept failing for longer
 // than kafka.stall_timeout) and
-// /devices (each device's health as JSON: last success, consecutive
-// failures, last error, round trip, next due time, seq).
+// /devices (each device's health as JSON, snake_case keys, durations in
+// seconds, times in RFC 3339: the schema is in the package documentation).
 func (g *Gateway) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	schedules := make(map[string]modbus.Schedule, len(g.cfg.Devices))
+	for _, d := range g.cfg.Devices {
+		schedules[d.ID] = d.Schedule
+	}
 	mux.HandleFunc("/devices", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(g.poller.Health())
+		enc.Encode(devicesJSON(g.poller.Health(), schedules))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		select {

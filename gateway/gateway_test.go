@@ -116,9 +116,9 @@ func TestGatewayBrokerOutage(t *testing.T) {
 		}
 	}
 	var health []struct {
-		ID          string
-		LastSuccess time.Time
-		NextSeq     uint64
+		ID          string    `json:"id"`
+		LastSuccess time.Time `json:"last_success"`
+		NextSeq     uint64    `json:"next_seq"`
 	}
 	resp, err = http.Get("http://" + g.Addr().String() + "/devices")
 	if err != nil {
