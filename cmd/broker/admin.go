@@ -46,8 +46,9 @@ func (f adminFlags) run(ctx context.Context, fn func(context.Context, *topics.Ad
 	if err != nil {
 		return err
 	}
-	// Warnings (TLS verification off, PLAIN without TLS) to stderr.
-	logger, err := cli.Logger("warn")
+	// Warnings (TLS verification off, PLAIN without TLS) to stderr, for
+	// the person at the terminal: text.
+	logger, err := cli.Logger("warn", "text")
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 // Command broker runs factorywire's single-node, Kafka-wire-compatible
 // broker.
 //
-//	broker serve --config configs/broker.yaml [--listen 127.0.0.1:9092] [--data-dir DIR] [--flush always|interval] [--http-listen 127.0.0.1:9110]
+//	broker serve --config configs/broker.yaml [--listen 127.0.0.1:9092] [--data-dir DIR] [--flush always|interval] [--http-listen 127.0.0.1:9110] [--log-level info] [--log-format text|json]
 //	broker topics create|list|describe|alter|delete --brokers HOST:PORT ...
 //	broker groups list|describe|lag|reset --brokers HOST:PORT ...
 //	broker acls grant-factory|revoke-factory|list --brokers HOST:PORT ...
@@ -86,6 +86,7 @@ func serveCommand() *ffcli.Command {
 		autoCreate = fs.Bool("auto-create-topics", false, "create unknown topics on metadata requests")
 		httpListen = fs.String("http-listen", "", "address to serve /metrics, /healthz and /readyz on (default: none)")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
+		logFormat  = fs.String("log-format", "text", cli.LogFormatUsage)
 		bootUser   = fs.String("bootstrap-user", "", "create this SCRAM user at start if it has no credential (the first administrator; list it in authorization.super_users)")
 		bootPwFile = fs.String("bootstrap-password-file", "", "file holding --bootstrap-user's password")
 	)
@@ -96,7 +97,7 @@ func serveCommand() *ffcli.Command {
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 		Exec: func(ctx context.Context, _ []string) error {
-			logger, err := cli.Logger(*logLevel)
+			logger, err := cli.Logger(*logLevel, *logFormat)
 			if err != nil {
 				return err
 			}

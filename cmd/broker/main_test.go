@@ -110,6 +110,38 @@ func TestServeHTTP(t *testing.T) {
 	}
 }
 
+// TestServeLogFormatJSON: with the environment twin of --log-format json,
+// every line broker serve logs is a JSON object with time, level and msg.
+func TestServeLogFormatJSON(t *testing.T) {
+	dir := t.TempDir()
+	cmd := command(t, []string{"FACTORYWIRE_BROKER_LOG_FORMAT=json"}, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir)
+	m, log := testchild.StartWaiting(t, cmd, regexp.MustCompile(`^\{.*"msg":"broker listening".*\}$`), 30*time.Second)
+	var listening map[string]any
+	if err := json.Unmarshal([]byte(m[0]), &listening); err != nil {
+		t.Fatalf("startup line is not JSON: %v\n%s", err, m[0])
+	}
+	if listening["level"] != "INFO" || listening["data_dir"] != dir {
+		t.Errorf("startup record %v", listening)
+	}
+	if addr, _ := listening["addr"].(string); !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Errorf("addr = %#v, want host:port as a string", listening["addr"])
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, log)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("a line is not JSON: %v\n%s", err, line)
+		}
+		ts, _ := rec["time"].(string)
+		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || rec["level"] == nil || rec["msg"] == nil {
+			t.Fatalf("a record lacks time, level or msg: %s", line)
+		}
+	}
+}
+
 func TestExitCodes(t *testing.T) {
 	badYAML := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(badYAML, []byte("listen: 127.0.0.1:0\ndata_dri: /tmp/x\n"), 0o644)
@@ -127,6 +159,8 @@ func TestExitCodes(t *testing.T) {
 		{"bad flush policy", []string{"serve", "--data-dir", t.TempDir(), "--flush", "sometimes"}, 2, `flush: "sometimes"`},
 		{"bad http listen", []string{"serve", "--data-dir", t.TempDir(), "--http-listen", "nowhere"}, 2, `http_listen: "nowhere"`},
 		{"unknown flag", []string{"serve", "--bogus"}, 2, "bogus"},
+		{"unknown log format", []string{"serve", "--data-dir", t.TempDir(), "--log-format", "xml"}, 2, `--log-format "xml": want text or json`},
+		{"repair: unknown log format", []string{"repair", "--data-dir", t.TempDir(), "--topic", "t", "--partition", "0", "--log-format", "xml"}, 2, `--log-format "xml"`},
 		{"no subcommand", nil, 2, "missing subcommand"},
 		{"data dir locked", []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", locked}, 1, "locked by another process"},
 	}

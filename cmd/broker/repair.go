@@ -172,6 +172,7 @@ func repairCommand(out io.Writer) *ffcli.Command {
 	// warn would show the verifying Open's "not closed cleanly" line,
 	// which the repair causes on purpose.
 	logLevel := flags.String("log-level", "error", "debug, info, warn or error")
+	logFormat := flags.String("log-format", "text", cli.LogFormatUsage)
 	return &ffcli.Command{
 		Name:       "repair",
 		ShortUsage: "broker repair --data-dir DIR --topic T --partition P [--dry-run]",
@@ -191,7 +192,7 @@ func repairCommand(out io.Writer) *ffcli.Command {
 			if *f.topic == "" || *f.partition < 0 {
 				return usageError{Err: errors.New("--topic and --partition are required: repair works on one partition")}
 			}
-			logger, err := cli.Logger(*logLevel)
+			logger, err := cli.Logger(*logLevel, *logFormat)
 			if err != nil {
 				return err
 			}

@@ -80,6 +80,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		minISR      = fs.Int("min-insync-replicas", 0, "with --brokers: min.insync.replicas of the topics (0: the cluster's default)")
 		report      = fs.Duration("report", 5*time.Second, "how often to print the figures")
 		logLevel    = fs.String("log-level", "warn", "debug, info, warn or error")
+		logFormat   = fs.String("log-format", "text", cli.LogFormatUsage)
 		secure      = fs.Bool("secure", false, "a secured plant on our broker: SCRAM-SHA-512 over TLS only, ACLs enforced, a user per gateway and for the sink (CA, certificates and passwords made in <data-dir>/secure)")
 	)
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("FACTORYWIRE_DEMO")); err != nil {
@@ -108,7 +109,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		cfg.Kafka = k
 	}
-	logger, err := cli.Logger(*logLevel)
+	logger, err := cli.Logger(*logLevel, *logFormat)
 	if err != nil {
 		return err
 	}

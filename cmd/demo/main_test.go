@@ -272,6 +272,7 @@ func TestDemoUsageErrors(t *testing.T) {
 		{"SASL without user", []string{"--brokers", "127.0.0.1:1", "--sasl-mechanism", "PLAIN", "--sasl-password-env", "X"}, "--sasl-username"},
 		{"broker with a scheme", []string{"--brokers", "kafka://127.0.0.1:1"}, `--brokers "kafka://127.0.0.1:1"`},
 		{"unknown flag", []string{"--replicas", "3"}, "replicas"},
+		{"unknown log format", []string{"--log-format", "yaml"}, `--log-format "yaml": want text or json`},
 		{"secure on an existing cluster", []string{"--brokers", "127.0.0.1:1", "--secure"}, "--secure runs a secured plant on our broker"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,7 +1,7 @@
 // Command gateway polls Modbus devices and produces their samples to a
 // Kafka-protocol broker through a durable local spool.
 //
-//	gateway run   --config configs/gateway.yaml [--brokers host:port,...] [--data-dir DIR] [--log-level info]
+//	gateway run   --config configs/gateway.yaml [--brokers host:port,...] [--data-dir DIR] [--log-level info] [--log-format text|json]
 //	gateway check --config configs/gateway.yaml
 //	gateway probe --config configs/gateway.yaml --device press-01 [--format json]
 //	gateway probe --address 10.20.1.10:502 --unit 3 --class press [--classes-dir configs/devices]
@@ -110,6 +110,7 @@ func runCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("gateway run", flag.ContinueOnError)
 	f := addFlags(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", cli.LogFormatUsage)
 	return &ffcli.Command{
 		Name:       "run",
 		ShortUsage: "gateway run --config FILE [flags]",
@@ -117,7 +118,7 @@ func runCommand() *ffcli.Command {
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 		Exec: func(ctx context.Context, _ []string) error {
-			logger, err := cli.Logger(*logLevel)
+			logger, err := cli.Logger(*logLevel, *logFormat)
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,7 @@
 // Command sink consumes the samples gateways produce and writes them to
 // MongoDB time-series collections, and queries what it wrote.
 //
-//	sink run   --config configs/sink.yaml [--brokers host:port,...] [--mongodb-uri URI] [--log-level info]
+//	sink run   --config configs/sink.yaml [--brokers host:port,...] [--mongodb-uri URI] [--log-level info] [--log-format text|json]
 //	sink query latest --config FILE --factory F --class C [--device D,...] [--json]
 //	sink query window --config FILE --factory F --class C --device D --field X --from T --to T [--unit minute] [--bin 1] [--json]
 //	sink query range  --config FILE --factory F --class C --device D --from T --to T [--limit N] [--json]
@@ -120,6 +120,7 @@ func runCommand() *ffcli.Command {
 	f := addFlags(fs)
 	brokers := fs.String("brokers", "", "seed brokers, host:port,... (overrides kafka.brokers)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", cli.LogFormatUsage)
 	return &ffcli.Command{
 		Name:       "run",
 		ShortUsage: "sink run --config FILE [flags]",
@@ -127,7 +128,7 @@ func runCommand() *ffcli.Command {
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 		Exec: func(ctx context.Context, _ []string) error {
-			logger, err := cli.Logger(*logLevel)
+			logger, err := cli.Logger(*logLevel, *logFormat)
 			if err != nil {
 				return err
 			}

@@ -46,6 +46,7 @@ func TestConfigErrorsAreUsageErrors(t *testing.T) {
 		{"no subcommand", nil, "missing subcommand"},
 		{"no query", []string{"query"}, "missing query"},
 		{"bad log level", []string{"run", "--config", filepath.Join(dir, "ok.yaml"), "--log-level", "loud"}, `--log-level "loud"`},
+		{"bad log format", []string{"run", "--config", filepath.Join(dir, "ok.yaml"), "--log-format", "yaml"}, `--log-format "yaml": want text or json`},
 		{"kafka block invalid", []string{"run", "--config", writeFile(t, dir, "sasl.yaml", "factories: [plant-a]\nkafka:\n  sasl:\n    mechanism: PLAIN\n")},
 			"sasl.yaml: kafka.sasl.username: required with sasl.mechanism PLAIN"},
 		{"password variable unset", []string{"run", "--config", writeFile(t, dir, "env.yaml",

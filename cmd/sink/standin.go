@@ -58,6 +58,7 @@ func standinCommand(stdout io.Writer) *ffcli.Command {
 	listen := fs.String("listen", "127.0.0.1:27017", "address to listen on, host:port (port 0: any free port)")
 	allowRemote := fs.Bool("allow-remote", false, "accept a --listen address that is not loopback (the stand-in has no authentication)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error (FerretDB's own logs: errors only, all at debug)")
+	logFormat := fs.String("log-format", "text", cli.LogFormatUsage)
 	return &ffcli.Command{
 		Name:       "standin",
 		ShortUsage: "sink standin --data-dir DIR [--listen 127.0.0.1:27017] [--allow-remote]",
@@ -66,7 +67,7 @@ func standinCommand(stdout io.Writer) *ffcli.Command {
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 		Exec: func(ctx context.Context, _ []string) error {
-			logger, err := cli.Logger(*logLevel)
+			logger, err := cli.Logger(*logLevel, *logFormat)
 			if err != nil {
 				return err
 			}
@@ -83,9 +84,10 @@ func standinCommand(stdout io.Writer) *ffcli.Command {
 			// warning (the driver's endSessions at every disconnect).
 			flog := logger.With("component", "ferretdb")
 			if !logger.Enabled(ctx, slog.LevelDebug) {
-				if flog, err = cli.Logger("error"); err != nil {
+				if flog, err = cli.Logger("error", *logFormat); err != nil {
 					return err
 				}
+				flog = flog.With("component", "ferretdb")
 			}
 			// Signals first: once the URI is printed, a caller may stop
 			// the stand-in at any moment.

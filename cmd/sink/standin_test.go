@@ -154,6 +154,7 @@ func TestStandinUsage(t *testing.T) {
 		{"all interfaces", []string{"--data-dir", dir, "--listen", ":27017"}, `--listen ":27017" is not a loopback address`},
 		{"another host", []string{"--data-dir", dir, "--listen", "192.0.2.1:27017"}, "give --allow-remote"},
 		{"no port", []string{"--data-dir", dir, "--listen", "127.0.0.1"}, `--listen "127.0.0.1"`},
+		{"bad log format", []string{"--data-dir", dir, "--log-format", "yaml"}, `--log-format "yaml"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(append([]string{"standin", "--log-level", "error"}, tc.args...), &bytes.Buffer{})

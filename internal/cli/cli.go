@@ -4,6 +4,8 @@ package cli
 
 import (
 	"context"
+	"encoding"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -68,12 +70,51 @@ func Main(name string, run func(args []string, stdout io.Writer) error) {
 	os.Exit(1)
 }
 
-// Logger is the text logger to standard error at the --log-level level
-// ("debug", "info", "warn" or "error"); an unknown level is a UsageError.
-func Logger(level string) (*slog.Logger, error) {
+// LogFormatUsage is the help text of every --log-format flag.
+const LogFormatUsage = "text (key=value pairs) or json (one object per line: time, level, msg, then the attributes)"
+
+// Logger is the logger to standard error at the --log-level level ("debug",
+// "info", "warn" or "error") in the --log-format format: "text" (slog's
+// key=value lines) or "json" (one JSON object per line with the keys time,
+// level and msg, then the attributes). An unknown level or format is a
+// UsageError naming its flag.
+func Logger(level, format string) (*slog.Logger, error) {
+	return NewLogger(os.Stderr, level, format)
+}
+
+// NewLogger is Logger writing to w. In JSON, a duration is its string as
+// in text ("1.5s", not slog's nanoseconds, whose unit the key does not
+// name), and a value that is a fmt.Stringer but neither an error nor a
+// json.Marshaler or encoding.TextMarshaler (a *net.TCPAddr) is its String,
+// as text shows it, not its struct fields.
+func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, UsageError{Err: fmt.Errorf("--log-level %q: %v", level, err)}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		opts.ReplaceAttr = jsonAttr
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, UsageError{Err: fmt.Errorf("--log-format %q: want text or json", format)}
+}
+
+// jsonAttr is the JSON handler's ReplaceAttr: see NewLogger. slog has
+// resolved LogValuers (secrets print redacted) before it is called.
+func jsonAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindDuration:
+		return slog.String(a.Key, a.Value.Duration().String())
+	case slog.KindAny:
+		switch v := a.Value.Any().(type) {
+		case error, json.Marshaler, encoding.TextMarshaler:
+		case fmt.Stringer:
+			return slog.String(a.Key, v.String())
+		}
+	}
+	return a
 }
