@@ -154,13 +154,15 @@ func serve(ctx context.Context, cfg broker.Config, logger *slog.Logger) error {
 	if a := b.HTTPAddr(); a != nil {
 		attrs = append(attrs, "http", a.String())
 	}
-	logger.Info("broker listening", attrs...)
+	// Signals before the line that says the broker listens: whoever
+	// waits for that line may stop the broker at once.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	// SIGHUP rereads the TLS listeners' certificates and keys.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	logger.Info("broker listening", attrs...)
 	for done := false; !done; {
 		select {
 		case <-hup:
