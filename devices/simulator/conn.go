@@ -17,6 +17,7 @@ import (
 // after it exactly as a slow device would.
 type conn struct {
 	s   *Server
+	id  uint64 // Request.Conn
 	nc  net.Conn
 	log *slog.Logger
 	fr  frameReader
@@ -25,9 +26,10 @@ type conn struct {
 	out []byte // reply ADU buffer
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
+func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	c := &conn{
 		s:   s,
+		id:  id,
 		nc:  nc,
 		log: s.log.With("remote", nc.RemoteAddr().String(), "local", nc.LocalAddr().String()),
 		bw:  bufio.NewWriterSize(nc, 4096),
@@ -77,6 +79,9 @@ func (c *conn) answer(f frame) bool {
 	s := c.s
 	fc := f.pdu[0]
 	s.stats.requests[fc].Add(1)
+	if s.cfg.OnRequest != nil {
+		s.cfg.OnRequest(Request{Conn: c.id, Unit: f.unit, Function: fc, Received: time.Now()})
+	}
 	u := s.units[f.unit].Load()
 	fault, fired := s.faults.fire(f.pdu)
 	if !fired && u != nil {

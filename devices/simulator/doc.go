@@ -163,5 +163,7 @@
 //
 // Server.Stats counts connections, bad frames, replies, requests per
 // function, exceptions per code and faults per kind: tests assert on them,
-// benchmarks report them.
+// benchmarks report them. Config.OnRequest sees each request as it
+// arrives, with its connection's number and its receive time, for tests
+// that assert on the order and spacing of a client's requests.
 package simulator

@@ -76,6 +76,26 @@ type Config struct {
 	// it to control the tick. Default time.Now. Fault delays always use
 	// real time.
 	Clock func() time.Time
+
+	// OnRequest, if set, is called with every well-framed request as it
+	// is received, before it is answered, from its connection's
+	// goroutine (concurrently across connections). It must not block:
+	// the connection waits for it. Tests use it to see on which
+	// connection and when requests arrive.
+	OnRequest func(Request)
+}
+
+// Request is a well-framed request a Server received, as Config.OnRequest
+// sees it.
+type Request struct {
+	// Conn numbers the connection it came on: 1 for the first the server
+	// accepted, 2 for the second, as Stats.Connections counts them.
+	Conn     uint64
+	Unit     uint8
+	Function uint8
+	// Received is when the whole frame had arrived, in real time
+	// (time.Now, with its monotonic reading), not Config.Clock.
+	Received time.Time
 }
 
 func (c Config) withDefaults() Config {
@@ -258,10 +278,10 @@ func (s *Server) acceptLoop() {
 		s.conns[nc] = struct{}{}
 		s.wg.Add(1)
 		s.connsMu.Unlock()
-		s.stats.connections.Add(1)
+		id := s.stats.connections.Add(1)
 		go func() {
 			defer s.wg.Done()
-			newConn(s, nc).serve()
+			newConn(s, nc, id).serve()
 			s.connsMu.Lock()
 			delete(s.conns, nc)
 			s.connsMu.Unlock()

@@ -506,3 +506,46 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestOnRequest: the hook sees every well-framed request, with the number
+// of its connection in accept order and a receive time that does not go
+// back within a connection; a malformed frame is not a request.
+func TestOnRequest(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []Request
+	)
+	s := newServer(t, Config{FrameTimeout: 50 * time.Millisecond, OnRequest: func(r Request) {
+		mu.Lock()
+		seen = append(seen, r)
+		mu.Unlock()
+	}})
+	addUnit(t, s, 1, sizes100)
+	addUnit(t, s, 2, sizes100)
+	first := dialRaw(t, s)
+	first.send(adu(1, 1, req(3, 0, 1)...), adu(2, 2, req(1, 0, 8)...))
+	first.expect(adu(1, 1, 3, 2, 0, 0))
+	first.expect(adu(2, 2, 1, 1, 0))
+	second := dialRaw(t, s)
+	second.send(adu(3, 2, req(4, 0, 1)...), []byte{0, 1, 0, 1, 0, 6, 1, 3, 0, 0, 0, 1})
+	second.expect(adu(3, 2, 4, 2, 0, 0))
+	second.expectClosed()
+
+	mu.Lock()
+	defer mu.Unlock()
+	want := []Request{{Conn: 1, Unit: 1, Function: 3}, {Conn: 1, Unit: 2, Function: 1}, {Conn: 2, Unit: 2, Function: 4}}
+	if len(seen) != len(want) {
+		t.Fatalf("OnRequest saw %+v, want %+v", seen, want)
+	}
+	for i, r := range seen {
+		if r.Conn != want[i].Conn || r.Unit != want[i].Unit || r.Function != want[i].Function || r.Received.IsZero() {
+			t.Errorf("request %d: %+v, want %+v with a receive time", i, r, want[i])
+		}
+	}
+	if seen[1].Received.Before(seen[0].Received) {
+		t.Errorf("receive times go back on connection 1: %v then %v", seen[0].Received, seen[1].Received)
+	}
+	if st := s.Stats(); st.Connections != 2 {
+		t.Errorf("Stats().Connections = %d, want 2", st.Connections)
+	}
+}
