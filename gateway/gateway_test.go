@@ -203,6 +203,16 @@ func TestCheckReportsConfigErrors(t *testing.T) {
 			c.Connections = append(c.Connections, testConn("l1"))
 			c.Devices = []DeviceConfig{{ID: "d1", Class: "press", Connection: "l1", Unit: &u, Schedule: everySecond}}
 		}, "devices[0] (d1).unit 250"},
+		{"pause between requests too long", func(c *Config) {
+			cc := testConn("l1")
+			cc.PauseBetweenRequests = time.Minute
+			c.Connections = append(c.Connections, cc)
+		}, `connections[0]: modbus: invalid config: connection "l1": pause_between_requests: 1m0s must be within 0..10s`},
+		{"negative pause after connect", func(c *Config) {
+			cc := testConn("l1")
+			cc.PauseAfterConnect = -time.Second
+			c.Connections = append(c.Connections, cc)
+		}, `connection "l1": pause_after_connect: -1s`},
 		{"spool policy", func(c *Config) { c.Spool.WhenFull = "drop" }, `spool.when_full "drop"`},
 		{"compression", func(c *Config) { c.Kafka.Compression = "brotli" }, `kafka.compression "brotli"`},
 		{"tls key without tls", func(c *Config) { c.Kafka.TLS.CAFile = "ca.pem" }, "kafka.tls.ca_file: set while TLS is off"},

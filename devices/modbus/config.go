@@ -61,7 +61,30 @@ type ConnConfig struct {
 	ReconnectMin time.Duration `yaml:"reconnect_min"`
 	// ReconnectMax caps the reconnect wait. Default 10s.
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
+
+	// Device quirks. Some devices and serial gateways drop requests that
+	// follow each other too closely, need a moment after a connect, or
+	// hold few TCP connections and must get theirs back between scans.
+
+	// PauseBetweenRequests is the least time from the end of one request
+	// on this connection (its reply, or its failure) to the sending of the
+	// next, whatever its unit; busy retries included. 0 (the default)
+	// sends the next request at once. At most MaxQuirkPause.
+	PauseBetweenRequests time.Duration `yaml:"pause_between_requests"`
+	// PauseAfterConnect is the least time from a connect (TCP dial or
+	// serial port open) to the first request on the new connection. It
+	// does not count against Timeout. Default 0; at most MaxQuirkPause.
+	PauseAfterConnect time.Duration `yaml:"pause_after_connect"`
+	// CloseAfterScan closes the connection (or serial port) once a scan
+	// of its devices is done, before the Poller waits for the next one;
+	// the next scan connects again. For devices that accept only one or
+	// two TCP clients, shared with a SCADA or an engineering tool.
+	// Default false: the connection stays open between scans.
+	CloseAfterScan bool `yaml:"close_after_scan"`
 }
+
+// MaxQuirkPause bounds PauseBetweenRequests and PauseAfterConnect.
+const MaxQuirkPause = 10 * time.Second
 
 // Default values of ConnConfig.
 const (
@@ -170,6 +193,10 @@ func (c ConnConfig) Validate() error {
 		return bad("reconnect_min: %v must be at least 1ms", c.ReconnectMin)
 	case c.ReconnectMax < c.ReconnectMin || c.ReconnectMax > time.Hour:
 		return bad("reconnect_max: %v must be within reconnect_min (%v)..1h", c.ReconnectMax, c.ReconnectMin)
+	case c.PauseBetweenRequests < 0 || c.PauseBetweenRequests > MaxQuirkPause:
+		return bad("pause_between_requests: %v must be within 0..%v", c.PauseBetweenRequests, MaxQuirkPause)
+	case c.PauseAfterConnect < 0 || c.PauseAfterConnect > MaxQuirkPause:
+		return bad("pause_after_connect: %v must be within 0..%v", c.PauseAfterConnect, MaxQuirkPause)
 	}
 	return nil
 }

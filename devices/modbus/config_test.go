@@ -33,6 +33,12 @@ func TestConnConfigValidate(t *testing.T) {
 		{"busy tries", ConnConfig{Address: "h:502", BusyTries: 11}, "busy_tries: 11 must be within 1..10"},
 		{"busy backoff", ConnConfig{Address: "h:502", BusyBackoff: -time.Second}, "busy_backoff: -1s"},
 		{"reconnect max below min", ConnConfig{Address: "h:502", ReconnectMin: time.Second, ReconnectMax: time.Millisecond}, "reconnect_max: 1ms must be within reconnect_min (1s)"},
+		{"quirks", ConnConfig{Address: "h:502", PauseBetweenRequests: 20 * time.Millisecond, PauseAfterConnect: time.Second, CloseAfterScan: true}, ""},
+		{"quirk pauses at their bound", ConnConfig{Transport: RTU, Address: "/dev/x", PauseBetweenRequests: MaxQuirkPause, PauseAfterConnect: MaxQuirkPause}, ""},
+		{"negative pause between requests", ConnConfig{Address: "h:502", PauseBetweenRequests: -time.Millisecond}, "pause_between_requests: -1ms must be within 0..10s"},
+		{"long pause between requests", ConnConfig{Address: "h:502", PauseBetweenRequests: 11 * time.Second}, "pause_between_requests: 11s must be within 0..10s"},
+		{"negative pause after connect", ConnConfig{Address: "h:502", PauseAfterConnect: -time.Second}, "pause_after_connect: -1s must be within 0..10s"},
+		{"long pause after connect", ConnConfig{Transport: RTU, Address: "/dev/x", PauseAfterConnect: time.Minute}, "pause_after_connect: 1m0s must be within 0..10s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.WithDefaults().Validate()
@@ -53,7 +59,8 @@ func TestConnConfigValidate(t *testing.T) {
 		c := rtu.WithDefaults()
 		if c.Name != "/dev/ttyUSB0" || c.BaudRate != 19200 || c.DataBits != 8 || c.Parity != "E" || c.StopBits != 1 ||
 			c.Timeout != time.Second || c.BusyTries != 3 || c.BusyBackoff != 50*time.Millisecond ||
-			c.ReconnectMin != 100*time.Millisecond || c.ReconnectMax != 10*time.Second {
+			c.ReconnectMin != 100*time.Millisecond || c.ReconnectMax != 10*time.Second ||
+			c.PauseBetweenRequests != 0 || c.PauseAfterConnect != 0 || c.CloseAfterScan {
 			t.Errorf("rtu defaults %+v", c)
 		}
 		if c := DefaultConnConfig(); c.Transport != TCP || c.BaudRate != 0 {
@@ -88,6 +95,9 @@ connections:
     busy_backoff: 20ms
     reconnect_min: 200ms
     reconnect_max: 30s
+    pause_between_requests: 50ms
+    pause_after_connect: 1s
+    close_after_scan: true
   - name: rs485
     transport: rtu
     address: /dev/ttyUSB0
@@ -109,7 +119,8 @@ devices:
 		t.Errorf("poller %+v", g.Poller)
 	}
 	c := g.Connections[0]
-	if c.Timeout != 500*time.Millisecond || c.BusyTries != 2 || c.BusyBackoff != 20*time.Millisecond || c.ReconnectMax != 30*time.Second {
+	if c.Timeout != 500*time.Millisecond || c.BusyTries != 2 || c.BusyBackoff != 20*time.Millisecond || c.ReconnectMax != 30*time.Second ||
+		c.PauseBetweenRequests != 50*time.Millisecond || c.PauseAfterConnect != time.Second || !c.CloseAfterScan {
 		t.Errorf("connection %+v", c)
 	}
 	for _, c := range g.Connections {

@@ -81,6 +81,7 @@ type ConnStats struct {
 	Reconnects      uint64                       // successful connects after the first
 	ConnectFailures uint64                       // failed connect attempts
 	Disconnects     uint64                       // connections closed after an error
+	ScanCloses      uint64                       // connections closed at the end of a scan (CloseAfterScan)
 	RoundTripTotal  time.Duration                // sum of the round trips of Replies
 }
 
@@ -112,6 +113,7 @@ type Conn struct {
 	failures      int  // consecutive connect failures, see failConnect
 	retryAt       time.Time
 	lastConnErr   error
+	notBefore     time.Time // no request is sent before it (PauseBetweenRequests, PauseAfterConnect)
 }
 
 // NewConn validates cfg (after WithDefaults). It does not connect: the
@@ -240,22 +242,23 @@ func (c *Conn) serve(ctx context.Context, req readRequest) ([]byte, error) {
 }
 
 // roundTrip sends one request and checks its reply. It connects first if
-// needed and drops the connection after a transport or framing error.
+// needed, keeps the quirk pauses, and drops the connection after a
+// transport or framing error.
 func (c *Conn) roundTrip(ctx context.Context, req readRequest) (data []byte, rtt time.Duration, kind ErrorKind, err error) {
-	timeout := c.cfg.Timeout
-	if dl, ok := ctx.Deadline(); ok {
-		if left := time.Until(dl); left < timeout {
-			timeout = left
-		}
-	}
-	if timeout <= 0 {
-		return nil, 0, KindCanceled, c.ctxError(req, context.DeadlineExceeded)
-	}
-	c.tr.setTimeout(timeout)
 	if !c.connected {
+		if err := c.setTimeout(ctx, req); err != nil {
+			return nil, 0, KindCanceled, err
+		}
 		if kind, err := c.connect(req); err != nil {
 			return nil, 0, kind, err
 		}
+	}
+	if kind, err := c.pause(ctx, req); err != nil {
+		return nil, 0, kind, err
+	}
+	// After the pause: the request's own Timeout starts now.
+	if err := c.setTimeout(ctx, req); err != nil {
+		return nil, 0, KindCanceled, err
 	}
 	c.tr.setUnit(req.unit)
 	fc, pdu := req.pdu()
@@ -265,7 +268,11 @@ func (c *Conn) roundTrip(ctx context.Context, req readRequest) (data []byte, rtt
 	}
 	start := time.Now()
 	resp, err := c.tr.Send(adu)
-	rtt = time.Since(start)
+	end := time.Now()
+	rtt = end.Sub(start)
+	if c.cfg.PauseBetweenRequests > 0 {
+		c.notBefore = end.Add(c.cfg.PauseBetweenRequests)
+	}
 	if err != nil {
 		kind := classify(err)
 		c.drop(kind, err)
@@ -299,6 +306,68 @@ func (c *Conn) roundTrip(ctx context.Context, req readRequest) (data []byte, rtt
 	}
 }
 
+// setTimeout sets the transport's timeout for the next connect or request:
+// Timeout, or less if ctx ends sooner.
+func (c *Conn) setTimeout(ctx context.Context, req readRequest) error {
+	timeout := c.cfg.Timeout
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); left < timeout {
+			timeout = left
+		}
+	}
+	if timeout <= 0 {
+		return c.ctxError(req, context.DeadlineExceeded)
+	}
+	c.tr.setTimeout(timeout)
+	return nil
+}
+
+// pause waits until notBefore, the end of PauseBetweenRequests or
+// PauseAfterConnect, or until ctx ends or the Conn is closed.
+func (c *Conn) pause(ctx context.Context, req readRequest) (ErrorKind, error) {
+	wait := time.Until(c.notBefore)
+	if wait <= 0 {
+		return KindNone, nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return KindNone, nil
+	case <-ctx.Done():
+		return KindCanceled, c.ctxError(req, ctx.Err())
+	case <-c.quit:
+		return KindClosed, c.connError(req, KindClosed, nil)
+	}
+}
+
+// endScan closes the connection if CloseAfterScan is set; the next Read
+// connects again. The Poller calls it when a scan of the Conn's devices is
+// done. It waits for the request in progress, if any.
+func (c *Conn) endScan() {
+	if !c.cfg.CloseAfterScan {
+		return
+	}
+	select {
+	case c.turn <- struct{}{}:
+	case <-c.quit:
+		return
+	}
+	defer func() { <-c.turn }()
+	select {
+	case <-c.quit:
+		return
+	default:
+	}
+	if !c.connected {
+		return
+	}
+	c.tr.Close()
+	c.connected = false
+	c.count(func(s *ConnStats) { s.ScanCloses++ })
+	c.log.Debug("modbus: connection closed after its scan (close_after_scan)")
+}
+
 // connect opens the connection unless a reconnect wait is running.
 func (c *Conn) connect(req readRequest) (ErrorKind, error) {
 	now := time.Now()
@@ -315,6 +384,9 @@ func (c *Conn) connect(req readRequest) (ErrorKind, error) {
 		return KindConnect, c.connError(req, KindConnect, err)
 	}
 	c.connected, c.replied = true, false
+	if c.cfg.PauseAfterConnect > 0 {
+		c.notBefore = maxTime(c.notBefore, time.Now().Add(c.cfg.PauseAfterConnect))
+	}
 	reconnect := c.everConnected
 	c.everConnected = true
 	c.count(func(s *ConnStats) {

@@ -77,6 +77,33 @@
 // function (no RTU master can tell). After other errors it waits for one
 // 10 ms read tick of quiet.
 //
+// # Device quirks
+//
+// Three ConnConfig settings, off by default, serve devices that need
+// gentler handling than Modbus promises (Telegraf's modbus input has the
+// same three):
+//
+//   - PauseBetweenRequests (pause_between_requests, 0..10s): the Conn sends
+//     no request sooner than this after the end of the one before on the
+//     connection (its reply, or its failure), whatever the caller and
+//     unit, busy retries included; the holder of the turn waits it out
+//     (ctx and Close end the wait) before its Timeout starts. For serial
+//     devices and gateways that drop requests sent too soon after a reply.
+//   - PauseAfterConnect (pause_after_connect, 0..10s): no request sooner
+//     than this after a connect (dial or port open), for devices that
+//     need a warm-up before they answer.
+//   - CloseAfterScan (close_after_scan): the Poller closes the connection
+//     (or serial port) when a scan of its devices ends, that is when its
+//     scheduling goroutine is about to wait for the next due time, before
+//     it emits the scan's samples, and when Run ends mid-scan; the next
+//     scan connects again. For devices that accept only one or two TCP
+//     clients. ConnStats.ScanCloses counts these closes; they are not
+//     Disconnects (which follow errors) and start no reconnect wait.
+//
+// The pauses lengthen every scan: a scan of n requests takes at least
+// (n-1)×PauseBetweenRequests, plus PauseAfterConnect per connect; a scan
+// longer than its interval skips due times (DeviceHealth.Overruns).
+//
 // Conn.Stats counts requests, replies, errors by kind, exceptions by code,
 // busy retries, connects, reconnects and round-trip time; an Observer
 // (WithObserver) sees every request and connect attempt, for metrics.

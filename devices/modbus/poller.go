@@ -259,15 +259,28 @@ func (p *Poller) Health() []DeviceHealth {
 }
 
 // runGroup is the scheduling loop of one connection: wait for the earliest
-// due device, poll it, reschedule it; emit the samples taken before
-// waiting again (or when the batch is full or old).
+// due device, poll it, reschedule it; end the scan (the Conn's
+// CloseAfterScan) and emit the samples taken before waiting again (or
+// emit when the batch is full or old).
 func (p *Poller) runGroup(ctx context.Context, g *group) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var b batch
+	scanning := false // a poll ran since the last end of a scan
+	defer func() {
+		if scanning {
+			g.conn.endScan() // a scan cut short by Run's end ends too
+		}
+	}()
 	for {
 		d := g.due[0]
 		if wait := d.due.Sub(p.now()); wait > 0 {
+			if scanning {
+				// Before the emit, which may block: the connection is
+				// not held idle meanwhile.
+				g.conn.endScan()
+				scanning = false
+			}
 			if len(b.samples) > 0 {
 				// Emit before sleeping; it may block (backpressure), so
 				// look at the clock again afterwards.
@@ -287,6 +300,7 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		scanning = true
 		heap.Fix(&g.due, d.index)
 		if !ok {
 			continue
