@@ -6,6 +6,8 @@
 //	gateway probe --config configs/gateway.yaml --device press-01 [--format json]
 //	gateway probe --address 10.20.1.10:502 --unit 3 --class press [--classes-dir configs/devices]
 //	gateway probe --transport rtu --address /dev/ttyUSB0 --baud-rate 9600 --parity N --stop-bits 2 --unit 10 --class temperature-controller
+//	gateway simulate --listen 127.0.0.1:5020 --device 1=press --device 2=power-meter [--fault unit=1,kind=exception,exception=2]
+//	gateway simulate --serial /dev/ttyUSB0 --baud-rate 9600 --parity N --stop-bits 2 --devices 2 --classes press
 //
 // check validates the config and the register maps and prints the read plan
 // of every device class and the topics the gateway writes, without
@@ -25,6 +27,11 @@
 // when every read succeeded and 1 when one failed, with the Modbus error
 // (exception code and name, timeout, connect error) and where: connection,
 // address, unit and register range.
+//
+// simulate serves simulated devices (devices/simulator) of the register
+// maps in --classes-dir over Modbus TCP (--listen) or RTU (--serial), with
+// the simulator's fault injection (--fault), printing the address it
+// serves and the unit -> class table, until SIGINT or SIGTERM.
 //
 // Every flag has an environment twin:
 // FACTORYWIRE_GATEWAY_ and the flag name in upper case with '-' as '_'
@@ -63,9 +70,9 @@ func run(args []string, stdout io.Writer) error {
 		Name:        "gateway",
 		ShortUsage:  "gateway <subcommand> [flags]",
 		ShortHelp:   "poll Modbus devices into Kafka through a durable spool",
-		Subcommands: []*ffcli.Command{runCommand(), checkCommand(stdout), probeCommand(stdout)},
+		Subcommands: []*ffcli.Command{runCommand(), checkCommand(stdout), probeCommand(stdout), simulateCommand(stdout)},
 		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing subcommand: try 'gateway run --help', 'gateway check --help' or 'gateway probe --help'")}
+			return usageError{Err: errors.New("missing subcommand: try 'gateway run --help', 'gateway check --help', 'gateway probe --help' or 'gateway simulate --help'")}
 		},
 	}
 	return cli.Run(root, args)

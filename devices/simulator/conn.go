@@ -76,65 +76,26 @@ func (c *conn) readFailed(err error) {
 // answer handles one request: faults, unit lookup, execution, reply. It
 // returns false when the connection must close.
 func (c *conn) answer(f frame) bool {
-	s := c.s
-	fc := f.pdu[0]
-	s.stats.requests[fc].Add(1)
-	if s.cfg.OnRequest != nil {
-		s.cfg.OnRequest(Request{Conn: c.id, Unit: f.unit, Function: fc, Received: time.Now()})
-	}
-	u := s.units[f.unit].Load()
-	fault, fired := s.faults.fire(f.pdu)
-	if !fired && u != nil {
-		fault, fired = u.faults.fire(f.pdu)
-	}
-	if fired {
-		s.stats.faults[fault.Kind].Add(1)
-		if fault.Delay > 0 && !c.wait(fault.Delay) {
-			return false
-		}
-		switch fault.Kind {
-		case FaultDrop:
-			c.bw.Flush()
-			c.log.Info("simulator: fault: dropping connection", "txid", f.txid, "unit", f.unit, "function", fc)
-			return false
-		case FaultNoReply:
-			return true
-		}
-	}
-
-	var pdu []byte
-	switch {
-	case fired && fault.Kind == FaultException:
-		pdu = appendException(c.pdu[:0], fc, fault.Exception)
-	case u == nil:
-		switch s.cfg.MissingUnit {
-		case MissingUnitSilent:
-			return true
-		case MissingUnitPathUnavailable:
-			pdu = appendException(c.pdu[:0], fc, devices.ExceptionGatewayPathUnavailable)
-		default:
-			pdu = appendException(c.pdu[:0], fc, devices.ExceptionGatewayTargetFailedToRespond)
-		}
-	default:
-		pdu = u.serve(f.pdu, c.pdu[:0])
+	pdu, kind, v := c.s.respond(c.id, f.unit, f.pdu, c.pdu[:0], c.wait)
+	switch v {
+	case verdictStop:
+		return false
+	case verdictDrop:
+		c.bw.Flush()
+		c.log.Info("simulator: fault: dropping connection", "txid", f.txid, "unit", f.unit, "function", f.pdu[0])
+		return false
+	case verdictSilent:
+		return true
 	}
 	txid := f.txid
-	if fired {
-		switch fault.Kind {
-		case FaultShortReply:
-			pdu = shorten(pdu)
-		case FaultWrongTransactionID:
-			txid ^= 0x8000
-		}
-	}
-	if isException(pdu) {
-		s.stats.exceptions[pdu[1]].Add(1)
+	if kind == FaultWrongTransactionID {
+		txid ^= 0x8000
 	}
 	c.out = appendFrame(c.out[:0], txid, f.unit, pdu)
 	if _, err := c.bw.Write(c.out); err != nil {
 		return false
 	}
-	s.stats.replies.Add(1)
+	c.s.stats.replies.Add(1)
 	// Flush once no further request is buffered: pipelined requests get
 	// their replies in one write.
 	if c.fr.br.Buffered() == 0 {
@@ -143,6 +104,70 @@ func (c *conn) answer(f frame) bool {
 		}
 	}
 	return true
+}
+
+// verdict is what respond tells a transport to do with a request.
+type verdict uint8
+
+const (
+	verdictReply  verdict = iota // send the reply PDU
+	verdictSilent                // send nothing, keep serving
+	verdictDrop                  // FaultDrop: send nothing, close the connection
+	verdictStop                  // a fault delay was cut short by Close, or wait failed: stop serving
+)
+
+// respond handles one request PDU for unit, whatever the transport: it
+// counts it, consults the faults (calling wait for their delay), executes
+// it and returns the reply PDU (appended to buf), the kind of the fault
+// that fired (0 if none) and what to do. The transport frames the reply;
+// it applies FaultWrongTransactionID, which respond cannot.
+func (s *Server) respond(connID uint64, unit uint8, req, buf []byte, wait func(time.Duration) bool) ([]byte, FaultKind, verdict) {
+	fc := req[0]
+	s.stats.requests[fc].Add(1)
+	if s.cfg.OnRequest != nil {
+		s.cfg.OnRequest(Request{Conn: connID, Unit: unit, Function: fc, Received: time.Now()})
+	}
+	u := s.units[unit].Load()
+	fault, fired := s.faults.fire(req)
+	if !fired && u != nil {
+		fault, fired = u.faults.fire(req)
+	}
+	if fired {
+		s.stats.faults[fault.Kind].Add(1)
+		if fault.Delay > 0 && !wait(fault.Delay) {
+			return nil, fault.Kind, verdictStop
+		}
+		switch fault.Kind {
+		case FaultDrop:
+			return nil, fault.Kind, verdictDrop
+		case FaultNoReply:
+			return nil, fault.Kind, verdictSilent
+		}
+	}
+
+	var pdu []byte
+	switch {
+	case fault.Kind == FaultException:
+		pdu = appendException(buf, fc, fault.Exception)
+	case u == nil:
+		switch s.cfg.MissingUnit {
+		case MissingUnitSilent:
+			return nil, 0, verdictSilent
+		case MissingUnitPathUnavailable:
+			pdu = appendException(buf, fc, devices.ExceptionGatewayPathUnavailable)
+		default:
+			pdu = appendException(buf, fc, devices.ExceptionGatewayTargetFailedToRespond)
+		}
+	default:
+		pdu = u.serve(req, buf)
+	}
+	if fault.Kind == FaultShortReply {
+		pdu = shorten(pdu)
+	}
+	if isException(pdu) {
+		s.stats.exceptions[pdu[1]].Add(1)
+	}
+	return pdu, fault.Kind, verdictReply
 }
 
 // wait sends the replies already buffered, then sleeps for d. It returns

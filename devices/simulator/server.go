@@ -52,6 +52,11 @@ type Config struct {
 	// free loopback port, read it back with Server.Addr.
 	Listen string
 
+	// NoTCP serves no TCP listener: the units are served only on serial
+	// lines (ServeSerial, ServeRTU), and Addr returns nil. Listen is then
+	// ignored.
+	NoTCP bool
+
 	// Logger receives connection events: malformed frames (Warn, with the
 	// remote address and what was wrong), injected drops (Info), opened
 	// and closed connections (Debug). Nil discards them.
@@ -157,24 +162,33 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("simulator config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("simulator: listen on %s: %w", cfg.Listen, err)
-	}
 	s := &Server{
 		cfg:   cfg,
 		log:   cfg.Logger,
-		ln:    ln,
 		conns: map[net.Conn]struct{}{},
 	}
+	if !cfg.NoTCP {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("simulator: listen on %s: %w", cfg.Listen, err)
+		}
+		s.ln = ln
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(1)
-	go s.acceptLoop()
+	if s.ln != nil {
+		s.wg.Add(1)
+		go s.acceptLoop()
+	}
 	return s, nil
 }
 
-// Addr returns the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+// Addr returns the address the server listens on, nil with Config.NoTCP.
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
 
 // Unit returns the unit with the given id, or nil if there is none.
 func (s *Server) Unit(id uint8) *Unit { return s.units[id].Load() }
@@ -234,8 +248,10 @@ func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.cancel()
-		if cerr := s.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
-			err = fmt.Errorf("simulator: close listener %s: %w", s.ln.Addr(), cerr)
+		if s.ln != nil { // nil with NoTCP; ServeRTU sees s.ctx end
+			if cerr := s.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+				err = fmt.Errorf("simulator: close listener %s: %w", s.ln.Addr(), cerr)
+			}
 		}
 		s.connsMu.Lock()
 		s.closing = true
