@@ -1,4 +1,5 @@
-// Package simulator is a Modbus TCP device simulator with fault injection.
+// Package simulator is a Modbus TCP and RTU device simulator with fault
+// injection.
 // Tests, benchmarks and the demo run it in-process: a Server listens (on a
 // free loopback port by default, see Addr) and serves units, each a
 // simulated device with its four tables, whose values tests set through
@@ -59,6 +60,24 @@
 // illegal data address; any other function code is exception 1, illegal
 // function. An exception reply is the function code with bit 7 set and the
 // exception code: 83 02 for an out-of-range read of holding registers.
+//
+// # RTU
+//
+// ServeSerial (or ServeRTU on any port) serves the same units as Modbus RTU
+// slaves on a serial line: a request is the unit id, the PDU and the CRC-16
+// (polynomial 0xA001, low byte first), the reply likewise. Frames are cut
+// by length, known from the function code (8 bytes for functions 1 to 6,
+// 9 + byte count for 15 and 16); a frame of another function ends at the
+// first silence of the line (a read of the port that times out, 50ms) and
+// is answered exception 1 if its CRC holds. A frame with a bad CRC, one cut
+// short by silence, or bytes that frame nothing are discarded up to the
+// next silence, counted in Stats.BadFrames and logged; the master times
+// out, as on a real bus. Unit id 0 is a broadcast: executed, never
+// answered. Faults apply as on TCP, except those that need a connection or
+// a transaction id: FaultDrop sends nothing (there is no connection to
+// close), and FaultWrongTransactionID answers with the unit id's top bit
+// flipped, a reply from another unit. Config.NoTCP serves a line without a
+// TCP listener. A line counts as one connection in Stats.
 //
 // # Units
 //
