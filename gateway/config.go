@@ -44,6 +44,10 @@ type Config struct {
 	Connections []modbus.ConnConfig `yaml:"connections"`
 	// Devices are the devices polled.
 	Devices []DeviceConfig `yaml:"devices"`
+	// ReportByException turns on report by exception for every device of
+	// a class, by class name: see ExceptionConfig. A device may override
+	// it, or turn it on for itself alone (DeviceConfig.ReportByException).
+	ReportByException map[string]ExceptionConfig `yaml:"report_by_exception"`
 }
 
 // KafkaConfig says where and how samples are produced.
@@ -115,6 +119,9 @@ type DeviceConfig struct {
 	MaxRegistersPerRead int `yaml:"max_registers_per_read"`
 	// Interval or Cron: when the device is polled (exactly one).
 	modbus.Schedule `yaml:",inline"`
+	// ReportByException, if set, turns on report by exception for this
+	// device, over its class's entry in Config.ReportByException if any.
+	ReportByException *ExceptionConfig `yaml:"report_by_exception"`
 }
 
 // DefaultConfig returns a Config with every default set.
@@ -232,6 +239,12 @@ func (c Config) Validate() error {
 		if err := d.Schedule.Validate(); err != nil {
 			bad("devices[%d] (%s): %v", i, d.ID, err)
 		}
+		if d.ReportByException != nil {
+			errs = append(errs, d.ReportByException.validate(fmt.Sprintf("devices[%d] (%s).report_by_exception", i, d.ID), nil)...)
+		}
+	}
+	for _, class := range sortedKeys(c.ReportByException) {
+		errs = append(errs, c.ReportByException[class].validate("report_by_exception."+class, nil)...)
 	}
 	return errors.Join(errs...)
 }

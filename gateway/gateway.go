@@ -91,6 +91,9 @@ func Check(cfg Config) (Plan, error) {
 			}
 			p.plans[d.ID] = plan
 		}
+		if d.ReportByException != nil {
+			errs = append(errs, d.ReportByException.validate(fmt.Sprintf("devices[%d] (%s).report_by_exception", i, d.ID), c)...)
+		}
 		if !used[c.Name] {
 			used[c.Name] = true
 			p.Classes = append(p.Classes, c)
@@ -98,6 +101,14 @@ func Check(cfg Config) (Plan, error) {
 		topic := cfg.Topic(c.Name)
 		topics[topic] = true
 		p.Devices[d.ID] = topic
+	}
+	for _, name := range sortedKeys(cfg.ReportByException) {
+		c := classes[name]
+		if c == nil {
+			errs = append(errs, fmt.Errorf("report_by_exception.%s: no register map in %s has that class (have %s)", name, cfg.ClassesDir, strings.Join(sortedKeys(classes), ", ")))
+			continue
+		}
+		errs = append(errs, cfg.ReportByException[name].validate("report_by_exception."+name, c)...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Plan{}, err
@@ -190,6 +201,13 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 			dev.Unit = *d.Unit
 		}
 		dev.Plan = plan.plans[d.ID] // empty: the class's own plan
+		var classRBE *ExceptionConfig
+		if e, ok := cfg.ReportByException[d.Class]; ok {
+			classRBE = &e
+		}
+		if f := exceptionFor(classRBE, d.ReportByException); f != nil {
+			dev.Report = f.report
+		}
 		devs = append(devs, dev)
 	}
 	if g.poller, err = modbus.NewPoller(cfg.Poller, devs, g.emit, modbus.WithLogger(logger), modbus.WithObserver(g.metrics)); err != nil {

@@ -118,6 +118,7 @@ type deviceCollector struct {
 var (
 	descPolls    = prometheus.NewDesc("factorywire_gateway_device_polls_total", "Polls attempted, by device.", []string{"device", "class", "conn"}, nil)
 	descSamples  = prometheus.NewDesc("factorywire_gateway_device_samples_total", "Samples emitted, by device.", []string{"device", "class", "conn"}, nil)
+	descSuppress = prometheus.NewDesc("factorywire_gateway_device_suppressed_samples_total", "Samples not sent because nothing changed beyond the deadbands (report_by_exception), by device; they take no seq.", []string{"device", "class", "conn"}, nil)
 	descFailures = prometheus.NewDesc("factorywire_gateway_device_failed_polls_total", "Polls that produced no sample, by device.", []string{"device", "class", "conn"}, nil)
 	descOverruns = prometheus.NewDesc("factorywire_gateway_device_overruns_total", "Polls after which a due time had passed unpolled, by device.", []string{"device", "class", "conn"}, nil)
 	descFailing  = prometheus.NewDesc("factorywire_gateway_device_consecutive_failures", "Polls without a sample since the last one with, by device.", []string{"device", "class", "conn"}, nil)
@@ -126,7 +127,7 @@ var (
 )
 
 func (c *deviceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPolls, descSamples, descFailures, descOverruns, descFailing, descSuccess, descPollTime} {
+	for _, d := range []*prometheus.Desc{descPolls, descSamples, descSuppress, descFailures, descOverruns, descFailing, descSuccess, descPollTime} {
 		ch <- d
 	}
 }
@@ -140,6 +141,7 @@ func (c *deviceCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descPolls, prometheus.CounterValue, float64(h.Polls), labels...)
 		ch <- prometheus.MustNewConstMetric(descSamples, prometheus.CounterValue, float64(h.Samples), labels...)
+		ch <- prometheus.MustNewConstMetric(descSuppress, prometheus.CounterValue, float64(h.Suppressed), labels...)
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(h.Failures), labels...)
 		ch <- prometheus.MustNewConstMetric(descOverruns, prometheus.CounterValue, float64(h.Overruns), labels...)
 		ch <- prometheus.MustNewConstMetric(descFailing, prometheus.GaugeValue, float64(h.ConsecutiveFailures), labels...)

@@ -30,6 +30,14 @@ type Device struct {
 	// (from the gateway's spool: the last seq written plus one), so seq
 	// stays continuous across restarts.
 	Seq uint64
+	// Report, if not nil, decides whether a poll's sample is emitted
+	// (report by exception): a sample it refuses is counted in
+	// DeviceHealth.Suppressed and takes no seq, so the seqs emitted stay
+	// consecutive. It is called on the device's connection goroutine, one
+	// sample at a time, in poll order, and must not keep s's maps for
+	// writing (it may keep them for reading: the Poller does not change a
+	// sample's maps after the poll).
+	Report func(s *devices.Sample) bool
 }
 
 // EmitFunc receives the samples of a Poller, from the goroutine of their
@@ -72,10 +80,11 @@ type DeviceHealth struct {
 	SlowedDown          bool          // ConsecutiveFailures reached PollerConfig.FailureThreshold
 	NextSeq             uint64        // seq of the next sample
 
-	Polls    uint64 // polls attempted
-	Samples  uint64 // samples emitted
-	Failures uint64 // polls without a sample
-	Overruns uint64 // polls after which at least one due time had passed unpolled
+	Polls      uint64 // polls attempted
+	Samples    uint64 // samples emitted
+	Suppressed uint64 // samples Device.Report refused (no seq used)
+	Failures   uint64 // polls without a sample
+	Overruns   uint64 // polls after which at least one due time had passed unpolled
 }
 
 // Poller polls devices on their schedules and emits one sample per poll.
@@ -303,6 +312,12 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 		scanning = true
 		heap.Fix(&g.due, d.index)
 		if !ok {
+			continue
+		}
+		if d.Report != nil && !d.Report(&sample) {
+			p.mu.Lock()
+			d.health.Suppressed++
+			p.mu.Unlock()
 			continue
 		}
 		b.add(d, sample)
