@@ -7,6 +7,7 @@ import (
 
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/devices/modbus"
+	"github.com/factorywire/factorywire/devices/simulator"
 )
 
 func TestExceptionFilter(t *testing.T) {
@@ -141,4 +142,107 @@ func TestCheckReportByExceptionErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGatewayReportByException: the real simulator with its clock fixed,
+// so its values stay as they are unless the test writes them. press-00
+// reports by exception with a 2 bar deadband on pressure and no forced
+// sends in the test's time: its constant samples are suppressed, a move
+// within the deadband is suppressed, a move beyond it is sent.
+// power-meter-00 reports by exception without deadbands and a 500ms
+// max_silence: its constant samples go out once per max_silence. At the
+// broker each device's seqs run 0, 1, 2… without a gap: suppressed samples
+// took none.
+func TestGatewayReportByException(t *testing.T) {
+	b := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	addr := b.Addr().String()
+	frozen := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	plant := newTestPlantSim(t, simulator.Config{Clock: func() time.Time { return frozen }}, addr, 100*time.Millisecond, 1)
+	createTopics(t, addr, plant.topics)
+	hour, silence := time.Hour, 500*time.Millisecond
+	plant.cfg.ReportByException = map[string]ExceptionConfig{
+		"press": {Deadband: map[string]Deadband{"pressure": {Absolute: 2}}, MaxSilence: &hour},
+	}
+	for i, d := range plant.cfg.Devices {
+		if d.ID == "power-meter-00" {
+			plant.cfg.Devices[i].ReportByException = &ExceptionConfig{MaxSilence: &silence}
+		}
+	}
+	g, stop := runGateway(t, plant.cfg)
+	health := func(id string) modbus.DeviceHealth {
+		for _, h := range g.Health() {
+			if h.ID == id {
+				return h
+			}
+		}
+		t.Fatalf("no device %s", id)
+		return modbus.DeviceHealth{}
+	}
+	// suppressedMore waits until press-00 has suppressed n more polls,
+	// which the poller took after whatever the test did before.
+	suppressedMore := func(n uint64) {
+		t.Helper()
+		from := health("press-00").Suppressed
+		waitFor(t, "suppressed polls of press-00", 20*time.Second, func() bool { return health("press-00").Suppressed >= from+n })
+	}
+	suppressedMore(3)
+	if h := health("press-00"); h.NextSeq != 1 || h.Samples != 1 {
+		t.Fatalf("constant values: press-00 emitted %d samples (next seq %d), want 1", h.Samples, h.NextSeq)
+	}
+
+	unit := plant.sim.Unit(1) // press-00
+	regs, err := unit.Registers(devices.HoldingRegisters, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := int16(regs[0])
+	step := int16(1) // pressure is int16 hundredths of a bar: move away from the ends
+	if raw > 0 {
+		step = -1
+	}
+	write := func(v int16) {
+		t.Helper()
+		if err := unit.SetRegisters(devices.HoldingRegisters, 0, []uint16{uint16(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(raw + 150*step) // 1.5 bar: within the deadband
+	suppressedMore(3)
+	if h := health("press-00"); h.NextSeq != 1 {
+		t.Fatalf("a move within the deadband was sent: next seq %d, want 1", h.NextSeq)
+	}
+	beyondRaw := raw + 250*step // 2.5 bar from the value sent
+	write(beyondRaw)
+	waitFor(t, "the move beyond the deadband to be sent", 20*time.Second, func() bool { return health("press-00").NextSeq == 2 })
+	suppressedMore(3) // the new value is the new reference
+	waitFor(t, "heartbeats of power-meter-00", 20*time.Second, func() bool { return health("power-meter-00").NextSeq >= 3 })
+	metrics := scrape(t, g)
+	stop()
+	if h := health("press-00"); h.NextSeq != 2 {
+		t.Fatalf("press-00: next seq %d after the test, want 2", h.NextSeq)
+	}
+	if h := health("power-meter-00"); h.Suppressed == 0 {
+		t.Fatalf("power-meter-00: nothing suppressed between heartbeats: %+v", h)
+	}
+	want := `factorywire_gateway_device_suppressed_samples_total{class="press",conn="line-1",device="press-00"}`
+	if !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+
+	last, total := polled(g)
+	got := plant.delivered(t, addr, total)
+	checkSeqs(t, got, plant.devices, last, false)
+	press := got["press-00"]
+	wantP := float64(beyondRaw) * 0.01
+	if p := press[1].Fields["pressure"]; p.Kind() != devices.KindFloat64 || p.Float64() < wantP-1e-9 || p.Float64() > wantP+1e-9 {
+		t.Fatalf("press-00 seq 1: pressure %v, want %.2f", p, wantP)
+	}
+	meter := got["power-meter-00"]
+	for i := 1; i < len(meter); i++ {
+		if gap := meter[i].Time.Sub(meter[i-1].Time); gap < silence {
+			t.Fatalf("power-meter-00: seq %d %s after seq %d, want at least max_silence %s (nothing changed)", meter[i].Seq, gap, meter[i-1].Seq, silence)
+		}
+	}
+	t.Logf("press-00: %d samples sent, %d suppressed; power-meter-00: %d sent, %d suppressed",
+		len(press), health("press-00").Suppressed, len(meter), health("power-meter-00").Suppressed)
 }

@@ -85,11 +85,19 @@ type testPlant struct {
 
 func newTestPlant(t *testing.T, brokerAddr string, interval time.Duration, perClass int) *testPlant {
 	t.Helper()
+	return newTestPlantSim(t, simulator.Config{}, brokerAddr, interval, perClass)
+}
+
+// newTestPlantSim is newTestPlant with a simulator of config simCfg (its
+// Logger set here): a test fixes its Clock to keep the values constant.
+func newTestPlantSim(t *testing.T, simCfg simulator.Config, brokerAddr string, interval time.Duration, perClass int) *testPlant {
+	t.Helper()
 	classes, err := devices.LoadDir("../configs/devices")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sim, err := simulator.New(simulator.Config{Logger: testLogger()})
+	simCfg.Logger = testLogger()
+	sim, err := simulator.New(simCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
