@@ -77,11 +77,29 @@
 // answers 503 with the broker, the mechanism, the cause and the fix. A
 // gateway restarted with the right kafka block forwards the spool in order.
 //
+// # Report by exception
+//
+// Off by default: every successful poll is a sample. A class entry of
+// report_by_exception, or a device's own (which overrides its class's
+// deadbands field by field, and its max_silence), makes the poller ask the
+// device's filter (modbus.Device.Report) about each polled sample. The
+// sample is sent when it is the device's first since the start, when
+// max_silence (default 1m; 0s: never forced) has passed since the last
+// sample sent (poll times), when a field appeared, went, changed kind or
+// its error changed, or when a field moved from its value in the last
+// sample sent by more than its deadband: absolute (|v - last| > absolute)
+// or percent (|v - last| > percent/100 × |last|); a field without a
+// deadband, a bool or a string counts any change. Measuring from the last
+// sample sent, not the last polled, keeps a slow drift from going unsent.
+// A suppressed sample takes no seq (the next sample sent has the seq it
+// would have had), so seq still counts samples sent without a gap; it is
+// counted in factorywire_gateway_device_suppressed_samples_total.
+//
 // # HTTP
 //
 // HTTPListen serves /metrics (Prometheus: Modbus requests, errors by kind
 // and exception code, round trips, connects; per-device polls, samples,
-// failures, last success; spool samples, bytes and oldest age; produced
+// suppressed samples, failures, last success; spool samples, bytes and oldest age; produced
 // samples and produce errors; refused Kafka connections by cause; Go
 // runtime and process), /healthz (200 while the process runs), /readyz
 // (200 once Run has started, no broker refuses the connection, the broker

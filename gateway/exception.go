@@ -126,6 +126,24 @@ func exceptionFor(class *ExceptionConfig, dev *ExceptionConfig) *exceptionFilter
 	return f
 }
 
+// String describes f's settings for `gateway check`.
+func (f *exceptionFilter) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "report by exception: max_silence %s", f.maxSilence)
+	if f.maxSilence == 0 {
+		b.WriteString(" (never forced)")
+	}
+	for i, name := range slices.Sorted(maps.Keys(f.deadband)) {
+		if i == 0 {
+			b.WriteString(", deadband ")
+		} else {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s %s", name, f.deadband[name])
+	}
+	return b.String()
+}
+
 // exceptionFilter is one device's report by exception: the poller's
 // modbus.Device.Report. It is owned by the device's connection goroutine.
 type exceptionFilter struct {

@@ -54,6 +54,10 @@ type Plan struct {
 	Topics  []string          // the topics it writes
 	Classes []*devices.Class  // the classes its devices use, by name
 	Devices map[string]string // device id -> topic
+	// Exceptions describes, by device id, the report by exception of the
+	// devices that have one: "report by exception: max_silence 1m0s,
+	// deadband pressure absolute 0.5".
+	Exceptions map[string]string
 
 	// plans are the read plans of the devices with their own
 	// max_registers_per_read, by device id, for New.
@@ -74,7 +78,7 @@ func Check(cfg Config) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Devices: map[string]string{}, plans: map[string]devices.Plan{}}
+	p := Plan{Devices: map[string]string{}, Exceptions: map[string]string{}, plans: map[string]devices.Plan{}}
 	used := map[string]bool{}
 	topics := map[string]bool{}
 	var errs []error
@@ -97,6 +101,13 @@ func Check(cfg Config) (Plan, error) {
 		if !used[c.Name] {
 			used[c.Name] = true
 			p.Classes = append(p.Classes, c)
+		}
+		var classRBE *ExceptionConfig
+		if e, ok := cfg.ReportByException[d.Class]; ok {
+			classRBE = &e
+		}
+		if f := exceptionFor(classRBE, d.ReportByException); f != nil {
+			p.Exceptions[d.ID] = f.String()
 		}
 		topic := cfg.Topic(c.Name)
 		topics[topic] = true

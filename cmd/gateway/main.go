@@ -205,6 +205,10 @@ func printPlan(w io.Writer, cfg gateway.Config, plan gateway.Plan) {
 		if d.Unit != nil {
 			unit = int(*d.Unit)
 		}
-		fmt.Fprintf(w, "  %-24s %-24s %s unit %d, %s\n", id, plan.Devices[id], d.Connection, unit, d.Schedule.String())
+		rbe := ""
+		if e, ok := plan.Exceptions[id]; ok {
+			rbe = ", " + e
+		}
+		fmt.Fprintf(w, "  %-24s %-24s %s unit %d, %s%s\n", id, plan.Devices[id], d.Connection, unit, d.Schedule.String(), rbe)
 	}
 }

@@ -18,6 +18,8 @@ func TestCheckPrintsPlansAndTopics(t *testing.T) {
 		"plant-a.press\n", "plant-a.power-meter\n", "plant-a.temperature-controller\n",
 		"class press (", "holding_register 0-3 (4 registers): pressure@0",
 		"press-03", "cron 0 */15 * * * *",
+		// oven-2's own report_by_exception over its class's.
+		"every 2s, report by exception: max_silence 30s, deadband heater_current percent 2; process_value absolute 0.2\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out.String())
