@@ -171,7 +171,11 @@
 //     of failed reads are in Sample.Errors (error strings as above);
 //   - a poll in which no read succeeded emits nothing and is a failed poll
 //     (DeviceHealth.ConsecutiveFailures, backoff): a dead device does not
-//     flood the pipeline with error-only samples every interval.
+//     flood the pipeline with error-only samples every interval;
+//   - a sample that Device.Report refuses (report by exception: the gateway
+//     compares it with the last one sent) is not emitted, is counted in
+//     DeviceHealth.Suppressed, and takes no seq: the device's next sample
+//     has the seq it would have had. The poll still counts as a success.
 //
 // Seq starts at Device.Seq, which the caller recovers from its durable
 // spool, and grows by one per sample Emit accepts, so it stays continuous
