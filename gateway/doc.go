@@ -106,8 +106,9 @@
 // answers within 2 s, and no topic's samples have waited for an
 // acknowledgement, or kept failing, for longer than kafka.stall_timeout;
 // else 503 and why) and /devices (each device's health as JSON, below).
-// The spool gauges are read from the spool when scraped, so they keep
-// growing while produce is stalled.
+// The spool gauges are read from the spool when scraped, not updated by
+// the forwarder, so they keep growing while the broker is unreachable or
+// produce is stalled.
 //
 // /devices answers a JSON array, one object per device sorted by id, in
 // the shape HTTP inputs such as Telegraf's or Neuron's expect: snake_case
