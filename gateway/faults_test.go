@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,4 +61,32 @@ func TestGatewayBacklogGaugesWhileUnreachable(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestGatewayReadyzProduceFailing: our broker is up and answers metadata,
+// but the gateway's topics do not exist and the broker does not create
+// them. Every produce fails; /readyz must answer 503 naming the topic and
+// the error once that lasted kafka.stall_timeout, and 200 again once the
+// topics exist and the spool is forwarded.
+func TestGatewayReadyzProduceFailing(t *testing.T) {
+	b := startBroker(t, t.TempDir(), "127.0.0.1:0") // auto_create_topics off by default
+	addr := b.Addr().String()
+	plant := newTestPlant(t, addr, 100*time.Millisecond, 1)
+	plant.cfg.Kafka.StallTimeout = 300 * time.Millisecond
+	g, stop := runGateway(t, plant.cfg)
+	defer stop()
+	readyz := func() (int, string) { return get(t, "http://"+g.Addr().String()+"/readyz") }
+	var why string
+	waitFor(t, "/readyz to report the failing produces", 30*time.Second, func() bool {
+		code, body := readyz()
+		why = body
+		return code == http.StatusServiceUnavailable && strings.Contains(body, testFactory+".press") && strings.Contains(body, "UNKNOWN_TOPIC_OR_PARTITION")
+	})
+	t.Logf("/readyz with the topics missing: %s", strings.TrimSpace(why))
+
+	createTopics(t, addr, plant.topics)
+	waitFor(t, "/readyz to be ready once the topics exist", 60*time.Second, func() bool { code, _ := readyz(); return code == http.StatusOK })
+	stop()
+	last, total := polled(g)
+	checkSeqs(t, plant.delivered(t, addr, total), plant.devices, last, true)
 }
