@@ -67,6 +67,18 @@ type KafkaConfig struct {
 	// with fewer in-sync replicas than its min.insync.replicas stalls
 	// until they return. Default 15s.
 	StallTimeout time.Duration `yaml:"stall_timeout"`
+	// DeliveryTimeout bounds how long the producer keeps retrying the
+	// samples of one forwarding attempt, counted from the attempt's start
+	// (not from the sample's time, as franz-go's RecordDeliveryTimeout
+	// would: a backlog older than the timeout could never be retried).
+	// Past it the attempt fails as soon as the producer can give its
+	// records up without risking duplicates or gaps (idempotence); the
+	// failure is logged and counted in produce_errors_total, the samples
+	// stay in the spool, and the forwarder produces them again from its
+	// checkpoint after a backoff, so a cause that goes away (replicas
+	// back, a topic created) ends the failure without a restart.
+	// Default 2m.
+	DeliveryTimeout time.Duration `yaml:"delivery_timeout"`
 }
 
 // SpoolConfig bounds the spool.
@@ -129,7 +141,7 @@ func DefaultConfig() Config {
 	return Config{
 		ClassesDir: "devices",
 		HTTPListen: "127.0.0.1:9108",
-		Kafka:      KafkaConfig{Config: kafkaclient.Config{Brokers: []string{"127.0.0.1:9092"}}, Compression: "zstd", Linger: 10 * time.Millisecond, StallTimeout: 15 * time.Second},
+		Kafka:      KafkaConfig{Config: kafkaclient.Config{Brokers: []string{"127.0.0.1:9092"}}, Compression: "zstd", Linger: 10 * time.Millisecond, StallTimeout: 15 * time.Second, DeliveryTimeout: 2 * time.Minute},
 		Spool:      SpoolConfig{MaxBytes: 1 << 30, WhenFull: DropOldest, Sync: SyncInterval, SyncInterval: 200 * time.Millisecond},
 		Poller:     modbus.DefaultPollerConfig(),
 	}
@@ -182,6 +194,9 @@ func (c Config) Validate() error {
 	}
 	if c.Kafka.StallTimeout <= 0 {
 		bad("kafka.stall_timeout %s: must be positive", c.Kafka.StallTimeout)
+	}
+	if c.Kafka.DeliveryTimeout <= 0 {
+		bad("kafka.delivery_timeout %s: must be positive", c.Kafka.DeliveryTimeout)
 	}
 	if c.Kafka.Linger < 0 {
 		bad("kafka.linger %s: must not be negative", c.Kafka.Linger)

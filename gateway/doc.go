@@ -55,7 +55,14 @@
 // leaves the rest there for the next start.
 //
 // When the broker cannot be reached the forwarder retries from its
-// checkpoint with a backoff from 100 ms to 10 s, and the spool grows. When
+// checkpoint with a backoff from 100 ms to 10 s, and the spool grows. One
+// forwarding attempt (up to 1 MiB of the spool) is bounded by
+// kafka.delivery_timeout (default 2m), counted from its start: past it
+// the producer gives its records up as soon as that is safe for an
+// idempotent producer, the attempt fails (logged with the topic and
+// offset, counted in factorywire_gateway_produce_errors_total), the
+// samples stay in the spool, and the next attempt starts again from the
+// checkpoint, so forwarding resumes once the cause goes away. When
 // the spool reaches spool.max_bytes, spool.when_full decides:
 //
 //   - drop_oldest (default): the oldest unforwarded segment of the largest

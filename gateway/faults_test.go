@@ -1,11 +1,18 @@
 package gateway
 
 import (
+	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // unusedAddr is a loopback address nobody listens on: a port just released.
@@ -86,6 +93,75 @@ func TestGatewayReadyzProduceFailing(t *testing.T) {
 
 	createTopics(t, addr, plant.topics)
 	waitFor(t, "/readyz to be ready once the topics exist", 60*time.Second, func() bool { code, _ := readyz(); return code == http.StatusOK })
+	stop()
+	last, total := polled(g)
+	checkSeqs(t, plant.delivered(t, addr, total), plant.devices, last, true)
+}
+
+// TestGatewayDeliveryTimeout: the broker (kfake, through its request
+// control) answers every produce with NOT_ENOUGH_REPLICAS. Past
+// kafka.delivery_timeout the producer gives the records up: the failure is
+// logged (kgo's record timeout) and counted in produce_errors_total, and the
+// spool keeps the samples. Once the broker accepts again the forwarder,
+// retrying from its checkpoint, delivers everything without a restart,
+// each device's seq in order.
+func TestGatewayDeliveryTimeout(t *testing.T) {
+	var refuse atomic.Bool
+	refuse.Store(true)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		r := req.(*kmsg.ProduceRequest)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID // Produce v13 names topics by id
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.NotEnoughReplicas.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	addr := c.ListenAddrs()[0]
+	plant := newTestPlant(t, addr, 100*time.Millisecond, 1)
+	plant.cfg.Kafka.DeliveryTimeout = time.Second
+	createTopics(t, addr, plant.topics)
+	var logs lockedBuffer
+	g, stop := runLogged(t, plant.cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	defer stop()
+
+	topic := testFactory + ".press"
+	errorsMetric := regexp.MustCompile(`(?m)^factorywire_gateway_produce_errors_total\{topic="` + regexp.QuoteMeta(topic) + `"\} (\d+)$`)
+	waitFor(t, "produce errors counted after the delivery timeout", 20*time.Second, func() bool {
+		m := errorsMetric.FindStringSubmatch(scrape(t, g))
+		return m != nil && m[1] != "0"
+	})
+	waitFor(t, "the record timeout in the log", 10*time.Second, func() bool {
+		return strings.Contains(logs.String(), "kafka.delivery_timeout")
+	})
+	if g.spool.backlog(true) == 0 {
+		t.Fatal("the spool holds no sample after the produces timed out")
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "kafka.delivery_timeout") {
+			t.Logf("log: %s", line)
+			break
+		}
+	}
+
+	refuse.Store(false)
+	waitFor(t, "the spool to drain", 30*time.Second, func() bool { return g.spool.backlog(true) == 0 })
 	stop()
 	last, total := polled(g)
 	checkSeqs(t, plant.delivered(t, addr, total), plant.devices, last, true)

@@ -35,6 +35,9 @@ type forwarder struct {
 	// factory and user (the SASL user, "" without SASL) name what to
 	// grant when the cluster refuses the produces.
 	factory, user string
+	// deliveryTimeout bounds one forwarding attempt's produces
+	// (KafkaConfig.DeliveryTimeout); 0: unbounded.
+	deliveryTimeout time.Duration
 
 	running map[string]bool
 	wg      sync.WaitGroup
@@ -228,6 +231,15 @@ func (f *forwarder) forwardChunk(ctx context.Context, t *spoolTopic, pos, end in
 		last     = map[string][]byte{} // device -> value of its last record
 		n        int
 	)
+	// The records' context bounds their delivery: kgo fails them once it
+	// is done, at the first point where that is safe for an idempotent
+	// producer. Every callback is still waited for below.
+	pctx := ctx
+	if f.deliveryTimeout > 0 {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, f.deliveryTimeout)
+		defer cancel()
+	}
 	next, err := eachRecord(data, func(offset int64, r recordbatch.Record) error {
 		if offset < pos {
 			return nil
@@ -244,7 +256,7 @@ func (f *forwarder) forwardChunk(ctx context.Context, t *spoolTopic, pos, end in
 		last[string(r.Key)] = r.Value
 		n++
 		wg.Add(1)
-		f.client.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		f.client.Produce(pctx, rec, func(_ *kgo.Record, err error) {
 			defer wg.Done()
 			if err != nil {
 				mu.Lock()
@@ -275,6 +287,9 @@ func (f *forwarder) forwardChunk(ctx context.Context, t *spoolTopic, pos, end in
 		return err
 	}
 	if firstErr != nil {
+		if errors.Is(firstErr, context.DeadlineExceeded) {
+			return fmt.Errorf("not delivered within kafka.delivery_timeout (%s): %w", f.deliveryTimeout, firstErr)
+		}
 		return firstErr
 	}
 	seqs := make(map[string]uint64, len(last))

@@ -300,7 +300,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	fwdCtx, stopForwarding := context.WithCancel(context.WithoutCancel(ctx))
 	g.fwd = &forwarder{spool: g.spool, client: g.client, log: g.log, metrics: g.metrics,
-		factory: g.cfg.Factory, user: g.cfg.Kafka.SASL.Username}
+		factory: g.cfg.Factory, user: g.cfg.Kafka.SASL.Username, deliveryTimeout: g.cfg.Kafka.DeliveryTimeout}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
