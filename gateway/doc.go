@@ -45,6 +45,20 @@
 // checkpoint or in the records above it, plus one, so seq stays continuous
 // across restarts and crashes.
 //
+// Opening the spool verifies every batch of every topic log
+// (commitlog.Repair, which reads the whole spool once) and moves a damaged
+// range aside instead of refusing to start: its bytes go to
+// SEGMENT.log.quarantine-BYTE beside the segment, an empty placeholder
+// batch keeps the offsets contiguous, the range is logged at error level
+// with the segment file, the byte position, the offsets and the quarantine
+// file, and counted in
+// factorywire_gateway_spool_quarantined_samples_total{topic,file,byte}.
+// Its samples are lost (their seqs are a gap downstream); every other
+// sample is forwarded, and polling goes on. A segment damaged while the
+// gateway runs stops the forwarding of its topic at the damage (logged
+// with file and byte, counted in produce_errors_total) while polling goes
+// on into the spool; the next start moves the damage aside.
+//
 // Delivery from the spool to the broker is at least once: the forwarder
 // produces up to 1 MiB of the spool at a time and moves the checkpoint
 // after every record of it is acknowledged. After a crash (SIGKILL, power)

@@ -164,7 +164,12 @@ func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 			if msg := err.Error(); msg != lastErr {
 				level, lastErr = slog.LevelWarn, msg
 			}
-			if hint := f.authorizationHint(t.name, err); hint != "" {
+			var corrupt *commitlog.CorruptionError
+			if errors.As(err, &corrupt) {
+				f.log.Log(ctx, max(level, slog.LevelError), "forwarder: a spool segment is corrupt; polling goes on into the spool, forwarding this topic waits",
+					"topic", t.name, "file", corrupt.Segment, "byte", corrupt.Offset, "err", err,
+					"fix", "restart the gateway: opening the spool moves the damaged range aside and forwards the rest")
+			} else if hint := f.authorizationHint(t.name, err); hint != "" {
 				if level == slog.LevelWarn {
 					level = slog.LevelError
 				}

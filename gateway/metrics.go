@@ -90,12 +90,14 @@ type backlogCollector struct{ spool *Spool }
 
 var (
 	descSpoolSamples = prometheus.NewDesc("factorywire_gateway_spool_samples", "Samples in the spool not yet acknowledged by the broker, by topic.", []string{"topic"}, nil)
+	descQuarantined  = prometheus.NewDesc("factorywire_gateway_spool_quarantined_samples_total", "Samples lost in a damaged range of a spool segment, moved aside when the spool opened, by topic, segment file and byte position of the range.", []string{"topic", "file", "byte"}, nil)
 	descSpoolAge     = prometheus.NewDesc("factorywire_gateway_spool_oldest_sample_age_seconds", "Age of the oldest sample not yet acknowledged by the broker (0 when none), by topic.", []string{"topic"}, nil)
 )
 
 func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descSpoolSamples
 	ch <- descSpoolAge
+	ch <- descQuarantined
 }
 
 func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
@@ -107,6 +109,9 @@ func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 		samples, age := t.backlog()
 		ch <- prometheus.MustNewConstMetric(descSpoolSamples, prometheus.GaugeValue, float64(samples), name)
 		ch <- prometheus.MustNewConstMetric(descSpoolAge, prometheus.GaugeValue, age.Seconds(), name)
+	}
+	for _, q := range c.spool.Quarantined() {
+		ch <- prometheus.MustNewConstMetric(descQuarantined, prometheus.CounterValue, float64(q.Samples), q.Topic, q.Segment, strconv.FormatInt(q.Byte, 10))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -69,6 +70,9 @@ type Spool struct {
 	gc         sync.Mutex   // guards pending and committing (group commit)
 	pending    []*appendReq // appends waiting for the next round
 	committing bool         // a caller is committing rounds
+
+	qmu         sync.Mutex
+	quarantined []Quarantine // see repair
 
 	dropped   func(topic string, n int) // metrics hook, may be nil
 	fullWaits func()                    // metrics hook, may be nil
@@ -151,6 +155,11 @@ func (s *Spool) topic(name string) (*spoolTopic, error) {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	t := &spoolTopic{name: name, dir: filepath.Join(s.dir, name)}
+	if _, err := os.Stat(t.dir); err == nil {
+		if err := s.repair(name, t.dir); err != nil {
+			return nil, fmt.Errorf("spool %s: %w", name, err)
+		}
+	}
 	l, err := commitlog.Open(t.dir, s.opts)
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", name, err)
@@ -160,8 +169,60 @@ func (s *Spool) topic(name string) (*spoolTopic, error) {
 		l.Close()
 		return nil, fmt.Errorf("spool %s: %w", name, err)
 	}
+	if end := l.EndOffset(); t.ckpt.Offset > end {
+		// A repair cut a damaged end of the log that had been
+		// forwarded: the next appends take those offsets again, and
+		// must be forwarded.
+		t.ckpt.Offset = end
+		if err := t.persistLocked(); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
 	s.topics[name] = t
 	return t, nil
+}
+
+// Quarantine is a damaged range of a spool segment that the spool moved
+// aside when it opened the topic (commitlog.Repair): its samples are lost.
+type Quarantine struct {
+	Topic      string
+	Segment    string // path of the segment file the range was in
+	Byte       int64  // the range's first byte in that file
+	Samples    int64  // the offsets (samples) the range held
+	Quarantine string // the file now holding the range's bytes; "" if none
+}
+
+// repair verifies every batch of the topic log in dir before it is opened
+// and moves any damaged range aside (commitlog.Repair: the bytes go to
+// SEGMENT.log.quarantine-BYTE beside the segment, an empty placeholder
+// batch keeps the offsets contiguous), so that a corrupt segment costs
+// the samples in the damaged range and nothing else. Each range is logged
+// with file and byte and kept for Quarantined.
+func (s *Spool) repair(topic, dir string) error {
+	rep, err := commitlog.Repair(dir, commitlog.RepairOptions{Log: commitlog.Options{
+		SegmentBytes: s.opts.SegmentBytes, RetentionAge: -1, RetentionBytes: -1, Logger: slog.New(slog.DiscardHandler),
+	}})
+	if err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	for _, r := range rep.Ranges {
+		q := Quarantine{Topic: topic, Segment: r.Segment, Byte: r.Start, Samples: r.Offsets(), Quarantine: r.Quarantine}
+		s.log.Error("spool: corrupt segment; the damaged range was moved aside, its samples are lost, the rest is forwarded",
+			"topic", topic, "file", r.Segment, "byte", r.Start, "end_byte", r.End, "first_offset", r.FirstOffset, "last_offset", r.LastOffset,
+			"samples", q.Samples, "quarantine", r.Quarantine, "truncated", r.Truncated, "err", r.Err)
+		s.qmu.Lock()
+		s.quarantined = append(s.quarantined, q)
+		s.qmu.Unlock()
+	}
+	return nil
+}
+
+// Quarantined returns the damaged ranges moved aside since OpenSpool.
+func (s *Spool) Quarantined() []Quarantine {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return slices.Clone(s.quarantined)
 }
 
 func (t *spoolTopic) loadCheckpoint() error {
