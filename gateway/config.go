@@ -12,6 +12,7 @@ import (
 	"github.com/factorywire/factorywire/devices/modbus"
 	"github.com/factorywire/factorywire/internal/configfile"
 	"github.com/factorywire/factorywire/internal/kafkaclient"
+	"github.com/factorywire/factorywire/storage/commitlog"
 	"github.com/factorywire/factorywire/topics"
 )
 
@@ -99,6 +100,9 @@ type SpoolConfig struct {
 	Sync string `yaml:"sync"`
 	// SyncInterval is the fsync period of Sync "interval". Default 200ms.
 	SyncInterval time.Duration `yaml:"sync_interval"`
+	// FS is the file system of the spool's logs, for tests that inject
+	// faults (a full disk); nil is the operating system's. Not in YAML.
+	FS commitlog.FS `yaml:"-"`
 }
 
 // Spool sync policies (SpoolConfig.Sync).

@@ -88,6 +88,18 @@
 //     times are skipped), counted in factorywire_gateway_spool_full_waits_total.
 //     Nothing is dropped, and no sample is taken that could not be stored.
 //
+// A full disk (or any failed write or fsync of a spool log) gets the same
+// policy instead of stopping the gateway: the log refuses appends until
+// commitlog.Log.Heal brings it back (tried again at each append, paced by
+// its own backoff). With drop_oldest the first failure drops the oldest
+// unforwarded segment to free space, and the samples that still cannot be
+// stored are dropped, counted in spool_dropped_samples_total and logged
+// (at warn once, then at debug until an append succeeds); polling goes on.
+// With pause_polling the connection's polling waits until the disk takes
+// the samples again, counted in spool_full_waits_total; nothing is lost.
+// Samples written but not fsynced when an fsync failed are removed by the
+// heal and counted as dropped.
+//
 // When a broker refuses the connection for a cause retrying cannot fix (a
 // wrong password or user, a certificate of an unknown authority or for
 // another name, a refused client certificate: kafkaclient.ConnError),

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,12 +12,15 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/factorywire/factorywire/storage/commitlog"
 )
 
 // unusedAddr is a loopback address nobody listens on: a port just released.
@@ -257,5 +261,110 @@ func TestGatewayCorruptSpoolSegment(t *testing.T) {
 	}
 	if n != total-int(q[0].Samples) {
 		t.Errorf("%d samples delivered, want %d polled minus %d quarantined", n, total, q[0].Samples)
+	}
+}
+
+// fullFS is the operating system's file system whose writes and fsyncs in
+// one spool topic's directory fail with ENOSPC while full is set.
+type fullFS struct {
+	commitlog.FS
+	dir  string // base name of the topic directory
+	full atomic.Bool
+}
+
+func (f *fullFS) check(op, name string) error {
+	if f.full.Load() && filepath.Base(filepath.Dir(name)) == f.dir {
+		return &fs.PathError{Op: op, Path: name, Err: syscall.ENOSPC}
+	}
+	return nil
+}
+
+func (f *fullFS) OpenFile(name string, flag int, perm os.FileMode) (commitlog.File, error) {
+	file, err := f.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &fullFile{File: file, fs: f, name: name}, nil
+}
+
+type fullFile struct {
+	commitlog.File
+	fs   *fullFS
+	name string
+}
+
+func (f *fullFile) Write(b []byte) (int, error) {
+	if err := f.fs.check("write", f.name); err != nil {
+		return 0, err
+	}
+	return f.File.Write(b)
+}
+
+func (f *fullFile) Sync() error {
+	if err := f.fs.check("sync", f.name); err != nil {
+		return err
+	}
+	return f.File.Sync()
+}
+
+// TestGatewayDiskFull: the disk under one topic's spool fills up (every
+// write and fsync fails with ENOSPC). The gateway keeps running and
+// applies spool.when_full: drop_oldest drops the samples it cannot store,
+// counted in spool_dropped_samples_total; pause_polling holds polling,
+// counted in spool_full_waits_total, and loses nothing. The other topic
+// flows meanwhile; once the disk has room again the topic's samples flow
+// again, each device's seq in order.
+func TestGatewayDiskFull(t *testing.T) {
+	for _, whenFull := range []string{DropOldest, PausePolling} {
+		t.Run(whenFull, func(t *testing.T) {
+			b := startBroker(t, t.TempDir(), "127.0.0.1:0")
+			addr := b.Addr().String()
+			plant := newTestPlant(t, addr, 100*time.Millisecond, 1)
+			createTopics(t, addr, plant.topics)
+			topic := testFactory + ".press"
+			disk := &fullFS{FS: commitlog.OSFS, dir: topic}
+			plant.cfg.Spool.WhenFull = whenFull
+			plant.cfg.Spool.FS = disk
+			g, stop := runGateway(t, plant.cfg)
+			defer stop()
+			plant.delivered(t, addr, 6)
+
+			disk.full.Store(true)
+			metric := regexp.MustCompile(`(?m)^factorywire_gateway_spool_dropped_samples_total\{topic="` + regexp.QuoteMeta(topic) + `"\} (\d+)$`)
+			if whenFull == PausePolling {
+				metric = regexp.MustCompile(`(?m)^factorywire_gateway_spool_full_waits_total (\d+)$`)
+			}
+			waitFor(t, "when_full to apply to the full disk", 20*time.Second, func() bool {
+				m := metric.FindStringSubmatch(scrape(t, g))
+				return m != nil && m[1] != "0" && m[1] != "1"
+			})
+			meter := nextSeqs(g)["power-meter-00"]
+			if whenFull == DropOldest {
+				waitFor(t, "polling to go on", 20*time.Second, func() bool { return nextSeqs(g)["press-00"] > meter })
+			}
+			disk.full.Store(false)
+			press := nextSeqs(g)["press-00"]
+			waitFor(t, "the topic's samples to be stored again", 30*time.Second, func() bool { return nextSeqs(g)["press-00"] > press+3 })
+			stop()
+			last, total := polled(g)
+			got := plant.delivered(t, addr, 0)
+			if whenFull == PausePolling {
+				checkSeqs(t, got, plant.devices, last, true)
+				return
+			}
+			for id := range plant.devices {
+				prev := int64(-1)
+				for _, s := range got[id] {
+					if int64(s.Seq) <= prev {
+						t.Fatalf("device %s: seq %d after %d", id, s.Seq, prev)
+					}
+					prev = int64(s.Seq)
+				}
+				if uint64(prev) != last[id] {
+					t.Errorf("device %s: last seq delivered %d, polled %d", id, prev, last[id])
+				}
+			}
+			t.Logf("%d samples polled, %d of press-00 delivered", total, len(got["press-00"]))
+		})
 	}
 }

@@ -87,6 +87,9 @@ type spoolTopic struct {
 	ckpt        checkpoint // what the forwarder has delivered
 	persisted   int64      // ckpt.Offset as last written to disk
 	persistedAt time.Time
+	// storeFailing counts the appends that failed since the last that
+	// succeeded (storeFailed).
+	storeFailing int
 }
 
 // OpenSpool opens (or creates) the spool in dir and every topic log in it.
@@ -109,6 +112,7 @@ func OpenSpool(dir string, cfg SpoolConfig, logger *slog.Logger) (*Spool, error)
 			RetentionAge:   -1,
 			RetentionBytes: -1,
 			Logger:         logger,
+			FS:             cfg.FS,
 		},
 	}
 	if cfg.Sync == SyncInterval {
@@ -201,7 +205,7 @@ type Quarantine struct {
 // with file and byte and kept for Quarantined.
 func (s *Spool) repair(topic, dir string) error {
 	rep, err := commitlog.Repair(dir, commitlog.RepairOptions{Log: commitlog.Options{
-		SegmentBytes: s.opts.SegmentBytes, RetentionAge: -1, RetentionBytes: -1, Logger: slog.New(slog.DiscardHandler),
+		SegmentBytes: s.opts.SegmentBytes, RetentionAge: -1, RetentionBytes: -1, Logger: slog.New(slog.DiscardHandler), FS: s.cfg.FS,
 	}})
 	if err != nil {
 		return fmt.Errorf("repair: %w", err)
@@ -344,7 +348,8 @@ const maxSpoolBatch = 512 << 10
 type appendReq struct {
 	topic   string
 	samples []devices.Sample
-	done    chan error
+	done    chan *appendReq // answered once err is set
+	err     error
 }
 
 // Append stores samples of one topic and returns once they are written,
@@ -390,10 +395,27 @@ func (s *Spool) AppendEach(ctx context.Context, samples []devices.Sample, topicO
 	if err := s.makeRoom(ctx); err != nil {
 		return err
 	}
-	done := make(chan error, len(reqs))
+	s.appendReqs(reqs)
+	var errs []error
+	for _, r := range reqs {
+		if r.err == nil {
+			continue
+		}
+		if ctx.Err() != nil || errors.Is(r.err, commitlog.ErrClosed) {
+			errs = append(errs, r.err)
+			continue
+		}
+		errs = append(errs, s.storeFailed(ctx, r))
+	}
+	return errors.Join(errs...)
+}
+
+// appendReqs commits reqs by group commit and sets each one's err.
+func (s *Spool) appendReqs(reqs []*appendReq) {
+	done := make(chan *appendReq, len(reqs))
 	s.gc.Lock()
 	for _, r := range reqs {
-		r.done = done
+		r.done, r.err = done, nil
 		s.pending = append(s.pending, r)
 	}
 	leader := !s.committing
@@ -413,13 +435,86 @@ func (s *Spool) AppendEach(ctx context.Context, samples []devices.Sample, topicO
 			s.commit(round)
 		}
 	}
-	var first error
 	for range reqs {
-		if err := <-done; err != nil && first == nil {
-			first = err
+		<-done
+	}
+}
+
+// storeFailed applies spool.when_full to samples whose append failed: the
+// disk is full, or the log failed on an earlier write or fsync
+// (commitlog.ErrFailed). It heals the log (commitlog.Log.Heal, which
+// removes what a failed fsync may have lost, and paces its own attempts)
+// and appends again:
+//
+//   - drop_oldest: at the first failure after a success, first drops the
+//     oldest closed segment of the largest topic, if any, to free space;
+//     if the append still fails the samples are dropped, counted in
+//     spool_dropped_samples_total and logged, and polling goes on;
+//   - pause_polling: waits until the log heals and takes the samples,
+//     counting each wait in spool_full_waits_total, until ctx ends.
+//
+// Samples a heal removed (written but never fsynced) are counted as
+// dropped. It returns nil once the samples are stored or dropped.
+func (s *Spool) storeFailed(ctx context.Context, r *appendReq) error {
+	t, err := s.topic(r.topic)
+	if err != nil {
+		return err
+	}
+	cause := r.err
+	// The first failure of an episode is logged at warn (and, with
+	// drop_oldest, drops the oldest segment), the rest at debug.
+	t.mu.Lock()
+	first := t.storeFailing == 0
+	t.storeFailing++
+	t.mu.Unlock()
+	level := slog.LevelDebug
+	if first {
+		level = slog.LevelWarn
+		if s.cfg.WhenFull == DropOldest {
+			if _, err := s.dropOldest(); err != nil {
+				s.log.Warn("spool: drop the oldest segment for room", "topic", r.topic, "err", err)
+			}
 		}
 	}
-	return first
+	s.log.Log(ctx, level, "spool: cannot store samples (disk full or failing); applying spool.when_full", "topic", r.topic, "samples", len(r.samples), "when_full", s.cfg.WhenFull, "err", cause)
+	wait := 100 * time.Millisecond
+	for {
+		res, err := t.log.Heal()
+		if err == nil {
+			if n := res.To - res.From; n > 0 {
+				s.log.Warn("spool: samples written but not fsynced before the failure were removed", "topic", r.topic, "samples", n, "from_offset", res.From, "to_offset", res.To)
+				if s.dropped != nil {
+					s.dropped(r.topic, int(n))
+				}
+			}
+			s.appendReqs([]*appendReq{r})
+			if err = r.err; err == nil {
+				t.mu.Lock()
+				failed := t.storeFailing
+				t.storeFailing = 0
+				t.mu.Unlock()
+				s.log.Info("spool: storing samples again", "topic", r.topic, "failed_appends", failed)
+				return nil
+			}
+		}
+		cause = err
+		if s.cfg.WhenFull != PausePolling {
+			s.log.Log(ctx, level, "spool: samples dropped: the spool cannot store them", "topic", r.topic, "samples", len(r.samples), "err", cause)
+			if s.dropped != nil {
+				s.dropped(r.topic, len(r.samples))
+			}
+			return nil
+		}
+		if s.fullWaits != nil {
+			s.fullWaits()
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return fmt.Errorf("spool %s: %w (waiting for the disk: %w)", r.topic, ctx.Err(), cause)
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
 }
 
 // commit writes one round of appends and answers each.
@@ -436,7 +531,8 @@ func (s *Spool) commit(round []*appendReq) {
 		reqs := byTopic[topic]
 		err := s.commitTopic(topic, reqs)
 		for _, r := range reqs {
-			r.done <- err
+			r.err = err
+			r.done <- r
 		}
 	}
 	s.wake()
