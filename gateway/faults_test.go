@@ -16,10 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/factorywire/factorywire/storage/commitlog"
 )
 
@@ -114,33 +110,7 @@ func TestGatewayReadyzProduceFailing(t *testing.T) {
 // retrying from its checkpoint, delivers everything without a restart,
 // each device's seq in order.
 func TestGatewayDeliveryTimeout(t *testing.T) {
-	var refuse atomic.Bool
-	refuse.Store(true)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if !refuse.Load() {
-			return nil, nil, false
-		}
-		r := req.(*kmsg.ProduceRequest)
-		resp := r.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range r.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID // Produce v13 names topics by id
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.NotEnoughReplicas.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	c, refuse := refusingCluster(t)
 	addr := c.ListenAddrs()[0]
 	plant := newTestPlant(t, addr, 100*time.Millisecond, 1)
 	plant.cfg.Kafka.DeliveryTimeout = time.Second

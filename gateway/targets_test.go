@@ -46,33 +46,7 @@ func TestGatewayTargets(t *testing.T) {
 // again once the broker accepts, it delivers everything, each device's seq
 // in order without a gap, and /readyz is ready.
 func TestGatewayStalledProduce(t *testing.T) {
-	var refuse atomic.Bool
-	refuse.Store(true)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if !refuse.Load() {
-			return nil, nil, false
-		}
-		r := req.(*kmsg.ProduceRequest)
-		resp := r.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range r.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.NotEnoughReplicas.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	c, refuse := refusingCluster(t)
 	addr := c.ListenAddrs()[0]
 	plant := newTestPlant(t, addr, 100*time.Millisecond, 2)
 	plant.cfg.Kafka.StallTimeout = 300 * time.Millisecond
@@ -121,4 +95,39 @@ func backlogOf(t *testing.T, g *Gateway, topic string) (age float64, samples flo
 		return v
 	}
 	return read("factorywire_gateway_spool_oldest_sample_age_seconds"), read("factorywire_gateway_spool_samples")
+}
+
+// refusingCluster is a one-broker kfake cluster that answers every produce
+// with NOT_ENOUGH_REPLICAS (retriable: the producer keeps trying) while
+// the returned flag is set, as it is at first; cleared, it accepts them.
+func refusingCluster(t *testing.T) (*kfake.Cluster, *atomic.Bool) {
+	t.Helper()
+	refuse := new(atomic.Bool)
+	refuse.Store(true)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		r := req.(*kmsg.ProduceRequest)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID // Produce v13 names topics by id
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.NotEnoughReplicas.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	return c, refuse
 }
