@@ -47,18 +47,7 @@ func TestTinyRunBothBrokers(t *testing.T) {
 	cfg.RSSRecords = 2_000
 	cfg.CapacityRecords, cfg.CapacityRecordsLarge = 4_000, 2_000
 	cfg.LatencyRate, cfg.LatencyDuration = 1_000, 200*time.Millisecond
-	cfg.PhaseTimeout = time.Minute
-	cfg.Dir = t.TempDir()
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	b := newBench(cfg, &out, io.Discard)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := b.Run(ctx); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	b, out := tinyRun(t, cfg)
 	if got, want := len(b.throughput), 3*len(b.scenarios()); got != want {
 		t.Errorf("%d throughput runs, want %d (ours, kfake, blackhole)", got, want)
 	}
@@ -98,18 +87,7 @@ func TestTinyRunSecure(t *testing.T) {
 	cfg.RSSRecords = 2_000
 	cfg.CapacityRecords, cfg.Producers = 2_000, 4
 	cfg.LatencyRate, cfg.LatencyDuration = 1_000, 200*time.Millisecond
-	cfg.PhaseTimeout = time.Minute
-	cfg.Dir = t.TempDir()
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	b := newBench(cfg, &out, io.Discard)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := b.Run(ctx); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	b, out := tinyRun(t, cfg)
 	kinds := map[string]int{}
 	for _, r := range b.throughput {
 		kinds[r.Kind]++
@@ -393,4 +371,24 @@ func TestEncodeBatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tinyRun runs the bench with cfg, with a minute per phase and two in all,
+// in a temporary directory, failing the test if a run fails; it returns
+// the bench and its report.
+func tinyRun(t *testing.T, cfg Config) (*bench, *strings.Builder) {
+	t.Helper()
+	cfg.PhaseTimeout = time.Minute
+	cfg.Dir = t.TempDir()
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	out := &strings.Builder{}
+	b := newBench(cfg, out, io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.Run(ctx); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	return b, out
 }
