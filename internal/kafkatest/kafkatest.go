@@ -189,14 +189,13 @@ func launchCluster(ctx context.Context, inst Install, dir string, opts Options) 
 			names = append(names, "CONTROLLER")
 		}
 		for _, name := range names {
-			p, err := freePort()
-			if err != nil {
-				return nil, err
-			}
-			n.ports[name] = p
+			n.ports[name] = 0 // picked below, for the whole cluster at once
 		}
 		n.props = filepath.Join(n.dir, "server.properties")
 		c.nodes = append(c.nodes, n)
+	}
+	if err := c.pickPorts(); err != nil {
+		return nil, err
 	}
 	if err := writeLog4j(dir); err != nil {
 		return nil, err
@@ -658,15 +657,27 @@ func newClusterID() string {
 	}
 }
 
-// freePort is a port on 127.0.0.1 that nothing listened on a moment ago.
-// Kafka's controller quorum needs its ports before any node starts, so
-// they cannot be left to the kernel at bind time; a node keeps its ports
-// across restarts, as a client's seed brokers expect.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("kafkatest: pick a port: %w", err)
+// pickPorts gives every listener of every node a port on 127.0.0.1 that
+// nothing listened on a moment ago. The probe listeners stay open until
+// all ports are picked, so the system cannot hand one port out twice (a
+// node whose CONTROLLER and PLAINTEXT listeners got the same port failed
+// to start).
+func (c *Cluster) pickPorts() error {
+	var probes []net.Listener
+	defer func() {
+		for _, ln := range probes {
+			ln.Close()
+		}
+	}()
+	for _, n := range c.nodes {
+		for _, name := range slices.Sorted(maps.Keys(n.ports)) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return fmt.Errorf("kafkatest: pick a port: %w", err)
+			}
+			probes = append(probes, ln)
+			n.ports[name] = ln.Addr().(*net.TCPAddr).Port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return nil
 }
