@@ -55,9 +55,12 @@
 // factorywire_gateway_spool_quarantined_samples_total{topic,file,byte}.
 // Its samples are lost (their seqs are a gap downstream); every other
 // sample is forwarded, and polling goes on. A segment damaged while the
-// gateway runs stops the forwarding of its topic at the damage (logged
-// with file and byte, counted in produce_errors_total) while polling goes
-// on into the spool; the next start moves the damage aside.
+// gateway runs is found when the forwarder reads the damaged batch (every
+// read checks each batch's CRC): the forwarder logs it with file and byte,
+// and repairs that topic's log the same way at once (its appends wait for
+// the repair, other topics go on), then forwards the rest. If that repair
+// fails, the topic's forwarding waits and retries (counted in
+// produce_errors_total) while polling goes on into the spool.
 //
 // Delivery from the spool to the broker is at least once: the forwarder
 // produces up to 1 MiB of the spool at a time and moves the checkpoint

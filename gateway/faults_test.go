@@ -167,22 +167,7 @@ func TestGatewayCorruptSpoolSegment(t *testing.T) {
 		t.Fatal("no spool segment")
 	}
 	file := segs[0]
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var positions []int64
-	for pos := 0; pos+12 <= len(raw); pos += 12 + int(binary.BigEndian.Uint32(raw[pos+8:])) {
-		positions = append(positions, int64(pos))
-	}
-	if len(positions) < 3 {
-		t.Fatalf("%s holds %d batches, want at least 3", file, len(positions))
-	}
-	pos := positions[len(positions)/2]
-	raw[pos+61+2] ^= 0x10 // a record byte: the CRC no longer matches
-	if err := os.WriteFile(file, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pos := corruptMiddleBatch(t, file)
 
 	var logs lockedBuffer
 	plant.cfg.Kafka.Brokers = []string{addr}
@@ -231,6 +216,114 @@ func TestGatewayCorruptSpoolSegment(t *testing.T) {
 	}
 	if n != total-int(q[0].Samples) {
 		t.Errorf("%d samples delivered, want %d polled minus %d quarantined", n, total, q[0].Samples)
+	}
+}
+
+// corruptMiddleBatch flips a record byte of the middle batch of the
+// spool segment file, in place (the file keeps its inode and length, as
+// under bit rot), so that the batch's CRC no longer matches, and returns
+// the batch's byte position in the file.
+func corruptMiddleBatch(t *testing.T, file string) int64 {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var positions []int64
+	for pos := 0; pos+12 <= len(raw); pos += 12 + int(binary.BigEndian.Uint32(raw[pos+8:])) {
+		if pos+12+int(binary.BigEndian.Uint32(raw[pos+8:])) > len(raw) {
+			break // a batch still being written
+		}
+		positions = append(positions, int64(pos))
+	}
+	if len(positions) < 3 {
+		t.Fatalf("%s holds %d batches, want at least 3", file, len(positions))
+	}
+	pos := positions[len(positions)/2]
+	f, err := os.OpenFile(file, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	at := pos + 61 + 2 // a record byte: the CRC no longer matches
+	if _, err := f.WriteAt([]byte{raw[at] ^ 0x10}, at); err != nil {
+		t.Fatal(err)
+	}
+	return pos
+}
+
+// TestGatewayCorruptSpoolSegmentWhileRunning: the broker refuses every
+// produce, so samples pile up in the spool; a byte of a batch in the middle
+// of a spool segment changes on disk while the gateway runs. Once the
+// broker accepts, the forwarder delivers the batches before the damage,
+// reaches it and, without a restart, moves the damaged range aside (logged
+// with file and byte, counted) and forwards every other sample; polling
+// never stops.
+func TestGatewayCorruptSpoolSegmentWhileRunning(t *testing.T) {
+	c, refuse := refusingCluster(t)
+	addr := c.ListenAddrs()[0]
+	plant := newTestPlant(t, addr, 100*time.Millisecond, 1)
+	plant.cfg.Kafka.DeliveryTimeout = time.Second // each refused produce gives up soon, and the forwarder reads again
+	createTopics(t, addr, plant.topics)
+	var logs lockedBuffer
+	g, stop := runLogged(t, plant.cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	defer stop()
+	waitFor(t, "samples spooled", 20*time.Second, func() bool { return g.spool.backlog(true) >= 40 })
+
+	topic := testFactory + ".press"
+	segs, _ := filepath.Glob(filepath.Join(plant.cfg.DataDir, "spool", topic, "*.log"))
+	if len(segs) == 0 {
+		t.Fatal("no spool segment")
+	}
+	file := segs[0]
+	pos := corruptMiddleBatch(t, file)
+	refuse.Store(false) // the forwarder reaches the damage once what comes before is delivered
+	waitFor(t, "the damaged range moved aside while running", 30*time.Second, func() bool { return len(g.spool.Quarantined()) > 0 })
+	q := g.spool.Quarantined()
+	if len(q) != 1 || q[0].Samples == 0 || q[0].Byte != pos || q[0].Segment != file {
+		t.Fatalf("quarantined: %+v, want one range with samples at %s byte %d", q, file, pos)
+	}
+	if _, err := os.Stat(q[0].Quarantine); err != nil {
+		t.Errorf("quarantine file: %v", err)
+	}
+	at := fmt.Sprintf("file=%s byte=%d", file, pos)
+	if !strings.Contains(logs.String(), at) {
+		t.Fatalf("the log does not name %s:\n%s", at, logs.String())
+	}
+	metric := fmt.Sprintf(`factorywire_gateway_spool_quarantined_samples_total{byte="%d",file="%s",topic="%s"} %d`, pos, file, topic, q[0].Samples)
+	if m := scrape(t, g); !strings.Contains(m, metric) {
+		t.Errorf("/metrics lacks %s", metric)
+	}
+
+	before := nextSeqs(g)
+	waitFor(t, "polling to go on", 20*time.Second, func() bool { return nextSeqs(g)["press-00"] > before["press-00"]+5 })
+	waitFor(t, "the spool to drain", 30*time.Second, func() bool { return g.spool.backlog(true) == 0 })
+	stop()
+	last, total := polled(g)
+	got := plant.delivered(t, addr, total-int(q[0].Samples))
+	n := 0
+	for id := range plant.devices {
+		seen := map[uint64]bool{}
+		prev := int64(-1)
+		for _, s := range got[id] {
+			if int64(s.Seq) < prev {
+				t.Fatalf("device %s: seq %d after %d", id, s.Seq, prev)
+			}
+			prev = int64(s.Seq)
+			seen[s.Seq] = true
+		}
+		if uint64(prev) != last[id] {
+			t.Errorf("device %s: last seq delivered %d, polled %d", id, prev, last[id])
+		}
+		n += len(seen)
+	}
+	if n != total-int(q[0].Samples) {
+		t.Errorf("%d distinct samples delivered, want %d polled minus %d quarantined", n, total, q[0].Samples)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, at) {
+			t.Logf("log: %s", line)
+		}
 	}
 }
 

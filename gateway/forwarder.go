@@ -130,7 +130,7 @@ func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 	for ctx.Err() == nil {
 		appended := f.spool.appended()
 		pos := t.position()
-		end := t.log.DurableOffset()
+		end := t.log().DurableOffset()
 		if pos >= end {
 			// Caught up: write a checkpoint held back by
 			// checkpointEvery, so the spool shrinks now.
@@ -158,17 +158,32 @@ func (f *forwarder) forwardTopic(ctx context.Context, t *spoolTopic) {
 			if ctx.Err() != nil {
 				return
 			}
+			var corrupt *commitlog.CorruptionError
+			if errors.As(err, &corrupt) {
+				// Move the damage aside now, as opening the spool
+				// would, and forward the rest without a restart.
+				f.log.Error("forwarder: a spool segment is corrupt; moving the damaged range aside, polling goes on into the spool",
+					"topic", t.name, "file", corrupt.Segment, "byte", corrupt.Offset, "err", err)
+				n, rerr := f.spool.repairLive(t)
+				if rerr == nil && n > 0 {
+					backoff = 100 * time.Millisecond
+					continue // repair logged and counted each range
+				}
+				if rerr == nil {
+					rerr = errors.New("the repair found no damaged range")
+				}
+				err = fmt.Errorf("%w; repair: %w", err, rerr)
+			}
 			f.metrics.produceErrors.WithLabelValues(t.name).Inc()
 			retries++
 			level := slog.LevelDebug
 			if msg := err.Error(); msg != lastErr {
 				level, lastErr = slog.LevelWarn, msg
 			}
-			var corrupt *commitlog.CorruptionError
-			if errors.As(err, &corrupt) {
-				f.log.Log(ctx, max(level, slog.LevelError), "forwarder: a spool segment is corrupt; polling goes on into the spool, forwarding this topic waits",
-					"topic", t.name, "file", corrupt.Segment, "byte", corrupt.Offset, "err", err,
-					"fix", "restart the gateway: opening the spool moves the damaged range aside and forwards the rest")
+			if corrupt != nil {
+				f.log.Log(ctx, max(level, slog.LevelError), "forwarder: a corrupt spool segment could not be repaired; forwarding this topic waits and retries, polling goes on into the spool",
+					"topic", t.name, "file", corrupt.Segment, "byte", corrupt.Offset, "retry_in", backoff, "err", err,
+					"fix", "restart the gateway: opening the spool repairs it again; or move the segment aside")
 			} else if hint := f.authorizationHint(t.name, err); hint != "" {
 				if level == slog.LevelWarn {
 					level = slog.LevelError
@@ -222,7 +237,7 @@ func orUser(user string) string {
 // forwardChunk produces the records of t from pos, up to a chunk, and
 // checkpoints past them once all are acknowledged.
 func (f *forwarder) forwardChunk(ctx context.Context, t *spoolTopic, pos, end int64) error {
-	data, err := t.log.Read(pos, forwardChunk, end)
+	data, err := t.read(pos, forwardChunk, end)
 	if errors.Is(err, commitlog.ErrOffsetOutOfRange) {
 		return nil // dropped meanwhile: position() moves on
 	}

@@ -90,7 +90,7 @@ type backlogCollector struct{ spool *Spool }
 
 var (
 	descSpoolSamples = prometheus.NewDesc("factorywire_gateway_spool_samples", "Samples in the spool not yet acknowledged by the broker, by topic.", []string{"topic"}, nil)
-	descQuarantined  = prometheus.NewDesc("factorywire_gateway_spool_quarantined_samples_total", "Samples lost in a damaged range of a spool segment, moved aside when the spool opened, by topic, segment file and byte position of the range.", []string{"topic", "file", "byte"}, nil)
+	descQuarantined  = prometheus.NewDesc("factorywire_gateway_spool_quarantined_samples_total", "Samples lost in a damaged range of a spool segment, moved aside when the spool opened or the forwarder read it, by topic, segment file and byte position of the range.", []string{"topic", "file", "byte"}, nil)
 	descSpoolAge     = prometheus.NewDesc("factorywire_gateway_spool_oldest_sample_age_seconds", "Age of the oldest sample not yet acknowledged by the broker (0 when none), by topic.", []string{"topic"}, nil)
 )
 

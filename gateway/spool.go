@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/factorywire/factorywire/devices"
@@ -74,6 +75,8 @@ type Spool struct {
 	qmu         sync.Mutex
 	quarantined []Quarantine // see repair
 
+	isClosed atomic.Bool // set by Close before it closes the logs, for repairLive
+
 	dropped   func(topic string, n int) // metrics hook, may be nil
 	fullWaits func()                    // metrics hook, may be nil
 }
@@ -81,7 +84,12 @@ type Spool struct {
 type spoolTopic struct {
 	name string
 	dir  string
-	log  *commitlog.Log
+	// lg is the topic's log. repairLive replaces it while the gateway
+	// runs: it holds lmu for writing meanwhile, and every operation that
+	// must not reach a closed log (Read, Append, Sync, Heal, DeleteBefore,
+	// Batches) holds lmu for reading. lmu is taken after mu, never before.
+	lg  atomic.Pointer[commitlog.Log]
+	lmu sync.RWMutex
 
 	mu          sync.Mutex // guards the fields below and the checkpoint file
 	ckpt        checkpoint // what the forwarder has delivered
@@ -90,6 +98,17 @@ type spoolTopic struct {
 	// storeFailing counts the appends that failed since the last that
 	// succeeded (storeFailed).
 	storeFailing int
+}
+
+// log returns the topic's current log. Its getters (offsets, sizes) may be
+// called without lmu; see spoolTopic.lg.
+func (t *spoolTopic) log() *commitlog.Log { return t.lg.Load() }
+
+// read is t.log().Read, kept from a repair in progress.
+func (t *spoolTopic) read(offset int64, maxBytes int, end int64) ([]byte, error) {
+	t.lmu.RLock()
+	defer t.lmu.RUnlock()
+	return t.log().Read(offset, maxBytes, end)
 }
 
 // OpenSpool opens (or creates) the spool in dir and every topic log in it.
@@ -160,7 +179,7 @@ func (s *Spool) topic(name string) (*spoolTopic, error) {
 	}
 	t := &spoolTopic{name: name, dir: filepath.Join(s.dir, name)}
 	if _, err := os.Stat(t.dir); err == nil {
-		if err := s.repair(name, t.dir); err != nil {
+		if _, err := s.repair(name, t.dir); err != nil {
 			return nil, fmt.Errorf("spool %s: %w", name, err)
 		}
 	}
@@ -168,7 +187,7 @@ func (s *Spool) topic(name string) (*spoolTopic, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", name, err)
 	}
-	t.log = l
+	t.lg.Store(l)
 	if err := t.loadCheckpoint(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("spool %s: %w", name, err)
@@ -203,12 +222,12 @@ type Quarantine struct {
 // batch keeps the offsets contiguous), so that a corrupt segment costs
 // the samples in the damaged range and nothing else. Each range is logged
 // with file and byte and kept for Quarantined.
-func (s *Spool) repair(topic, dir string) error {
+func (s *Spool) repair(topic, dir string) (int, error) {
 	rep, err := commitlog.Repair(dir, commitlog.RepairOptions{Log: commitlog.Options{
 		SegmentBytes: s.opts.SegmentBytes, RetentionAge: -1, RetentionBytes: -1, Logger: slog.New(slog.DiscardHandler), FS: s.cfg.FS,
 	}})
 	if err != nil {
-		return fmt.Errorf("repair: %w", err)
+		return 0, fmt.Errorf("repair: %w", err)
 	}
 	for _, r := range rep.Ranges {
 		q := Quarantine{Topic: topic, Segment: r.Segment, Byte: r.Start, Samples: r.Offsets(), Quarantine: r.Quarantine}
@@ -219,7 +238,55 @@ func (s *Spool) repair(topic, dir string) error {
 		s.quarantined = append(s.quarantined, q)
 		s.qmu.Unlock()
 	}
-	return nil
+	return len(rep.Ranges), nil
+}
+
+// repairLive does for topic t, while the gateway runs, what opening the
+// spool does: it closes the topic's log, moves every damaged range aside
+// (repair) and opens the repaired log. The forwarder calls it when it reads
+// a corrupt batch, so the damage costs its own samples and the rest of the
+// topic is forwarded without a restart. Appends to t wait meanwhile (a
+// repair reads the topic's segments once); other topics go on. It returns
+// the number of damaged ranges moved aside: 0 when the log read as sound
+// again. If the repaired log cannot be opened, t's appends and reads fail
+// until the next start, like those of a failed disk (spool.when_full).
+func (s *Spool) repairLive(t *spoolTopic) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n, err := s.reopenRepaired(t)
+	if err != nil {
+		return 0, err
+	}
+	if end := t.log().EndOffset(); t.ckpt.Offset > end {
+		t.ckpt.Offset = end // as in topic: a cut end is forwarded again
+		if err := t.persistLocked(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// reopenRepaired closes t's log, repairs it and opens it again, holding
+// t.lmu for writing. The caller holds t.mu.
+func (s *Spool) reopenRepaired(t *spoolTopic) (int, error) {
+	t.lmu.Lock()
+	defer t.lmu.Unlock()
+	if s.isClosed.Load() {
+		return 0, commitlog.ErrClosed
+	}
+	if err := t.log().Close(); err != nil {
+		s.log.Warn("spool: close the log before repairing it", "topic", t.name, "err", err)
+	}
+	n, repairErr := s.repair(t.name, t.dir)
+	l, err := commitlog.Open(t.dir, s.opts)
+	if err != nil {
+		return 0, fmt.Errorf("spool %s: reopen after repair: %w", t.name, errors.Join(repairErr, err))
+	}
+	t.lg.Store(l)
+	if repairErr != nil {
+		return 0, fmt.Errorf("spool %s: %w", t.name, repairErr)
+	}
+	return n, nil
 }
 
 // Quarantined returns the damaged ranges moved aside since OpenSpool.
@@ -274,9 +341,9 @@ func (s *Spool) NextSeqs() (map[string]uint64, error) {
 		for dev, seq := range t.ckpt.Seqs {
 			next[dev] = max(next[dev], seq+1)
 		}
-		from := max(t.ckpt.Offset, t.log.StartOffset())
+		from := max(t.ckpt.Offset, t.log().StartOffset())
 		t.mu.Unlock()
-		err = t.scan(from, t.log.EndOffset(), func(_ int64, r recordbatch.Record) error {
+		err = t.scan(from, t.log().EndOffset(), func(_ int64, r recordbatch.Record) error {
 			seq, err := spooledSeq(r.Value)
 			if err != nil {
 				return err
@@ -295,7 +362,7 @@ func (s *Spool) NextSeqs() (map[string]uint64, error) {
 // end, in order.
 func (t *spoolTopic) scan(from, end int64, fn func(offset int64, r recordbatch.Record) error) error {
 	for from < end {
-		data, err := t.log.Read(from, 1<<20, end)
+		data, err := t.read(from, 1<<20, end)
 		if err != nil {
 			return err
 		}
@@ -479,7 +546,9 @@ func (s *Spool) storeFailed(ctx context.Context, r *appendReq) error {
 	s.log.Log(ctx, level, "spool: cannot store samples (disk full or failing); applying spool.when_full", "topic", r.topic, "samples", len(r.samples), "when_full", s.cfg.WhenFull, "err", cause)
 	wait := 100 * time.Millisecond
 	for {
-		res, err := t.log.Heal()
+		t.lmu.RLock()
+		res, err := t.log().Heal()
+		t.lmu.RUnlock()
 		if err == nil {
 			if n := res.To - res.From; n > 0 {
 				s.log.Warn("spool: samples written but not fsynced before the failure were removed", "topic", r.topic, "samples", n, "from_offset", res.From, "to_offset", res.To)
@@ -550,11 +619,13 @@ func (s *Spool) commitTopic(topic string, reqs []*appendReq) error {
 	)
 	size := 0
 	var end int64
+	t.lmu.RLock()
+	defer t.lmu.RUnlock()
 	flush := func() error {
 		if len(recs) == 0 {
 			return nil
 		}
-		base, err := t.log.Append(recordbatch.Encode(recs))
+		base, err := t.log().Append(recordbatch.Encode(recs))
 		if err != nil {
 			return fmt.Errorf("spool %s: %w", topic, err)
 		}
@@ -591,7 +662,7 @@ func (s *Spool) commitTopic(topic string, reqs []*appendReq) error {
 	if s.cfg.Sync == SyncInterval {
 		return nil // each log fsyncs on its own timer (OpenSpool)
 	}
-	if err := t.log.Sync(end); err != nil {
+	if err := t.log().Sync(end); err != nil {
 		return fmt.Errorf("spool %s: %w", topic, err)
 	}
 	return nil
@@ -612,7 +683,7 @@ func (s *Spool) Size() int64 {
 	defer s.mu.Unlock()
 	var n int64
 	for _, t := range s.topics {
-		n += t.log.Size()
+		n += t.log().Size()
 	}
 	return n
 }
@@ -652,7 +723,7 @@ func (s *Spool) dropOldest() (bool, error) {
 	var victim *spoolTopic
 	s.mu.Lock()
 	for _, t := range s.topics {
-		if len(t.log.SegmentBases()) > 1 && (victim == nil || t.log.Size() > victim.log.Size()) {
+		if len(t.log().SegmentBases()) > 1 && (victim == nil || t.log().Size() > victim.log().Size()) {
 			victim = t
 		}
 	}
@@ -661,7 +732,7 @@ func (s *Spool) dropOldest() (bool, error) {
 		return false, nil
 	}
 	t := victim
-	bases := t.log.SegmentBases()
+	bases := t.log().SegmentBases()
 	if len(bases) < 2 {
 		return false, nil
 	}
@@ -726,7 +797,10 @@ func (t *spoolTopic) persistLocked() error {
 		return fmt.Errorf("spool %s: write checkpoint: %w", t.name, err)
 	}
 	t.persisted, t.persistedAt = t.ckpt.Offset, time.Now()
-	if _, err := t.log.DeleteBefore(t.persisted); err != nil {
+	t.lmu.RLock()
+	_, err := t.log().DeleteBefore(t.persisted)
+	t.lmu.RUnlock()
+	if err != nil {
 		return fmt.Errorf("spool %s: %w", t.name, err)
 	}
 	return nil
@@ -745,20 +819,22 @@ func spooledSeq(value []byte) (uint64, error) {
 func (t *spoolTopic) position() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return max(t.ckpt.Offset, t.log.StartOffset())
+	return max(t.ckpt.Offset, t.log().StartOffset())
 }
 
 // backlog is how many samples of t the broker has not acknowledged, and
 // the age of the oldest (0 when none).
 func (t *spoolTopic) backlog() (samples int64, age time.Duration) {
-	pos, end := t.position(), t.log.DurableOffset()
+	pos, end := t.position(), t.log().DurableOffset()
 	if pos >= end {
 		return 0, 0
 	}
-	_ = t.log.Batches(pos, func(h commitlog.BatchHeader) error {
+	t.lmu.RLock()
+	_ = t.log().Batches(pos, func(h commitlog.BatchHeader) error {
 		age = time.Since(time.UnixMilli(h.BaseTimestamp))
 		return errStopBatches
 	})
+	t.lmu.RUnlock()
 	return end - pos, max(0, age)
 }
 
@@ -780,14 +856,17 @@ func (s *Spool) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.isClosed.Store(true)
 	var err error
 	for _, t := range s.topics {
 		t.mu.Lock()
 		if t.ckpt.Offset != t.persisted {
 			err = errors.Join(err, t.persistLocked())
 		}
+		t.lmu.Lock()
+		err = errors.Join(err, t.log().Close())
+		t.lmu.Unlock()
 		t.mu.Unlock()
-		err = errors.Join(err, t.log.Close())
 	}
 	return err
 }
@@ -834,9 +913,9 @@ func (s *Spool) backlog(durableOnly bool) int64 {
 	var n int64
 	for _, name := range s.Topics() {
 		if t, err := s.topic(name); err == nil {
-			end := t.log.EndOffset()
+			end := t.log().EndOffset()
 			if durableOnly {
-				end = t.log.DurableOffset()
+				end = t.log().DurableOffset()
 			}
 			n += max(0, end-t.position())
 		}

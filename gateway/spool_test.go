@@ -103,7 +103,7 @@ func TestSpoolPausePolling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tp.advance(tp.log.DurableOffset(), map[string]uint64{"press-01": seq - 1}, true); err != nil {
+	if err := tp.advance(tp.log().DurableOffset(), map[string]uint64{"press-01": seq - 1}, true); err != nil {
 		t.Fatal(err)
 	}
 	s.freed()
@@ -174,10 +174,10 @@ func TestSpoolConcurrentAppends(t *testing.T) {
 	}
 	next := map[string]uint64{}
 	batches := 0
-	if err := tp.log.Batches(0, func(commitlog.BatchHeader) error { batches++; return nil }); err != nil {
+	if err := tp.log().Batches(0, func(commitlog.BatchHeader) error { batches++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := tp.scan(0, tp.log.EndOffset(), func(_ int64, r recordbatch.Record) error {
+	if err := tp.scan(0, tp.log().EndOffset(), func(_ int64, r recordbatch.Record) error {
 		seq, err := spooledSeq(r.Value)
 		if err != nil {
 			return err
@@ -244,7 +244,7 @@ func TestSpoolAppendEach(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []string
-		if err := tp.scan(0, tp.log.EndOffset(), func(_ int64, r recordbatch.Record) error {
+		if err := tp.scan(0, tp.log().EndOffset(), func(_ int64, r recordbatch.Record) error {
 			seq, err := spooledSeq(r.Value)
 			got = append(got, fmt.Sprintf("%s/%d", r.Key, seq))
 			return err
@@ -281,7 +281,7 @@ func TestSpoolAppendLargeBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	i := 0
-	if err := tp.scan(0, tp.log.EndOffset(), func(off int64, r recordbatch.Record) error {
+	if err := tp.scan(0, tp.log().EndOffset(), func(off int64, r recordbatch.Record) error {
 		got, err := devices.DecodeSample(r.Value)
 		if err != nil {
 			return fmt.Errorf("offset %d: %v", off, err)
@@ -318,13 +318,13 @@ func TestSpoolIntervalSyncWakes(t *testing.T) {
 	deadline := time.After(20 * time.Second)
 	for {
 		woken := s.appended() // before looking: a wake-up in between is not missed
-		if tp.log.DurableOffset() >= tp.log.EndOffset() {
+		if tp.log().DurableOffset() >= tp.log().EndOffset() {
 			break
 		}
 		select {
 		case <-woken:
 		case <-deadline:
-			t.Fatalf("durable offset %d, end %d: no fsync woke the forwarder within 20s", tp.log.DurableOffset(), tp.log.EndOffset())
+			t.Fatalf("durable offset %d, end %d: no fsync woke the forwarder within 20s", tp.log().DurableOffset(), tp.log().EndOffset())
 		}
 	}
 	if err := s.Close(); err != nil {
