@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/factorywire/factorywire/internal/cli"
 	"github.com/factorywire/factorywire/topics"
 )
 
@@ -109,9 +110,7 @@ func aclsCommand(out io.Writer) *ffcli.Command {
 		ShortUsage:  "broker acls grant-factory|revoke-factory|list [flags]",
 		ShortHelp:   "manage the ACLs of factories' gateways and sinks on any Kafka cluster with an authorizer",
 		Subcommands: []*ffcli.Command{grant, revoke, list},
-		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing subcommand: grant-factory, revoke-factory or list")}
-		},
+		Exec:        cli.NeedSubcommand("broker acls", []*ffcli.Command{grant, revoke, list}),
 	}
 }
 

@@ -283,9 +283,7 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 		Name: "topics", ShortUsage: "broker topics <create|list|describe|alter|delete> [flags]",
 		ShortHelp:   "administer a factory's topics on any Kafka-compatible cluster",
 		Subcommands: []*ffcli.Command{create, list, describe, alter, del},
-		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing subcommand: create, list, describe, alter or delete")}
-		},
+		Exec:        cli.NeedSubcommand("broker topics", []*ffcli.Command{create, list, describe, alter, del}),
 	}
 }
 
@@ -462,13 +460,12 @@ func groupsCommand(out io.Writer) *ffcli.Command {
 				return err
 			}
 		})
+	subs := []*ffcli.Command{list, lag("describe", "a group's state and each partition's offsets, lag and member"),
+		lag("lag", "each partition's committed offset, end offset and lag"), reset}
 	return &ffcli.Command{
 		Name: "groups", ShortUsage: "broker groups <list|describe|lag|reset> [flags]",
-		ShortHelp: "inspect consumer groups and reset their offsets on any Kafka-compatible cluster",
-		Subcommands: []*ffcli.Command{list, lag("describe", "a group's state and each partition's offsets, lag and member"),
-			lag("lag", "each partition's committed offset, end offset and lag"), reset},
-		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing subcommand: list, describe, lag or reset")}
-		},
+		ShortHelp:   "inspect consumer groups and reset their offsets on any Kafka-compatible cluster",
+		Subcommands: subs,
+		Exec:        cli.NeedSubcommand("broker groups", subs),
 	}
 }

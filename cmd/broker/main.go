@@ -67,10 +67,8 @@ func run(args []string, stdout io.Writer) error {
 		ShortHelp:  "factorywire's single-node Kafka-protocol broker",
 		Subcommands: []*ffcli.Command{serveCommand(), topicsCommand(stdout), groupsCommand(stdout), usersCommand(stdin, stdout),
 			scrubCommand(stdout), repairCommand(stdout), aclsCommand(stdout)},
-		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing subcommand: try 'broker serve --help'")}
-		},
 	}
+	root.Exec = cli.NeedSubcommand("broker", root.Subcommands)
 	return cli.Run(root, args)
 }
 

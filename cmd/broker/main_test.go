@@ -161,7 +161,9 @@ func TestExitCodes(t *testing.T) {
 		{"unknown flag", []string{"serve", "--bogus"}, 2, "bogus"},
 		{"unknown log format", []string{"serve", "--data-dir", t.TempDir(), "--log-format", "xml"}, 2, `--log-format "xml": want text or json`},
 		{"repair: unknown log format", []string{"repair", "--data-dir", t.TempDir(), "--topic", "t", "--partition", "0", "--log-format", "xml"}, 2, `--log-format "xml"`},
-		{"no subcommand", nil, 2, "missing subcommand"},
+		{"no subcommand", nil, 2, "missing subcommand: want serve, topics"},
+		{"unknown subcommand", []string{"bogus"}, 2, `unknown subcommand "bogus": want serve, topics`},
+		{"unknown topics subcommand", []string{"topics", "lst"}, 2, `unknown subcommand "lst": want create, list, describe, alter or delete; try 'broker topics create --help'`},
 		{"data dir locked", []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", locked}, 1, "locked by another process"},
 	}
 	for _, c := range cases {

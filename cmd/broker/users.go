@@ -14,6 +14,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/factorywire/factorywire/internal/cli"
 	"github.com/factorywire/factorywire/topics"
 )
 
@@ -129,9 +130,7 @@ func usersCommand(stdin io.Reader, out io.Writer) *ffcli.Command {
 		ShortUsage:  "broker users create|list|delete --brokers HOST:PORT ...",
 		ShortHelp:   "manage SASL/SCRAM users on any Kafka-compatible cluster",
 		Subcommands: []*ffcli.Command{create, list, del},
-		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing subcommand: create, list or delete")}
-		},
+		Exec:        cli.NeedSubcommand("broker users", []*ffcli.Command{create, list, del}),
 	}
 }
 

@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	)
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("FACTORYWIRE_DEMO")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return nil // the flag package printed the usage: asked for, not an error
 		}
 		return cli.UsageError{Err: err}
 	}
@@ -115,6 +115,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	cfg.Logger = logger
 	d, err := demo.Start(cfg)
+	if errors.Is(err, syscall.EADDRINUSE) && !kafka.BrokersSet() {
+		return fmt.Errorf("%w\n(another program, perhaps another demo or a Kafka broker, holds %s: stop it, or run the demo on any free port with --listen 127.0.0.1:0)", err, *listen)
+	}
 	if err != nil {
 		return err
 	}

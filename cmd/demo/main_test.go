@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -307,5 +309,25 @@ func TestConnFlags(t *testing.T) {
 	}
 	if got := shellQuote("it's"); got != `'it'\''s'` {
 		t.Fatalf("shellQuote: %s", got)
+	}
+}
+
+// TestDemoHelpAndTakenPort: --help prints the flags and is not an error
+// (exit status 0); a --listen address another program holds fails with
+// the way out, --listen 127.0.0.1:0, named.
+func TestDemoHelpAndTakenPort(t *testing.T) {
+	if err := run(context.Background(), []string{"--help"}, io.Discard); err != nil {
+		t.Fatalf("run --help: %v, want nil", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Setenv("MONGODB_URI", "")
+	args := append(slices.Clone(small), "--listen", ln.Addr().String(), "--data-dir", t.TempDir())
+	err = run(context.Background(), args, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--listen 127.0.0.1:0") || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Fatalf("run on a taken port: %v, want an error naming the address and --listen 127.0.0.1:0", err)
 	}
 }

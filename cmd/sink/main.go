@@ -65,10 +65,8 @@ func run(args []string, stdout io.Writer) error {
 		ShortUsage:  "sink <subcommand> [flags]",
 		ShortHelp:   "write Kafka samples to MongoDB and query them",
 		Subcommands: []*ffcli.Command{runCommand(), queryCommand(stdout), standinCommand(stdout)},
-		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing subcommand: try 'sink run --help', 'sink query --help' or 'sink standin --help'")}
-		},
 	}
+	root.Exec = cli.NeedSubcommand("sink", root.Subcommands)
 	return cli.Run(root, args)
 }
 
@@ -296,9 +294,7 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 		ShortUsage:  "sink query latest|status|window|range|gaps --config FILE --factory F --class C [flags]",
 		ShortHelp:   "query the samples stored in MongoDB",
 		Subcommands: []*ffcli.Command{latest, status, window, rng, gaps},
-		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing query: latest, status, window, range or gaps")}
-		},
+		Exec:        cli.NeedSubcommand("sink query", []*ffcli.Command{latest, status, window, rng, gaps}),
 	}
 }
 

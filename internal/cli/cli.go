@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
@@ -117,4 +118,33 @@ func jsonAttr(_ []string, a slog.Attr) slog.Attr {
 		}
 	}
 	return a
+}
+
+// NeedSubcommand is the Exec of a command that only groups subcommands
+// (broker topics): called without one, or with a word that names none, it
+// returns a UsageError that says which, and lists the subcommands with the
+// way to their help ("try 'broker topics create --help'").
+func NeedSubcommand(path string, subs []*ffcli.Command) func(context.Context, []string) error {
+	return func(_ context.Context, args []string) error {
+		names := make([]string, len(subs))
+		for i, s := range subs {
+			names[i] = s.Name
+		}
+		want := fmt.Sprintf("want %s; try '%s %s --help'", orList(names), path, names[0])
+		if len(args) == 0 {
+			return UsageError{Err: fmt.Errorf("missing subcommand: %s", want)}
+		}
+		return UsageError{Err: fmt.Errorf("unknown subcommand %q: %s", args[0], want)}
+	}
+}
+
+// orList is "a", "a or b", "a, b or c".
+func orList(s []string) string {
+	switch len(s) {
+	case 0:
+		return ""
+	case 1:
+		return s[0]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
 func TestNewLogger(t *testing.T) {
@@ -94,3 +96,21 @@ type secret string
 func (secret) LogValue() slog.Value { return slog.StringValue("<secret>") }
 
 func (secret) String() string { return "<secret>" }
+
+func TestNeedSubcommand(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "missing subcommand: want create, list or delete; try 'broker topics create --help'"},
+		{[]string{"bogus"}, `unknown subcommand "bogus": want create, list or delete; try 'broker topics create --help'`},
+	} {
+		subs := []*ffcli.Command{{Name: "create"}, {Name: "list"}, {Name: "delete"}}
+		root := &ffcli.Command{Name: "topics", Subcommands: subs, Exec: NeedSubcommand("broker topics", subs)}
+		err := Run(root, tc.args)
+		var ue UsageError
+		if !errors.As(err, &ue) || err.Error() != tc.want {
+			t.Errorf("%v: got %v (%T), want the usage error %q", tc.args, err, err, tc.want)
+		}
+	}
+}
