@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // GroupInfo is one consumer group as Groups reports it.
@@ -51,7 +52,8 @@ type PartitionLag struct {
 }
 
 // Lag returns, for every partition group has committed offsets on or is
-// assigned, its committed offset, end offset and lag, sorted.
+// assigned, its committed offset, end offset and lag, sorted. A group the
+// cluster does not know is ErrNoSuchGroup.
 func (a *Admin) Lag(ctx context.Context, group string) (state string, parts []PartitionLag, err error) {
 	lags, err := a.adm.Lag(ctx, group)
 	if err != nil {
@@ -60,6 +62,9 @@ func (a *Admin) Lag(ctx context.Context, group string) (state string, parts []Pa
 	gl, ok := lags[group]
 	if !ok {
 		return "", nil, fmt.Errorf("topics: group %s not described", group)
+	}
+	if errors.Is(gl.Error(), kerr.GroupIDNotFound) {
+		return "", nil, fmt.Errorf("%w: %s", ErrNoSuchGroup, group)
 	}
 	if gl.Error() != nil {
 		return "", nil, fmt.Errorf("topics: lag of group %s: %w", group, gl.Error())
@@ -72,6 +77,11 @@ func (a *Admin) Lag(ctx context.Context, group string) (state string, parts []Pa
 			}
 			parts = append(parts, pl)
 		}
+	}
+	if gl.State == "Dead" && len(parts) == 0 {
+		// What Apache Kafka describes for a group it does not know:
+		// no members, no offsets.
+		return "", nil, fmt.Errorf("%w: %s", ErrNoSuchGroup, group)
 	}
 	sort.Slice(parts, func(i, j int) bool {
 		if parts[i].Topic != parts[j].Topic {
@@ -115,6 +125,11 @@ type OffsetChange struct {
 // Kafka refuses commits to partitions a live member owns, and the member
 // would overwrite the reset anyway. Stop the consumers first.
 var ErrGroupActive = errors.New("topics: the group has active members")
+
+// ErrNoSuchGroup is Lag's error for a group the cluster does not know: no
+// members and no committed offsets (a mistyped name, or a group whose
+// offsets expired).
+var ErrNoSuchGroup = errors.New("topics: no such consumer group")
 
 // ResetOffsets computes where group's committed offsets on topics would
 // move, and commits them when execute is true (a dry run otherwise, as

@@ -118,6 +118,8 @@ func testTopicsAndGroupsCommands(t *testing.T, addr string) {
 		{args: []string{"topics", "create", "--factory", "Plant_A", "--classes", "press"}},
 		{args: []string{"topics", "create", "--factory", "plant-a", "--classes", "press", "--retention", "seven days"}, usage: true},
 		{args: []string{"groups", "reset", "--group", "sink", "--topic", "plant-a.press"}},
+		{args: []string{"groups", "lag", "--group", "sinq"}, want: "no such consumer group: sinq"},
+		{args: []string{"groups", "describe", "--group", "sinq"}, want: "no such consumer group: sinq"},
 		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--replication-factor", "-1"}, want: "--replication-factor -1", usage: true},
 		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--replication-factor", "40000"}, want: "--replication-factor 40000", usage: true},
 		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--min-insync-replicas", "-2"}, want: "--min-insync-replicas -2", usage: true},
