@@ -72,6 +72,14 @@ func run(args []string, stdout io.Writer) error {
 	return cli.Run(root, args)
 }
 
+// serveFlagOf is the flag of each config key that has one: without a
+// config file, a validation error names the flag that was (or was not)
+// given instead of the key.
+var serveFlagOf = map[string]string{
+	"listen": "--listen", "advertised_addr": "--advertised-addr", "data_dir": "--data-dir", "flush": "--flush",
+	"flush_interval": "--flush-interval", "http_listen": "--http-listen",
+}
+
 func serveCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("broker serve", flag.ContinueOnError)
 	var (
@@ -131,11 +139,10 @@ func serveCommand() *ffcli.Command {
 				cfg.SASL.BootstrapUsers = append(cfg.SASL.BootstrapUsers, broker.BootstrapUser{Name: *bootUser, PasswordFile: *bootPwFile})
 			}
 			if err := cfg.Validate(); err != nil {
-				where := "flags"
-				if *configPath != "" {
-					where = *configPath
+				if *configPath == "" {
+					return usageError{Err: cli.KeyToFlag(err, serveFlagOf)}
 				}
-				return usageError{Err: fmt.Errorf("%s: %w", where, err)}
+				return usageError{Err: fmt.Errorf("%s: %w", *configPath, err)}
 			}
 			cfg.Logger = logger
 			return serve(ctx, cfg, logger)

@@ -145,6 +145,8 @@ func TestServeLogFormatJSON(t *testing.T) {
 func TestExitCodes(t *testing.T) {
 	badYAML := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(badYAML, []byte("listen: 127.0.0.1:0\ndata_dri: /tmp/x\n"), 0o644)
+	emptyYAML := filepath.Join(t.TempDir(), "empty.yaml")
+	os.WriteFile(emptyYAML, []byte("listen: 127.0.0.1:0\n"), 0o644)
 	locked := t.TempDir()
 	startServe(t, nil, "--listen", "127.0.0.1:0", "--data-dir", locked)
 
@@ -155,9 +157,10 @@ func TestExitCodes(t *testing.T) {
 		want string
 	}{
 		{"unknown config key", []string{"serve", "--config", badYAML}, 2, badYAML + `:2: unknown key "data_dri"`},
-		{"missing data dir", []string{"serve", "--listen", "127.0.0.1:0"}, 2, "data_dir: required"},
-		{"bad flush policy", []string{"serve", "--data-dir", t.TempDir(), "--flush", "sometimes"}, 2, `flush: "sometimes"`},
-		{"bad http listen", []string{"serve", "--data-dir", t.TempDir(), "--http-listen", "nowhere"}, 2, `http_listen: "nowhere"`},
+		{"missing data dir", []string{"serve", "--listen", "127.0.0.1:0"}, 2, "broker: --data-dir: required"},
+		{"missing data dir in a config file", []string{"serve", "--config", emptyYAML}, 2, emptyYAML + ": data_dir: required"},
+		{"bad flush policy", []string{"serve", "--data-dir", t.TempDir(), "--flush", "sometimes"}, 2, `--flush: "sometimes"`},
+		{"bad http listen", []string{"serve", "--data-dir", t.TempDir(), "--http-listen", "nowhere"}, 2, `--http-listen: "nowhere"`},
 		{"unknown flag", []string{"serve", "--bogus"}, 2, "bogus"},
 		{"unknown log format", []string{"serve", "--data-dir", t.TempDir(), "--log-format", "xml"}, 2, `--log-format "xml": want text or json`},
 		{"repair: unknown log format", []string{"repair", "--data-dir", t.TempDir(), "--topic", "t", "--partition", "0", "--log-format", "xml"}, 2, `--log-format "xml"`},

@@ -198,6 +198,14 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 			FlagSet:    fs,
 			Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 			Exec: func(ctx context.Context, _ []string) error {
+				switch {
+				case *q.factory == "" && *q.class == "":
+					return usageError{Err: errors.New("--factory and --class are required: the query reads the collection of one factory's class")}
+				case *q.factory == "":
+					return usageError{Err: errors.New("--factory is required")}
+				case *q.class == "":
+					return usageError{Err: errors.New("--class is required")}
+				}
 				cfg, err := q.load(fs, nil)
 				if err != nil {
 					return err

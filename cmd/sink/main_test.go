@@ -42,6 +42,8 @@ func TestConfigErrorsAreUsageErrors(t *testing.T) {
 		{"no factories", []string{"run", "--config", writeFile(t, dir, "empty.yaml", "http_listen: \"\"\n")}, "factories: list the factories"},
 		{"bad factory", []string{"query", "range", "--config", writeFile(t, dir, "ok.yaml", "factories: [plant-a]\n"), "--factory", "Plant_A", "--class", "press", "--device", "d"}, `--factory "Plant_A"`},
 		{"bad time", []string{"query", "range", "--config", filepath.Join(dir, "ok.yaml"), "--factory", "plant-a", "--class", "press", "--device", "d", "--from", "yesterday"}, `--from "yesterday"`},
+		{"missing class", []string{"query", "latest", "--config", filepath.Join(dir, "ok.yaml"), "--factory", "plant-a"}, "--class is required"},
+		{"missing factory and class", []string{"query", "latest", "--config", filepath.Join(dir, "ok.yaml")}, "--factory and --class are required"},
 		{"missing device", []string{"query", "range", "--config", filepath.Join(dir, "ok.yaml"), "--factory", "plant-a", "--class", "press"}, "range needs --device"},
 		{"no subcommand", nil, "missing subcommand"},
 		{"no query", []string{"query"}, "missing subcommand: want latest, status, window, range or gaps"},

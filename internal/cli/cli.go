@@ -148,3 +148,26 @@ func orList(s []string) string {
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
+
+// KeyToFlag returns err, a config validation error that begins with a
+// config key ("data_dir: required"), beginning with that key's flag
+// instead ("--data-dir: required") when flagOf has one: for a command run
+// with flags and no config file, whose user never wrote the key.
+func KeyToFlag(err error, flagOf map[string]string) error {
+	msg := err.Error()
+	key, rest, ok := strings.Cut(msg, ":")
+	if flag, known := flagOf[key]; ok && known {
+		return renamed{msg: flag + ":" + rest, err: err}
+	}
+	return err
+}
+
+// renamed is an error with another message that still wraps the original.
+type renamed struct {
+	msg string
+	err error
+}
+
+func (r renamed) Error() string { return r.msg }
+
+func (r renamed) Unwrap() error { return r.err }
