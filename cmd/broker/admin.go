@@ -176,23 +176,34 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 				return refusedFlag(err, *replication, *minISR)
 			}
 		})
-	list := sub("list", "list [--factory F] [--prefix P]", "list factorywire topics with partitions, retention, records, size and group lag",
+	list := sub("list", "list [--factory F] [--prefix P] [--format text|json]", "list factorywire topics with partitions, retention, records, size and group lag",
 		func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
 			factory := fs.String("factory", "", "only this factory (default: all)")
 			prefix := fs.String("prefix", "", "deployment prefix")
+			format := formatFlag(fs)
 			return func(ctx context.Context, a *topics.Admin) error {
+				if err := checkFormat(*format); err != nil {
+					return err
+				}
 				infos, err := a.List(ctx, *prefix, *factory)
 				if err != nil {
 					return err
+				}
+				if *format == "json" {
+					return writeJSON(out, topicsToJSON(infos))
 				}
 				printTopics(out, infos)
 				return nil
 			}
 		})
-	describe := sub("describe", "describe --topic T", "describe one topic",
+	describe := sub("describe", "describe --topic T [--format text|json]", "describe one topic",
 		func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
 			topic := fs.String("topic", "", "topic name (required)")
+			format := formatFlag(fs)
 			return func(ctx context.Context, a *topics.Admin) error {
+				if err := checkFormat(*format); err != nil {
+					return err
+				}
 				n, err := topics.Parse(*topic)
 				if err != nil {
 					return usageError{Err: err}
@@ -203,6 +214,9 @@ func topicsCommand(out io.Writer) *ffcli.Command {
 				}
 				for _, t := range infos {
 					if t.Name == n {
+						if *format == "json" {
+							return writeJSON(out, topicsToJSON([]topics.TopicInfo{t}))
+						}
 						printTopics(out, []topics.TopicInfo{t})
 						return nil
 					}
@@ -370,12 +384,19 @@ func groupsCommand(out io.Writer) *ffcli.Command {
 	sub := func(name, usage, help string, setup func(*flag.FlagSet) func(context.Context, *topics.Admin) error) *ffcli.Command {
 		return adminCommand("broker groups", name, usage, help, setup)
 	}
-	list := sub("list", "list", "list consumer groups with state, members and total lag",
-		func(*flag.FlagSet) func(context.Context, *topics.Admin) error {
+	list := sub("list", "list [--format text|json]", "list consumer groups with state, members and total lag",
+		func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
+			format := formatFlag(fs)
 			return func(ctx context.Context, a *topics.Admin) error {
+				if err := checkFormat(*format); err != nil {
+					return err
+				}
 				gs, err := a.Groups(ctx)
 				if err != nil {
 					return err
+				}
+				if *format == "json" {
+					return writeJSON(out, groupsToJSON(gs))
 				}
 				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "GROUP\tSTATE\tMEMBERS\tLAG")
@@ -386,15 +407,22 @@ func groupsCommand(out io.Writer) *ffcli.Command {
 			}
 		})
 	lag := func(name, help string) *ffcli.Command {
-		return sub(name, name+" --group G", help, func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
+		return sub(name, name+" --group G [--format text|json]", help, func(fs *flag.FlagSet) func(context.Context, *topics.Admin) error {
 			group := fs.String("group", "", "consumer group (required)")
+			format := formatFlag(fs)
 			return func(ctx context.Context, a *topics.Admin) error {
 				if *group == "" {
 					return usageError{Err: errors.New("--group is required")}
 				}
+				if err := checkFormat(*format); err != nil {
+					return err
+				}
 				state, parts, err := a.Lag(ctx, *group)
 				if err != nil {
 					return err
+				}
+				if *format == "json" {
+					return writeJSON(out, groupLagToJSON(*group, state, parts))
 				}
 				fmt.Fprintf(out, "group %s: %s\n", *group, state)
 				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)

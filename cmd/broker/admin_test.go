@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -107,6 +109,7 @@ func testTopicsAndGroupsCommands(t *testing.T, addr string) {
 	must([]string{"dry run: nothing committed"}, "groups", "reset", "--group", "sink", "--topic", "plant-a.press", "--to-earliest")
 	must([]string{"committed"}, "groups", "reset", "--group", "sink", "--topic", "plant-a.press", "--to-earliest", "--execute")
 	must([]string{"sink Empty 0 12"}, "groups", "list") // the lag is everything again
+	checkJSONFormat(t, target, cmd)
 
 	for _, bad := range []struct {
 		args  []string
@@ -119,6 +122,7 @@ func testTopicsAndGroupsCommands(t *testing.T, addr string) {
 		{args: []string{"topics", "create", "--factory", "plant-a", "--classes", "press", "--retention", "seven days"}, usage: true},
 		{args: []string{"groups", "reset", "--group", "sink", "--topic", "plant-a.press"}},
 		{args: []string{"groups", "lag", "--group", "sinq"}, want: "no such consumer group: sinq"},
+		{args: []string{"topics", "list", "--format", "yaml"}, want: `--format "yaml": want text or json`, usage: true},
 		{args: []string{"groups", "describe", "--group", "sinq"}, want: "no such consumer group: sinq"},
 		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--replication-factor", "-1"}, want: "--replication-factor -1", usage: true},
 		{args: []string{"topics", "create", "--factory", "plant-z", "--classes", "press", "--replication-factor", "40000"}, want: "--replication-factor 40000", usage: true},
@@ -290,4 +294,105 @@ func TestTopicsReplicationOnKafka(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// checkJSONFormat checks `--format json` of topics list and describe and
+// groups list and lag against the schema docs/OPERATIONS.md documents:
+// every key (no more, no fewer) and the values the test's set-up left
+// (plant-a.press: 4 partitions, 14d, 12 records of 852 bytes, group sink
+// 12 behind after its reset to the earliest offsets).
+func checkJSONFormat(t *testing.T, target string, cmd func(args ...string) (string, error)) {
+	t.Helper()
+	get := func(args ...string) map[string]any {
+		t.Helper()
+		out, err := cmd(append(args, "--format", "json")...)
+		if err != nil {
+			t.Fatalf("broker %s --format json: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		var v map[string]any
+		dec := json.NewDecoder(strings.NewReader(out))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil || dec.More() {
+			t.Fatalf("broker %s --format json: not one JSON object (%v):\n%s", strings.Join(args, " "), err, out)
+		}
+		return v
+	}
+	keys := func(what string, v any, want ...string) map[string]any {
+		t.Helper()
+		m, ok := v.(map[string]any)
+		if !ok {
+			t.Fatalf("%s: %v is not an object", what, v)
+		}
+		got := slices.Sorted(maps.Keys(m))
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: keys %v, want %v", what, got, want)
+		}
+		return m
+	}
+	num := func(v any) string {
+		if v == nil {
+			return "null"
+		}
+		return fmt.Sprint(v)
+	}
+	topicKeys := []string{"topic", "prefix", "factory", "class", "dlq", "partitions", "replication_factor", "min_insync_replicas",
+		"retention_ms", "records", "size_bytes", "size_error", "group_lag"}
+	minISR := map[string]string{"ours": "null", "kfake": "1", "kafka": "1"}[target]
+	for _, args := range [][]string{{"topics", "list", "--factory", "plant-a"}, {"topics", "describe", "--topic", "plant-a.press"}} {
+		doc := keys("topics", get(args...), "topics")
+		list, _ := doc["topics"].([]any)
+		var press map[string]any
+		for _, e := range list {
+			m := keys("a topic", e, topicKeys...)
+			if m["topic"] == "plant-a.press" {
+				press = m
+			}
+		}
+		if press == nil {
+			t.Fatalf("broker %s --format json: no plant-a.press in %v", strings.Join(args, " "), list)
+		}
+		got := fmt.Sprintf("prefix=%q factory=%v class=%v dlq=%v partitions=%v replication_factor=%s min_insync_replicas=%s retention_ms=%s records=%v size_bytes=%s size_error=%s group_lag=%v",
+			press["prefix"], press["factory"], press["class"], press["dlq"], press["partitions"], num(press["replication_factor"]), num(press["min_insync_replicas"]),
+			num(press["retention_ms"]), press["records"], num(press["size_bytes"]), num(press["size_error"]), press["group_lag"])
+		want := `prefix="" factory=plant-a class=press dlq=false partitions=4 replication_factor=1 min_insync_replicas=` + minISR +
+			` retention_ms=1209600000 records=12 size_bytes=852 size_error=null group_lag=map[sink:12]`
+		if got != want {
+			t.Errorf("broker %s --format json: plant-a.press\n got %s\nwant %s", strings.Join(args, " "), got, want)
+		}
+	}
+
+	doc := keys("groups", get("groups", "list"), "groups")
+	list, _ := doc["groups"].([]any)
+	found := false
+	for _, e := range list {
+		m := keys("a group", e, "group", "state", "members", "lag")
+		if m["group"] == "sink" {
+			found = true
+			if got := fmt.Sprintf("%v %v %v", m["state"], m["members"], m["lag"]); got != "Empty 0 12" {
+				t.Errorf("groups list --format json: sink is %s, want Empty 0 12", got)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("groups list --format json: no group sink in %v", list)
+	}
+
+	lag := keys("group lag", get("groups", "lag", "--group", "sink"), "group", "state", "partitions")
+	if lag["group"] != "sink" || lag["state"] != "Empty" {
+		t.Errorf("groups lag --format json: group %v state %v, want sink Empty", lag["group"], lag["state"])
+	}
+	parts, _ := lag["partitions"].([]any)
+	var total int64
+	for _, e := range parts {
+		m := keys("a partition", e, "topic", "partition", "committed", "end", "lag", "member")
+		if m["topic"] != "plant-a.press" || m["member"] != nil {
+			t.Errorf("groups lag --format json: partition %v", m)
+		}
+		n, _ := m["lag"].(json.Number).Int64()
+		total += n
+	}
+	if total != 12 {
+		t.Errorf("groups lag --format json: lag sums to %d over %v, want 12", total, parts)
+	}
 }
