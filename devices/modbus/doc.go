@@ -186,6 +186,19 @@
 // ends, samples not yet emitted are dropped, as a poll cut short is: their
 // seqs were never stored, so the next run uses them.
 //
+// # Changing devices while polling
+//
+// Poller.Change removes and adds devices while Run runs (a device in both
+// lists restarts). Each connection's scheduling goroutine applies its part
+// between two polls, so the devices not named keep their due times, their
+// state and their connection; a connection left without device has its
+// goroutine return (its Conn is the caller's to close), a new one gets a
+// goroutine. A removed device's samples not yet emitted are emitted
+// before Change returns, and a device added back under the same id, on
+// whatever connection, continues its seq: seqs never repeat nor leave a
+// gap across a restart. Changes are serialised and checked whole first: a
+// refused change changes nothing.
+//
 // # Health
 //
 // Poller.Health returns, for every device, its last attempt and success,

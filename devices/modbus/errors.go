@@ -53,6 +53,10 @@ var (
 	// ErrRunning is returned by a second call of Poller.Run.
 	ErrRunning = errors.New("modbus: poller already running")
 
+	// ErrStopped is returned by Poller.Change once Run has returned, or
+	// when Run ends during the change.
+	ErrStopped = errors.New("modbus: poller stopped")
+
 	// ErrInvalidConfig is wrapped by the errors of the Validate methods and
 	// of NewPoller; the message names the field and its value.
 	ErrInvalidConfig = errors.New("modbus: invalid config")

@@ -97,16 +97,43 @@ type Poller struct {
 	log     *slog.Logger
 	now     func() time.Time
 	emit    EmitFunc
-	groups  []*group
-	devs    []*device // sorted by ID, for Health
-	mu      sync.Mutex
 	running atomic.Bool
+
+	// changeMu serialises Change. The device set (groups, devs, seqs)
+	// changes only under changeMu and mu together, so Change reads it
+	// under changeMu alone.
+	changeMu sync.Mutex
+
+	mu      sync.Mutex
+	groups  []*group
+	devs    []*device         // sorted by ID, for Health
+	seqs    map[string]uint64 // next seq of the devices Change removed, by id
+	run     *runState         // set while Run runs
+	stopped bool              // Run has returned, or is returning
+	wg      sync.WaitGroup    // the scheduling goroutines
+}
+
+// runState is what Run shares with the scheduling goroutines it starts,
+// and with those Change starts while it runs.
+type runState struct {
+	ctx  context.Context
+	fail func(error) // records the first error and ends Run
 }
 
 // group is the devices of one Conn, owned by its scheduling goroutine.
 type group struct {
-	conn *Conn
-	due  dueHeap
+	conn    *Conn
+	due     dueHeap
+	changes chan groupChange // Change to the running goroutine; buffered, one at a time
+	done    chan struct{}    // closed when the goroutine has returned
+}
+
+// groupChange is Change's message to a running scheduling goroutine.
+type groupChange struct {
+	remove  []*device
+	add     []*device         // their sched and health set, due not yet
+	applied chan struct{}     // closed once applied; not closed if the goroutine stops first
+	seqs    map[string]uint64 // filled before applied: the next seq of each removed device
 }
 
 // device is a Device and its state. The scheduling goroutine owns the
@@ -134,9 +161,8 @@ func NewPoller(cfg PollerConfig, devs []Device, emit EmitFunc, opts ...Option) (
 		return nil, fmt.Errorf("%w: emit function is nil", ErrInvalidConfig)
 	}
 	o := buildOptions(opts)
-	p := &Poller{cfg: cfg, log: o.log, now: o.now, emit: emit}
+	p := &Poller{cfg: cfg, log: o.log, now: o.now, emit: emit, seqs: map[string]uint64{}}
 	seen := map[string]bool{}
-	groups := map[*Conn]*group{}
 	now := p.now()
 	for i := range devs {
 		d := &device{Device: devs[i]}
@@ -171,20 +197,34 @@ func NewPoller(cfg PollerConfig, devs []Device, emit EmitFunc, opts ...Option) (
 			d.sched = s
 		}
 		d.due = d.sched.next(now)
-		d.health = DeviceHealth{
-			ID: d.ID, Factory: d.Factory, Class: d.Class.Name, Conn: d.Conn.Name(), Unit: d.Unit,
-			Schedule: d.Schedule.String(), NextDue: d.due, NextSeq: d.Seq,
-		}
-		g := groups[d.Conn]
+		d.initHealth()
+		g := p.group(d.Conn)
 		if g == nil {
 			g = &group{conn: d.Conn}
-			groups[d.Conn] = g
 			p.groups = append(p.groups, g)
 		}
 		heap.Push(&g.due, d)
 	}
 	slices.SortFunc(p.devs, func(a, b *device) int { return cmp.Compare(a.ID, b.ID) })
 	return p, nil
+}
+
+// group returns conn's group, nil if it has none.
+func (p *Poller) group(conn *Conn) *group {
+	for _, g := range p.groups {
+		if g.conn == conn {
+			return g
+		}
+	}
+	return nil
+}
+
+// initHealth sets d's health as it is before its first poll.
+func (d *device) initHealth() {
+	d.health = DeviceHealth{
+		ID: d.ID, Factory: d.Factory, Class: d.Class.Name, Conn: d.Conn.Name(), Unit: d.Unit,
+		Schedule: d.Schedule.String(), NextDue: d.due, NextSeq: d.Seq,
+	}
 }
 
 // check validates a device's identity, class, plan and unit.
@@ -226,7 +266,15 @@ func (p *Poller) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var (
+		errOnce sync.Once
+		runErr  error
+	)
 	p.mu.Lock()
+	p.run = &runState{ctx: ctx, fail: func(err error) {
+		errOnce.Do(func() { runErr = err })
+		cancel()
+	}}
 	now := p.now()
 	for _, g := range p.groups {
 		for _, d := range g.due {
@@ -234,25 +282,31 @@ func (p *Poller) Run(ctx context.Context) error {
 			d.health.NextDue = d.due
 		}
 		heap.Init(&g.due)
+		p.startGroup(g)
 	}
 	p.mu.Unlock()
 
-	var (
-		wg      sync.WaitGroup
-		errOnce sync.Once
-		runErr  error
-	)
-	for _, g := range p.groups {
-		wg.Go(func() {
-			if err := p.runGroup(ctx, g); err != nil {
-				errOnce.Do(func() { runErr = err })
-				cancel()
-			}
-		})
-	}
 	<-ctx.Done()
-	wg.Wait()
+	// No goroutine starts after this (Change checks stopped), so the
+	// wait below sees them all.
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	p.wg.Wait()
 	return runErr
+}
+
+// startGroup starts g's scheduling goroutine. p.mu is held and Run runs.
+func (p *Poller) startGroup(g *group) {
+	g.changes = make(chan groupChange, 1)
+	g.done = make(chan struct{})
+	run := p.run
+	p.wg.Go(func() {
+		defer close(g.done)
+		if err := p.runGroup(run.ctx, g); err != nil {
+			run.fail(err)
+		}
+	})
 }
 
 // Health returns a snapshot of every device's state, sorted by id. It is
@@ -270,7 +324,8 @@ func (p *Poller) Health() []DeviceHealth {
 // runGroup is the scheduling loop of one connection: wait for the earliest
 // due device, poll it, reschedule it; end the scan (the Conn's
 // CloseAfterScan) and emit the samples taken before waiting again (or
-// emit when the batch is full or old).
+// emit when the batch is full or old). Between two polls it applies the
+// changes Change sends; it returns nil once a change leaves it no device.
 func (p *Poller) runGroup(ctx context.Context, g *group) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -282,6 +337,13 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 		}
 	}()
 	for {
+		select {
+		case c := <-g.changes:
+			if err := p.applyChange(ctx, g, &b, c); err != nil || ctx.Err() != nil || len(g.due) == 0 {
+				return err
+			}
+		default:
+		}
 		d := g.due[0]
 		if wait := d.due.Sub(p.now()); wait > 0 {
 			if scanning {
@@ -301,6 +363,11 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
+			case c := <-g.changes:
+				if err := p.applyChange(ctx, g, &b, c); err != nil || ctx.Err() != nil || len(g.due) == 0 {
+					return err
+				}
+				continue
 			case <-ctx.Done():
 				return nil
 			}
