@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,16 +30,29 @@ import (
 const drainTimeout = 5 * time.Second
 
 // Gateway polls its devices into the spool and forwards the spool to Kafka.
-// Build it with New, run it with Run; it owns every connection, the spool
-// and the producer, and releases them when Run returns.
+// Build it with New, run it with Run, change its devices and connections
+// with Reload; it owns every connection, the spool and the producer, and
+// releases them when Run returns.
 type Gateway struct {
-	cfg     Config
-	log     *slog.Logger
-	classes map[string]*devices.Class
-	topics  map[string]string // class -> topic, built once for emit
-	spool   *Spool
-	conns   []*modbus.Conn
-	poller  *modbus.Poller
+	cfg    Config // as New got it: the keys Reload cannot change keep these values
+	log    *slog.Logger
+	spool  *Spool
+	poller *modbus.Poller
+	// topics is class -> topic for emit, replaced (never changed) by
+	// Reload, which only adds classes: a sample of a class a reload
+	// removed may still be emitted while the change is applied.
+	topics atomic.Pointer[map[string]string]
+	// schedules is device id -> schedule for /devices, replaced by Reload.
+	schedules atomic.Pointer[map[string]modbus.Schedule]
+
+	// reloadMu serialises Reload, and guards what it changes: applied,
+	// classes and conns, and stopped, which Run sets before releasing.
+	reloadMu sync.Mutex
+	applied  Config                    // cfg with the reloads applied
+	classes  map[string]*devices.Class // the register maps of applied's devices
+	conns    map[string]*modbus.Conn   // by connection name
+	stopped  bool
+
 	client  *kgo.Client
 	kafka   *kafkaclient.Monitor
 	fwd     *forwarder // set by Run before ready is closed
@@ -159,7 +173,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
-	g := &Gateway{cfg: cfg, log: logger, reg: prometheus.NewRegistry(), ready: make(chan struct{})}
+	g := &Gateway{cfg: cfg, applied: cfg, log: logger, reg: prometheus.NewRegistry(), ready: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -167,10 +181,13 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		}
 	}()
 	g.classes = make(map[string]*devices.Class, len(plan.Classes))
-	g.topics = make(map[string]string, len(plan.Classes))
+	topics := make(map[string]string, len(plan.Classes))
 	for _, c := range plan.Classes {
-		g.classes[c.Name], g.topics[c.Name] = c, cfg.Topic(c.Name)
+		g.classes[c.Name], topics[c.Name] = c, cfg.Topic(c.Name)
 	}
+	g.topics.Store(&topics)
+	schedules := schedulesOf(cfg)
+	g.schedules.Store(&schedules)
 	if g.spool, err = OpenSpool(filepath.Join(cfg.DataDir, "spool"), cfg.Spool, logger); err != nil {
 		return nil, err
 	}
@@ -186,40 +203,17 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	})
 	g.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	conns := map[string]*modbus.Conn{}
+	g.conns = map[string]*modbus.Conn{}
 	for _, cc := range cfg.Connections {
-		cc = cc.WithDefaults()
-		c, err := modbus.NewConn(cc, modbus.WithLogger(logger), modbus.WithObserver(g.metrics))
+		c, err := g.newConn(cc)
 		if err != nil {
-			return nil, fmt.Errorf("connection %s: %w", cc.Name, err)
+			return nil, err
 		}
-		g.conns = append(g.conns, c)
-		conns[cc.Name] = c
+		g.conns[c.Name()] = c
 	}
 	devs := make([]modbus.Device, 0, len(cfg.Devices))
 	for _, d := range cfg.Devices {
-		class := g.classes[d.Class]
-		dev := modbus.Device{
-			ID:       d.ID,
-			Factory:  cfg.Factory,
-			Class:    class,
-			Conn:     conns[d.Connection],
-			Unit:     1,
-			Schedule: d.Schedule,
-			Seq:      next[d.ID],
-		}
-		if d.Unit != nil {
-			dev.Unit = *d.Unit
-		}
-		dev.Plan = plan.plans[d.ID] // empty: the class's own plan
-		var classRBE *ExceptionConfig
-		if e, ok := cfg.ReportByException[d.Class]; ok {
-			classRBE = &e
-		}
-		if f := exceptionFor(classRBE, d.ReportByException); f != nil {
-			dev.Report = f.report
-		}
-		devs = append(devs, dev)
+		devs = append(devs, device(cfg, plan, g.classes[d.Class], d, g.conns[d.Connection], next[d.ID]))
 	}
 	if g.poller, err = modbus.NewPoller(cfg.Poller, devs, g.emit, modbus.WithLogger(logger), modbus.WithObserver(g.metrics)); err != nil {
 		return nil, err
@@ -241,6 +235,51 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	}
 	ok = true
 	return g, nil
+}
+
+// newConn builds the connection of cc (its defaults applied).
+func (g *Gateway) newConn(cc modbus.ConnConfig) (*modbus.Conn, error) {
+	cc = cc.WithDefaults()
+	c, err := modbus.NewConn(cc, modbus.WithLogger(g.log), modbus.WithObserver(g.metrics))
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", cc.Name, err)
+	}
+	return c, nil
+}
+
+// device is the modbus.Device of d in cfg, of class (plan is Check's for
+// cfg), polled through conn, whose next seq is seq.
+func device(cfg Config, plan Plan, class *devices.Class, d DeviceConfig, conn *modbus.Conn, seq uint64) modbus.Device {
+	dev := modbus.Device{
+		ID:       d.ID,
+		Factory:  cfg.Factory,
+		Class:    class,
+		Conn:     conn,
+		Unit:     1,
+		Schedule: d.Schedule,
+		Seq:      seq,
+	}
+	if d.Unit != nil {
+		dev.Unit = *d.Unit
+	}
+	dev.Plan = plan.plans[d.ID] // empty: the class's own plan
+	var classRBE *ExceptionConfig
+	if e, ok := cfg.ReportByException[d.Class]; ok {
+		classRBE = &e
+	}
+	if f := exceptionFor(classRBE, d.ReportByException); f != nil {
+		dev.Report = f.report
+	}
+	return dev
+}
+
+// schedulesOf is each device's schedule in cfg, by id.
+func schedulesOf(cfg Config) map[string]modbus.Schedule {
+	out := make(map[string]modbus.Schedule, len(cfg.Devices))
+	for _, d := range cfg.Devices {
+		out[d.ID] = d.Schedule
+	}
+	return out
 }
 
 // codecs are the kafka.compression values and their codecs.
@@ -270,7 +309,7 @@ func (g *Gateway) emit(ctx context.Context, samples []devices.Sample) error {
 }
 
 // topicOf is the topic of a sample of this gateway.
-func (g *Gateway) topicOf(s *devices.Sample) string { return g.topics[s.Class] }
+func (g *Gateway) topicOf(s *devices.Sample) string { return (*g.topics.Load())[s.Class] }
 
 // Addr is the HTTP listener's address, nil when HTTPListen is empty.
 func (g *Gateway) Addr() net.Addr {
@@ -306,13 +345,21 @@ func (g *Gateway) Run(ctx context.Context) error {
 		defer wg.Done()
 		g.fwd.run(fwdCtx)
 	}()
-	g.log.Info("gateway running", "factory", g.cfg.Factory, "devices", len(g.cfg.Devices), "connections", len(g.cfg.Connections),
+	g.reloadMu.Lock()
+	devs, conns := len(g.applied.Devices), len(g.applied.Connections)
+	g.reloadMu.Unlock()
+	g.log.Info("gateway running", "factory", g.cfg.Factory, "devices", devs, "connections", conns,
 		"brokers", strings.Join(g.cfg.Kafka.Brokers, ","), "kafka", g.cfg.Kafka.Describe(), "spool", filepath.Join(g.cfg.DataDir, "spool"), "http", g.Addr())
 	close(g.ready)
 	err := g.poller.Run(ctx)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
 	}
+	// A reload in progress ends now (the poller has stopped); none
+	// starts after this, so release below has the connections to itself.
+	g.reloadMu.Lock()
+	g.stopped = true
+	g.reloadMu.Unlock()
 	// Polling has stopped: give the forwarder a moment to deliver the
 	// last samples, then stop it (what is left stays in the spool).
 	g.waitDrained(drainTimeout)
@@ -369,15 +416,11 @@ func (g *Gateway) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	schedules := make(map[string]modbus.Schedule, len(g.cfg.Devices))
-	for _, d := range g.cfg.Devices {
-		schedules[d.ID] = d.Schedule
-	}
 	mux.HandleFunc("/devices", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(devicesJSON(g.poller.Health(), schedules))
+		enc.Encode(devicesJSON(g.poller.Health(), *g.schedules.Load()))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,7 +18,13 @@ import (
 // waits for Run to return and fails the test on its error.
 func runGateway(t *testing.T, cfg Config) (*Gateway, func()) {
 	t.Helper()
-	g, err := New(cfg, testLogger())
+	return runGatewayLogged(t, cfg, testLogger())
+}
+
+// runGatewayLogged is runGateway with the gateway logging to logger.
+func runGatewayLogged(t *testing.T, cfg Config, logger *slog.Logger) (*Gateway, func()) {
+	t.Helper()
+	g, err := New(cfg, logger)
 	if err != nil {
 		t.Fatalf("new gateway: %v", err)
 	}

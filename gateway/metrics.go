@@ -23,6 +23,11 @@ type metrics struct {
 	spoolBytes      prometheus.GaugeFunc
 	dropped         *prometheus.CounterVec // topic
 	fullWaits       prometheus.Counter
+	// The configuration reloads (Gateway.Reload), named as Prometheus
+	// names its own.
+	reloads           *prometheus.CounterVec // result: success, failure
+	lastReloadOK      prometheus.Gauge
+	lastReloadSuccess prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, spool *Spool, health func() []modbus.DeviceHealth) *metrics {
@@ -49,9 +54,20 @@ func newMetrics(reg prometheus.Registerer, spool *Spool, health func() []modbus.
 			Help: "Samples dropped unforwarded because the spool was full (when_full: drop_oldest), by topic."}, []string{"topic"}),
 		fullWaits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "spool_full_waits_total",
 			Help: "Times polling paused because the spool was full (when_full: pause_polling)."}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "config_reloads_total",
+			Help: "Configuration reloads (SIGHUP) by result (success, failure); a failed one keeps the running configuration."}, []string{"result"}),
+		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "config_last_reload_successful",
+			Help: "Whether the last configuration reload succeeded (1) or failed (0); 1 before any."}),
+		lastReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded successfully: at start, then at each successful reload."}),
 	}
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	m.lastReloadOK.Set(1)
+	m.lastReloadSuccess.SetToCurrentTime()
 	reg.MustRegister(m.requests, m.requestErrors, m.roundTrip, m.connects, m.produced, m.produceErrors, m.kafkaConnErrors,
-		m.spoolBytes, m.dropped, m.fullWaits, &deviceCollector{health: health}, &backlogCollector{spool: spool})
+		m.spoolBytes, m.dropped, m.fullWaits, m.reloads, m.lastReloadOK, m.lastReloadSuccess,
+		&deviceCollector{health: health}, &backlogCollector{spool: spool})
 	spool.dropped = func(topic string, n int) { m.dropped.WithLabelValues(topic).Add(float64(n)) }
 	spool.fullWaits = m.fullWaits.Inc
 	return m
