@@ -9,6 +9,13 @@
 //	gateway simulate --listen 127.0.0.1:5020 --device 1=press --device 2=power-meter [--fault unit=1,kind=exception,exception=2]
 //	gateway simulate --serial /dev/ttyUSB0 --baud-rate 9600 --parity N --stop-bits 2 --devices 2 --classes press
 //
+// run polls and forwards until SIGINT or SIGTERM. SIGHUP reloads the config
+// file and the register maps (gateway.Gateway.Reload): devices and
+// connections that changed restart, the others poll on undisturbed; a
+// config that fails its check is logged and the running one stays; keys
+// that need a restart (kafka, spool, data_dir...) are logged and keep
+// their values. systemd: ExecReload=/bin/kill -HUP $MAINPID.
+//
 // check validates the config and the register maps and prints the read plan
 // of every device class and the topics the gateway writes, without
 // connecting to anything.
@@ -46,6 +53,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"sort"
 	"strings"
@@ -121,10 +129,16 @@ func runCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:       "run",
 		ShortUsage: "gateway run --config FILE [flags]",
-		ShortHelp:  "poll and forward until SIGINT or SIGTERM",
+		ShortHelp:  "poll and forward until SIGINT or SIGTERM; SIGHUP reloads the config",
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 		Exec: func(ctx context.Context, _ []string) error {
+			// Before anything else: SIGHUP's default action ends the
+			// process. One that comes before Run is applied when the
+			// gateway is built.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			logger, err := cli.Logger(*logLevel, *logFormat)
 			if err != nil {
 				return err
@@ -143,7 +157,25 @@ func runCommand() *ffcli.Command {
 			}
 			ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			// One goroutine reloads, so SIGHUPs are applied one after
+			// the other (and Reload serialises anyway); those that come
+			// during a reload make one more.
+			reloading := make(chan struct{})
+			go func() {
+				defer close(reloading)
+				for {
+					select {
+					case <-hup:
+						logger.Info("SIGHUP: reloading the configuration", "config", *f.config)
+						g.Reload(*f.config, func() (gateway.Config, error) { return f.load(fs) }) // logs its outcome
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
 			err = g.Run(ctx)
+			stop()
+			<-reloading
 			logger.Info("gateway stopped")
 			return err
 		},
