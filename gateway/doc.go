@@ -136,8 +136,8 @@
 // HTTPListen serves /metrics (Prometheus: Modbus requests, errors by kind
 // and exception code, round trips, connects; per-device polls, samples,
 // suppressed samples, failures, last success; spool samples, bytes and oldest age; produced
-// samples and produce errors; refused Kafka connections by cause; Go
-// runtime and process), /healthz (200 while the process runs), /readyz
+// samples and produce errors; refused Kafka connections by cause;
+// configuration reloads; Go runtime and process), /healthz (200 while the process runs), /readyz
 // (200 once Run has started, no broker refuses the connection, the broker
 // answers within 2 s, and no topic's samples have waited for an
 // acknowledgement, or kept failing, for longer than kafka.stall_timeout;
@@ -193,9 +193,52 @@
 // goes on into the spool, and everything is forwarded in order once the
 // replicas return.
 //
-// # Not supported
+// # Reload
 //
-// The configuration is read once: SIGHUP does not reload devices. Restart
-// the gateway to apply a change; the spool keeps every sample across the
-// restart and seq continues.
+// Gateway.Reload applies a new configuration while the gateway runs;
+// `gateway run` calls it on SIGHUP, reading the config file (with the
+// --brokers and --data-dir overrides of the start) and the register maps
+// in classes_dir again, as Telegraf's --watch-config and SIGHUP do. The new
+// configuration goes through the checks of a start (gateway check); one
+// that fails, or a register map that does not parse, is logged at error
+// level with the error (file, line and key), counted, and changes nothing:
+// the running configuration keeps polling. Otherwise the change is made in
+// place, and the spool and the forwarder are not touched (what is spooled
+// is forwarded in order throughout, the producer keeps its connections):
+//
+//	what changed                                           what happens
+//	a connection's settings (defaults applied)             closed and opened again; its devices restart
+//	a connection added / removed                           opened at its first poll / closed
+//	a device's entry, any key (class, connection, unit,    the device restarts
+//	  interval or cron, max_registers_per_read,
+//	  report_by_exception...)
+//	its class's register map (fields, max_gap)             the class's devices restart
+//	its class's report_by_exception entry                  the class's devices restart
+//	a device added                                         it starts, seq recovered from the spool as at a start
+//	a device removed                                       it stops; its spooled samples are still forwarded
+//	anything else of a connection or device                nothing: same socket, same schedule, no missed poll
+//	factory, topic_prefix, data_dir, http_listen, kafka,   logged at warn level, one line per key ("kafka.linger"),
+//	  spool, poller (every key but classes_dir,              and kept at its running value until a restart
+//	  connections, devices, report_by_exception)
+//
+// A restarted device stops between two polls of its connection, its
+// samples taken so far are spooled, and it polls again as configured; its
+// seq goes on from where it was (never repeated, no gap, even when it
+// moves to another connection or class), and its report by exception
+// starts anew (its first sample is sent). Keys that need a restart keep
+// their values so that a reload never half-applies a new spool, producer
+// or listener; a factory or topic_prefix kept means the samples keep going
+// to the running topics. One info line sums up each reload:
+//
+//	level=INFO msg="config reloaded" config=/etc/factorywire/gateway.yaml devices_added=press-09
+//	  devices_removed=press-04 devices_restarted="press-02 (unit, interval), oven-1 (register map temperature-controller)"
+//	  connections_restarted=line-2 register_maps_changed=temperature-controller needs_restart=kafka.linger
+//
+// Reloads are serialised (a SIGHUP during a reload makes one more after
+// it), and a stop during a reload ends it cleanly. /devices shows the new
+// device set as soon as Reload returns. The metrics follow Prometheus's
+// own: factorywire_gateway_config_reloads_total{result="success"|"failure"},
+// factorywire_gateway_config_last_reload_successful (1 or 0; 1 before any
+// reload) and factorywire_gateway_config_last_reload_success_timestamp_seconds
+// (the start, then each successful reload).
 package gateway
