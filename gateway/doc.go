@@ -224,8 +224,10 @@
 // A restarted device stops between two polls of its connection, its
 // samples taken so far are spooled, and it polls again as configured; its
 // seq goes on from where it was (never repeated, no gap, even when it
-// moves to another connection or class), and its report by exception
-// starts anew (its first sample is sent). Keys that need a restart keep
+// moves to another connection or class), its report by exception starts
+// anew (its first sample is sent), and its counters in /devices and
+// /metrics start again from 0 (rate() takes a counter reset in its
+// stride). Keys that need a restart keep
 // their values so that a reload never half-applies a new spool, producer
 // or listener; a factory or topic_prefix kept means the samples keep going
 // to the running topics. One info line sums up each reload:

@@ -62,6 +62,10 @@ func (g *Gateway) Reload(source string, load func() (Config, error)) error {
 		return ErrStopped
 	}
 	if err := g.reload(source, load); err != nil {
+		if errors.Is(err, modbus.ErrStopped) {
+			g.log.Info("config reload interrupted: the gateway is stopping", "config", source)
+			return err
+		}
 		g.metrics.reloads.WithLabelValues("failure").Inc()
 		g.metrics.lastReloadOK.Set(0)
 		g.log.Error("config reload failed; the running configuration stays", "config", source, "err", err)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/devices/simulator"
 )
 
@@ -162,5 +164,43 @@ func TestPollerChangeBeforeAndAfterRun(t *testing.T) {
 	checkPress(t, col.get("a")[0], 2)
 	if err := p.Change(Change{Remove: []string{"b"}}); !errors.Is(err, ErrStopped) {
 		t.Errorf("Change after Run: %v, want ErrStopped", err)
+	}
+}
+
+// TestPollerChangeDuringStop: a change waiting for a connection whose Emit
+// blocks (backpressure) returns ErrStopped when Run ends, and Run returns.
+func TestPollerChangeDuringStop(t *testing.T) {
+	s := newSim(t, simulator.Config{})
+	addUnit(t, s, 1)
+	c := newConn(t, ConnConfig{Address: s.Addr().String()})
+	blocked := make(chan struct{})
+	var once sync.Once
+	p, err := NewPoller(PollerConfig{}, []Device{{ID: "a", Factory: "plant-a", Class: parseClass(t, pressYAML), Conn: c, Unit: 1, Schedule: Schedule{Interval: 100 * time.Millisecond}}},
+		func(ctx context.Context, _ []devices.Sample) error {
+			once.Do(func() { close(blocked) })
+			<-ctx.Done() // a spool that stays full
+			return ctx.Err()
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	<-blocked
+	changed := make(chan error, 1)
+	go func() { changed <- p.Change(Change{Remove: []string{"a"}}) }()
+	select {
+	case err := <-changed:
+		t.Fatalf("Change returned %v while the connection's Emit blocks", err)
+	case <-time.After(200 * time.Millisecond): // not a timing assertion: it must not return at all before the stop
+	}
+	cancel()
+	if err := <-changed; !errors.Is(err, ErrStopped) {
+		t.Errorf("Change during the stop: %v, want ErrStopped", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }
