@@ -1,5 +1,6 @@
-// Package simulator is a Modbus TCP and RTU device simulator with fault
-// injection.
+// Package simulator is a Modbus device simulator with fault injection: it
+// serves Modbus TCP, RTU and ASCII on serial lines, and RTU and ASCII over
+// TCP (a serial device server in raw mode).
 // Tests, benchmarks and the demo run it in-process: a Server listens (on a
 // free loopback port by default, see Addr) and serves units, each a
 // simulated device with its four tables, whose values tests set through
@@ -61,23 +62,45 @@
 // function. An exception reply is the function code with bit 7 set and the
 // exception code: 83 02 for an out-of-range read of holding registers.
 //
-// # RTU
+// # Serial lines
 //
-// ServeSerial (or ServeRTU on any port) serves the same units as Modbus RTU
-// slaves on a serial line: a request is the unit id, the PDU and the CRC-16
-// (polynomial 0xA001, low byte first), the reply likewise. Frames are cut
-// by length, known from the function code (8 bytes for functions 1 to 6,
-// 9 + byte count for 15 and 16); a frame of another function ends at the
-// first silence of the line (a read of the port that times out, 50ms) and
-// is answered exception 1 if its CRC holds. A frame with a bad CRC, one cut
+// ServeSerial (or ServeRTU and ServeASCII on any port) serves the same
+// units as Modbus RTU or ASCII slaves on a serial line
+// (SerialConfig.Framing). Config.Framing makes every TCP connection such a
+// line instead of Modbus TCP: RTU or ASCII over TCP, as a serial device
+// server in raw (transparent) mode passes them. Config.NoTCP serves a line
+// without a TCP listener.
+//
+// RTU: a request is the unit id, the PDU and the CRC-16 (polynomial
+// 0xA001, low byte first), the reply likewise. Frames are cut by length,
+// known from the function code (8 bytes for functions 1 to 6, 9 + byte
+// count for 15 and 16); a frame of another function ends at the first
+// silence of the line (a read of the port that times out, 50ms) and is
+// answered exception 1 if its CRC holds. A frame with a bad CRC, one cut
 // short by silence, or bytes that frame nothing are discarded up to the
-// next silence, counted in Stats.BadFrames and logged; the master times
-// out, as on a real bus. Unit id 0 is a broadcast: executed, never
-// answered. Faults apply as on TCP, except those that need a connection or
-// a transaction id: FaultDrop sends nothing (there is no connection to
-// close), and FaultWrongTransactionID answers with the unit id's top bit
-// flipped, a reply from another unit. Config.NoTCP serves a line without a
-// TCP listener. A line counts as one connection in Stats.
+// next silence.
+//
+// ASCII: a frame is ':', the unit id, the PDU and the LRC (the two's
+// complement of the 8-bit sum of unit and PDU) as pairs of hexadecimal
+// digits (either case in a request; replies in upper case), then CR LF,
+// at most 513 characters:
+//
+//	request   :1103006B00037E<CR><LF>    unit 0x11, read holding registers 0x006B, 3 registers, LRC 0x7E
+//
+// Silence does not end an ASCII frame; a ':' starts a new one. Bytes
+// before a ':', a frame cut short by the ':' of another, a frame with a
+// character other than a hexadecimal digit, an odd number of digits, no
+// CR before its LF, more than 513 characters or a bad LRC are discarded.
+//
+// Every discarded frame is counted in Stats.BadFrames and logged; the
+// master times out, as on a real bus, and the next frame is served. Unit
+// id 0 is a broadcast: executed, never answered. Faults apply as on Modbus
+// TCP, except those that need a transaction id or a connection: a
+// FaultWrongTransactionID answers with the unit id's top bit flipped, a
+// reply from another unit, and FaultDrop sends nothing on a serial line
+// (there is no connection to close) but closes an RTU or ASCII over TCP
+// connection. A serial line counts as one connection in Stats, and so does
+// each TCP connection.
 //
 // # Units
 //

@@ -3,29 +3,28 @@ package simulator
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/goburrow/serial"
 )
 
-// SerialConfig is a serial line to serve Modbus RTU on. The fields and
-// their defaults are those of a gateway connections entry with transport
-// rtu.
+// SerialConfig is a serial line to serve Modbus RTU or ASCII on. The
+// fields and their defaults are those of a gateway connections entry with
+// transport rtu or ascii.
 type SerialConfig struct {
-	Device   string // the serial device, /dev/ttyUSB0; required
-	BaudRate int    // bit/s; default 19200
-	DataBits int    // 7 or 8; default 8
-	Parity   string // N, E or O; default E
-	StopBits int    // 1 or 2; default 1
+	Device   string  // the serial device, /dev/ttyUSB0; required
+	Framing  Framing // FramingRTU (the default) or FramingASCII
+	BaudRate int     // bit/s; default 19200
+	DataBits int     // 7 or 8; default 8 for RTU, 7 for ASCII
+	Parity   string  // N, E or O; default E
+	StopBits int     // 1 or 2; default 1
 }
 
 // rtuPoll is how long one read of the serial line waits for a byte: the
 // longest a served line takes to notice Close or its context, and the
-// silence after which a partial frame is discarded.
+// silence after which a partial RTU frame is discarded.
 const rtuPoll = 50 * time.Millisecond
 
 // Sizes of an RTU frame: unit id, PDU, CRC-16 (little-endian).
@@ -35,13 +34,21 @@ const (
 )
 
 // ServeSerial opens the serial line cfg and serves the server's units on it
-// as Modbus RTU slaves until ctx ends or Close is called; it closes the line
-// when it returns, and returns nil then, or the error that stopped it.
-// One line serves one request at a time, as a bus does. See doc.go (RTU)
-// for the framing and how faults apply.
+// as Modbus RTU (or ASCII) slaves until ctx ends or Close is called; it
+// closes the line when it returns, and returns nil then, or the error that
+// stopped it. One line serves one request at a time, as a bus does. See
+// doc.go (Serial lines) for the framing and how faults apply.
 func (s *Server) ServeSerial(ctx context.Context, cfg SerialConfig) error {
 	if cfg.Device == "" {
 		return fmt.Errorf("simulator: serial: no device: %w", ErrConfig)
+	}
+	serve := s.ServeRTU
+	switch cfg.Framing {
+	case "", FramingRTU:
+	case FramingASCII:
+		serve = s.ServeASCII
+	default:
+		return fmt.Errorf("simulator: serial %s: framing %q: want %q or %q: %w", cfg.Device, cfg.Framing, FramingRTU, FramingASCII, ErrConfig)
 	}
 	sc := &serial.Config{Address: cfg.Device, BaudRate: cfg.BaudRate, DataBits: cfg.DataBits,
 		Parity: cfg.Parity, StopBits: cfg.StopBits, Timeout: rtuPoll}
@@ -50,6 +57,9 @@ func (s *Server) ServeSerial(ctx context.Context, cfg SerialConfig) error {
 	}
 	if sc.DataBits == 0 {
 		sc.DataBits = 8
+		if cfg.Framing == FramingASCII {
+			sc.DataBits = 7
+		}
 	}
 	if sc.Parity == "" {
 		sc.Parity = "E"
@@ -62,7 +72,7 @@ func (s *Server) ServeSerial(ctx context.Context, cfg SerialConfig) error {
 		return fmt.Errorf("simulator: open serial %s: %w", cfg.Device, err)
 	}
 	defer port.Close()
-	return s.ServeRTU(ctx, port)
+	return serve(ctx, port)
 }
 
 // ServeRTU serves the server's units as Modbus RTU slaves on port until ctx
@@ -73,40 +83,25 @@ func (s *Server) ServeSerial(ctx context.Context, cfg SerialConfig) error {
 // that it must stop. The caller closes port.
 func (s *Server) ServeRTU(ctx context.Context, port io.ReadWriter) error {
 	id := s.stats.connections.Add(1)
-	log := s.log.With("transport", "rtu")
-	stopped := func() bool { return ctx.Err() != nil || s.ctx.Err() != nil }
-	wait := func(d time.Duration) bool {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return true
-		case <-ctx.Done():
-			return false
-		case <-s.ctx.Done():
-			return false
-		}
+	if err := s.newLine(ctx, port, id, s.log.With("transport", "rtu"), false).serveRTU(); err != nil {
+		return fmt.Errorf("simulator: rtu: %w", err)
 	}
+	return nil
+}
+
+// serveRTU serves RTU frames until the line stops.
+func (l *line) serveRTU() error {
 	buf := make([]byte, 0, 2*rtuMaxFrame)
 	var chunk [rtuMaxFrame]byte
-	out := make([]byte, 0, rtuMaxFrame)
-	pdu := make([]byte, 0, maxPDU)
-	for !stopped() {
-		n, err := port.Read(chunk[:])
-		buf = append(buf, chunk[:n]...)
-		silent := false
-		if err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, serial.ErrTimeout) {
-				if stopped() {
-					return nil
-				}
-				return fmt.Errorf("simulator: rtu: read: %w", err)
-			}
-			silent = true
+	for !l.stopped() {
+		n, silent, stop, err := l.read(chunk[:])
+		if stop {
+			return err
 		}
+		buf = append(buf, chunk[:n]...)
 		if len(buf) > rtuMaxFrame { // no silence, no frame: noise on the line
-			s.stats.badFrames.Add(1)
-			log.Warn("simulator: rtu: discarding bytes that frame no request", "bytes", len(buf))
+			l.s.stats.badFrames.Add(1)
+			l.log.Warn("simulator: rtu: discarding bytes that frame no request", "bytes", len(buf))
 			buf = buf[:0]
 		}
 		for len(buf) > 0 {
@@ -119,8 +114,8 @@ func (s *Server) ServeRTU(ctx context.Context, port io.ReadWriter) error {
 			}
 			if len(buf) < size {
 				if silent { // the rest never came
-					s.stats.badFrames.Add(1)
-					log.Warn("simulator: rtu: discarding a truncated frame", "bytes", len(buf), "want", size)
+					l.s.stats.badFrames.Add(1)
+					l.log.Warn("simulator: rtu: discarding a truncated frame", "bytes", len(buf), "want", size)
 					buf = buf[:0]
 				}
 				break
@@ -128,41 +123,25 @@ func (s *Server) ServeRTU(ctx context.Context, port io.ReadWriter) error {
 			f := buf[:size]
 			if size < rtuMinFrame || crc16(f[:size-2]) != binary.LittleEndian.Uint16(f[size-2:]) {
 				// Out of step: drop everything up to the next silence.
-				s.stats.badFrames.Add(1)
-				log.Warn("simulator: rtu: discarding a frame with a bad CRC", "bytes", len(buf))
+				l.s.stats.badFrames.Add(1)
+				l.log.Warn("simulator: rtu: discarding a frame with a bad CRC", "bytes", len(buf))
 				buf = buf[:0]
 				break
 			}
-			unit, req := f[0], f[1:size-2]
-			reply, kind, v := s.respond(id, unit, req, pdu[:0], wait)
+			if ok, err := l.answer(f[0], f[1:size-2], appendRTU); !ok {
+				return err
+			}
 			buf = buf[:copy(buf, buf[size:])]
-			switch v {
-			case verdictStop:
-				return nil
-			case verdictDrop, verdictSilent:
-				if v == verdictDrop {
-					log.Info("simulator: fault: dropping the reply (rtu has no connection to close)", "unit", unit, "function", req[0])
-				}
-				continue
-			}
-			if unit == 0 { // broadcast: executed, never answered
-				continue
-			}
-			if kind == FaultWrongTransactionID { // no transaction id: answer as another unit
-				unit ^= 0x80
-			}
-			out = append(append(out[:0], unit), reply...)
-			out = binary.LittleEndian.AppendUint16(out, crc16(out))
-			if _, err := port.Write(out); err != nil {
-				if stopped() {
-					return nil
-				}
-				return fmt.Errorf("simulator: rtu: write: %w", err)
-			}
-			s.stats.replies.Add(1)
 		}
 	}
 	return nil
+}
+
+// appendRTU appends the RTU frame of pdu from unit to dst.
+func appendRTU(dst []byte, unit uint8, pdu []byte) []byte {
+	dst = append(append(dst, unit), pdu...)
+	start := len(dst) - 1 - len(pdu)
+	return binary.LittleEndian.AppendUint16(dst, crc16(dst[start:]))
 }
 
 // rtuFrameSize is the size of the request frame that starts buf, as far as

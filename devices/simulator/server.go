@@ -52,6 +52,12 @@ type Config struct {
 	// free loopback port, read it back with Server.Addr.
 	Listen string
 
+	// Framing is how requests and replies are framed on the TCP
+	// connections: FramingMBAP (Modbus TCP, the default), FramingRTU (RTU
+	// over TCP) or FramingASCII (ASCII over TCP), as a serial device
+	// server in raw mode passes a serial line's frames.
+	Framing Framing
+
 	// NoTCP serves no TCP listener: the units are served only on serial
 	// lines (ServeSerial, ServeRTU), and Addr returns nil. Listen is then
 	// ignored.
@@ -116,6 +122,9 @@ func (c Config) withDefaults() Config {
 	if c.TickPeriod == 0 {
 		c.TickPeriod = 100 * time.Millisecond
 	}
+	if c.Framing == "" {
+		c.Framing = FramingMBAP
+	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -130,6 +139,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("FrameTimeout %v: must not be negative: %w", c.FrameTimeout, ErrConfig)
 	case c.TickPeriod < 0:
 		return fmt.Errorf("TickPeriod %v: must not be negative: %w", c.TickPeriod, ErrConfig)
+	case c.Framing != "" && c.Framing != FramingMBAP && c.Framing != FramingRTU && c.Framing != FramingASCII:
+		return fmt.Errorf("Framing %q: want %q, %q or %q: %w", c.Framing, FramingMBAP, FramingRTU, FramingASCII, ErrConfig)
 	}
 	return nil
 }
@@ -297,12 +308,32 @@ func (s *Server) acceptLoop() {
 		id := s.stats.connections.Add(1)
 		go func() {
 			defer s.wg.Done()
-			newConn(s, nc, id).serve()
+			s.serveConn(nc, id)
 			s.connsMu.Lock()
 			delete(s.conns, nc)
 			s.connsMu.Unlock()
 		}()
 	}
+}
+
+// serveConn serves one TCP connection in the server's framing and closes
+// it.
+func (s *Server) serveConn(nc net.Conn, id uint64) {
+	if s.cfg.Framing == FramingMBAP {
+		newConn(s, nc, id).serve()
+		return
+	}
+	defer nc.Close()
+	log := s.log.With("transport", string(s.cfg.Framing)+"_over_tcp", "remote", nc.RemoteAddr().String(), "local", nc.LocalAddr().String())
+	log.Debug("simulator: connection opened")
+	l := s.newLine(s.ctx, pollingConn{nc}, id, log, true)
+	var err error
+	if s.cfg.Framing == FramingRTU {
+		err = l.serveRTU()
+	} else {
+		err = l.serveASCII()
+	}
+	log.Debug("simulator: connection closed", "err", err)
 }
 
 // Stats counts what a server has done since New. Maps hold only non-zero
