@@ -10,13 +10,39 @@ import (
 // Transport is how a Conn reaches its devices.
 type Transport string
 
-// The transports.
+// The transports: a framing (MBAP, RTU or ASCII) over a connection (a TCP
+// socket or a serial port on this machine).
 const (
 	// TCP is Modbus TCP (MBAP framing) to a device or a TCP-to-RTU gateway.
 	TCP Transport = "tcp"
-	// RTU is Modbus RTU on a serial line (RS-485/RS-232), CRC framing.
+	// RTU is Modbus RTU on a serial line (RS-485/RS-232): unit id, PDU,
+	// CRC-16.
 	RTU Transport = "rtu"
+	// RTUOverTCP is RTU framing (no MBAP header) over a TCP socket: a
+	// serial device server in raw or transparent mode (a Moxa NPort in
+	// "TCP server" mode) that passes bytes between the socket and its
+	// serial port.
+	RTUOverTCP Transport = "rtu_over_tcp"
+	// ASCII is Modbus ASCII on a serial line: ':', the unit id, PDU and
+	// LRC in hexadecimal, CR LF.
+	ASCII Transport = "ascii"
+	// ASCIIOverTCP is ASCII framing over a TCP socket to a serial device
+	// server in raw or transparent mode.
+	ASCIIOverTCP Transport = "ascii_over_tcp"
 )
+
+// transports are the valid transports, in the order errors list them.
+var transports = []Transport{TCP, RTU, RTUOverTCP, ASCII, ASCIIOverTCP}
+
+// Serial reports whether t opens a serial port on this machine (rtu,
+// ascii): the serial settings (baud_rate, data_bits, parity, stop_bits)
+// apply to it and to no other transport.
+func (t Transport) Serial() bool { return t == RTU || t == ASCII }
+
+// Bus reports whether t carries serial-line framing (all but tcp), whether
+// on this machine's port or through a device server: requests go to the
+// units on a serial bus, where unit 0 is a broadcast no unit answers.
+func (t Transport) Bus() bool { return t == RTU || t == RTUOverTCP || t == ASCII || t == ASCIIOverTCP }
 
 // ConnConfig configures one Conn: one physical connection, shared by every
 // unit behind it. Zero fields take their defaults in WithDefaults; YAML keys
@@ -25,26 +51,32 @@ type ConnConfig struct {
 	// Name identifies the connection in logs, errors, health and the
 	// Observer. Default: Address.
 	Name string `yaml:"name"`
-	// Transport is "tcp" (default) or "rtu".
+	// Transport is "tcp" (default), "rtu", "rtu_over_tcp", "ascii" or
+	// "ascii_over_tcp" (see the constants).
 	Transport Transport `yaml:"transport"`
-	// Address is host:port for tcp (Modbus TCP's port is 502) or the
-	// serial device path for rtu (/dev/ttyUSB0). Required.
+	// Address is host:port for tcp, rtu_over_tcp and ascii_over_tcp, or
+	// the serial device path for rtu and ascii (/dev/ttyUSB0). Required;
+	// there is no default port: Modbus TCP's is 502, a serial device
+	// server's is its own (a Moxa NPort's first serial port in TCP server
+	// mode: 4001).
 	Address string `yaml:"address"`
 
-	// BaudRate is the serial line speed in bit/s (rtu only). Default 19200.
+	// BaudRate is the serial line speed in bit/s (rtu and ascii only).
+	// Default 19200.
 	BaudRate int `yaml:"baud_rate"`
-	// DataBits is 7 or 8 (rtu only). Default 8.
+	// DataBits is 7 or 8 (rtu and ascii only). Default 8 for rtu, 7 for
+	// ascii, as the Modbus serial line specification.
 	DataBits int `yaml:"data_bits"`
-	// Parity is "N", "E" or "O" (rtu only). Default "E", as the Modbus
-	// serial line specification; with "N" it asks for 2 stop bits.
+	// Parity is "N", "E" or "O" (rtu and ascii only). Default "E", as the
+	// Modbus serial line specification; with "N" it asks for 2 stop bits.
 	Parity string `yaml:"parity"`
-	// StopBits is 1 or 2 (rtu only). Default 1.
+	// StopBits is 1 or 2 (rtu and ascii only). Default 1.
 	StopBits int `yaml:"stop_bits"`
 
 	// Timeout bounds one request: the write, the wait for the reply, and
-	// the connect (TCP dial) before it; on a serial line also the discard
-	// of stale input after an error. A caller's context deadline that ends
-	// sooner shortens it. Default 1s.
+	// the connect (TCP dial) before it; with serial-line framing (all but
+	// tcp) also the discard of stale input after an error. A caller's
+	// context deadline that ends sooner shortens it. Default 1s.
 	Timeout time.Duration `yaml:"timeout"`
 	// BusyTries is how many times a read is sent while the device answers
 	// exception 6 (server device busy), the first try included; 1 disables
@@ -102,7 +134,7 @@ func DefaultConnConfig() ConnConfig {
 }
 
 // WithDefaults returns c with every zero field set to its default. Serial
-// fields get defaults only for the rtu transport.
+// fields get defaults only for the serial transports (rtu, ascii).
 func (c ConnConfig) WithDefaults() ConnConfig {
 	if c.Transport == "" {
 		c.Transport = TCP
@@ -110,12 +142,15 @@ func (c ConnConfig) WithDefaults() ConnConfig {
 	if c.Name == "" {
 		c.Name = c.Address
 	}
-	if c.Transport == RTU {
+	if c.Transport.Serial() {
 		if c.BaudRate == 0 {
 			c.BaudRate = DefaultBaudRate
 		}
 		if c.DataBits == 0 {
 			c.DataBits = 8
+			if c.Transport == ASCII {
+				c.DataBits = 7
+			}
 		}
 		if c.Parity == "" {
 			c.Parity = "E"
@@ -149,19 +184,23 @@ func (c ConnConfig) Validate() error {
 		return fmt.Errorf("%w: connection %q: %s", ErrInvalidConfig, c.Name, fmt.Sprintf(format, args...))
 	}
 	switch c.Transport {
-	case TCP:
+	case TCP, RTUOverTCP, ASCIIOverTCP:
 		if _, _, err := net.SplitHostPort(c.Address); err != nil {
-			return bad("address: %q is not host:port (%v)", c.Address, err)
+			port := "Modbus TCP's port is 502"
+			if c.Transport != TCP {
+				port = "the device server's port, e.g. 4001 for a Moxa NPort's first serial port"
+			}
+			return bad("address: %q is not host:port (%v; %s)", c.Address, err, port)
 		}
 		for _, f := range []struct {
 			name string
 			set  bool
 		}{{"baud_rate", c.BaudRate != 0}, {"data_bits", c.DataBits != 0}, {"parity", c.Parity != ""}, {"stop_bits", c.StopBits != 0}} {
 			if f.set {
-				return bad("%s is set but transport is tcp (serial settings are for transport: rtu)", f.name)
+				return bad("%s is set but transport is %s (serial settings are for transport rtu or ascii, a serial port on this machine; set them on the device server)", f.name, c.Transport)
 			}
 		}
-	case RTU:
+	case RTU, ASCII:
 		if c.Address == "" {
 			return bad("address: required (the serial device path, e.g. /dev/ttyUSB0)")
 		}
@@ -178,7 +217,7 @@ func (c ConnConfig) Validate() error {
 			return bad("stop_bits: %d must be 1 or 2", c.StopBits)
 		}
 	default:
-		return bad("transport: %q must be tcp or rtu", c.Transport)
+		return bad("transport: %q must be one of %v", c.Transport, transports)
 	}
 	switch {
 	case c.Name == "":

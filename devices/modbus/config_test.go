@@ -20,7 +20,18 @@ func TestConnConfigValidate(t *testing.T) {
 		{"tcp defaults", tcp, ""},
 		{"rtu defaults", rtu, ""},
 		{"rtu 9600 N 2", ConnConfig{Transport: RTU, Address: "/dev/ttyS1", BaudRate: 9600, Parity: "N", StopBits: 2}, ""},
-		{"unknown transport", ConnConfig{Transport: "udp", Address: "x:1"}, `transport: "udp" must be tcp or rtu`},
+		{"unknown transport", ConnConfig{Transport: "udp", Address: "x:1"}, `transport: "udp" must be one of [tcp rtu rtu_over_tcp ascii ascii_over_tcp]`},
+		{"rtu over tcp", ConnConfig{Transport: RTUOverTCP, Address: "10.0.0.8:4001"}, ""},
+		{"ascii over tcp", ConnConfig{Transport: ASCIIOverTCP, Address: "10.0.0.8:4002"}, ""},
+		{"ascii defaults", ConnConfig{Transport: ASCII, Address: "/dev/ttyS2"}, ""},
+		{"ascii 9600 8N2", ConnConfig{Transport: ASCII, Address: "/dev/ttyS2", BaudRate: 9600, DataBits: 8, Parity: "N", StopBits: 2}, ""},
+		{"rtu over tcp without port", ConnConfig{Transport: RTUOverTCP, Address: "10.0.0.8"}, `address: "10.0.0.8" is not host:port`},
+		{"rtu over tcp with parity", ConnConfig{Transport: RTUOverTCP, Address: "h:4001", Parity: "E"},
+			"parity is set but transport is rtu_over_tcp (serial settings are for transport rtu or ascii"},
+		{"ascii over tcp with baud", ConnConfig{Transport: ASCIIOverTCP, Address: "h:4001", BaudRate: 9600}, "baud_rate is set but transport is ascii_over_tcp"},
+		{"ascii without address", ConnConfig{Transport: ASCII}, "address: required"},
+		{"ascii data bits", ConnConfig{Transport: ASCII, Address: "/dev/x", DataBits: 6}, "data_bits: 6 must be 7 or 8"},
+		{"ascii odd baud", ConnConfig{Transport: ASCII, Address: "/dev/x", BaudRate: 1000}, "baud_rate: 1000 is not a standard rate"},
 		{"tcp without port", ConnConfig{Address: "10.0.0.7"}, `address: "10.0.0.7" is not host:port`},
 		{"tcp with baud", ConnConfig{Address: "h:502", BaudRate: 9600}, "baud_rate is set but transport is tcp"},
 		{"rtu without address", ConnConfig{Transport: RTU}, "address: required"},
@@ -65,6 +76,14 @@ func TestConnConfigValidate(t *testing.T) {
 		}
 		if c := DefaultConnConfig(); c.Transport != TCP || c.BaudRate != 0 {
 			t.Errorf("tcp defaults %+v", c)
+		}
+		if c := (ConnConfig{Transport: ASCII, Address: "/dev/ttyS2"}).WithDefaults(); c.BaudRate != 19200 || c.DataBits != 7 || c.Parity != "E" || c.StopBits != 1 {
+			t.Errorf("ascii defaults %+v: want 19200 7E1", c)
+		}
+		for _, tr := range []Transport{RTUOverTCP, ASCIIOverTCP} {
+			if c := (ConnConfig{Transport: tr, Address: "h:4001"}).WithDefaults(); c.BaudRate != 0 || c.DataBits != 0 || c.Parity != "" || c.StopBits != 0 {
+				t.Errorf("%s defaults %+v: serial settings belong to the device server", tr, c)
+			}
 		}
 		if c := DefaultPollerConfig(); c.FailureThreshold != 3 || c.MaxBackoff != time.Minute {
 			t.Errorf("poller defaults %+v", c)

@@ -158,7 +158,7 @@ func (c *Conn) Config() ConnConfig { return c.cfg }
 // *ConnError.
 func (c *Conn) Read(ctx context.Context, unit uint8, table devices.Table, address, quantity uint16) ([]byte, error) {
 	req := readRequest{unit: unit, table: table, address: address, quantity: quantity}
-	if err := req.check(c.cfg.Transport == RTU); err != nil {
+	if err := req.check(c.cfg.Transport.Bus()); err != nil {
 		return nil, fmt.Errorf("modbus: %s: unit %d: %w", c.cfg.Name, unit, err)
 	}
 	select {
@@ -467,15 +467,16 @@ func (c *Conn) ctxError(req readRequest, err error) error {
 	return fmt.Errorf("modbus: %s: unit %d, function %d: %w", c.cfg.Name, req.unit, req.function(), err)
 }
 
-// classify sorts an error of goburrow's Send: timeouts, broken
-// connections, and the rest (goburrow's own header checks) as framing.
+// classify sorts an error of a transport's Send: timeouts, broken
+// connections, and the rest (goburrow's MBAP header checks, this package's
+// RTU and ASCII framing checks) as framing.
 func classify(err error) ErrorKind {
 	var ne net.Error
 	var errno syscall.Errno
 	var pe *fs.PathError
 	var oe *net.OpError
 	switch {
-	case errors.Is(err, serial.ErrTimeout), errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, errReplyTimeout), errors.Is(err, serial.ErrTimeout), errors.As(err, &ne) && ne.Timeout():
 		return KindTimeout
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
 		errors.As(err, &oe), errors.As(err, &errno), errors.As(err, &pe):
@@ -496,8 +497,8 @@ type transport interface {
 }
 
 func newTransport(cfg ConnConfig) transport {
-	if cfg.Transport == RTU {
-		return newRTUTransport(cfg)
+	if cfg.Transport.Bus() {
+		return newStreamTransport(cfg)
 	}
 	h := gmodbus.NewTCPClientHandler(cfg.Address)
 	h.Timeout = cfg.Timeout

@@ -5,7 +5,9 @@
 // # Connections
 //
 // A Conn is one physical connection: a Modbus TCP endpoint (a device, or a
-// TCP-to-RS485 gateway with units behind it) or a serial line (Modbus RTU).
+// TCP-to-RS485 gateway with units behind it), a serial line (Modbus RTU or
+// ASCII), or a serial device server in raw mode passing RTU or ASCII frames
+// over TCP (see Transports).
 // The goburrow handler belongs to one request at a time: a Read takes the
 // Conn's turn (a one-slot semaphore; callers wait for it, or for their ctx
 // or Close), sets the unit id and executes the request on its own
@@ -66,16 +68,50 @@
 // Timeout (1 s by default) bounds each request including its connect; a
 // caller's earlier context deadline shortens it.
 //
-// On a serial line (Transport "rtu") Conn keeps goburrow's RTU packager
-// (unit id, CRC) and goburrow/serial's port but reads replies itself:
-// goburrow sizes a reply from the request (a short reply becomes a
-// timeout and its bytes stay on the line), mis-frames exception replies,
-// and never discards stale input. An RTU reply has no transaction id, so
-// after a timeout Conn waits until the line has been quiet for one more
-// Timeout before the next request; a reply even later than that could
-// still be taken for the answer to the next request of the same unit and
-// function (no RTU master can tell). After other errors it waits for one
-// 10 ms read tick of quiet.
+// # Transports
+//
+// ConnConfig.Transport is a framing over a connection:
+//
+//	transport        framing                                    connection           address
+//	tcp (default)    MBAP header, PDU                           TCP                  host:port (Modbus TCP: 502)
+//	rtu              unit, PDU, CRC-16                          serial port here     /dev/ttyUSB0
+//	rtu_over_tcp     unit, PDU, CRC-16 (no MBAP header)         TCP to a device      host:port (the server's own:
+//	                                                            server in raw mode   4001 on a Moxa NPort's port 1)
+//	ascii            ':', unit, PDU, LRC in hexadecimal, CR LF  serial port here     /dev/ttyUSB0
+//	ascii_over_tcp   as ascii                                   TCP, as rtu_over_tcp host:port
+//
+// No transport has a default port. baud_rate, data_bits, parity and
+// stop_bits are for rtu and ascii only (defaults 19200 bit/s, 8 data bits
+// for rtu and 7 for ascii, even parity, 1 stop bit: the Modbus serial line
+// specification's); Validate rejects them on the TCP transports, whose
+// serial settings belong to the device server. On every transport but tcp
+// unit 0 is a broadcast no device answers, so a read must address 1..247.
+// All transports share the reconnect, timeout and quirk rules of this
+// documentation.
+//
+// With serial-line framing (rtu, ascii and both over TCP) Conn keeps
+// goburrow's RTU or ASCII packager (unit id, CRC or LRC: Encode, Verify,
+// Decode) but reads replies itself, over a serial port (goburrow/serial)
+// or a TCP socket alike: goburrow's RTU transporter sizes a reply from the
+// request (a short reply becomes a timeout and its bytes stay on the
+// line), mis-frames exception replies, and neither it nor the ASCII one
+// discards stale input. An RTU reply is framed from its header (function
+// and byte count, or exception code), keeping the 3.5-character gap between
+// frames on a serial port; an ASCII reply from ':' to CR LF, at most 513
+// characters, each character checked as it arrives: anything else (a
+// first byte other than ':', a non-hexadecimal character, a ':' inside the
+// frame, CR without LF, bytes after the CR LF, an odd number of digits, a
+// wrong LRC) is ErrFraming naming what was wrong, and the connection is
+// out of step: it is closed and the rest of the garbled reply discarded.
+//
+// A serial-line reply has no transaction id, so after a timeout Conn
+// waits until the line has been quiet for one more Timeout before the next
+// request; a reply even later than that could still be taken for the
+// answer to the next request of the same unit and function (no serial-line
+// master can tell). After other errors, and after every connect (a device
+// server may hold serial input from while no client was connected), it
+// waits for 10 ms of quiet. Over TCP the same holds: a device server in
+// raw mode passes a late reply to whichever connection is open.
 //
 // # Device quirks
 //

@@ -7,16 +7,21 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
+
+	gmodbus "github.com/goburrow/modbus"
 
 	"github.com/factorywire/factorywire/devices"
 )
 
 // Fuzz tests of the decoders of device bytes this package writes itself:
-// the reply PDU check, the RTU reply framing, and the whole TCP path
-// (goburrow's MBAP framing, then the PDU check) behind Conn.Read. Run one
-// with, for example:
+// the reply PDU check, the RTU reply framing, the ASCII frame checks, the
+// whole TCP path (goburrow's MBAP framing, then the PDU check) and the
+// whole RTU and ASCII over TCP paths (this package's reply readers, then
+// goburrow's packager and the PDU check) behind Conn.Read. Run one with,
+// for example:
 //
 //	go test ./devices/modbus/ -run '^$' -fuzz FuzzCheckReply -fuzztime 1m
 
@@ -129,6 +134,121 @@ func FuzzConnTCPReply(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, reply []byte) {
 		c, err := NewConn(ConnConfig{Address: ln.Addr().String(), Timeout: time.Second, BusyBackoff: time.Microsecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		done := make(chan struct{})
+		go func() {
+			select {
+			case replies <- append([]byte(nil), reply...):
+			case <-done:
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		data, err := c.Read(ctx, 1, devices.HoldingRegisters, 0, 2)
+		close(done)
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Read hung on reply % x", reply)
+		}
+		if err == nil && len(data) != 4 {
+			t.Fatalf("Read accepted % x: % x", reply, data)
+		}
+		if err != nil && KindOf(err) == KindOther {
+			t.Fatalf("unclassified error %v for reply % x", err, reply)
+		}
+	})
+}
+
+// FuzzASCIIFrame checks the ASCII frame checks on arbitrary bytes: they
+// never panic, and a frame they accept starts with ':', ends with its
+// first CR LF, carries its LRC, and goburrow's packager (which the Conn
+// runs after them, and which would panic on some frames they reject)
+// verifies and decodes it to the same bytes.
+func FuzzASCIIFrame(f *testing.F) {
+	f.Add([]byte(":1103006B00037E\r\n"))
+	f.Add([]byte(":0103040001000275\r\n"))
+	f.Add([]byte(":01830278\r\n"))
+	f.Add([]byte(":0183\r\n"))
+	f.Add([]byte(":01:0302\r\n"))
+	f.Add([]byte(":010\r\n"))
+	f.Add([]byte("\x00:01830278\r\n"))
+	f.Add([]byte(":01830278\rX"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end, err := asciiFrameEnd(b)
+		if err != nil || end == 0 {
+			if end != 0 {
+				t.Fatalf("end %d with error %v", end, err)
+			}
+			return
+		}
+		frame := b[:end]
+		if frame[0] != ':' || !strings.HasSuffix(string(frame), "\r\n") || strings.Contains(string(frame[:end-2]), "\n") {
+			t.Fatalf("frame %q", frame)
+		}
+		raw, err := checkASCIIFrame(frame)
+		if err != nil {
+			return
+		}
+		if len(raw) < 3 || lrc(raw) != 0 {
+			t.Fatalf("accepted %q: % x", frame, raw)
+		}
+		h := gmodbus.NewASCIIClientHandler("")
+		req := append([]byte(nil), frame...) // goburrow compares the unit id with the request's
+		if err := h.Verify(req, frame); err != nil {
+			t.Fatalf("goburrow rejects %q: %v", frame, err)
+		}
+		p, err := h.Decode(frame)
+		if err != nil || p.FunctionCode != raw[1] || !bytes.Equal(p.Data, raw[2:len(raw)-1]) {
+			t.Fatalf("goburrow decodes %q to %+v, %v; want % x", frame, p, err, raw)
+		}
+	})
+}
+
+// FuzzConnStreamReply answers one Conn.Read over RTU or ASCII over TCP
+// with arbitrary bytes. Whatever the bytes, Read must return in time with
+// correct-length data or a classified error.
+func FuzzConnStreamReply(f *testing.F) {
+	f.Add(false, rtuFrame(1, 3, []byte{4, 0, 1, 0, 2}))
+	f.Add(false, rtuFrame(1, 0x83, []byte{2}))
+	f.Add(false, rtuFrame(1, 3, []byte{2, 0, 1}))
+	f.Add(false, rtuFrame(2, 3, []byte{4, 0, 1, 0, 2}))
+	f.Add(false, []byte{1, 3, 255})
+	f.Add(true, asciiFrame(1, []byte{3, 4, 0, 1, 0, 2}))
+	f.Add(true, asciiFrame(1, []byte{0x83, 2}))
+	f.Add(true, asciiFrame(1, []byte{3, 2, 0, 1}))
+	f.Add(true, []byte(":0103040001000275\r\n:"))
+	f.Add(true, []byte(":01030400010002\r\n"))
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { ln.Close() })
+	replies := make(chan []byte)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			reply := <-replies
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			var req [64]byte
+			if _, err := nc.Read(req[:]); err == nil {
+				nc.Write(reply)
+			}
+			nc.Close()
+		}
+	}()
+
+	f.Fuzz(func(t *testing.T, ascii bool, reply []byte) {
+		tr := RTUOverTCP
+		if ascii {
+			tr = ASCIIOverTCP
+		}
+		c, err := NewConn(ConnConfig{Transport: tr, Address: ln.Addr().String(), Timeout: 200 * time.Millisecond, BusyBackoff: time.Microsecond})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -250,7 +250,7 @@ func (d *device) check() error {
 	}
 	for i, r := range d.plan.Reads {
 		req := readRequest{unit: d.Unit, table: r.Table, address: r.Address, quantity: r.Quantity}
-		if err := req.check(d.Conn.Config().Transport == RTU); err != nil {
+		if err := req.check(d.Conn.Config().Transport.Bus()); err != nil {
 			return fmt.Errorf("plan read %d (%s): %v", i, r.String(), err)
 		}
 	}
