@@ -3,6 +3,7 @@ package modbus
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,9 +21,11 @@ import (
 )
 
 // Third-party Modbus servers read by Conn: modbus-serial 8.0.25 over TCP
-// and over RTU on a socat pseudo-terminal pair, and jsmodbus 5.0.0, whose
-// short reply to an out-of-range read Conn must reject. The node scripts
-// and the pinned package-lock.json are in testdata/node.
+// and over RTU on a socat pseudo-terminal pair, jsmodbus 5.0.0, whose
+// short reply to an out-of-range read Conn must reject, and pymodbus
+// 3.16.1 in every framing. The node scripts and the pinned
+// package-lock.json are in testdata/node, the pymodbus server and its
+// pinned requirements.txt in testdata/pymodbus.
 
 // nodeDir holds package.json, package-lock.json and the server scripts.
 const nodeDir = "testdata/node"
@@ -54,6 +57,13 @@ func startProcess(t *testing.T, dir string, wantLine bool, name string, args ...
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
+	return startCmd(t, cmd, wantLine)
+}
+
+// startCmd is startProcess for a prepared command.
+func startCmd(t *testing.T, cmd *exec.Cmd, wantLine bool) string {
+	t.Helper()
+	name, args := cmd.Path, cmd.Args[1:]
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -210,4 +220,63 @@ func startSocat(t *testing.T, socat, a, b string) {
 		_, errB := os.Stat(b)
 		return errA == nil && errB == nil
 	})
+}
+
+// pymodbusVersion is the pymodbus testdata/pymodbus/requirements.txt pins.
+const pymodbusVersion = "3.16.1"
+
+// TestPeerPymodbus reads a pymodbus 3.16.1 server through every transport:
+// Modbus TCP, RTU and ASCII over TCP, RTU and ASCII on a socat
+// pseudo-terminal pair. Each reads registers and bits of several units,
+// an exception reply (illegal data address) arriving intact, and a full
+// 125-register read after it, on one connection throughout.
+func TestPeerPymodbus(t *testing.T) {
+	py := peers.Pymodbus(t)
+	if py.Version != pymodbusVersion {
+		peers.Missing(t, fmt.Sprintf("pymodbus %s is installed in %s, %s is pinned; reinstall with: %s", py.Version, py.Path, pymodbusVersion, peers.PythonInstall))
+	}
+	script, err := filepath.Abs("testdata/pymodbus/server.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		transport Transport
+		framer    string // server.py's
+	}{
+		{TCP, "socket"},
+		{RTUOverTCP, "rtu"},
+		{ASCIIOverTCP, "ascii"},
+		{RTU, "rtu"},
+		{ASCII, "ascii"},
+	} {
+		t.Run(string(tc.transport), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			var cc ConnConfig
+			if tc.transport.Serial() {
+				socat := peers.Program(t, "socat", "install it with: apt-get install socat")
+				dir := t.TempDir()
+				a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+				startSocat(t, socat, a, b)
+				// 8N2: pyserial cannot set parity or 7 data bits on a
+				// Linux pseudo-terminal (tcsetattr: EINVAL); with no
+				// parity the serial line specification asks for 2 stop
+				// bits.
+				cc = ConnConfig{Transport: tc.transport, Address: a, BaudRate: 19200, DataBits: 8, Parity: "N", StopBits: 2}
+				cmd := py.Command(ctx, script, tc.framer, "serial", b, fmt.Sprint(cc.BaudRate), cc.Parity, fmt.Sprint(cc.DataBits), fmt.Sprint(cc.StopBits))
+				if line := startCmd(t, cmd, true); line != "open" {
+					t.Fatalf("server said %q, want open", line)
+				}
+			} else {
+				line := startCmd(t, py.Command(ctx, script, tc.framer, "tcp"), true)
+				port, ok := strings.CutPrefix(line, "listening ")
+				if !ok {
+					t.Fatalf("server said %q, want listening <port>", line)
+				}
+				cc = ConnConfig{Transport: tc.transport, Address: net.JoinHostPort("127.0.0.1", port)}
+			}
+			cc.Timeout = 2 * time.Second
+			readPeer(t, newConn(t, cc), []uint8{1, 2, 17, 247})
+		})
+	}
 }

@@ -106,25 +106,34 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// PythonPathEnv overrides where ConfluentKafka looks for the confluent-kafka
-// package (a PYTHONPATH).
+// PythonPathEnv overrides where ConfluentKafka and Pymodbus look for the
+// Python packages (a PYTHONPATH).
 const PythonPathEnv = "FACTORYWIRE_PYTHON_PEERS"
 
-// ConfluentKafkaInstall is the command that installs confluent-kafka,
-// pinned by broker/testdata/librdkafka/requirements.txt, from the
-// repository root into .peers/python (as .ci/run does).
-const ConfluentKafkaInstall = "python3 -m pip install --upgrade --target .peers/python -r broker/testdata/librdkafka/requirements.txt"
+// PythonInstall is the command that installs the Python peers, pinned by
+// broker/testdata/librdkafka/requirements.txt (confluent-kafka) and
+// devices/modbus/testdata/pymodbus/requirements.txt (pymodbus, pyserial),
+// from the repository root into .peers/python (as .ci/run does). It is one
+// pip invocation: a second --target install into the same folder would
+// replace what the first put there.
+const PythonInstall = "python3 -m pip install --upgrade --target .peers/python" +
+	" -r broker/testdata/librdkafka/requirements.txt -r devices/modbus/testdata/pymodbus/requirements.txt"
 
-// Python is a Python 3 interpreter that imports confluent-kafka, Confluent's
-// Python client, whose wheels bundle librdkafka.
+// ConfluentKafkaInstall is the command that installs confluent-kafka:
+// PythonInstall.
+const ConfluentKafkaInstall = PythonInstall
+
+// Python is a Python 3 interpreter that imports a peer package:
+// confluent-kafka, Confluent's Python client, whose wheels bundle
+// librdkafka (ConfluentKafka), or pymodbus (Pymodbus).
 type Python struct {
 	// Program is the path of python3.
 	Program string
-	// Path is the folder confluent-kafka is installed in: the PYTHONPATH
-	// of every command of Command.
+	// Path is the folder the package is installed in: the PYTHONPATH of
+	// every command of Command.
 	Path string
-	// Version is confluent-kafka's version, Librdkafka that of the
-	// librdkafka it loaded (confluent_kafka.libversion()).
+	// Version is the package's version; Librdkafka, for confluent-kafka,
+	// that of the librdkafka it loaded (confluent_kafka.libversion()).
 	Version, Librdkafka string
 }
 
@@ -153,24 +162,67 @@ func ConfluentKafka(t testing.TB) Python {
 // of the module holding the working directory. Its error names what to
 // install or the command that installs the package.
 func FindConfluentKafka() (Python, error) {
+	// version() is a (string, int) tuple before confluent-kafka 2.16, a
+	// string from then on.
+	p, out, err := findPython("confluent_kafka", "import confluent_kafka as ck; v = ck.version(); "+
+		"print(v[0] if isinstance(v, tuple) else v, ck.libversion()[0])")
+	if err != nil {
+		return Python{}, err
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return Python{}, fmt.Errorf("%s: confluent_kafka printed %q, want its version and librdkafka's", p.Program, out)
+	}
+	p.Version, p.Librdkafka = f[0], f[1]
+	return p, nil
+}
+
+// Pymodbus returns python3 with pymodbus as FindPymodbus finds them, or
+// skips (fails under RequireEnv) naming the command that installs them.
+func Pymodbus(t testing.TB) Python {
+	t.Helper()
+	p, err := FindPymodbus()
+	if err != nil {
+		Missing(t, err.Error())
+	}
+	return p
+}
+
+// FindPymodbus returns python3 and the version of the pymodbus it imports
+// (with pyserial, which its serial servers need) from
+// $FACTORYWIRE_PYTHON_PEERS, or .peers/python at the root of the module
+// holding the working directory. Its error names what to install or the
+// command that installs the packages.
+func FindPymodbus() (Python, error) {
+	p, out, err := findPython("pymodbus", "import pymodbus, serial; print(pymodbus.__version__)")
+	if err != nil {
+		return Python{}, err
+	}
+	if p.Version = strings.TrimSpace(out); p.Version == "" || strings.ContainsAny(p.Version, " \n") {
+		return Python{}, fmt.Errorf("%s: pymodbus printed %q, want its version", p.Program, out)
+	}
+	return p, nil
+}
+
+// findPython finds python3 and the peers' folder, and runs script there,
+// returning what it printed. Its error names module and the command that
+// installs the Python peers.
+func findPython(module, script string) (Python, string, error) {
 	python, err := exec.LookPath("python3")
 	if err != nil {
-		return Python{}, errors.New("python3 is not installed; install Python 3 with pip (apt-get install python3-pip), then confluent-kafka with: " + ConfluentKafkaInstall)
+		return Python{}, "", fmt.Errorf("python3 is not installed; install Python 3 with pip (apt-get install python3-pip), then %s with: %s", module, PythonInstall)
 	}
 	p := Python{Program: python, Path: os.Getenv(PythonPathEnv)}
 	if p.Path == "" {
 		root, err := moduleRoot()
 		if err != nil {
-			return Python{}, fmt.Errorf("confluent-kafka: %w; set %s to the folder it is installed in", err, PythonPathEnv)
+			return Python{}, "", fmt.Errorf("%s: %w; set %s to the folder it is installed in", module, err, PythonPathEnv)
 		}
 		p.Path = filepath.Join(root, ".peers", "python")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// version() is a (string, int) tuple before confluent-kafka 2.16, a
-	// string from then on.
-	cmd := p.Command(ctx, "-c", "import confluent_kafka as ck; v = ck.version(); "+
-		"print(v[0] if isinstance(v, tuple) else v, ck.libversion()[0])")
+	cmd := p.Command(ctx, "-c", script)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -179,13 +231,8 @@ func FindConfluentKafka() (Python, error) {
 		if i := strings.LastIndexByte(last, '\n'); i >= 0 {
 			last = last[i+1:]
 		}
-		return Python{}, fmt.Errorf("%s cannot import confluent_kafka from %s (%v: %s); install it from the repository root with: %s",
-			python, p.Path, err, last, ConfluentKafkaInstall)
+		return Python{}, "", fmt.Errorf("%s cannot import %s from %s (%v: %s); install it from the repository root with: %s",
+			python, module, p.Path, err, last, PythonInstall)
 	}
-	f := strings.Fields(string(out))
-	if len(f) != 2 {
-		return Python{}, fmt.Errorf("%s: confluent_kafka printed %q, want its version and librdkafka's", python, out)
-	}
-	p.Version, p.Librdkafka = f[0], f[1]
-	return p, nil
+	return p, string(out), nil
 }
