@@ -46,6 +46,8 @@ over as it is:
   gateway probe --address 10.20.1.10:502 --unit 3 --class press
   gateway probe --transport rtu --address /dev/ttyUSB0 --baud-rate 9600 --parity N --stop-bits 2 \
       --unit 10 --class temperature-controller --classes-dir /etc/factorywire/devices
+  gateway probe --transport rtu_over_tcp --address 10.20.1.30:4001 --unit 5 --class power-meter
+  gateway probe --transport ascii --address /dev/ttyUSB1 --unit 3 --class power-meter     (7E1 by default)
 
 Every flag has an environment twin: FACTORYWIRE_GATEWAY_ and the flag in upper
 case with '-' as '_' (FACTORYWIRE_GATEWAY_ADDRESS).`
@@ -54,12 +56,12 @@ func probeCommand(stdout io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("gateway probe", flag.ContinueOnError)
 	config := fs.String("config", "", "gateway config file; probe its device --device")
 	device := fs.String("device", "", "id of the device to read (with --config)")
-	transport := fs.String("transport", "tcp", "without --config: tcp or rtu")
-	address := fs.String("address", "", "without --config: host:port (tcp; Modbus's port is 502) or serial device path (rtu)")
-	baudRate := fs.Int("baud-rate", 0, "without --config, rtu only: bit/s (default 19200)")
-	dataBits := fs.Int("data-bits", 0, "without --config, rtu only: 7 or 8 (default 8)")
-	parity := fs.String("parity", "", "without --config, rtu only: N, E or O (default E)")
-	stopBits := fs.Int("stop-bits", 0, "without --config, rtu only: 1 or 2 (default 1)")
+	transport := fs.String("transport", "tcp", "without --config: tcp, rtu, rtu_over_tcp, ascii or ascii_over_tcp")
+	address := fs.String("address", "", "without --config: host:port (tcp, rtu_over_tcp, ascii_over_tcp; Modbus TCP's port is 502) or serial device path (rtu, ascii)")
+	baudRate := fs.Int("baud-rate", 0, "without --config, rtu and ascii only: bit/s (default 19200)")
+	dataBits := fs.Int("data-bits", 0, "without --config, rtu and ascii only: 7 or 8 (default 8 for rtu, 7 for ascii)")
+	parity := fs.String("parity", "", "without --config, rtu and ascii only: N, E or O (default E)")
+	stopBits := fs.Int("stop-bits", 0, "without --config, rtu and ascii only: 1 or 2 (default 1)")
 	timeout := fs.Duration("timeout", 0, "bound of each request (default: the connection's timeout, else 1s)")
 	unit := fs.Uint("unit", 1, "without --config: the device's Modbus unit id, 0 to 247")
 	class := fs.String("class", "", "without --config: the device class (the class key of a register map)")
@@ -68,7 +70,7 @@ func probeCommand(stdout io.Writer) *ffcli.Command {
 	format := fs.String("format", "table", "table (for people) or json (for scripts)")
 	return &ffcli.Command{
 		Name:       "probe",
-		ShortUsage: "gateway probe (--config FILE --device ID | --address ADDR [--transport rtu ...] --unit N --class NAME) [flags]",
+		ShortUsage: "gateway probe (--config FILE --device ID | --address ADDR [--transport T ...] --unit N --class NAME) [flags]",
 		ShortHelp:  "read one device once and print its fields and raw registers",
 		LongHelp:   probeHelp,
 		FlagSet:    fs,
@@ -166,7 +168,7 @@ func probeFromFlags(set map[string]bool, f probeFlags) (modbus.Device, modbus.Co
 	case set["device"]:
 		return fail("--device: only with --config (the id of one of its devices); without a config, describe the device with --address, --unit and --class")
 	case f.address == "":
-		return fail("--address is required: host:port (or a serial device path with --transport rtu), or give --config FILE --device ID")
+		return fail("--address is required: host:port (or a serial device path with --transport rtu or ascii), or give --config FILE --device ID")
 	case f.class == "":
 		return fail("--class is required: the device class, a register map in --classes-dir %s", f.classesDir)
 	case f.unit > 247:
@@ -224,7 +226,7 @@ const notRead = "not read: "
 // describeConn is the connection as a probe's header shows it.
 func describeConn(cc modbus.ConnConfig) string {
 	s := fmt.Sprintf("%s %s", cc.Transport, cc.Address)
-	if cc.Transport == modbus.RTU {
+	if cc.Transport.Serial() {
 		s += fmt.Sprintf(" %d %d%s%d", cc.BaudRate, cc.DataBits, cc.Parity, cc.StopBits)
 	}
 	if cc.Name != cc.Address {

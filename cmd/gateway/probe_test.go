@@ -241,6 +241,10 @@ func TestProbeUsageErrors(t *testing.T) {
 		{"unknown class", []string{"probe", "--address", "127.0.0.1:1", "--class", "lathe", "--classes-dir", classesDir}, `--class "lathe": no register map in ` + classesDir + " has that class (have power-meter, press, temperature-controller)"},
 		{"bad address", []string{"probe", "--address", "plc-7", "--class", "press", "--classes-dir", classesDir}, `--address: `},
 		{"serial flag on tcp", []string{"probe", "--address", "127.0.0.1:1", "--baud-rate", "9600", "--class", "press", "--classes-dir", classesDir}, "--baud-rate: "},
+		{"serial flag on rtu over tcp", []string{"probe", "--transport", "rtu_over_tcp", "--address", "127.0.0.1:1", "--parity", "N", "--class", "press", "--classes-dir", classesDir},
+			"--parity: modbus: invalid config: connection \"127.0.0.1:1\": parity is set but transport is rtu_over_tcp"},
+		{"unknown transport", []string{"probe", "--transport", "udp", "--address", "127.0.0.1:1", "--class", "press", "--classes-dir", classesDir}, `--transport: `},
+		{"ascii over tcp without port", []string{"probe", "--transport", "ascii_over_tcp", "--address", "10.0.0.9", "--class", "press", "--classes-dir", classesDir}, `--address: `},
 		{"unit out of range", []string{"probe", "--address", "127.0.0.1:1", "--unit", "300", "--class", "press"}, "--unit 300: want 0 to 247"},
 		{"format", []string{"probe", "--format", "xml"}, `--format "xml"`},
 	} {

@@ -23,14 +23,21 @@ import (
 )
 
 const simulateHelp = `simulate serves simulated Modbus devices, whose values follow generators
-(devices/simulator), from the register maps in --classes-dir: over Modbus TCP
-on --listen (default 127.0.0.1:5020), over Modbus RTU on the serial device
---serial, or both. It prints the address it serves and the unit -> class table,
-then serves until SIGINT or SIGTERM.
+(devices/simulator), from the register maps in --classes-dir: on the TCP
+address --listen (default 127.0.0.1:5020), on the serial device --serial, or
+both. --transport names what a gateway connects with, as the transport key of
+its connections: tcp (Modbus TCP, the default), rtu_over_tcp or ascii_over_tcp
+(RTU or ASCII framing over TCP, as a serial device server in raw mode passes
+it) on --listen; rtu (the default with --serial alone) or ascii on --serial.
+With both --listen and --serial, the other one speaks tcp or rtu. It prints
+what it serves where and the unit -> class table, then serves until SIGINT or
+SIGTERM.
 
   gateway simulate --device 1=press --device 2=power-meter
   gateway simulate --devices 3 --classes press,power-meter     (units 1-3 press, 4-6 power-meter)
+  gateway simulate --transport rtu_over_tcp --listen 127.0.0.1:4001 --device 1=press
   gateway simulate --serial /dev/ttyUSB0 --baud-rate 9600 --parity N --stop-bits 2 --device 10=temperature-controller
+  gateway simulate --serial /dev/ttyUSB1 --transport ascii --device 3=power-meter   (7E1 by default)
 
 Faults (repeatable --fault) are key=value lists naming the simulator's Fault
 fields; without unit= a fault applies to every unit:
@@ -55,10 +62,11 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func simulateCommand(stdout io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("gateway simulate", flag.ContinueOnError)
-	listen := fs.String("listen", "", "Modbus TCP address to serve on (default 127.0.0.1:5020 without --serial; :0 picks a free port)")
-	serialDev := fs.String("serial", "", "serial device to serve Modbus RTU on (/dev/ttyUSB0)")
+	listen := fs.String("listen", "", "TCP address to serve on (default 127.0.0.1:5020 without --serial; :0 picks a free port)")
+	serialDev := fs.String("serial", "", "serial device to serve Modbus RTU or ASCII on (/dev/ttyUSB0)")
+	transport := fs.String("transport", "", "tcp (default), rtu_over_tcp or ascii_over_tcp on --listen; rtu (default with --serial alone) or ascii on --serial")
 	baudRate := fs.Int("baud-rate", 0, "with --serial: bit/s (default 19200)")
-	dataBits := fs.Int("data-bits", 0, "with --serial: 7 or 8 (default 8)")
+	dataBits := fs.Int("data-bits", 0, "with --serial: 7 or 8 (default 8; 7 with --transport ascii)")
 	parity := fs.String("parity", "", "with --serial: N, E or O (default E)")
 	stopBits := fs.Int("stop-bits", 0, "with --serial: 1 or 2 (default 1)")
 	classesDir := fs.String("classes-dir", "configs/devices", "the register maps")
@@ -73,8 +81,8 @@ func simulateCommand(stdout io.Writer) *ffcli.Command {
 	logFormat := fs.String("log-format", "text", cli.LogFormatUsage)
 	return &ffcli.Command{
 		Name:       "simulate",
-		ShortUsage: "gateway simulate (--device UNIT=CLASS ... | --devices N --classes A,B) [--listen ADDR] [--serial DEV ...] [--fault SPEC ...]",
-		ShortHelp:  "serve simulated Modbus devices over TCP or RTU until SIGINT or SIGTERM",
+		ShortUsage: "gateway simulate (--device UNIT=CLASS ... | --devices N --classes A,B) [--listen ADDR] [--serial DEV ...] [--transport T] [--fault SPEC ...]",
+		ShortHelp:  "serve simulated Modbus devices over TCP, RTU or ASCII until SIGINT or SIGTERM",
 		LongHelp:   simulateHelp,
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
@@ -106,11 +114,15 @@ func simulateCommand(stdout io.Writer) *ffcli.Command {
 				}
 				parsed = append(parsed, unitFault{u, f, text})
 			}
+			tcpName, tcpFraming, serialName, serialFraming, err := simulatedTransports(*transport, *serialDev != "")
+			if err != nil {
+				return usageError{Err: err}
+			}
 			addr := *listen
-			if addr == "" && *serialDev == "" {
+			if addr == "" && (*serialDev == "" || *transport == tcpName) {
 				addr = "127.0.0.1:5020"
 			}
-			s, err := simulator.New(simulator.Config{Listen: addr, NoTCP: addr == "", Logger: logger, TickPeriod: *tick})
+			s, err := simulator.New(simulator.Config{Listen: addr, NoTCP: addr == "", Framing: tcpFraming, Logger: logger, TickPeriod: *tick})
 			if err != nil {
 				return err
 			}
@@ -144,7 +156,7 @@ func simulateCommand(stdout io.Writer) *ffcli.Command {
 			defer stop()
 			serialErr := make(chan error, 1)
 			if *serialDev != "" {
-				sc := simulator.SerialConfig{Device: *serialDev, BaudRate: *baudRate, DataBits: *dataBits, Parity: *parity, StopBits: *stopBits}
+				sc := simulator.SerialConfig{Device: *serialDev, Framing: serialFraming, BaudRate: *baudRate, DataBits: *dataBits, Parity: *parity, StopBits: *stopBits}
 				go func() { serialErr <- s.ServeSerial(ctx, sc) }()
 			} else {
 				for _, name := range []string{"baud-rate", "data-bits", "parity", "stop-bits"} {
@@ -154,10 +166,10 @@ func simulateCommand(stdout io.Writer) *ffcli.Command {
 				}
 			}
 			if a := s.Addr(); a != nil {
-				fmt.Fprintf(stdout, "simulator: modbus tcp on %s\n", a)
+				fmt.Fprintf(stdout, "simulator: modbus %s on %s\n", tcpName, a)
 			}
 			if *serialDev != "" {
-				fmt.Fprintf(stdout, "simulator: modbus rtu on %s\n", *serialDev)
+				fmt.Fprintf(stdout, "simulator: modbus %s on %s\n", serialName, *serialDev)
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "UNIT\tCLASS\tSEED\tREGISTER MAP")
@@ -191,6 +203,28 @@ func simulateCommand(stdout io.Writer) *ffcli.Command {
 			return nil
 		},
 	}
+}
+
+// simulatedTransports is what --transport (t) makes the TCP listener and
+// the serial line speak, named as the gateway's transports and as the
+// simulator's framings.
+func simulatedTransports(t string, serial bool) (tcpName string, tcpFraming simulator.Framing, serialName string, serialFraming simulator.Framing, err error) {
+	tcpName, tcpFraming, serialName, serialFraming = "tcp", simulator.FramingMBAP, "rtu", simulator.FramingRTU
+	switch t {
+	case "", "tcp", "rtu":
+	case "rtu_over_tcp":
+		tcpName, tcpFraming = t, simulator.FramingRTU
+	case "ascii_over_tcp":
+		tcpName, tcpFraming = t, simulator.FramingASCII
+	case "ascii":
+		serialName, serialFraming = t, simulator.FramingASCII
+	default:
+		return "", "", "", "", fmt.Errorf("--transport %q: want tcp, rtu_over_tcp, ascii_over_tcp, rtu or ascii", t)
+	}
+	if (t == "rtu" || t == "ascii") && !serial {
+		return "", "", "", "", fmt.Errorf("--transport %s: serves a serial line: give --serial DEV (or a TCP transport: tcp, %s_over_tcp)", t, t)
+	}
+	return tcpName, tcpFraming, serialName, serialFraming, nil
 }
 
 // simulatedUnits is the unit -> class table of --device and --devices

@@ -77,10 +77,11 @@ func startSimulate(t *testing.T, args ...string) (addr, printed string) {
 				t.Fatalf("simulate exited before printing its unit table:\n%s%s", out.String(), stderr.String())
 			}
 			out.WriteString(line + "\n")
-			if a, ok := strings.CutPrefix(line, "simulator: modbus tcp on "); ok {
-				addr = a
-			} else if a, ok := strings.CutPrefix(line, "simulator: modbus rtu on "); ok && addr == "" {
-				addr = a
+			if rest, ok := strings.CutPrefix(line, "simulator: modbus "); ok {
+				transport, a, _ := strings.Cut(rest, " on ")
+				if strings.HasPrefix(transport, "tcp") || strings.HasSuffix(transport, "_over_tcp") || addr == "" {
+					addr = a
+				}
 			}
 			if strings.HasPrefix(line, "UNIT") {
 				inTable = true
@@ -233,12 +234,13 @@ func TestSimulateTCP(t *testing.T) {
 	})
 }
 
-// TestSimulateRTU: gateway simulate serves Modbus RTU on one end of a socat
-// pseudo-terminal pair; gateway probe and mbpoll read it on the other.
-func TestSimulateRTU(t *testing.T) {
+// ptyPair returns the two ends of a socat pseudo-terminal pair, stopped at
+// the end of the test.
+func ptyPair(t *testing.T) (client, device string) {
+	t.Helper()
 	socat := peers.Program(t, "socat", "install it with: apt-get install socat")
 	dir := t.TempDir()
-	client, device := filepath.Join(dir, "client"), filepath.Join(dir, "device")
+	client, device = filepath.Join(dir, "client"), filepath.Join(dir, "device")
 	ctx, cancel := context.WithCancel(context.Background())
 	sc := exec.CommandContext(ctx, socat, "pty,raw,echo=0,link="+client, "pty,raw,echo=0,link="+device)
 	if err := sc.Start(); err != nil {
@@ -256,6 +258,13 @@ func TestSimulateRTU(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	return client, device
+}
+
+// TestSimulateRTU: gateway simulate serves Modbus RTU on one end of a socat
+// pseudo-terminal pair; gateway probe and mbpoll read it on the other.
+func TestSimulateRTU(t *testing.T) {
+	client, device := ptyPair(t)
 	_, printed := startSimulate(t, "--serial", device, "--baud-rate", "115200", "--parity", "N", "--device", "7=press",
 		"--fault", "unit=7,kind=exception,exception=server-device-busy,function=1")
 	if !strings.Contains(printed, "modbus rtu on "+device) || !strings.Contains(printed, "\n7     press") {
@@ -285,6 +294,44 @@ func TestSimulateRTU(t *testing.T) {
 	}
 }
 
+// TestSimulateTransports: gateway simulate serves RTU and ASCII over TCP
+// and ASCII on a serial line as --transport says; gateway probe with the
+// same --transport reads the generated values and the injected exception.
+func TestSimulateTransports(t *testing.T) {
+	for _, transport := range []string{"rtu_over_tcp", "ascii_over_tcp", "ascii"} {
+		t.Run(transport, func(t *testing.T) {
+			args := []string{"--transport", transport, "--device", "4=power-meter", "--device", "5=press",
+				"--fault", "unit=5,kind=exception,exception=illegal-data-address,function=3,address=10,count=1"}
+			where := "--listen"
+			var client string
+			if transport == "ascii" {
+				var device string
+				client, device = ptyPair(t)
+				args = append(args, "--serial", device)
+				where = device
+			} else {
+				args = append(args, "--listen", "127.0.0.1:0")
+			}
+			addr, printed := startSimulate(t, args...)
+			if !strings.Contains(printed, "simulator: modbus "+transport+" on ") || (transport == "ascii" && !strings.Contains(printed, " on "+where)) {
+				t.Fatalf("simulate printed:\n%s", printed)
+			}
+			if client != "" {
+				addr = client
+			}
+			got, err := probeJSONOf(t, "--transport", transport, "--address", addr, "--unit", "4", "--class", "power-meter")
+			if err != nil || !got.OK || got.Transport != transport {
+				t.Fatalf("probe unit 4: %v, %+v", err, got)
+			}
+			wantValues(t, got, "power-meter", 4)
+			_, err = probeJSONOf(t, "--transport", transport, "--address", addr, "--unit", "5", "--class", "press")
+			if err == nil || !strings.Contains(err.Error(), "exception 2 (illegal data address)") || !strings.Contains(err.Error(), "holding_register 10-") {
+				t.Fatalf("probe unit 5: %v, want exception 2 on the read of holding registers from 10", err)
+			}
+		})
+	}
+}
+
 // TestSimulateUsageErrors: bad flags are usage errors naming the flag.
 func TestSimulateUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
@@ -300,6 +347,8 @@ func TestSimulateUsageErrors(t *testing.T) {
 		{"bad fault", []string{"--device", "1=press", "--fault", "kind=melt"}, "kind=melt"},
 		{"fault on no unit", []string{"--device", "1=press", "--fault", "unit=2,kind=drop"}, "no device is unit 2"},
 		{"baud without serial", []string{"--listen", "127.0.0.1:0", "--device", "1=press", "--baud-rate", "9600"}, "--baud-rate: only with --serial"},
+		{"unknown transport", []string{"--device", "1=press", "--transport", "udp"}, `--transport "udp": want tcp, rtu_over_tcp, ascii_over_tcp, rtu or ascii`},
+		{"serial transport without serial", []string{"--device", "1=press", "--transport", "ascii"}, "--transport ascii: serves a serial line: give --serial DEV"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(append([]string{"simulate", "--classes-dir", classesDir}, tc.args...), &bytes.Buffer{})
