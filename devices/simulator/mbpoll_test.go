@@ -3,7 +3,9 @@ package simulator
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,4 +74,39 @@ func TestMbpoll(t *testing.T) {
 			t.Error("coil 3 is off after mbpoll wrote 1")
 		}
 	})
+}
+
+// TestMbpollRTUOverTCP checks the simulator's RTU over TCP against a
+// third-party RTU master: mbpoll speaks RTU only on a serial device, so
+// socat bridges a pseudo-terminal to the simulator's TCP port, as a serial
+// device server in raw mode does in reverse. (mbpoll has no ASCII mode.)
+func TestMbpollRTUOverTCP(t *testing.T) {
+	mbpoll := peers.Program(t, "mbpoll", "install it with: apt-get install mbpoll")
+	socat := peers.Program(t, "socat", "install it with: apt-get install socat")
+	s := newServer(t, Config{Framing: FramingRTU})
+	u := addUnit(t, s, 9, sizes100)
+	u.SetRegisters(devices.HoldingRegisters, 20, []uint16{4321, 8})
+	tty := filepath.Join(t.TempDir(), "tty")
+	ctx, cancel := context.WithCancel(context.Background())
+	bridge := exec.CommandContext(ctx, socat, "pty,raw,echo=0,link="+tty, "tcp:"+s.Addr().String())
+	if err := bridge.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); bridge.Wait() })
+	eventually(t, "socat's pty link", func() bool { _, err := os.Stat(tty); return err == nil })
+
+	ctx2, cancel2 := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel2()
+	out, err := exec.CommandContext(ctx2, mbpoll, "-m", "rtu", "-b", "19200", "-P", "none", "-a", "9", "-0", "-1", "-o", "5",
+		"-t", "4", "-r", "20", "-c", "2", tty).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "[20]: \t4321") || !strings.Contains(string(out), "[21]: \t8") {
+		t.Fatalf("mbpoll over rtu over tcp: %v\n%s", err, out)
+	}
+	ctx3, cancel3 := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel3()
+	out, err = exec.CommandContext(ctx3, mbpoll, "-m", "rtu", "-b", "19200", "-P", "none", "-a", "9", "-0", "-1", "-o", "5",
+		"-t", "4", "-r", "99", "-c", "2", tty).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Illegal data address") {
+		t.Fatalf("mbpoll over rtu over tcp, holding 99+2: %v, want Illegal data address\n%s", err, out)
+	}
 }
