@@ -113,6 +113,40 @@
 // answers 503 with the broker, the mechanism, the cause and the fix. A
 // gateway restarted with the right kafka block forwards the spool in order.
 //
+// # Connections
+//
+// A connections entry is a modbus.ConnConfig (devices/modbus documents the
+// rules behind each key); its devices name it in their connection key:
+//
+//	key                     default      meaning
+//	name                    address      unique; devices[].connection refers to it
+//	transport               tcp          tcp: Modbus TCP (MBAP), to a device or a TCP-to-RTU gateway
+//	                                     rtu: Modbus RTU on a serial port of this machine
+//	                                     ascii: Modbus ASCII on a serial port of this machine
+//	                                     rtu_over_tcp, ascii_over_tcp: RTU or ASCII framing over TCP, to a
+//	                                     serial device server in raw/transparent mode (Moxa NPort "TCP server")
+//	address                 -            host:port for tcp, rtu_over_tcp, ascii_over_tcp (no default port:
+//	                                     Modbus TCP's is 502, a device server's its own, 4001 on a Moxa's
+//	                                     first port); the device path for rtu and ascii (/dev/ttyUSB0)
+//	baud_rate               19200        rtu and ascii only, bit/s
+//	data_bits               8 (rtu),     rtu and ascii only, 7 or 8
+//	                        7 (ascii)
+//	parity                  E            rtu and ascii only, N, E or O (with N the specification asks for stop_bits 2)
+//	stop_bits               1            rtu and ascii only, 1 or 2
+//	timeout                 1s           per request, connect included (1ms..1m)
+//	busy_tries              3            sends of a read while the device answers exception 6 (1..10)
+//	busy_backoff            50ms         wait before the first busy retry, doubling
+//	reconnect_min           100ms        wait after a failed connect, doubling, jittered
+//	reconnect_max           10s          cap of that wait
+//	pause_between_requests  0s           quirk: least time from one reply to the next request (0..10s)
+//	pause_after_connect     0s           quirk: least time from a connect to the first request (0..10s)
+//	close_after_scan        false        quirk: close the connection after each scan
+//
+// The serial keys on a TCP transport are an error naming the connection
+// and the key (set them on the device server). On every transport but tcp
+// a device's unit must be 1..247 (0 is a serial-line broadcast, which no
+// device answers: the poller refuses it).
+//
 // # Report by exception
 //
 // Off by default: every successful poll is a sample. A class entry of
