@@ -118,7 +118,9 @@ func TestTransports(t *testing.T) {
 				{"short reply", simulator.Fault{Kind: simulator.FaultShortReply, Times: 1}, KindLength},
 				{"wrong transaction id or unit", simulator.Fault{Kind: simulator.FaultWrongTransactionID, Times: 1}, KindFraming},
 				{"no reply", simulator.Fault{Kind: simulator.FaultNoReply, Times: 1}, KindTimeout},
-				{"late reply", simulator.Fault{Kind: simulator.FaultDelay, Delay: 2 * timeout, Times: 1}, KindTimeout},
+				// Late by half a timeout after the client gave up: within the
+				// Timeout of quiet the client waits for before its next request.
+				{"late reply", simulator.Fault{Kind: simulator.FaultDelay, Delay: timeout + timeout/2, Times: 1}, KindTimeout},
 				{"drop", simulator.Fault{Kind: simulator.FaultDrop, Times: 1}, dropKind},
 			} {
 				t.Run(fc.name, func(t *testing.T) {
