@@ -140,6 +140,9 @@ func TestPollerSamples(t *testing.T) {
 		}
 		checkPress(t, smp, 3)
 	}
+	// The health counters follow the emit (the poll counts a sample once
+	// emit returned), so they may trail the collector by one poll.
+	eventually(t, "health to count 3 samples", func() bool { return health(p, "press-07").Samples >= 3 })
 	h := health(p, "press-07")
 	if h.Samples < 3 || h.LastSuccess.IsZero() || h.ConsecutiveFailures != 0 || h.NextSeq < 44 || h.Conn != conn.Name() || h.Schedule != "every 100ms" {
 		t.Errorf("health %+v", h)
