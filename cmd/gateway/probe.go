@@ -44,6 +44,7 @@ defaults, and are checked by the same rules, so a line of the config carries
 over as it is:
 
   gateway probe --address 10.20.1.10:502 --unit 3 --class press
+  gateway probe --connection tcp://10.20.1.10:502 --unit 3 --class press     (the same)
   gateway probe --transport rtu --address /dev/ttyUSB0 --baud-rate 9600 --parity N --stop-bits 2 \
       --unit 10 --class temperature-controller --classes-dir /etc/factorywire/devices
   gateway probe --transport rtu_over_tcp --address 10.20.1.30:4001 --unit 5 --class power-meter
@@ -56,6 +57,7 @@ func probeCommand(stdout io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("gateway probe", flag.ContinueOnError)
 	config := fs.String("config", "", "gateway config file; probe its device --device")
 	device := fs.String("device", "", "id of the device to read (with --config)")
+	connection := fs.String("connection", "", "without --config: TRANSPORT://ADDRESS, --transport and --address in one (tcp://10.20.1.10:502, rtu:///dev/ttyUSB0, rtu_over_tcp://10.20.1.30:4001)")
 	transport := fs.String("transport", "tcp", "without --config: tcp, rtu, rtu_over_tcp, ascii or ascii_over_tcp")
 	address := fs.String("address", "", "without --config: host:port (tcp, rtu_over_tcp, ascii_over_tcp; Modbus TCP's port is 502) or serial device path (rtu, ascii)")
 	baudRate := fs.Int("baud-rate", 0, "without --config, rtu and ascii only: bit/s (default 19200)")
@@ -70,7 +72,7 @@ func probeCommand(stdout io.Writer) *ffcli.Command {
 	format := fs.String("format", "table", "table (for people) or json (for scripts)")
 	return &ffcli.Command{
 		Name:       "probe",
-		ShortUsage: "gateway probe (--config FILE --device ID | --address ADDR [--transport T ...] --unit N --class NAME) [flags]",
+		ShortUsage: "gateway probe (--config FILE --device ID | (--connection T://ADDR | --address ADDR [--transport T ...]) --unit N --class NAME) [flags]",
 		ShortHelp:  "read one device once and print its fields and raw registers",
 		LongHelp:   probeHelp,
 		FlagSet:    fs,
@@ -81,6 +83,20 @@ func probeCommand(stdout io.Writer) *ffcli.Command {
 			}
 			set := map[string]bool{}
 			fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+			if set["connection"] {
+				if *config != "" {
+					return usageError{Err: errors.New("--connection: not with --config, which describes the device: give either --config and --device, or the device's flags")}
+				}
+				if set["transport"] || set["address"] {
+					return usageError{Err: errors.New("--connection is --transport and --address in one: give either")}
+				}
+				t, a, ok := strings.Cut(*connection, "://")
+				if !ok || t == "" || a == "" {
+					return usageError{Err: fmt.Errorf("--connection %q: want TRANSPORT://ADDRESS, such as tcp://10.20.1.10:502 or rtu:///dev/ttyUSB0", *connection)}
+				}
+				*transport, *address = t, a
+				set["transport"], set["address"] = true, true
+			}
 			var (
 				dev modbus.Device
 				cc  modbus.ConnConfig

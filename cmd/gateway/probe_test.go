@@ -74,6 +74,7 @@ func TestProbePrintsEveryField(t *testing.T) {
 		args []string
 	}{
 		{"flags", []string{"probe", "--address", addr, "--unit", "1", "--class", "press", "--classes-dir", classesDir}},
+		{"connection flag", []string{"probe", "--connection", "tcp://" + addr, "--unit", "1", "--class", "press", "--classes-dir", classesDir}},
 		{"config", []string{"probe", "--config", writeConfig(t, addr), "--device", "press-01"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,6 +248,10 @@ func TestProbeUsageErrors(t *testing.T) {
 		{"ascii over tcp without port", []string{"probe", "--transport", "ascii_over_tcp", "--address", "10.0.0.9", "--class", "press", "--classes-dir", classesDir}, `--address: `},
 		{"unit out of range", []string{"probe", "--address", "127.0.0.1:1", "--unit", "300", "--class", "press"}, "--unit 300: want 0 to 247"},
 		{"format", []string{"probe", "--format", "xml"}, `--format "xml"`},
+		{"connection and address", []string{"probe", "--connection", "tcp://127.0.0.1:1", "--address", "127.0.0.1:2", "--class", "press"}, "--connection is --transport and --address in one"},
+		{"connection without scheme", []string{"probe", "--connection", "127.0.0.1:1", "--class", "press"}, `--connection "127.0.0.1:1": want TRANSPORT://ADDRESS`},
+		{"connection unknown transport", []string{"probe", "--connection", "udp://127.0.0.1:1", "--class", "press", "--classes-dir", classesDir}, `--transport: `},
+		{"connection with config", []string{"probe", "--config", config, "--device", "press-01", "--connection", "tcp://127.0.0.1:1"}, "--connection: not with --config"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
