@@ -1,4 +1,4 @@
-package main
+package brokerbench
 
 import (
 	"flag"
@@ -16,23 +16,25 @@ import (
 	"github.com/factorywire/factorywire/internal/benchkit"
 )
 
-// childEnv marks a child process: with it set to 1 the binary serves one
-// broker (serveMain) instead of running the benchmark. An environment
-// variable rather than a subcommand, so a test binary can play the child
-// too (see TestMain).
-const childEnv = "BROKERBENCH_CHILD"
+// ChildEnv marks a child process: with it set to 1 the binary serves one
+// broker (ServeChild) instead of running the benchmark. Run starts its
+// brokers by re-executing the running binary (os.Executable), so every
+// binary that calls Run must check ChildEnv first: cmd/brokerbench's main,
+// and this package's test binary (see TestMain). An environment variable
+// rather than a subcommand, so a test binary can play the child too.
+const ChildEnv = "BROKERBENCH_CHILD"
 
 // addrPrefix starts the line on which a child announces its address.
 const addrPrefix = benchkit.AddrPrefix
 
-// serveMain is the child process: `serve -kind
+// ServeChild is the child process: `serve -kind
 // ours|ours-sasl-ssl|kfake|blackhole -dir D [-secure S] [-cpuprofile F]`,
 // S being the directory of the secure kind's certificate, key and password
 // (secureFiles). It starts one broker on 127.0.0.1 with an ephemeral
 // port, prints "ADDR host:port" on stdout, and serves until SIGTERM, SIGINT
 // or the end of stdin (the parent closing its end or dying), then closes the
 // broker and ends the profile. It returns the exit status.
-func serveMain(args []string) int {
+func ServeChild(args []string) int {
 	if len(args) > 0 && args[0] == "serve" {
 		args = args[1:]
 	}

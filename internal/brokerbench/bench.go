@@ -1,4 +1,4 @@
-package main
+package brokerbench
 
 import (
 	"context"
@@ -71,6 +71,14 @@ type memoryRun struct {
 	Samples []memorySample
 	Produce produceResult // the whole produce, latencies excluded
 	Consume consumeResult
+}
+
+// Run runs the benchmark cfg describes, Validate having passed: it writes
+// the markdown report to out (and to cfg.Out if set), progress lines and
+// the broker children's stderr to logw. It returns an error if any run
+// failed (the report lists the failures) or ctx ended it early.
+func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
+	return newBench(cfg, out, logw).Run(ctx)
 }
 
 func newBench(cfg Config, out, logw io.Writer) *bench {

@@ -1,4 +1,4 @@
-package main
+package brokerbench
 
 import (
 	"context"
@@ -28,8 +28,8 @@ import (
 // TestMain lets the test binary play the broker child: startChild
 // re-executes os.Executable, which under `go test` is this binary.
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "1" {
-		os.Exit(serveMain(os.Args[1:]))
+	if os.Getenv(ChildEnv) == "1" {
+		os.Exit(ServeChild(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }
@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 // failed, every record came back, and the report holds every table.
 // Nothing is timed.
 func TestTinyRunBothBrokers(t *testing.T) {
-	cfg := defaultConfig()
+	cfg := DefaultConfig()
 	cfg.Only = "both"
 	cfg.Records, cfg.RecordsLarge, cfg.Runs = 2_000, 500, 1
 	cfg.RSSRecords = 2_000
@@ -79,7 +79,7 @@ func TestTinyRunBothBrokers(t *testing.T) {
 // record comes back, and the report compares the two kinds. Nothing is
 // timed.
 func TestTinyRunSecure(t *testing.T) {
-	cfg := defaultConfig()
+	cfg := DefaultConfig()
 	cfg.Only = "ours," + kindOursSASLSSL
 	cfg.Scenarios = "100x1"
 	cfg.Ceiling = false
@@ -184,16 +184,16 @@ func TestSecureKindRefusesStrangers(t *testing.T) {
 // Kafka's jars (fails under FACTORYWIRE_REQUIRE_PEERS=1). Nothing is timed.
 func TestQuickRunKafka(t *testing.T) {
 	peers.KafkaLibs(t)
-	cfg := defaultConfig()
+	cfg := DefaultConfig()
 	cfg.Quick = true
-	cfg.applyQuick(map[string]bool{})
+	cfg.ApplyQuick(map[string]bool{})
 	cfg.Only = "ours,kafka-fsync,kafka"
 	cfg.Scenarios = "100x1"
 	cfg.JVMWarmup = 500 * time.Millisecond
 	cfg.LatencyDuration = 200 * time.Millisecond
 	cfg.PhaseTimeout = time.Minute
 	cfg.Dir = t.TempDir()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
@@ -380,7 +380,7 @@ func tinyRun(t *testing.T, cfg Config) (*bench, *strings.Builder) {
 	t.Helper()
 	cfg.PhaseTimeout = time.Minute
 	cfg.Dir = t.TempDir()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	out := &strings.Builder{}

@@ -1,4 +1,4 @@
-package main
+package brokerbench
 
 import (
 	"context"
@@ -57,7 +57,7 @@ func startChild(ctx context.Context, kind, dir, secureDir, profile string, logw 
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
 	}
-	c, err := benchkit.StartRole(ctx, benchkit.Role{Name: kind + " broker", Env: childEnv + "=1", Args: args, StopTimeout: childStopTimeout}, logw)
+	c, err := benchkit.StartRole(ctx, benchkit.Role{Name: kind + " broker", Env: ChildEnv + "=1", Args: args, StopTimeout: childStopTimeout}, logw)
 	if err != nil {
 		return nil, err
 	}

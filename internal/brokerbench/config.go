@@ -1,7 +1,6 @@
-package main
+package brokerbench
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -59,10 +58,10 @@ func comparisons() []comparison {
 // isKafka reports whether kind is Apache Kafka (a java child process).
 func isKafka(kind string) bool { return kind == kindKafkaFsync || kind == kindKafka }
 
-// Config is one benchmark run's settings. defaultConfig gives the defaults
+// Config is one benchmark run's settings. DefaultConfig gives the defaults
 // of a full run (about 26 minutes on a quiet 2-core machine with all four
 // brokers, most of it Apache Kafka's; 17.5 minutes with -runs 2);
-// applyQuick shrinks every count for a smoke run.
+// ApplyQuick shrinks every count for a smoke run.
 type Config struct {
 	// Records is how many records each 100 B scenario produces and then
 	// consumes. Default 5,000,000.
@@ -142,12 +141,14 @@ type Config struct {
 
 	// CommandLine is the invocation, echoed in the report.
 	CommandLine string
-	// Kafka is where java and Apache Kafka's jars are; validate finds
+	// Kafka is where java and Apache Kafka's jars are; Validate finds
 	// them when Only names a Kafka broker.
 	Kafka kafkatest.Install
 }
 
-func defaultConfig() Config {
+// DefaultConfig returns the settings of a full run, those of
+// `go run ./cmd/brokerbench` without flags.
+func DefaultConfig() Config {
 	return Config{
 		Records:              5_000_000,
 		RecordsLarge:         1_000_000,
@@ -170,34 +171,9 @@ func defaultConfig() Config {
 	}
 }
 
-func (c *Config) registerFlags(fs *flag.FlagSet) {
-	fs.IntVar(&c.Records, "records", c.Records, "records per 100 B scenario (produced, then consumed)")
-	fs.IntVar(&c.RecordsLarge, "records-1000b", c.RecordsLarge, "records per 1000 B scenario")
-	fs.IntVar(&c.Runs, "runs", c.Runs, "runs of every scenario per broker; tables show the median")
-	fs.IntVar(&c.RSSRecords, "rss-records", c.RSSRecords, "100 B records the memory run produces into 8 partitions (0 skips it)")
-	fs.IntVar(&c.LatencyRate, "latency-rate", c.LatencyRate, "offered load of the fixed-rate latency run, records/s")
-	fs.DurationVar(&c.LatencyDuration, "latency-duration", c.LatencyDuration, "length of the fixed-rate latency run")
-	fs.IntVar(&c.Producers, "producers", c.Producers, "producers (one client and connection each) of the capacity scenarios; 0 skips them")
-	fs.IntVar(&c.InFlight, "inflight", c.InFlight, "produce requests each capacity producer keeps in flight")
-	fs.IntVar(&c.BatchRecords, "batch-records", c.BatchRecords, "records per capacity produce request (one pre-encoded batch)")
-	fs.IntVar(&c.CapacityRecords, "capacity-records", c.CapacityRecords, "records per 100 B capacity scenario")
-	fs.IntVar(&c.CapacityRecordsLarge, "capacity-records-1000b", c.CapacityRecordsLarge, "records per 1000 B capacity scenario")
-	fs.IntVar(&c.BufferRecords, "buffer", c.BufferRecords, "producer MaxBufferedRecords in throughput runs (0: five full batches in flight per partition plus one)")
-	fs.StringVar(&c.Only, "only", c.Only, "brokers to run, comma-separated: ours, ours-sasl-ssl (ours over TLS with SCRAM-SHA-512), kfake, kafka-fsync, kafka; or both (ours,kfake) or all (all but ours-sasl-ssl)")
-	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "throughput scenarios to run, e.g. 100x1,1000x8 (default: 100x1,100x8,1000x1,1000x8)")
-	fs.Float64Var(&c.QuietCores, "quiet-cores", c.QuietCores, "leave runs with more than this many cores of other load out of the medians (0: keep all)")
-	fs.BoolVar(&c.Ceiling, "ceiling", c.Ceiling, "also produce to kfake with BlackholeProduce (stores nothing): the client's ceiling")
-	fs.DurationVar(&c.JVMWarmup, "jvm-warmup", c.JVMWarmup, "untimed load on its own topic each fresh Apache Kafka gets first, to warm its JIT (0: none)")
-	fs.StringVar(&c.Out, "out", c.Out, "also write the markdown report to this file")
-	fs.StringVar(&c.Dir, "dir", c.Dir, "directory for the brokers' temporary data dirs")
-	fs.DurationVar(&c.PhaseTimeout, "phase-timeout", c.PhaseTimeout, "bound on each produce or consume phase")
-	fs.StringVar(&c.Compression, "compression", c.Compression, "codec of produced batches: none, gzip, snappy, lz4, zstd")
-	fs.BoolVar(&c.Quick, "quick", c.Quick, "smoke run: small counts, one run (flags given explicitly still win)")
-	fs.StringVar(&c.CPUProfileDir, "cpuprofile", c.CPUProfileDir, "")
-}
-
-// applyQuick shrinks the counts of every flag the user did not set.
-func (c *Config) applyQuick(set map[string]bool) {
+// ApplyQuick shrinks the counts of every flag the user did not set: set
+// names the flags given (benchkit.Command.Parse returns them).
+func (c *Config) ApplyQuick(set map[string]bool) {
 	quick := map[string]func(){
 		"records":                func() { c.Records = 20_000 },
 		"records-1000b":          func() { c.RecordsLarge = 5_000 },
@@ -215,9 +191,9 @@ func (c *Config) applyQuick(set map[string]bool) {
 	}
 }
 
-// validate reports the first invalid setting, naming its flag. When Only
+// Validate reports the first invalid setting, naming its flag. When Only
 // names an Apache Kafka broker it also finds java and Kafka's jars (Kafka).
-func (c *Config) validate() error {
+func (c *Config) Validate() error {
 	switch {
 	case c.Records < 1 || c.Records > 1_000_000_000:
 		return fmt.Errorf("-records %d: must be within [1, 1e9]", c.Records)
