@@ -1,4 +1,4 @@
-package main
+package gatewaybench
 
 import (
 	"context"
@@ -19,7 +19,7 @@ const childStopTimeout = 30 * time.Second
 // startRole re-executes this binary as role (serve.go) with args and waits
 // for the address it prints. Its stderr goes to logw.
 func startRole(ctx context.Context, role string, args []string, logw io.Writer) (*proc, error) {
-	return benchkit.StartRole(ctx, benchkit.Role{Name: role, Env: childEnv + "=" + role, Args: args, StopTimeout: childStopTimeout}, logw)
+	return benchkit.StartRole(ctx, benchkit.Role{Name: role, Env: ChildEnv + "=" + role, Args: args, StopTimeout: childStopTimeout}, logw)
 }
 
 // startProgram starts another program, its stdout and stderr to logw.

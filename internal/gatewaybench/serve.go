@@ -1,4 +1,4 @@
-package main
+package gatewaybench
 
 import (
 	"bufio"
@@ -22,11 +22,14 @@ import (
 	"github.com/factorywire/factorywire/internal/benchkit"
 )
 
-// childEnv names the role a child process plays (roleSim, roleBroker,
-// roleGateway); without it the binary runs the benchmark. An environment
-// variable rather than a subcommand, so that a test binary can play the
-// children too (see TestMain).
-const childEnv = "GATEWAYBENCH_CHILD"
+// ChildEnv names the role a child process plays (roleSim, roleBroker,
+// roleGateway, rolePoller; ServeChild plays it); without it the binary
+// runs the benchmark. Run starts its children by re-executing the running
+// binary (os.Executable), so every binary that calls Run must check
+// ChildEnv first: cmd/gatewaybench's main, and this package's test binary
+// (see TestMain). An environment variable rather than a subcommand, so
+// that a test binary can play the children too.
+const ChildEnv = "GATEWAYBENCH_CHILD"
 
 // The roles of a child process.
 const (
@@ -45,8 +48,9 @@ const (
 	replyPrefix = benchkit.ReplyPrefix
 )
 
-// childMain runs the child of the given role and returns its exit status.
-func childMain(role string, args []string) int {
+// ServeChild runs the child of the given role (ChildEnv's value) with
+// args, as startRole passes them, and returns its exit status.
+func ServeChild(role string, args []string) int {
 	var err error
 	switch role {
 	case roleSim:

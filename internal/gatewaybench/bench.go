@@ -1,4 +1,4 @@
-package main
+package gatewaybench
 
 import (
 	"context"
@@ -41,6 +41,14 @@ type bench struct {
 	classBlocks                      []telegrafBlock   // the class as Telegraf request blocks
 	samples                          map[string]string // tool -> one sample of the window
 	failures                         []string
+}
+
+// Run runs every part cfg selects, Validate having passed: it writes the
+// markdown report to out (and to cfg.Out if set), progress lines and the
+// children's stderr to log. It returns an error if a run failed (the
+// report lists the failures) or ctx ended.
+func Run(ctx context.Context, cfg Config, out, log io.Writer) error {
+	return newBench(cfg, out, log).Run(ctx)
 }
 
 func newBench(cfg Config, out, log io.Writer) *bench {

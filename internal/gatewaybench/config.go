@@ -1,12 +1,10 @@
-package main
+package gatewaybench
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,9 +32,9 @@ const (
 	modePoller = "poller"
 )
 
-// Config is one benchmark run's settings. defaultConfig gives the defaults
+// Config is one benchmark run's settings. DefaultConfig gives the defaults
 // of a full run (about 10 minutes with Telegraf on a 2-core machine);
-// applyQuick shrinks every duration and count for a smoke run.
+// ApplyQuick shrinks every duration and count for a smoke run.
 type Config struct {
 	// Runs is how many times every whole-system measurement runs; tables
 	// show the median. Default 2.
@@ -113,7 +111,9 @@ type Config struct {
 	CommandLine string
 }
 
-func defaultConfig() Config {
+// DefaultConfig returns the settings of a full run, those of
+// `go run ./cmd/gatewaybench` without flags.
+func DefaultConfig() Config {
 	return Config{
 		Runs:          2,
 		Parts:         []string{partFloor, partGateway, partPollerOnly, partTelegraf},
@@ -135,32 +135,9 @@ func defaultConfig() Config {
 	}
 }
 
-func (c *Config) registerFlags(fs *flag.FlagSet) {
-	fs.IntVar(&c.Runs, "runs", c.Runs, "runs of every whole-system measurement; tables show the median")
-	fs.IntVar(&c.FloorRuns, "floor-runs", c.FloorRuns, "runs of the floor and the poller (back to back) per connection count")
-	fs.Var((*listFlag)(&c.Parts), "parts", "what to run, comma separated: floor, gateway, poller-only, telegraf")
-	fs.Var((*intsFlag)(&c.FloorConns), "floor-conns", "connections of the floor and poller runs, one measurement each, e.g. 1,4")
-	fs.DurationVar(&c.FloorDuration, "floor-duration", c.FloorDuration, "measured window of each floor and poller run")
-	fs.DurationVar(&c.FloorWarmup, "floor-warmup", c.FloorWarmup, "unmeasured start of each floor and poller run")
-	fs.IntVar(&c.PollerDevices, "poller-devices", c.PollerDevices, "devices per connection in the poller runs (all every 100 ms: flat out)")
-	fs.Var((*intsFlag)(&c.Devices), "devices", "device counts of the whole-system runs at 1 Hz, e.g. 1000,10000")
-	fs.IntVar(&c.UnitsPerConn, "units-per-conn", c.UnitsPerConn, "units behind one Modbus TCP connection (1..247)")
-	fs.IntVar(&c.ConnsPerSim, "conns-per-sim", c.ConnsPerSim, "most connections one simulator process serves")
-	fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "polling before the window of a whole-system run, after the first sample arrived")
-	fs.DurationVar(&c.Window, "window", c.Window, "measured window of a whole-system run")
-	fs.DurationVar(&c.Drain, "drain", c.Drain, "time after the window for its samples to reach the broker")
-	fs.StringVar(&c.SpoolSync, "spool-sync", c.SpoolSync, "our gateway's spool.sync: interval (fsync every 200 ms) or always (fsync before the poller goes on)")
-	fs.DurationVar(&c.StartTimeout, "start-timeout", c.StartTimeout, "bound on a tool's start, until its first sample reaches the broker")
-	fs.StringVar(&c.Telegraf, "telegraf", c.Telegraf, "path of a telegraf v1.37.2 binary (see docs/BENCHMARKS.md); empty skips Telegraf")
-	fs.Float64Var(&c.QuietCores, "quiet-cores", c.QuietCores, "leave runs with more than this many cores of other load out of the medians (0: keep all)")
-	fs.StringVar(&c.Out, "out", c.Out, "also write the markdown report to this file")
-	fs.StringVar(&c.Dir, "dir", c.Dir, "directory for temporary data (removed at the end)")
-	fs.BoolVar(&c.Quick, "quick", c.Quick, "smoke run: short windows, few devices, one run (flags given explicitly still win)")
-	fs.StringVar(&c.CPUProfileDir, "cpuprofile", c.CPUProfileDir, "")
-}
-
-// applyQuick shrinks the settings the user did not set.
-func (c *Config) applyQuick(set map[string]bool) {
+// ApplyQuick shrinks the settings whose flags the user did not set: set
+// names the flags given (benchkit.Command.Parse returns them).
+func (c *Config) ApplyQuick(set map[string]bool) {
 	quick := map[string]func(){
 		"runs":           func() { c.Runs = 1 },
 		"floor-runs":     func() { c.FloorRuns = 1 },
@@ -181,8 +158,8 @@ func (c *Config) applyQuick(set map[string]bool) {
 	}
 }
 
-// validate reports the first invalid setting, naming its flag.
-func (c *Config) validate() error {
+// Validate reports the first invalid setting, naming its flag.
+func (c *Config) Validate() error {
 	switch {
 	case c.Runs < 1 || c.Runs > 100:
 		return fmt.Errorf("-runs %d: must be within [1, 100]", c.Runs)
@@ -267,48 +244,6 @@ func (c *Config) tools() (tools []string, skipped string) {
 		}
 	}
 	return tools, skipped
-}
-
-// listFlag is a comma-separated list of words.
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-
-func (l *listFlag) Set(s string) error {
-	*l = nil
-	for _, w := range strings.Split(s, ",") {
-		if w = strings.TrimSpace(w); w != "" {
-			*l = append(*l, w)
-		}
-	}
-	return nil
-}
-
-// intsFlag is a comma-separated list of integers; 1,000 style separators
-// are not accepted (1000,10000).
-type intsFlag []int
-
-func (l *intsFlag) String() string {
-	s := make([]string, len(*l))
-	for i, n := range *l {
-		s[i] = strconv.Itoa(n)
-	}
-	return strings.Join(s, ",")
-}
-
-func (l *intsFlag) Set(s string) error {
-	*l = nil
-	for _, w := range strings.Split(s, ",") {
-		if w = strings.TrimSpace(w); w == "" {
-			continue
-		}
-		n, err := strconv.Atoi(w)
-		if err != nil {
-			return fmt.Errorf("%q is not an integer", w)
-		}
-		*l = append(*l, n)
-	}
-	return nil
 }
 
 // logf writes a progress line.

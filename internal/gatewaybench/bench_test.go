@@ -1,4 +1,4 @@
-package main
+package gatewaybench
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 // TestMain lets the test binary play the children: startRole re-executes
 // os.Executable, which under `go test` is this binary.
 func TestMain(m *testing.M) {
-	if role := os.Getenv(childEnv); role != "" {
-		os.Exit(childMain(role, os.Args[1:]))
+	if role := os.Getenv(ChildEnv); role != "" {
+		os.Exit(ServeChild(role, os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }
@@ -26,8 +26,8 @@ func TestMain(m *testing.M) {
 // kept every device polled, and that the report holds every table. Nothing
 // is timed.
 func TestTinyRun(t *testing.T) {
-	cfg := defaultConfig()
-	cfg.applyQuick(map[string]bool{})
+	cfg := DefaultConfig()
+	cfg.ApplyQuick(map[string]bool{})
 	cfg.FloorConns = []int{1}
 	cfg.FloorDuration, cfg.FloorWarmup = 500*time.Millisecond, 100*time.Millisecond
 	cfg.Warmup, cfg.Window, cfg.Drain = 200*time.Millisecond, 2*time.Second, time.Second
@@ -36,7 +36,7 @@ func TestTinyRun(t *testing.T) {
 	if cfg.Telegraf != "" {
 		cfg.Drain = 2 * time.Second
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
