@@ -1,6 +1,8 @@
-// Package benchkit is what the benchmark tools under cmd/ (brokerbench,
-// gatewaybench) share: the description of the machine and of the source a
-// run measured, and a command line of flags with environment twins.
+// Package benchkit is what the benchmark tools (cmd/brokerbench and
+// cmd/gatewaybench, their logic in internal/brokerbench and
+// internal/gatewaybench) share: the description of the machine and of the
+// source a run measured, child processes, and a command line of flags with
+// environment twins.
 package benchkit
 
 import (
