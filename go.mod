@@ -3,6 +3,7 @@ module github.com/factorywire/factorywire
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/FerretDB/FerretDB v1.24.2
 	github.com/IBM/sarama v1.61.1
 	github.com/goburrow/modbus v0.1.0
