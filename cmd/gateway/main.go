@@ -8,6 +8,7 @@
 //	gateway probe --transport rtu --address /dev/ttyUSB0 --baud-rate 9600 --parity N --stop-bits 2 --unit 10 --class temperature-controller
 //	gateway simulate --listen 127.0.0.1:5020 --device 1=press --device 2=power-meter [--fault unit=1,kind=exception,exception=2]
 //	gateway simulate --serial /dev/ttyUSB0 --baud-rate 9600 --parity N --stop-bits 2 --devices 2 --classes press
+//	gateway import-telegraf [--out DIR [--force]] [--format json] [--factory plant-a] telegraf.conf
 //
 // run polls and forwards until SIGINT or SIGTERM. SIGHUP reloads the config
 // file and the register maps (gateway.Gateway.Reload): devices and
@@ -39,6 +40,13 @@
 // maps in --classes-dir over Modbus TCP (--listen) or RTU (--serial), with
 // the simulator's fault injection (--fault), printing the address it
 // serves and the unit -> class table, until SIGINT or SIGTERM.
+//
+// import-telegraf turns the [[inputs.modbus]] sections of a Telegraf config
+// into a gateway config and register maps (gateway/telegraf), with a report
+// naming the Telegraf file and line of every setting not carried over, or
+// carried over with a difference. It exits 0 when everything was carried
+// over, 3 when the files were produced with warnings, 1 when nothing was
+// importable.
 //
 // Every flag has an environment twin:
 // FACTORYWIRE_GATEWAY_ and the flag name in upper case with '-' as '_'
@@ -78,9 +86,9 @@ func run(args []string, stdout io.Writer) error {
 		Name:        "gateway",
 		ShortUsage:  "gateway <subcommand> [flags]",
 		ShortHelp:   "poll Modbus devices into Kafka through a durable spool",
-		Subcommands: []*ffcli.Command{runCommand(), checkCommand(stdout), probeCommand(stdout), simulateCommand(stdout)},
+		Subcommands: []*ffcli.Command{runCommand(), checkCommand(stdout), probeCommand(stdout), simulateCommand(stdout), importTelegrafCommand(stdout, os.Stderr)},
 		Exec: func(context.Context, []string) error {
-			return usageError{Err: errors.New("missing subcommand: try 'gateway run --help', 'gateway check --help', 'gateway probe --help' or 'gateway simulate --help'")}
+			return usageError{Err: errors.New("missing subcommand: try 'gateway run --help', 'gateway check --help', 'gateway probe --help', 'gateway simulate --help' or 'gateway import-telegraf --help'")}
 		},
 	}
 	return cli.Run(root, args)
