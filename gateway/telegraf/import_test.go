@@ -142,48 +142,7 @@ func TestImportedFilesLoad(t *testing.T) {
 	for _, c := range importCases {
 		t.Run(c.name, func(t *testing.T) {
 			res := importFile(t, c)
-			dir := t.TempDir()
-			if _, err := res.Write(dir, false); err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(dir, "gateway.yaml")
-			cfg, err := gateway.LoadConfig(path)
-			if err != nil && c.tags {
-				for _, line := range strings.Split(err.Error(), "\n") {
-					if !strings.Contains(line, "tags") {
-						t.Fatalf("gateway.LoadConfig: %v", err)
-					}
-				}
-				t.Logf("this branch's gateway.DeviceConfig has no tags: validating without them (%v)", err)
-				text := string(res.Gateway)
-				if !tagsBlock.MatchString(text) {
-					t.Fatalf("the config has tags but gateway.yaml has no tags block:\n%s", text)
-				}
-				stripped := filepath.Join(dir, "gateway-without-tags.yaml")
-				if err := os.WriteFile(stripped, []byte(tagsBlock.ReplaceAllString(text, "")), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				cfg, err = gateway.LoadConfig(stripped)
-			}
-			if err != nil {
-				t.Fatalf("gateway.LoadConfig: %v", err)
-			}
-			for i, cc := range cfg.Connections {
-				standIn, isNew := newTransportStandIns[cc.Transport]
-				if !isNew {
-					continue
-				}
-				if !c.newTransports {
-					t.Fatalf("connections[%d]: unexpected transport %q", i, cc.Transport)
-				}
-				if err := cc.WithDefaults().Validate(); err != nil {
-					if !strings.Contains(err.Error(), "transport: "+`"`+string(cc.Transport)) {
-						t.Fatalf("connections[%d] (%s): refused for something else than its transport: %v", i, cc.Transport, err)
-					}
-					t.Logf("this branch's devices/modbus does not know transport %q yet: validating the rest as %s", cc.Transport, standIn)
-					cfg.Connections[i].Transport = standIn
-				}
-			}
+			cfg, dir := loadImported(t, c, res)
 			plan, err := gateway.Check(cfg)
 			if err != nil {
 				t.Fatalf("gateway.Check: %v", err)
@@ -202,6 +161,58 @@ func TestImportedFilesLoad(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loadImported writes res into a temporary directory and loads its
+// gateway.yaml with gateway.LoadConfig, returning the config and the
+// directory. Where this branch's loader refuses only tags or a new
+// transport (see TestImportedFilesLoad), it checks the text, leaves them
+// out (tags) or puts a known transport in their place, and logs it.
+func loadImported(t *testing.T, c importCase, res *Result) (gateway.Config, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := res.Write(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "gateway.yaml")
+	cfg, err := gateway.LoadConfig(path)
+	if err != nil && c.tags {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if !strings.Contains(line, "tags") {
+				t.Fatalf("gateway.LoadConfig: %v", err)
+			}
+		}
+		t.Logf("this branch's gateway.DeviceConfig has no tags: validating without them (%v)", err)
+		text := string(res.Gateway)
+		if !tagsBlock.MatchString(text) {
+			t.Fatalf("the config has tags but gateway.yaml has no tags block:\n%s", text)
+		}
+		stripped := filepath.Join(dir, "gateway-without-tags.yaml")
+		if err := os.WriteFile(stripped, []byte(tagsBlock.ReplaceAllString(text, "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err = gateway.LoadConfig(stripped)
+	}
+	if err != nil {
+		t.Fatalf("gateway.LoadConfig: %v", err)
+	}
+	for i, cc := range cfg.Connections {
+		standIn, isNew := newTransportStandIns[cc.Transport]
+		if !isNew {
+			continue
+		}
+		if !c.newTransports {
+			t.Fatalf("connections[%d]: unexpected transport %q", i, cc.Transport)
+		}
+		if err := cc.WithDefaults().Validate(); err != nil {
+			if !strings.Contains(err.Error(), "transport: "+`"`+string(cc.Transport)) {
+				t.Fatalf("connections[%d] (%s): refused for something else than its transport: %v", i, cc.Transport, err)
+			}
+			t.Logf("this branch's devices/modbus does not know transport %q yet: validating the rest as %s", cc.Transport, standIn)
+			cfg.Connections[i].Transport = standIn
+		}
+	}
+	return cfg, dir
 }
 
 // TestImportedTextOfNewKeys checks the text of what this branch cannot
