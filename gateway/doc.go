@@ -227,6 +227,18 @@
 // goes on into the spool, and everything is forwarded in order once the
 // replicas return.
 //
+// # Coming from Telegraf
+//
+// Package gateway/telegraf (`gateway import-telegraf`) turns the
+// [[inputs.modbus]] sections of a Telegraf config into a Config and
+// register maps: each Telegraf series (slave, measurement, tag set) a
+// device, each measurement a class, inputs on one controller one
+// connection, tags per device. It reports, with the Telegraf file and
+// line, every setting it did not carry over or carried over with a
+// difference (bits are bools here, a scaled value keeps its fraction,
+// overlapping fields are refused); its package documentation is the
+// mapping.
+//
 // # Reload
 //
 // Gateway.Reload applies a new configuration while the gateway runs;
