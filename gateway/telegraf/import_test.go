@@ -431,3 +431,27 @@ line "quoted"
 		t.Error("a header inside a multi-line string was indexed")
 	}
 }
+
+// TestImportOneTable: Telegraf takes [inputs.modbus] (one table, not an
+// array of tables) as one plugin; so does the import, with its lines.
+func TestImportOneTable(t *testing.T) {
+	src := `[inputs.modbus]
+  name = "single"
+  controller = "tcp://h:502"
+  slave_id = 2
+  holding_registers = [
+    { name = "v", byte_order = "AB", data_type = "UINT16", scale = 1.0, address = [4] },
+  ]
+  surprise = true
+`
+	res, err := Import("t.conf", []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Importable() || !strings.Contains(string(res.Gateway), "  - id: single\n") {
+		t.Fatalf("not imported:\n%s\n%s", res.Gateway, reportText(res))
+	}
+	if want := `t.conf:8: warning: inputs.modbus "single" surprise: not carried over`; !strings.Contains(reportText(res), want) {
+		t.Fatalf("report lacks %q:\n%s", want, reportText(res))
+	}
+}

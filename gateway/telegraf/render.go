@@ -114,7 +114,7 @@ func renderGateway(im *importer, conns []*conn) []byte {
 	for _, c := range conns {
 		fmt.Fprintf(&b, "  # %s:%d: %s\n", comment(im.file), c.line, comment(c.from))
 		fmt.Fprintf(&b, "  - name: %s\n", yamlString(c.name))
-		fmt.Fprintf(&b, "    transport: %s\n", c.transport)
+		fmt.Fprintf(&b, "    transport: %s\n", yamlString(c.transport))
 		fmt.Fprintf(&b, "    address: %s\n", yamlString(c.address))
 		ints := []struct {
 			key string

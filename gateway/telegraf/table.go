@@ -186,6 +186,8 @@ func (t *table) list(key string, where func(i int, m map[string]any) string) []*
 	}
 	var elems []map[string]any
 	switch v := v.(type) {
+	case map[string]any: // [inputs.modbus], one table: Telegraf takes it as one plugin
+		return []*table{t.im.table(join(t.path, key), where(0, v), v)}
 	case []map[string]any:
 		elems = v
 	case []any:
