@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/devices/modbus"
 	"github.com/factorywire/factorywire/devices/simulator"
+	"github.com/factorywire/factorywire/gateway"
 )
 
 // This file checks that the imported register maps read the values
@@ -50,36 +53,46 @@ type (
 		InputRegisters    []tgRegisterField `toml:"input_registers"`
 		Requests          []tgRequest       `toml:"request"`
 		Metrics           []tgMetric        `toml:"metric"`
+		NameOverride      string            `toml:"name_override"`
+		NamePrefix        string            `toml:"name_prefix"`
+		NameSuffix        string            `toml:"name_suffix"`
+		Tags              map[string]string `toml:"tags"`
 	}
 	tgRegisterField struct {
-		Name      string  `toml:"name"`
-		ByteOrder string  `toml:"byte_order"`
-		DataType  string  `toml:"data_type"`
-		Scale     float64 `toml:"scale"`
-		Address   []int   `toml:"address"`
-		Bit       int     `toml:"bit"`
+		Measurement string  `toml:"measurement"`
+		Name        string  `toml:"name"`
+		ByteOrder   string  `toml:"byte_order"`
+		DataType    string  `toml:"data_type"`
+		Scale       float64 `toml:"scale"`
+		Address     []int   `toml:"address"`
+		Bit         int     `toml:"bit"`
 	}
 	tgRequest struct {
-		SlaveID   int              `toml:"slave_id"`
-		ByteOrder string           `toml:"byte_order"`
-		Register  string           `toml:"register"`
-		Fields    []tgRequestField `toml:"fields"`
+		Measurement string            `toml:"measurement"`
+		Tags        map[string]string `toml:"tags"`
+		SlaveID     int               `toml:"slave_id"`
+		ByteOrder   string            `toml:"byte_order"`
+		Register    string            `toml:"register"`
+		Fields      []tgRequestField  `toml:"fields"`
 	}
 	tgRequestField struct {
-		Address  int     `toml:"address"`
-		Name     string  `toml:"name"`
-		Type     string  `toml:"type"`
-		Length   int     `toml:"length"`
-		Scale    float64 `toml:"scale"`
-		Output   string  `toml:"output"`
-		Omit     bool    `toml:"omit"`
-		Bit      int     `toml:"bit"`
-		Register string  `toml:"register"` // metric style
+		Address     int     `toml:"address"`
+		Name        string  `toml:"name"`
+		Type        string  `toml:"type"`
+		Length      int     `toml:"length"`
+		Scale       float64 `toml:"scale"`
+		Output      string  `toml:"output"`
+		Omit        bool    `toml:"omit"`
+		Bit         int     `toml:"bit"`
+		Register    string  `toml:"register"` // metric style
+		Measurement string  `toml:"measurement"`
 	}
 	tgMetric struct {
-		SlaveID   int              `toml:"slave_id"`
-		ByteOrder string           `toml:"byte_order"`
-		Fields    []tgRequestField `toml:"fields"`
+		Measurement string            `toml:"measurement"`
+		Tags        map[string]string `toml:"tags"`
+		SlaveID     int               `toml:"slave_id"`
+		ByteOrder   string            `toml:"byte_order"`
+		Fields      []tgRequestField  `toml:"fields"`
 	}
 )
 
@@ -95,6 +108,42 @@ type tgField struct {
 	order   string // ABCD, BADC, CDAB, DCBA
 	scale   float64
 	bit     int
+	// series is the Telegraf series the field is written in: measurement,
+	// slave_id and the tags of the input and its request or metric.
+	series string
+}
+
+// seriesKey names a Telegraf series as the differential test reads it
+// back: measurement, slave_id and the tags but name and type.
+func seriesKey(measurement string, slave int, tags map[string]string) string {
+	var kv []string
+	for k, v := range tags {
+		kv = append(kv, k+"="+v)
+	}
+	slices.Sort(kv)
+	return fmt.Sprintf("%s slave=%d %s", measurement, slave, strings.Join(kv, ","))
+}
+
+// metricName is the measurement of a Telegraf input's field.
+func (in tgInput) metricName(m string) string {
+	if m == "" {
+		m = "modbus"
+	}
+	if in.NameOverride != "" {
+		m = in.NameOverride
+	}
+	return in.NamePrefix + m + in.NameSuffix
+}
+
+func mergeTags(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
 }
 
 var tgTables = map[string]devices.Table{"": devices.HoldingRegisters, "holding": devices.HoldingRegisters,
@@ -144,7 +193,8 @@ func tgFields(t *testing.T, src []byte, legacyFloat32 bool) []tgField {
 			}{{in.DiscreteInputs, devices.DiscreteInputs}, {in.Coils, devices.Coils}, {in.HoldingRegisters, devices.HoldingRegisters}, {in.InputRegisters, devices.InputRegisters}} {
 				for _, d := range tab.defs {
 					n := len(d.Address)
-					tf := tgField{name: d.Name, slave: in.SlaveID, table: tab.table, address: d.Address[0], regs: n, order: tgOrder(d.ByteOrder), scale: d.Scale, bit: d.Bit}
+					tf := tgField{name: d.Name, slave: in.SlaveID, table: tab.table, address: d.Address[0], regs: n, order: tgOrder(d.ByteOrder), scale: d.Scale, bit: d.Bit,
+						series: seriesKey(in.metricName(d.Measurement), in.SlaveID, in.Tags)}
 					if tab.table.Bits() {
 						tf.in, tf.out = "COIL", "UINT16"
 						if d.DataType == "BOOL" {
@@ -182,14 +232,22 @@ func tgFields(t *testing.T, src []byte, legacyFloat32 bool) []tgField {
 			for _, r := range in.Requests {
 				for _, d := range r.Fields {
 					if !d.Omit {
-						out = append(out, tgTyped(d, r.SlaveID, tgTables[r.Register], r.ByteOrder))
+						tf := tgTyped(d, r.SlaveID, tgTables[r.Register], r.ByteOrder)
+						m := r.Measurement
+						if d.Measurement != "" {
+							m = d.Measurement
+						}
+						tf.series = seriesKey(in.metricName(m), r.SlaveID, mergeTags(in.Tags, r.Tags))
+						out = append(out, tf)
 					}
 				}
 			}
 		case "metric":
 			for _, m := range in.Metrics {
 				for _, d := range m.Fields {
-					out = append(out, tgTyped(d, m.SlaveID, tgTables[d.Register], m.ByteOrder))
+					tf := tgTyped(d, m.SlaveID, tgTables[d.Register], m.ByteOrder)
+					tf.series = seriesKey(in.metricName(m.Measurement), m.SlaveID, mergeTags(in.Tags, m.Tags))
+					out = append(out, tf)
 				}
 			}
 		}
@@ -504,70 +562,97 @@ func agree(v devices.Value, tg any, f tgField) (bool, string) {
 	return false, fmt.Sprintf("Telegraf's %T", tg)
 }
 
+// valueRig is an import of a testdata config served by a simulator: a
+// unit per slave with random registers, and a connection to it.
+type valueRig struct {
+	tg      []tgField
+	cfg     gateway.Config
+	classes map[string]*devices.Class
+	sim     *simulator.Server
+	conn    *modbus.Conn
+}
+
+func newValueRig(t *testing.T, c importCase) *valueRig {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("testdata", c.conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &valueRig{tg: tgFields(t, src, c.opts.LegacyFloat32)}
+	res := importFile(t, c)
+	var dir string
+	r.cfg, dir = loadImported(t, c, res)
+	if r.classes, err = devices.LoadDir(filepath.Join(dir, "devices")); err != nil {
+		t.Fatal(err)
+	}
+	if r.sim, err = simulator.New(simulator.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.sim.Close() })
+	rng := rand.New(rand.NewPCG(1, uint64(len(c.name))))
+	slaves := map[int]bool{}
+	for _, f := range r.tg {
+		slaves[f.slave] = true
+	}
+	for _, slave := range slices.Sorted(maps.Keys(slaves)) {
+		u, err := r.sim.AddUnit(uint8(slave), simulator.Sizes{Coils: 65536, DiscreteInputs: 65536, HoldingRegisters: 65536, InputRegisters: 65536})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fill(t, u, r.tg, slave, rng)
+	}
+	// Every device is read over TCP from the simulator, whatever its
+	// connection: the test is about the values.
+	if r.conn, err = modbus.NewConn(modbus.ConnConfig{Name: "sim", Address: r.sim.Addr().String()}.WithDefaults()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.conn.Close() })
+	return r
+}
+
+// read polls device d once with the gateway's own poll code.
+func (r *valueRig) read(t *testing.T, d gateway.DeviceConfig) devices.Sample {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pr, err := modbus.Probe(ctx, modbus.Device{ID: d.ID, Class: r.classes[d.Class], Conn: r.conn, Unit: *d.Unit})
+	if err != nil {
+		t.Fatalf("device %s: %v", d.ID, err)
+	}
+	return pr.Sample
+}
+
+// match returns the Telegraf field a field of device d comes from.
+func (r *valueRig) match(t *testing.T, d gateway.DeviceConfig, ours *devices.Field) tgField {
+	t.Helper()
+	var match []tgField
+	for _, f := range r.tg {
+		if f.matches(ours, int(*d.Unit)) {
+			match = append(match, f)
+		}
+	}
+	if len(match) != 1 {
+		t.Fatalf("device %s field %s: %d Telegraf fields match it: %+v", d.ID, ours.Name, len(match), match)
+	}
+	return match[0]
+}
+
 func TestImportedMapsReadAsTelegraf(t *testing.T) {
 	for _, c := range importCases {
 		t.Run(c.name, func(t *testing.T) {
-			src, err := os.ReadFile(filepath.Join("testdata", c.conf))
-			if err != nil {
-				t.Fatal(err)
-			}
-			tg := tgFields(t, src, c.opts.LegacyFloat32)
-			res := importFile(t, c)
-			cfg, dir := loadImported(t, c, res)
-			classes, err := devices.LoadDir(filepath.Join(dir, "devices"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			sim, err := simulator.New(simulator.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sim.Close()
-			rng := rand.New(rand.NewPCG(1, uint64(len(c.name))))
-			for _, d := range cfg.Devices {
-				unit := *d.Unit
-				if sim.Unit(unit) != nil {
-					continue
-				}
-				u, err := sim.AddUnit(unit, simulator.Sizes{Coils: 65536, DiscreteInputs: 65536, HoldingRegisters: 65536, InputRegisters: 65536})
-				if err != nil {
-					t.Fatal(err)
-				}
-				fill(t, u, tg, int(unit), rng)
-			}
-			// Every device is read over TCP from the simulator, whatever
-			// its connection: the test is about the values.
-			conn, err := modbus.NewConn(modbus.ConnConfig{Name: "sim", Address: sim.Addr().String()}.WithDefaults())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			r := newValueRig(t, c)
 			compared := 0
-			for _, d := range cfg.Devices {
-				class := classes[d.Class]
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				pr, err := modbus.Probe(ctx, modbus.Device{ID: d.ID, Class: class, Conn: conn, Unit: *d.Unit})
-				cancel()
-				if err != nil {
-					t.Fatalf("device %s: %v", d.ID, err)
-				}
+			for _, d := range r.cfg.Devices {
+				sample := r.read(t, d)
+				class := r.classes[d.Class]
 				for i := range class.Fields {
 					ours := &class.Fields[i]
-					var match []tgField
-					for _, f := range tg {
-						if f.matches(ours, int(*d.Unit)) {
-							match = append(match, f)
-						}
-					}
-					if len(match) != 1 {
-						t.Fatalf("device %s field %s: %d Telegraf fields match it: %+v", d.ID, ours.Name, len(match), match)
-					}
-					f := match[0]
-					v, ok := pr.Sample.Fields[ours.Name]
+					f := r.match(t, d, ours)
+					v, ok := sample.Fields[ours.Name]
 					if !ok {
-						t.Fatalf("device %s field %s: no value (%s)", d.ID, ours.Name, pr.Sample.Errors[ours.Name])
+						t.Fatalf("device %s field %s: no value (%s)", d.ID, ours.Name, sample.Errors[ours.Name])
 					}
-					raw := wire(t, sim.Unit(*d.Unit), f)
+					raw := wire(t, r.sim.Unit(*d.Unit), f)
 					want := f.value(raw)
 					if ok, how := agree(v, want, f); !ok {
 						t.Errorf("device %s field %s (Telegraf %q %s %s order %s scale %v output %s) on % x: gateway %v (%s), Telegraf %v (%T); want %s",
