@@ -26,7 +26,9 @@
 // (measurement, default "modbus", after name_override, name_prefix and
 // name_suffix) made to fit [a-z0-9-]. Devices of one measurement whose
 // fields differ get classes of their own, <measurement>-<device>; devices
-// whose fields are the same share the class. Device ids are the input's
+// whose fields are the same share the class. Telegraf's own tags name,
+// slave_id, type and host are not carried over as tags: a sample names its
+// device, class and factory, and the device config its unit. Device ids are the input's
 // name made to fit [A-Za-z0-9._-], with -<slave> and -<class> appended
 // when the input has several, and -2, -3 when still not unique. Inputs on
 // the same controller share one connection (the gateway keeps one per
@@ -73,8 +75,9 @@
 //	FLOAT32, FLOAT64 (request, metric)           float32, float64
 //	FLOAT32-IEEE, FLOAT64-IEEE (register)        float32, float64
 //	FIXED, UFIXED of 1, 2, 4 registers           int16/int32/int64, uint16/uint32/uint64, with scale
-//	FLOAT32 (register style)                     float32 (IEEE 754, as Telegraf v1.37 reads it); before
-//	                                               v1.37 it was UFIXED: Options.LegacyFloat32
+//	FLOAT32 (register style)                     float32 (IEEE 754 of two registers, as Telegraf v1.37
+//	                                               reads it; v1.37.2 panics on one); before v1.37
+//	                                               it was UFIXED: Options.LegacyFloat32
 //	BIT with bit                                 bool with bit (a low-byte-first order moves it by 8)
 //	STRING with length / addresses               string with length
 //	coil, discrete (UINT16 or BOOL output)       bool in coil, discrete_input
