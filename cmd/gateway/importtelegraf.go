@@ -39,7 +39,7 @@ non-TOML file, a file --out would overwrite).
 Every flag has an environment twin: FACTORYWIRE_GATEWAY_ and the flag in upper
 case with '-' as '_' (FACTORYWIRE_GATEWAY_FACTORY).`
 
-// ExitWarnings is import-telegraf's exit status when files were produced
+// exitWarnings is import-telegraf's exit status when files were produced
 // with warnings.
 const exitWarnings = 3
 

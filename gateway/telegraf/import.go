@@ -193,7 +193,11 @@ func (im *importer) outputs(rt *table) {
 	for _, plugin := range t.keys() {
 		for _, o := range t.list(plugin, func(int, map[string]any) string { return "[[outputs." + plugin + "]]" }) {
 			if plugin != "kafka" || im.brokers != nil {
-				im.add(o.line(""), Note, Dropped, o.where, "an output; the gateway produces to Kafka (the kafka block of gateway.yaml)")
+				why := "an output; the gateway produces to Kafka (the kafka block of gateway.yaml)"
+				if plugin == "kafka" {
+					why = "another outputs.kafka: kafka.brokers are those of the first"
+				}
+				im.add(o.line(""), Note, Dropped, o.where, "%s", why)
 				for _, k := range o.rest() {
 					o.take(k) // the section's note covers its settings
 				}

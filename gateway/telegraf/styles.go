@@ -93,7 +93,8 @@ func signed(t devices.Type) bool {
 
 func isFloat(t devices.Type) bool { return t == devices.TypeFloat32 || t == devices.TypeFloat64 }
 
-// fieldStart reads the name and describes the field for the report.
+// newField starts a field with its Telegraf name, line and place in the
+// report; false when it has no name.
 func newField(d *table, nameKey string) (*field, bool) {
 	n, _ := d.str(nameKey)
 	f := &field{tname: n, line: d.line(""), where: d.where, Field: devices.Field{Scale: 1}}
