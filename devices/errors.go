@@ -25,8 +25,8 @@ var (
 	// number, a number for a bool.
 	ErrKind = errors.New("devices: value kind does not suit the field")
 
-	// ErrMalformedSample means a record is not a valid schema version 1
-	// sample. Every error DecodeSample returns other than a version error
+	// ErrMalformedSample means a record is not a valid sample of a schema
+	// version DecodeSample reads (1 or 2). Every error DecodeSample returns other than a version error
 	// matches it; a sink sends such records to the dead-letter topic.
 	ErrMalformedSample = errors.New("devices: malformed sample")
 
@@ -101,8 +101,8 @@ func (e *SampleError) Unwrap() error { return e.Err }
 // Is reports whether target is ErrMalformedSample.
 func (e *SampleError) Is(target error) bool { return target == ErrMalformedSample }
 
-// VersionError reports a sample of a schema version other than
-// SchemaVersion.
+// VersionError reports a sample of a schema version DecodeSample does not
+// read: not MinSchemaVersion to SchemaVersion.
 type VersionError struct {
 	Version uint64 // the version the record declares
 }

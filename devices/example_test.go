@@ -30,9 +30,11 @@ fields:
 		devices.HoldingRegisters: {0x04, 0xE2, 0x00, 0x01, 0xD6, 0x87, 0x00, 0x12},
 		devices.Coils:            nil, // the read failed
 	}
+	tags := map[string]string{"line": "line-3"} // the device's, from the gateway config
 	s := devices.Sample{
 		Factory: "plant-a", Device: "press-07", Class: c.Name,
 		Time: time.Date(2026, 12, 1, 1, 2, 3, 456e6, time.UTC), Seq: 42,
+		Tags: tags, Units: c.Units, // shared by every sample of the device and class
 	}
 	for _, r := range c.Plan.Reads {
 		data := responses[r.Table]
@@ -48,7 +50,7 @@ fields:
 	// Output:
 	// coil 0 (1 bit): pump_on@0
 	// holding_register 0-3 (4 registers): pressure@0 running@1.0 cycle_count@2
-	// {"v":1,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,"fields":{"cycle_count":1234567,"pressure":12.5,"running":true},"errors":{"pump_on":"modbus exception 2 (illegal data address)"}}
+	// {"v":2,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,"tags":{"line":"line-3"},"units":{"pressure":"bar"},"fields":{"cycle_count":1234567,"pressure":12.5,"running":true},"errors":{"pump_on":"modbus exception 2 (illegal data address)"}}
 }
 
 // A simulator serves a field's engineering value as the registers a device
@@ -72,8 +74,8 @@ func ExampleField_EncodeRegisters() {
 func ExampleDecodeSample() {
 	for _, record := range []string{
 		`{"v":1,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,"fields":{"pressure":12.5}}`,
-		`{"v":2,"factory":"plant-a"}`,
-		`{"v":1,"factory":"plant-a","seq":-1}`,
+		`{"v":3,"factory":"plant-a"}`,
+		`{"v":2,"factory":"plant-a","seq":-1}`,
 	} {
 		s, err := devices.DecodeSample([]byte(record))
 		switch {
@@ -87,6 +89,6 @@ func ExampleDecodeSample() {
 	}
 	// Output:
 	// press-07 42 12.5
-	// stop and upgrade: devices: sample schema version 2 not supported
+	// stop and upgrade: devices: sample schema version 3 not supported
 	// dead-letter: devices: malformed sample: key "device": missing
 }

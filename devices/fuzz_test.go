@@ -3,10 +3,14 @@ package devices
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 )
 
 // FuzzDecodeSample checks that DecodeSample never panics and that what it
@@ -23,6 +27,11 @@ func FuzzDecodeSample(f *testing.F) {
 	f.Add([]byte(`{"v":1,"seq":1,"seq":2}`))
 	f.Add([]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"fields":{"a":1},"errors":{"a":"x"}}`))
 	f.Add([]byte(`[`))
+	f.Add([]byte(`{"v":2,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,"tags":{"asset_id":"P-1107","line":"line-3"},"units":{"pressure":"bar","temperature":"\u00b0C"},"fields":{"pressure":12.5},"errors":{"temperature":"timeout"}}`))
+	f.Add([]byte(`{"v":2,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"tags":{},"units":{},"fields":{}}`))
+	f.Add([]byte(`{"v":2,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"tags":{"a":"\ud800\n"},"units":{"a":"\u0000"},"fields":{}}`))
+	f.Add([]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"tags":{"a":"b"},"fields":{}}`))
+	f.Add([]byte(`{"v":3}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := DecodeSample(data)
 		if seq, ok := SeqOf(data); ok && err == nil && seq != s.Seq {
@@ -51,6 +60,60 @@ func FuzzDecodeSample(f *testing.F) {
 	})
 }
 
+// FuzzSampleTags builds version 2 samples with the tags and units given,
+// and checks that AppendJSON and DecodeSample agree with ValidateTag and
+// the unit grammar: a sample whose tags and units they accept comes back
+// equal, byte for byte when encoded again; one they refuse is refused by
+// DecodeSample with a *SampleError naming tags or units, never a panic.
+func FuzzSampleTags(f *testing.F) {
+	f.Add("line", "line-3", "pressure", "bar", uint8(1))
+	f.Add("asset_id", "P-1107 \"north\" – bay 4\n", "temperature", "°C", uint8(32))
+	f.Add("Line", "x", "a", "V", uint8(2))
+	f.Add("line", "", "a", "", uint8(0))
+	f.Add("line", "\xff", "a", "\xfe", uint8(3))
+	f.Add("l", strings.Repeat("x", MaxTagValueLen+1), "a", strings.Repeat("m", MaxUnitLen), uint8(33))
+	f.Fuzz(func(t *testing.T, key, value, field, unit string, n uint8) {
+		s := exampleSample()
+		s.Time = s.Time.Truncate(time.Millisecond)
+		s.Tags = map[string]string{key: value}
+		for i := 1; i < int(n%40); i++ {
+			s.Tags[fmt.Sprintf("t%02d", i)] = value
+		}
+		s.Units = map[string]string{field: unit}
+		valid := len(s.Tags) <= MaxTags && checkUnit(field, unit) == nil
+		for k, v := range s.Tags {
+			valid = valid && ValidateTag(k, v) == nil
+		}
+		enc := s.AppendJSON(nil)
+		got, err := DecodeSample(enc)
+		if !valid {
+			var se *SampleError
+			if err == nil {
+				if !utf8.ValidString(key + value + field + unit) {
+					return // AppendJSON wrote U+FFFD for the invalid bytes
+				}
+				t.Fatalf("tags %q units %q were refused by the grammar, decoded as %+v", s.Tags, s.Units, got)
+			}
+			if !errors.As(err, &se) || !strings.HasPrefix(se.Key, "tags") && !strings.HasPrefix(se.Key, "units") {
+				t.Fatalf("tags %q units %q: error %v names neither tags nor units", s.Tags, s.Units, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("decoding %s: %v", enc, err)
+		}
+		if !sampleEqual(&s, &got) {
+			t.Fatalf("round trip changed the sample:\n%+v\n%+v", s, got)
+		}
+		if enc2 := got.AppendJSON(nil); !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding is not stable:\n%s\n%s", enc, enc2)
+		}
+		if seq, ok := SeqOf(enc); !ok || seq != s.Seq {
+			t.Fatalf("SeqOf(%s) = %d, %v; want %d", enc, seq, ok, s.Seq)
+		}
+	})
+}
+
 // fuzzMap has every type in every allowed order, some scaled, spread over
 // all four tables with gaps, so its plan has several reads.
 const fuzzMap = `
@@ -60,7 +123,7 @@ fields:
   - {name: i16, ref: 40001, type: int16}
   - {name: i16s, ref: 40002, type: int16, order: BADC}
   - {name: u16, ref: 40003, type: uint16}
-  - {name: u16s, ref: 40004, type: uint16, order: BADC, scale: 0.1, offset: -5}
+  - {name: u16s, ref: 40004, type: uint16, order: BADC, scale: 0.1, offset: -5, unit: "°C"}
   - {name: b0, ref: 40005, type: bool, bit: 0}
   - {name: b15, ref: 40005, type: bool, bit: 15}
   - {name: i32a, ref: 40006, type: int32}
@@ -70,7 +133,7 @@ fields:
   - {name: f32a, ref: 40014, type: float32}
   - {name: f32b, ref: 40016, type: float32, order: CDAB}
   - {name: f32c, ref: 40018, type: float32, order: BADC}
-  - {name: f32d, ref: 40020, type: float32, order: DCBA, scale: 0.1}
+  - {name: f32d, ref: 40020, type: float32, order: DCBA, scale: 0.1, unit: m³/h}
   - {name: i64a, ref: 40030, type: int64}
   - {name: i64b, ref: 40034, type: int64, order: DCBA, scale: 3}
   - {name: u64a, ref: 40038, type: uint64, order: CDAB}
@@ -90,8 +153,9 @@ fields:
 
 // FuzzDecodeRead feeds random responses to every read of a plan: decoding
 // never panics, a response of the wrong length is refused, every field of
-// a well-sized response gets a value or an error, the sample survives
-// JSON, and unscaled numbers re-encode to the registers they came from.
+// a well-sized response gets a value or an error, the sample, with tags
+// and its class's units, survives JSON unchanged, and unscaled numbers
+// re-encode to the registers they came from.
 func FuzzDecodeRead(f *testing.F) {
 	c, err := Parse("fuzz.yaml", []byte(fuzzMap))
 	if err != nil {
@@ -107,7 +171,8 @@ func FuzzDecodeRead(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := Sample{Factory: "plant-a", Device: "dev-1", Class: c.Name}
+		s := Sample{Factory: "plant-a", Device: "dev-1", Class: c.Name, Seq: uint64(maxRegisters),
+			Tags: map[string]string{"line": "line-3"}, Units: c.Units}
 		for _, r := range plan.Reads {
 			n := r.ByteCount()
 			chunk := data[:min(n, len(data))]
@@ -132,8 +197,12 @@ func FuzzDecodeRead(f *testing.F) {
 				t.Fatalf("field %s: value %v, error %v", fld.Name, hasValue, hasError)
 			}
 		}
-		if _, err := DecodeSample(s.AppendJSON(nil)); err != nil {
+		got, err := DecodeSample(s.AppendJSON(nil))
+		if err != nil {
 			t.Fatalf("decoded fields do not survive JSON: %v", err)
+		}
+		if !sampleEqual(&s, &got) {
+			t.Fatalf("JSON changed the sample:\n%+v\n%+v", s, got)
 		}
 	})
 }

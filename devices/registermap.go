@@ -26,6 +26,11 @@ type Class struct {
 	Plan        Plan    // compiled by Parse with the zero PlanOptions
 	Source      string  // the file name given to Parse or Load
 
+	// Units maps each field that has a unit to it; nil when none has.
+	// Built by Parse, it goes into every sample of the class
+	// (Sample.Units), shared: never modify it.
+	Units map[string]string
+
 	line int // line of the class key, for errors naming a duplicate class
 }
 
@@ -103,6 +108,14 @@ func Parse(name string, data []byte) (*Class, error) {
 	}
 	if c.Plan, err = c.Compile(PlanOptions{}); err != nil {
 		return nil, &MapError{File: name, Err: err}
+	}
+	for _, f := range c.Fields {
+		if f.Unit != "" {
+			if c.Units == nil {
+				c.Units = make(map[string]string)
+			}
+			c.Units[f.Name] = f.Unit
+		}
 	}
 	return c, nil
 }
@@ -382,7 +395,13 @@ func (p *mapParser) fieldType(f *Field, n *yaml.Node, keys map[string]*yaml.Node
 		f.Offset, _ = p.float(on, at, "offset")
 	}
 	if un := keys["unit"]; un != nil && t.numeric() {
-		f.Unit, _ = p.str(un, at, "unit")
+		if u, ok := p.str(un, at, "unit"); ok && u != "" {
+			if err := validateUnit(u); err != nil {
+				p.fail(un, at, "%v", err)
+			} else {
+				f.Unit = u
+			}
+		}
 	}
 	return true
 }

@@ -2,6 +2,7 @@ package devices
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,9 @@ func TestParse(t *testing.T) {
 	}
 	if c.Field("nope") != nil {
 		t.Error("Field(nope) found a field")
+	}
+	if want := map[string]string{"pressure": "bar"}; !maps.Equal(c.Units, want) {
+		t.Errorf("Units = %v, want %v", c.Units, want)
 	}
 	wantPlan := "coil 2 (1 bit): pump@2\n" +
 		"holding_register 16-17 (2 registers): pressure@16 running@17.15\n" +
@@ -188,6 +192,8 @@ func TestParseErrors(t *testing.T) {
 			`press.yaml:6: field "a": scale applies to numbers only, not bool`},
 		{"unit on string", head + "  - name: a\n    ref: 40001\n    type: string\n    length: 2\n    unit: V\n",
 			`press.yaml:7: field "a": unit applies to numbers only, not string`},
+		{"unit too long", head + "  - name: a\n    ref: 40001\n    type: int16\n    unit: " + strings.Repeat("m", 65) + "\n",
+			`press.yaml:6: field "a": unit is 65 bytes long, at most 64`},
 		{"length missing", head + "  - name: a\n    ref: 40001\n    type: string\n",
 			`press.yaml:5: field "a": a string needs length: its registers, 2 bytes each, 1 to 125`},
 		{"length too big", head + "  - name: a\n    ref: 40001\n    type: string\n    length: 126\n",

@@ -11,9 +11,14 @@ import (
 	"time"
 )
 
-// SchemaVersion is the sample schema version AppendJSON writes and
-// DecodeSample reads: the "v" of every record.
-const SchemaVersion = 1
+// SchemaVersion is the sample schema version AppendJSON writes: the "v"
+// of every record. DecodeSample reads versions MinSchemaVersion to
+// SchemaVersion.
+const SchemaVersion = 2
+
+// MinSchemaVersion is the oldest sample schema version DecodeSample reads.
+// Version 1 is version 2 without tags and units.
+const MinSchemaVersion = 1
 
 // ContentType is the value of the content-type header of every sample
 // record.
@@ -26,12 +31,18 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 // one timestamp and the device's sequence number. A field appears either
 // in Fields, with its value, or in Errors, with why it has none, never in
 // both.
+//
+// Tags and Units are static: a producer shares one map among all the
+// samples of a device (Tags) or of a class (Units, Class.Units), so
+// nobody may modify them through a Sample. DecodeSample allocates its own.
 type Sample struct {
 	Factory string            // factory name, as ValidateName accepts
 	Device  string            // device id, the record key, as ValidateDevice accepts
 	Class   string            // device class name, as ValidateName accepts
 	Time    time.Time         // when the poll started; kept to the millisecond
 	Seq     uint64            // per device, one more than the device's previous sample
+	Tags    map[string]string // tag key → value: the device's static tags (ValidateTag); read only
+	Units   map[string]string // field name → unit, for the class's fields that have one; read only
 	Fields  map[string]Value  // field name → value
 	Errors  map[string]string // field name → why the field has no value
 }
@@ -96,12 +107,14 @@ func (s *Sample) setError(name string, err error) {
 	delete(s.Fields, name)
 }
 
-// AppendJSON appends the sample as a schema version 1 JSON object and
-// returns the extended buffer. The output is deterministic: keys in the
-// order v, factory, device, class, ts, seq, fields, errors, and field names
-// sorted. errors is omitted when empty. Values are written as
+// AppendJSON appends the sample as a schema version 2 (SchemaVersion)
+// JSON object and returns the extended buffer. The output is
+// deterministic: keys in the order v, factory, device, class, ts, seq,
+// tags, units, fields, errors, and the keys of each object sorted. tags,
+// units and errors are omitted when empty. Values are written as
 // Value.AppendJSON writes them. AppendJSON does not validate the sample:
-// the producer owns valid names and a Time within years 0000 to 9999.
+// the producer owns valid names and tags, units as Class.Units holds them,
+// and a Time within years 0000 to 9999.
 func (s *Sample) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, SchemaVersion, 10)
@@ -115,8 +128,14 @@ func (s *Sample) AppendJSON(dst []byte) []byte {
 	dst = s.Time.UTC().AppendFormat(dst, timeLayout)
 	dst = append(dst, `","seq":`...)
 	dst = strconv.AppendUint(dst, s.Seq, 10)
-	dst = append(dst, `,"fields":{`...)
 	var buf [64]string
+	if len(s.Tags) > 0 {
+		dst = appendStrings(dst, `,"tags":{`, s.Tags, buf[:0])
+	}
+	if len(s.Units) > 0 {
+		dst = appendStrings(dst, `,"units":{`, s.Units, buf[:0])
+	}
+	dst = append(dst, `,"fields":{`...)
 	for i, name := range sortedKeys(buf[:0], s.Fields) {
 		if i > 0 {
 			dst = append(dst, ',')
@@ -127,16 +146,22 @@ func (s *Sample) AppendJSON(dst []byte) []byte {
 	}
 	dst = append(dst, '}')
 	if len(s.Errors) > 0 {
-		dst = append(dst, `,"errors":{`...)
-		for i, name := range sortedKeys(buf[:0], s.Errors) {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, name)
-			dst = append(dst, ':')
-			dst = appendString(dst, s.Errors[name])
+		dst = appendStrings(dst, `,"errors":{`, s.Errors, buf[:0])
+	}
+	return append(dst, '}')
+}
+
+// appendStrings appends open, then m's members sorted by key, and the
+// closing brace; keys is scratch space for the sort.
+func appendStrings(dst []byte, open string, m map[string]string, keys []string) []byte {
+	dst = append(dst, open...)
+	for i, k := range sortedKeys(keys, m) {
+		if i > 0 {
+			dst = append(dst, ',')
 		}
-		dst = append(dst, '}')
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		dst = appendString(dst, m[k])
 	}
 	return append(dst, '}')
 }
@@ -149,31 +174,40 @@ func sortedKeys[V any](keys []string, m map[string]V) []string {
 	return keys
 }
 
-// sampleKeys are the top-level keys of a version 1 sample; all but errors
-// are required.
-var sampleKeys = []string{"v", "factory", "device", "class", "ts", "seq", "fields", "errors"}
+// sampleKeys are the top-level keys of a sample, by schema version, in
+// AppendJSON's order; the required ones are requiredKeys.
+var sampleKeys = map[uint64][]string{
+	1: {"v", "factory", "device", "class", "ts", "seq", "fields", "errors"},
+	2: {"v", "factory", "device", "class", "ts", "seq", "tags", "units", "fields", "errors"},
+}
 
-// DecodeSample decodes a schema version 1 sample strictly. It returns a
-// *VersionError if "v" is an integer other than 1, whatever else the
-// record holds, and otherwise a *SampleError for the first problem found:
-// input that is not one JSON object, an unknown or repeated key, a missing
-// required key, an invalid factory, class or device name, a ts that is not
-// RFC 3339, a seq that is not an unsigned integer, a field value that is
-// not a bool, number or string, an invalid field name, or a field present
-// under both fields and errors.
+// requiredKeys are the keys every sample has, of either version.
+var requiredKeys = []string{"v", "factory", "device", "class", "ts", "seq", "fields"}
+
+// DecodeSample decodes a sample of schema version 1 or 2 strictly. It
+// returns a *VersionError if "v" is an integer other than 1 or 2, whatever
+// else the record holds, and otherwise a *SampleError for the first
+// problem found: input that is not one JSON object, an unknown or
+// repeated key (tags and units are unknown keys in version 1), a missing
+// required key, an invalid factory, class or device name, a ts that is
+// not RFC 3339, a seq that is not an unsigned integer, a tag or unit
+// ValidateTag or the register-map grammar refuses, more than MaxTags
+// tags, a field value that is not a bool, number or string, an invalid
+// field name, or a field present under both fields and errors.
 //
 // ts may carry any offset and precision; Time is converted to UTC and
-// truncated to the millisecond. Fields is never nil; Errors is nil when
-// the record has none.
+// truncated to the millisecond. Fields is never nil; Tags, Units and
+// Errors are nil when the record has none.
 func DecodeSample(data []byte) (Sample, error) {
 	members, err := decodeMembers(data)
 	if err != nil {
 		return Sample{}, err
 	}
-	if err := checkVersion(members["v"]); err != nil {
+	v, err := checkVersion(members["v"])
+	if err != nil {
 		return Sample{}, err
 	}
-	if err := checkKeys(members); err != nil {
+	if err := checkKeys(members, sampleKeys[v]); err != nil {
 		return Sample{}, err
 	}
 	var s Sample
@@ -191,6 +225,16 @@ func DecodeSample(data []byte) (Sample, error) {
 	}
 	if s.Seq, err = uintMember(members["seq"]); err != nil {
 		return Sample{}, err
+	}
+	if raw, ok := members["tags"]; ok {
+		if s.Tags, err = decodeStrings(raw, "tags", MaxTags, ValidateTag); err != nil {
+			return Sample{}, err
+		}
+	}
+	if raw, ok := members["units"]; ok {
+		if s.Units, err = decodeStrings(raw, "units", 0, checkUnit); err != nil {
+			return Sample{}, err
+		}
 	}
 	if s.Fields, err = decodeFields(members["fields"]); err != nil {
 		return Sample{}, err
@@ -211,7 +255,7 @@ func decodeMembers(data []byte) (map[string]json.RawMessage, error) {
 	if err := openObject(dec, ""); err != nil {
 		return nil, err
 	}
-	members := make(map[string]json.RawMessage, len(sampleKeys))
+	members := make(map[string]json.RawMessage, len(sampleKeys[SchemaVersion]))
 	for dec.More() {
 		key, err := objectKey(dec, "")
 		if err != nil {
@@ -289,38 +333,39 @@ func describeToken(tok json.Token) string {
 	return fmt.Sprint(tok)
 }
 
-// checkVersion accepts a "v" of 1, and tells a record of another version
-// apart from a malformed one.
-func checkVersion(raw json.RawMessage) error {
+// checkVersion returns the "v" of a record of a version DecodeSample
+// reads, and tells a record of another version apart from a malformed
+// one.
+func checkVersion(raw json.RawMessage) (uint64, error) {
 	if raw == nil {
-		return &SampleError{Key: "v", Err: errors.New("missing: a sample declares its schema version, 1")}
+		return 0, &SampleError{Key: "v", Err: errors.New("missing: a sample declares its schema version, 1 or 2")}
 	}
 	v, err := strconv.ParseUint(string(raw), 10, 64)
 	if err != nil {
-		return &SampleError{Key: "v", Err: fmt.Errorf("want the integer %d, got %s", SchemaVersion, raw)}
+		return 0, &SampleError{Key: "v", Err: fmt.Errorf("want the integer 1 or 2, got %s", raw)}
 	}
-	if v != SchemaVersion {
-		return &VersionError{Version: v}
+	if v < MinSchemaVersion || v > SchemaVersion {
+		return 0, &VersionError{Version: v}
 	}
-	return nil
+	return v, nil
 }
 
-// checkKeys refuses unknown keys and reports the first missing one.
-// Unknown keys are refused rather than skipped: a record this reader does
-// not fully understand belongs in the dead-letter topic, and a new key
-// comes with a new schema version.
-func checkKeys(members map[string]json.RawMessage) error {
+// checkKeys refuses keys not in known, the keys of the record's version,
+// and reports the first missing one. Unknown keys are refused rather than
+// skipped: a record this reader does not fully understand belongs in the
+// dead-letter topic, and a new key comes with a new schema version.
+func checkKeys(members map[string]json.RawMessage, known []string) error {
 	var unknown []string
 	for key := range members {
-		if !slices.Contains(sampleKeys, key) {
+		if !slices.Contains(known, key) {
 			unknown = append(unknown, key)
 		}
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return &SampleError{Key: unknown[0], Err: fmt.Errorf("unknown key (want %s)", wantList(sampleKeys))}
+		return &SampleError{Key: unknown[0], Err: fmt.Errorf("unknown key (want %s)", wantList(known))}
 	}
-	for _, key := range sampleKeys[:len(sampleKeys)-1] {
+	for _, key := range requiredKeys {
 		if _, ok := members[key]; !ok {
 			return &SampleError{Key: key, Err: errors.New("missing")}
 		}
@@ -448,6 +493,57 @@ func decodeErrors(raw json.RawMessage, fields map[string]Value) (map[string]stri
 	return errs, nil
 }
 
+// decodeStrings decodes the tags or units object (parent): keys to
+// strings, each pair checked by check, at most limit of them (0: no
+// limit). It returns nil for an empty object.
+func decodeStrings(raw json.RawMessage, parent string, limit int, check func(key, value string) error) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := openObject(dec, parent); err != nil {
+		return nil, err
+	}
+	m := make(map[string]string)
+	for dec.More() {
+		k, err := objectKey(dec, parent)
+		if err != nil {
+			return nil, err
+		}
+		key := parent + "." + k
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, &SampleError{Key: key, Err: truncated(err)}
+		}
+		value, ok := tok.(string)
+		if !ok {
+			return nil, &SampleError{Key: key, Err: fmt.Errorf("want a string, got %v", describeToken(tok))}
+		}
+		if err := check(k, value); err != nil {
+			return nil, &SampleError{Key: key, Err: err}
+		}
+		if _, dup := m[k]; dup {
+			return nil, &SampleError{Key: key, Err: errors.New("given twice")}
+		}
+		if limit > 0 && len(m) == limit {
+			return nil, &SampleError{Key: parent, Err: fmt.Errorf("more than %d entries", limit)}
+		}
+		m[k] = value
+	}
+	if err := closeObject(dec, parent); err != nil {
+		return nil, err
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+// checkUnit checks one member of units: a field name and its unit.
+func checkUnit(name, unit string) error {
+	if err := validateFieldName(name); err != nil {
+		return err
+	}
+	return validateUnit(unit)
+}
+
 func fieldKey(dec *json.Decoder, parent string) (string, error) {
 	name, err := objectKey(dec, parent)
 	if err != nil {
@@ -464,11 +560,12 @@ func fieldKey(dec *json.Decoder, parent string) (string, error) {
 // the top-level seq.
 var seqMarker = []byte(`","seq":`)
 
-// SeqOf reads the seq of a sample encoded by AppendJSON without decoding
-// the rest, for readers of their own spool. ok is false when data does not
-// have AppendJSON's layout up to the seq; DecodeSample then decides.
+// SeqOf reads the seq of a sample encoded by AppendJSON, of schema
+// version 1 or 2, without decoding the rest, for readers of their own
+// spool. ok is false when data does not have AppendJSON's layout up to the
+// seq; DecodeSample then decides. (Tags and units come after the seq.)
 func SeqOf(data []byte) (seq uint64, ok bool) {
-	if !bytes.HasPrefix(data, []byte(`{"v":1,"factory":"`)) {
+	if !bytes.HasPrefix(data, []byte(`{"v":2,"factory":"`)) && !bytes.HasPrefix(data, []byte(`{"v":1,"factory":"`)) {
 		return 0, false
 	}
 	i := bytes.Index(data, seqMarker)

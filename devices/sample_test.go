@@ -2,6 +2,7 @@ package devices
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"strings"
@@ -16,6 +17,8 @@ func exampleSample() Sample {
 		Class:   "press",
 		Time:    time.Date(2026, 12, 1, 1, 2, 3, 456_789_000, time.UTC),
 		Seq:     42,
+		Tags:    map[string]string{"line": "line-3", "asset_id": "P-1107", "location": "hall \"B\" – bay 4"},
+		Units:   map[string]string{"pressure": "bar", "setpoint": "bar", "temperature": "°C", "ambient_k": "K"},
 		Fields: map[string]Value{
 			"pressure":  Float64Value(12.5),
 			"running":   BoolValue(true),
@@ -33,7 +36,9 @@ func exampleSample() Sample {
 
 func TestSampleAppendJSON(t *testing.T) {
 	s := exampleSample()
-	want := `{"v":1,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,` +
+	want := `{"v":2,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,` +
+		`"tags":{"asset_id":"P-1107","line":"line-3","location":"hall \"B\" – bay 4"},` +
+		`"units":{"ambient_k":"K","pressure":"bar","setpoint":"bar","temperature":"°C"},` +
 		`"fields":{"ambient_k":293.15,"cycles":9223372036854775809,"huge":1e+21,"model":"PX-200 \"heavy\"","offset":-5,` +
 		`"pressure":12.5,"running":true,"setpoint":2.0,"tiny":1e-7},` +
 		`"errors":{"temperature":"modbus exception 2 (illegal data address)"}}`
@@ -42,8 +47,10 @@ func TestSampleAppendJSON(t *testing.T) {
 	}
 	s.Errors = nil
 	s.Fields = nil
+	s.Tags = map[string]string{}
+	s.Units = nil
 	s.Time = time.Date(2026, 12, 1, 2, 2, 3, 0, time.FixedZone("CET", 3600))
-	want = `{"v":1,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.000Z","seq":42,"fields":{}}`
+	want = `{"v":2,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.000Z","seq":42,"fields":{}}`
 	if got := string(s.AppendJSON([]byte("x")))[1:]; got != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
 	}
@@ -71,6 +78,7 @@ func TestSampleRoundTrip(t *testing.T) {
 func sampleEqual(a, b *Sample) bool {
 	return a.Factory == b.Factory && a.Device == b.Device && a.Class == b.Class &&
 		a.Time.Equal(b.Time) && a.Seq == b.Seq &&
+		maps.Equal(a.Tags, b.Tags) && maps.Equal(a.Units, b.Units) &&
 		maps.EqualFunc(a.Fields, b.Fields, Value.Equal) && maps.Equal(a.Errors, b.Errors)
 }
 
@@ -82,8 +90,32 @@ func TestDecodeSampleAccepts(t *testing.T) {
 	}{
 		{"brief example", `{"v":1,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,"fields":{"pressure":12.5,"running":true},"errors":{"temperature":"modbus exception 2 (illegal data address)"}}`,
 			func(t *testing.T, s Sample) {
-				if s.Seq != 42 || !s.Fields["pressure"].Equal(Float64Value(12.5)) || s.Errors["temperature"] == "" {
+				if s.Seq != 42 || !s.Fields["pressure"].Equal(Float64Value(12.5)) || s.Errors["temperature"] == "" || s.Tags != nil || s.Units != nil {
 					t.Errorf("got %+v", s)
+				}
+			}},
+		{"version 2", `{"v":2,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,"tags":{"line":"line-3","asset_id":"P-1107"},"units":{"pressure":"bar","temperature":"\u00b0C"},"fields":{"pressure":12.5},"errors":{"temperature":"timeout"}}`,
+			func(t *testing.T, s Sample) {
+				if !maps.Equal(s.Tags, map[string]string{"line": "line-3", "asset_id": "P-1107"}) || !maps.Equal(s.Units, map[string]string{"pressure": "bar", "temperature": "°C"}) {
+					t.Errorf("tags %v units %v", s.Tags, s.Units)
+				}
+			}},
+		{"version 2 without tags and units", `{"v":2,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":0,"fields":{}}`,
+			func(t *testing.T, s Sample) {
+				if s.Tags != nil || s.Units != nil {
+					t.Errorf("tags %v units %v, want nil", s.Tags, s.Units)
+				}
+			}},
+		{"version 2 empty tags and units", `{"v":2,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":0,"tags":{},"units":{},"fields":{}}`,
+			func(t *testing.T, s Sample) {
+				if s.Tags != nil || s.Units != nil {
+					t.Errorf("tags %v units %v, want nil", s.Tags, s.Units)
+				}
+			}},
+		{"tags at the limits", `{"v":2,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":0,"tags":{` + manyTags(MaxTags, `"`+strings.Repeat("é", MaxTagValueLen/2)+`"`) + `},"fields":{}}`,
+			func(t *testing.T, s Sample) {
+				if len(s.Tags) != MaxTags || len(s.Tags["t00"]) != MaxTagValueLen {
+					t.Errorf("%d tags, t00 %d bytes", len(s.Tags), len(s.Tags["t00"]))
 				}
 			}},
 		{"errors omitted", `{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":0,"fields":{}}`,
@@ -129,24 +161,57 @@ func TestDecodeSampleAccepts(t *testing.T) {
 	}
 }
 
+// manyTags is n tag members t00, t01… with the JSON value v.
+func manyTags(n int, v string) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"t%02d":%s`, i, v)
+	}
+	return strings.Join(parts, ",")
+}
+
 func TestDecodeSampleRejects(t *testing.T) {
 	const tail = `"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"fields":{"a":1}`
+	const head2 = `{"v":2,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,`
 	cases := []struct {
 		name string
 		json string
 		want string // the whole message
 	}{
-		{"version 2", `{"v":2,"extra":true}`, "devices: sample schema version 2 not supported"},
+		{"version 3", `{"v":3,"extra":true}`, "devices: sample schema version 3 not supported"},
 		{"version 0", `{"v":0,` + tail + `}`, "devices: sample schema version 0 not supported"},
-		{"version missing", `{` + tail + `}`, `devices: malformed sample: key "v": missing: a sample declares its schema version, 1`},
-		{"version as string", `{"v":"1",` + tail + `}`, `devices: malformed sample: key "v": want the integer 1, got "1"`},
-		{"version float", `{"v":1.0,` + tail + `}`, `devices: malformed sample: key "v": want the integer 1, got 1.0`},
+		{"version missing", `{` + tail + `}`, `devices: malformed sample: key "v": missing: a sample declares its schema version, 1 or 2`},
+		{"version as string", `{"v":"1",` + tail + `}`, `devices: malformed sample: key "v": want the integer 1 or 2, got "1"`},
+		{"version float", `{"v":1.0,` + tail + `}`, `devices: malformed sample: key "v": want the integer 1 or 2, got 1.0`},
 		{"empty", ``, `devices: malformed sample: empty, want a JSON object`},
 		{"not an object", `[1]`, `devices: malformed sample: want a JSON object, got [`},
 		{"syntax", `{"v":1,`, `devices: malformed sample: unexpected EOF`},
 		{"trailing data", `{"v":1,` + tail + `} {}`, `devices: malformed sample: data after the sample object: a record holds exactly one sample`},
 		{"unknown key", `{"v":1,` + tail + `,"meta":{}}`, `devices: malformed sample: key "meta": unknown key (want v, factory, device, class, ts, seq, fields or errors)`},
 		{"key case", `{"v":1,"Factory":"f",` + tail[14:] + `}`, `devices: malformed sample: key "Factory": unknown key (want v, factory, device, class, ts, seq, fields or errors)`},
+		{"version 1 with tags", `{"v":1,` + tail + `,"tags":{"line":"l"}}`, `devices: malformed sample: key "tags": unknown key (want v, factory, device, class, ts, seq, fields or errors)`},
+		{"version 1 with units", `{"v":1,` + tail + `,"units":{"a":"V"}}`, `devices: malformed sample: key "units": unknown key (want v, factory, device, class, ts, seq, fields or errors)`},
+		{"version 2 unknown key", `{"v":2,` + tail + `,"meta":{}}`, `devices: malformed sample: key "meta": unknown key (want v, factory, device, class, ts, seq, tags, units, fields or errors)`},
+		{"version 2 missing fields", head2 + `"tags":{"line":"l"}}`, `devices: malformed sample: key "fields": missing`},
+		{"tags null", head2 + `"tags":null,"fields":{}}`, `devices: malformed sample: key "tags": want a JSON object, got null`},
+		{"tags array", head2 + `"tags":["line"],"fields":{}}`, `devices: malformed sample: key "tags": want a JSON object, got [`},
+		{"tag null", head2 + `"tags":{"line":null},"fields":{}}`, `devices: malformed sample: key "tags.line": want a string, got null`},
+		{"tag number", head2 + `"tags":{"line":3},"fields":{}}`, `devices: malformed sample: key "tags.line": want a string, got 3`},
+		{"tag object", head2 + `"tags":{"line":{}},"fields":{}}`, `devices: malformed sample: key "tags.line": want a string, got {`},
+		{"tag key upper case", head2 + `"tags":{"Line":"l"},"fields":{}}`, `devices: malformed sample: key "tags.Line": invalid tag key "Line": use 1 to 64 lower-case letters, digits and '_', starting with a letter`},
+		{"tag key with a dot", head2 + `"tags":{"a.b":"l"},"fields":{}}`, `devices: malformed sample: key "tags.a.b": invalid tag key "a.b": use 1 to 64 lower-case letters, digits and '_', starting with a letter`},
+		{"tag key empty", head2 + `"tags":{"":"l"},"fields":{}}`, `devices: malformed sample: key "tags.": invalid tag key "": use 1 to 64 lower-case letters, digits and '_', starting with a letter`},
+		{"tag value empty", head2 + `"tags":{"line":""},"fields":{}}`, `devices: malformed sample: key "tags.line": value is empty`},
+		{"tag value too long", head2 + `"tags":{"line":"` + strings.Repeat("x", MaxTagValueLen+1) + `"},"fields":{}}`, `devices: malformed sample: key "tags.line": value is 257 bytes long, at most 256`},
+		{"tag twice", head2 + `"tags":{"line":"a","line":"b"},"fields":{}}`, `devices: malformed sample: key "tags.line": given twice`},
+		{"too many tags", head2 + `"tags":{` + manyTags(MaxTags+1, `"x"`) + `},"fields":{}}`, `devices: malformed sample: key "tags": more than 32 entries`},
+		{"tags truncated", head2 + `"tags":{"line":`, `devices: malformed sample: key "tags": unexpected EOF`},
+		{"units null", head2 + `"units":null,"fields":{}}`, `devices: malformed sample: key "units": want a JSON object, got null`},
+		{"unit not a string", head2 + `"units":{"a":1},"fields":{}}`, `devices: malformed sample: key "units.a": want a string, got 1`},
+		{"unit field name", head2 + `"units":{"$a":"V"},"fields":{}}`, `devices: malformed sample: key "units.$a": invalid field name "$a": use 1 to 64 lower-case letters, digits and '_', starting with a letter`},
+		{"unit empty", head2 + `"units":{"a":""},"fields":{}}`, `devices: malformed sample: key "units.a": unit is empty`},
+		{"unit too long", head2 + `"units":{"a":"` + strings.Repeat("m", MaxUnitLen+1) + `"},"fields":{}}`, `devices: malformed sample: key "units.a": unit is 65 bytes long, at most 64`},
+		{"unit twice", head2 + `"units":{"a":"V","a":"V"},"fields":{}}`, `devices: malformed sample: key "units.a": given twice`},
 		{"repeated key", `{"v":1,"seq":1,` + tail + `}`, `devices: malformed sample: key "seq": given twice`},
 		{"missing seq", `{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","fields":{}}`, `devices: malformed sample: key "seq": missing`},
 		{"missing fields", `{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1}`, `devices: malformed sample: key "fields": missing`},
@@ -286,6 +351,50 @@ func BenchmarkDecodeSample(b *testing.B) {
 	for b.Loop() {
 		if _, err := DecodeSample(data); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestValidateTag(t *testing.T) {
+	cases := []struct {
+		key, value string
+		want       string // "" for valid
+	}{
+		{"line", "line-3", ""},
+		{"asset_id", "P-1107", ""},
+		{strings.Repeat("k", MaxNameLen), strings.Repeat("v", MaxTagValueLen), ""},
+		{"site", "Zürich – hall \"B\"\n", ""},
+		{"Line", "x", `invalid tag key "Line": use 1 to 64 lower-case letters, digits and '_', starting with a letter`},
+		{"1line", "x", `invalid tag key "1line": use 1 to 64 lower-case letters, digits and '_', starting with a letter`},
+		{"a-b", "x", `invalid tag key "a-b": use 1 to 64 lower-case letters, digits and '_', starting with a letter`},
+		{"$set", "x", `invalid tag key "$set": use 1 to 64 lower-case letters, digits and '_', starting with a letter`},
+		{strings.Repeat("k", MaxNameLen+1), "x", `invalid tag key "` + strings.Repeat("k", MaxNameLen+1) + `": use 1 to 64 lower-case letters, digits and '_', starting with a letter`},
+		{"line", "", "value is empty"},
+		{"line", strings.Repeat("é", MaxTagValueLen/2) + "x", "value is 257 bytes long, at most 256"},
+		{"line", "a\xffb", `value "a\xffb" is not valid UTF-8`},
+	}
+	for _, tc := range cases {
+		err := ValidateTag(tc.key, tc.value)
+		if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {
+			t.Errorf("ValidateTag(%q, %q) = %v, want %q", tc.key, tc.value, err, tc.want)
+		}
+	}
+}
+
+func TestSeqOf(t *testing.T) {
+	s := exampleSample()
+	for _, tc := range []struct {
+		data string
+		seq  uint64
+		ok   bool
+	}{
+		{string(s.AppendJSON(nil)), 42, true},
+		{`{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00.000Z","seq":7,"fields":{}}`, 7, true},
+		{`{"v":3,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00.000Z","seq":7,"fields":{}}`, 0, false},
+		{`{"factory":"f","v":2,"seq":7}`, 0, false},
+	} {
+		if seq, ok := SeqOf([]byte(tc.data)); seq != tc.seq || ok != tc.ok {
+			t.Errorf("SeqOf(%s) = %d, %v; want %d, %v", tc.data, seq, ok, tc.seq, tc.ok)
 		}
 	}
 }

@@ -82,7 +82,7 @@ func TestPoisonRecords(t *testing.T) {
 		msg   string
 	}{
 		{withValue("not json"), ClassDecode, "malformed sample"},
-		{withValue(strings.Replace(string(good(1).Value), `{"v":1`, `{"v":2`, 1)), ClassSchemaVersion, "schema version 2"},
+		{withValue(strings.Replace(string(good(1).Value), `{"v":2`, `{"v":3`, 1)), ClassSchemaVersion, "schema version 3"},
 		{withValue(missingSeq), ClassDecode, `key "seq": missing`},
 		{at(time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC)), ClassTimestamp, "before 1970-01-01"},
 		{at(time.Date(2039, 1, 1, 0, 0, 0, 0, time.UTC)), ClassTimestamp, "after 2038-01-19"},
@@ -191,7 +191,7 @@ func FuzzClassify(f *testing.F) {
 	s := testSample("press", "press-01", 7)
 	f.Add(s.AppendJSON(nil), []byte("press-01"), int64(0), false)
 	f.Add(s.AppendJSON(nil), []byte("press-02"), int64(0), true)
-	f.Add([]byte(`{"v":2}`), []byte("x"), int64(0), false)
+	f.Add([]byte(`{"v":3}`), []byte("x"), int64(0), false)
 	f.Add([]byte(`{"v":1,"factory":"plant-t","device":"d","class":"press","ts":"1969-01-01T00:00:00Z","seq":1,"fields":{}}`), []byte("d"), int64(0), false)
 	f.Add([]byte(`{"v":1,"factory":"plant-t","device":"d","class":"press","ts":"2100-01-01T00:00:00Z","seq":1,"fields":{}}`), []byte("d"), time.Now().UnixMilli(), true)
 	name, err := topics.Parse(testFactory + ".press")
