@@ -52,7 +52,9 @@
 //
 //	{_id: ObjectId("…"),                       // the driver's; not unique in a time-series collection
 //	 ts: ISODate("2026-12-01T01:02:03.456Z"),  // timeField: the sample's time, milliseconds
-//	 meta: {factory: "plant-a", class: "press", device: "press-07"},  // metaField: identity only
+//	 meta: {factory: "plant-a", class: "press", device: "press-07",   // metaField: identity,
+//	        tags: {asset_id: "P-1107", line: "line-3"},               //   static tags and
+//	        units: {pressure: "bar", setpoint: "bar"}},               //   units only
 //	 seq: NumberLong(42),                      // the device's sequence number
 //	 src: {p: 3, o: NumberLong(18734)},        // Kafka partition (int32) and offset (int64)
 //	 fields: {cycle_count: NumberLong(1234567), model: "PX-200",
@@ -60,7 +62,12 @@
 //	 error_count: 1,                           // NumberInt: the entries of errors
 //	 errors: {temperature: "modbus exception 2 (illegal data address)"}}
 //
-// Keys are written in this order, field names sorted. error_count is
+// Keys are written in this order, the keys of tags, units, fields and
+// errors sorted. tags and units are the sample's (schema version 2: the
+// device's static tags from the gateway config, and the class's units from
+// its register map), each omitted when empty, as in a sample of version 1.
+// Query by tag with {"meta.tags.line": "line-3"}; a filter on meta is
+// answered per bucket. error_count is
 // always present, 0 without errors, so that "samples with errors" is the
 // filter {error_count: {$gt: 0}}, which MongoDB answers by skipping every
 // bucket whose control.max.error_count is 0, index or not. fields is
@@ -69,7 +76,12 @@
 // identifies the series, never what changes per sample: MongoDB groups
 // documents into buckets by meta, so a changing value there would give
 // each sample a bucket of its own. src is a measurement for the same
-// reason. Values: a bool is a BSON boolean, an int64 a BSON int64, a
+// reason. Tags and units are static per device and class, so they belong
+// in meta: a device's documents still share buckets, and MongoDB stores
+// them once per bucket instead of once per document. Changing a device's
+// tags (or a class's units) starts new buckets for it from then on, as a
+// new series; the shard key and the index use meta.device alone, so
+// queries by device see both. Values: a bool is a BSON boolean, an int64 a BSON int64, a
 // uint64 up to 2^63-1 a BSON int64, a float64 a BSON double, a string a
 // BSON string. A value with no faithful BSON form is not refused with its
 // whole sample; Write moves it under errors, with why, as the devices
@@ -87,7 +99,9 @@
 //     connection (NaN).
 //
 // seq above 2^63-1 is refused (ErrInvalidDoc): no device polls that
-// often. A document over 4 MB (MaxDocBytes, the most the manual allows a
+// often. So are tags devices.ValidateTag refuses (or more than
+// devices.MaxTags) and a units key that cannot be a field name, which
+// DecodeSample never produces. A document over 4 MB (MaxDocBytes, the most the manual allows a
 // time-series measurement) is refused before it is sent (ErrTooLarge), and
 // so is one the server refuses with BSONObjectTooLarge (10334: its bucket
 // would pass 16 MB).
@@ -210,9 +224,11 @@
 // newest sample the sink stored and how long the device has had errors:
 //
 //	{_id: "plant-a.press/press-07", topic: "plant-a.press", factory: "plant-a",
-//	 class: "press", device: "press-07", ts: ISODate("…"), seq: NumberLong(42),
-//	 fields: {…}, error_count: 1, errors: {…}, errors_since: ISODate("…"),
-//	 updated_at: ISODate("…")}
+//	 class: "press", device: "press-07", tags: {…}, units: {…}, ts: ISODate("…"),
+//	 seq: NumberLong(42), fields: {…}, error_count: 1, errors: {…},
+//	 errors_since: ISODate("…"), updated_at: ISODate("…")}
+//
+// (tags and units as under meta in the samples, absent when empty.)
 //
 // UpdateStatus writes entries, only forward in time (see its
 // documentation; the sink does every summary_interval); ReadStatus reads entries by _id, Status a topic's by _id

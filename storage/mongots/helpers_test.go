@@ -96,6 +96,9 @@ func sameSample(a, b devices.Sample) error {
 		return fmt.Errorf("identity %s/%s/%s %s seq %d, want %s/%s/%s %s seq %d",
 			a.Factory, a.Class, a.Device, a.Time, a.Seq, b.Factory, b.Class, b.Device, b.Time, b.Seq)
 	}
+	if !maps.Equal(a.Tags, b.Tags) || !maps.Equal(a.Units, b.Units) {
+		return fmt.Errorf("tags %v units %v, want %v %v", a.Tags, a.Units, b.Tags, b.Units)
+	}
 	if !maps.EqualFunc(a.Fields, b.Fields, devices.Value.Equal) {
 		return fmt.Errorf("fields %v, want %v", a.Fields, b.Fields)
 	}

@@ -245,6 +245,13 @@ func decodeSample(raw bson.Raw) (devices.Sample, error) {
 			return s, fmt.Errorf("%w: document %s: meta.%s is %s, want a string", ErrCorruptDoc, id, m.key, raw.Lookup(fieldMeta, m.key).Type)
 		}
 	}
+	var err error
+	if s.Tags, err = decodeStrings(raw, id, metaTags); err != nil {
+		return s, err
+	}
+	if s.Units, err = decodeStrings(raw, id, metaUnits); err != nil {
+		return s, err
+	}
 	seq, ok := raw.Lookup(fieldSeq).AsInt64OK()
 	if !ok || seq < 0 {
 		return s, fmt.Errorf("%w: document %s: seq is %s, want an integer of 0 or more", ErrCorruptDoc, id, raw.Lookup(fieldSeq))
@@ -293,6 +300,36 @@ func decodeSample(raw bson.Raw) (devices.Sample, error) {
 		s.Errors[e.Key()] = msg
 	}
 	return s, nil
+}
+
+// decodeStrings reads meta.<key> of a stored document, a document of
+// strings (tags, units), or nil when it is absent or empty. id names the
+// document in errors.
+func decodeStrings(raw bson.Raw, id, key string) (map[string]string, error) {
+	v, err := raw.LookupErr(fieldMeta, key)
+	if err != nil {
+		return nil, nil
+	}
+	doc, ok := v.DocumentOK()
+	if !ok {
+		return nil, fmt.Errorf("%w: document %s: meta.%s is %s, want a document", ErrCorruptDoc, id, key, v.Type)
+	}
+	elems, err := doc.Elements()
+	if err != nil {
+		return nil, fmt.Errorf("%w: document %s: meta.%s: %v", ErrCorruptDoc, id, key, err)
+	}
+	if len(elems) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(elems))
+	for _, e := range elems {
+		str, ok := e.Value().StringValueOK()
+		if !ok {
+			return nil, fmt.Errorf("%w: document %s: meta.%s.%s is %s, want a string", ErrCorruptDoc, id, key, e.Key(), e.Value().Type)
+		}
+		m[e.Key()] = str
+	}
+	return m, nil
 }
 
 func decodeValue(v bson.RawValue) (devices.Value, error) {

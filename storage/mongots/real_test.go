@@ -197,6 +197,10 @@ func realData(t *testing.T, s *Store) []Doc {
 					"running":  devices.BoolValue(true),
 				},
 			}
+			if d == 1 { // as a version 2 sample carries them
+				smp.Tags = map[string]string{"line": "line-3", "asset_id": "P-1107"}
+				smp.Units = map[string]string{"pressure": "bar"}
+			}
 			if d == 0 && i == 7 {
 				delete(smp.Fields, "pressure")
 				smp.Errors = map[string]string{"pressure": "modbus exception 2 (illegal data address)"}
@@ -293,6 +297,26 @@ func TestRealQueries(t *testing.T) {
 		}
 		if got, _ := s.Range(ctx, topic, "press-01", t0, t0.Add(time.Hour), 3); len(got) != 3 || got[2].Seq != 2 {
 			t.Fatalf("Range with limit 3: %+v", got)
+		}
+	})
+
+	t.Run("by tag", func(t *testing.T) {
+		c := s.Database().Collection(topic)
+		n, err := c.CountDocuments(ctx, bson.D{{Key: "meta.tags.line", Value: "line-3"}})
+		if err != nil || n != 10 {
+			t.Fatalf("documents with meta.tags.line line-3: %d (%v), want press-02's 10", n, err)
+		}
+		raw, err := c.FindOne(ctx, bson.D{{Key: "meta.device", Value: "press-02"}}).Raw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// MongoDB may return meta's fields in another order than
+		// written: compare them one by one.
+		for path, want := range map[string]string{"tags.line": "line-3", "tags.asset_id": "P-1107", "units.pressure": "bar"} {
+			keys := append([]string{"meta"}, strings.Split(path, ".")...)
+			if got, ok := raw.Lookup(keys...).StringValueOK(); !ok || got != want {
+				t.Errorf("meta.%s = %s, want %q", path, raw.Lookup(keys...), want)
+			}
 		}
 	})
 

@@ -32,7 +32,7 @@ const codeDuplicateKey = 11000
 type DeviceStatus struct {
 	Topic string
 	// Sample is the device's newest stored sample (by ts): factory, class,
-	// device, ts, seq, fields and errors.
+	// device, tags, units, ts, seq, fields and errors.
 	Sample devices.Sample
 	// ErrorCount is the number of fields in error in Sample.
 	ErrorCount int
@@ -54,9 +54,9 @@ func statusID(topic, device string) string { return topic + "/" + device }
 // forward in time: each update is
 //
 //	{q: {_id: "<topic>/<device>", ts: {$lt: ts}},
-//	 u: {$set: {topic, factory, class, device, ts, seq, fields, error_count,
-//	            errors, errors_since, updated_at}}            // errors, errors_since only when set
-//	     $unset: {errors: "", errors_since: ""}},             // only when not set
+//	 u: {$set: {topic, factory, class, device, tags, units, ts, seq, fields,
+//	            error_count, errors, errors_since, updated_at}} // tags, units, errors, errors_since only when set
+//	     $unset: {tags: "", units: "", errors: "", errors_since: ""}}, // those not set
 //	 upsert: true}
 //
 // in one unordered bulk write. Where the entry holds a newer ts the filter
@@ -91,10 +91,12 @@ func (s *Store) UpdateStatus(ctx context.Context, updates []DeviceStatus) error 
 			AppendString(metaFactory, smp.Factory).
 			AppendString(metaClass, smp.Class).
 			AppendString(metaDevice, smp.Device).
-			AppendDateTime(fieldTS, smp.Time.UnixMilli()).
-			AppendInt64(fieldSeq, int64(smp.Seq)).
 			Build()
-		set = set[:len(set)-1] // reopen the document: append the values
+		set = set[:len(set)-1] // reopen the document: append the rest
+		set = appendStrings(set, metaTags, smp.Tags)
+		set = appendStrings(set, metaUnits, smp.Units)
+		set = bsoncore.AppendDateTimeElement(set, fieldTS, smp.Time.UnixMilli())
+		set = bsoncore.AppendInt64Element(set, fieldSeq, int64(smp.Seq))
 		set, nErrors := appendValues(set, smp, names)
 		hasErrors := nErrors > 0
 		if hasErrors {
@@ -114,8 +116,18 @@ func (s *Store) UpdateStatus(ctx context.Context, updates []DeviceStatus) error 
 			inserts = append(inserts, mongo.NewInsertOneModel().SetDocument(bson.Raw(doc)))
 		}
 		update := bson.D{{Key: "$set", Value: bson.Raw(set)}}
+		var unset bson.D
+		if len(smp.Tags) == 0 {
+			unset = append(unset, bson.E{Key: metaTags, Value: ""})
+		}
+		if len(smp.Units) == 0 {
+			unset = append(unset, bson.E{Key: metaUnits, Value: ""})
+		}
 		if !hasErrors {
-			update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: fieldErrors, Value: ""}, {Key: "errors_since", Value: ""}}})
+			unset = append(unset, bson.E{Key: fieldErrors, Value: ""}, bson.E{Key: "errors_since", Value: ""})
+		}
+		if len(unset) > 0 {
+			update = append(update, bson.E{Key: "$unset", Value: unset})
 		}
 		if u.New {
 			fallback = append(fallback, mongo.NewUpdateOneModel().
@@ -308,6 +320,11 @@ func decodeStatus(raw bson.Raw) (DeviceStatus, error) {
 			return st, fmt.Errorf("entry %s: %s is %s, want a string", raw.Lookup("_id"), k, raw.Lookup(k).Type)
 		}
 		meta.AppendString(k, v)
+	}
+	for _, k := range []string{metaTags, metaUnits} {
+		if v, err := raw.LookupErr(k); err == nil {
+			meta.AppendValue(k, bsoncore.Value{Type: bsoncore.Type(v.Type), Data: v.Value})
+		}
 	}
 	doc := bsoncore.NewDocumentBuilder().
 		AppendString("_id", raw.Lookup("_id").StringValue()).

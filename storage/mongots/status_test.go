@@ -27,10 +27,14 @@ func TestDeviceStatus(t *testing.T) {
 		return DeviceStatus{Topic: topic, Sample: x, ErrorsSince: since}
 	}
 	bad := map[string]string{"temperature": "modbus exception 2 (illegal data address)"}
+	tagged := func(x devices.Sample) devices.Sample {
+		x.Tags, x.Units = map[string]string{"line": "line-3"}, map[string]string{"pressure": "bar"}
+		return x
+	}
 	// Neighbouring topics whose _ids sort next to plant-a.press's.
 	if err := s.UpdateStatus(ctx, []DeviceStatus{
 		st(topic, smp("press", "press-01", 5, nil), time.Time{}),
-		st(topic, smp("press", "press-02", 7, bad), time.Time{}),
+		st(topic, tagged(smp("press", "press-02", 7, bad)), time.Time{}),
 		st("plant-a.press-x", smp("press-x", "press-01", 1, nil), time.Time{}),
 		st("plant-a.press2", smp("press2", "press-01", 1, nil), time.Time{}),
 	}); err != nil {
@@ -42,7 +46,7 @@ func TestDeviceStatus(t *testing.T) {
 	m.Reset()
 	if err := s.UpdateStatus(ctx, []DeviceStatus{
 		st(topic, smp("press", "press-01", 3, nil), time.Time{}),
-		st(topic, smp("press", "press-02", 8, bad), t0.Add(7*time.Second)),
+		st(topic, tagged(smp("press", "press-02", 8, bad)), t0.Add(7*time.Second)),
 		st(topic, smp("press", "press-03", 1, bad), time.Time{}),
 	}); err != nil {
 		t.Fatalf("UpdateStatus with an older sample: %v, want the update skipped", err)
@@ -82,6 +86,9 @@ func TestDeviceStatus(t *testing.T) {
 			t.Errorf("ReadStatus[%s] = %+v, want seq %d, %d errors since %v", d, g, w.seq, w.nerr, w.since)
 		}
 	}
+	if g := got["press-02"].Sample; g.Tags["line"] != "line-3" || g.Units["pressure"] != "bar" || len(got["press-01"].Sample.Tags) != 0 {
+		t.Errorf("tags and units: press-02 %v %v, press-01 %v; want press-02's only", g.Tags, g.Units, got["press-01"].Sample.Tags)
+	}
 
 	// An entry marked New that exists (another writer made it) is updated
 	// instead, still only forward in time.
@@ -97,7 +104,8 @@ func TestDeviceStatus(t *testing.T) {
 		t.Fatalf("after inserts of existing entries: %+v, %v; want press-01 at 6, press-03 still at 1, press-04 at 2", got, err)
 	}
 
-	// press-02 recovers: errors and errors_since go.
+	// press-02 recovers: errors and errors_since go, and so do its tags
+	// and units, which its newest sample no longer has.
 	if err := s.UpdateStatus(ctx, []DeviceStatus{st(topic, smp("press", "press-02", 9, nil), t0)}); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +113,7 @@ func TestDeviceStatus(t *testing.T) {
 	if err != nil || len(all) != 4 || all[0].Sample.Device != "press-01" || all[3].Sample.Device != "press-04" {
 		t.Fatalf("Status: %+v, %v; want press-01..04 of %s only", all, err, topic)
 	}
-	if all[1].ErrorCount != 0 || !all[1].ErrorsSince.IsZero() || len(all[1].Sample.Errors) != 0 {
+	if all[1].ErrorCount != 0 || !all[1].ErrorsSince.IsZero() || len(all[1].Sample.Errors) != 0 || all[1].Sample.Tags != nil || all[1].Sample.Units != nil {
 		t.Fatalf("press-02 after recovering: %+v", all[1])
 	}
 	withErrors, err := s.Status(ctx, topic, true)

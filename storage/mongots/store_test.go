@@ -6,6 +6,7 @@ package mongots
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -32,6 +33,8 @@ func TestWriteRangeRoundTrip(t *testing.T) {
 	all := devices.Sample{
 		Factory: "plant-a", Class: "press", Device: "press-07",
 		Time: t0.Add(1500 * time.Millisecond), Seq: 42,
+		Tags:  map[string]string{"line": "line-3", "asset_id": "P-1107"},
+		Units: map[string]string{"pressure": "bar", "setpoint": "bar", "temperature": "°C"},
 		Fields: map[string]devices.Value{
 			"running":   devices.BoolValue(true),
 			"offset":    devices.Int64Value(-5),
@@ -87,7 +90,9 @@ func TestWriteRangeRoundTrip(t *testing.T) {
 		want any
 	}{
 		{[]string{"ts"}, bson.NewDateTimeFromTime(all.Time)},
-		{[]string{"meta"}, bson.D{{Key: "factory", Value: "plant-a"}, {Key: "class", Value: "press"}, {Key: "device", Value: "press-07"}}},
+		{[]string{"meta"}, bson.D{{Key: "factory", Value: "plant-a"}, {Key: "class", Value: "press"}, {Key: "device", Value: "press-07"},
+			{Key: "tags", Value: bson.D{{Key: "asset_id", Value: "P-1107"}, {Key: "line", Value: "line-3"}}},
+			{Key: "units", Value: bson.D{{Key: "pressure", Value: "bar"}, {Key: "setpoint", Value: "bar"}, {Key: "temperature", Value: "°C"}}}}},
 		{[]string{"seq"}, int64(42)},
 		{[]string{"src"}, bson.D{{Key: "p", Value: int32(1)}, {Key: "o", Value: int64(10)}}},
 		{[]string{"fields"}, bson.D{
@@ -106,10 +111,13 @@ func TestWriteRangeRoundTrip(t *testing.T) {
 			t.Errorf("%v: %s, want %s", c.path, got, want)
 		}
 	}
-	// errors is omitted when empty.
+	// errors, tags and units are omitted when empty.
 	raw, err = s.Database().Collection(topic).FindOne(ctx, bson.D{{Key: "src.o", Value: int64(5)}}).Raw()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got, want := field(t, raw, "meta"), extJSON(t, bson.D{{Key: "factory", Value: "plant-a"}, {Key: "class", Value: "press"}, {Key: "device", Value: "press-01"}}); got != want {
+		t.Fatalf("meta of a sample without tags and units: %s, want %s", got, want)
 	}
 	if _, err := raw.LookupErr("errors"); err == nil {
 		t.Fatalf("document without errors has an errors key: %s", raw)
@@ -309,6 +317,49 @@ func TestWriteDocumentErrors(t *testing.T) {
 	}
 	if _, err := raw.LookupErr("fields"); err == nil || field(t, raw, "error_count") != extJSON(t, int32(1)) {
 		t.Fatalf("document without values: %s; want no fields and error_count 1", raw)
+	}
+}
+
+// TestAppendBSONTagsAndUnits: tags and units go under meta, sorted, and
+// Write refuses those no decoded sample has before sending them.
+func TestAppendBSONTagsAndUnits(t *testing.T) {
+	smp := sample("press-07", 1, map[string]devices.Value{"pressure": devices.Float64Value(1)})
+	smp.Tags = map[string]string{"zone": "z", "line": "line-3"}
+	smp.Units = map[string]string{"pressure": "bar"}
+	d := Doc{Sample: smp}
+	b, err := d.AppendBSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bson.D{{Key: "factory", Value: "plant-a"}, {Key: "class", Value: "press"}, {Key: "device", Value: "press-07"},
+		{Key: "tags", Value: bson.D{{Key: "line", Value: "line-3"}, {Key: "zone", Value: "z"}}},
+		{Key: "units", Value: bson.D{{Key: "pressure", Value: "bar"}}}}
+	if got := field(t, bson.Raw(b), "meta"); got != extJSON(t, want) {
+		t.Fatalf("meta %s, want %s", got, extJSON(t, want))
+	}
+	many := map[string]string{}
+	for i := range devices.MaxTags + 1 {
+		many[fmt.Sprintf("t%02d", i)] = "x"
+	}
+	for _, c := range []struct {
+		name        string
+		tags, units map[string]string
+		want        string
+	}{
+		{"tag key with a dot", map[string]string{"a.b": "x"}, nil, `tag "a.b": invalid tag key "a.b"`},
+		{"tag key with a dollar", map[string]string{"$set": "x"}, nil, `tag "$set": invalid tag key "$set"`},
+		{"empty tag value", map[string]string{"line": ""}, nil, `tag "line": value is empty`},
+		{"too many tags", many, nil, "33 tags, at most 32"},
+		{"unit of a bad field name", nil, map[string]string{"a.b": "V"}, `field name "a.b" cannot be a MongoDB field name`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := Doc{Sample: smp}
+			d.Sample.Tags, d.Sample.Units = c.tags, c.units
+			out, err := d.AppendBSON([]byte("x"))
+			if !errors.Is(err, ErrInvalidDoc) || !strings.Contains(err.Error(), c.want) || string(out) != "x" {
+				t.Fatalf("AppendBSON: %q, %v; want ErrInvalidDoc with %q and dst unchanged", out, err, c.want)
+			}
+		})
 	}
 }
 

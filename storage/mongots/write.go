@@ -31,6 +31,8 @@ const (
 	metaFactory  = "factory"
 	metaClass    = "class"
 	metaDevice   = "device"
+	metaTags     = "tags"
+	metaUnits    = "units"
 	srcPartition = "p"
 	srcOffset    = "o"
 )
@@ -233,8 +235,40 @@ func checkSample(s *devices.Sample) ([]string, error) {
 			return nil, err
 		}
 	}
+	if len(s.Tags) > devices.MaxTags {
+		return nil, fmt.Errorf("%w: %d tags, at most %d", ErrInvalidDoc, len(s.Tags), devices.MaxTags)
+	}
+	for k, v := range s.Tags {
+		if err := devices.ValidateTag(k, v); err != nil {
+			return nil, fmt.Errorf("%w: tag %q: %v", ErrInvalidDoc, k, err)
+		}
+	}
+	for name := range s.Units {
+		if err := checkFieldName(name); err != nil {
+			return nil, err
+		}
+	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// appendStrings appends m as the document key, its keys sorted, or
+// nothing when m is empty: the tags and units of meta.
+func appendStrings(dst []byte, key string, m map[string]string) []byte {
+	if len(m) == 0 {
+		return dst
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	sub, dst := bsoncore.AppendDocumentElementStart(dst, key)
+	for _, k := range keys {
+		dst = bsoncore.AppendStringElement(dst, k, m[k])
+	}
+	dst, _ = bsoncore.AppendDocumentEnd(dst, sub)
+	return dst
 }
 
 // appendDoc appends d's document to dst. On error dst holds a partial
@@ -255,6 +289,8 @@ func appendDoc(dst []byte, d *Doc) ([]byte, error) {
 	dst = bsoncore.AppendStringElement(dst, metaFactory, s.Factory)
 	dst = bsoncore.AppendStringElement(dst, metaClass, s.Class)
 	dst = bsoncore.AppendStringElement(dst, metaDevice, s.Device)
+	dst = appendStrings(dst, metaTags, s.Tags)
+	dst = appendStrings(dst, metaUnits, s.Units)
 	dst, _ = bsoncore.AppendDocumentEnd(dst, sub)
 	dst = bsoncore.AppendInt64Element(dst, fieldSeq, int64(s.Seq))
 	sub, dst = bsoncore.AppendDocumentElementStart(dst, fieldSrc)
