@@ -419,12 +419,14 @@ func printSamples(w io.Writer, samples []devices.Sample, asJSON bool) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEVICE\tTS\tSEQ\tFIELDS\tERRORS")
 	for _, s := range samples {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.Device, s.Time.UTC().Format("2006-01-02T15:04:05.000Z"), s.Seq, fieldList(s.Fields), errorList(s.Errors))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", s.Device, s.Time.UTC().Format("2006-01-02T15:04:05.000Z"), s.Seq, fieldList(s.Fields, s.Units), errorList(s.Errors))
 	}
 	return tw.Flush()
 }
 
-func fieldList(fields map[string]devices.Value) string {
+// fieldList prints fields as name=value, sorted by name, each followed by
+// its unit when units has one: "pressure=12.5 bar running=true".
+func fieldList(fields map[string]devices.Value, units map[string]string) string {
 	names := make([]string, 0, len(fields))
 	for n := range fields {
 		names = append(names, n)
@@ -433,6 +435,9 @@ func fieldList(fields map[string]devices.Value) string {
 	parts := make([]string, len(names))
 	for i, n := range names {
 		parts[i] = n + "=" + string(fields[n].AppendJSON(nil))
+		if u := units[n]; u != "" {
+			parts[i] += " " + u
+		}
 	}
 	return strings.Join(parts, " ")
 }

@@ -70,7 +70,8 @@ func TestConfigErrorsAreUsageErrors(t *testing.T) {
 
 // storeSamples writes n samples of each of devs (class press of plant-a)
 // to the database db of the server at uri, in the stand-in mode (FerretDB
-// has no time-series collections) or as time-series.
+// has no time-series collections) or as time-series. press-02's samples
+// have a tag and a unit (schema version 2), the others none (version 1).
 func storeSamples(t *testing.T, uri, db string, timeSeries bool, devs []string, n int, t0 time.Time) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -87,11 +88,15 @@ func storeSamples(t *testing.T, uri, db string, timeSeries bool, devs []string, 
 	var docs []mongots.Doc
 	for i := range n {
 		for _, d := range devs {
-			docs = append(docs, mongots.Doc{Sample: devices.Sample{
+			smp := devices.Sample{
 				Factory: "plant-a", Class: "press", Device: d, Time: t0.Add(time.Duration(i) * time.Minute), Seq: uint64(i),
 				Fields: map[string]devices.Value{"pressure": devices.Float64Value(float64(i) + 0.5), "running": devices.BoolValue(true)},
 				Errors: map[string]string{"temperature": "timeout"},
-			}, Offset: int64(i)})
+			}
+			if d == "press-02" {
+				smp.Tags, smp.Units = map[string]string{"line": "line-1"}, map[string]string{"pressure": "bar", "temperature": "degC"}
+			}
+			docs = append(docs, mongots.Doc{Sample: smp, Offset: int64(i)})
 		}
 	}
 	if _, err := st.Write(ctx, "plant-a.press", docs); err != nil {
@@ -147,8 +152,9 @@ func TestQueryStatusAndRollups(t *testing.T) {
 	}
 
 	lines := strings.Split(strings.TrimSpace(query("latest", "--factory", "plant-a", "--class", "press")), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[1], "press-01") || !strings.Contains(lines[2], "119") || !strings.Contains(lines[2], "pressure=119.5") {
-		t.Fatalf("latest printed:\n%s\nwant a header and seq 119 of press-01 and press-02", strings.Join(lines, "\n"))
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "press-01") || !strings.Contains(lines[2], "119") ||
+		!strings.Contains(lines[1], "pressure=119.5 running=true") || !strings.Contains(lines[2], "pressure=119.5 bar running=true") {
+		t.Fatalf("latest printed:\n%s\nwant a header and seq 119 of press-01 and press-02, press-02's pressure in bar", strings.Join(lines, "\n"))
 	}
 	lines = strings.Split(strings.TrimSpace(query("status", "--factory", "plant-a", "--class", "press", "--errors", "--device", "press-02")), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], "SINCE") || !strings.Contains(lines[1], t0.Format("2006-01-02T15:04:05.000Z")) ||
@@ -226,7 +232,7 @@ func TestQueryRange(t *testing.T) {
 	}
 	for i, line := range lines[1:] {
 		for _, want := range []string{"press-02", t0.Add(time.Duration(i) * time.Minute).Format("2006-01-02T15:04:05.000Z"),
-			fmt.Sprintf("pressure=%d.5", i), "running=true", "temperature: timeout"} {
+			fmt.Sprintf("pressure=%d.5 bar", i), "running=true", "temperature: timeout"} {
 			if !strings.Contains(line, want) {
 				t.Errorf("line %d %q lacks %q", i+1, line, want)
 			}
@@ -239,7 +245,7 @@ func TestQueryRange(t *testing.T) {
 	}
 	for i, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		s, err := devices.DecodeSample([]byte(line))
-		if err != nil || s.Device != "press-02" || s.Seq != uint64(i) {
+		if err != nil || s.Device != "press-02" || s.Seq != uint64(i) || s.Tags["line"] != "line-1" || s.Units["pressure"] != "bar" {
 			t.Fatalf("--json line %d %q: %+v, %v", i, line, s, err)
 		}
 	}
