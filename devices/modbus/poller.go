@@ -18,7 +18,10 @@ import (
 type Device struct {
 	ID      string         // record key of its samples; devices.ValidateDevice
 	Factory string         // devices.ValidateName
-	Class   *devices.Class // the register map; its Name goes into samples
+	Class   *devices.Class // the register map; its Name and Units go into samples
+	// Tags are the device's static tags (devices.ValidateTag), put into
+	// every sample as they are: shared, never modified. nil: none.
+	Tags map[string]string
 	// Plan is the read plan, if the Conn's devices need limits other
 	// than Modbus's own (devices.Class.Compile); empty means Class.Plan.
 	// Reads run in its order.
@@ -227,13 +230,21 @@ func (d *device) initHealth() {
 	}
 }
 
-// check validates a device's identity, class, plan and unit.
+// check validates a device's identity, tags, class, plan and unit.
 func (d *device) check() error {
 	if err := devices.ValidateDevice(d.ID); err != nil {
 		return fmt.Errorf("id: %v", err)
 	}
 	if err := devices.ValidateName(d.Factory); err != nil {
 		return fmt.Errorf("factory: %v", err)
+	}
+	if len(d.Tags) > devices.MaxTags {
+		return fmt.Errorf("tags: %d, at most %d", len(d.Tags), devices.MaxTags)
+	}
+	for k, v := range d.Tags {
+		if err := devices.ValidateTag(k, v); err != nil {
+			return fmt.Errorf("tags.%s: %v", k, err)
+		}
 	}
 	if d.Class == nil {
 		return fmt.Errorf("class: nil")
@@ -523,6 +534,8 @@ func (p *Poller) poll(ctx context.Context, d *device, start time.Time) (devices.
 		Class:   d.Class.Name,
 		Time:    start,
 		Seq:     d.Seq,
+		Tags:    d.Tags,
+		Units:   d.Class.Units,
 		Fields:  make(map[string]devices.Value, len(d.Class.Fields)),
 	}
 	succeeded, firstErr := readPlan(ctx, d.Conn, d.Unit, d.plan, &s, nil)

@@ -21,7 +21,7 @@ const pressYAML = `
 class: press
 fields:
   - {name: running, table: coil, address: 0, type: bool}
-  - {name: pressure, table: holding_register, address: 0, type: uint16}
+  - {name: pressure, table: holding_register, address: 0, type: uint16, unit: bar}
   - {name: setpoint, table: holding_register, address: 1, type: uint16}
   - {name: far, table: holding_register, address: 150, type: uint16}
   - {name: temp, table: input_register, address: 10, type: uint16}
@@ -115,8 +115,10 @@ func TestPollerSamples(t *testing.T) {
 	const shift = 24 * time.Hour
 	clock := func() time.Time { return time.Now().Add(shift) }
 	col := newCollector()
+	tags := map[string]string{"line": "line-3"}
+	class := parseClass(t, pressYAML)
 	p, err := NewPoller(PollerConfig{}, []Device{{
-		ID: "press-07", Factory: "plant-a", Class: parseClass(t, pressYAML), Conn: conn, Unit: 3,
+		ID: "press-07", Factory: "plant-a", Class: class, Tags: tags, Conn: conn, Unit: 3,
 		Schedule: Schedule{Interval: 100 * time.Millisecond}, Seq: 41,
 	}}, col.emit, WithClock(clock), WithLogger(testLogger(t)))
 	if err != nil {
@@ -131,6 +133,10 @@ func TestPollerSamples(t *testing.T) {
 		}
 		if smp.Factory != "plant-a" || smp.Device != "press-07" || smp.Class != "press" {
 			t.Errorf("sample %d: identity %q %q %q", i, smp.Factory, smp.Device, smp.Class)
+		}
+		// The device's tags and the class's units, shared, not copied.
+		if fmt.Sprintf("%p %p", smp.Tags, smp.Units) != fmt.Sprintf("%p %p", tags, class.Units) || smp.Units["pressure"] != "bar" {
+			t.Errorf("sample %d: tags %v units %v, want the device's %v and the class's %v", i, smp.Tags, smp.Units, tags, class.Units)
 		}
 		if smp.Time.Before(start) || smp.Time.After(clock()) {
 			t.Errorf("sample %d: time %v, not from the poller's clock (started at %v)", i, smp.Time, start)
@@ -590,6 +596,7 @@ func TestNewPollerValidates(t *testing.T) {
 	}{
 		{"bad id", func(d *Device) { d.ID = "-x" }, "id: invalid device id"},
 		{"bad factory", func(d *Device) { d.Factory = "Plant A" }, "factory: invalid name"},
+		{"bad tag", func(d *Device) { d.Tags = map[string]string{"line": ""} }, "tags.line: value is empty"},
 		{"nil class", func(d *Device) { d.Class = nil }, "class: nil"},
 		{"nil conn", func(d *Device) { d.Conn = nil }, "conn: nil"},
 		{"bad schedule", func(d *Device) { d.Schedule = Schedule{Interval: time.Millisecond} }, "interval 1ms"},

@@ -121,6 +121,8 @@ func Probe(ctx context.Context, d Device) (ProbeResult, error) {
 		Device:  d.ID,
 		Class:   d.Class.Name,
 		Seq:     d.Seq,
+		Tags:    d.Tags,
+		Units:   d.Class.Units,
 		Fields:  make(map[string]devices.Value, len(d.Class.Fields)),
 	}}
 	var first *ReadError
