@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,6 +35,10 @@ type Config struct {
 	// HTTPListen is the address of /metrics, /healthz and /readyz; empty
 	// disables them. Default 127.0.0.1:9108.
 	HTTPListen string `yaml:"http_listen"`
+	// Tags are static tags every device's samples carry (Telegraf's
+	// global_tags): key → value, as DeviceConfig.Tags. A device's own tag
+	// of the same key wins.
+	Tags map[string]string `yaml:"tags"`
 	// Kafka is where samples are produced.
 	Kafka KafkaConfig `yaml:"kafka"`
 	// Spool bounds the local buffer.
@@ -138,6 +143,38 @@ type DeviceConfig struct {
 	// ReportByException, if set, turns on report by exception for this
 	// device, over its class's entry in Config.ReportByException if any.
 	ReportByException *ExceptionConfig `yaml:"report_by_exception"`
+	// Tags are the device's static tags, key → value (line, location,
+	// asset id), carried by each of its samples (schema version 2) and
+	// stored in MongoDB under meta.tags. Keys: 1 to 64 of [a-z0-9_],
+	// starting with a letter, as field names (they become MongoDB field
+	// names); values: 1 to 256 bytes of UTF-8; at most 32 tags with
+	// Config.Tags (devices.ValidateTag, devices.MaxTags).
+	Tags map[string]string `yaml:"tags"`
+}
+
+// tags returns the tags of device d: c's, overridden by d's; nil when
+// neither has any. The gateway builds it once per device and every sample
+// of the device shares it.
+func (c Config) tags(d DeviceConfig) map[string]string {
+	if len(c.Tags)+len(d.Tags) == 0 {
+		return nil
+	}
+	tags := make(map[string]string, len(c.Tags)+len(d.Tags))
+	maps.Copy(tags, c.Tags)
+	maps.Copy(tags, d.Tags)
+	return tags
+}
+
+// validateTags returns the problems of tags, each named after field
+// (tags, devices[3] (press-01).tags) and the key.
+func validateTags(field string, tags map[string]string) []error {
+	var errs []error
+	for _, k := range sortedKeys(tags) {
+		if err := devices.ValidateTag(k, tags[k]); err != nil {
+			errs = append(errs, fmt.Errorf("%s.%s: %v", field, k, err))
+		}
+	}
+	return errs
 }
 
 // DefaultConfig returns a Config with every default set.
@@ -220,6 +257,10 @@ func (c Config) Validate() error {
 	if err := c.Poller.Validate(); err != nil {
 		bad("poller: %v", err)
 	}
+	errs = append(errs, validateTags("tags", c.Tags)...)
+	if len(c.Tags) > devices.MaxTags {
+		bad("tags: %d tags, at most %d", len(c.Tags), devices.MaxTags)
+	}
 	conns := map[string]bool{}
 	for i, cc := range c.Connections {
 		cc = cc.WithDefaults()
@@ -261,6 +302,14 @@ func (c Config) Validate() error {
 		if d.ReportByException != nil {
 			errs = append(errs, d.ReportByException.validate(fmt.Sprintf("devices[%d] (%s).report_by_exception", i, d.ID), nil)...)
 		}
+		errs = append(errs, validateTags(fmt.Sprintf("devices[%d] (%s).tags", i, d.ID), d.Tags)...)
+		if n := len(c.tags(d)); n > devices.MaxTags && len(c.Tags) <= devices.MaxTags {
+			if len(d.Tags) < n {
+				bad("devices[%d] (%s).tags: %d tags with the top-level tags, at most %d", i, d.ID, n, devices.MaxTags)
+			} else {
+				bad("devices[%d] (%s).tags: %d tags, at most %d", i, d.ID, n, devices.MaxTags)
+			}
+		}
 	}
 	for _, class := range sortedKeys(c.ReportByException) {
 		errs = append(errs, c.ReportByException[class].validate("report_by_exception."+class, nil)...)
@@ -297,7 +346,7 @@ func (c Config) ProbeDevice(id string) (modbus.Device, modbus.ConnConfig, error)
 		return modbus.Device{}, modbus.ConnConfig{}, fmt.Errorf("devices[%d] (%s).class %q: no register map in %s has that class (have %s)",
 			i, d.ID, d.Class, c.ClassesDir, strings.Join(sortedKeys(classes), ", "))
 	}
-	dev := modbus.Device{ID: d.ID, Factory: c.Factory, Class: class, Unit: 1, Schedule: d.Schedule}
+	dev := modbus.Device{ID: d.ID, Factory: c.Factory, Class: class, Tags: c.tags(d), Unit: 1, Schedule: d.Schedule}
 	if d.Unit != nil {
 		dev.Unit = *d.Unit
 	}

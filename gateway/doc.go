@@ -165,6 +165,31 @@
 // would have had), so seq still counts samples sent without a gap; it is
 // counted in factorywire_gateway_device_suppressed_samples_total.
 //
+// # Tags and units
+//
+// A device's tags are static key → value pairs from the config (line,
+// location, asset id), carried by each of its samples (schema version 2,
+// devices/doc.go) and stored by the sink in MongoDB under meta.tags:
+//
+//	tags: {site: plant-a-north}          # every device (Telegraf's global_tags)
+//	devices:
+//	  - {id: press-01, class: press, connection: press-line-1, interval: 500ms,
+//	     tags: {line: line-3, asset_id: P-1107}}   # wins over the top-level tag of the same key
+//
+// A key is 1 to 64 of [a-z0-9_] starting with a letter, as a field name
+// (it becomes a MongoDB field name); a value is 1 to 256 bytes of UTF-8
+// (a number or bool in YAML is read as its text: asset_id: 1107 is
+// "1107"); a device has at most 32 tags, its own and the top-level ones
+// together. Validate reports every bad tag, naming the device and the key:
+//
+//	devices[3] (press-01).tags.Line: invalid tag key "Line": use 1 to 64 lower-case letters, digits and '_', starting with a letter
+//
+// Each sample also carries its class's units (devices.Class.Units, from
+// the register map's unit keys). The gateway builds one tags map per
+// device and the class keeps one units map, shared by all their samples.
+// A sample keeps the tags it was polled with: samples in the spool are
+// forwarded as they were written.
+//
 // # HTTP
 //
 // HTTPListen serves /metrics (Prometheus: Modbus requests, errors by kind

@@ -254,6 +254,7 @@ func device(cfg Config, plan Plan, class *devices.Class, d DeviceConfig, conn *m
 		ID:       d.ID,
 		Factory:  cfg.Factory,
 		Class:    class,
+		Tags:     cfg.tags(d), // one map per device, shared by its samples
 		Conn:     conn,
 		Unit:     1,
 		Schedule: d.Schedule,
