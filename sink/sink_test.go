@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/mongotest"
@@ -109,4 +112,58 @@ func httpGet(t *testing.T, url string) (string, int) {
 		t.Fatal(err)
 	}
 	return string(body), resp.StatusCode
+}
+
+// TestSchemaVersions: a version 1 record, as a gateway not yet upgraded
+// (or its spool) sends, and a version 2 record with tags and units both
+// land, each with its own meta: identity only for version 1, identity,
+// tags and units for version 2. Our broker and the FerretDB stand-in.
+func TestSchemaVersions(t *testing.T) {
+	addr := startBroker(t)
+	topic := testFactory + ".press"
+	createTopics(t, addr, map[string]int32{topic: 1, topic + ".dlq": 1})
+	cfg := testConfig(addr, mongotest.Start(t))
+	d := openDB(t, cfg)
+	p := newProducer(t, addr)
+
+	old := sampleRecord(testSample("press", "press-01", 1))
+	old.Value = []byte(strings.Replace(string(old.Value), `{"v":2,`, `{"v":1,`, 1))
+	if s, err := devices.DecodeSample(old.Value); err != nil || !strings.HasPrefix(string(old.Value), `{"v":1,`) || s.Tags != nil {
+		t.Fatalf("version 1 record %s: %v", old.Value, err)
+	}
+	tagged := testSample("press", "press-02", 1)
+	tagged.Tags = map[string]string{"line": "line-3", "asset_id": "P-1107"}
+	tagged.Units = map[string]string{"pressure": "bar", "temperature": "degC"}
+	p.produce(t, old, sampleRecord(tagged))
+	r := startSink(t, cfg)
+	waitFor(t, "both samples stored", func() bool { return d.total(topic) >= 2 })
+	r.close(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	for dev, want := range map[string]bson.D{
+		"press-01": {{Key: "factory", Value: testFactory}, {Key: "class", Value: "press"}, {Key: "device", Value: "press-01"}},
+		"press-02": {{Key: "factory", Value: testFactory}, {Key: "class", Value: "press"}, {Key: "device", Value: "press-02"},
+			{Key: "tags", Value: bson.D{{Key: "asset_id", Value: "P-1107"}, {Key: "line", Value: "line-3"}}},
+			{Key: "units", Value: bson.D{{Key: "pressure", Value: "bar"}, {Key: "temperature", Value: "degC"}}}},
+	} {
+		raw, err := d.client.Database(d.name).Collection(topic).FindOne(ctx, bson.D{{Key: "meta.device", Value: dev}}).Raw()
+		if err != nil {
+			t.Fatalf("%s: %v", dev, err)
+		}
+		wantRaw, err := bson.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := raw.Lookup("meta").Document(); !bytes.Equal(got, wantRaw) {
+			t.Errorf("%s: meta %s, want %s", dev, got, bson.Raw(wantRaw))
+		}
+	}
+	// Queried by tag, as docs/OPERATIONS.md shows.
+	if n, err := d.client.Database(d.name).Collection(topic).CountDocuments(ctx, bson.D{{Key: "meta.tags.line", Value: "line-3"}}); err != nil || n != 1 {
+		t.Errorf("documents with meta.tags.line line-3: %d (%v), want 1", n, err)
+	}
+	if n := counter(t, r.s.reg, "factorywire_sink_dead_letters_total"); n != 0 {
+		t.Errorf("%v records dead-lettered, want none", n)
+	}
 }
