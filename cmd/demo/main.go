@@ -258,6 +258,7 @@ func printBanner(out io.Writer, d *demo.Demo) {
 		fmt.Fprintln(out, "  (the two above carry the TLS and SASL flags the demo was given: run them from this directory)")
 	}
 	fmt.Fprintf(out, "  go run ./cmd/sink query range --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s --device %s-01 --from 1m\n", uri, demo.Factory(0), cfg.Classes[0], cfg.Classes[0])
+	fmt.Fprintf(out, "  (each sample carries its device's tag line=%s and its units: range --json prints them; in MongoDB: find {\"meta.tags.line\": \"%s\"})\n", demo.Line, demo.Line)
 	fmt.Fprintf(out, "  go run ./cmd/sink query gaps --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s --from 10m\n", uri, demo.Factory(0), cfg.Classes[0])
 	fmt.Fprintf(out, "  go run ./cmd/sink query latest --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s\n", uri, demo.Factory(0), cfg.Classes[0])
 	fmt.Fprintf(out, "  go run ./cmd/sink query status --config configs/sink.yaml --mongodb-uri %s --factory %s --class %s --errors\n", uri, demo.Factory(0), cfg.Classes[0])

@@ -159,7 +159,7 @@ func TestDemoOwnBroker(t *testing.T) {
 	out := r.out.String()
 	mustContain(t, out, "factorywire demo: 1 factories × 2 classes × 2 devices, polled every 200ms",
 		"  broker   127.0.0.1:", "  topics   plant-a.press, plant-a.power-meter\n",
-		"go run ./cmd/broker topics list --brokers 127.0.0.1:", "\nstopping: ")
+		"go run ./cmd/broker topics list --brokers 127.0.0.1:", `find {"meta.tags.line": "line-1"}`, "\nstopping: ")
 	if strings.Contains(out, "existing cluster") {
 		t.Fatalf("our broker's demo speaks of an existing cluster:\n%s", out)
 	}

@@ -289,6 +289,11 @@ func (d *Demo) createTopics() error {
 	})
 }
 
+// Line is the production line of every demo device: the name of its
+// factory's one Modbus connection, and each device's tag line (stored in
+// MongoDB as meta.tags.line).
+const Line = "line-1"
+
 // startFactory starts a simulator holding the factory's devices and the
 // gateway that polls them.
 func (d *Demo) startFactory(factory string, classes map[string]*devices.Class) (*gateway.Gateway, error) {
@@ -306,7 +311,7 @@ func (d *Demo) startFactory(factory string, classes map[string]*devices.Class) (
 	if d.secure != nil {
 		cfg.Kafka.Config = d.kafkaAs(GatewayUser(factory))
 	}
-	cfg.Connections = []modbus.ConnConfig{{Name: "line-1", Address: sim.Addr().String()}}
+	cfg.Connections = []modbus.ConnConfig{{Name: Line, Address: sim.Addr().String()}}
 	d.Devices[factory] = map[string]string{}
 	unit := uint8(1)
 	for _, class := range d.cfg.Classes {
@@ -316,7 +321,8 @@ func (d *Demo) startFactory(factory string, classes map[string]*devices.Class) (
 				return nil, err
 			}
 			u := unit
-			cfg.Devices = append(cfg.Devices, gateway.DeviceConfig{ID: id, Class: class, Connection: "line-1", Unit: &u, Schedule: modbus.Schedule{Interval: d.cfg.Interval}})
+			cfg.Devices = append(cfg.Devices, gateway.DeviceConfig{ID: id, Class: class, Connection: Line, Unit: &u,
+				Schedule: modbus.Schedule{Interval: d.cfg.Interval}, Tags: map[string]string{"line": Line}})
 			d.Devices[factory][id] = class
 			unit++
 		}

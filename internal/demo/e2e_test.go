@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"testing"
 	"time"
@@ -73,8 +74,9 @@ func TestEndToEnd(t *testing.T) {
 
 // checkStored reads every document the sink wrote and checks that each
 // (factory, device, seq) is there exactly once, seqs 0..n-1 without a gap,
-// n at least perDevice for every device, and polled documents in all. It
-// returns the documents.
+// n at least perDevice for every device, and polled documents in all; and
+// that each has the device's tag line and its class's units under meta.
+// It returns the documents.
 func checkStored(t *testing.T, d *Demo, polled uint64, perDevice int) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -85,6 +87,10 @@ func checkStored(t *testing.T, d *Demo, polled uint64, perDevice int) int {
 	}
 	defer client.Disconnect(context.Background())
 	db := client.Database(d.Config().Database)
+	classes, err := devices.LoadDir(d.Config().ClassesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	stored := map[[2]string]map[int64]int{}
 	total := 0
 	for _, topic := range d.Topics {
@@ -93,13 +99,20 @@ func checkStored(t *testing.T, d *Demo, polled uint64, perDevice int) int {
 			t.Fatal(err)
 		}
 		var docs []struct {
-			Meta struct{ Factory, Device string }
-			Seq  int64
+			Meta struct {
+				Factory, Class, Device string
+				Tags, Units            map[string]string
+			}
+			Seq int64
 		}
 		if err := cur.All(ctx, &docs); err != nil {
 			t.Fatal(err)
 		}
 		for _, doc := range docs {
+			if want := map[string]string{"line": Line}; !maps.Equal(doc.Meta.Tags, want) || !maps.Equal(doc.Meta.Units, classes[doc.Meta.Class].Units) {
+				t.Fatalf("%s seq %d: meta.tags %v, meta.units %v; want %v and class %s's %v", doc.Meta.Device, doc.Seq,
+					doc.Meta.Tags, doc.Meta.Units, want, doc.Meta.Class, classes[doc.Meta.Class].Units)
+			}
 			k := [2]string{doc.Meta.Factory, doc.Meta.Device}
 			if stored[k] == nil {
 				stored[k] = map[int64]int{}
