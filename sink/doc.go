@@ -174,9 +174,9 @@
 //	                        write-rejected (the Class… constants)
 //	dlq.error.message       what is wrong
 //
-// Classes: not one JSON sample of schema version 1 with every required key
-// (decode, or schema-version for another version: upgrade the sink, then
-// replay the dead-letter topic); a ts before 1970-01-01, after
+// Classes: not one JSON sample of schema version 1 or 2 with every
+// required key (decode, or schema-version for another version: upgrade the
+// sink, then replay the dead-letter topic, as docs/OPERATIONS.md shows); a ts before 1970-01-01, after
 // 2038-01-19T03:14:07Z, or more than max_future_skew (default 1h) ahead of
 // the broker's LogAppendTime, or of the sink's clock when the topic keeps
 // the producer's time (MongoDB never expires a bucket holding such a date,
