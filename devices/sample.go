@@ -113,8 +113,8 @@ func (s *Sample) setError(name string, err error) {
 // tags, units, fields, errors, and the keys of each object sorted. tags,
 // units and errors are omitted when empty. Values are written as
 // Value.AppendJSON writes them. AppendJSON does not validate the sample:
-// the producer owns valid names and tags, units as Class.Units holds them,
-// and a Time within years 0000 to 9999.
+// the producer owns valid names, tags ValidateTag accepts, units as
+// Class.Units holds them, and a Time within years 0000 to 9999.
 func (s *Sample) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, SchemaVersion, 10)
