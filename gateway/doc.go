@@ -282,7 +282,8 @@
 //	a connection added / removed                           opened at its first poll / closed
 //	a device's entry, any key (class, connection, unit,    the device restarts
 //	  interval or cron, max_registers_per_read,
-//	  report_by_exception...)
+//	  report_by_exception, tags...), or the top-level
+//	  tags it inherits
 //	its class's register map (fields, max_gap)             the class's devices restart
 //	its class's report_by_exception entry                  the class's devices restart
 //	a device added                                         it starts, seq recovered from the spool as at a start
@@ -290,7 +291,7 @@
 //	anything else of a connection or device                nothing: same socket, same schedule, no missed poll
 //	factory, topic_prefix, data_dir, http_listen, kafka,   logged at warn level, one line per key ("kafka.linger"),
 //	  spool, poller (every key but classes_dir,              and kept at its running value until a restart
-//	  connections, devices, report_by_exception)
+//	  connections, devices, report_by_exception, tags)
 //
 // A restarted device stops between two polls of its connection, its
 // samples taken so far are spooled, and it polls again as configured; its

@@ -19,7 +19,7 @@ var ErrStopped = errors.New("gateway: stopped")
 // other key (factory, topic_prefix, data_dir, http_listen, kafka, spool,
 // poller, and any key added later unless listed here) keeps its running
 // value until a restart.
-var liveKeys = map[string]bool{"classes_dir": true, "connections": true, "devices": true, "report_by_exception": true}
+var liveKeys = map[string]bool{"classes_dir": true, "connections": true, "devices": true, "report_by_exception": true, "tags": true}
 
 // Reload applies the configuration load returns, while Run runs or before
 // it starts (`gateway run` calls it on SIGHUP, load reading the config
@@ -35,7 +35,8 @@ var liveKeys = map[string]bool{"classes_dir": true, "connections": true, "device
 //     opened at its first poll, one removed is closed; the others keep
 //     their sockets;
 //   - a device whose entry changed in any key (class, connection, unit,
-//     schedule, max_registers_per_read, report_by_exception...), whose
+//     schedule, max_registers_per_read, report_by_exception, tags...),
+//     whose tags changed by the top-level tags, whose
 //     connection restarts, whose class's register map changed (its
 //     fields, its max_gap) or whose class's report_by_exception entry
 //     changed restarts: it stops, then polls again as configured, its seq
@@ -148,6 +149,9 @@ func (g *Gateway) reload(source string, load func() (Config, error)) error {
 		}
 		if !sameException(old, cfg, o.Class, d.Class) {
 			why = append(why, "report_by_exception."+d.Class)
+		}
+		if !slices.Contains(why, "tags") && !maps.Equal(old.tags(o), cfg.tags(d)) {
+			why = append(why, "top-level tags")
 		}
 		if len(why) > 0 {
 			restarted = append(restarted, fmt.Sprintf("%s (%s)", d.ID, strings.Join(why, ", ")))

@@ -393,3 +393,48 @@ func TestReloadKeysNeedingRestart(t *testing.T) {
 		t.Errorf("reload after Run: %v, want ErrStopped", err)
 	}
 }
+
+// TestReloadTags: a device's own tags changed restart it, and so do the
+// top-level tags it inherits; its samples carry the new tags from the
+// restart on, seq continuous. A device whose effective tags did not change
+// (its own key overrides the top-level one) polls on.
+func TestReloadTags(t *testing.T) {
+	b := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	addr := b.Addr().String()
+	plant := newTestPlant(t, addr, 100*time.Millisecond, 1) // press-00, power-meter-00
+	cfg := plant.cfg
+	cfg.Devices = slices.Clone(cfg.Devices)
+	for i := range cfg.Devices {
+		if cfg.Devices[i].ID == "power-meter-00" {
+			cfg.Devices[i].Tags = map[string]string{"site": "east"}
+		}
+	}
+	createTopics(t, addr, plant.topics)
+	var logs logBuffer
+	g, stop := runGatewayLogged(t, cfg, logs.logger())
+	waitSamples(t, g, nil, 3, "press-00", "power-meter-00")
+
+	next := cfg
+	next.Tags = map[string]string{"site": "north"} // press-00 inherits it; power-meter-00 keeps east
+	if err := reloadWith(g, next); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	waitSamples(t, g, nextSeqs(g), 3, "press-00", "power-meter-00")
+	log := logs.String()
+	if !strings.Contains(log, "press-00 (top-level tags)") || strings.Contains(log, "power-meter-00 (") {
+		t.Errorf("the reload's log line does not restart press-00 alone for its tags:\n%s", log)
+	}
+	stop()
+	last, total := polled(g)
+	got := plant.delivered(t, addr, total)
+	checkSeqs(t, got, plant.devices, last, false)
+	press := got["press-00"]
+	if first, final := press[0].Tags["site"], press[len(press)-1].Tags["site"]; first != "" || final != "north" {
+		t.Errorf("press-00: first sample's site %q, last %q; want none, then north", first, final)
+	}
+	for _, s := range got["power-meter-00"] {
+		if s.Tags["site"] != "east" {
+			t.Fatalf("power-meter-00 seq %d: site %q, want east throughout", s.Seq, s.Tags["site"])
+		}
+	}
+}
