@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/factorywire/factorywire/internal/peers"
 )
 
 // TestDifferentialTelegraf runs the real Telegraf against the simulator of
@@ -21,17 +23,15 @@ import (
 // metrics on standard output), and checks that Telegraf writes what the
 // oracle of values_test.go says for every field, and what the gateway
 // reads agrees with it as the package documentation says. It needs a
-// Telegraf v1.37.2 binary with the Modbus input, named by
-// FACTORYWIRE_TELEGRAF, and skips without one; it is not part of CI:
+// Telegraf v1.37.2 binary with the Modbus input (internal/peers.Telegraf:
+// .peers/telegraf/telegraf, which .ci/run builds, or $FACTORYWIRE_TELEGRAF),
+// and skips without one (fails under FACTORYWIRE_REQUIRE_PEERS=1):
 //
-//	GOBIN=/tmp/telegraf-bin go install -tags custom,inputs.modbus,outputs.file \
+//	GOBIN=$PWD/.peers/telegraf go install -tags custom,inputs.modbus,outputs.file \
 //	    github.com/influxdata/telegraf/cmd/telegraf@v1.37.2
-//	FACTORYWIRE_TELEGRAF=/tmp/telegraf-bin/telegraf go test -run TestDifferentialTelegraf ./gateway/telegraf/
+//	go test -run TestDifferentialTelegraf ./gateway/telegraf/
 func TestDifferentialTelegraf(t *testing.T) {
-	bin := os.Getenv("FACTORYWIRE_TELEGRAF")
-	if bin == "" {
-		t.Skip("set FACTORYWIRE_TELEGRAF to a Telegraf v1.37.2 binary built with -tags custom,inputs.modbus,outputs.file (see the test's comment)")
-	}
+	bin := peers.Telegraf(t)
 	for _, c := range importCases {
 		switch {
 		case c.name == "whole": // holds plugins the binary is built without

@@ -5,12 +5,10 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/factorywire/factorywire/devices"
-	"github.com/factorywire/factorywire/devices/modbus"
 	"github.com/factorywire/factorywire/gateway"
 )
 
@@ -22,25 +20,19 @@ type importCase struct {
 	name string // golden directory
 	conf string // testdata file
 	opts Options
-	// newTransports are the transports the config uses that devices/modbus
-	// on this branch may not know yet: rtu_over_tcp, ascii_over_tcp, ascii.
-	newTransports bool
-	// tags: the config has per-device tags, a key gateway.DeviceConfig on
-	// this branch may not know yet.
-	tags bool
 }
 
 var importCases = []importCase{
 	{name: "register", conf: "register.conf"},
-	{name: "request", conf: "request.conf", tags: true},
+	{name: "request", conf: "request.conf"},
 	{name: "metric", conf: "metric.conf"},
-	{name: "serial", conf: "serial.conf", tags: true},
-	{name: "transports", conf: "transports.conf", newTransports: true},
+	{name: "serial", conf: "serial.conf"},
+	{name: "transports", conf: "transports.conf"},
 	{name: "float32", conf: "float32.conf"},
 	{name: "float32-legacy", conf: "float32.conf", opts: Options{LegacyFloat32: true}},
-	{name: "whole", conf: "whole.conf", opts: Options{Factory: "plant-a", DataDir: "/srv/factorywire"}, tags: true},
-	{name: "measurements", conf: "measurements.conf", tags: true},
-	{name: "tagsets", conf: "tagsets.conf", tags: true},
+	{name: "whole", conf: "whole.conf", opts: Options{Factory: "plant-a", DataDir: "/srv/factorywire"}},
+	{name: "measurements", conf: "measurements.conf"},
+	{name: "tagsets", conf: "tagsets.conf"},
 	{name: "metricnames", conf: "metricnames.conf"},
 }
 
@@ -120,29 +112,16 @@ func TestImportGolden(t *testing.T) {
 	}
 }
 
-// newTransportStandIns are transports this branch's devices/modbus may not
-// know yet, and a known transport with the same address and serial keys,
-// so the rest of the config can be validated.
-var newTransportStandIns = map[modbus.Transport]modbus.Transport{
-	"rtu_over_tcp": modbus.TCP, "ascii_over_tcp": modbus.TCP, "ascii": modbus.RTU,
-}
-
-// tagsBlock matches a device's tags: key and its entries.
-var tagsBlock = regexp.MustCompile(`(?m)^    tags:\n(?:      .*\n)+`)
-
 // TestImportedFilesLoad writes each import and loads it with the
 // project's own loaders: gateway.LoadConfig (strict YAML), gateway.Check
 // (Config.Validate and devices.LoadDir, every register map parsed and
-// compiled into read plans). Two keys may be newer than this branch: per
-// device tags and the transports rtu_over_tcp, ascii_over_tcp and ascii.
-// Where the loader refuses only them, the test checks their text, then
-// validates the rest without them; once they are known, it validates them
-// too.
+// compiled into read plans), per-device tags and every transport
+// included.
 func TestImportedFilesLoad(t *testing.T) {
 	for _, c := range importCases {
 		t.Run(c.name, func(t *testing.T) {
 			res := importFile(t, c)
-			cfg, dir := loadImported(t, c, res)
+			cfg, dir := loadImported(t, res)
 			plan, err := gateway.Check(cfg)
 			if err != nil {
 				t.Fatalf("gateway.Check: %v", err)
@@ -165,52 +144,16 @@ func TestImportedFilesLoad(t *testing.T) {
 
 // loadImported writes res into a temporary directory and loads its
 // gateway.yaml with gateway.LoadConfig, returning the config and the
-// directory. Where this branch's loader refuses only tags or a new
-// transport (see TestImportedFilesLoad), it checks the text, leaves them
-// out (tags) or puts a known transport in their place, and logs it.
-func loadImported(t *testing.T, c importCase, res *Result) (gateway.Config, string) {
+// directory.
+func loadImported(t *testing.T, res *Result) (gateway.Config, string) {
 	t.Helper()
 	dir := t.TempDir()
 	if _, err := res.Write(dir, false); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "gateway.yaml")
-	cfg, err := gateway.LoadConfig(path)
-	if err != nil && c.tags {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			if !strings.Contains(line, "tags") {
-				t.Fatalf("gateway.LoadConfig: %v", err)
-			}
-		}
-		t.Logf("this branch's gateway.DeviceConfig has no tags: validating without them (%v)", err)
-		text := string(res.Gateway)
-		if !tagsBlock.MatchString(text) {
-			t.Fatalf("the config has tags but gateway.yaml has no tags block:\n%s", text)
-		}
-		stripped := filepath.Join(dir, "gateway-without-tags.yaml")
-		if err := os.WriteFile(stripped, []byte(tagsBlock.ReplaceAllString(text, "")), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err = gateway.LoadConfig(stripped)
-	}
+	cfg, err := gateway.LoadConfig(filepath.Join(dir, "gateway.yaml"))
 	if err != nil {
 		t.Fatalf("gateway.LoadConfig: %v", err)
-	}
-	for i, cc := range cfg.Connections {
-		standIn, isNew := newTransportStandIns[cc.Transport]
-		if !isNew {
-			continue
-		}
-		if !c.newTransports {
-			t.Fatalf("connections[%d]: unexpected transport %q", i, cc.Transport)
-		}
-		if err := cc.WithDefaults().Validate(); err != nil {
-			if !strings.Contains(err.Error(), "transport: "+`"`+string(cc.Transport)) {
-				t.Fatalf("connections[%d] (%s): refused for something else than its transport: %v", i, cc.Transport, err)
-			}
-			t.Logf("this branch's devices/modbus does not know transport %q yet: validating the rest as %s", cc.Transport, standIn)
-			cfg.Connections[i].Transport = standIn
-		}
 	}
 	return cfg, dir
 }

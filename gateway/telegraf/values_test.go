@@ -581,7 +581,7 @@ func newValueRig(t *testing.T, c importCase) *valueRig {
 	r := &valueRig{tg: tgFields(t, src, c.opts.LegacyFloat32)}
 	res := importFile(t, c)
 	var dir string
-	r.cfg, dir = loadImported(t, c, res)
+	r.cfg, dir = loadImported(t, res)
 	if r.classes, err = devices.LoadDir(filepath.Join(dir, "devices")); err != nil {
 		t.Fatal(err)
 	}

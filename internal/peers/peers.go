@@ -236,3 +236,31 @@ func findPython(module, script string) (Python, string, error) {
 	}
 	return p, string(out), nil
 }
+
+// TelegrafEnv overrides where Telegraf looks for the telegraf binary.
+const TelegrafEnv = "FACTORYWIRE_TELEGRAF"
+
+// TelegrafInstall is the command that builds Telegraf v1.37.2 with its
+// Modbus input and file output (the peer of the Telegraf import's
+// differential test) into .peers/telegraf, from the Go module proxy.
+const TelegrafInstall = "GOBIN=$PWD/.peers/telegraf go install -tags custom,inputs.modbus,outputs.file github.com/influxdata/telegraf/cmd/telegraf@v1.37.2"
+
+// Telegraf returns the path of the telegraf binary: $FACTORYWIRE_TELEGRAF,
+// or .peers/telegraf/telegraf at the module root. Without it the test skips
+// (fails under RequireEnv), naming the command that builds it.
+func Telegraf(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv(TelegrafEnv)
+	if bin == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			Missing(t, fmt.Sprintf("telegraf: %v; set %s to a Telegraf v1.37.2 binary", err, TelegrafEnv))
+			return ""
+		}
+		bin = filepath.Join(root, ".peers", "telegraf", "telegraf")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		Missing(t, fmt.Sprintf("telegraf (v1.37.2, with inputs.modbus and outputs.file) is not at %s; build it from the repository root with: %s (or set %s)", bin, TelegrafInstall, TelegrafEnv))
+	}
+	return bin
+}
