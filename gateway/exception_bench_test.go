@@ -80,7 +80,7 @@ func BenchmarkReportByException(b *testing.B) {
 			}
 			seq := uint64(0)
 			for i := range polls {
-				s := devices.Sample{Factory: "plant-a", Device: d.id, Class: d.sim.Class.Name, Time: start.Add(time.Duration(i) * poll), Seq: seq,
+				s := devices.Sample{Factory: "plant-a", Device: d.id, Class: d.sim.Class.Name, Time: start.Add(time.Duration(i) * poll), Seq: seq, Units: d.sim.Class.Units,
 					Fields: make(map[string]devices.Value, len(d.sim.Class.Fields))}
 				tick := int64(i / pollsPerTick)
 				for _, f := range d.sim.Class.Fields {
