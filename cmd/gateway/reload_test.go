@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 		}
 		return string(body)
 	}
-	ids := func() []string {
+	samples := func() map[string]uint64 {
 		t.Helper()
 		var list []struct {
 			ID      string `json:"id"`
@@ -83,11 +84,34 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 		if err := json.Unmarshal([]byte(get("/devices")), &list); err != nil {
 			t.Fatal(err)
 		}
-		var out []string
+		out := map[string]uint64{}
 		for _, d := range list {
-			out = append(out, d.ID)
+			out[d.ID] = d.Samples
 		}
 		return out
+	}
+	ids := func() []string {
+		t.Helper()
+		return slices.Sorted(maps.Keys(samples()))
+	}
+	// polled waits until each device has been polled since from.
+	polled := func(from map[string]uint64, ids ...string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			now := samples()
+			done := true
+			for _, id := range ids {
+				done = done && now[id] > from[id]
+			}
+			if done {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%v not polled within 20s (samples %v, before %v):\n%s", ids, now, from, log)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	waitLog := func(what string, re *regexp.Regexp) {
 		t.Helper()
@@ -102,6 +126,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	if got := ids(); !slices.Equal(got, []string{"press-01"}) {
 		t.Fatalf("/devices before the reload: %v", got)
 	}
+	polled(nil, "press-01")
 
 	write(head + "  - {id: press-02, class: press, connection: line-1, unit: 2, interval: 100ms}\n")
 	cmd.Process.Signal(syscall.SIGHUP)
@@ -109,6 +134,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	if got := ids(); !slices.Equal(got, []string{"press-01", "press-02"}) {
 		t.Fatalf("/devices after the reload: %v", got)
 	}
+	polled(samples(), "press-01", "press-02") // the added device polls, the other polls on
 
 	write(head + "  - {id: press-02, class: press, connection: line-1, unit: 2, intervall: 100ms}\n")
 	cmd.Process.Signal(syscall.SIGHUP)
@@ -116,6 +142,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	if got := ids(); !slices.Equal(got, []string{"press-01", "press-02"}) {
 		t.Fatalf("/devices after a refused reload: %v", got)
 	}
+	polled(samples(), "press-01", "press-02")
 	metrics := get("/metrics")
 	for _, want := range []string{
 		`factorywire_gateway_config_reloads_total{result="failure"} 1`,
