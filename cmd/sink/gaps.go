@@ -167,7 +167,7 @@ func printGaps(w io.Writer, gaps []mongots.DeviceGaps) error {
 	return tw.Flush()
 }
 
-// gapsJSON is one line of sink query gaps --json.
+// gapsJSON is one line of sink query gaps --format json.
 type gapsJSON struct {
 	Device           string        `json:"device"`
 	Seen             int64         `json:"seen"`

@@ -2,15 +2,15 @@
 // MongoDB time-series collections, and queries what it wrote.
 //
 //	sink run   --config configs/sink.yaml [--brokers host:port,...] [--mongodb-uri URI] [--log-level info] [--log-format text|json]
-//	sink query latest --config FILE --factory F --class C [--device D,...] [--json]
-//	sink query window --config FILE --factory F --class C --device D --field X --from T --to T [--unit minute] [--bin 1] [--json]
-//	sink query range  --config FILE --factory F --class C --device D --from T --to T [--limit N] [--json]
-//	sink query gaps   --config FILE --factory F --class C [--device D] --from T --to T [--json]
+//	sink query latest --config FILE --factory F --class C [--device D,...] [--format text|json]
+//	sink query window --config FILE --factory F --class C --device D --field X --from T --to T [--unit minute] [--bin 1] [--format text|json]
+//	sink query range  --config FILE --factory F --class C --device D --from T --to T [--limit N] [--format text|json]
+//	sink query gaps   --config FILE --factory F --class C [--device D] --from T --to T [--format text|json]
 //	sink standin --data-dir DIR [--listen 127.0.0.1:27017] [--allow-remote]
 //
 // Times are RFC 3339 (2026-12-01T08:00:00Z) or a duration before now
 // (--from 1h: an hour ago); --to defaults to now and --from to an hour
-// before --to. query prints a table, or JSON lines with --json; a query
+// before --to. query prints a table, or JSON lines with --format json (or --json); a query
 // gives up after --timeout (30s, gaps 10m). query gaps is the loss check:
 // the seqs missing per device (sink query gaps --help). standin runs the
 // embedded FerretDB stand-in, prints its URI and serves until SIGINT or
@@ -163,6 +163,7 @@ type queryFlags struct {
 	from, to, unit                *string
 	bin, limit                    *int
 	json, errorsOnly, raw         *bool
+	format                        *string
 	timeout                       *time.Duration
 }
 
@@ -180,7 +181,8 @@ func addQueryFlags(fs *flag.FlagSet, timeout time.Duration) queryFlags {
 		unit:       fs.String("unit", "minute", "window: bucket unit, second, minute, hour or day"),
 		bin:        fs.Int("bin", 1, "window: bucket size in units"),
 		limit:      fs.Int("limit", 1000, "range: at most this many samples, 0 for all"),
-		json:       fs.Bool("json", false, "print JSON lines instead of a table"),
+		json:       fs.Bool("json", false, "the same as --format json"),
+		format:     fs.String("format", "text", "text (a table, for people) or json (one JSON object per line, for scripts; the schema is in docs/OPERATIONS.md)"),
 		errorsOnly: fs.Bool("errors", false, "status: only the devices whose newest sample has errors"),
 		raw:        fs.Bool("raw", false, "window: compute from the samples even when a rollup serves the bin"),
 		timeout:    fs.Duration("timeout", timeout, "give up the query after this long"),
@@ -198,6 +200,13 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 			FlagSet:    fs,
 			Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 			Exec: func(ctx context.Context, _ []string) error {
+				switch *q.format {
+				case "json":
+					*q.json = true
+				case "text":
+				default:
+					return usageError{Err: fmt.Errorf("--format %q: want text or json", *q.format)}
+				}
 				switch {
 				case *q.factory == "" && *q.class == "":
 					return usageError{Err: errors.New("--factory and --class are required: the query reads the collection of one factory's class")}
@@ -228,7 +237,7 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 			},
 		}
 	}
-	latest := sub("latest", "latest --config FILE --factory F --class C [--device D,...] [--json]",
+	latest := sub("latest", "latest --config FILE --factory F --class C [--device D,...] [--format text|json]",
 		"print the latest sample of each device (from the device status)", queryTimeout,
 		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
 			entries, err := readStatus(ctx, st, coll, *q.device, false)
@@ -241,7 +250,7 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return printSamples(stdout, samples, *q.json)
 		})
-	status := sub("status", "status --config FILE --factory F --class C [--device D,...] [--errors] [--json]",
+	status := sub("status", "status --config FILE --factory F --class C [--device D,...] [--errors] [--format text|json]",
 		"print each device's newest sample time, seq and errors, and since when it has had errors", queryTimeout,
 		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
 			entries, err := readStatus(ctx, st, coll, *q.device, *q.errorsOnly)
@@ -250,7 +259,7 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return printStatus(stdout, entries, *q.json)
 		})
-	window := sub("window", "window --config FILE --factory F --class C --device D --field X [--from T] [--to T] [--unit minute] [--bin 1] [--raw] [--json]",
+	window := sub("window", "window --config FILE --factory F --class C --device D --field X [--from T] [--to T] [--unit minute] [--bin 1] [--raw] [--format text|json]",
 		"print min, avg and max of a field per time bucket (from the rollups when the bucket is whole minutes or hours)", queryTimeout,
 		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
 			from, to, err := q.span()
@@ -275,7 +284,7 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return printBuckets(stdout, buckets, *q.json)
 		})
-	rng := sub("range", "range --config FILE --factory F --class C --device D [--from T] [--to T] [--limit N] [--json]",
+	rng := sub("range", "range --config FILE --factory F --class C --device D [--from T] [--to T] [--limit N] [--format text|json]",
 		"print a device's samples in a time range, oldest first", queryTimeout,
 		func(ctx context.Context, q queryFlags, st *mongots.Store, coll string) error {
 			from, to, err := q.span()
@@ -294,7 +303,7 @@ func queryCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return printSamples(stdout, samples, *q.json)
 		})
-	gaps := sub("gaps", "gaps --config FILE --factory F --class C [--device D] [--from T] [--to T] [--timeout 10m] [--json]",
+	gaps := sub("gaps", "gaps --config FILE --factory F --class C [--device D] [--from T] [--to T] [--timeout 10m] [--format text|json]",
 		"list the seqs missing per device in a time range (exit 3 when any)", gapsTimeout, queryGaps(stdout))
 	gaps.LongHelp = gapsLongHelp
 	return &ffcli.Command{
@@ -343,17 +352,30 @@ func readStatus(ctx context.Context, st *mongots.Store, coll, devs string, error
 	return out, nil
 }
 
+// statusJSON is a line of `sink query status --format json`; every key is
+// always present (docs/OPERATIONS.md).
+type statusJSON struct {
+	Device      string            `json:"device"`
+	TS          time.Time         `json:"ts"`
+	Seq         uint64            `json:"seq"`
+	ErrorCount  int               `json:"error_count"`
+	Errors      map[string]string `json:"errors"`       // {} when none
+	ErrorsSince *time.Time        `json:"errors_since"` // null when the newest sample has none
+	UpdatedAt   time.Time         `json:"updated_at"`
+}
+
 // printStatus prints status entries as a table or JSON lines.
 func printStatus(w io.Writer, entries []mongots.DeviceStatus, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		for _, e := range entries {
-			v := map[string]any{
-				"device": e.Sample.Device, "ts": e.Sample.Time, "seq": e.Sample.Seq, "error_count": e.ErrorCount,
-				"errors": e.Sample.Errors, "updated_at": e.UpdatedAt,
+			v := statusJSON{Device: e.Sample.Device, TS: e.Sample.Time, Seq: e.Sample.Seq, ErrorCount: e.ErrorCount,
+				Errors: e.Sample.Errors, UpdatedAt: e.UpdatedAt}
+			if v.Errors == nil {
+				v.Errors = map[string]string{}
 			}
 			if !e.ErrorsSince.IsZero() {
-				v["errors_since"] = e.ErrorsSince
+				v.ErrorsSince = &e.ErrorsSince
 			}
 			if err := enc.Encode(v); err != nil {
 				return err

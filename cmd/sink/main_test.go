@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +44,7 @@ func TestConfigErrorsAreUsageErrors(t *testing.T) {
 		{"no factories", []string{"run", "--config", writeFile(t, dir, "empty.yaml", "http_listen: \"\"\n")}, "factories: list the factories"},
 		{"bad factory", []string{"query", "range", "--config", writeFile(t, dir, "ok.yaml", "factories: [plant-a]\n"), "--factory", "Plant_A", "--class", "press", "--device", "d"}, `--factory "Plant_A"`},
 		{"bad time", []string{"query", "range", "--config", filepath.Join(dir, "ok.yaml"), "--factory", "plant-a", "--class", "press", "--device", "d", "--from", "yesterday"}, `--from "yesterday"`},
+		{"bad format", []string{"query", "latest", "--config", filepath.Join(dir, "ok.yaml"), "--factory", "plant-a", "--class", "press", "--format", "yaml"}, `--format "yaml": want text or json`},
 		{"missing class", []string{"query", "latest", "--config", filepath.Join(dir, "ok.yaml"), "--factory", "plant-a"}, "--class is required"},
 		{"missing factory and class", []string{"query", "latest", "--config", filepath.Join(dir, "ok.yaml")}, "--factory and --class are required"},
 		{"missing device", []string{"query", "range", "--config", filepath.Join(dir, "ok.yaml"), "--factory", "plant-a", "--class", "press"}, "range needs --device"},
@@ -155,6 +158,26 @@ func TestQueryStatusAndRollups(t *testing.T) {
 	if len(lines) != 3 || !strings.HasPrefix(lines[1], "press-01") || !strings.Contains(lines[2], "119") ||
 		!strings.Contains(lines[1], "pressure=119.5 running=true") || !strings.Contains(lines[2], "pressure=119.5 bar running=true") {
 		t.Fatalf("latest printed:\n%s\nwant a header and seq 119 of press-01 and press-02, press-02's pressure in bar", strings.Join(lines, "\n"))
+	}
+	// --format json: the sample schema for latest, and the documented
+	// keys, every one present, for status.
+	for i, line := range strings.Split(strings.TrimSpace(query("latest", "--factory", "plant-a", "--class", "press", "--format", "json")), "\n") {
+		if s, err := devices.DecodeSample([]byte(line)); err != nil || s.Seq != 119 || s.Device != []string{"press-01", "press-02"}[i] {
+			t.Fatalf("latest --format json line %d %q: %+v, %v", i, line, s, err)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(query("status", "--factory", "plant-a", "--class", "press", "--format", "json")), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("status --format json: %q: %v", line, err)
+		}
+		keys := slices.Sorted(maps.Keys(m))
+		if want := []string{"device", "error_count", "errors", "errors_since", "seq", "ts", "updated_at"}; !slices.Equal(keys, want) {
+			t.Fatalf("status --format json: keys %v, want %v", keys, want)
+		}
+		if errs, _ := m["errors"].(map[string]any); errs["temperature"] != "timeout" || m["errors_since"] != "2026-12-01T08:00:00Z" || m["seq"] != 119.0 {
+			t.Errorf("status --format json: %s; want seq 119, temperature: timeout since 08:00", line)
+		}
 	}
 	lines = strings.Split(strings.TrimSpace(query("status", "--factory", "plant-a", "--class", "press", "--errors", "--device", "press-02")), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], "SINCE") || !strings.Contains(lines[1], t0.Format("2006-01-02T15:04:05.000Z")) ||
