@@ -1,15 +1,13 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/factorywire/factorywire/internal/brokerbench"
+	"github.com/factorywire/factorywire/internal/testchild"
 )
 
 // The tests run this test binary as the brokerbench command: with argsEnv
@@ -19,17 +17,7 @@ import (
 const argsEnv = "FACTORYWIRE_TEST_BROKERBENCH_MAIN_ARGS"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(brokerbench.ChildEnv) != "" {
-		main()
-	}
-	if raw := os.Getenv(argsEnv); raw != "" {
-		var args []string
-		if err := json.Unmarshal([]byte(raw), &args); err != nil {
-			panic(err)
-		}
-		os.Args = append([]string{"brokerbench"}, args...)
-		main()
-	}
+	testchild.AsMain("brokerbench", argsEnv, brokerbench.ChildEnv, main)
 	os.Exit(m.Run())
 }
 
@@ -37,17 +25,7 @@ func TestMain(m *testing.M) {
 // exit status.
 func runMain(t *testing.T, args ...string) (stdout, stderr string, status int) {
 	t.Helper()
-	raw, _ := json.Marshal(args)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), argsEnv+"="+string(raw))
-	var out, errOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+	return testchild.RunMain(t, argsEnv, args...)
 }
 
 // TestTinyRun runs the command on ours alone with tiny counts: its flags
