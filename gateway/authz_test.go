@@ -63,7 +63,7 @@ func TestGatewayNotAuthorized(t *testing.T) {
 	plant.cfg.Kafka.SASL = kafkaclient.SASLConfig{Mechanism: kafkaclient.ScramSHA512, Username: "gateway-" + testFactory, PasswordFile: pwFile}
 
 	var logs lockedBuffer
-	g, stop := runLogged(t, plant.cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	g, stop := runGatewayLogged(t, plant.cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	refused := regexp.MustCompile(`factorywire_gateway_produce_errors_total\{topic="` + regexp.QuoteMeta(testFactory) + `\.press"\} (\d+)`)
 	waitFor(t, "refused produces counted", 60*time.Second, func() bool {
 		m := refused.FindStringSubmatch(scrape(t, g))

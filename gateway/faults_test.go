@@ -116,7 +116,7 @@ func TestGatewayDeliveryTimeout(t *testing.T) {
 	plant.cfg.Kafka.DeliveryTimeout = time.Second
 	createTopics(t, addr, plant.topics)
 	var logs lockedBuffer
-	g, stop := runLogged(t, plant.cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	g, stop := runGatewayLogged(t, plant.cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	defer stop()
 
 	topic := testFactory + ".press"
@@ -171,7 +171,7 @@ func TestGatewayCorruptSpoolSegment(t *testing.T) {
 
 	var logs lockedBuffer
 	plant.cfg.Kafka.Brokers = []string{addr}
-	g, stop = runLogged(t, plant.cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	g, stop = runGatewayLogged(t, plant.cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	at := fmt.Sprintf("file=%s byte=%d", file, pos)
 	if !strings.Contains(logs.String(), at) {
 		t.Fatalf("the log does not name %s:\n%s", at, logs.String())
@@ -266,7 +266,7 @@ func TestGatewayCorruptSpoolSegmentWhileRunning(t *testing.T) {
 	plant.cfg.Kafka.DeliveryTimeout = time.Second // each refused produce gives up soon, and the forwarder reads again
 	createTopics(t, addr, plant.topics)
 	var logs lockedBuffer
-	g, stop := runLogged(t, plant.cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	g, stop := runGatewayLogged(t, plant.cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	defer stop()
 	waitFor(t, "samples spooled", 20*time.Second, func() bool { return g.spool.backlog(true) >= 40 })
 

@@ -19,31 +19,6 @@ import (
 	"github.com/factorywire/factorywire/devices/simulator"
 )
 
-// logBuffer collects a gateway's log lines (text format, info and above).
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if testing.Verbose() {
-		os.Stderr.Write(p)
-	}
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
 // copyClasses copies the example register maps into a new directory the
 // test may change, and returns it.
 func copyClasses(t *testing.T) string {
@@ -158,8 +133,8 @@ func TestReloadDevicesAndConnections(t *testing.T) {
 	cfg.Devices = append(cfg.Devices, DeviceConfig{ID: "press-10", Class: "press", Connection: "line-2", Unit: unitPtr(1), Schedule: scheduleEvery(100 * time.Millisecond)})
 	plant.devices["press-10"], plant.devices["press-02"] = "press", "press"
 	createTopics(t, addr, plant.topics)
-	var logs logBuffer
-	g, stop := runGatewayLogged(t, cfg, logs.logger())
+	var logs lockedBuffer
+	g, stop := runGatewayLogged(t, cfg, logs.logger(slog.LevelInfo))
 	all := []string{"press-00", "press-01", "power-meter-00", "power-meter-01", "press-10"}
 	waitSamples(t, g, nil, 3, all...)
 
@@ -262,8 +237,8 @@ func TestReloadRefused(t *testing.T) {
 	cfg := plant.cfg
 	cfg.ClassesDir = copyClasses(t)
 	createTopics(t, addr, plant.topics)
-	var logs logBuffer
-	g, _ := runGatewayLogged(t, cfg, logs.logger())
+	var logs lockedBuffer
+	g, _ := runGatewayLogged(t, cfg, logs.logger(slog.LevelInfo))
 	waitSamples(t, g, nil, 2, "press-00", "power-meter-00")
 
 	badUnit := cloneConfig(cfg)
@@ -335,8 +310,8 @@ func TestReloadKeysNeedingRestart(t *testing.T) {
 	addr := b.Addr().String()
 	plant := newTestPlant(t, addr, 100*time.Millisecond, 1)
 	createTopics(t, addr, plant.topics)
-	var logs logBuffer
-	g, stop := runGatewayLogged(t, plant.cfg, logs.logger())
+	var logs lockedBuffer
+	g, stop := runGatewayLogged(t, plant.cfg, logs.logger(slog.LevelInfo))
 	waitSamples(t, g, nil, 2, "press-00", "power-meter-00")
 
 	next := cloneConfig(plant.cfg)
@@ -410,8 +385,8 @@ func TestReloadTags(t *testing.T) {
 		}
 	}
 	createTopics(t, addr, plant.topics)
-	var logs logBuffer
-	g, stop := runGatewayLogged(t, cfg, logs.logger())
+	var logs lockedBuffer
+	g, stop := runGatewayLogged(t, cfg, logs.logger(slog.LevelInfo))
 	waitSamples(t, g, nil, 3, "press-00", "power-meter-00")
 
 	next := cfg

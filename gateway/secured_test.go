@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -102,7 +101,7 @@ func refusedThenFixed(t *testing.T, plant *testPlant, addr, caFile string, r ref
 	r.broken(t, &bad.Kafka, pwFile)
 
 	var logs lockedBuffer
-	g, stopBad := runLogged(t, bad, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	g, stopBad := runGatewayLogged(t, bad, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	counted := regexp.MustCompile(`factorywire_gateway_kafka_connection_errors_total\{cause="` + string(r.cause) + `"\} (\d+)`)
 	waitFor(t, "two failed connection attempts counted", 60*time.Second, func() bool {
 		m := counted.FindStringSubmatch(scrape(t, g))
@@ -160,7 +159,7 @@ func TestCheckHidesThePassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs lockedBuffer
-	_, stop := runLogged(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	_, stop := runGatewayLogged(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	waitFor(t, "the start-up log", 10*time.Second, func() bool { return strings.Contains(logs.String(), "gateway running") })
 	stop()
 	if !strings.Contains(logs.String(), `SASL PLAIN as \"gw\", password from $FW_GATEWAY_TEST_PASSWORD`) {
@@ -169,30 +168,6 @@ func TestCheckHidesThePassword(t *testing.T) {
 	if strings.Contains(logs.String(), gwPassword) {
 		t.Errorf("the password shows in the log:\n%s", logs.String())
 	}
-}
-
-// runLogged runs a gateway for cfg logging to logger until stop, which
-// waits for Run and fails the test on its error.
-func runLogged(t *testing.T, cfg Config, logger *slog.Logger) (*Gateway, func()) {
-	t.Helper()
-	g, err := New(cfg, logger)
-	if err != nil {
-		t.Fatalf("new gateway: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("gateway Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return g, stop
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -232,4 +207,9 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// logger is a text logger at level into b.
+func (b *lockedBuffer) logger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: level}))
 }

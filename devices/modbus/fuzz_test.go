@@ -138,26 +138,7 @@ func FuzzConnTCPReply(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		done := make(chan struct{})
-		go func() {
-			select {
-			case replies <- append([]byte(nil), reply...):
-			case <-done:
-			}
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		data, err := c.Read(ctx, 1, devices.HoldingRegisters, 0, 2)
-		close(done)
-		if errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Read hung on reply % x", reply)
-		}
-		if err == nil && len(data) != 4 {
-			t.Fatalf("Read accepted % x: % x", reply, data)
-		}
-		if err != nil && KindOf(err) == KindOther {
-			t.Fatalf("unclassified error %v for reply % x", err, reply)
-		}
+		readFuzzedReply(t, c, replies, reply)
 	})
 }
 
@@ -253,25 +234,34 @@ func FuzzConnStreamReply(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		done := make(chan struct{})
-		go func() {
-			select {
-			case replies <- append([]byte(nil), reply...):
-			case <-done:
-			}
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		data, err := c.Read(ctx, 1, devices.HoldingRegisters, 0, 2)
-		close(done)
-		if errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Read hung on reply % x", reply)
-		}
-		if err == nil && len(data) != 4 {
-			t.Fatalf("Read accepted % x: % x", reply, data)
-		}
-		if err != nil && KindOf(err) == KindOther {
-			t.Fatalf("unclassified error %v for reply % x", err, reply)
-		}
+		readFuzzedReply(t, c, replies, reply)
 	})
+}
+
+// readFuzzedReply reads two holding registers of unit 1 through c while the
+// fuzz server sends reply (through replies) as the answer, and fails if the
+// read hangs, accepts a reply of the wrong size, or fails with an error the
+// poller cannot classify.
+func readFuzzedReply(t *testing.T, c *Conn, replies chan<- []byte, reply []byte) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		select {
+		case replies <- append([]byte(nil), reply...):
+		case <-done:
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	data, err := c.Read(ctx, 1, devices.HoldingRegisters, 0, 2)
+	close(done)
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Read hung on reply % x", reply)
+	}
+	if err == nil && len(data) != 4 {
+		t.Fatalf("Read accepted % x: % x", reply, data)
+	}
+	if err != nil && KindOf(err) == KindOther {
+		t.Fatalf("unclassified error %v for reply % x", err, reply)
+	}
 }

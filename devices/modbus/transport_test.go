@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -84,25 +83,8 @@ func TestTransports(t *testing.T) {
 			}
 
 			t.Run("reads", func(t *testing.T) {
-				readOK(t, 1, 3, 40)
 				readOK(t, 2, 0, 125)
-				got, err := c.Read(readCtx(t), 2, devices.InputRegisters, 199, 1)
-				if want := []byte{(2199 + 500) >> 8, (2199 + 500) & 0xff}; err != nil || !bytes.Equal(got, want) {
-					t.Fatalf("input 199: % x, %v; want % x", got, err, want)
-				}
-				got, err = c.Read(readCtx(t), 1, devices.Coils, 0, 10)
-				if want := []byte{0x49, 0x02}; err != nil || !bytes.Equal(got, want) {
-					t.Fatalf("coils 0+10: % x, %v; want % x", got, err, want)
-				}
-				_, err = c.Read(readCtx(t), 1, devices.HoldingRegisters, 190, 20)
-				var ee *ExceptionError
-				if !errors.As(err, &ee) || ee.Code != devices.ExceptionIllegalDataAddress {
-					t.Fatalf("holding 190+20: %v, want exception 2", err)
-				}
-				readOK(t, 1, 150, 50)
-				if st := c.Stats(); st.Connects != 1 || st.Disconnects != 0 {
-					t.Errorf("stats %+v: want one connection throughout, the exception included", st)
-				}
+				readPeer(t, c, []uint8{1, 2}) // the peers' layout, the simulator's too: registers, bits, an exception
 			})
 
 			dropKind := KindTransport
