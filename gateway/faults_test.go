@@ -162,12 +162,7 @@ func TestGatewayCorruptSpoolSegment(t *testing.T) {
 	stop()
 
 	topic := testFactory + ".press"
-	segs, _ := filepath.Glob(filepath.Join(plant.cfg.DataDir, "spool", topic, "*.log"))
-	if len(segs) == 0 {
-		t.Fatal("no spool segment")
-	}
-	file := segs[0]
-	pos := corruptMiddleBatch(t, file)
+	file, pos := corruptMiddleBatch(t, plant.cfg.DataDir, topic)
 
 	var logs lockedBuffer
 	plant.cfg.Kafka.Brokers = []string{addr}
@@ -219,12 +214,18 @@ func TestGatewayCorruptSpoolSegment(t *testing.T) {
 	}
 }
 
-// corruptMiddleBatch flips a record byte of the middle batch of the
-// spool segment file, in place (the file keeps its inode and length, as
-// under bit rot), so that the batch's CRC no longer matches, and returns
-// the batch's byte position in the file.
-func corruptMiddleBatch(t *testing.T, file string) int64 {
+// corruptMiddleBatch flips a record byte of the middle batch of topic's
+// first spool segment under dataDir, in place (the file keeps its inode
+// and length, as under bit rot), so that the batch's CRC no longer
+// matches, and returns the segment file and the batch's byte position in
+// it.
+func corruptMiddleBatch(t *testing.T, dataDir, topic string) (file string, pos int64) {
 	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(dataDir, "spool", topic, "*.log"))
+	if len(segs) == 0 {
+		t.Fatal("no spool segment")
+	}
+	file = segs[0]
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +240,7 @@ func corruptMiddleBatch(t *testing.T, file string) int64 {
 	if len(positions) < 3 {
 		t.Fatalf("%s holds %d batches, want at least 3", file, len(positions))
 	}
-	pos := positions[len(positions)/2]
+	pos = positions[len(positions)/2]
 	f, err := os.OpenFile(file, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +250,7 @@ func corruptMiddleBatch(t *testing.T, file string) int64 {
 	if _, err := f.WriteAt([]byte{raw[at] ^ 0x10}, at); err != nil {
 		t.Fatal(err)
 	}
-	return pos
+	return file, pos
 }
 
 // TestGatewayCorruptSpoolSegmentWhileRunning: the broker refuses every
@@ -271,12 +272,7 @@ func TestGatewayCorruptSpoolSegmentWhileRunning(t *testing.T) {
 	waitFor(t, "samples spooled", 20*time.Second, func() bool { return g.spool.backlog(true) >= 40 })
 
 	topic := testFactory + ".press"
-	segs, _ := filepath.Glob(filepath.Join(plant.cfg.DataDir, "spool", topic, "*.log"))
-	if len(segs) == 0 {
-		t.Fatal("no spool segment")
-	}
-	file := segs[0]
-	pos := corruptMiddleBatch(t, file)
+	file, pos := corruptMiddleBatch(t, plant.cfg.DataDir, topic)
 	refuse.Store(false) // the forwarder reaches the damage once what comes before is delivered
 	waitFor(t, "the damaged range moved aside while running", 30*time.Second, func() bool { return len(g.spool.Quarantined()) > 0 })
 	q := g.spool.Quarantined()
