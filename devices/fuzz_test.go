@@ -17,21 +17,9 @@ import (
 // accepts survives AppendJSON unchanged: decoding again gives an equal
 // sample, and encoding that gives the same bytes.
 func FuzzDecodeSample(f *testing.F) {
-	s := exampleSample()
-	f.Add(s.AppendJSON(nil))
-	f.Add([]byte(`{"v":1,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,"fields":{"pressure":12.5,"running":true},"errors":{"temperature":"modbus exception 2 (illegal data address)"}}`))
-	f.Add([]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T02:00:00.123999+02:00","seq":18446744073709551615,"fields":{"i":-9223372036854775808,"u":18446744073709551615,"f":1E3,"g":-0.0,"s":"\u00e9\ud800"},"errors":{}}`))
-	f.Add([]byte(`{"v":2}`))
-	f.Add([]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"0000-01-01T00:00:00+01:00","seq":1,"fields":{}}`))
-	f.Add([]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"9999-12-31T23:59:59.9999999-01:00","seq":1,"fields":{}}`))
-	f.Add([]byte(`{"v":1,"seq":1,"seq":2}`))
-	f.Add([]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"fields":{"a":1},"errors":{"a":"x"}}`))
-	f.Add([]byte(`[`))
-	f.Add([]byte(`{"v":2,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,"tags":{"asset_id":"P-1107","line":"line-3"},"units":{"pressure":"bar","temperature":"\u00b0C"},"fields":{"pressure":12.5},"errors":{"temperature":"timeout"}}`))
-	f.Add([]byte(`{"v":2,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"tags":{},"units":{},"fields":{}}`))
-	f.Add([]byte(`{"v":2,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"tags":{"a":"\ud800\n"},"units":{"a":"\u0000"},"fields":{}}`))
-	f.Add([]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"tags":{"a":"b"},"fields":{}}`))
-	f.Add([]byte(`{"v":3}`))
+	for _, seed := range sampleSeeds() {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := DecodeSample(data)
 		if seq, ok := SeqOf(data); ok && err == nil && seq != s.Seq {
@@ -58,6 +46,28 @@ func FuzzDecodeSample(f *testing.F) {
 			t.Fatalf("encoding is not stable:\n%s\n%s", enc, enc2)
 		}
 	})
+}
+
+// sampleSeeds are the seeds of FuzzDecodeSample, and of
+// FuzzDecodeSampleAgainstStd among others.
+func sampleSeeds() [][]byte {
+	s := exampleSample()
+	return [][]byte{
+		s.AppendJSON(nil),
+		[]byte(`{"v":1,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,"fields":{"pressure":12.5,"running":true},"errors":{"temperature":"modbus exception 2 (illegal data address)"}}`),
+		[]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T02:00:00.123999+02:00","seq":18446744073709551615,"fields":{"i":-9223372036854775808,"u":18446744073709551615,"f":1E3,"g":-0.0,"s":"\u00e9\ud800"},"errors":{}}`),
+		[]byte(`{"v":2}`),
+		[]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"0000-01-01T00:00:00+01:00","seq":1,"fields":{}}`),
+		[]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"9999-12-31T23:59:59.9999999-01:00","seq":1,"fields":{}}`),
+		[]byte(`{"v":1,"seq":1,"seq":2}`),
+		[]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"fields":{"a":1},"errors":{"a":"x"}}`),
+		[]byte(`[`),
+		[]byte(`{"v":2,"factory":"plant-a","device":"press-07","class":"press","ts":"2026-12-01T01:02:03.456Z","seq":42,"tags":{"asset_id":"P-1107","line":"line-3"},"units":{"pressure":"bar","temperature":"\u00b0C"},"fields":{"pressure":12.5},"errors":{"temperature":"timeout"}}`),
+		[]byte(`{"v":2,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"tags":{},"units":{},"fields":{}}`),
+		[]byte(`{"v":2,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"tags":{"a":"\ud800\n"},"units":{"a":"\u0000"},"fields":{}}`),
+		[]byte(`{"v":1,"factory":"f","device":"d","class":"c","ts":"2026-01-01T00:00:00Z","seq":1,"tags":{"a":"b"},"fields":{}}`),
+		[]byte(`{"v":3}`),
+	}
 }
 
 // FuzzSampleTags builds version 2 samples with the tags and units given,

@@ -343,18 +343,6 @@ func BenchmarkSampleAppendJSON(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 }
 
-func BenchmarkDecodeSample(b *testing.B) {
-	s := exampleSample()
-	data := s.AppendJSON(nil)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		if _, err := DecodeSample(data); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func TestValidateTag(t *testing.T) {
 	cases := []struct {
 		key, value string
