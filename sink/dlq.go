@@ -88,12 +88,13 @@ func referenceTime(r *kgo.Record, now time.Time) (time.Time, string) {
 	return now, "the sink's clock"
 }
 
-// classify decodes and checks one record against its topic's name; it
-// returns the sample, or the dead letter the record becomes. ref, named
-// refName in messages, is the record's reference time (referenceTime).
-func classify(r *kgo.Record, name topics.Name, nameErr error, lim timeLimits) (devices.Sample, *deadLetter) {
+// classify decodes one record with dec and checks it against its topic's
+// name; it returns the sample, or the dead letter the record becomes.
+// ref, named refName in messages, is the record's reference time
+// (referenceTime).
+func classify(dec *devices.Decoder, r *kgo.Record, name topics.Name, nameErr error, lim timeLimits) (devices.Sample, *deadLetter) {
 	ref, refName, skew := lim.ref, lim.refName, lim.skew
-	s, err := devices.DecodeSample(r.Value)
+	s, err := dec.Decode(r.Value)
 	if err != nil {
 		class := ClassDecode
 		if errors.Is(err, devices.ErrSchemaVersion) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/mongotest"
 	"github.com/factorywire/factorywire/topics"
 )
@@ -199,6 +200,7 @@ func FuzzClassify(f *testing.F) {
 		f.Fatal(err)
 	}
 	now := time.Now()
+	var dec devices.Decoder // as the pipeline has one, kept from record to record
 	f.Fuzz(func(t *testing.T, value, key []byte, tsMillis int64, logAppend bool) {
 		r := &kgo.Record{Topic: testFactory + ".press", Key: key, Value: value, Timestamp: time.UnixMilli(tsMillis)}
 		ref := now
@@ -206,7 +208,7 @@ func FuzzClassify(f *testing.F) {
 			ref = r.Timestamp
 		}
 		oldest := now.Add(-90 * 24 * time.Hour)
-		s, dl := classify(r, name, nil, timeLimits{ref: ref, refName: "the reference", skew: time.Hour, oldest: oldest, why: "the TTL"})
+		s, dl := classify(&dec, r, name, nil, timeLimits{ref: ref, refName: "the reference", skew: time.Hour, oldest: oldest, why: "the TTL"})
 		if dl != nil {
 			switch dl.class {
 			case ClassDecode, ClassSchemaVersion, ClassTimestamp, ClassTopicMismatch, ClassKeyMismatch, ClassTooOld:

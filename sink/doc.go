@@ -20,8 +20,9 @@
 // up to batch.max_wait (500 ms) after its first record. For each batch, in
 // this order:
 //
-//  1. every record is decoded (devices.DecodeSample) and checked; a poison
-//     record is produced to <topic>.dlq and waited for;
+//  1. every record is decoded (by the pipeline's devices.Decoder, as
+//     devices.DecodeSample decodes) and checked; a poison record is
+//     produced to <topic>.dlq and waited for;
 //  2. samples already stored are dropped (below);
 //  3. each partition's attempted mark in the checkpoint is raised to the
 //     batch's last offset (mongots.Store.MarkAttempted), before anything

@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
+	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/storage/mongots"
 	"github.com/factorywire/factorywire/topics"
 )
@@ -214,6 +215,7 @@ type pipeline struct {
 	parts map[tp]*partState
 
 	names     map[string]topicName   // by topic; only process uses it
+	dec       devices.Decoder        // decodes every record; only process uses it
 	ensured   map[string]bool        // collections ensured; only process uses it
 	lastFlush time.Time              // when the rollups were last written; only process uses it
 	rewinds   map[tp]int64           // partitions to consume again from, after errRollupConflict
@@ -351,7 +353,7 @@ func (p *pipeline) decode(recs []*kgo.Record) (batchResult, []candidate, []*dead
 		if tn.pastLimit > 0 {
 			lim.oldest = now.Add(-tn.pastLimit)
 		}
-		s, dl := classify(r, tn.name, tn.err, lim)
+		s, dl := classify(&p.dec, r, tn.name, tn.err, lim)
 		if dl != nil {
 			dead = append(dead, dl)
 			continue
