@@ -79,7 +79,8 @@ func (s *Store) UpdateStatus(ctx context.Context, updates []DeviceStatus) error 
 			return err
 		}
 		smp := &u.Sample
-		names, err := checkSample(smp)
+		var buf [stackFields]sampleField
+		fs, err := checkSample(smp, buf[:0])
 		if err != nil {
 			return fmt.Errorf("status of %s in %s: %w", smp.Device, u.Topic, err)
 		}
@@ -97,7 +98,7 @@ func (s *Store) UpdateStatus(ctx context.Context, updates []DeviceStatus) error 
 		set = appendStrings(set, metaUnits, smp.Units)
 		set = bsoncore.AppendDateTimeElement(set, fieldTS, smp.Time.UnixMilli())
 		set = bsoncore.AppendInt64Element(set, fieldSeq, int64(smp.Seq))
-		set, nErrors := appendValues(set, smp, names)
+		set, nErrors := appendValues(set, smp, fs)
 		hasErrors := nErrors > 0
 		if hasErrors {
 			since := u.ErrorsSince

@@ -199,9 +199,20 @@ func (s *Store) insertChunk(ctx context.Context, c *mongo.Collection, coll strin
 	return len(batch) - len(failed), failed, nil
 }
 
-// checkSample returns the names of s's fields, sorted, or why Write
-// refuses it (ErrInvalidDoc).
-func checkSample(s *devices.Sample) ([]string, error) {
+// sampleField is one field of a sample with a value.
+type sampleField struct {
+	name string
+	v    devices.Value
+}
+
+// stackFields is how many fields, errors, tags or units a sample may have
+// for encoding it to use buffers on the stack only: beyond, they are
+// allocated.
+const stackFields = 64
+
+// checkSample appends s's fields to fs, sorted by name, and returns fs,
+// or why Write refuses s (ErrInvalidDoc).
+func checkSample(s *devices.Sample, fs []sampleField) ([]sampleField, error) {
 	if err := devices.ValidateName(s.Factory); err != nil {
 		return nil, fmt.Errorf("%w: factory: %v", ErrInvalidDoc, err)
 	}
@@ -217,7 +228,6 @@ func checkSample(s *devices.Sample) ([]string, error) {
 	if s.Seq > math.MaxInt64 {
 		return nil, fmt.Errorf("%w: seq %d exceeds the int64 range MongoDB stores", ErrInvalidDoc, s.Seq)
 	}
-	names := make([]string, 0, len(s.Fields)+len(s.Errors))
 	for name, v := range s.Fields {
 		if err := checkFieldName(name); err != nil {
 			return nil, err
@@ -228,7 +238,7 @@ func checkSample(s *devices.Sample) ([]string, error) {
 		if v.Kind() == devices.KindInvalid {
 			return nil, fmt.Errorf("%w: field %q has no value (the zero devices.Value)", ErrInvalidDoc, name)
 		}
-		names = append(names, name)
+		fs = append(fs, sampleField{name, v})
 	}
 	for name := range s.Errors {
 		if err := checkFieldName(name); err != nil {
@@ -248,8 +258,8 @@ func checkSample(s *devices.Sample) ([]string, error) {
 			return nil, err
 		}
 	}
-	slices.Sort(names)
-	return names, nil
+	slices.SortFunc(fs, func(a, b sampleField) int { return strings.Compare(a.name, b.name) })
+	return fs, nil
 }
 
 // appendStrings appends m as the document key, its keys sorted, or
@@ -258,14 +268,15 @@ func appendStrings(dst []byte, key string, m map[string]string) []byte {
 	if len(m) == 0 {
 		return dst
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	var buf [stackFields][2]string
+	kvs := buf[:0]
+	for k, v := range m {
+		kvs = append(kvs, [2]string{k, v})
 	}
-	slices.Sort(keys)
+	slices.SortFunc(kvs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 	sub, dst := bsoncore.AppendDocumentElementStart(dst, key)
-	for _, k := range keys {
-		dst = bsoncore.AppendStringElement(dst, k, m[k])
+	for _, kv := range kvs {
+		dst = bsoncore.AppendStringElement(dst, kv[0], kv[1])
 	}
 	dst, _ = bsoncore.AppendDocumentEnd(dst, sub)
 	return dst
@@ -275,7 +286,8 @@ func appendStrings(dst []byte, key string, m map[string]string) []byte {
 // document after its original length.
 func appendDoc(dst []byte, d *Doc) ([]byte, error) {
 	s := &d.Sample
-	names, err := checkSample(s)
+	var buf [stackFields]sampleField
+	fs, err := checkSample(s, buf[:0])
 	if err != nil {
 		return dst, err
 	}
@@ -298,20 +310,20 @@ func appendDoc(dst []byte, d *Doc) ([]byte, error) {
 	dst = bsoncore.AppendInt64Element(dst, srcOffset, d.Offset)
 	dst, _ = bsoncore.AppendDocumentEnd(dst, sub)
 
-	dst, _ = appendValues(dst, s, names)
+	dst, _ = appendValues(dst, s, fs)
 	dst, _ = bsoncore.AppendDocumentEnd(dst, idx)
 	return dst, nil
 }
 
-// appendValues appends the fields document of s (names: its field names,
-// sorted), error_count, and the errors document, as Write stores them. A
+// appendValues appends the fields document of s (fs: its fields, sorted
+// by name, as checkSample returns them), error_count, and the errors document, as Write stores them. A
 // value with no faithful BSON form goes under errors instead, with why
 // (see the package documentation): a uint64 beyond the int64 range, a NaN
 // or infinite float64. fields is left out when no field has a value,
 // errors when none failed.
 //
 // It returns dst and the number of errors entries.
-func appendValues(dst []byte, s *devices.Sample, names []string) ([]byte, int) {
+func appendValues(dst []byte, s *devices.Sample, fs []sampleField) ([]byte, int) {
 	var moved map[string]string
 	move := func(name, msg string) {
 		if moved == nil {
@@ -321,8 +333,8 @@ func appendValues(dst []byte, s *devices.Sample, names []string) ([]byte, int) {
 	}
 	fieldsAt := len(dst)
 	sub, dst := bsoncore.AppendDocumentElementStart(dst, fieldFields)
-	for _, name := range names {
-		v := s.Fields[name]
+	for _, f := range fs {
+		name, v := f.name, f.v
 		switch v.Kind() {
 		case devices.KindBool:
 			dst = bsoncore.AppendBooleanElement(dst, name, v.Bool())
@@ -353,21 +365,18 @@ func appendValues(dst []byte, s *devices.Sample, names []string) ([]byte, int) {
 	if nErrors == 0 {
 		return dst, 0
 	}
-	errNames := make([]string, 0, len(s.Errors)+len(moved))
-	for name := range s.Errors {
-		errNames = append(errNames, name)
+	var buf [stackFields][2]string
+	errs := buf[:0] // name, message
+	for name, msg := range s.Errors {
+		errs = append(errs, [2]string{name, msg})
 	}
-	for name := range moved {
-		errNames = append(errNames, name)
+	for name, msg := range moved {
+		errs = append(errs, [2]string{name, msg})
 	}
-	slices.Sort(errNames)
+	slices.SortFunc(errs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 	sub, dst = bsoncore.AppendDocumentElementStart(dst, fieldErrors)
-	for _, name := range errNames {
-		msg, ok := s.Errors[name]
-		if !ok {
-			msg = moved[name]
-		}
-		dst = bsoncore.AppendStringElement(dst, name, msg)
+	for _, e := range errs {
+		dst = bsoncore.AppendStringElement(dst, e[0], e[1])
 	}
 	dst, _ = bsoncore.AppendDocumentEnd(dst, sub)
 	return dst, nErrors
@@ -380,7 +389,11 @@ const OverflowPrefix = "mongots: uint64 value exceeds the int64 range MongoDB st
 // checkFieldName refuses a field name that cannot be a MongoDB field: the
 // devices grammar ([a-z][a-z0-9_]*) never produces one.
 func checkFieldName(name string) error {
-	if name == "" || strings.HasPrefix(name, "$") || strings.ContainsAny(name, ".\x00") {
+	bad := name == "" || name[0] == '$'
+	for i := 0; !bad && i < len(name); i++ {
+		bad = name[i] == '.' || name[i] == 0
+	}
+	if bad {
 		return fmt.Errorf("%w: field name %q cannot be a MongoDB field name", ErrInvalidDoc, name)
 	}
 	return nil
