@@ -1003,7 +1003,16 @@ type sampleKey struct {
 // (checks: indexes into the collection's documents). It then raises the
 // partitions' floors and the devices' marks to what the batch may write.
 func (p *pipeline) mark(cands []candidate, high map[tp]int64) (map[string][]mongots.Doc, map[string][]check) {
-	docs := map[string][]mongots.Doc{}
+	// Size each collection's documents once: growing them by append
+	// copied every document several times per batch.
+	perColl := map[string]int{}
+	for i := range cands {
+		perColl[cands[i].rec.Topic]++
+	}
+	docs := make(map[string][]mongots.Doc, len(perColl))
+	for coll, n := range perColl {
+		docs[coll] = make([]mongots.Doc, 0, n)
+	}
 	checks := map[string][]check{}
 	inBatch := make(map[sampleKey]bool, len(cands))
 	p.mu.Lock()
