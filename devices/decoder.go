@@ -29,10 +29,11 @@ import (
 // and its class's units repeat in every record), so they are read only,
 // as Sample's documentation already asks of Tags and Units.
 //
-// What a Decoder keeps is bounded: at most 4096 entries in each of its
-// caches (names, field names, strings, tags, units and errors objects),
-// each cache emptied when it fills. The zero Decoder is ready to use. A
-// Decoder is not safe for concurrent use: give each goroutine its own.
+// What a Decoder keeps is bounded: each of its caches (names, device
+// ids, field names, strings, tags, units and errors objects) holds at
+// most 4096 entries and about 1 MiB, and is emptied when it would hold
+// more. The zero Decoder is ready to use. A Decoder is not safe for
+// concurrent use: give each goroutine its own.
 type Decoder struct {
 	// oneShot turns the caches off: DecodeSample's decoder, whose
 	// samples share nothing.
@@ -50,23 +51,55 @@ type Decoder struct {
 	buf       []byte       // scratch for a string with escapes or invalid UTF-8
 	stack     []byte       // the containers skipValue is inside
 
-	// Caches, by the bytes of the string (for valid names, field names
-	// and device ids: validated once) or of the whole object.
-	names      map[string]string
-	devices    map[string]string
-	fieldNames map[string]string
-	strs       map[string]string
-	tags       map[string]map[string]string
-	units      map[string]map[string]string
-	errs       map[string]errorsObject
+	// Caches, by the bytes of the string (valid names, device ids and
+	// field names: validated once) or of the whole object.
+	names      cache[string]
+	devices    cache[string]
+	fieldNames cache[string]
+	strs       cache[string]
+	tags       cache[map[string]string]
+	units      cache[map[string]string]
+	errs       cache[errorsObject]
 }
 
-// maxCached is the most entries a Decoder keeps in one cache, and
-// maxInterned the longest string it keeps in its string cache.
+// Limits of a Decoder's memory: the most entries and bytes one cache
+// holds, the longest string the string cache keeps, and the largest
+// scratch space kept from one record to the next.
 const (
-	maxCached   = 4096
-	maxInterned = 256
+	maxCached      = 4096
+	maxCachedBytes = 1 << 20
+	maxInterned    = 256
+	maxScratch     = 64 << 10
 )
+
+// cache maps the bytes of a string or object to what they decode to.
+type cache[V any] struct {
+	m     map[string]V
+	bytes int // about what the entries hold: twice their keys
+}
+
+func (c *cache[V]) get(key []byte) (V, bool) {
+	v, ok := c.m[string(key)]
+	return v, ok
+}
+
+// put adds key, first emptying c if it is full. A key too large for c is
+// not added.
+func (c *cache[V]) put(key string, v V) {
+	size := 2 * len(key)
+	if size > maxCachedBytes {
+		return
+	}
+	if c.m == nil {
+		c.m = make(map[string]V)
+	}
+	if len(c.m) >= maxCached || c.bytes+size > maxCachedBytes {
+		clear(c.m)
+		c.bytes = 0
+	}
+	c.m[key] = v
+	c.bytes += size
+}
 
 // The keys of a sample, in AppendJSON's order.
 const (
@@ -173,6 +206,19 @@ func (d *Decoder) Decode(data []byte) (Sample, error) {
 		s, err = d.finish()
 	}
 	d.data = nil
+	// Keep no more than a usual record needs.
+	if cap(d.buf) > maxScratch {
+		d.buf = nil
+	}
+	if cap(d.fields) > maxScratch/int(unsafe.Sizeof(fieldEntry{})) {
+		d.fields = nil
+	}
+	if cap(d.pairs) > maxScratch/int(unsafe.Sizeof(stringPair{})) {
+		d.pairs = nil
+	}
+	if len(d.extra) > 64 {
+		d.extra = nil
+	}
 	return s, err
 }
 
@@ -533,20 +579,22 @@ func (d *Decoder) raw(k int) []byte { return d.data[d.spans[k].start:d.spans[k].
 
 // name decodes the factory, device or class (key k), whose valid values
 // cache holds.
-func (d *Decoder) name(k int, cache *map[string]string, validate func(string) error) (string, error) {
+func (d *Decoder) name(k int, valid *cache[string], validate func(string) error) (string, error) {
 	raw := d.raw(k)
 	if raw[0] != '"' {
 		return "", &SampleError{Key: keyNames[k], Err: fmt.Errorf("want a string, got %s", raw)}
 	}
 	b := d.content(raw)
-	if s, ok := (*cache)[string(b)]; ok {
+	if s, ok := valid.get(b); ok {
 		return s, nil
 	}
 	s := string(b)
 	if err := validate(s); err != nil {
 		return "", &SampleError{Key: keyNames[k], Err: err}
 	}
-	d.remember(cache, s)
+	if !d.oneShot {
+		valid.put(s, s)
+	}
 	return s, nil
 }
 
@@ -572,7 +620,7 @@ func (d *Decoder) ts() (time.Time, error) {
 // checked by check, at most limit of them (0: no limit); nil for an empty
 // object. An object with the bytes of one decoded before gets the same
 // map, from cache.
-func (d *Decoder) stringMap(k, limit int, check func(key, value string) error, cache *map[string]map[string]string) (map[string]string, error) {
+func (d *Decoder) stringMap(k, limit int, check func(key, value string) error, objects *cache[map[string]string]) (map[string]string, error) {
 	raw := d.raw(k)
 	parent := keyNames[k]
 	if raw[0] != '{' {
@@ -582,7 +630,7 @@ func (d *Decoder) stringMap(k, limit int, check func(key, value string) error, c
 		}
 		return nil, &SampleError{Key: parent, Err: err}
 	}
-	if m, ok := (*cache)[string(raw)]; ok {
+	if m, ok := objects.get(raw); ok {
 		return m, nil
 	}
 	d.pairs = d.pairs[:0]
@@ -622,13 +670,7 @@ func (d *Decoder) stringMap(k, limit int, check func(key, value string) error, c
 		m = nil
 	}
 	if !d.oneShot {
-		if *cache == nil {
-			*cache = make(map[string]map[string]string)
-		}
-		if len(*cache) >= maxCached {
-			clear(*cache)
-		}
-		(*cache)[string(raw)] = m
+		objects.put(string(raw), m)
 	}
 	return m, nil
 }
@@ -663,7 +705,7 @@ func (d *Decoder) errorsMap(fields map[string]Value) (map[string]string, error) 
 		desc, _ := d.describe(raw, true)
 		return nil, &SampleError{Key: "errors", Err: fmt.Errorf("want a JSON object, got %s", desc)}
 	}
-	if e, ok := d.errs[string(raw)]; ok {
+	if e, ok := d.errs.get(raw); ok {
 		for _, name := range e.names {
 			if _, both := fields[name]; both {
 				return nil, &SampleError{Key: "errors." + name, Err: errors.New("the field also has a value under fields")}
@@ -713,13 +755,7 @@ func (d *Decoder) errorsMap(fields map[string]Value) (map[string]string, error) 
 		for i, p := range d.pairs {
 			names[i] = p.key
 		}
-		if d.errs == nil {
-			d.errs = make(map[string]errorsObject)
-		}
-		if len(d.errs) >= maxCached {
-			clear(d.errs)
-		}
-		d.errs[string(raw)] = errorsObject{m, names}
+		d.errs.put(string(raw), errorsObject{m, names})
 	}
 	return m, nil
 }
@@ -752,41 +788,29 @@ func (d *Decoder) members(obj []byte, fn func(key, value []byte) bool) {
 
 // fieldName returns name as a string if it is a valid field name.
 func (d *Decoder) fieldName(name []byte) (string, bool) {
-	if s, ok := d.fieldNames[string(name)]; ok {
+	if s, ok := d.fieldNames.get(name); ok {
 		return s, true
 	}
 	if !isFieldName(view(name)) {
 		return "", false
 	}
 	s := string(name)
-	d.remember(&d.fieldNames, s)
+	if !d.oneShot {
+		d.fieldNames.put(s, s)
+	}
 	return s, true
 }
 
 // str returns b as a string, from the string cache if it is short.
 func (d *Decoder) str(b []byte) string {
-	if s, ok := d.strs[string(b)]; ok {
+	if s, ok := d.strs.get(b); ok {
 		return s
 	}
 	s := string(b)
-	if len(s) <= maxInterned {
-		d.remember(&d.strs, s)
+	if len(s) <= maxInterned && !d.oneShot {
+		d.strs.put(s, s)
 	}
 	return s
-}
-
-// remember puts s into cache, unless d is DecodeSample's.
-func (d *Decoder) remember(cache *map[string]string, s string) {
-	if d.oneShot {
-		return
-	}
-	if *cache == nil {
-		*cache = make(map[string]string)
-	}
-	if len(*cache) >= maxCached {
-		clear(*cache)
-	}
-	(*cache)[s] = s
 }
 
 // describe says what a JSON value other than an object is, as

@@ -276,6 +276,31 @@ func TestDecoderSamplesIndependent(t *testing.T) {
 	}
 }
 
+// TestDecoderMemoryBounded decodes records with large, distinct units,
+// errors and strings, and checks that what the Decoder keeps stays within
+// its limits while every sample still decodes as the reference does.
+func TestDecoderMemoryBounded(t *testing.T) {
+	var dec Decoder
+	for i := range 40 {
+		s := exampleSample()
+		s.Units = map[string]string{}
+		for j := range 300 {
+			s.Units[fmt.Sprintf("f%d_%d", j, i)] = strings.Repeat("u", 60)
+		}
+		s.Errors = map[string]string{"temperature": strings.Repeat(fmt.Sprintf("%d \u00e9 ", i), 20000)}
+		s.Fields["model"] = StringValue(strings.Repeat("\"", 100000))
+		sameDecode(t, "Decoder.Decode", &dec, s.AppendJSON(nil))
+		for name, c := range map[string]int{"units": dec.units.bytes, "errors": dec.errs.bytes, "strings": dec.strs.bytes} {
+			if c > maxCachedBytes {
+				t.Fatalf("record %d: the %s cache holds %d bytes, more than %d", i, name, c, maxCachedBytes)
+			}
+		}
+		if len(dec.units.m) > maxCached || cap(dec.buf) > maxScratch {
+			t.Fatalf("record %d: %d units objects cached, scratch of %d bytes", i, len(dec.units.m), cap(dec.buf))
+		}
+	}
+}
+
 // TestDecoderSharesOnlyStaticMaps checks what two samples decoded by one
 // Decoder share: the tags, units and errors maps of objects with the same
 // bytes, never Fields.
