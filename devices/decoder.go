@@ -39,11 +39,11 @@ type Decoder struct {
 	// samples share nothing.
 	oneShot bool
 
-	data  []byte             // the record being decoded
-	seen  uint16             // the schema keys it has, by 1<<key
-	spans [numKeys]valueSpan // where the value of each key present lies in data
-	extra map[string]int     // keys outside the schema (the value is unused), to find a repeat
-	least string             // the least key of extra
+	data  []byte              // the record being decoded
+	seen  uint16              // the schema keys it has, by 1<<key
+	spans [numKeys]valueSpan  // where the value of each key present lies in data
+	extra map[string]struct{} // keys outside the schema, to find a repeat
+	least string              // the least key of extra
 
 	fields    []fieldEntry // the members of fields, in order, up to the first problem
 	fieldsErr *SampleError // the first problem in fields, after the members in fields
@@ -317,12 +317,12 @@ func (d *Decoder) scan() error {
 				return &SampleError{Key: name, Err: errors.New("given twice")}
 			}
 			if d.extra == nil {
-				d.extra = make(map[string]int)
+				d.extra = make(map[string]struct{})
 			}
 			if len(d.extra) == 0 || name < d.least {
 				d.least = name
 			}
-			d.extra[name] = 0
+			d.extra[name] = struct{}{}
 		} else {
 			if d.seen&(1<<k) != 0 {
 				return &SampleError{Key: name, Err: errors.New("given twice")}

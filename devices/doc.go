@@ -10,7 +10,8 @@
 // Read, each response decoded into the Sample (Sample.DecodeRead, or
 // Sample.FailRead when the request failed), and the Sample written as JSON
 // (Sample.AppendJSON) as the value of a record keyed by the device id. The
-// sink reads it back with DecodeSample. The Modbus simulator serves values
+// sink reads it back with a Decoder (DecodeSample for a single record).
+// The Modbus simulator serves values
 // from the same register maps with Field.EncodeRegisters and
 // Field.EncodeBit, the inverse of decoding.
 //
@@ -336,4 +337,24 @@
 // producer, and the fix is to upgrade the sink. Every other problem is a
 // *SampleError (ErrMalformedSample) naming the key, such as "seq",
 // "tags.line" or "fields.pressure".
+//
+// The decoder is a scanner written for this schema, one pass over the
+// bytes (a tags, units or errors object not in a Decoder's caches is read
+// a second time), without reflection or encoding/json. It follows
+// encoding/json's rules to the error message (the syntax errors are its
+// scanner's), since the sink's dead letters carry them. The encoding/json
+// decoder it replaced is kept in the tests as the reference, and a fuzz
+// test (FuzzDecodeSampleAgainstStd, run for minutes at a time) requires
+// both to return the same sample, or the same error type naming the same
+// key with the same message, for any input, from DecodeSample and from a
+// Decoder whose caches earlier inputs filled.
+//
+// A Decoder is for a reader of many records, such as the sink's pipeline:
+// it keeps valid names, field names and short strings, and the tags,
+// units and errors objects it decoded, by their bytes, so a sample of a
+// device it has seen costs a few allocations (its Fields map) instead of
+// hundreds. Its samples may share those tags, units and errors maps, and
+// are read only; nothing they hold points into the record or into the
+// decoder's own scratch space, so they stay valid whatever it decodes
+// next. docs/BENCHMARKS.md has the figures (BenchmarkDecodeSample).
 package devices

@@ -31,7 +31,9 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 //
 // Tags and Units are static: a producer shares one map among all the
 // samples of a device (Tags) or of a class (Units, Class.Units), so
-// nobody may modify them through a Sample. DecodeSample allocates its own.
+// nobody may modify them through a Sample. DecodeSample allocates its
+// own; a Decoder shares them, and Errors, among the samples it decodes
+// from the same bytes.
 type Sample struct {
 	Factory string            // factory name, as ValidateName accepts
 	Device  string            // device id, the record key, as ValidateDevice accepts
