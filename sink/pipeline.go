@@ -325,7 +325,7 @@ func (p *pipeline) decode(recs []*kgo.Record) (batchResult, []candidate, []*dead
 	res := batchResult{next: map[string]map[int32]kgo.EpochOffset{}}
 	now := p.now()
 	var (
-		cands []candidate
+		cands = make([]candidate, 0, len(recs)) // sized once: a candidate is over 100 bytes
 		dead  []*deadLetter
 		high  = map[tp]int64{}
 	)
