@@ -333,8 +333,10 @@ func (s *Store) LoadRollups(ctx context.Context, topic string, p Period, keys []
 // (another writer: a sink evicted from the group still finishing its
 // batch) does not match, the upsert's insert fails with a duplicate key,
 // and its key is returned in conflicts, unwritten: reload it and fold
-// again. The others are written and their Rev raised. Write concern:
-// Options.WriteConcern.
+// again. The others are written and their Rev raised. In the stand-in
+// mode the revisions are read first and the replacements sent with the
+// filter {_id} alone (see standInStatusUpdates for why, and what it
+// costs). Write concern: Options.WriteConcern.
 func (s *Store) SaveRollups(ctx context.Context, topic string, p Period, rs []*Rollup) (conflicts []RollupKey, err error) {
 	coll := RollupCollection(topic, p)
 	now := time.Now().UTC()
@@ -346,19 +348,57 @@ func (s *Store) SaveRollups(ctx context.Context, topic string, p Period, rs []*R
 			replaces = append(replaces, r)
 		}
 	}
-	for _, group := range [][]*Rollup{inserts, replaces} {
-		models := make([]mongo.WriteModel, len(group))
-		for i, r := range group {
-			if r.Rev == 0 {
-				// A new document: an insert, which a document written
-				// meanwhile refuses with the same duplicate key.
-				models[i] = mongo.NewInsertOneModel().SetDocument(r.document(1, now))
-				continue
+	insert := func(r *Rollup) mongo.WriteModel {
+		// A new document: an insert, which a document written meanwhile
+		// refuses with the same duplicate key.
+		return mongo.NewInsertOneModel().SetDocument(r.document(r.Rev+1, now))
+	}
+	replace := func(filter bson.D) func(r *Rollup) mongo.WriteModel {
+		return func(r *Rollup) mongo.WriteModel {
+			f := append(bson.D{{Key: "_id", Value: rollupID(r.Device, r.Start)}}, filter...)
+			return mongo.NewReplaceOneModel().SetFilter(f).SetReplacement(r.document(r.Rev+1, now)).SetUpsert(true)
+		}
+	}
+	type send struct {
+		rs    []*Rollup
+		model func(*Rollup) mongo.WriteModel
+	}
+	sends := []send{{inserts, insert}}
+	switch {
+	case s.opts.TimeSeries:
+		sends = append(sends, send{replaces, func(r *Rollup) mongo.WriteModel { return replace(bson.D{{Key: "rev", Value: r.Rev}})(r) }})
+	case len(replaces) > 0:
+		// The stand-in reads its whole collection for any filter but
+		// {_id}: the revisions are read first, one find per 1,000, and
+		// the rollups still at theirs are replaced by _id alone. A
+		// missing document is inserted, as the upsert would; one at
+		// another revision is a conflict.
+		ids := make([]string, len(replaces))
+		for i, r := range replaces {
+			ids[i] = rollupID(r.Device, r.Start)
+		}
+		stored, err := s.storedValues(ctx, coll, "read rollup revisions", ids, "rev")
+		if err != nil {
+			return nil, err
+		}
+		var missing, current []*Rollup
+		for i, r := range replaces {
+			v, ok := stored[ids[i]]
+			switch rev, isInt := v.AsInt64OK(); {
+			case !ok:
+				missing = append(missing, r)
+			case isInt && rev == r.Rev:
+				current = append(current, r)
+			default:
+				conflicts = append(conflicts, r.Key())
 			}
-			models[i] = mongo.NewReplaceOneModel().
-				SetFilter(bson.D{{Key: "_id", Value: rollupID(r.Device, r.Start)}, {Key: "rev", Value: r.Rev}}).
-				SetReplacement(r.document(r.Rev+1, now)).
-				SetUpsert(true)
+		}
+		sends = append(sends, send{missing, insert}, send{current, replace(nil)})
+	}
+	for _, sd := range sends {
+		models := make([]mongo.WriteModel, len(sd.rs))
+		for i, r := range sd.rs {
+			models[i] = sd.model(r)
 		}
 		dups, err := s.bulkDuplicates(ctx, coll, models)
 		if err != nil {
@@ -367,9 +407,9 @@ func (s *Store) SaveRollups(ctx context.Context, topic string, p Period, rs []*R
 		refused := map[int]bool{}
 		for _, i := range dups {
 			refused[i] = true
-			conflicts = append(conflicts, group[i].Key())
+			conflicts = append(conflicts, sd.rs[i].Key())
 		}
-		for i, r := range group {
+		for i, r := range sd.rs {
 			if !refused[i] {
 				r.Rev++
 			}

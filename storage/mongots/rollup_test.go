@@ -78,7 +78,7 @@ func TestRollupsStore(t *testing.T) {
 	if g := got[rs[9].Key()]; g.Count != 6 || g.Fields["pressure"] != rs[9].Fields["pressure"] || g.Rev != 1 || !g.LastTS.Equal(rs[9].LastTS) {
 		t.Fatalf("loaded %+v, want %+v", g, rs[9])
 	}
-	// A writer holding revision 0 of minute 0 conflicts; minute 1 at its
+	// A writer holding revision 0 of minute 0 conflicts; minute 9 at its
 	// revision is written.
 	stale := NewRollup(topic, PeriodMinute, &devices.Sample{Device: "press-01", Time: base})
 	stale.Factory, stale.Class = "plant-a", "press"
@@ -86,6 +86,27 @@ func TestRollupsStore(t *testing.T) {
 	conflicts, err := s.SaveRollups(ctx, topic, PeriodMinute, []*Rollup{stale, fresh})
 	if err != nil || len(conflicts) != 1 || conflicts[0] != rs[0].Key() || fresh.Rev != 2 {
 		t.Fatalf("SaveRollups with a stale revision: conflicts %v, %v, fresh rev %d; want minute 0 refused, rev 2", conflicts, err, fresh.Rev)
+	}
+	// The same, for a replacement: a writer holding revision 1 of minute
+	// 9 (now at 2) conflicts, and minute 1 at its revision 1 is written,
+	// with the revision guard in the filter (MongoDB) or read first (the
+	// stand-in mode); a rollup whose document is gone is inserted again.
+	m.Reset()
+	staleReplace := got[rs[9].Key()].Clone() // rev 1
+	current := got[rs[0].Key()].Clone()      // rev 1
+	gone := rs[5].Clone()
+	if _, err := s.collection(RollupCollection(topic, PeriodMinute)).DeleteOne(ctx, bson.D{{Key: "_id", Value: rollupID(gone.Device, gone.Start)}}); err != nil {
+		t.Fatal(err)
+	}
+	conflicts, err = s.SaveRollups(ctx, topic, PeriodMinute, []*Rollup{staleReplace, current, gone})
+	if err != nil || len(conflicts) != 1 || conflicts[0] != rs[9].Key() || current.Rev != 2 || gone.Rev != 2 {
+		t.Fatalf("SaveRollups of replacements: conflicts %v, %v, revs %d %d; want minute 9 refused, minutes 0 and 5 at rev 2", conflicts, err, current.Rev, gone.Rev)
+	}
+	if n := len(m.Commands("find")); n != 1 {
+		t.Errorf("%d finds before the stand-in's replacements, want 1 (their revisions)", n)
+	}
+	if after, err := s.LoadRollups(ctx, topic, PeriodMinute, []RollupKey{rs[0].Key(), rs[5].Key()}); err != nil || after[rs[0].Key()].Rev != 2 || after[rs[5].Key()].Rev != 2 {
+		t.Fatalf("after the replacements: %+v, %v; want both at rev 2", after, err)
 	}
 
 	// 5-minute bins over 10 minutes: two bins of 30 values each.
@@ -99,5 +120,37 @@ func TestRollupsStore(t *testing.T) {
 	}
 	if _, err := s.RollupWindow(ctx, topic, PeriodHour, "press-01", "pressure", base, base.Add(time.Hour), "minute", 30); err == nil {
 		t.Fatal("RollupWindow of 30-minute bins over hourly rollups: no error")
+	}
+}
+
+// TestRollupsGuardInFilter: to MongoDB (Options.TimeSeries) a rollup's
+// replacement carries its revision in the filter, with no read first,
+// and a stale revision conflicts; run against the stand-in, which
+// answers the same commands.
+func TestRollupsGuardInFilter(t *testing.T) {
+	opts, _ := standIn()
+	opts.TimeSeries = true
+	s, m := ferretStore(t, opts)
+	ctx := testCtx(t)
+	smp := sample("press-01", 0, map[string]devices.Value{"pressure": devices.Float64Value(1)})
+	r := NewRollup(topic, PeriodMinute, &smp)
+	r.Fold(&smp)
+	if conflicts, err := s.SaveRollups(ctx, topic, PeriodMinute, []*Rollup{r}); err != nil || len(conflicts) != 0 || r.Rev != 1 {
+		t.Fatalf("SaveRollups: %v, %v, rev %d", conflicts, err, r.Rev)
+	}
+	stale := r.Clone()
+	m.Reset()
+	if conflicts, err := s.SaveRollups(ctx, topic, PeriodMinute, []*Rollup{r}); err != nil || len(conflicts) != 0 || r.Rev != 2 {
+		t.Fatalf("SaveRollups over rev 1: %v, %v, rev %d", conflicts, err, r.Rev)
+	}
+	if n := len(m.Commands("find")); n != 0 {
+		t.Errorf("%d finds before the replacement, want none", n)
+	}
+	q := m.Commands("update")[0].Lookup("updates").Array().Index(0).Document().Lookup("q")
+	if got, want := extJSON(t, q), extJSON(t, bson.D{{Key: "_id", Value: rollupID(r.Device, r.Start)}, {Key: "rev", Value: int64(1)}}); got != want {
+		t.Errorf("replacement q %s, want %s", got, want)
+	}
+	if conflicts, err := s.SaveRollups(ctx, topic, PeriodMinute, []*Rollup{stale}); err != nil || len(conflicts) != 1 || stale.Rev != 1 {
+		t.Fatalf("SaveRollups over a stale rev: %v, %v, rev %d; want a conflict", conflicts, err, stale.Rev)
 	}
 }

@@ -69,10 +69,11 @@ func (s *Store) UpdateStatus(ctx context.Context, updates []DeviceStatus) error 
 		return nil
 	}
 	now := time.Now().UTC()
-	models := make([]mongo.WriteModel, 0, len(updates))
+	guarded := make([]guardedStatus, 0, len(updates))
 	// inserts are the entries marked New; fallback their guarded updates,
 	// in the same order, sent for those the insert found.
-	var inserts, fallback []mongo.WriteModel
+	var inserts []mongo.WriteModel
+	var fallback []guardedStatus
 	for i := range updates {
 		u := &updates[i]
 		if err := checkCollection(u.Topic); err != nil {
@@ -130,17 +131,12 @@ func (s *Store) UpdateStatus(ctx context.Context, updates []DeviceStatus) error 
 		if len(unset) > 0 {
 			update = append(update, bson.E{Key: "$unset", Value: unset})
 		}
+		g := guardedStatus{id: id, ts: smp.Time, update: update}
 		if u.New {
-			fallback = append(fallback, mongo.NewUpdateOneModel().
-				SetFilter(bson.D{{Key: "_id", Value: id}, {Key: fieldTS, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(smp.Time)}}}}).
-				SetUpdate(update).
-				SetUpsert(true))
+			fallback = append(fallback, g)
 			continue
 		}
-		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: "_id", Value: statusID(u.Topic, smp.Device)}, {Key: fieldTS, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(smp.Time)}}}}).
-			SetUpdate(update).
-			SetUpsert(true))
+		guarded = append(guarded, g)
 	}
 	// New entries first, inserted; those that exist after all are updated
 	// with the others.
@@ -149,13 +145,104 @@ func (s *Store) UpdateStatus(ctx context.Context, updates []DeviceStatus) error 
 		return s.commandError(StatusCollection, "insert", "insert device status", err)
 	}
 	for _, i := range dups {
-		models = append(models, fallback[i])
+		guarded = append(guarded, fallback[i])
+	}
+	var models []mongo.WriteModel
+	if s.opts.TimeSeries {
+		models = make([]mongo.WriteModel, len(guarded))
+		for i, g := range guarded {
+			models[i] = mongo.NewUpdateOneModel().
+				SetFilter(bson.D{{Key: "_id", Value: g.id}, {Key: fieldTS, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(g.ts)}}}}).
+				SetUpdate(g.update).
+				SetUpsert(true)
+		}
+	} else if models, err = s.standInStatusUpdates(ctx, guarded); err != nil {
+		return err
 	}
 	// A duplicate key here is an entry already newer: skipped.
 	if _, err := s.bulkDuplicates(ctx, StatusCollection, models); err != nil {
 		return s.commandError(StatusCollection, "update", "update device status", err)
 	}
 	return nil
+}
+
+// guardedStatus is a status entry's update, to apply only over an entry
+// older than ts.
+type guardedStatus struct {
+	id     string
+	ts     time.Time
+	update bson.D
+}
+
+// standInStatusUpdates returns the updates of guarded for the stand-in
+// mode: the entries' stored ts are read first (one find per 1,000 _ids),
+// and each update not older than its entry is sent with the filter
+// {_id} alone, which FerretDB serves from its _id index where it would
+// answer {_id, ts: {$lt}} by reading the whole collection for each
+// update. Of several updates of one entry, the newest is sent. The read
+// and the write are not one atomic step; neither are they within
+// FerretDB's own update.
+func (s *Store) standInStatusUpdates(ctx context.Context, guarded []guardedStatus) ([]mongo.WriteModel, error) {
+	newest := make(map[string]int, len(guarded))
+	ids := make([]string, 0, len(guarded))
+	for i, g := range guarded {
+		j, ok := newest[g.id]
+		if !ok {
+			ids = append(ids, g.id)
+		}
+		if !ok || g.ts.After(guarded[j].ts) {
+			newest[g.id] = i
+		}
+	}
+	stored, err := s.storedValues(ctx, StatusCollection, "read device status", ids, fieldTS)
+	if err != nil {
+		return nil, err
+	}
+	models := make([]mongo.WriteModel, 0, len(ids))
+	for _, id := range ids {
+		g := guarded[newest[id]]
+		if v, ok := stored[id]; ok {
+			if dt, ok := v.DateTimeOK(); ok && dt >= g.ts.UnixMilli() {
+				continue // the entry holds this sample or a newer one
+			}
+		}
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetUpdate(g.update).SetUpsert(true))
+	}
+	return models, nil
+}
+
+// storedValues returns, for each of ids that coll holds, the value of its
+// document's field (absent where the document lacks it, or the document
+// where it is absent), one find
+// {_id: {$in: [...]}} per 1,000 ids with field alone projected. what
+// names the read in errors.
+func (s *Store) storedValues(ctx context.Context, coll, what string, ids []string, field string) (map[string]bson.RawValue, error) {
+	out := make(map[string]bson.RawValue, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), statusChunk)
+		cur, err := s.collection(coll).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids[:n]}}}},
+			options.Find().SetProjection(bson.D{{Key: field, Value: 1}}))
+		if err != nil {
+			return nil, s.commandError(coll, "find", what, err)
+		}
+		ids = ids[n:]
+		for cur.Next(ctx) {
+			id, ok := cur.Current.Lookup("_id").StringValueOK()
+			if !ok {
+				_ = cur.Close(ctx)
+				return nil, fmt.Errorf("%w: %s: _id %s is not a string", ErrCorruptDoc, s.namespace(coll), cur.Current.Lookup("_id"))
+			}
+			if v, err := cur.Current.LookupErr(field); err == nil {
+				out[id] = bson.RawValue{Type: v.Type, Value: slices.Clone(v.Value)} // Current is reused by Next
+			}
+		}
+		err = cur.Err()
+		_ = cur.Close(ctx)
+		if err != nil {
+			return nil, s.commandError(coll, "find", what, err)
+		}
+	}
+	return out, nil
 }
 
 // bulkDuplicates sends models, all of one kind, in unordered bulk writes
@@ -167,13 +254,12 @@ func (s *Store) UpdateStatus(ctx context.Context, updates []DeviceStatus) error 
 // and is reported refused (a spurious conflict, which callers resolve by
 // reading again).
 //
-// It sends at most 1,000 models per command, 99 in the stand-in mode:
-// FerretDB 1.24 never answers an update command of 100 statements or
-// more (measured: 99 take 0.1 s, 100 hang).
+// It sends at most 1,000 models per command, standInChunk in the
+// stand-in mode.
 func (s *Store) bulkDuplicates(ctx context.Context, coll string, models []mongo.WriteModel) ([]int, error) {
 	chunk := 1000
 	if !s.opts.TimeSeries {
-		chunk = 99
+		chunk = standInChunk
 	}
 	var dups []int
 	base := 0
@@ -201,6 +287,15 @@ func (s *Store) bulkDuplicates(ctx context.Context, coll string, models []mongo.
 	}
 	return dups, nil
 }
+
+// standInChunk is the most update statements bulkDuplicates sends in
+// one command to the FerretDB stand-in. FerretDB 1.24 holds one of its
+// 100 SQLite connections per update statement until the command ends, so
+// an update command of 100 statements never ends (measured: 99 take 0.1
+// s, 100 hang), and neither do concurrent commands that together hold
+// 100: the sink sends two at a time (its batches, and its status and
+// rollups beside them), and several sinks may share one stand-in.
+const standInChunk = 24
 
 // ReadStatus returns the status entries of devs in topic; devices without
 // one are absent. Per 1,000 devices it runs find {_id: {$in: ["<topic>/<d>",

@@ -12,9 +12,21 @@ import (
 
 // TestDeviceStatus runs against the FerretDB stand-in: entries move only
 // forward in time, errors_since marks the start of a run of samples with
-// errors, and Status reads exactly one topic's devices.
+// errors, and Status reads exactly one topic's devices. It runs the
+// commands MongoDB is sent (the guard in the update's filter) and those
+// of the stand-in mode (the stored ts read first, the update by _id).
 func TestDeviceStatus(t *testing.T) {
+	for _, mode := range []struct {
+		name       string
+		timeSeries bool
+	}{{"mongodb-commands", true}, {"stand-in", false}} {
+		t.Run(mode.name, func(t *testing.T) { testDeviceStatus(t, mode.timeSeries) })
+	}
+}
+
+func testDeviceStatus(t *testing.T, timeSeries bool) {
 	opts, _ := standIn()
+	opts.TimeSeries = timeSeries
 	s, m := ferretStore(t, opts)
 	ctx := testCtx(t)
 	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
@@ -51,11 +63,20 @@ func TestDeviceStatus(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("UpdateStatus with an older sample: %v, want the update skipped", err)
 	}
-	// The stand-in stops at the refused update and is sent the rest
-	// again; MongoDB applies all of the first command.
+	// To MongoDB the guard is in the filter (the stand-in stops at the
+	// refused update and is sent the rest again; MongoDB applies all of
+	// the first command). In the stand-in mode the entries' ts are read
+	// first and the older sample is not sent.
 	up := m.Commands("update")[0]
 	first := up.Lookup("updates").Array().Index(0).Document()
-	if got, want := extJSON(t, first.Lookup("q")), extJSON(t, bson.D{{Key: "_id", Value: topic + "/press-01"}, {Key: "ts", Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(t0.Add(3 * time.Second))}}}}); got != want {
+	want := bson.D{{Key: "_id", Value: topic + "/press-01"}, {Key: "ts", Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(t0.Add(3 * time.Second))}}}}
+	if !timeSeries {
+		want = bson.D{{Key: "_id", Value: topic + "/press-02"}}
+		if n := len(m.Commands("find")); n != 1 {
+			t.Errorf("%d finds before the updates, want 1 (the entries' ts)", n)
+		}
+	}
+	if got, want := extJSON(t, first.Lookup("q")), extJSON(t, want); got != want {
 		t.Errorf("update q %s, want %s", got, want)
 	}
 	if got := field(t, up, "writeConcern"); got != extJSON(t, bson.D{{Key: "w", Value: "majority"}}) {
@@ -66,7 +87,7 @@ func TestDeviceStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]struct {
+	wantStatus := map[string]struct {
 		seq    uint64
 		nerr   int
 		since  time.Time
@@ -76,10 +97,10 @@ func TestDeviceStatus(t *testing.T) {
 		"press-02": {8, 1, t0.Add(7 * time.Second), bad},
 		"press-03": {1, 1, t0.Add(time.Second), bad},
 	}
-	if len(got) != len(want) {
-		t.Fatalf("ReadStatus: %d entries, want %d: %+v", len(got), len(want), got)
+	if len(got) != len(wantStatus) {
+		t.Fatalf("ReadStatus: %d entries, want %d: %+v", len(got), len(wantStatus), got)
 	}
-	for d, w := range want {
+	for d, w := range wantStatus {
 		g := got[d]
 		if g.Topic != topic || g.Sample.Device != d || g.Sample.Seq != w.seq || g.ErrorCount != w.nerr || !g.ErrorsSince.Equal(w.since) ||
 			!maps.Equal(g.Sample.Errors, w.errors) || g.Sample.Fields["pressure"].Float64() != float64(w.seq) || g.UpdatedAt.IsZero() {
