@@ -105,7 +105,8 @@ func benchBatch(i, devs, perDevice int) []*kgo.Record {
 // BenchmarkPipeline measures the sink's pipeline on batches of 5000
 // records (50 devices × 100 samples, 4 partitions): decode, check,
 // dedupe, build documents, and write them, the offsets checkpoint, the
-// device status and the rollups.
+// device status and the rollups (written beside the pipeline, every
+// summary_interval and at the end).
 // no-db takes MongoDB out (documents encoded to BSON and dropped);
 // ferretdb writes to the FerretDB stand-in (SQLite, plain collections)
 // in the same run; mongodb writes time-series collections to the real
@@ -135,6 +136,7 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			stored += res.stored
 		}
+		stopPipeline(b, p) // the status and rollups still held, as a sink that stops writes them
 		b.StopTimer()
 		if stored != b.N*devs*perDevice {
 			b.Fatalf("stored %d samples, want %d", stored, b.N*devs*perDevice)

@@ -60,11 +60,12 @@ type Config struct {
 	MaxPastSkew time.Duration `yaml:"max_past_skew"`
 	// SummaryInterval is how often the device status and the rollups
 	// folded since they were last written are written: both are updated
-	// in memory at every batch, written at most this often (and when the
-	// sink is idle or stops), and until they are, the checkpoint does not
-	// pass the samples folded into them, so that a crash loses nothing
-	// from them but makes the next sink consume up to this much again. 0
-	// writes them at every batch. Default 5s; at most 10m.
+	// in memory at every batch, written beside the batches at most this
+	// often (one write at a time, and when the sink stops), and until
+	// they are, the checkpoint does not pass the samples folded into
+	// them, so that a crash loses nothing from them but makes the next
+	// sink consume up to this much (and the write) again. 0 writes them
+	// as soon as the last write has ended. Default 5s; at most 10m.
 	SummaryInterval time.Duration `yaml:"summary_interval"`
 	// Collections sets each collection's time-series options when the
 	// sink creates it: one collection per topic, named as the topic.

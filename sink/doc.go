@@ -29,7 +29,7 @@
 //     is written; then the samples are written, one Write per collection;
 //     documents MongoDB refuses for good go to <topic>.dlq; then the
 //     samples are folded into the device status and the rollups (below),
-//     written every summary_interval;
+//     written beside the pipeline every summary_interval;
 //  4. each partition's next offset, or its hold while status or rollups
 //     folded from it are not written, is saved in MongoDB (SaveOffsets,
 //     the checkpoint that decides where a partition starts), then
@@ -113,21 +113,32 @@
 // its current run of samples with errors: sink query latest, sink query
 // status) and into its minute and hour rollups (<topic>_1m, <topic>_1h:
 // sink query window). Both are written every summary_interval (default
-// 5s), when the sink is idle and when it stops, rather than at every
-// batch: each costs an update per device (per device and period for the
-// rollups). Until they are written, the checkpoint and the commit stay at
-// the partition's hold, the first sample folded into something not yet
-// written, so a crash, a lost partition or a refused write loses nothing
-// from them: the records from the hold are consumed again (all at or
-// below the floor, so checked against the samples stored) and folded
-// again into what MongoDB holds.
+// 5s) and when the sink stops, rather than at every batch: each costs an
+// update per device (per device and period for the rollups). They are
+// written beside the pipeline, not in its way: when they are due, a
+// write of copies of the entries and rollups folded since the last one
+// starts on a goroutine of its own (one at a time), the next batches are
+// written meanwhile and fold into the pipeline's own, and its outcome is
+// applied between two batches. Until they are written, the checkpoint
+// and the commit stay at the partition's hold, the first sample folded
+// into something not yet written (the lower of the write's and the
+// batches' since), so a crash, a lost partition or a refused write loses
+// nothing from them: the records from the hold are consumed again (all
+// at or below the floor, so checked against the samples stored) and
+// folded again into what MongoDB holds. A write that fails is retried,
+// and one given up (for a rebalance, or at the end of shutdown_timeout)
+// leaves its entries and rollups to the next. A rebalance callback waits
+// for the write in progress (a failing one gives up) before the
+// partitions go: nothing of a partition is written after it was revoked.
 //
 // Exactly once without transactions: a rollup records the (ts, seq) of
 // the last sample folded in and folds only later ones (mongots.Rollup.Fold,
 // per-device order making every sample of a device arrive after those
 // before it), and it is replaced whole over the revision the sink read
 // (mongots.Store.SaveRollups): a rollup another writer changed meanwhile
-// conflicts, and its partition is consumed again from the hold. Status
+// conflicts, and its partition is consumed again from the hold (the
+// write beside the pipeline finds the conflict; when it lands, the
+// batch then polled is consumed again too). Status
 // entries only move forward in time. Rollups are configured per class
 // (collections.*.rollups: enabled, minute_expire_after,
 // hour_expire_after); set enabled: false for a class nobody queries over

@@ -119,9 +119,19 @@ type running struct {
 // still runs.
 func startSink(t testing.TB, cfg Config) *running {
 	t.Helper()
+	return startSinkOn(t, cfg, nil)
+}
+
+// startSinkOn is startSink with the sink's store, MongoDB, seen through
+// wrap (nil: as it is).
+func startSinkOn(t testing.TB, cfg Config, wrap func(store) store) *running {
+	t.Helper()
 	s, err := New(cfg, testLogger())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		s.pipe.store = wrap(s.pipe.store)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{s: s, stop: cancel, done: make(chan error, 1)}
@@ -389,6 +399,16 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("gave up waiting for %s after %v", what, waitLimit)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitClosed fails the test unless ch is closed within waitLimit.
+func waitClosed(t *testing.T, what string, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(waitLimit):
+		t.Fatalf("gave up waiting for %s after %v", what, waitLimit)
 	}
 }
 

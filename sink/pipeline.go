@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -165,12 +164,41 @@ type partState struct {
 	// per period, the rollups folded since they were last written.
 	bins  map[string]map[string]*mongots.Rollup
 	dirty map[string]map[mongots.RollupKey]*mongots.Rollup
+	// flying, per period, holds the rollups the summaries write in
+	// progress takes (the pipeline's own, which batches may fold into
+	// meanwhile); nil when none.
+	flying map[string]map[mongots.RollupKey]*mongots.Rollup
 	// pending holds, per device, the status entry to write.
 	pending map[string]mongots.DeviceStatus
 	// hold is the lowest offset of a sample folded into a status entry or
 	// a rollup not written yet (-1: none): the checkpoint does not pass
-	// it.
-	hold int64
+	// it. flushing is the hold of the entries and rollups a summaries
+	// write in progress takes (-1: none), which the checkpoint does not
+	// pass either until the write has landed.
+	hold, flushing int64
+}
+
+// newPartState is the state of a partition this member starts to own.
+func newPartState(floor, attempted int64) *partState {
+	return &partState{floor: floor, attempted: attempted, marks: map[string]uint64{}, devs: map[string]devState{},
+		bins: map[string]map[string]*mongots.Rollup{}, dirty: map[string]map[mongots.RollupKey]*mongots.Rollup{},
+		pending: map[string]mongots.DeviceStatus{}, hold: -1, flushing: -1}
+}
+
+// held is the lowest offset the checkpoint must not pass for the status
+// entries and rollups not written yet: the lower of hold and flushing
+// (-1: none).
+func (st *partState) held() int64 { return lowHold(st.hold, st.flushing) }
+
+// lowHold is the lower of two holds, -1 meaning none.
+func lowHold(a, b int64) int64 {
+	switch {
+	case a < 0:
+		return b
+	case b < 0:
+		return a
+	}
+	return min(a, b)
 }
 
 // devState is what the sink knows of a device's status entry
@@ -214,12 +242,19 @@ type pipeline struct {
 	mu    sync.Mutex
 	parts map[tp]*partState
 
-	names     map[string]topicName   // by topic; only process uses it
-	dec       devices.Decoder        // decodes every record; only process uses it
-	ensured   map[string]bool        // collections ensured; only process uses it
-	lastFlush time.Time              // when the rollups were last written; only process uses it
-	rewinds   map[tp]int64           // partitions to consume again from, after errRollupConflict
-	held      map[tp]kgo.EpochOffset // per partition held back, the offset after the last batch
+	names   map[string]topicName   // by topic; only process uses it
+	dec     devices.Decoder        // decodes every record; only process uses it
+	ensured map[string]bool        // collections ensured; only process uses it
+	rewinds map[tp]int64           // partitions to consume again from, after a rollup conflict
+	held    map[tp]kgo.EpochOffset // per partition held back, the offset after the last batch
+
+	// The status entries and rollups are written beside the pipeline
+	// (summaries.go): flight is the write in progress (nil: none),
+	// lastFlush when the last one started, revoking how many rebalance
+	// callbacks wait for the write to end (none starts meanwhile).
+	flight    *summaries
+	lastFlush time.Time
+	revoking  int
 }
 
 func newPipeline(cfg Config, log *slog.Logger, m *metrics, st store) *pipeline {
@@ -279,7 +314,7 @@ func (p *pipeline) assign(ctx context.Context, topic string, committed map[int32
 		if cp.Attempted >= 0 {
 			floor = min(floor, cp.Attempted)
 		}
-		p.parts[tp{topic, part}] = &partState{floor: floor, attempted: cp.Attempted, marks: map[string]uint64{}, devs: map[string]devState{}, bins: map[string]map[string]*mongots.Rollup{}, dirty: map[string]map[mongots.RollupKey]*mongots.Rollup{}, pending: map[string]mongots.DeviceStatus{}, hold: -1}
+		p.parts[tp{topic, part}] = newPartState(floor, cp.Attempted)
 		p.log.Info("partition assigned", "topic", topic, "partition", part, "start", o,
 			"committed", committed[part], "saved", cp.Next, "attempted", cp.Attempted, "end", end[part], "floor", floor)
 	}
@@ -510,7 +545,7 @@ func (p *pipeline) learn(ctx context.Context, cands []candidate) error {
 	defer p.mu.Unlock()
 	for k, floor := range floors {
 		if p.parts[k] == nil {
-			p.parts[k] = &partState{floor: floor, attempted: -1, marks: map[string]uint64{}, devs: map[string]devState{}, bins: map[string]map[string]*mongots.Rollup{}, dirty: map[string]map[mongots.RollupKey]*mongots.Rollup{}, pending: map[string]mongots.DeviceStatus{}, hold: -1}
+			p.parts[k] = newPartState(floor, -1)
 		}
 	}
 	for k, devs := range missingDevs {
@@ -645,15 +680,11 @@ func (p *pipeline) updateStatus(docs map[string][]mongots.Doc, skip map[tp]map[i
 	}
 }
 
-// errRollupConflict: a rollup the sink was about to write had been
-// changed by another writer since it was read. The batch is given up and
-// the partitions concerned are consumed again from their hold.
-var errRollupConflict = fmt.Errorf("%w: rollups changed by another writer", errAbandoned)
-
 // updateRollups folds the batch's samples (stored now or before, not at
-// skip: rejected) into their devices' minute and hour rollups, and writes the
-// status entries and rollups folded since the last write once
-// summary_interval has passed (at every batch with 0).
+// skip: rejected) into their devices' minute and hour rollups, and starts
+// writing, beside the pipeline, the status entries and rollups folded
+// since the last write once summary_interval has passed (at every batch
+// with 0) and no such write is in progress (startSummaries).
 //
 // Exactly once without transactions: a rollup records the (ts, seq) of
 // the last sample folded in and folds only later ones (mongots.Rollup.Fold),
@@ -693,12 +724,8 @@ func (p *pipeline) updateRollups(ctx context.Context, docs map[string][]mongots.
 			}
 		}
 	}
-	if now := p.now(); now.Sub(p.lastFlush) >= p.cfg.SummaryInterval {
-		err := p.retry(ctx, opSummaries, p.abandon, p.flushSummaries)
-		if err != nil {
-			return fmt.Errorf("write rollups: %w", err)
-		}
-		p.lastFlush = now
+	if p.summariesDue() {
+		p.startSummaries(ctx)
 	}
 	return nil
 }
@@ -725,7 +752,7 @@ func (p *pipeline) foldRollups(ctx context.Context, coll string, per mongots.Per
 			// writer's conflicts on saving).
 			continue
 		}
-		if st.dirty[per.Name][key] == nil {
+		if st.dirty[per.Name][key] == nil && st.flying[per.Name][key] == nil {
 			need = append(need, key)
 		}
 	}
@@ -757,6 +784,8 @@ func (p *pipeline) foldRollups(ctx context.Context, coll string, per mongots.Per
 				r = cur
 			case st.dirty[per.Name][key] != nil:
 				r = st.dirty[per.Name][key]
+			case st.flying[per.Name][key] != nil:
+				r = st.flying[per.Name][key] // being written: its revision is raised when the write lands
 			case loaded[key] != nil:
 				r = loaded[key]
 			default:
@@ -781,181 +810,6 @@ func (p *pipeline) foldRollups(ctx context.Context, coll string, per mongots.Per
 		}
 	}
 	return nil
-}
-
-// flushSummaries writes every status entry and rollup folded since it was
-// last written, per collection and period, and releases the partitions'
-// holds. A rollup
-// changed by another writer since it was read (a sink evicted from the
-// group still finishing its batch) cannot be folded again here, its
-// samples being gone: its partition's rollups are forgotten, the
-// partition is to be consumed again from its hold (takeRewinds), and
-// flushSummaries returns errRollupConflict.
-func (p *pipeline) flushSummaries(ctx context.Context) error {
-	type group struct {
-		coll string
-		per  mongots.Period
-	}
-	byGroup := map[group][]*mongots.Rollup{}
-	owner := map[*mongots.Rollup]tp{}
-	var status []mongots.DeviceStatus
-	p.mu.Lock()
-	for _, st := range p.parts {
-		for _, u := range st.pending {
-			status = append(status, u)
-		}
-	}
-	for k, st := range p.parts {
-		for _, per := range mongots.Periods {
-			for _, r := range st.dirty[per.Name] {
-				g := group{k.topic, per}
-				byGroup[g] = append(byGroup[g], r)
-				owner[r] = k
-			}
-		}
-	}
-	p.mu.Unlock()
-	if len(status) > 0 {
-		slices.SortFunc(status, func(a, b mongots.DeviceStatus) int {
-			return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Sample.Device, b.Sample.Device))
-		})
-		if err := p.store.UpdateStatus(ctx, status); err != nil {
-			return fmt.Errorf("device status: %w", err)
-		}
-	}
-	groups := make([]group, 0, len(byGroup))
-	for g := range byGroup {
-		groups = append(groups, g)
-	}
-	slices.SortFunc(groups, func(a, b group) int { return cmp.Or(cmp.Compare(a.coll, b.coll), cmp.Compare(a.per.Name, b.per.Name)) })
-	conflicted := map[tp]bool{}
-	for _, g := range groups {
-		rs := byGroup[g]
-		slices.SortFunc(rs, func(a, b *mongots.Rollup) int {
-			return cmp.Or(cmp.Compare(a.Device, b.Device), a.Start.Compare(b.Start))
-		})
-		conflicts, err := p.store.SaveRollups(ctx, g.coll, g.per, rs)
-		if err != nil {
-			return err // those written have their revision raised: written again over it
-		}
-		for _, k := range conflicts {
-			for _, r := range rs {
-				if r.Key() == k {
-					conflicted[owner[r]] = true
-				}
-			}
-		}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for k, st := range p.parts {
-		if conflicted[k] {
-			if st.hold >= 0 {
-				p.rewinds[k] = st.hold
-			}
-			p.log.Warn("rollups changed by another writer since they were read: consuming the partition again from its hold",
-				"topic", k.topic, "partition", k.partition, "from", st.hold)
-		}
-		st.dirty, st.hold = map[string]map[mongots.RollupKey]*mongots.Rollup{}, -1
-		for _, u := range status {
-			if u.Topic == k.topic {
-				if w, ok := st.pending[u.Sample.Device]; ok && w.Sample.Time.Equal(u.Sample.Time) {
-					delete(st.pending, u.Sample.Device)
-				}
-			}
-		}
-		if conflicted[k] {
-			st.bins = map[string]map[string]*mongots.Rollup{}
-		}
-	}
-	if len(conflicted) > 0 {
-		return errRollupConflict
-	}
-	return nil
-}
-
-// takeRewinds returns, and forgets, the offsets from which partitions
-// must be consumed again after errRollupConflict.
-func (p *pipeline) takeRewinds() map[string]map[int32]kgo.EpochOffset {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := map[string]map[int32]kgo.EpochOffset{}
-	for k, o := range p.rewinds {
-		if out[k.topic] == nil {
-			out[k.topic] = map[int32]kgo.EpochOffset{}
-		}
-		out[k.topic][k.partition] = kgo.EpochOffset{Epoch: -1, Offset: o}
-	}
-	p.rewinds = map[tp]int64{}
-	return out
-}
-
-// holdOffsets lowers next, per partition, to the partition's hold: the
-// checkpoint and the commit do not pass a sample whose rollups are not
-// written yet. It remembers the offsets it lowered, for finish.
-func (p *pipeline) holdOffsets(next map[string]map[int32]kgo.EpochOffset) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for topic, parts := range next {
-		for part, eo := range parts {
-			k := tp{topic, part}
-			delete(p.held, k)
-			if st := p.parts[k]; st != nil && st.hold >= 0 && st.hold < eo.Offset {
-				p.held[k] = eo
-				parts[part] = kgo.EpochOffset{Epoch: -1, Offset: st.hold}
-			}
-		}
-	}
-}
-
-// flushDue returns when the rollups held back are due to be written, and
-// whether any are.
-func (p *pipeline) flushDue() (time.Time, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.lastFlush.Add(p.cfg.SummaryInterval), len(p.held) > 0
-}
-
-// finish writes the rollups folded since they were last written, when
-// the sink stops or has been idle until flushDue, and saves the offsets
-// their holds kept back; it returns those offsets, to commit. On failure
-// the checkpoint stays held: those records are consumed again.
-func (p *pipeline) finish(ctx context.Context) map[string]map[int32]kgo.EpochOffset {
-	p.mu.Lock()
-	held := maps.Clone(p.held)
-	p.mu.Unlock()
-	if len(held) == 0 {
-		return nil
-	}
-	if err := p.retry(ctx, opSummaries, nil, p.flushSummaries); err != nil {
-		p.log.Warn("status and rollups not written: their records are consumed again", "err", err)
-		return nil
-	}
-	p.lastFlush = p.now()
-	next := map[string]map[int32]kgo.EpochOffset{}
-	for k, eo := range held {
-		if next[k.topic] == nil {
-			next[k.topic] = map[int32]kgo.EpochOffset{}
-		}
-		next[k.topic][k.partition] = eo
-	}
-	for topic, parts := range next {
-		offsets := make(map[int32]int64, len(parts))
-		for part, eo := range parts {
-			offsets[part] = eo.Offset
-		}
-		err := p.retry(ctx, opSave, nil, func(ctx context.Context) error {
-			return p.store.SaveOffsets(ctx, p.cfg.Kafka.Group, topic, offsets)
-		})
-		if err != nil {
-			p.log.Warn("offsets not saved at stop: the next sink consumes their records again", "topic", topic, "err", err)
-			delete(next, topic)
-		}
-	}
-	p.mu.Lock()
-	p.held = map[tp]kgo.EpochOffset{}
-	p.mu.Unlock()
-	return next
 }
 
 // ensureRollups prepares coll's rollup collection of period per the first

@@ -214,8 +214,25 @@ func (s *Sink) Run(ctx context.Context) error {
 
 	for ctx.Err() == nil {
 		recs, fetchErrs := s.collect(ctx)
+		// The summaries written beside the pipeline land between two
+		// batches; after a rollup conflict the batch is consumed again,
+		// with the partitions concerned from their hold.
+		if err := s.pipe.landSummaries(false); err != nil {
+			s.client.AllowRebalance()
+			return fatalHint(err)
+		}
+		if rewinds := s.pipe.takeRewinds(); len(rewinds) > 0 {
+			s.rewind(recs, rewinds)
+			s.client.AllowRebalance()
+			continue
+		}
 		if len(recs) == 0 {
-			if next := s.pipe.finish(work); next != nil {
+			next, err := s.pipe.finish(work, false)
+			if err != nil {
+				s.client.AllowRebalance()
+				return fatalHint(err)
+			}
+			if next != nil {
 				s.commit(work, next)
 			}
 			s.client.AllowRebalance()
@@ -241,8 +258,12 @@ func (s *Sink) Run(ctx context.Context) error {
 		s.rebalanceWaiting.Store(false)
 		s.client.AllowRebalance()
 	}
-	if next := s.pipe.finish(work); next != nil {
+	next, err := s.pipe.finish(work, true)
+	if next != nil {
 		s.commit(work, next)
+	}
+	if err != nil {
+		return fatalHint(err)
 	}
 	var ce *kafkaclient.ConnError
 	if err := context.Cause(ctx); errors.As(err, &ce) {
@@ -275,12 +296,25 @@ func (s *Sink) collect(ctx context.Context) ([]*kgo.Record, int) {
 		})
 	}
 	limit := s.cfg.Batch.MaxRecords
-	// While rollups are held back, wait for records only until they are
-	// due to be written: an idle sink writes them and commits.
+	// While status entries or rollups are held back, wait for records
+	// only until their write is due or the one in progress has ended: an
+	// idle sink writes them, then saves the offsets they held and
+	// commits.
 	pollCtx := ctx
-	if due, held := s.pipe.flushDue(); held {
+	if at, done, ok := s.pipe.wake(); ok {
 		var cancel context.CancelFunc
-		pollCtx, cancel = context.WithDeadline(ctx, due)
+		if done != nil {
+			pollCtx, cancel = context.WithCancel(ctx)
+			go func() {
+				select {
+				case <-done:
+					cancel()
+				case <-pollCtx.Done():
+				}
+			}()
+		} else {
+			pollCtx, cancel = context.WithDeadline(ctx, at)
+		}
 		defer cancel()
 	}
 	add(s.client.PollRecords(pollCtx, limit))
@@ -415,12 +449,17 @@ func (s *Sink) endOffsets(ctx context.Context, topic string, parts map[int32]kgo
 	return out, nil
 }
 
+// onRevoked and onLost wait for the summaries write in progress (a
+// failing one gives up) before the pipeline forgets the partitions:
+// nothing of a partition is written after it left this member.
 func (s *Sink) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	s.pipe.awaitSummaries()
 	s.rebalanceWaiting.Store(false)
 	s.forget(revoked, "revoked")
 }
 
 func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.pipe.awaitSummaries()
 	s.rebalanceWaiting.Store(false)
 	s.forget(lost, "lost")
 }

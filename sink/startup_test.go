@@ -30,6 +30,16 @@ func startupPipeline(t testing.TB, uri, db string, m *mongotest.Monitor) *pipeli
 	return newPipeline(cfg, slog.New(slog.DiscardHandler), newMetrics(prometheus.NewRegistry()), st)
 }
 
+// stopPipeline does what a sink that stops does after its last batch:
+// it waits for the status and rollups written beside the pipeline and
+// writes those still held (pipeline.finish).
+func stopPipeline(t testing.TB, p *pipeline) {
+	t.Helper()
+	if _, err := p.finish(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // assignAll assigns the 4 partitions of benchBatch's topic to p as a group
 // would: nothing committed at the broker, the end offsets ends.
 func assignAll(t testing.TB, p *pipeline, ends map[int32]int64) {
@@ -74,6 +84,7 @@ func TestStartupReadsBounded(t *testing.T) {
 		if _, err := p.process(context.Background(), benchBatch(0, devs, perDevice*batches)); err != nil {
 			t.Fatal(err)
 		}
+		stopPipeline(t, p)
 		// The next sink: the records produced meanwhile are one batch.
 		next := benchBatch(batches, devs, perDevice)
 		var m mongotest.Monitor
@@ -82,6 +93,7 @@ func TestStartupReadsBounded(t *testing.T) {
 		if _, err := p.process(context.Background(), next); err != nil {
 			t.Fatal(err)
 		}
+		stopPipeline(t, p)
 		var r startupReads
 		for _, c := range m.All() {
 			if c.Name == "insert" {
@@ -215,6 +227,7 @@ func TestConcerns(t *testing.T) {
 				if _, err := p.process(context.Background(), recs); err != nil {
 					t.Fatalf("batch %d: %v", i, err)
 				}
+				stopPipeline(t, p) // the status and rollups, written beside the batches, have landed
 			}
 			seen := map[string]int{}
 			for _, cmd := range m.All() {

@@ -1,0 +1,240 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/factorywire/factorywire/internal/mongotest"
+	"github.com/factorywire/factorywire/storage/mongots"
+)
+
+// statusGate is the sink's store with its device status writes held
+// while the gate is closed.
+type statusGate struct {
+	store
+	mu     sync.Mutex
+	open   chan struct{} // closed: writes go through
+	writes int           // UpdateStatus calls started
+}
+
+func (g *statusGate) UpdateStatus(ctx context.Context, updates []mongots.DeviceStatus) error {
+	g.mu.Lock()
+	g.writes++
+	open := g.open
+	g.mu.Unlock()
+	select {
+	case <-open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.store.UpdateStatus(ctx, updates)
+}
+
+func (g *statusGate) started() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.writes
+}
+
+// TestSummariesBesideThePipeline: the device status and rollups are
+// written beside the samples, not in their way. While a status write is
+// held, later samples are still written; the checkpoint in MongoDB and the
+// offsets committed at the broker stay at the first sample folded into
+// what is not written yet; once the write goes through they reach the
+// end, and the status holds each device's newest sample.
+func TestSummariesBesideThePipeline(t *testing.T) {
+	addr := startBroker(t)
+	topic := testFactory + ".press"
+	createTopics(t, addr, map[string]int32{topic: 1, topic + ".dlq": 1})
+	cfg := testConfig(addr, mongotest.Start(t))
+	cfg.SummaryInterval = 0 // a write of the summaries after every batch, when none is in progress
+	d := openDB(t, cfg)
+	p := newProducer(t, addr)
+	gate := &statusGate{open: make(chan struct{})}
+	startSinkOn(t, cfg, func(st store) store {
+		gate.store = st
+		return gate
+	})
+	const devs = 3
+	p.produce(t, stream([]string{"press"}, devs, 0, 5)...)
+	waitFor(t, "a status write to start", func() bool { return gate.started() > 0 })
+	// Held: the samples that come now are written all the same.
+	p.produce(t, stream([]string{"press"}, devs, 5, 10)...)
+	waitFor(t, "the later samples stored while the status write is held", func() bool { return d.count(topic) == devs*10 })
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	saved, err := d.store.LoadOffsets(ctx, cfg.Kafka.Group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := saved[0]; ok && o > 0 {
+		t.Fatalf("checkpoint at offset %d while the status of offset 0 on is not written, want at most 0", o)
+	}
+	if o, ok := committedOffsets(t, addr, cfg.Kafka.Group)[topic][0]; ok && o > 0 {
+		t.Fatalf("offset %d committed while the status of offset 0 on is not written, want at most 0", o)
+	}
+	close(gate.open)
+	ends := endOffsets(t, addr, topic)
+	waitFor(t, "the checkpoint and the commit to reach the end", func() bool {
+		saved, err := d.store.LoadOffsets(ctx, cfg.Kafka.Group, topic)
+		return err == nil && saved[0] == ends[topic][0] && allCommitted(committedOffsets(t, addr, cfg.Kafka.Group), ends)
+	})
+	status, err := d.store.ReadStatus(ctx, topic, []string{"press-00", "press-01", "press-02"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dev := range devs {
+		if st := status[fmt.Sprintf("press-%02d", dev)]; st.Sample.Seq != 9 {
+			t.Errorf("status of press-%02d at seq %d, want 9", dev, st.Sample.Seq)
+		}
+	}
+}
+
+// TestSummariesConflictRewinds: a rollup another writer changed since
+// the sink read it (a member evicted from the group, still finishing its
+// work) makes the summaries write, beside the pipeline, conflict; when it
+// lands, the partition's rollups are forgotten and the partition is to be
+// consumed again from the first sample folded into what was not written.
+func TestSummariesConflictRewinds(t *testing.T) {
+	uri := mongotest.Start(t)
+	opts := mongots.DefaultOptions()
+	opts.TimeSeries, opts.Database = false, mongotest.DatabaseName("conflict")
+	client := mongotest.Connect(t, uri, nil)
+	st := mongots.New(client, opts)
+	cfg := DefaultConfig()
+	cfg.Factories = []string{testFactory}
+	cfg.SummaryInterval = 0
+	p := newPipeline(cfg, slog.New(slog.DiscardHandler), newMetrics(prometheus.NewRegistry()), st)
+	assignAll(t, p, map[int32]int64{0: 0, 1: 0, 2: 0, 3: 0})
+	// One device on partition 0, a sample a second within one minute.
+	base := time.Now().Add(-2 * time.Hour).Truncate(time.Hour).UTC()
+	batch := func(from, to int) []*kgo.Record {
+		var recs []*kgo.Record
+		for seq := from; seq < to; seq++ {
+			s := testSample("press", "press-00", uint64(seq))
+			s.Time = base.Add(time.Duration(seq) * time.Second)
+			r := sampleRecord(s)
+			r.Partition, r.Offset = 0, int64(seq)
+			recs = append(recs, r)
+		}
+		return recs
+	}
+	ctx := context.Background()
+	if _, err := p.process(ctx, batch(0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.landSummaries(true); err != nil {
+		t.Fatal(err)
+	}
+	if rw := p.takeRewinds(); len(rw) != 0 {
+		t.Fatalf("rewinds %v after a write without conflict", rw)
+	}
+	// Another writer changes the device's minute rollup.
+	coll := client.Database(opts.Database).Collection(mongots.RollupCollection(testFactory+".press", mongots.PeriodMinute))
+	if res, err := coll.UpdateMany(ctx, bson.D{}, bson.D{{Key: "$inc", Value: bson.D{{Key: "rev", Value: 1}}}}); err != nil || res.ModifiedCount != 1 {
+		t.Fatalf("change the rollup: %v, %v", res, err)
+	}
+	res, err := p.process(ctx, batch(5, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.next[testFactory+".press"][0].Offset; got != 5 {
+		t.Errorf("checkpoint after the second batch %d, want 5 (held at its first sample)", got)
+	}
+	if err := p.landSummaries(true); err != nil {
+		t.Fatal(err)
+	}
+	rw := p.takeRewinds()
+	if o, ok := rw[testFactory+".press"][0]; !ok || o.Offset != 5 {
+		t.Fatalf("rewinds %v, want partition 0 from offset 5", rw)
+	}
+	// Consumed again from there, the samples are folded into the rollup
+	// as the other writer left it, and written over it.
+	if _, err := p.process(ctx, batch(5, 8)); err != nil {
+		t.Fatal(err)
+	}
+	stopPipeline(t, p)
+	if rw := p.takeRewinds(); len(rw) != 0 {
+		t.Fatalf("rewinds %v after the partition was consumed again", rw)
+	}
+	got, err := st.LoadRollups(ctx, testFactory+".press", mongots.PeriodMinute, []mongots.RollupKey{{Device: "press-00", Start: base}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := got[mongots.RollupKey{Device: "press-00", Start: base}]; r == nil || r.Count != 8 || r.LastSeq != 7 {
+		t.Fatalf("minute rollup %+v, want 8 samples up to seq 7", r)
+	}
+}
+
+// failingStatus is a store whose status writes fail with a transient
+// error until healed.
+type failingStatus struct {
+	store
+	healed chan struct{}
+}
+
+func (f *failingStatus) UpdateStatus(ctx context.Context, updates []mongots.DeviceStatus) error {
+	select {
+	case <-f.healed:
+		return f.store.UpdateStatus(ctx, updates)
+	default:
+		return transientError{errors.New("status write refused (test)")}
+	}
+}
+
+// TestSummariesGiveUpForRebalance: a rebalance callback waits for the
+// summaries write in progress; one that keeps failing gives up rather
+// than hold the rebalance, and its entries are written by the next write,
+// the checkpoint held until then.
+func TestSummariesGiveUpForRebalance(t *testing.T) {
+	uri := mongotest.Start(t)
+	opts := mongots.DefaultOptions()
+	opts.TimeSeries, opts.Database = false, mongotest.DatabaseName("giveup")
+	st := mongots.New(mongotest.Connect(t, uri, nil), opts)
+	cfg := DefaultConfig()
+	cfg.Factories = []string{testFactory}
+	cfg.SummaryInterval = 0
+	cfg.Retry = RetryConfig{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, AttemptTimeout: 10 * time.Second}
+	failing := &failingStatus{store: st, healed: make(chan struct{})}
+	p := newPipeline(cfg, slog.New(slog.DiscardHandler), newMetrics(prometheus.NewRegistry()), failing)
+	recs := benchBatch(0, 4, 2)
+	assignAll(t, p, map[int32]int64{0: 0, 1: 0, 2: 0, 3: 0})
+	res, err := p.process(context.Background(), recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := res.next[testFactory+".press"][0].Offset; o != 0 {
+		t.Fatalf("checkpoint of partition 0 at %d while its status is not written, want 0", o)
+	}
+	done := make(chan struct{})
+	go func() {
+		p.awaitSummaries() // as onRevoked does
+		close(done)
+	}()
+	waitClosed(t, "the rebalance callback to end", done)
+	if err := p.landSummaries(true); err != nil {
+		t.Fatal(err)
+	}
+	if next, err := p.finish(context.Background(), false); err != nil || len(next) != 0 {
+		t.Fatalf("finish while the status is not written: offsets %v, %v; want none saved", next, err)
+	}
+	close(failing.healed)
+	stopPipeline(t, p)
+	got, err := st.ReadStatus(context.Background(), testFactory+".press", []string{"press-000", "press-003"})
+	if err != nil || got["press-000"].Sample.Seq != 1 || got["press-003"].Sample.Seq != 1 {
+		t.Fatalf("status after the write given up and the next: %+v, %v; want each device at seq 1", got, err)
+	}
+	saved, err := st.LoadOffsets(context.Background(), cfg.Kafka.Group, testFactory+".press")
+	if err != nil || saved[0] != 2 {
+		t.Fatalf("checkpoint %v, %v; want partition 0 at 2 once the status is written", saved, err)
+	}
+}
