@@ -174,7 +174,12 @@ type BatchConfig struct {
 	// 100000.
 	MaxRecords int `yaml:"max_records"`
 	// MaxWait is how long a batch waits for more records after its first
-	// one. Default 500ms; 1ms to 1m.
+	// one. Default 0: no wait, a batch is written as soon as it has
+	// records and the previous batch is written, and holds what came in
+	// meanwhile (up to MaxRecords), so batches grow with the load, not
+	// with a timer. A positive value (up to 1m) makes fewer, larger
+	// writes at low rates, each sample waiting up to that much longer;
+	// before issue 16 the default was 500ms.
 	MaxWait time.Duration `yaml:"max_wait"`
 }
 
@@ -262,7 +267,7 @@ func DefaultConfig() Config {
 			FetchMaxBytes:     50 << 20,
 		},
 		MongoDB:         MongoConfig{URI: "mongodb://127.0.0.1:27017", Database: "factorywire", ServerSelectionTimeout: 10 * time.Second, TimeSeries: true, WriteConcern: "majority"},
-		Batch:           BatchConfig{MaxRecords: 5000, MaxWait: 500 * time.Millisecond},
+		Batch:           BatchConfig{MaxRecords: 5000},
 		Retry:           RetryConfig{MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second, AttemptTimeout: 20 * time.Second},
 		MaxFutureSkew:   time.Hour,
 		SummaryInterval: 5 * time.Second,
@@ -402,8 +407,8 @@ func (c Config) Validate() error {
 	if c.Batch.MaxRecords < 1 || c.Batch.MaxRecords > 100000 {
 		bad("batch.max_records %d: want 1 to 100000", c.Batch.MaxRecords)
 	}
-	if c.Batch.MaxWait < time.Millisecond || c.Batch.MaxWait > time.Minute {
-		bad("batch.max_wait %s: want 1ms to 1m", c.Batch.MaxWait)
+	if c.Batch.MaxWait < 0 || c.Batch.MaxWait > time.Minute {
+		bad("batch.max_wait %s: want 0 (no wait) to 1m", c.Batch.MaxWait)
 	}
 	if c.Retry.MinBackoff <= 0 {
 		bad("retry.min_backoff %s: must be positive", c.Retry.MinBackoff)

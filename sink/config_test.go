@@ -71,7 +71,7 @@ func TestValidateNamesFieldAndValue(t *testing.T) {
 			c.Collections.Classes = map[string]CollectionConfig{"press": {Rollups: RollupsConfig{HourExpireAfter: d(-time.Hour)}}}
 		}, "collections.classes.press.rollups.hour_expire_after -1h0m0s"},
 		{"batch", func(c *Config) { c.Batch.MaxRecords = 0 }, "batch.max_records 0"},
-		{"wait", func(c *Config) { c.Batch.MaxWait = 0 }, "batch.max_wait 0s"},
+		{"wait", func(c *Config) { c.Batch.MaxWait = -time.Second }, "batch.max_wait -1s: want 0 (no wait) to 1m"},
 		{"backoff", func(c *Config) { c.Retry.MaxBackoff = time.Millisecond }, "retry.max_backoff 1ms"},
 		{"skew", func(c *Config) { c.MaxFutureSkew = 0 }, "max_future_skew 0s"},
 		{"granularity", func(c *Config) { c.Collections.Default.Granularity = "days" }, `collections.default.granularity "days"`},

@@ -16,9 +16,16 @@
 // first sight (mongots.Store.Ensure) with the class's granularity or
 // bucket span and TTL from the config.
 //
-// A batch is up to batch.max_records records (default 5000), collected for
-// up to batch.max_wait (500 ms) after its first record. For each batch, in
-// this order:
+// A batch is what the consumer has fetched when the previous batch is
+// done, up to batch.max_records records (default 5000): a write starts as
+// soon as there are records and no batch is in progress, and the records
+// that come meanwhile make the next batch, so batches grow with the load,
+// not with a timer. (The broker answers a fetch as soon as records come,
+// so nothing waits for the fetch's max wait either.) batch.max_wait, 0 by
+// default, makes a batch wait that long after its first record for more,
+// up to max_records: fewer, larger writes at low rates, each sample
+// waiting up to that much longer; before issue 16 it was 500 ms, and a
+// config that sets it keeps the wait. For each batch, in this order:
 //
 //  1. every record is decoded (by the pipeline's devices.Decoder, as
 //     devices.DecodeSample decodes) and checked; a poison record is

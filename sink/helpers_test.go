@@ -102,7 +102,6 @@ func testConfig(brokerAddr, mongoURI string) Config {
 	cfg.MongoDB.Database = mongotest.DatabaseName("sink")
 	cfg.MongoDB.TimeSeries = false
 	cfg.MongoDB.ServerSelectionTimeout = 300 * time.Millisecond
-	cfg.Batch.MaxWait = 50 * time.Millisecond
 	cfg.Retry = RetryConfig{MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, AttemptTimeout: 10 * time.Second}
 	cfg.ShutdownTimeout = 20 * time.Second
 	return cfg

@@ -274,9 +274,15 @@ func (s *Sink) Run(ctx context.Context) error {
 	return nil
 }
 
-// collect polls one batch: up to batch.max_records records, waiting up to
-// batch.max_wait after the first for more. It returns nothing when ctx
-// ends first, and how many fetch errors it logged.
+// collect polls one batch: what the client has fetched, up to
+// batch.max_records records. It waits for the first record and, with
+// batch.max_wait 0 (the default), for nothing more: the batch is what
+// came in while the previous one was written, so that a write starts as
+// soon as there are records and none is in flight, and batches grow with
+// the load rather than with a timer. With batch.max_wait set it waits
+// that long after the first record for more, up to max_records. It
+// returns nothing when ctx ends first, and how many fetch errors it
+// logged.
 func (s *Sink) collect(ctx context.Context) ([]*kgo.Record, int) {
 	var recs []*kgo.Record
 	errs := 0
@@ -318,8 +324,8 @@ func (s *Sink) collect(ctx context.Context) ([]*kgo.Record, int) {
 		defer cancel()
 	}
 	add(s.client.PollRecords(pollCtx, limit))
-	if len(recs) == 0 {
-		return nil, errs
+	if len(recs) == 0 || s.cfg.Batch.MaxWait <= 0 {
+		return recs, errs
 	}
 	deadline := time.Now().Add(s.cfg.Batch.MaxWait)
 	for len(recs) < limit && ctx.Err() == nil {

@@ -343,7 +343,6 @@ func (d *Demo) sinkConfig() sink.Config {
 	cfg.MongoDB.URI = d.mongoURI
 	cfg.MongoDB.Database = d.cfg.Database
 	cfg.MongoDB.TimeSeries = d.cfg.MongoURI != ""
-	cfg.Batch.MaxWait = 200 * time.Millisecond
 	return cfg
 }
 
