@@ -41,7 +41,8 @@
 //     folded from it are not written, is saved in MongoDB (SaveOffsets,
 //     the checkpoint that decides where a partition starts), then
 //     committed to the broker so lag tools see it (a failed commit is only
-//     logged);
+//     logged); an offset equal to the one saved last (while a hold keeps
+//     it back) is neither saved nor committed again;
 //  5. the group may rebalance.
 //
 // Autocommit is off and rebalances wait for the batch in progress

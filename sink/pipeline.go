@@ -176,13 +176,15 @@ type partState struct {
 	// write in progress takes (-1: none), which the checkpoint does not
 	// pass either until the write has landed.
 	hold, flushing int64
+	// saved is the offset last saved in the checkpoint (-1: none known).
+	saved int64
 }
 
 // newPartState is the state of a partition this member starts to own.
 func newPartState(floor, attempted int64) *partState {
 	return &partState{floor: floor, attempted: attempted, marks: map[string]uint64{}, devs: map[string]devState{},
 		bins: map[string]map[string]*mongots.Rollup{}, dirty: map[string]map[mongots.RollupKey]*mongots.Rollup{},
-		pending: map[string]mongots.DeviceStatus{}, hold: -1, flushing: -1}
+		pending: map[string]mongots.DeviceStatus{}, hold: -1, flushing: -1, saved: -1}
 }
 
 // held is the lowest offset the checkpoint must not pass for the status
@@ -315,6 +317,7 @@ func (p *pipeline) assign(ctx context.Context, topic string, committed map[int32
 			floor = min(floor, cp.Attempted)
 		}
 		p.parts[tp{topic, part}] = newPartState(floor, cp.Attempted)
+		p.parts[tp{topic, part}].saved = cp.Next
 		p.log.Info("partition assigned", "topic", topic, "partition", part, "start", o,
 			"committed", committed[part], "saved", cp.Next, "attempted", cp.Attempted, "end", end[part], "floor", floor)
 	}
@@ -438,6 +441,7 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 		return res, err
 	}
 	p.holdOffsets(res.next)
+	p.dropSaved(res.next)
 	for topic, parts := range res.next {
 		next := make(map[int32]int64, len(parts))
 		for part, eo := range parts {
@@ -449,8 +453,38 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 		if err != nil {
 			return res, fmt.Errorf("save offsets of %s: %w", topic, err)
 		}
+		p.markSaved(topic, next)
 	}
 	return res, nil
+}
+
+// dropSaved removes from next the partitions whose offset is the one
+// saved last: while a partition's hold keeps its checkpoint back, most
+// batches would save (and commit) the same offset again.
+func (p *pipeline) dropSaved(next map[string]map[int32]kgo.EpochOffset) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for topic, parts := range next {
+		for part, eo := range parts {
+			if st := p.parts[tp{topic, part}]; st != nil && st.saved == eo.Offset {
+				delete(parts, part)
+			}
+		}
+		if len(parts) == 0 {
+			delete(next, topic)
+		}
+	}
+}
+
+// markSaved notes the offsets of topic's partitions just saved.
+func (p *pipeline) markSaved(topic string, next map[int32]int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for part, o := range next {
+		if st := p.parts[tp{topic, part}]; st != nil {
+			st.saved = o
+		}
+	}
 }
 
 // learn makes sure the state of every partition and device of cands is

@@ -251,7 +251,9 @@ func (s *Sink) Run(ctx context.Context) error {
 			s.client.AllowRebalance()
 			return fatalHint(err)
 		default:
-			s.commit(work, res.next)
+			if len(res.next) > 0 {
+				s.commit(work, res.next)
+			}
 			s.metrics.batches.Inc()
 			s.metrics.batchSize.Observe(float64(len(recs)))
 		}

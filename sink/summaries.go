@@ -393,6 +393,7 @@ func (p *pipeline) finish(ctx context.Context, stopping bool) (map[string]map[in
 			delete(next, topic)
 			continue
 		}
+		p.markSaved(topic, offsets)
 	}
 	// Saved or not, they are not tried again until a batch holds them
 	// back again: an idle sink does not spin on a failing save.

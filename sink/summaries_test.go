@@ -238,3 +238,44 @@ func TestSummariesGiveUpForRebalance(t *testing.T) {
 		t.Fatalf("checkpoint %v, %v; want partition 0 at 2 once the status is written", saved, err)
 	}
 }
+
+// TestHeldCheckpointNotSavedAgain: while a partition's hold keeps its
+// checkpoint back, the batches after the one that saved it save nothing
+// (the same offset again), and once the summaries are written the
+// checkpoint moves on.
+func TestHeldCheckpointNotSavedAgain(t *testing.T) {
+	var m mongotest.Monitor
+	p := startupPipeline(t, mongotest.Start(t), mongotest.DatabaseName("held"), &m)
+	p.cfg.SummaryInterval = time.Hour
+	p.lastFlush = time.Now() // the first write of the summaries is an hour away
+	assignAll(t, p, map[int32]int64{0: 0, 1: 0, 2: 0, 3: 0})
+	saves := func() int {
+		n := 0
+		for _, c := range m.Commands("update") {
+			if coll, _ := c.Lookup("update").StringValueOK(); coll == mongots.OffsetsCollection &&
+				c.Lookup("updates").Array().Index(0).Document().Lookup("u", "$set", "offset").Type != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	for i := range 3 {
+		res, err := p.process(context.Background(), benchBatch(i, 4, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && len(res.next) != 0 {
+			t.Errorf("batch %d: offsets %v to commit, want none (held at the first batch's)", i, res.next)
+		}
+	}
+	if n := saves(); n != 1 {
+		t.Errorf("%d saves of the offsets over three batches held at the first one's, want 1", n)
+	}
+	next, err := p.finish(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := next[testFactory+".press"][0].Offset; o != 6 {
+		t.Fatalf("offset after the summaries were written %d, want 6", o)
+	}
+}
