@@ -66,13 +66,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Retries after transient failures, by operation (load, ensure, write, dlq, save)."}, []string{"op"}),
 		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "sample_delay_seconds",
 			Help:    "Time from a sample's poll (its ts) to its write to MongoDB returning: the pipeline's end-to-end latency, as seen by this sink.",
-			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600}}),
+			Buckets: delayBuckets}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "consumer_lag_records",
 			Help: "Records between the last fetched offset and the high watermark, by topic and partition, as of the last fetch."}, []string{"topic", "partition"}),
 	}
 	reg.MustRegister(m.consumed, m.stored, m.batches, m.abandoned, m.batchSize, m.writeTime, m.deadLetter, m.duplicates, m.retries, m.delay, m.lag)
 	return m
 }
+
+// delayBuckets are sample_delay_seconds' buckets: fine below a second,
+// where a pipeline keeping up lies (5, 10, 25 ms, then 25 ms apart to
+// 100 ms, 50 to 250 ms apart to 1 s), coarse above, where a backlog or
+// an outage lies.
+var delayBuckets = []float64{.005, .01, .025, .05, .075, .1, .15, .2, .25, .3, .4, .5, .75, 1, 2.5, 5, 10, 30, 60, 300, 3600}
 
 // observeDelay records the delay of every document of docs the write
 // stored (all but failed).
