@@ -95,13 +95,17 @@ type SpoolConfig struct {
 	// WhenFull is drop_oldest (default) or pause_polling: see DropOldest
 	// and PausePolling.
 	WhenFull string `yaml:"when_full"`
-	// Sync is when spooled samples are fsynced: "interval" (default):
-	// every SyncInterval, the poller going on as soon as a scan's samples
-	// are written; "always": before the poller goes on. A crashed or
-	// killed process loses nothing written either way (the data is in the
-	// page cache); a power cut or kernel crash loses, with interval, at
-	// most the last SyncInterval of polls, which were never forwarded.
-	// The forwarder sends samples as soon as they are fsynced.
+	// Sync is when spooled samples are fsynced: "always" (default since
+	// issue 16): each scan's, before the poller goes on, one fsync per
+	// topic covering every scan appended together (group commit), and
+	// the forwarder sends them as soon as it returns; "interval": every
+	// SyncInterval, the poller going on as soon as a scan's samples are
+	// written, the forwarder sending them after the next fsync (up to
+	// SyncInterval later). A crashed or killed process loses nothing
+	// written either way (the data is in the page cache); a power cut or
+	// kernel crash loses, with interval, at most the last SyncInterval of
+	// polls, which were never forwarded. The forwarder sends only samples
+	// that are fsynced.
 	Sync string `yaml:"sync"`
 	// SyncInterval is the fsync period of Sync "interval". Default 200ms.
 	SyncInterval time.Duration `yaml:"sync_interval"`
@@ -183,7 +187,7 @@ func DefaultConfig() Config {
 		ClassesDir: "devices",
 		HTTPListen: "127.0.0.1:9108",
 		Kafka:      KafkaConfig{Config: kafkaclient.Config{Brokers: []string{"127.0.0.1:9092"}}, Compression: "zstd", Linger: 10 * time.Millisecond, StallTimeout: 15 * time.Second, DeliveryTimeout: 2 * time.Minute},
-		Spool:      SpoolConfig{MaxBytes: 1 << 30, WhenFull: DropOldest, Sync: SyncInterval, SyncInterval: 200 * time.Millisecond},
+		Spool:      SpoolConfig{MaxBytes: 1 << 30, WhenFull: DropOldest, Sync: SyncAlways, SyncInterval: 200 * time.Millisecond},
 		Poller:     modbus.DefaultPollerConfig(),
 	}
 }

@@ -12,15 +12,20 @@
 // one append before the poller goes on, and the forwarder reads only what
 // is fsynced. A process killed in the middle of a scan loses those polls
 // only: their samples were never written, so their seqs are used again.
-// With spool.sync "interval" (the default) the spool fsyncs every
-// spool.sync_interval (200 ms) and then wakes the forwarder: a crashed or
+// With spool.sync "always" (the default since issue 16) every round of
+// appends (a scan, or several connections' scans together: group commit)
+// is fsynced, one fsync per topic, before the poller goes on, and the
+// forwarder sends it as soon as the fsync returns: a sample waits for no
+// timer, and nothing the broker got can be lost by the spool. With
+// "interval" the spool fsyncs every spool.sync_interval (200 ms) and then
+// wakes the forwarder, so a sample waits up to that long: a crashed or
 // killed process loses nothing written (the data is in the page cache), a
 // power cut or kernel crash loses at most the last 200 ms of polls, which
 // were never forwarded, and seq then continues from the last durable sample
-// as if those polls had not happened. With "always" every round of appends
-// (a scan, or several connections' scans together) is fsynced before the
-// poller goes on; cmd/gatewaybench -spool-sync always measured 3 to 10 %
-// more CPU per sample than "interval" (docs/BENCHMARKS.md). The
+// as if those polls had not happened. cmd/gatewaybench -spool-sync always
+// measured 3 to 10 % more CPU per sample than "interval" at 1,000 devices
+// on 5 connections; docs/BENCHMARKS.md ("Issue 16: end to end") has the
+// cost in the demo. The
 // forwarder produces it with key = device id (Kafka's murmur2 partitioning,
 // so one device stays on one partition and keeps its order), acks=all,
 // idempotent, compressed with zstd by default, record timestamp = sample
