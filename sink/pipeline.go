@@ -225,9 +225,12 @@ type topicName struct {
 }
 
 // pipeline turns batches of records into stored documents, dead letters
-// and saved offsets: the sink without Kafka's consumer. process is called
-// by one goroutine at a time; assign and revoke may be called
-// concurrently with it (by the group's callbacks).
+// and saved offsets: the sink without Kafka's consumer. process, finish
+// and landSummaries are called by one goroutine at a time; assign,
+// revoke and awaitSummaries may be called concurrently with them (by the
+// group's callbacks), and the summaries write runs beside them on a
+// goroutine of its own (summaries.go), which finish waits for when the
+// sink stops.
 type pipeline struct {
 	cfg   Config
 	log   *slog.Logger

@@ -206,7 +206,10 @@ func (s *Sink) Run(ctx context.Context) error {
 	close(s.ready)
 
 	// work outlives ctx by up to ShutdownTimeout, so that the last batch
-	// is written and committed after SIGTERM.
+	// is written and committed after SIGTERM. The summaries write beside
+	// the pipeline runs under work too: whatever way Run returns, it ends
+	// (work canceled first) before the clients are released.
+	defer s.pipe.waitSummaries()
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stopAfter := context.AfterFunc(ctx, func() { time.AfterFunc(s.cfg.ShutdownTimeout, cancelWork) })

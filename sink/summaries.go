@@ -284,6 +284,18 @@ func (p *pipeline) awaitSummaries() {
 	p.mu.Unlock()
 }
 
+// waitSummaries waits for the summaries write in progress, if any, to
+// end, without landing it: Run's last step, once its work context is
+// canceled.
+func (p *pipeline) waitSummaries() {
+	p.mu.Lock()
+	f := p.flight
+	p.mu.Unlock()
+	if f != nil {
+		<-f.done
+	}
+}
+
 // takeRewinds returns, and forgets, the offsets from which partitions
 // must be consumed again after a rollup conflict.
 func (p *pipeline) takeRewinds() map[string]map[int32]kgo.EpochOffset {
