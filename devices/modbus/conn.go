@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	gmodbus "github.com/goburrow/modbus"
 	"github.com/goburrow/serial"
 
 	"github.com/factorywire/factorywire/devices"
@@ -107,6 +106,7 @@ type Conn struct {
 
 	// Owned by the holder of turn.
 	tr            transport
+	pdu           [5]byte // the request PDU being sent
 	connected     bool
 	everConnected bool
 	replied       bool // the current connection delivered a well-formed reply
@@ -157,16 +157,25 @@ func (c *Conn) Config() ConnConfig { return c.cfg }
 // described in the package documentation: *ExceptionError, *LengthError,
 // *ConnError.
 func (c *Conn) Read(ctx context.Context, unit uint8, table devices.Table, address, quantity uint16) ([]byte, error) {
-	req := readRequest{unit: unit, table: table, address: address, quantity: quantity}
+	return c.read(ctx, readRequest{unit: unit, table: table, address: address, quantity: quantity}, nil)
+}
+
+// read is Read, appending the reply's data to dst: the Poller passes a
+// buffer of its own, which saves an allocation per request.
+func (c *Conn) read(ctx context.Context, req readRequest, dst []byte) ([]byte, error) {
 	if err := req.check(c.cfg.Transport.Bus()); err != nil {
-		return nil, fmt.Errorf("modbus: %s: unit %d: %w", c.cfg.Name, unit, err)
+		return nil, fmt.Errorf("modbus: %s: unit %d: %w", c.cfg.Name, req.unit, err)
 	}
 	select {
-	case c.turn <- struct{}{}:
-	case <-ctx.Done():
-		return nil, c.ctxError(req, ctx.Err())
-	case <-c.quit:
-		return nil, c.connError(req, KindClosed, nil)
+	case c.turn <- struct{}{}: // free: the usual case, without a full select
+	default:
+		select {
+		case c.turn <- struct{}{}:
+		case <-ctx.Done():
+			return nil, c.ctxError(req, ctx.Err())
+		case <-c.quit:
+			return nil, c.connError(req, KindClosed, nil)
+		}
 	}
 	defer func() { <-c.turn }()
 	select {
@@ -174,7 +183,7 @@ func (c *Conn) Read(ctx context.Context, unit uint8, table devices.Table, addres
 		return nil, c.connError(req, KindClosed, nil)
 	default:
 	}
-	return c.serve(ctx, req)
+	return c.serve(ctx, req, dst)
 }
 
 // Stats returns a snapshot of the Conn's counters.
@@ -208,8 +217,9 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// serve executes one call, retrying while the device is busy.
-func (c *Conn) serve(ctx context.Context, req readRequest) ([]byte, error) {
+// serve executes one call, retrying while the device is busy, and appends
+// the reply's data to dst.
+func (c *Conn) serve(ctx context.Context, req readRequest, dst []byte) ([]byte, error) {
 	wait := c.cfg.BusyBackoff
 	for try := 1; ; try++ {
 		if err := ctx.Err(); err != nil {
@@ -220,10 +230,9 @@ func (c *Conn) serve(ctx context.Context, req readRequest) ([]byte, error) {
 			return nil, c.connError(req, KindClosed, nil)
 		default:
 		}
-		data, rtt, kind, err := c.roundTrip(ctx, req)
+		data, rtt, kind, err := c.roundTrip(ctx, req, dst)
 		c.record(req, rtt, kind, err)
-		var ee *ExceptionError
-		if kind != KindException || !errors.As(err, &ee) || ee.Code != devices.ExceptionServerDeviceBusy || try >= c.cfg.BusyTries {
+		if kind != KindException || !isBusy(err) || try >= c.cfg.BusyTries {
 			return data, err
 		}
 		c.count(func(s *ConnStats) { s.BusyRetries++ })
@@ -241,10 +250,16 @@ func (c *Conn) serve(ctx context.Context, req readRequest) ([]byte, error) {
 	}
 }
 
-// roundTrip sends one request and checks its reply. It connects first if
-// needed, keeps the quirk pauses, and drops the connection after a
-// transport or framing error.
-func (c *Conn) roundTrip(ctx context.Context, req readRequest) (data []byte, rtt time.Duration, kind ErrorKind, err error) {
+// isBusy reports whether err is exception 6, server device busy.
+func isBusy(err error) bool {
+	var ee *ExceptionError
+	return errors.As(err, &ee) && ee.Code == devices.ExceptionServerDeviceBusy
+}
+
+// roundTrip sends one request and checks its reply, whose data it appends
+// to dst. It connects first if needed, keeps the quirk pauses, and drops
+// the connection after a transport or framing error.
+func (c *Conn) roundTrip(ctx context.Context, req readRequest, dst []byte) (data []byte, rtt time.Duration, kind ErrorKind, err error) {
 	if !c.connected {
 		if err := c.setTimeout(ctx, req); err != nil {
 			return nil, 0, KindCanceled, err
@@ -260,18 +275,15 @@ func (c *Conn) roundTrip(ctx context.Context, req readRequest) (data []byte, rtt
 	if err := c.setTimeout(ctx, req); err != nil {
 		return nil, 0, KindCanceled, err
 	}
-	c.tr.setUnit(req.unit)
-	fc, pdu := req.pdu()
-	adu, err := c.tr.Encode(&gmodbus.ProtocolDataUnit{FunctionCode: fc, Data: pdu})
+	adu, err := c.tr.encode(req.unit, req.appendPDU(c.pdu[:0]))
 	if err != nil {
 		return nil, 0, KindInvalid, fmt.Errorf("modbus: %s: unit %d: %w: %v", c.cfg.Name, req.unit, ErrInvalidRead, err)
 	}
 	start := time.Now()
-	resp, err := c.tr.Send(adu)
-	end := time.Now()
-	rtt = end.Sub(start)
+	resp, err := c.tr.send(adu, start)
+	rtt = time.Since(start) // the monotonic clock alone
 	if c.cfg.PauseBetweenRequests > 0 {
-		c.notBefore = end.Add(c.cfg.PauseBetweenRequests)
+		c.notBefore = start.Add(rtt + c.cfg.PauseBetweenRequests)
 	}
 	if err != nil {
 		kind := classify(err)
@@ -279,22 +291,22 @@ func (c *Conn) roundTrip(ctx context.Context, req readRequest) (data []byte, rtt
 		return nil, rtt, kind, c.connError(req, kind, err)
 	}
 	// Verify before Decode: Verify checks the minimum length Decode needs.
-	if err := c.tr.Verify(adu, resp); err != nil {
+	if err := c.tr.verify(adu, resp); err != nil {
 		c.drop(KindFraming, err)
 		return nil, rtt, KindFraming, c.connError(req, KindFraming, err)
 	}
-	p, err := c.tr.Decode(resp)
+	fc, pdu, err := c.tr.decode(resp)
 	if err != nil {
 		c.drop(KindFraming, err)
 		return nil, rtt, KindFraming, c.connError(req, KindFraming, err)
 	}
-	data, kind, err = req.checkReply(p.FunctionCode, p.Data)
+	data, kind, err = req.checkReply(fc, pdu)
 	switch kind {
 	case KindNone, KindException:
 		c.replied = true
 		c.failures = 0
 		if data != nil {
-			data = append([]byte(nil), data...)
+			data = append(dst, data...) // resp is the transport's until its next request
 		}
 		return data, rtt, kind, err
 	case KindLength:
@@ -325,6 +337,9 @@ func (c *Conn) setTimeout(ctx context.Context, req readRequest) error {
 // pause waits until notBefore, the end of PauseBetweenRequests or
 // PauseAfterConnect, or until ctx ends or the Conn is closed.
 func (c *Conn) pause(ctx context.Context, req readRequest) (ErrorKind, error) {
+	if c.notBefore.IsZero() {
+		return KindNone, nil // no pause configured: no clock read
+	}
 	wait := time.Until(c.notBefore)
 	if wait <= 0 {
 		return KindNone, nil
@@ -443,9 +458,11 @@ func (c *Conn) record(req readRequest, rtt time.Duration, kind ErrorKind, err er
 		if kind != KindNone {
 			s.Errors[kind]++
 		}
-		var ee *ExceptionError
-		if errors.As(err, &ee) {
-			s.Exceptions[ee.Code]++
+		if kind == KindException {
+			var ee *ExceptionError
+			if errors.As(err, &ee) {
+				s.Exceptions[ee.Code]++
+			}
 		}
 	})
 	if c.obs != nil {
@@ -485,30 +502,30 @@ func classify(err error) ErrorKind {
 	return KindFraming
 }
 
-// transport is the goburrow handler of one transport, with the two
-// settings the Conn changes per request.
+// transport is one framing over one connection (tcpTransport, or
+// streamTransport for the serial-line framings), owned by the holder of the
+// Conn's turn. The frames encode and send return are valid until their
+// next call.
 type transport interface {
-	gmodbus.Packager
-	gmodbus.Transporter
 	Connect() error
 	Close() error
-	setUnit(uint8)
 	setTimeout(time.Duration)
+	// encode returns the request frame of pdu (function code and data)
+	// to unit.
+	encode(unit uint8, pdu []byte) ([]byte, error)
+	// send writes a request frame and reads its reply frame; start is
+	// when the request began, from which a transport without a wait of
+	// its own before the write counts the timeout.
+	send(adu []byte, start time.Time) ([]byte, error)
+	// verify checks that the reply frame answers the request frame
+	// (transaction and unit id, CRC or LRC); decode returns its PDU.
+	verify(req, resp []byte) error
+	decode(resp []byte) (fc uint8, data []byte, err error)
 }
 
 func newTransport(cfg ConnConfig) transport {
 	if cfg.Transport.Bus() {
 		return newStreamTransport(cfg)
 	}
-	h := gmodbus.NewTCPClientHandler(cfg.Address)
-	h.Timeout = cfg.Timeout
-	// The Conn owns the connection's life: goburrow's idle timer would
-	// close it from another goroutine.
-	h.IdleTimeout = 0
-	return tcpTransport{h}
+	return newTCPTransport(cfg)
 }
-
-type tcpTransport struct{ *gmodbus.TCPClientHandler }
-
-func (t tcpTransport) setUnit(u uint8)            { t.SlaveId = u }
-func (t tcpTransport) setTimeout(d time.Duration) { t.Timeout = d }

@@ -18,12 +18,11 @@ type readRequest struct {
 // function is the request's Modbus function code.
 func (r readRequest) function() uint8 { return r.table.ReadFunction() }
 
-// pdu is the request PDU: function, starting address, quantity.
-func (r readRequest) pdu() (fc uint8, data []byte) {
-	data = make([]byte, 4)
-	binary.BigEndian.PutUint16(data, r.address)
-	binary.BigEndian.PutUint16(data[2:], r.quantity)
-	return r.function(), data
+// appendPDU appends the request PDU: function, starting address, quantity.
+func (r readRequest) appendPDU(dst []byte) []byte {
+	dst = append(dst, r.function())
+	dst = binary.BigEndian.AppendUint16(dst, r.address)
+	return binary.BigEndian.AppendUint16(dst, r.quantity)
 }
 
 // check validates the arguments of a read.

@@ -126,8 +126,27 @@ func newStreamTransport(cfg ConnConfig) *streamTransport {
 	return t
 }
 
-func (t *streamTransport) setUnit(u uint8)            { t.setUnitID(u) }
 func (t *streamTransport) setTimeout(d time.Duration) { t.timeout = d }
+
+// encode returns the request frame of pdu (function code and data) to
+// unit, as goburrow's packager frames it.
+func (t *streamTransport) encode(unit uint8, pdu []byte) ([]byte, error) {
+	t.setUnitID(unit)
+	return t.Encode(&gmodbus.ProtocolDataUnit{FunctionCode: pdu[0], Data: pdu[1:]})
+}
+
+// verify checks the reply frame's unit id and CRC or LRC, as goburrow's
+// packager does.
+func (t *streamTransport) verify(req, resp []byte) error { return t.Verify(req, resp) }
+
+// decode returns the PDU of a reply frame, as goburrow's packager does.
+func (t *streamTransport) decode(resp []byte) (uint8, []byte, error) {
+	p, err := t.Decode(resp)
+	if err != nil {
+		return 0, nil, err
+	}
+	return p.FunctionCode, p.Data, nil
+}
 
 // Connect opens the serial port or dials the device server. Bytes that
 // arrive before the first request (a device server may hold serial input
@@ -155,8 +174,9 @@ func (t *streamTransport) Close() error {
 	return err
 }
 
-// Send writes one request frame and reads its reply frame.
-func (t *streamTransport) Send(adu []byte) ([]byte, error) {
+// send writes one request frame and reads its reply frame. Its timeout
+// starts after the wait for quiet and the frame gap, not at start.
+func (t *streamTransport) send(adu []byte, _ time.Time) ([]byte, error) {
 	if t.s == nil {
 		return nil, errors.New("not connected")
 	}

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	gmodbus "github.com/goburrow/modbus"
-
 	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/devices/simulator"
 )
@@ -333,8 +331,7 @@ func TestASCIIFrame(t *testing.T) {
 		t.Fatalf("a frame's start: %d, %v; want 0, nil", n, err)
 	}
 	c := newStreamTransport(ConnConfig{Transport: ASCIIOverTCP, Address: "h:1"})
-	c.setUnit(0x11)
-	adu, err := c.Encode(&gmodbus.ProtocolDataUnit{FunctionCode: 3, Data: []byte{0x00, 0x6B, 0x00, 0x03}})
+	adu, err := c.encode(0x11, []byte{3, 0x00, 0x6B, 0x00, 0x03})
 	if err != nil || !bytes.Equal(adu, frame) {
 		t.Fatalf("goburrow encodes %q, %v; want %q", adu, err, frame)
 	}
