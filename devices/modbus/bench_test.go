@@ -46,7 +46,7 @@ func BenchmarkPoll(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
-			if s, ok, err := p.poll(ctx, d, time.Now()); !ok || err != nil || len(s.Fields) != 5 {
+			if s, ok, err := p.poll(ctx, d, time.Now(), nil); !ok || err != nil || len(s.Fields) != 5 {
 				b.Fatalf("poll: %v %v %+v", ok, err, s)
 			}
 		}

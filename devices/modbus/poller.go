@@ -347,16 +347,29 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 			g.conn.endScan() // a scan cut short by Run's end ends too
 		}
 	}()
+	// scratch holds each reply's data while it is decoded: the largest
+	// read's (125 registers or 2000 bits) fits.
+	scratch := make([]byte, 0, 2*devices.MaxReadRegisters)
+	// now is the end of the last poll when nothing but that poll's
+	// bookkeeping has run since (the scan's next poll is due then, or not),
+	// zero when the clock must be read again: one clock read per poll
+	// saved of the three, a fifth of the clock reads of a poll of four.
+	var now time.Time
 	for {
 		select {
 		case c := <-g.changes:
+			now = time.Time{}
 			if err := p.applyChange(ctx, g, &b, c); err != nil || ctx.Err() != nil || len(g.due) == 0 {
 				return err
 			}
 		default:
 		}
 		d := g.due[0]
-		if wait := d.due.Sub(p.now()); wait > 0 {
+		if now.IsZero() {
+			now = p.now()
+		}
+		if wait := d.due.Sub(now); wait > 0 {
+			now = time.Time{}
 			if scanning {
 				// Before the emit, which may block: the connection is
 				// not held idle meanwhile.
@@ -383,10 +396,11 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 				return nil
 			}
 		}
-		sample, ok := p.pollOnce(ctx, d)
+		sample, ok, end := p.pollOnce(ctx, d, scratch)
 		if ctx.Err() != nil {
 			return nil
 		}
+		now = end
 		scanning = true
 		heap.Fix(&g.due, d.index)
 		if !ok {
@@ -399,7 +413,8 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 			continue
 		}
 		b.add(d, sample)
-		if len(b.samples) >= EmitBatch || p.now().Sub(b.samples[0].Time) >= EmitDelay {
+		if len(b.samples) >= EmitBatch || now.Sub(b.samples[0].Time) >= EmitDelay {
+			now = time.Time{}
 			if err := p.emitBatch(ctx, g, &b); err != nil || ctx.Err() != nil {
 				return err
 			}
@@ -456,12 +471,13 @@ func (p *Poller) emitBatch(ctx context.Context, g *group, b *batch) error {
 }
 
 // pollOnce polls d, sets its next due time and health, and returns its
-// sample and whether there is one. A canceled ctx leaves d as it was.
-func (p *Poller) pollOnce(ctx context.Context, d *device) (devices.Sample, bool) {
+// sample, whether there is one and when the poll ended. A canceled ctx
+// leaves d as it was. scratch is poll's.
+func (p *Poller) pollOnce(ctx context.Context, d *device, scratch []byte) (devices.Sample, bool, time.Time) {
 	start := p.now()
-	sample, ok, firstErr := p.poll(ctx, d, start)
+	sample, ok, firstErr := p.poll(ctx, d, start, scratch)
 	if ctx.Err() != nil {
-		return devices.Sample{}, false
+		return devices.Sample{}, false, time.Time{}
 	}
 	end := p.now()
 	p.mu.Lock()
@@ -495,7 +511,7 @@ func (p *Poller) pollOnce(ctx context.Context, d *device) (devices.Sample, bool)
 	h.SlowedDown = h.ConsecutiveFailures >= p.cfg.FailureThreshold
 	h.NextDue = next
 	d.due = next
-	return sample, ok
+	return sample, ok, end
 }
 
 // nextDue is the due time after the poll of due time due that ended at
@@ -527,7 +543,9 @@ func (p *Poller) nextDue(sched schedule, due, end time.Time, failures int) (next
 
 // poll runs d's plan once. It returns the sample and whether it is to be
 // emitted (at least one read succeeded), and the poll's first error.
-func (p *Poller) poll(ctx context.Context, d *device, start time.Time) (devices.Sample, bool, error) {
+// scratch (capacity for the largest read's data, or nil) holds each reply
+// while it is decoded.
+func (p *Poller) poll(ctx context.Context, d *device, start time.Time, scratch []byte) (devices.Sample, bool, error) {
 	s := devices.Sample{
 		Factory: d.Factory,
 		Device:  d.ID,
@@ -538,7 +556,7 @@ func (p *Poller) poll(ctx context.Context, d *device, start time.Time) (devices.
 		Units:   d.Class.Units,
 		Fields:  make(map[string]devices.Value, len(d.Class.Fields)),
 	}
-	succeeded, firstErr := readPlan(ctx, d.Conn, d.Unit, d.plan, &s, nil)
+	succeeded, firstErr := readPlan(ctx, d.Conn, d.Unit, d.plan, &s, scratch, nil)
 	if ctx.Err() != nil {
 		return devices.Sample{}, false, nil
 	}
@@ -550,12 +568,14 @@ func (p *Poller) poll(ctx context.Context, d *device, start time.Time) (devices.
 // connection-level error the later reads are not tried (a dead device
 // costs one timeout per poll, not one per read) and their fields get a
 // "not read" error. each, if not nil, sees every read with its reply's
-// data or its error. readPlan returns how many reads succeeded and the
-// first error; it stops early, with s incomplete, when ctx ends.
-func readPlan(ctx context.Context, conn *Conn, unit uint8, plan devices.Plan, s *devices.Sample, each func(r devices.Read, data []byte, err error)) (succeeded int, firstErr error) {
+// data (valid during the call) or its error. Each reply's data is put in
+// scratch, whose capacity is for the largest read or which is nil. readPlan
+// returns how many reads succeeded and the first error; it stops early,
+// with s incomplete, when ctx ends.
+func readPlan(ctx context.Context, conn *Conn, unit uint8, plan devices.Plan, s *devices.Sample, scratch []byte, each func(r devices.Read, data []byte, err error)) (succeeded int, firstErr error) {
 	reads := plan.Reads
 	for i, r := range reads {
-		data, err := conn.Read(ctx, unit, r.Table, r.Address, r.Quantity)
+		data, err := conn.read(ctx, readRequest{unit: unit, table: r.Table, address: r.Address, quantity: r.Quantity}, scratch[:0])
 		if err == nil {
 			err = s.DecodeRead(r, data)
 		}

@@ -126,7 +126,7 @@ func Probe(ctx context.Context, d Device) (ProbeResult, error) {
 		Fields:  make(map[string]devices.Value, len(d.Class.Fields)),
 	}}
 	var first *ReadError
-	readPlan(ctx, d.Conn, d.Unit, plan, &res.Sample, func(r devices.Read, data []byte, err error) {
+	readPlan(ctx, d.Conn, d.Unit, plan, &res.Sample, nil, func(r devices.Read, data []byte, err error) {
 		pr := ProbeRead{Read: r, Err: err}
 		if err == nil {
 			pr.Data = slices.Clone(data)
