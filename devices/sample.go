@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -114,6 +115,11 @@ func (s *Sample) setError(name string, err error) {
 // Value.AppendJSON writes them. AppendJSON does not validate the sample:
 // the producer owns valid names, tags ValidateTag accepts, units as
 // Class.Units holds them, and a Time within years 0000 to 9999.
+//
+// It runs for every sample a gateway spools, so it takes each object's
+// members from its map in one pass and sorts them on the stack (up to 64
+// members without allocating), rather than sorting the keys and looking
+// each up again.
 func (s *Sample) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, SchemaVersion, 10)
@@ -124,45 +130,111 @@ func (s *Sample) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"class":`...)
 	dst = appendString(dst, s.Class)
 	dst = append(dst, `,"ts":"`...)
-	dst = s.Time.UTC().AppendFormat(dst, timeLayout)
+	dst = appendTime(dst, s.Time)
 	dst = append(dst, `","seq":`...)
 	dst = strconv.AppendUint(dst, s.Seq, 10)
-	var buf [64]string
+	var strs [64]member[string]
 	if len(s.Tags) > 0 {
-		dst = appendStrings(dst, `,"tags":{`, s.Tags, buf[:0])
+		dst = appendStrings(dst, `,"tags":{`, s.Tags, strs[:0])
 	}
 	if len(s.Units) > 0 {
-		dst = appendStrings(dst, `,"units":{`, s.Units, buf[:0])
+		dst = appendStrings(dst, `,"units":{`, s.Units, strs[:0])
 	}
 	dst = append(dst, `,"fields":{`...)
-	for i, name := range sortedKeys(buf[:0], s.Fields) {
+	var vals [64]member[Value]
+	var order [64]int32
+	fields := collect(vals[:0], s.Fields)
+	for i, j := range sortOrder(order[:0], fields) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, name)
+		dst = appendString(dst, fields[j].key)
 		dst = append(dst, ':')
-		dst = s.Fields[name].AppendJSON(dst)
+		dst = fields[j].value.AppendJSON(dst)
 	}
 	dst = append(dst, '}')
 	if len(s.Errors) > 0 {
-		dst = appendStrings(dst, `,"errors":{`, s.Errors, buf[:0])
+		dst = appendStrings(dst, `,"errors":{`, s.Errors, strs[:0])
 	}
 	return append(dst, '}')
 }
 
+// appendTime appends t in UTC as timeLayout does (milliseconds truncated),
+// without parsing the layout: per sample, AppendFormat cost as much as all
+// the sample's numbers. Years outside 0000 to 9999 go through AppendFormat.
+func appendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(dst, timeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / int(time.Millisecond)
+	return append(dst,
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+month/10), byte('0'+month%10), '-', byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
 // appendStrings appends open, then m's members sorted by key, and the
-// closing brace; keys is scratch space for the sort.
-func appendStrings(dst []byte, open string, m map[string]string, keys []string) []byte {
+// closing brace; scratch is space for the sort.
+func appendStrings(dst []byte, open string, m map[string]string, scratch []member[string]) []byte {
 	dst = append(dst, open...)
-	for i, k := range sortedKeys(keys, m) {
+	var order [64]int32
+	members := collect(scratch, m)
+	for i, j := range sortOrder(order[:0], members) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, k)
+		dst = appendString(dst, members[j].key)
 		dst = append(dst, ':')
-		dst = appendString(dst, m[k])
+		dst = appendString(dst, members[j].value)
 	}
 	return append(dst, '}')
+}
+
+// member is one key and value of a map being written.
+type member[V any] struct {
+	key   string
+	value V
+}
+
+// collect appends m's members to scratch, in the map's order.
+func collect[V any](scratch []member[V], m map[string]V) []member[V] {
+	for k, v := range m {
+		scratch = append(scratch, member[V]{k, v})
+	}
+	return scratch
+}
+
+// sortOrder appends to order the indexes of members sorted by key and
+// returns it. A sample's maps are small (a class's fields, a device's
+// tags): up to 64 members it sorts the indexes by insertion, with a
+// comparison that looks at the keys' first bytes before comparing the
+// strings, which beats sorting the members themselves there.
+func sortOrder[V any](order []int32, members []member[V]) []int32 {
+	for i := range members {
+		order = append(order, int32(i))
+	}
+	if len(members) > 64 {
+		slices.SortFunc(order, func(a, b int32) int { return strings.Compare(members[a].key, members[b].key) })
+		return order
+	}
+	for i := 1; i < len(order); i++ {
+		for j := i; j > 0 && keyLess(members[order[j]].key, members[order[j-1]].key); j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
+	return order
+}
+
+// keyLess is a < b.
+func keyLess(a, b string) bool {
+	if a != "" && b != "" && a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return a < b
 }
 
 func sortedKeys[V any](keys []string, m map[string]V) []string {
