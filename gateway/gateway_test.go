@@ -116,6 +116,7 @@ func TestGatewayBrokerOutage(t *testing.T) {
 		`factorywire_gateway_produced_samples_total{topic="plant-t.press"}`,
 		`factorywire_gateway_device_samples_total{class="press",conn="line-1",device="press-00"}`,
 		`factorywire_gateway_modbus_round_trip_seconds_bucket{conn="line-1"`,
+		`factorywire_gateway_modbus_requests_total{conn="line-1",function="3"}`,
 		`factorywire_gateway_spool_samples{topic="plant-t.power-meter"}`,
 	} {
 		if !strings.Contains(metrics, want) {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,24 @@ type metrics struct {
 	reloads           *prometheus.CounterVec // result: success, failure
 	lastReloadOK      prometheus.Gauge
 	lastReloadSuccess prometheus.Gauge
+
+	// observed caches the series ObserveRequest updates, by connection
+	// and function: it runs for every Modbus request, and looking the
+	// series up by label values each time (hashing them, under the
+	// vector's lock) cost more than the update.
+	observed sync.Map // requestKey -> *requestSeries
+}
+
+// requestKey and requestSeries are a connection's and function's series
+// of every request.
+type requestKey struct {
+	conn     string
+	function uint8
+}
+
+type requestSeries struct {
+	requests  prometheus.Counter
+	roundTrip prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer, spool *Spool, health func() []modbus.DeviceHealth) *metrics {
@@ -75,9 +94,18 @@ func newMetrics(reg prometheus.Registerer, spool *Spool, health func() []modbus.
 
 // ObserveRequest implements modbus.Observer.
 func (m *metrics) ObserveRequest(conn string, _ uint8, function uint8, rtt time.Duration, err error) {
-	m.requests.WithLabelValues(conn, strconv.Itoa(int(function))).Inc()
+	key := requestKey{conn, function}
+	v, ok := m.observed.Load(key)
+	if !ok {
+		v, _ = m.observed.LoadOrStore(key, &requestSeries{
+			requests:  m.requests.WithLabelValues(conn, strconv.Itoa(int(function))),
+			roundTrip: m.roundTrip.WithLabelValues(conn),
+		})
+	}
+	series := v.(*requestSeries)
+	series.requests.Inc()
 	if rtt > 0 {
-		m.roundTrip.WithLabelValues(conn).Observe(rtt.Seconds())
+		series.roundTrip.Observe(rtt.Seconds())
 	}
 	if err != nil {
 		exception := ""
