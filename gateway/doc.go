@@ -43,7 +43,7 @@
 //	{"offset": 4711, "seqs": {"press-01": 1234, "press-02": 1230}}
 //
 // offset: every record below it has been acknowledged by the broker; seqs:
-// each device's last seq below it. The checkpoint is written at most once a
+// each device's last seq below it, in no particular order. The checkpoint is written at most once a
 // second while the forwarder advances, at once when it catches up, when a
 // segment is dropped for room and on a clean stop, through a temporary
 // file, fsync and rename; then segments wholly below it are deleted. At start-up each device's next seq is the largest seq in the

@@ -793,7 +793,7 @@ func (t *spoolTopic) advance(offset int64, seqs map[string]uint64, force bool) e
 // persistLocked writes the checkpoint and deletes what it covers. The
 // caller holds t.mu.
 func (t *spoolTopic) persistLocked() error {
-	if err := writeFileAtomic(filepath.Join(t.dir, checkpointFile), t.ckpt); err != nil {
+	if err := writeFileAtomic(filepath.Join(t.dir, checkpointFile), t.ckpt.appendJSON(make([]byte, 0, t.ckpt.jsonSize()))); err != nil {
 		return fmt.Errorf("spool %s: write checkpoint: %w", t.name, err)
 	}
 	t.persisted, t.persistedAt = t.ckpt.Offset, time.Now()
@@ -871,14 +871,10 @@ func (s *Spool) Close() error {
 	return err
 }
 
-// writeFileAtomic writes v as JSON to name through a temporary file, fsynced
+// writeFileAtomic writes raw to name through a temporary file, fsynced
 // and renamed, and fsyncs the directory, so a crash leaves the old or the
 // new content.
-func writeFileAtomic(name string, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
+func writeFileAtomic(name string, raw []byte) error {
 	tmp := name + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
