@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -250,7 +251,23 @@ func (f *forwarder) forwardChunk(ctx context.Context, t *spoolTopic, pos, end in
 		firstErr error
 		last     = map[string][]byte{} // device -> value of its last record
 		n        int
+		// Per chunk rather than per record: the records, allocated
+		// 256 at a time; the headers, shared by the records that have
+		// the same (all of them: the spool writes one set); and the
+		// promise.
+		block   []kgo.Record
+		headers []kgo.RecordHeader
 	)
+	promise := func(_ *kgo.Record, err error) {
+		defer wg.Done()
+		if err != nil {
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+		}
+	}
 	// The records' context bounds their delivery: kgo fails them once it
 	// is done, at the first point where that is safe for an idempotent
 	// producer. Every callback is still waited for below.
@@ -264,28 +281,26 @@ func (f *forwarder) forwardChunk(ctx context.Context, t *spoolTopic, pos, end in
 		if offset < pos {
 			return nil
 		}
-		rec := &kgo.Record{
+		if len(block) == cap(block) {
+			block = make([]kgo.Record, 0, 256)
+		}
+		if !sameHeaders(headers, r.Headers) {
+			headers = make([]kgo.RecordHeader, len(r.Headers))
+			for i, h := range r.Headers {
+				headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+			}
+		}
+		block = append(block, kgo.Record{
 			Topic:     t.name,
 			Key:       r.Key,
 			Value:     r.Value,
+			Headers:   headers,
 			Timestamp: time.UnixMilli(r.Timestamp),
-		}
-		for _, h := range r.Headers {
-			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
-		}
+		})
 		last[string(r.Key)] = r.Value
 		n++
 		wg.Add(1)
-		f.client.Produce(pctx, rec, func(_ *kgo.Record, err error) {
-			defer wg.Done()
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-			}
-		})
+		f.client.Produce(pctx, &block[len(block)-1], promise)
 		return nil
 	})
 	// Wait for every acknowledgement, or for the stop: a produce the
@@ -327,4 +342,18 @@ func (f *forwarder) forwardChunk(ctx context.Context, t *spoolTopic, pos, end in
 	f.metrics.produced.WithLabelValues(t.name).Add(float64(n))
 	f.spool.freed()
 	return nil
+}
+
+// sameHeaders reports whether a record built with headers has the spooled
+// record's headers hs (kgo reads a record's headers, never changes them).
+func sameHeaders(headers []kgo.RecordHeader, hs []recordbatch.Header) bool {
+	if headers == nil || len(headers) != len(hs) {
+		return false
+	}
+	for i, h := range hs {
+		if headers[i].Key != h.Key || !bytes.Equal(headers[i].Value, h.Value) {
+			return false
+		}
+	}
+	return true
 }
