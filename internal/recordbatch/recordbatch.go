@@ -45,45 +45,78 @@ type Record struct {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// batchHeader is the length of a RecordBatch v2 header: base offset,
+// batch length, partition leader epoch, magic, CRC, attributes, last
+// offset delta, first and max timestamp, producer id and epoch, base
+// sequence, record count.
+const batchHeader = 8 + 4 + 4 + 1 + 4 + 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4
+
 // Encode encodes records, at least one, as one uncompressed RecordBatch v2.
 // The batch's first timestamp is the smallest record timestamp and its max
-// timestamp the largest.
+// timestamp the largest. It writes the records in place after the header,
+// in one buffer sized up front (the gateway spools every sample through
+// here), as kmsg.Record and kmsg.RecordBatch would write them.
 func Encode(records []Record) []byte {
 	first, last := records[0].Timestamp, records[0].Timestamp
-	for _, r := range records[1:] {
+	size := batchHeader
+	for _, r := range records {
 		first, last = min(first, r.Timestamp), max(last, r.Timestamp)
-	}
-	var body []byte
-	for i, r := range records {
-		kr := kmsg.Record{
-			TimestampDelta64: r.Timestamp - first,
-			OffsetDelta:      int32(i),
-			Key:              r.Key,
-			Value:            r.Value,
-		}
+		size += 5 + 1 + 10 + 5 + 5 + len(r.Key) + 5 + len(r.Value) + 5
 		for _, h := range r.Headers {
-			kr.Headers = append(kr.Headers, kmsg.Header{Key: h.Key, Value: h.Value})
+			size += 5 + len(h.Key) + 5 + len(h.Value)
 		}
-		enc := kr.AppendTo(nil)[1:] // AppendTo leads with a zero length
-		body = kbin.AppendVarint(body, int32(len(enc)))
-		body = append(body, enc...)
 	}
-	rb := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1,
-		Magic:                2,
-		LastOffsetDelta:      int32(len(records) - 1),
-		FirstTimestamp:       first,
-		MaxTimestamp:         last,
-		ProducerID:           -1,
-		ProducerEpoch:        -1,
-		FirstSequence:        -1,
-		NumRecords:           int32(len(records)),
-		Records:              body,
+	b := make([]byte, batchHeader, size)
+	for i, r := range records {
+		b = appendRecord(b, r, r.Timestamp-first, int32(i))
 	}
-	b := rb.AppendTo(nil)
-	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
+	h := b[:0]
+	h = kbin.AppendInt64(h, 0)                     // base offset: the log assigns it
+	h = kbin.AppendInt32(h, int32(len(b)-12))      // batch length: what follows it
+	h = kbin.AppendInt32(h, -1)                    // partition leader epoch
+	h = kbin.AppendInt8(h, 2)                      // magic
+	h = kbin.AppendInt32(h, 0)                     // CRC, below
+	h = kbin.AppendInt16(h, 0)                     // attributes: no compression, not transactional
+	h = kbin.AppendInt32(h, int32(len(records)-1)) // last offset delta
+	h = kbin.AppendInt64(h, first)                 // first timestamp
+	h = kbin.AppendInt64(h, last)                  // max timestamp
+	h = kbin.AppendInt64(h, -1)                    // producer id
+	h = kbin.AppendInt16(h, -1)                    // producer epoch
+	h = kbin.AppendInt32(h, -1)                    // base sequence
+	_ = kbin.AppendArrayLen(h, len(records))       // record count
 	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
 	return b
+}
+
+// appendRecord appends r as a record of a batch: its length, then
+// attributes (0), timestamp and offset deltas, key, value and headers, with
+// a length of -1 for a nil key, value or header value.
+func appendRecord(dst []byte, r Record, tsDelta int64, offsetDelta int32) []byte {
+	n := 1 + kbin.VarlongLen(tsDelta) + kbin.VarintLen(offsetDelta) +
+		bytesLen(r.Key) + bytesLen(r.Value) + kbin.VarintLen(int32(len(r.Headers)))
+	for _, h := range r.Headers {
+		n += kbin.VarintLen(int32(len(h.Key))) + len(h.Key) + bytesLen(h.Value)
+	}
+	dst = kbin.AppendVarint(dst, int32(n))
+	dst = append(dst, 0)
+	dst = kbin.AppendVarlong(dst, tsDelta)
+	dst = kbin.AppendVarint(dst, offsetDelta)
+	dst = kbin.AppendVarintBytes(dst, r.Key)
+	dst = kbin.AppendVarintBytes(dst, r.Value)
+	dst = kbin.AppendVarint(dst, int32(len(r.Headers)))
+	for _, h := range r.Headers {
+		dst = kbin.AppendVarintString(dst, h.Key)
+		dst = kbin.AppendVarintBytes(dst, h.Value)
+	}
+	return dst
+}
+
+// bytesLen is the encoded length of b as varint-length-prefixed bytes.
+func bytesLen(b []byte) int {
+	if b == nil {
+		return kbin.VarintLen(-1)
+	}
+	return kbin.VarintLen(int32(len(b))) + len(b)
 }
 
 // Decode calls fn for each record of batch, in offset order, with the
