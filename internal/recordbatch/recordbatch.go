@@ -140,20 +140,48 @@ func Decode(batch []byte, fn func(i int, r Record) error) error {
 		return fmt.Errorf("%w: %d records in %d bytes", ErrMalformed, rb.NumRecords, len(rb.Records))
 	}
 	src := rb.Records
+	// The records' headers, one array for the batch (each record gets
+	// its own part), and the last record's, whose keys the next record
+	// shares when they are the same.
+	all := make([]Header, 0, rb.NumRecords)
+	var prev []Header
 	for i := 0; i < int(rb.NumRecords); i++ {
 		size, n := binary.Varint(src)
 		if n <= 0 || size < 0 || int64(len(src)-n) < size {
 			return fmt.Errorf("%w: record %d overruns the batch", ErrMalformed, i)
 		}
-		var kr kmsg.Record
-		if err := kr.ReadFrom(src[:n+int(size)]); err != nil {
+		// What kmsg.Record.ReadFrom reads, with its checks, without
+		// allocating per record its headers and their keys (when they
+		// repeat the previous record's).
+		b := kbin.Reader{Src: src[n : n+int(size)]}
+		b.Int8() // attributes
+		r := Record{Timestamp: rb.FirstTimestamp + b.Varlong()}
+		b.Varint() // offset delta
+		r.Key = b.VarintBytes()
+		r.Value = b.VarintBytes()
+		count := b.VarintArrayLen()
+		if !b.Ok() {
+			return fmt.Errorf("%w: record %d: %v", ErrMalformed, i, b.Complete())
+		}
+		start := len(all)
+		for j := range int(max(count, 0)) {
+			key, value := b.VarintBytes(), b.VarintBytes()
+			h := Header{Value: value}
+			if j < len(prev) && prev[j].Key == string(key) {
+				h.Key = prev[j].Key
+			} else {
+				h.Key = string(key)
+			}
+			all = append(all, h)
+		}
+		if err := b.Complete(); err != nil {
 			return fmt.Errorf("%w: record %d: %v", ErrMalformed, i, err)
 		}
-		src = src[n+int(size):]
-		r := Record{Key: kr.Key, Value: kr.Value, Timestamp: rb.FirstTimestamp + kr.TimestampDelta64}
-		for _, h := range kr.Headers {
-			r.Headers = append(r.Headers, Header{Key: h.Key, Value: h.Value})
+		if len(all) > start {
+			r.Headers = all[start:len(all):len(all)]
+			prev = r.Headers
 		}
+		src = src[n+int(size):]
 		if err := fn(i, r); err != nil {
 			return err
 		}
