@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -346,8 +347,9 @@ func warnLogger() *slog.Logger {
 }
 
 // newPollerOnly builds the connections and the poller of cfg as gateway.New
-// does, with an Emit that encodes each sample (AppendJSON, as the spool
-// does) and drops it. It returns the function that closes the connections.
+// does, with an Emit that encodes each sample (AppendJSON into a reused
+// buffer, as the spool does) and drops it. It returns the function that
+// closes the connections.
 func newPollerOnly(cfg gateway.Config, class *devices.Class) (*modbus.Poller, func(), error) {
 	conns := map[string]*modbus.Conn{}
 	closeAll := func() {
@@ -369,9 +371,18 @@ func newPollerOnly(cfg gateway.Config, class *devices.Class) (*modbus.Poller, fu
 			ID: d.ID, Factory: cfg.Factory, Class: class, Conn: conns[d.Connection], Unit: *d.Unit, Schedule: d.Schedule,
 		})
 	}
+	// One buffer, reused, as the spool's group commit encodes every
+	// connection's samples into its buffer (Emit runs on each
+	// connection's goroutine).
+	var (
+		mu  sync.Mutex
+		buf []byte
+	)
 	p, err := modbus.NewPoller(cfg.Poller, devs, func(_ context.Context, samples []devices.Sample) error {
+		mu.Lock()
+		defer mu.Unlock()
 		for i := range samples {
-			_ = samples[i].AppendJSON(nil)
+			buf = samples[i].AppendJSON(buf[:0])
 		}
 		return nil
 	}, modbus.WithLogger(warnLogger()))
