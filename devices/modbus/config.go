@@ -76,7 +76,9 @@ type ConnConfig struct {
 	// Timeout bounds one request: the write, the wait for the reply, and
 	// the connect (TCP dial) before it; with serial-line framing (all but
 	// tcp) also the discard of stale input after an error. A caller's
-	// context deadline that ends sooner shortens it. Default 1s.
+	// context deadline that ends sooner shortens it. Over tcp a request may
+	// time out up to a 64th of Timeout sooner: requests sent within that
+	// time of each other share the connection's deadline. Default 1s.
 	Timeout time.Duration `yaml:"timeout"`
 	// BusyTries is how many times a read is sent while the device answers
 	// exception 6 (server device busy), the first try included; 1 disables

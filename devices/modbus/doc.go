@@ -73,8 +73,9 @@
 // ReconnectMax (10 s), each jittered to 50-100% of its value; any
 // well-formed reply ends it. A timeout does not start the wait: a dead
 // unit behind a live gateway must not make the gateway's other units wait.
-// Timeout (1 s by default) bounds each request including its connect; a
-// caller's earlier context deadline shortens it.
+// Timeout (1 s by default) bounds each request including its connect
+// (over tcp it may end up to a 64th sooner: a scan's requests share the
+// connection's deadline); a caller's earlier context deadline shortens it.
 //
 // # Transports
 //
