@@ -67,7 +67,7 @@ func run(args []string) int {
 		fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "polling before the window of a whole-system run, after the first sample arrived")
 		fs.DurationVar(&cfg.Window, "window", cfg.Window, "measured window of a whole-system run")
 		fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "time after the window for its samples to reach the broker")
-		fs.StringVar(&cfg.SpoolSync, "spool-sync", cfg.SpoolSync, "our gateway's spool.sync: interval (fsync every 200 ms) or always (fsync before the poller goes on)")
+		fs.StringVar(&cfg.SpoolSync, "spool-sync", cfg.SpoolSync, "our gateway's spool.sync: always (each scan fsynced before the poller goes on: the gateway's default) or interval (fsync every 200 ms)")
 		fs.DurationVar(&cfg.StartTimeout, "start-timeout", cfg.StartTimeout, "bound on a tool's start, until its first sample reaches the broker")
 		fs.StringVar(&cfg.Telegraf, "telegraf", cfg.Telegraf, "path of a telegraf v1.37.2 binary (see docs/BENCHMARKS.md); empty skips Telegraf")
 		fs.Float64Var(&cfg.QuietCores, "quiet-cores", cfg.QuietCores, "leave runs with more than this many cores of other load out of the medians (0: keep all)")

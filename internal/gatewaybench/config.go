@@ -79,8 +79,8 @@ type Config struct {
 	// window's samples are read back from the broker: Telegraf flushes
 	// every second. Default 3s.
 	Drain time.Duration
-	// SpoolSync is our gateway's spool.sync: "interval" (the gateway's
-	// default) or "always".
+	// SpoolSync is our gateway's spool.sync: "always" (the gateway's
+	// default) or "interval". Default: the gateway's default.
 	SpoolSync string
 	// StartTimeout bounds how long a tool may take from its start to the
 	// first sample at the broker. Default 2m.
@@ -128,7 +128,7 @@ func DefaultConfig() Config {
 		Warmup:        10 * time.Second,
 		Window:        30 * time.Second,
 		Drain:         3 * time.Second,
-		SpoolSync:     gateway.SyncInterval,
+		SpoolSync:     gateway.DefaultConfig().Spool.Sync,
 		StartTimeout:  2 * time.Minute,
 		QuietCores:    0.25,
 		Dir:           os.TempDir(),
