@@ -1,7 +1,8 @@
 // Package mongots stores factorywire samples in MongoDB time-series
 // collections: collection and index management (Ensure), the bulk writer
 // (Write), replay detection (UnstoredSamples, LastSeqs), the sink's
-// offsets checkpoint (LoadCheckpoints, MarkAttempted, SaveOffsets), the
+// offsets checkpoint (LoadCheckpoints, MarkAttempted, SaveOffsets, and
+// their several-topic forms MarkTopicsAttempted, SaveTopicOffsets), the
 // device status (UpdateStatus, ReadStatus, Status), the rollups
 // (EnsureRollups, LoadRollups, SaveRollups, RollupWindow), the analytics
 // queries (Latest, Window, Range) and the loss check (Gaps). It needs

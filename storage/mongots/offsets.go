@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // OffsetsCollection is the regular collection holding the sink's offsets
@@ -111,7 +112,14 @@ func (s *Store) LoadOffsets(ctx context.Context, group, topic string) (map[int32
 // attempted, updated_at}; partitions not in next keep their entries. One
 // unordered bulk write of updates with upsert, $set of offset.
 func (s *Store) SaveOffsets(ctx context.Context, group, topic string, next map[int32]int64) error {
-	if err := s.upsertCheckpoints(ctx, group, topic, "$set", "offset", next); err != nil {
+	return s.SaveTopicOffsets(ctx, group, map[string]map[int32]int64{topic: next})
+}
+
+// SaveTopicOffsets is SaveOffsets for several topics at once (topic →
+// partition → next offset): one bulk write for all of them, as a sink
+// saves after a batch that spans topics.
+func (s *Store) SaveTopicOffsets(ctx context.Context, group string, next map[string]map[int32]int64) error {
+	if err := s.upsertCheckpoints(ctx, group, "$set", "offset", next); err != nil {
 		return fmt.Errorf("save offsets: %w", err)
 	}
 	return nil
@@ -123,51 +131,118 @@ func (s *Store) SaveOffsets(ctx context.Context, group, topic string, next map[i
 // A sink that takes the partition over starts from it instead of reading
 // the collection: records above it were never written.
 func (s *Store) MarkAttempted(ctx context.Context, group, topic string, attempted map[int32]int64) error {
-	if err := s.upsertCheckpoints(ctx, group, topic, "$max", "attempted", attempted); err != nil {
+	return s.MarkTopicsAttempted(ctx, group, map[string]map[int32]int64{topic: attempted})
+}
+
+// MarkTopicsAttempted is MarkAttempted for several topics at once (topic
+// → partition → mark): one bulk write for all of them.
+func (s *Store) MarkTopicsAttempted(ctx context.Context, group string, attempted map[string]map[int32]int64) error {
+	if err := s.upsertCheckpoints(ctx, group, "$max", "attempted", attempted); err != nil {
 		return fmt.Errorf("mark attempted offsets: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) upsertCheckpoints(ctx context.Context, group, topic, op, key string, values map[int32]int64) error {
-	if err := checkGroupTopic(group, topic); err != nil {
-		return err
+func (s *Store) upsertCheckpoints(ctx context.Context, group, op, key string, values map[string]map[int32]int64) error {
+	topics := make([]string, 0, len(values))
+	n := 0
+	for topic, parts := range values {
+		if err := checkGroupTopic(group, topic); err != nil {
+			return err
+		}
+		for p, o := range parts {
+			if p < 0 || o < 0 {
+				return fmt.Errorf("%w: topic %s, partition %d, %s %d: want both 0 or more", ErrInvalidArgument, topic, p, key, o)
+			}
+		}
+		if len(parts) > 0 {
+			topics = append(topics, topic)
+			n += len(parts)
+		}
 	}
-	if len(values) == 0 {
+	if n == 0 {
 		return nil
 	}
-	partitions := make([]int32, 0, len(values))
-	for p, o := range values {
-		if p < 0 || o < 0 {
-			return fmt.Errorf("%w: partition %d, %s %d: want both 0 or more", ErrInvalidArgument, p, key, o)
-		}
-		partitions = append(partitions, p)
-	}
-	slices.Sort(partitions)
+	slices.Sort(topics)
 	now := time.Now().UTC()
-	models := make([]mongo.WriteModel, 0, len(partitions))
-	for _, p := range partitions {
-		set := bson.D{
-			{Key: "group", Value: group},
-			{Key: "topic", Value: topic},
-			{Key: "partition", Value: p},
-			{Key: "updated_at", Value: now},
+	models := make([]mongo.WriteModel, 0, n)
+	for _, topic := range topics {
+		partitions := make([]int32, 0, len(values[topic]))
+		for p := range values[topic] {
+			partitions = append(partitions, p)
 		}
-		update := bson.D{{Key: "$set", Value: append(set, bson.E{Key: key, Value: values[p]})}}
-		if op != "$set" {
-			update = bson.D{{Key: "$set", Value: set}, {Key: op, Value: bson.D{{Key: key, Value: values[p]}}}}
+		slices.Sort(partitions)
+		for _, p := range partitions {
+			set := bson.D{
+				{Key: "group", Value: group},
+				{Key: "topic", Value: topic},
+				{Key: "partition", Value: p},
+				{Key: "updated_at", Value: now},
+			}
+			update := bson.D{{Key: "$set", Value: append(set, bson.E{Key: key, Value: values[topic][p]})}}
+			if op != "$set" {
+				update = bson.D{{Key: "$set", Value: set}, {Key: op, Value: bson.D{{Key: key, Value: values[topic][p]}}}}
+			}
+			models = append(models, mongo.NewUpdateOneModel().
+				SetFilter(bson.D{{Key: "_id", Value: offsetsID(group, topic, p)}}).
+				SetUpdate(update).
+				SetUpsert(true))
 		}
-		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: "_id", Value: offsetsID(group, topic, p)}}).
-			SetUpdate(update).
-			SetUpsert(true))
 	}
 	dups, err := s.bulkDuplicates(ctx, OffsetsCollection, models)
 	if err == nil && len(dups) > 0 {
 		err = fmt.Errorf("%d upserts by _id refused with a duplicate key", len(dups))
 	}
 	if err != nil {
-		return s.commandError(OffsetsCollection, "update", fmt.Sprintf("group %q, topic %s", group, topic), err)
+		return s.commandError(OffsetsCollection, "update", fmt.Sprintf("group %q, topics %s", group, strings.Join(topics, ",")), err)
 	}
 	return nil
+}
+
+// MarkLowering is a partition's attempted mark to lower: from the value
+// the caller raised it to, to the highest offset it may have written.
+type MarkLowering struct {
+	Topic     string
+	Partition int32
+	From, To  int64
+}
+
+// LowerAttempted lowers attempted marks a sink raised ahead of what it
+// wrote, when it gives its partitions up cleanly, so that the next owner
+// checks nothing it need not: each entry is an update of the checkpoint
+// document, filtered on {_id, attempted: From}, with $set {attempted: To}
+// and no upsert, in one unordered bulk write. A mark another member raised
+// meanwhile no longer equals From, and stays as it is. It returns how many
+// marks were lowered.
+func (s *Store) LowerAttempted(ctx context.Context, group string, marks []MarkLowering) (int, error) {
+	if len(marks) == 0 {
+		return 0, nil
+	}
+	models := make([]mongo.WriteModel, 0, len(marks))
+	for _, m := range marks {
+		if err := checkGroupTopic(group, m.Topic); err != nil {
+			return 0, err
+		}
+		if m.Partition < 0 || m.To < 0 || m.To > m.From {
+			return 0, fmt.Errorf("%w: topic %s, partition %d, attempted %d to %d: want a partition and marks of 0 or more, lowered", ErrInvalidArgument, m.Topic, m.Partition, m.From, m.To)
+		}
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: offsetsID(group, m.Topic, m.Partition)}, {Key: "attempted", Value: m.From}}).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "attempted", Value: m.To}, {Key: "updated_at", Value: time.Now().UTC()}}}}))
+	}
+	chunk := 1000
+	if !s.opts.TimeSeries {
+		chunk = standInChunk
+	}
+	lowered := 0
+	for len(models) > 0 {
+		n := min(len(models), chunk)
+		res, err := s.collection(OffsetsCollection).BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false))
+		if err != nil {
+			return lowered, s.commandError(OffsetsCollection, "update", fmt.Sprintf("group %q: lower attempted marks", group), err)
+		}
+		lowered += int(res.ModifiedCount)
+		models = models[n:]
+	}
+	return lowered, nil
 }

@@ -506,6 +506,71 @@ func TestCheckpointAttempted(t *testing.T) {
 	}
 }
 
+// TestCheckpointTopics: MarkTopicsAttempted and SaveTopicOffsets write
+// several topics' entries in one command, each entry as the single-topic
+// calls write it; LowerAttempted lowers only marks nobody moved.
+func TestCheckpointTopics(t *testing.T) {
+	opts, _ := standIn()
+	s, m := ferretStore(t, opts)
+	ctx := testCtx(t)
+	const group, other = "sink", "plant-a.oven"
+	if err := s.MarkTopicsAttempted(ctx, group, map[string]map[int32]int64{topic: {0: 9, 1: 4}, other: {2: 30}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkTopicsAttempted(ctx, group, map[string]map[int32]int64{topic: {0: 5}, other: {2: 31}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveTopicOffsets(ctx, group, map[string]map[int32]int64{topic: {0: 8}, other: {2: 12}}); err != nil {
+		t.Fatal(err)
+	}
+	ups := m.Commands("update")
+	if len(ups) != 3 {
+		t.Fatalf("%d update commands, want one per call", len(ups))
+	}
+	u := ups[0].Lookup("updates").Array()
+	if n, _ := u.Values(); len(n) != 3 {
+		t.Fatalf("first update holds %d statements, want 3", len(n))
+	}
+	for i, id := range []string{"sink/" + other + "/2", "sink/" + topic + "/0", "sink/" + topic + "/1"} {
+		if got := extJSON(t, u.Index(uint(i)).Document().Lookup("q")); got != extJSON(t, bson.D{{Key: "_id", Value: id}}) {
+			t.Errorf("statement %d: q %s, want _id %s (topics, then partitions, in order)", i, got, id)
+		}
+	}
+	for tp, want := range map[string]map[int32]Checkpoint{
+		topic: {0: {Next: 8, Attempted: 9}, 1: {Next: -1, Attempted: 4}},
+		other: {2: {Next: 12, Attempted: 31}},
+	} {
+		if got, err := s.LoadCheckpoints(ctx, group, tp); err != nil || !maps.Equal(got, want) {
+			t.Errorf("LoadCheckpoints %s: %v, %v; want %v", tp, got, err, want)
+		}
+	}
+	// Lowering: only a mark still at From moves (another member may have
+	// raised it since), and no entry is created.
+	n, err := s.LowerAttempted(ctx, group, []MarkLowering{
+		{Topic: topic, Partition: 0, From: 9, To: 7},
+		{Topic: other, Partition: 2, From: 30, To: 11}, // raised to 31 since
+		{Topic: topic, Partition: 5, From: 3, To: 2},   // no entry
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("LowerAttempted: %d, %v; want 1 lowered", n, err)
+	}
+	for tp, want := range map[string]map[int32]Checkpoint{
+		topic: {0: {Next: 8, Attempted: 7}, 1: {Next: -1, Attempted: 4}},
+		other: {2: {Next: 12, Attempted: 31}},
+	} {
+		if got, err := s.LoadCheckpoints(ctx, group, tp); err != nil || !maps.Equal(got, want) {
+			t.Errorf("after LowerAttempted, LoadCheckpoints %s: %v, %v; want %v", tp, got, err, want)
+		}
+	}
+	if _, err := s.LowerAttempted(ctx, group, []MarkLowering{{Topic: topic, Partition: 0, From: 7, To: 8}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("LowerAttempted upwards: %v, want ErrInvalidArgument", err)
+	}
+	bad := map[string]map[int32]int64{topic: {0: 1}, "a/b": {0: 1}}
+	if err := s.SaveTopicOffsets(ctx, group, bad); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("SaveTopicOffsets with topic a/b: %v, want ErrInvalidArgument", err)
+	}
+}
+
 func TestLegacyIndexDropped(t *testing.T) {
 	opts, rec := standIn()
 	s, m := ferretStore(t, opts)
