@@ -60,7 +60,7 @@ func (d *discardStore) SaveRollups(_ context.Context, _ string, _ mongots.Period
 	return nil, nil
 }
 
-func (d *discardStore) MarkAttempted(context.Context, string, string, map[int32]int64) error {
+func (d *discardStore) MarkTopicsAttempted(context.Context, string, map[string]map[int32]int64) error {
 	return nil
 }
 
@@ -76,7 +76,11 @@ func (d *discardStore) LoadCheckpoints(context.Context, string, string) (map[int
 	return nil, nil
 }
 
-func (d *discardStore) SaveOffsets(context.Context, string, string, map[int32]int64) error {
+func (d *discardStore) LowerAttempted(context.Context, string, []mongots.MarkLowering) (int, error) {
+	return 0, nil
+}
+
+func (d *discardStore) SaveTopicOffsets(context.Context, string, map[string]map[int32]int64) error {
 	return nil
 }
 

@@ -31,18 +31,21 @@
 //     devices.DecodeSample decodes) and checked; a poison record is
 //     produced to <topic>.dlq and waited for;
 //  2. samples already stored are dropped (below);
-//  3. each partition's attempted mark in the checkpoint is raised to the
-//     batch's last offset (mongots.Store.MarkAttempted), before anything
-//     is written; then the samples are written, one Write per collection;
-//     documents MongoDB refuses for good go to <topic>.dlq; then the
+//  3. each partition whose records in the batch pass its attempted mark
+//     in the checkpoint gets the mark raised to the batch's last offset
+//     plus max_records (mongots.Store.MarkTopicsAttempted, every topic in
+//     one command), before anything is written: at a steady rate one
+//     batch in many writes it; then the samples are written, one Write
+//     per collection; documents MongoDB refuses for good go to <topic>.dlq; then the
 //     samples are folded into the device status and the rollups (below),
 //     written beside the pipeline every summary_interval;
 //  4. each partition's next offset, or its hold while status or rollups
-//     folded from it are not written, is saved in MongoDB (SaveOffsets,
-//     the checkpoint that decides where a partition starts), then
-//     committed to the broker so lag tools see it (a failed commit is only
-//     logged); an offset equal to the one saved last (while a hold keeps
-//     it back) is neither saved nor committed again;
+//     folded from it are not written, is saved in MongoDB
+//     (SaveTopicOffsets, every topic in one command: the checkpoint that
+//     decides where a partition starts), then committed to the broker
+//     so lag tools see it (a failed commit is only logged); an offset
+//     equal to the one saved last (while a hold keeps it back) is neither
+//     saved nor committed again;
 //  5. the group may rebalance.
 //
 // Autocommit is off and rebalances wait for the batch in progress
@@ -72,8 +75,10 @@
 //   - Replayed records. Each partition has a floor, the highest offset
 //     that may have been written: when it is assigned, the lower of the
 //     checkpoint's attempted mark (raised before every write that may pass
-//     it) and the partition's end offset minus one (a record produced after
-//     the assignment was never consumed, so never written), raised by every
+//     it, max_records ahead: after a stop the next owner checks up to that
+//     many records of a partition that no write reached) and the
+//     partition's end offset minus one (a record produced after the
+//     assignment was never consumed, so never written), raised by every
 //     batch attempted since. A record at or below the floor may be stored:
 //     it is written only if no document has its sample
 //     (mongots.Store.UnstoredSamples: same device, seq and ts, whatever

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,8 +36,9 @@ type store interface {
 	SaveRollups(ctx context.Context, topic string, p mongots.Period, rs []*mongots.Rollup) ([]mongots.RollupKey, error)
 	LastSeqs(ctx context.Context, coll string, devs []string) (map[string]mongots.SeqMark, error)
 	LoadCheckpoints(ctx context.Context, group, topic string) (map[int32]mongots.Checkpoint, error)
-	MarkAttempted(ctx context.Context, group, topic string, attempted map[int32]int64) error
-	SaveOffsets(ctx context.Context, group, topic string, next map[int32]int64) error
+	MarkTopicsAttempted(ctx context.Context, group string, attempted map[string]map[int32]int64) error
+	SaveTopicOffsets(ctx context.Context, group string, next map[string]map[int32]int64) error
+	LowerAttempted(ctx context.Context, group string, marks []mongots.MarkLowering) (int, error)
 }
 
 // errAbandoned means a batch was given up, unwritten or partly written,
@@ -445,20 +448,33 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 	}
 	p.holdOffsets(res.next)
 	p.dropSaved(res.next)
-	for topic, parts := range res.next {
-		next := make(map[int32]int64, len(parts))
-		for part, eo := range parts {
-			next[part] = eo.Offset
-		}
-		err := p.retry(ctx, opSave, p.abandon, func(ctx context.Context) error {
-			return p.store.SaveOffsets(ctx, p.cfg.Kafka.Group, topic, next)
-		})
-		if err != nil {
-			return res, fmt.Errorf("save offsets of %s: %w", topic, err)
-		}
-		p.markSaved(topic, next)
+	if err := p.saveOffsets(ctx, res.next); err != nil {
+		return res, err
 	}
 	return res, nil
+}
+
+// saveOffsets saves next in the checkpoint, every topic in one write,
+// and notes what it saved.
+func (p *pipeline) saveOffsets(ctx context.Context, next map[string]map[int32]kgo.EpochOffset) error {
+	if len(next) == 0 {
+		return nil
+	}
+	offsets := make(map[string]map[int32]int64, len(next))
+	for topic, parts := range next {
+		offsets[topic] = make(map[int32]int64, len(parts))
+		for part, eo := range parts {
+			offsets[topic][part] = eo.Offset
+		}
+	}
+	err := p.retry(ctx, opSave, p.abandon, func(ctx context.Context) error {
+		return p.store.SaveTopicOffsets(ctx, p.cfg.Kafka.Group, offsets)
+	})
+	if err != nil {
+		return fmt.Errorf("save offsets of %s: %w", strings.Join(slices.Sorted(maps.Keys(offsets)), ","), err)
+	}
+	p.markSaved(offsets)
+	return nil
 }
 
 // dropSaved removes from next the partitions whose offset is the one
@@ -479,13 +495,15 @@ func (p *pipeline) dropSaved(next map[string]map[int32]kgo.EpochOffset) {
 	}
 }
 
-// markSaved notes the offsets of topic's partitions just saved.
-func (p *pipeline) markSaved(topic string, next map[int32]int64) {
+// markSaved notes the offsets just saved (topic → partition → offset).
+func (p *pipeline) markSaved(next map[string]map[int32]int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for part, o := range next {
-		if st := p.parts[tp{topic, part}]; st != nil {
-			st.saved = o
+	for topic, parts := range next {
+		for part, o := range parts {
+			if st := p.parts[tp{topic, part}]; st != nil {
+				st.saved = o
+			}
 		}
 	}
 }
@@ -602,13 +620,23 @@ func (p *pipeline) learn(ctx context.Context, cands []candidate) error {
 
 // markAttempted records in the checkpoint, before the batch is written,
 // how far it may write each partition: every partition whose batch
-// records reach past its attempted mark gets the mark raised to its
-// highest offset in the batch. A sink that takes a partition over checks
-// the records up to the mark against MongoDB, instead of reading the
-// collection to learn what was written: after a clean stop none (the mark
-// is the saved offset's predecessor), after a crash the batch the crash
-// cut short.
+// records reach past its attempted mark gets the mark raised, all topics
+// in one write. A sink that takes a partition over checks the records up
+// to the mark against MongoDB, instead of reading the collection to learn
+// what was written.
+//
+// The mark is raised batch.max_records past the batch's highest offset of
+// the partition, so that most batches find their records under the mark
+// already and write nothing before their samples: at a steady rate the
+// checkpoint is written once per max_records records of a partition, not
+// once per batch. A member that gives partitions up cleanly (a stop, a
+// rebalance) lowers their marks again (lowerMarks). After a crash the
+// next owner checks up to max_records more records of each partition
+// against MongoDB than the batch the crash cut short (its floor is also
+// bounded by the partition's end offset, so it never checks records
+// produced after it took over).
 func (p *pipeline) markAttempted(ctx context.Context, high map[tp]int64) error {
+	ahead := int64(p.cfg.Batch.MaxRecords)
 	raise := map[string]map[int32]int64{}
 	p.mu.Lock()
 	for k, o := range high {
@@ -619,31 +647,71 @@ func (p *pipeline) markAttempted(ctx context.Context, high map[tp]int64) error {
 		if raise[k.topic] == nil {
 			raise[k.topic] = map[int32]int64{}
 		}
-		raise[k.topic][k.partition] = o
+		raise[k.topic][k.partition] = o + ahead
 	}
 	p.mu.Unlock()
-	topicsToMark := make([]string, 0, len(raise))
-	for t := range raise {
-		topicsToMark = append(topicsToMark, t)
+	if len(raise) == 0 {
+		return nil
 	}
-	slices.Sort(topicsToMark)
-	for _, topic := range topicsToMark {
-		marks := raise[topic]
-		err := p.retry(ctx, opSave, p.abandon, func(ctx context.Context) error {
-			return p.store.MarkAttempted(ctx, p.cfg.Kafka.Group, topic, marks)
-		})
-		if err != nil {
-			return fmt.Errorf("mark attempted offsets of %s: %w", topic, err)
-		}
-		p.mu.Lock()
+	err := p.retry(ctx, opSave, p.abandon, func(ctx context.Context) error {
+		return p.store.MarkTopicsAttempted(ctx, p.cfg.Kafka.Group, raise)
+	})
+	if err != nil {
+		return fmt.Errorf("mark attempted offsets of %s: %w", strings.Join(slices.Sorted(maps.Keys(raise)), ","), err)
+	}
+	p.mu.Lock()
+	for topic, marks := range raise {
 		for part, o := range marks {
 			if st := p.parts[tp{topic, part}]; st != nil {
 				st.attempted = max(st.attempted, o)
 			}
 		}
-		p.mu.Unlock()
 	}
+	p.mu.Unlock()
 	return nil
+}
+
+// lowerMarks lowers the attempted marks this member raised ahead of what
+// it wrote, for the partitions of parts (every partition it owns when
+// parts is nil) that it gives up cleanly: each to the partition's floor,
+// the highest offset that may have been written, so that the next owner
+// checks no record that no write reached. One attempt, bounded by
+// retry.attempt_timeout; a mark not lowered stays ahead, which is safe:
+// the next owner checks up to batch.max_records records more.
+func (p *pipeline) lowerMarks(ctx context.Context, parts map[string][]int32) {
+	var marks []mongots.MarkLowering
+	p.mu.Lock()
+	for k, st := range p.parts {
+		if parts != nil && !slices.Contains(parts[k.topic], k.partition) {
+			continue
+		}
+		if st.floor >= 0 && st.attempted > st.floor {
+			marks = append(marks, mongots.MarkLowering{Topic: k.topic, Partition: k.partition, From: st.attempted, To: st.floor})
+		}
+	}
+	p.mu.Unlock()
+	if len(marks) == 0 {
+		return
+	}
+	slices.SortFunc(marks, func(a, b mongots.MarkLowering) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Retry.AttemptTimeout)
+	defer cancel()
+	n, err := p.store.LowerAttempted(ctx, p.cfg.Kafka.Group, marks)
+	if err != nil {
+		p.log.Warn("attempted marks not lowered: the partitions' next owner checks their last records against MongoDB",
+			"partitions", len(marks), "err", err)
+		return
+	}
+	p.log.Debug("attempted marks lowered", "partitions", len(marks), "lowered", n)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range marks {
+		if st := p.parts[tp{m.Topic, m.Partition}]; st != nil && st.attempted == m.From {
+			st.attempted = m.To
+		}
+	}
 }
 
 // pastLimit returns how far back from now a sample of class may lie, and

@@ -236,7 +236,7 @@ func (s *Sink) Run(ctx context.Context) error {
 				return fatalHint(err)
 			}
 			if next != nil {
-				s.commit(work, next)
+				s.commit(work, next, false)
 			}
 			s.client.AllowRebalance()
 			if fetchErrs > 0 { // do not spin on a fetch error that repeats
@@ -255,7 +255,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			return fatalHint(err)
 		default:
 			if len(res.next) > 0 {
-				s.commit(work, res.next)
+				s.commit(work, res.next, false)
 			}
 			s.metrics.batches.Inc()
 			s.metrics.batchSize.Observe(float64(len(recs)))
@@ -265,7 +265,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 	next, err := s.pipe.finish(work, true)
 	if next != nil {
-		s.commit(work, next)
+		s.commit(work, next, true)
 	}
 	if err != nil {
 		return fatalHint(err)
@@ -386,13 +386,15 @@ func (s *Sink) rewind(recs []*kgo.Record, earlier map[string]map[int32]kgo.Epoch
 // commit commits next to the broker, so that lag tools see the group's
 // progress. MongoDB's checkpoint is already saved and decides where a
 // partition starts, so a failure here is logged and the next batch's
-// commit covers it.
-func (s *Sink) commit(ctx context.Context, next map[string]map[int32]kgo.EpochOffset) {
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.Retry.AttemptTimeout)
-	defer cancel()
-	s.client.CommitOffsetsSync(cctx, next, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+// commit covers it. Between batches it does not wait for the broker's
+// answer (the next batch starts at once; the client sends commits one at
+// a time, in order); when the sink stops it does (wait).
+func (s *Sink) commit(ctx context.Context, next map[string]map[int32]kgo.EpochOffset, wait bool) {
+	done := func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
-			s.log.Warn("commit offsets to the broker (MongoDB's checkpoint is saved)", "err", err)
+			if !errors.Is(err, context.Canceled) {
+				s.log.Warn("commit offsets to the broker (MongoDB's checkpoint is saved)", "err", err)
+			}
 			return
 		}
 		for _, t := range resp.Topics {
@@ -402,7 +404,14 @@ func (s *Sink) commit(ctx context.Context, next map[string]map[int32]kgo.EpochOf
 				}
 			}
 		}
-	})
+	}
+	if !wait {
+		s.client.CommitOffsets(ctx, next, done)
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.Retry.AttemptTimeout)
+	defer cancel()
+	s.client.CommitOffsetsSync(cctx, next, done)
 }
 
 // produce sends dead letters and waits for the broker's acknowledgements.
@@ -462,10 +471,13 @@ func (s *Sink) endOffsets(ctx context.Context, topic string, parts map[int32]kgo
 
 // onRevoked and onLost wait for the summaries write in progress (a
 // failing one gives up) before the pipeline forgets the partitions:
-// nothing of a partition is written after it left this member.
-func (s *Sink) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+// nothing of a partition is written after it left this member. A revoked
+// partition's attempted mark is lowered to what this member may have
+// written first (a lost one's is not: another member may own it already).
+func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	s.pipe.awaitSummaries()
 	s.rebalanceWaiting.Store(false)
+	s.pipe.lowerMarks(context.WithoutCancel(ctx), revoked)
 	s.forget(revoked, "revoked")
 }
 

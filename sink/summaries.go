@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -381,6 +382,9 @@ func (p *pipeline) finish(ctx context.Context, stopping bool) (map[string]map[in
 		}
 	}
 	p.mu.Unlock()
+	if stopping {
+		defer p.lowerMarks(ctx, nil) // after the offsets are saved
+	}
 	if len(quiet) == 0 {
 		return nil, nil
 	}
@@ -391,21 +395,22 @@ func (p *pipeline) finish(ctx context.Context, stopping bool) (map[string]map[in
 		}
 		next[k.topic][k.partition] = eo
 	}
-	for _, topic := range slices.Sorted(maps.Keys(next)) {
-		parts := next[topic]
-		offsets := make(map[int32]int64, len(parts))
+	offsets := make(map[string]map[int32]int64, len(next))
+	for topic, parts := range next {
+		offsets[topic] = make(map[int32]int64, len(parts))
 		for part, eo := range parts {
-			offsets[part] = eo.Offset
+			offsets[topic][part] = eo.Offset
 		}
-		err := p.retry(ctx, opSave, nil, func(ctx context.Context) error {
-			return p.store.SaveOffsets(ctx, p.cfg.Kafka.Group, topic, offsets)
-		})
-		if err != nil {
-			p.log.Warn("offsets not saved: their records are consumed again after a restart", "topic", topic, "err", err)
-			delete(next, topic)
-			continue
-		}
-		p.markSaved(topic, offsets)
+	}
+	err := p.retry(ctx, opSave, nil, func(ctx context.Context) error {
+		return p.store.SaveTopicOffsets(ctx, p.cfg.Kafka.Group, offsets)
+	})
+	if err != nil {
+		p.log.Warn("offsets not saved: their records are consumed again after a restart",
+			"topics", strings.Join(slices.Sorted(maps.Keys(offsets)), ","), "err", err)
+		next = nil
+	} else {
+		p.markSaved(offsets)
 	}
 	// Saved or not, they are not tried again until a batch holds them
 	// back again: an idle sink does not spin on a failing save.
