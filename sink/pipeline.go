@@ -460,13 +460,7 @@ func (p *pipeline) saveOffsets(ctx context.Context, next map[string]map[int32]kg
 	if len(next) == 0 {
 		return nil
 	}
-	offsets := make(map[string]map[int32]int64, len(next))
-	for topic, parts := range next {
-		offsets[topic] = make(map[int32]int64, len(parts))
-		for part, eo := range parts {
-			offsets[topic][part] = eo.Offset
-		}
-	}
+	offsets := plainOffsets(next)
 	err := p.retry(ctx, opSave, p.abandon, func(ctx context.Context) error {
 		return p.store.SaveTopicOffsets(ctx, p.cfg.Kafka.Group, offsets)
 	})
@@ -475,6 +469,19 @@ func (p *pipeline) saveOffsets(ctx context.Context, next map[string]map[int32]kg
 	}
 	p.markSaved(offsets)
 	return nil
+}
+
+// plainOffsets is next without the leader epochs, as the checkpoint
+// holds it.
+func plainOffsets(next map[string]map[int32]kgo.EpochOffset) map[string]map[int32]int64 {
+	out := make(map[string]map[int32]int64, len(next))
+	for topic, parts := range next {
+		out[topic] = make(map[int32]int64, len(parts))
+		for part, eo := range parts {
+			out[topic][part] = eo.Offset
+		}
+	}
+	return out
 }
 
 // dropSaved removes from next the partitions whose offset is the one
@@ -618,6 +625,10 @@ func (p *pipeline) learn(ctx context.Context, cands []candidate) error {
 	return nil
 }
 
+// lowerMarksTimeout bounds the one attempt to lower the attempted marks
+// of partitions given up (lowerMarks).
+const lowerMarksTimeout = 5 * time.Second
+
 // markAttempted records in the checkpoint, before the batch is written,
 // how far it may write each partition: every partition whose batch
 // records reach past its attempted mark gets the mark raised, all topics
@@ -676,8 +687,9 @@ func (p *pipeline) markAttempted(ctx context.Context, high map[tp]int64) error {
 // parts is nil) that it gives up cleanly: each to the partition's floor,
 // the highest offset that may have been written, so that the next owner
 // checks no record that no write reached. One attempt, bounded by
-// retry.attempt_timeout; a mark not lowered stays ahead, which is safe:
-// the next owner checks up to batch.max_records records more.
+// retry.attempt_timeout or lowerMarksTimeout, the shorter (a rebalance
+// waits for it); a mark not lowered stays ahead, which is safe: the next
+// owner checks up to batch.max_records records more.
 func (p *pipeline) lowerMarks(ctx context.Context, parts map[string][]int32) {
 	var marks []mongots.MarkLowering
 	p.mu.Lock()
@@ -696,7 +708,7 @@ func (p *pipeline) lowerMarks(ctx context.Context, parts map[string][]int32) {
 	slices.SortFunc(marks, func(a, b mongots.MarkLowering) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Retry.AttemptTimeout)
+	ctx, cancel := context.WithTimeout(ctx, min(p.cfg.Retry.AttemptTimeout, lowerMarksTimeout))
 	defer cancel()
 	n, err := p.store.LowerAttempted(ctx, p.cfg.Kafka.Group, marks)
 	if err != nil {

@@ -395,13 +395,7 @@ func (p *pipeline) finish(ctx context.Context, stopping bool) (map[string]map[in
 		}
 		next[k.topic][k.partition] = eo
 	}
-	offsets := make(map[string]map[int32]int64, len(next))
-	for topic, parts := range next {
-		offsets[topic] = make(map[int32]int64, len(parts))
-		for part, eo := range parts {
-			offsets[topic][part] = eo.Offset
-		}
-	}
+	offsets := plainOffsets(next)
 	err := p.retry(ctx, opSave, nil, func(ctx context.Context) error {
 		return p.store.SaveTopicOffsets(ctx, p.cfg.Kafka.Group, offsets)
 	})
