@@ -334,9 +334,9 @@ func (s *Store) LoadRollups(ctx context.Context, topic string, p Period, keys []
 // batch) does not match, the upsert's insert fails with a duplicate key,
 // and its key is returned in conflicts, unwritten: reload it and fold
 // again. The others are written and their Rev raised. In the stand-in
-// mode the revisions are read first, and the rollups still at theirs
-// deleted by _id and inserted again (see standInStatusUpdates for why,
-// and what it costs). Write concern: Options.WriteConcern.
+// mode the revisions are read first and the replacements sent with the
+// filter {_id} alone (see standInStatusUpdates for why, and what it
+// costs). Write concern: Options.WriteConcern.
 func (s *Store) SaveRollups(ctx context.Context, topic string, p Period, rs []*Rollup) (conflicts []RollupKey, err error) {
 	coll := RollupCollection(topic, p)
 	now := time.Now().UTC()
@@ -393,18 +393,7 @@ func (s *Store) SaveRollups(ctx context.Context, topic string, p Period, rs []*R
 				conflicts = append(conflicts, r.Key())
 			}
 		}
-		// Replaced as a delete and an insert, each one commit for all of
-		// them on the stand-in where each replacement was its own (see
-		// standInStatusUpdates); a document inserted meanwhile refuses
-		// the insert: a conflict, as it would be.
-		curIDs := make([]string, len(current))
-		for i, r := range current {
-			curIDs[i] = rollupID(r.Device, r.Start)
-		}
-		if err := s.deleteByID(ctx, coll, "replace rollups", curIDs); err != nil {
-			return conflicts, err
-		}
-		sends = append(sends, send{append(missing, current...), insert})
+		sends = append(sends, send{missing, insert}, send{current, replace(nil)})
 	}
 	for _, sd := range sends {
 		models := make([]mongo.WriteModel, len(sd.rs))
