@@ -230,13 +230,9 @@ func (s *Store) LowerAttempted(ctx context.Context, group string, marks []MarkLo
 			SetFilter(bson.D{{Key: "_id", Value: offsetsID(group, m.Topic, m.Partition)}, {Key: "attempted", Value: m.From}}).
 			SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "attempted", Value: m.To}, {Key: "updated_at", Value: time.Now().UTC()}}}}))
 	}
-	chunk := 1000
-	if !s.opts.TimeSeries {
-		chunk = standInChunk
-	}
 	lowered := 0
 	for len(models) > 0 {
-		n := min(len(models), chunk)
+		n := min(len(models), s.bulkChunk())
 		res, err := s.collection(OffsetsCollection).BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false))
 		if err != nil {
 			return lowered, s.commandError(OffsetsCollection, "update", fmt.Sprintf("group %q: lower attempted marks", group), err)

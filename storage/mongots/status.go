@@ -257,10 +257,7 @@ func (s *Store) storedValues(ctx context.Context, coll, what string, ids []strin
 // It sends at most 1,000 models per command, standInChunk in the
 // stand-in mode.
 func (s *Store) bulkDuplicates(ctx context.Context, coll string, models []mongo.WriteModel) ([]int, error) {
-	chunk := 1000
-	if !s.opts.TimeSeries {
-		chunk = standInChunk
-	}
+	chunk := s.bulkChunk()
 	var dups []int
 	base := 0
 	for len(models) > 0 {
@@ -288,7 +285,7 @@ func (s *Store) bulkDuplicates(ctx context.Context, coll string, models []mongo.
 	return dups, nil
 }
 
-// standInChunk is the most update statements bulkDuplicates sends in
+// standInChunk is the most update statements a bulk write sends in
 // one command to the FerretDB stand-in. FerretDB 1.24 holds one of its
 // 100 SQLite connections per update statement until the command ends, so
 // an update command of 100 statements never ends (measured: 99 take 0.1
@@ -296,6 +293,15 @@ func (s *Store) bulkDuplicates(ctx context.Context, coll string, models []mongo.
 // 100: the sink sends two at a time (its batches, and its status and
 // rollups beside them), and several sinks may share one stand-in.
 const standInChunk = 24
+
+// bulkChunk is the most write models one bulk write command carries:
+// 1,000, or standInChunk in the stand-in mode.
+func (s *Store) bulkChunk() int {
+	if !s.opts.TimeSeries {
+		return standInChunk
+	}
+	return 1000
+}
 
 // ReadStatus returns the status entries of devs in topic; devices without
 // one are absent. Per 1,000 devices it runs find {_id: {$in: ["<topic>/<d>",
