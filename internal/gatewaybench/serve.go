@@ -251,7 +251,7 @@ func serveGateway(args []string, pollerOnly bool) error {
 	factory := fs.String("factory", "bench", "factory")
 	dir := fs.String("dir", "", "data directory")
 	classes := fs.String("classes", "", "register-map directory")
-	spoolSync := fs.String("spool-sync", gateway.SyncInterval, "spool.sync")
+	spoolSync := fs.String("spool-sync", gateway.DefaultConfig().Spool.Sync, "spool.sync")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the gateway's life to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
