@@ -156,6 +156,13 @@ func New(config *Config) (*FerretDB, error) {
 		Logger:  logger,
 	})
 	if err != nil {
+		// Changed by factorywire (see third_party/ferretdb/README.md):
+		// the release returned without closing the backend, whose
+		// finalizer then panics ("has not been finalized") at a later
+		// garbage collection: a process that retries New after a busy
+		// address crashed some time later.
+		closeBackend()
+
 		return nil, fmt.Errorf("failed to construct handler: %s", err)
 	}
 
