@@ -10,6 +10,12 @@
 // sink writing to it needs mongodb.time_series: false (mongots's stand-in
 // mode); sink query latest and window fail on it, range and gaps work.
 //
+// FerretDB is built from third_party/ferretdb (go.mod's replace): the
+// release with two changes, so that finds, updates and deletes by _id use
+// the _id index instead of reading the whole table (TestIDLookupsUseIndex),
+// and a start on a busy address leaves nothing open (TestStartErrors); its
+// README.md says what and why.
+//
 //	srv, err := standin.Start(standin.Config{Dir: "/tmp/fw-standin"})
 //	...
 //	fmt.Println(srv.URI()) // mongodb://127.0.0.1:PORT/

@@ -272,7 +272,9 @@
 // FerretDB 1.24 (SQLite) answers every filter except _id equality by
 // reading the whole collection, so on the stand-in a query costs what the
 // collection holds, whatever the indexes: bounded work there means finds
-// by _id. So in the stand-in mode the guarded writes (a status entry only
+// and updates by _id alone, which the _id index serves (with the change
+// factorywire carries in third_party/ferretdb: the release read the whole
+// table for those too). So in the stand-in mode the guarded writes (a status entry only
 // forward in time, a rollup over the revision it was read at) read the
 // stored ts or revisions first, one find per 1,000 _ids, and then write
 // by _id alone: about 7× cheaper there than a guard in each update's

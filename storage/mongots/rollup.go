@@ -328,8 +328,8 @@ func (s *Store) LoadRollups(ctx context.Context, topic string, p Period, keys []
 //
 // (a replacement), or, for a rollup read as absent (Rev 0), an insert of
 // the document with rev 1: the same answer when a document was written
-// meanwhile (a duplicate key), and far cheaper on the FerretDB stand-in,
-// whose upserts of a new document read its whole collection. A document whose revision changed since it was read
+// meanwhile (a duplicate key), and cheaper on the FerretDB stand-in,
+// whose upserts look the document up first. A document whose revision changed since it was read
 // (another writer: a sink evicted from the group still finishing its
 // batch) does not match, the upsert's insert fails with a duplicate key,
 // and its key is returned in conflicts, unwritten: reload it and fold

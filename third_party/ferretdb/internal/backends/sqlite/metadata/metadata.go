@@ -27,7 +27,14 @@ const (
 	DefaultColumn = backends.ReservedPrefix + "sjson"
 
 	// IDColumn is a SQLite path expression for _id field.
-	IDColumn = DefaultColumn + "->'$._id'"
+	//
+	// Changed by factorywire (see third_party/ferretdb/README.md): the
+	// upstream expression, DefaultColumn + "->'$._id'", differs in text
+	// from the one of the unique _id index every collection gets
+	// (DefaultColumn + `->"_id"`), so SQLite never used that index: each
+	// find, update and delete by _id read the whole table. The two select
+	// the same value; this one is the index's.
+	IDColumn = DefaultColumn + "->'_id'"
 
 	// RecordIDColumn is a name for RecordID column to store capped collection record id.
 	RecordIDColumn = backends.ReservedPrefix + "record_id"
