@@ -276,12 +276,15 @@ func (s *Store) collectValues(ctx context.Context, coll, what string, filter bso
 // reading again).
 //
 // It sends at most 1,000 models per command, standInChunk in the
-// stand-in mode.
+// stand-in mode, and calls the pause of ctx (WithPause) before each.
 func (s *Store) bulkDuplicates(ctx context.Context, coll string, models []mongo.WriteModel) ([]int, error) {
 	chunk := s.bulkChunk()
 	var dups []int
 	base := 0
 	for len(models) > 0 {
+		if err := pauseBefore(ctx); err != nil {
+			return dups, err
+		}
 		n := min(len(models), chunk)
 		_, err := s.collection(coll).BulkWrite(ctx, models[:n], options.BulkWrite().SetOrdered(false))
 		if err == nil {

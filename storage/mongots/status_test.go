@@ -1,6 +1,9 @@
 package mongots
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -140,5 +143,52 @@ func testDeviceStatus(t *testing.T, timeSeries bool) {
 	withErrors, err := s.Status(ctx, topic, true)
 	if err != nil || len(withErrors) != 1 || withErrors[0].Sample.Device != "press-03" {
 		t.Fatalf("Status with errors: %+v, %v; want press-03", withErrors, err)
+	}
+}
+
+// TestWithPause: a write of status entries under WithPause calls the
+// pause before each bulk command it sends (the stand-in's commands carry
+// 24 statements), and stops at the pause's error, sending nothing more.
+func TestWithPause(t *testing.T) {
+	opts, _ := standIn()
+	s, m := ferretStore(t, opts)
+	ctx := testCtx(t)
+	var updates []DeviceStatus
+	for i := range 60 {
+		x := sample(fmt.Sprintf("press-%02d", i), 1, map[string]devices.Value{"pressure": devices.Float64Value(1)})
+		updates = append(updates, DeviceStatus{Topic: topic, Sample: x})
+	}
+	if err := s.UpdateStatus(ctx, updates); err != nil { // the entries exist: updates from now on
+		t.Fatal(err)
+	}
+	for i := range updates {
+		updates[i].Sample.Seq, updates[i].Sample.Time = 2, updates[i].Sample.Time.Add(time.Second)
+	}
+	m.Reset()
+	pauses := 0
+	if err := s.UpdateStatus(WithPause(ctx, func(context.Context) error { pauses++; return nil }), updates); err != nil {
+		t.Fatal(err)
+	}
+	if sent := len(m.Commands("update")); sent != 3 || pauses != sent {
+		t.Fatalf("%d pauses for %d update commands: want one before each of 3 (60 statements, 24 a command)", pauses, sent)
+	}
+
+	for i := range updates {
+		updates[i].Sample.Seq, updates[i].Sample.Time = 3, updates[i].Sample.Time.Add(time.Second)
+	}
+	m.Reset()
+	stop := errors.New("stop here")
+	pauses = 0
+	err := s.UpdateStatus(WithPause(ctx, func(context.Context) error {
+		if pauses++; pauses == 2 {
+			return stop
+		}
+		return nil
+	}), updates)
+	if !errors.Is(err, stop) {
+		t.Fatalf("UpdateStatus: %v, want the pause's error", err)
+	}
+	if sent := len(m.Commands("update")); sent != 1 {
+		t.Fatalf("%d update commands sent: want 1, the one before the pause that failed", sent)
 	}
 }
