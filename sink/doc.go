@@ -132,7 +132,11 @@
 // write of copies of the entries and rollups folded since the last one
 // starts on a goroutine of its own (one at a time), the next batches are
 // written meanwhile and fold into the pipeline's own, and its outcome is
-// applied between two batches. Until they are written, the checkpoint
+// applied between two batches. Before each of its commands it waits for
+// the batch whose samples are being written, if any, to end (at most 1 s
+// in all per write, so that batches back to back cannot hold it off): on
+// the stand-in, whose SQLite takes one writer at a time, a batch's insert
+// otherwise waited behind the updates. Until they are written, the checkpoint
 // and the commit stay at the partition's hold, the first sample folded
 // into something not yet written (the lower of the write's and the
 // batches' since), so a crash, a lost partition or a refused write loses

@@ -263,6 +263,9 @@ type pipeline struct {
 	flight    *summaries
 	lastFlush time.Time
 	revoking  int
+	// gate is held while a batch's samples are written; the summaries
+	// write gives way to it between its commands.
+	gate batchGate
 }
 
 func newPipeline(cfg Config, log *slog.Logger, m *metrics, st store) *pipeline {
@@ -421,22 +424,10 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 	if err := p.sendDeadLetters(ctx, dead); err != nil {
 		return res, err
 	}
-	if err := p.markAttempted(ctx, high); err != nil {
+	stored, rejected, err := p.writeSamples(ctx, high, docs, checks, recs)
+	res.stored += stored
+	if err != nil {
 		return res, err
-	}
-	colls := make([]string, 0, len(docs))
-	for coll := range docs {
-		colls = append(colls, coll)
-	}
-	slices.Sort(colls)
-	var rejected []*deadLetter
-	for _, coll := range colls {
-		n, rej, err := p.writeCollection(ctx, coll, docs[coll], checks[coll], recs)
-		res.stored += n
-		rejected = append(rejected, rej...)
-		if err != nil {
-			return res, err
-		}
 	}
 	if err := p.sendDeadLetters(ctx, rejected); err != nil {
 		return res, err
@@ -452,6 +443,34 @@ func (p *pipeline) process(ctx context.Context, recs []*kgo.Record) (batchResult
 		return res, err
 	}
 	return res, nil
+}
+
+// writeSamples raises the attempted marks and writes the batch's samples,
+// one collection after the other, holding the gate the summaries write
+// gives way at (batchGate) meanwhile. It returns how many it stored and
+// the samples MongoDB refused for good.
+func (p *pipeline) writeSamples(ctx context.Context, high map[tp]int64, docs map[string][]mongots.Doc, checks map[string][]check, recs []*kgo.Record) (int, []*deadLetter, error) {
+	p.gate.hold()
+	defer p.gate.release()
+	if err := p.markAttempted(ctx, high); err != nil {
+		return 0, nil, err
+	}
+	colls := make([]string, 0, len(docs))
+	for coll := range docs {
+		colls = append(colls, coll)
+	}
+	slices.Sort(colls)
+	stored := 0
+	var rejected []*deadLetter
+	for _, coll := range colls {
+		n, rej, err := p.writeCollection(ctx, coll, docs[coll], checks[coll], recs)
+		stored += n
+		rejected = append(rejected, rej...)
+		if err != nil {
+			return stored, rejected, err
+		}
+	}
+	return stored, rejected, nil
 }
 
 // saveOffsets saves next in the checkpoint, every topic in one write,

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -132,7 +133,10 @@ func (p *pipeline) startSummaries(ctx context.Context) bool {
 	})
 	go func() {
 		defer close(f.done)
-		f.err = p.retry(ctx, opSummaries, p.abandonSummaries, func(ctx context.Context) error { return f.write(ctx, p.store) })
+		pause := p.gate.giveWay(giveWayBudget)
+		f.err = p.retry(ctx, opSummaries, p.abandonSummaries, func(ctx context.Context) error {
+			return f.write(mongots.WithPause(ctx, pause), p.store)
+		})
 	}()
 	return true
 }
@@ -416,4 +420,64 @@ func (p *pipeline) finish(ctx context.Context, stopping bool) (map[string]map[in
 	}
 	p.mu.Unlock()
 	return next, nil
+}
+
+// giveWayBudget is how long, at most, one summaries write waits in all
+// for batches to end (batchGate.giveWay): at a low rate a batch's write
+// takes a few milliseconds and the summaries wait for each one they meet;
+// under load, when batches come back to back, they wait at most this
+// long and then take turns with them command by command.
+const giveWayBudget = time.Second
+
+// batchGate lets the summaries write beside the pipeline give way to the
+// batches. On MongoDB's stand-in (SQLite, one writer at a time) a batch's
+// insert that finds the status or rollup updates holding the lock backs
+// off for 1, 2, 5, 10, … up to 100 ms at a time, and the updates, one
+// after the other, kept taking the lock first: samples waited 50–100 ms
+// more behind a summaries write. A batch holds the gate while its samples
+// are written (hold, release, only from the pipeline's goroutine); the
+// summaries write waits before each of its commands for the batch holding
+// it to end (giveWay).
+type batchGate struct {
+	mu   sync.Mutex
+	done chan struct{} // closed when the batch holding the gate ends; nil when none does
+}
+
+func (g *batchGate) hold() {
+	g.mu.Lock()
+	g.done = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *batchGate) release() {
+	g.mu.Lock()
+	close(g.done)
+	g.done = nil
+	g.mu.Unlock()
+}
+
+// giveWay returns the pause (mongots.WithPause) of one summaries write:
+// each call waits for the batch holding the gate, if any, to end, until
+// budget is spent over all the calls, or ctx ends (its error).
+func (g *batchGate) giveWay(budget time.Duration) func(context.Context) error {
+	left := budget
+	return func(ctx context.Context) error {
+		g.mu.Lock()
+		done := g.done
+		g.mu.Unlock()
+		if done == nil || left <= 0 {
+			return nil
+		}
+		start := time.Now()
+		t := time.NewTimer(left)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		left -= time.Since(start)
+		return nil
+	}
 }

@@ -279,3 +279,62 @@ func TestHeldCheckpointNotSavedAgain(t *testing.T) {
 		t.Fatalf("offset after the summaries were written %d, want 6", o)
 	}
 }
+
+// TestBatchGate: a summaries write's pause goes on at once when no
+// batch's samples are being written, waits for the batch that is being
+// written to end, waits no longer in all than its budget (a second pause
+// then goes on while the batch still writes), and ends with its context.
+func TestBatchGate(t *testing.T) {
+	var g batchGate
+	ctx := context.Background()
+	if err := g.giveWay(time.Hour)(ctx); err != nil {
+		t.Fatalf("no batch: %v", err)
+	}
+
+	g.hold()
+	pause := g.giveWay(time.Hour)
+	returned := make(chan error, 1)
+	go func() { returned <- pause(ctx) }()
+	select {
+	case err := <-returned:
+		t.Fatalf("the pause returned (%v) while a batch was being written", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.release()
+	select {
+	case err := <-returned:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pause did not return when the batch ended")
+	}
+
+	g.hold()
+	defer g.release()
+	pause = g.giveWay(20 * time.Millisecond)
+	for i := range 2 {
+		go func() { returned <- pause(ctx) }()
+		select {
+		case err := <-returned:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("pause %d of a 20 ms budget still waits after 10 s", i+1)
+		}
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	pause = g.giveWay(time.Hour)
+	go func() { returned <- pause(cctx) }()
+	cancel()
+	select {
+	case err := <-returned:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("pause under a canceled context: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pause did not end with its context")
+	}
+}
