@@ -2,7 +2,6 @@ package mongots
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -33,8 +32,10 @@ const lastSeqsChunk = 1000
 // which the index {meta.device: 1, ts: -1} serves by reading one document
 // per device, whatever the history (MongoDB's last-point pattern). A
 // server without $first (the FerretDB stand-in answers NotImplemented) is
-// asked instead, from then on, one device at a time: find {meta.device: d}
-// sort {ts: -1} limit 1. Read concern majority (see Options.WriteConcern).
+// asked instead, from then on, per 1,000 devices: find {meta.device: {$in:
+// [d1, d2, …]}} projecting meta.device, seq and ts, the newest kept here
+// (which reads every sample of those devices: for the stand-in only).
+// Read concern majority (see Options.WriteConcern).
 //
 // The newest sample by ts has the device's highest seq as long as the
 // device's clock never went back; a sink that skips samples whose seq is
@@ -54,7 +55,7 @@ func (s *Store) LastSeqs(ctx context.Context, coll string, devs []string) (map[s
 		err := s.lastPoints(ctx, c, coll, devs[:n], out)
 		if hasCode(err, codeNotImplemented) {
 			s.noFirst.Store(true)
-			s.log.Warn("mongots: the server has no $first (the FerretDB stand-in?): reading each device's newest sample with a find of its own",
+			s.log.Warn("mongots: the server has no $first (the FerretDB stand-in?): reading the devices' samples to find each one's newest",
 				"collection", s.namespace(coll), "err", err)
 			break
 		}
@@ -63,24 +64,44 @@ func (s *Store) LastSeqs(ctx context.Context, coll string, devs []string) (map[s
 		}
 		devs = devs[n:]
 	}
-	opts := options.FindOne().
-		SetSort(bson.D{{Key: fieldTS, Value: int32(-1)}}).
-		SetProjection(bson.D{{Key: "_id", Value: int32(0)}, {Key: fieldSeq, Value: int32(1)}, {Key: fieldTS, Value: int32(1)}})
-	for _, d := range devs {
-		raw, err := c.FindOne(ctx, bson.D{{Key: fieldMeta + "." + metaDevice, Value: d}}, opts).Raw()
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			continue
+	for len(devs) > 0 {
+		n := min(len(devs), lastSeqsChunk)
+		if err := s.newestByScan(ctx, c, coll, devs[:n], out); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, s.commandError(coll, "find", "newest sample of "+d, err)
-		}
-		m, err := seqMark(raw)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: newest sample of %s: %v", ErrCorruptDoc, s.namespace(coll), d, err)
-		}
-		out[d] = m
+		devs = devs[n:]
 	}
 	return out, nil
+}
+
+// newestByScan is LastSeqs on a server without $first (the stand-in):
+// one find {meta.device: {$in: devs}} projecting meta.device, seq and ts,
+// keeping each device's newest (by ts; of two at one ts, the higher
+// seq, so that the mark errs high). The stand-in answers it by reading
+// the collection once, where a find per device read it once per device:
+// at a sink's start, a scan per device of the first batches.
+func (s *Store) newestByScan(ctx context.Context, c *mongo.Collection, coll string, devs []string, out map[string]SeqMark) error {
+	what := fmt.Sprintf("newest samples of %d devices", len(devs))
+	cur, err := c.Find(ctx, bson.D{{Key: fieldMeta + "." + metaDevice, Value: bson.D{{Key: "$in", Value: devs}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: int32(0)}, {Key: fieldMeta + "." + metaDevice, Value: int32(1)}, {Key: fieldSeq, Value: int32(1)}, {Key: fieldTS, Value: int32(1)}}))
+	if err != nil {
+		return s.commandError(coll, "find", what, err)
+	}
+	defer func() { _ = cur.Close(ctx) }()
+	for cur.Next(ctx) {
+		dev, ok := cur.Current.Lookup(fieldMeta, metaDevice).StringValueOK()
+		m, err := seqMark(cur.Current)
+		if !ok || err != nil {
+			return fmt.Errorf("%w: %s: sample %s: want a device, seq and ts", ErrCorruptDoc, s.namespace(coll), cur.Current)
+		}
+		if old, seen := out[dev]; !seen || m.Time.After(old.Time) || (m.Time.Equal(old.Time) && m.Seq > old.Seq) {
+			out[dev] = m
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return s.commandError(coll, "find", what, err)
+	}
+	return nil
 }
 
 // lastPointPipeline is LastSeqs' aggregation for devs.

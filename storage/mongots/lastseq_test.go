@@ -45,8 +45,9 @@ func lastSeqDoc(device string, seq uint64, ts time.Time, offset int64) Doc {
 }
 
 // TestLastSeqs runs against the FerretDB stand-in: the newest sample by ts
-// of each device, devices without samples absent. The stand-in refuses the
-// last-point aggregation ($first), which LastSeqs then stops sending.
+// of each device (of two at one ts, the higher seq), devices without
+// samples absent. The stand-in refuses the last-point aggregation
+// ($first), which LastSeqs then stops sending.
 func TestLastSeqs(t *testing.T) {
 	const coll = "plant-a.press"
 	s, ctx, m := lastSeqStoreMonitored(t, coll)
@@ -55,12 +56,15 @@ func TestLastSeqs(t *testing.T) {
 	for i := range 5 {
 		docs = append(docs, lastSeqDoc("press-01", uint64(10+i), t0.Add(time.Duration(i)*time.Second), int64(i)))
 	}
-	docs = append(docs, lastSeqDoc("press-02", 7, t0.Add(time.Minute), 5))
+	// Two samples at one ts, the higher seq first (press-02) or second
+	// (press-03): the mark takes the higher.
+	docs = append(docs, lastSeqDoc("press-02", 7, t0.Add(time.Minute), 5), lastSeqDoc("press-02", 6, t0.Add(time.Minute), 6),
+		lastSeqDoc("press-03", 3, t0.Add(time.Minute), 7), lastSeqDoc("press-03", 4, t0.Add(time.Minute), 8))
 	if _, err := s.Write(ctx, coll, docs); err != nil {
 		t.Fatal(err)
 	}
 	m.Reset()
-	got, err := s.LastSeqs(ctx, coll, []string{"press-01", "press-02", "press-03", "press-01"})
+	got, err := s.LastSeqs(ctx, coll, []string{"press-01", "press-02", "press-03", "press-04", "press-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +75,7 @@ func TestLastSeqs(t *testing.T) {
 	assertCommand(t, aggs[0], bson.D{
 		{Key: "aggregate", Value: coll},
 		{Key: "pipeline", Value: bson.A{
-			bson.D{{Key: "$match", Value: bson.D{{Key: "meta.device", Value: bson.D{{Key: "$in", Value: bson.A{"press-01", "press-02", "press-03"}}}}}}},
+			bson.D{{Key: "$match", Value: bson.D{{Key: "meta.device", Value: bson.D{{Key: "$in", Value: bson.A{"press-01", "press-02", "press-03", "press-04"}}}}}}},
 			bson.D{{Key: "$sort", Value: bson.D{{Key: "meta.device", Value: int32(1)}, {Key: "ts", Value: int32(-1)}}}},
 			bson.D{{Key: "$group", Value: bson.D{
 				{Key: "_id", Value: "$meta.device"},
@@ -82,8 +86,17 @@ func TestLastSeqs(t *testing.T) {
 		{Key: "cursor", Value: bson.D{}},
 		{Key: "readConcern", Value: bson.D{{Key: "level", Value: "majority"}}},
 	})
-	if finds := m.Commands("find"); len(finds) != 3 {
-		t.Fatalf("%d finds after the refused aggregate, want one per device", len(finds))
+	// Then one find for the four, which the stand-in answers with one
+	// read of the collection, not one per device.
+	finds := m.Commands("find")
+	if len(finds) != 1 {
+		t.Fatalf("%d finds after the refused aggregate, want 1", len(finds))
+	}
+	if got, want := field(t, finds[0], "filter"), extJSON(t, bson.D{{Key: "meta.device", Value: bson.D{{Key: "$in", Value: bson.A{"press-01", "press-02", "press-03", "press-04"}}}}}); got != want {
+		t.Errorf("find filter %s, want %s", got, want)
+	}
+	if got, want := field(t, finds[0], "projection"), extJSON(t, bson.D{{Key: "_id", Value: int32(0)}, {Key: "meta.device", Value: int32(1)}, {Key: "seq", Value: int32(1)}, {Key: "ts", Value: int32(1)}}); got != want {
+		t.Errorf("find projection %s, want %s", got, want)
 	}
 	m.Reset()
 	if _, err := s.LastSeqs(ctx, coll, []string{"press-01"}); err != nil || len(m.Commands("aggregate")) != 0 {
@@ -92,6 +105,7 @@ func TestLastSeqs(t *testing.T) {
 	want := map[string]SeqMark{
 		"press-01": {Seq: 14, Time: t0.Add(4 * time.Second)},
 		"press-02": {Seq: 7, Time: t0.Add(time.Minute)},
+		"press-03": {Seq: 4, Time: t0.Add(time.Minute)},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("LastSeqs = %v, want %v", got, want)

@@ -146,7 +146,7 @@ type Store struct {
 	// and the matching read concern (Options.WriteConcern).
 	coll *options.CollectionOptionsBuilder
 	// noFirst is set once the server refused $first ($group), as the
-	// FerretDB stand-in does: LastSeqs then reads one device at a time.
+	// FerretDB stand-in does: LastSeqs then reads the devices' samples.
 	noFirst atomic.Bool
 	// shard caches what sharding learnt (Options.Shard).
 	shard shardState
