@@ -392,10 +392,16 @@ func (d *db) total(colls ...string) int64 {
 // waitLimit with what describe says.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
+	waitWithin(t, what, waitLimit, cond)
+}
+
+// waitWithin is waitFor with its own limit.
+func waitWithin(t testing.TB, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s after %v", what, waitLimit)
+			t.Fatalf("gave up waiting for %s after %v", what, limit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
