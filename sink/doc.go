@@ -155,7 +155,15 @@
 // (mongots.Store.SaveRollups): a rollup another writer changed meanwhile
 // conflicts, and its partition is consumed again from the hold (the
 // write beside the pipeline finds the conflict; when it lands, the
-// batch then polled is consumed again too). Status
+// batch then polled is consumed again too). A rollup the sink does not
+// hold is read before samples are folded into it, but for a device's bin
+// later than the one held, of a record past the floor: no sink wrote
+// that one, every earlier sample of the device having come through this
+// sink. Records at or below the floor (a killed sink may have written
+// their rollups past its checkpoint, in several bins of a device), and
+// after a conflict those consumed again, read every bin: otherwise the
+// sink would take a stored bin for new, conflict on inserting it, consume
+// the partition again, and do the same again for ever. Status
 // entries only move forward in time. Rollups are configured per class
 // (collections.*.rollups: enabled, minute_expire_after,
 // hour_expire_after); set enabled: false for a class nobody queries over

@@ -165,8 +165,14 @@ type partState struct {
 	// bins holds, per rollup period and device, the rollup of the
 	// device's newest bin, folded up to the last sample consumed; dirty,
 	// per period, the rollups folded since they were last written.
-	bins  map[string]map[string]*mongots.Rollup
-	dirty map[string]map[mongots.RollupKey]*mongots.Rollup
+	// loadAll is the highest offset whose samples' rollups are all read
+	// from MongoDB before they are folded (foldRollups): a sink before
+	// this one may have written the bins of records up to it (the floor
+	// when the partition was assigned; after a rollup conflict, the floor
+	// then). Past it, a device's bin later than the one held is new.
+	loadAll int64
+	bins    map[string]map[string]*mongots.Rollup
+	dirty   map[string]map[mongots.RollupKey]*mongots.Rollup
 	// flying, per period, holds the rollups the summaries write in
 	// progress takes (the pipeline's own, which batches may fold into
 	// meanwhile); nil when none.
@@ -185,7 +191,7 @@ type partState struct {
 
 // newPartState is the state of a partition this member starts to own.
 func newPartState(floor, attempted int64) *partState {
-	return &partState{floor: floor, attempted: attempted, marks: map[string]uint64{}, devs: map[string]devState{},
+	return &partState{floor: floor, attempted: attempted, loadAll: floor, marks: map[string]uint64{}, devs: map[string]devState{},
 		bins: map[string]map[string]*mongots.Rollup{}, dirty: map[string]map[mongots.RollupKey]*mongots.Rollup{},
 		pending: map[string]mongots.DeviceStatus{}, hold: -1, flushing: -1, saved: -1}
 }
@@ -881,16 +887,21 @@ func (p *pipeline) foldRollups(ctx context.Context, coll string, per mongots.Per
 		if st == nil || seen[key] {
 			continue
 		}
-		seen[key] = true
-		if cur := st.bins[per.Name][key.Device]; cur != nil && !cur.Start.After(key.Start) {
-			// The bin held, or a later one: no sink wrote it, since every
-			// earlier sample of the device went through this one (a stale
-			// writer's conflicts on saving).
+		cur := st.bins[per.Name][key.Device]
+		if cur != nil && cur.Start.Equal(key.Start) || st.dirty[per.Name][key] != nil || st.flying[per.Name][key] != nil {
+			seen[key] = true // held
 			continue
 		}
-		if st.dirty[per.Name][key] == nil && st.flying[per.Name][key] == nil {
-			need = append(need, key)
+		if cur != nil && cur.Start.Before(key.Start) && d.Offset > st.loadAll {
+			// A bin later than the one held, of a record no sink before
+			// this one attempted: no sink wrote it, since every earlier
+			// sample of the device went through this one (a stale
+			// writer's conflicts on saving). A later sample of the bin
+			// may still be one to read it for.
+			continue
 		}
+		seen[key] = true
+		need = append(need, key)
 	}
 	p.mu.Unlock()
 	var loaded map[mongots.RollupKey]*mongots.Rollup

@@ -252,6 +252,10 @@ func (p *pipeline) landSummaries(wait bool) error {
 				p.rewinds[k] = st.hold
 			}
 			st.bins, st.dirty = map[string]map[string]*mongots.Rollup{}, map[string]map[mongots.RollupKey]*mongots.Rollup{}
+			// The records consumed again read every rollup they fold
+			// into: the conflicting ones are stored, and a bin later than
+			// the one held may be too.
+			st.loadAll = max(st.loadAll, st.floor)
 			p.log.Warn("rollups changed by another writer since they were read: consuming the partition again from its hold",
 				"topic", k.topic, "partition", k.partition, "from", st.hold)
 		}

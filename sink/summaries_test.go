@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/factorywire/factorywire/devices"
 	"github.com/factorywire/factorywire/internal/mongotest"
 	"github.com/factorywire/factorywire/storage/mongots"
 )
@@ -99,35 +102,59 @@ func TestSummariesBesideThePipeline(t *testing.T) {
 	}
 }
 
+// rollupStore is a store on the stand-in, in a database of its own named
+// after name, and its client.
+func rollupStore(t *testing.T, name string) (*mongots.Store, *mongo.Client, string) {
+	t.Helper()
+	opts := mongots.DefaultOptions()
+	opts.TimeSeries, opts.Database = false, mongotest.DatabaseName(name)
+	client := mongotest.Connect(t, mongotest.Start(t), nil)
+	return mongots.New(client, opts), client, opts.Database
+}
+
+// rollupPipeline is a pipeline writing its summaries to st every
+// interval (0: after every batch), with the 4 partitions of testFactory's
+// press topic assigned, ends their end offsets.
+func rollupPipeline(t *testing.T, st store, interval time.Duration, ends map[int32]int64) *pipeline {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Factories = []string{testFactory}
+	cfg.SummaryInterval = interval
+	p := newPipeline(cfg, slog.New(slog.DiscardHandler), newMetrics(prometheus.NewRegistry()), st)
+	assignAll(t, p, ends)
+	return p
+}
+
+// deviceSample is press-00's sample seq, at base + seq seconds.
+func deviceSample(base time.Time, seq int) devices.Sample {
+	s := testSample("press", "press-00", uint64(seq))
+	s.Time = base.Add(time.Duration(seq) * time.Second)
+	return s
+}
+
+// deviceRun is the records of press-00's samples from to to-1
+// (deviceSample) on partition 0, offset = seq.
+func deviceRun(base time.Time, from, to int) []*kgo.Record {
+	var recs []*kgo.Record
+	for seq := from; seq < to; seq++ {
+		r := sampleRecord(deviceSample(base, seq))
+		r.Partition, r.Offset = 0, int64(seq)
+		recs = append(recs, r)
+	}
+	return recs
+}
+
 // TestSummariesConflictRewinds: a rollup another writer changed since
 // the sink read it (a member evicted from the group, still finishing its
 // work) makes the summaries write, beside the pipeline, conflict; when it
 // lands, the partition's rollups are forgotten and the partition is to be
 // consumed again from the first sample folded into what was not written.
 func TestSummariesConflictRewinds(t *testing.T) {
-	uri := mongotest.Start(t)
-	opts := mongots.DefaultOptions()
-	opts.TimeSeries, opts.Database = false, mongotest.DatabaseName("conflict")
-	client := mongotest.Connect(t, uri, nil)
-	st := mongots.New(client, opts)
-	cfg := DefaultConfig()
-	cfg.Factories = []string{testFactory}
-	cfg.SummaryInterval = 0
-	p := newPipeline(cfg, slog.New(slog.DiscardHandler), newMetrics(prometheus.NewRegistry()), st)
-	assignAll(t, p, map[int32]int64{0: 0, 1: 0, 2: 0, 3: 0})
+	st, client, dbName := rollupStore(t, "conflict")
+	p := rollupPipeline(t, st, 0, map[int32]int64{0: 0, 1: 0, 2: 0, 3: 0})
 	// One device on partition 0, a sample a second within one minute.
 	base := time.Now().Add(-2 * time.Hour).Truncate(time.Hour).UTC()
-	batch := func(from, to int) []*kgo.Record {
-		var recs []*kgo.Record
-		for seq := from; seq < to; seq++ {
-			s := testSample("press", "press-00", uint64(seq))
-			s.Time = base.Add(time.Duration(seq) * time.Second)
-			r := sampleRecord(s)
-			r.Partition, r.Offset = 0, int64(seq)
-			recs = append(recs, r)
-		}
-		return recs
-	}
+	batch := func(from, to int) []*kgo.Record { return deviceRun(base, from, to) }
 	ctx := context.Background()
 	if _, err := p.process(ctx, batch(0, 5)); err != nil {
 		t.Fatal(err)
@@ -139,7 +166,7 @@ func TestSummariesConflictRewinds(t *testing.T) {
 		t.Fatalf("rewinds %v after a write without conflict", rw)
 	}
 	// Another writer changes the device's minute rollup.
-	coll := client.Database(opts.Database).Collection(mongots.RollupCollection(testFactory+".press", mongots.PeriodMinute))
+	coll := client.Database(dbName).Collection(mongots.RollupCollection(testFactory+".press", mongots.PeriodMinute))
 	if res, err := coll.UpdateMany(ctx, bson.D{}, bson.D{{Key: "$inc", Value: bson.D{{Key: "rev", Value: 1}}}}); err != nil || res.ModifiedCount != 1 {
 		t.Fatalf("change the rollup: %v, %v", res, err)
 	}
@@ -172,6 +199,156 @@ func TestSummariesConflictRewinds(t *testing.T) {
 	}
 	if r := got[mongots.RollupKey{Device: "press-00", Start: base}]; r == nil || r.Count != 8 || r.LastSeq != 7 {
 		t.Fatalf("minute rollup %+v, want 8 samples up to seq 7", r)
+	}
+}
+
+// TestRollupsPastCheckpointRead: a sink killed after its summaries write
+// landed, before its checkpoint passed the hold, leaves rollups stored
+// for records past the checkpoint, in several bins of a device. The next
+// owner consumes those records again and reads every rollup they fold
+// into, so that it folds each sample once, with no conflict: before, it
+// read only the device's first bin, took the later ones for new,
+// inserted them, met duplicate keys, consumed the partition again from
+// its hold, and did the same again for ever.
+func TestRollupsPastCheckpointRead(t *testing.T) {
+	st, _, _ := rollupStore(t, "pastcheckpoint")
+	topic := testFactory + ".press"
+	// One device on partition 0, a sample a second from a whole hour on.
+	base := time.Now().Add(-3 * time.Hour).Truncate(time.Hour).UTC()
+	batch := func(from, to int) []*kgo.Record { return deviceRun(base, from, to) }
+	ctx := context.Background()
+	newPipe := func() *pipeline { return rollupPipeline(t, st, 0, map[int32]int64{0: 150, 1: 0, 2: 0, 3: 0}) }
+	// The first sink folds 2.5 minutes into three minute rollups and
+	// writes them, then dies: its checkpoint stays held at offset 0.
+	first := newPipe()
+	if _, err := first.process(ctx, batch(0, 150)); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.landSummaries(true); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := st.LoadOffsets(ctx, DefaultConfig().Kafka.Group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := saved[0]; ok && o > 0 {
+		t.Fatalf("checkpoint at %d after the first sink, want at most 0 (held)", o)
+	}
+	// The next owner consumes from the checkpoint, a minute a batch, and
+	// goes on past where the first one stopped.
+	next := newPipe()
+	for from := 0; from < 240; from += 60 {
+		if _, err := next.process(ctx, batch(from, from+60)); err != nil {
+			t.Fatal(err)
+		}
+		if err := next.landSummaries(true); err != nil {
+			t.Fatal(err)
+		}
+		if rw := next.takeRewinds(); len(rw) != 0 {
+			t.Fatalf("batch from offset %d: rewinds %v, want none (no other writer)", from, rw)
+		}
+	}
+	stopPipeline(t, next)
+	var keys []mongots.RollupKey
+	for m := range 4 {
+		keys = append(keys, mongots.RollupKey{Device: "press-00", Start: base.Add(time.Duration(m) * time.Minute)})
+	}
+	got, err := st.LoadRollups(ctx, topic, mongots.PeriodMinute, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m, k := range keys {
+		if r := got[k]; r == nil || r.Count != 60 || r.LastSeq != uint64(m*60+59) {
+			t.Errorf("minute %d rollup %+v, want 60 samples up to seq %d", m, r, m*60+59)
+		}
+	}
+	hour, err := st.LoadRollups(ctx, topic, mongots.PeriodHour, []mongots.RollupKey{{Device: "press-00", Start: base}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := hour[mongots.RollupKey{Device: "press-00", Start: base}]; r == nil || r.Count != 240 {
+		t.Errorf("hour rollup %+v, want 240 samples", r)
+	}
+}
+
+// TestConflictReadsLaterBins: a stale writer (a member evicted from the
+// group, finishing its batch) writes bins later than the one the sink
+// holds, of records past the floor the sink took the partition at. The
+// sink takes them for new, and the summaries write, which spans several
+// batches, conflicts on inserting them. Consumed again from the hold, the
+// records read every rollup they fold into, not only the first batch's,
+// so that the second write has no conflict (before, the second batch took
+// its bin for new again, and the partition went round for ever), and the
+// stale writer's samples are kept.
+func TestConflictReadsLaterBins(t *testing.T) {
+	st, client, dbName := rollupStore(t, "laterbins")
+	// Summaries written when the test says (startSummaries), after the
+	// first batch's.
+	p := rollupPipeline(t, st, time.Hour, map[int32]int64{0: 0, 1: 0, 2: 0, 3: 0})
+	topic := testFactory + ".press"
+	base := time.Now().Add(-2 * time.Hour).Truncate(time.Hour).UTC()
+	ctx := context.Background()
+	write := func(what string) map[string]map[int32]kgo.EpochOffset {
+		t.Helper()
+		p.startSummaries(ctx)
+		if err := p.landSummaries(true); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return p.takeRewinds()
+	}
+	process := func(from, to int) {
+		t.Helper()
+		if _, err := p.process(ctx, deviceRun(base, from, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	process(0, 60)
+	if rw := write("minute 0"); len(rw) != 0 {
+		t.Fatalf("rewinds %v after minute 0, want none", rw)
+	}
+	// The stale writer's rollups of minutes 1 and 2: 10 samples of each.
+	var stale []*mongots.Rollup
+	for _, from := range []int{60, 120} {
+		first := deviceSample(base, from)
+		r := mongots.NewRollup(topic, mongots.PeriodMinute, &first)
+		for seq := from; seq < from+10; seq++ {
+			s := deviceSample(base, seq)
+			r.Fold(&s)
+		}
+		stale = append(stale, r)
+	}
+	if conflicts, err := st.SaveRollups(ctx, topic, mongots.PeriodMinute, stale); err != nil || len(conflicts) > 0 {
+		t.Fatalf("stale writer: %v, %v", conflicts, err)
+	}
+	process(60, 90)
+	process(90, 150)
+	rw := write("minutes 1 and 2")
+	if o, ok := rw[topic][0]; !ok || o.Offset != 60 {
+		t.Fatalf("rewinds %v, want partition 0 from offset 60", rw)
+	}
+	process(60, 90)
+	process(90, 150)
+	if rw := write("minutes 1 and 2 again"); len(rw) != 0 {
+		t.Fatalf("rewinds %v after the partition was consumed again, want none", rw)
+	}
+	stopPipeline(t, p)
+	want := map[string]int64{}
+	for m, n := range []int64{60, 60, 30} {
+		want[fmt.Sprintf("press-00@%s", base.Add(time.Duration(m)*time.Minute).Format(time.RFC3339))] = n
+	}
+	got := map[string]int64{}
+	cur, err := client.Database(dbName).Collection(mongots.RollupCollection(topic, mongots.PeriodMinute)).Find(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cur.Next(ctx) {
+		got[cur.Current.Lookup("_id").StringValue()] = cur.Current.Lookup("n").AsInt64()
+	}
+	if err := cur.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("minute rollups' samples %v, want %v", got, want)
 	}
 }
 
