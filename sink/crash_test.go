@@ -33,7 +33,10 @@ func crashSample(class, device string, seq uint64) *kgo.Record {
 // samples of 10 devices on 5 partitions, and gateway-style re-deliveries
 // of 1 200 of them) is produced, a chunk per child; a child started after
 // each kill takes over (static membership, so at once). In the end every
-// (device, seq) is stored exactly once. Against the FerretDB stand-in, which answers the
+// (device, seq) is stored exactly once, and folded once into the
+// rollups. Each kill comes within 1.5 s of the child's first write, so
+// that it leaves records written past the checkpoint, which the next
+// child consumes again. Against the FerretDB stand-in, which answers the
 // sink's queries by scanning whole collections, hence small topics and
 // documents.
 func TestCrashLoop(t *testing.T) {
@@ -44,6 +47,10 @@ func TestCrashLoop(t *testing.T) {
 		chunk     = 200           // samples per device per chunk, one chunk per kill
 		seqs      = kills * chunk // samples per device
 		redeliver = 10            // after each chunk, the chunk's last samples again
+		// killWithin is the span, in ms from its first write, in which a
+		// child is killed: shorter than a child takes to work through the
+		// records the kills before left (thousands, consumed again).
+		killWithin = 1500
 	)
 	addr := startBroker(t)
 	topicSet := map[string]int32{}
@@ -94,16 +101,20 @@ func TestCrashLoop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	replays := 0
 	for i := range kills {
-		before := committed()
+		before, stored := committed(), d.total(names...)
 		// A chunk of the stream arrives while the child starts, so that
 		// the child has a backlog of several batches to work through.
 		produced := make(chan error, 1)
 		go func() { produced <- p.cl.ProduceSync(t.Context(), chunkRecords(i)...).FirstErr() }()
 		child := startChild(t, cfg, work, "")
-		// Let it commit a batch, then kill it at a random moment of its
-		// work: polling, writing, saving or committing.
-		waitFor(t, fmt.Sprintf("child %d to commit", i+1), func() bool { return committed() > before })
-		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		// Once it has stored samples, kill it at a random moment of its
+		// work: writing samples or summaries, saving or committing, or
+		// after it is done. Timed from its first write rather than its
+		// first commit, which can come only once the chunk is done (the
+		// summaries write holds the checkpoint), so that most kills leave
+		// records written past the checkpoint, to be consumed again.
+		waitFor(t, fmt.Sprintf("child %d to store samples", i+1), func() bool { return d.total(names...) > stored })
+		time.Sleep(time.Duration(rng.IntN(killWithin)) * time.Millisecond)
 		if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -122,13 +133,16 @@ func TestCrashLoop(t *testing.T) {
 			i+1, before, committed(), ahead)
 	}
 	t.Logf("%d of %d kills left records written but not checkpointed, consumed again by the next child", replays, kills)
+	if replays == 0 {
+		t.Errorf("no kill left records written past the checkpoint: the test no longer exercises a sink consuming again what a killed one wrote (killWithin too long?)")
+	}
 	child := startChild(t, cfg, work, "")
 	ends := endOffsets(t, addr, names...)
 	// The last child consumes again everything past the checkpoint (up
-	// to 12,800 records with children killed early), checking each
-	// replayed record against MongoDB: seconds alone, longer in a run of
-	// the whole suite on 2 cores. Its progress is logged every 30 s, so
-	// that a stall (the committed offsets not moving) shows as one.
+	// to 18,500 records), checking each record consumed again against
+	// MongoDB: about 20 s alone, longer in a run of the whole suite on 2
+	// cores. Its progress is logged every 30 s, so that a stall (the
+	// committed offsets not moving) shows as one.
 	lastLog := time.Now()
 	waitWithin(t, "the last child to commit everything", 3*waitLimit, func() bool {
 		c := committedOffsets(t, addr, cfg.Kafka.Group)
