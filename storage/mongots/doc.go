@@ -274,11 +274,15 @@
 // collection holds, whatever the indexes: bounded work there means finds
 // and updates by _id alone, which the _id index serves (with the change
 // factorywire carries in third_party/ferretdb: the release read the whole
-// table for those too). So in the stand-in mode the guarded writes (a status entry only
-// forward in time, a rollup over the revision it was read at) read the
-// stored ts or revisions first, one find per 1,000 _ids, and then write
-// by _id alone: about 7× cheaper there than a guard in each update's
-// filter, which FerretDB answers by reading the collection per update.
+// table for those too). So in the stand-in mode the guarded writes (a
+// status entry only forward in time, a rollup over the revision it was
+// read at) read the stored ts or revisions first and then write by _id
+// alone: about 7× cheaper there than a guard in each update's filter,
+// which FerretDB answers by reading the collection per update. The
+// status entries' ts are read with one find {_id: {$in}} per 1,000 (the
+// status collection holds a document per device), the rollups' revisions
+// with one find by _id each (a rollup collection gains a document per
+// device and period, and nothing expires on the stand-in).
 // The read and the write are not one atomic step, as FerretDB's own
 // update is not. Update commands carry at most 24 statements: FerretDB
 // holds a connection of its pool of 100 per statement until the command

@@ -334,9 +334,9 @@ func (s *Store) LoadRollups(ctx context.Context, topic string, p Period, keys []
 // batch) does not match, the upsert's insert fails with a duplicate key,
 // and its key is returned in conflicts, unwritten: reload it and fold
 // again. The others are written and their Rev raised. In the stand-in
-// mode the revisions are read first and the replacements sent with the
-// filter {_id} alone (see standInStatusUpdates for why, and what it
-// costs). Write concern: Options.WriteConcern.
+// mode the revisions are read first, one find by _id per rollup, and the
+// replacements sent with the filter {_id} alone (see
+// standInStatusUpdates for why, and what it costs). Write concern: Options.WriteConcern.
 func (s *Store) SaveRollups(ctx context.Context, topic string, p Period, rs []*Rollup) (conflicts []RollupKey, err error) {
 	coll := RollupCollection(topic, p)
 	now := time.Now().UTC()
@@ -369,7 +369,8 @@ func (s *Store) SaveRollups(ctx context.Context, topic string, p Period, rs []*R
 		sends = append(sends, send{replaces, func(r *Rollup) mongo.WriteModel { return replace(bson.D{{Key: "rev", Value: r.Rev}})(r) }})
 	case len(replaces) > 0:
 		// The stand-in reads its whole collection for any filter but
-		// {_id}: the revisions are read first, one find per 1,000, and
+		// {_id}: the revisions are read first, one find by _id per
+		// rollup (the collection grows with every period kept), and
 		// the rollups still at theirs are replaced by _id alone. A
 		// missing document is inserted, as the upsert would; one at
 		// another revision is a conflict.
@@ -377,7 +378,7 @@ func (s *Store) SaveRollups(ctx context.Context, topic string, p Period, rs []*R
 		for i, r := range replaces {
 			ids[i] = rollupID(r.Device, r.Start)
 		}
-		stored, err := s.storedValues(ctx, coll, "read rollup revisions", ids, "rev")
+		stored, err := s.storedValuesByID(ctx, coll, "read rollup revisions", ids, "rev")
 		if err != nil {
 			return nil, err
 		}

@@ -215,34 +215,55 @@ func (s *Store) standInStatusUpdates(ctx context.Context, guarded []guardedStatu
 // document's field (absent where the document lacks it, or the document
 // where it is absent), one find
 // {_id: {$in: [...]}} per 1,000 ids with field alone projected. what
-// names the read in errors.
+// names the read in errors. On the stand-in each find reads the whole
+// collection: for a collection bounded by the fleet (the device status).
 func (s *Store) storedValues(ctx context.Context, coll, what string, ids []string, field string) (map[string]bson.RawValue, error) {
 	out := make(map[string]bson.RawValue, len(ids))
 	for len(ids) > 0 {
 		n := min(len(ids), statusChunk)
-		cur, err := s.collection(coll).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids[:n]}}}},
-			options.Find().SetProjection(bson.D{{Key: field, Value: 1}}))
-		if err != nil {
-			return nil, s.commandError(coll, "find", what, err)
+		if err := s.collectValues(ctx, coll, what, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids[:n]}}}}, field, out); err != nil {
+			return nil, err
 		}
 		ids = ids[n:]
-		for cur.Next(ctx) {
-			id, ok := cur.Current.Lookup("_id").StringValueOK()
-			if !ok {
-				_ = cur.Close(ctx)
-				return nil, fmt.Errorf("%w: %s: _id %s is not a string", ErrCorruptDoc, s.namespace(coll), cur.Current.Lookup("_id"))
-			}
-			if v, err := cur.Current.LookupErr(field); err == nil {
-				out[id] = bson.RawValue{Type: v.Type, Value: slices.Clone(v.Value)} // Current is reused by Next
-			}
-		}
-		err = cur.Err()
-		_ = cur.Close(ctx)
-		if err != nil {
-			return nil, s.commandError(coll, "find", what, err)
+	}
+	return out, nil
+}
+
+// storedValuesByID is storedValues with one find {_id: <id>} per id,
+// which the stand-in serves from its _id index: its cost follows the ids
+// asked, not what the collection has accumulated (the rollups, kept for
+// ever on the stand-in).
+func (s *Store) storedValuesByID(ctx context.Context, coll, what string, ids []string, field string) (map[string]bson.RawValue, error) {
+	out := make(map[string]bson.RawValue, len(ids))
+	for _, id := range ids {
+		if err := s.collectValues(ctx, coll, what, bson.D{{Key: "_id", Value: id}}, field, out); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// collectValues runs find filter on coll with field alone projected and
+// adds each document's value of field to out by _id.
+func (s *Store) collectValues(ctx context.Context, coll, what string, filter bson.D, field string, out map[string]bson.RawValue) error {
+	cur, err := s.collection(coll).Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: field, Value: 1}}))
+	if err != nil {
+		return s.commandError(coll, "find", what, err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		id, ok := cur.Current.Lookup("_id").StringValueOK()
+		if !ok {
+			return fmt.Errorf("%w: %s: _id %s is not a string", ErrCorruptDoc, s.namespace(coll), cur.Current.Lookup("_id"))
+		}
+		if v, err := cur.Current.LookupErr(field); err == nil {
+			out[id] = bson.RawValue{Type: v.Type, Value: slices.Clone(v.Value)} // Current is reused by Next
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return s.commandError(coll, "find", what, err)
+	}
+	return nil
 }
 
 // bulkDuplicates sends models, all of one kind, in unordered bulk writes
