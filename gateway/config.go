@@ -61,7 +61,8 @@ type KafkaConfig struct {
 	// Config is the connection: brokers (default [127.0.0.1:9092]), tls
 	// and sasl, as every component spells them (see kafkaclient).
 	kafkaclient.Config `yaml:",inline"`
-	// Compression is zstd (default), lz4, snappy, gzip or none.
+	// Compression is zstd (default, at its fastest level), lz4, snappy,
+	// gzip or none.
 	Compression string `yaml:"compression"`
 	// Linger is how long the producer waits to fill a batch. Default 10ms.
 	Linger time.Duration `yaml:"linger"`

@@ -25,11 +25,11 @@
 // as if those polls had not happened. cmd/gatewaybench -spool-sync always
 // measured 3 to 10 % more CPU per sample than "interval" at 1,000 devices
 // on 5 connections; docs/BENCHMARKS.md ("Issue 16: end to end") has the
-// cost in the demo. The
-// forwarder produces it with key = device id (Kafka's murmur2 partitioning,
-// so one device stays on one partition and keeps its order), acks=all,
-// idempotent, compressed with zstd by default, record timestamp = sample
-// time and header content-type: application/json.
+// cost in the demo. The forwarder produces it with key = device id
+// (Kafka's murmur2 partitioning, so one device stays on one partition and
+// keeps its order), acks=all, idempotent, compressed with zstd (its
+// fastest level) by default, record timestamp = sample time and header
+// content-type: application/json.
 //
 // # The spool
 //
