@@ -127,15 +127,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	defer tick.Stop()
 	start, prev := time.Now(), d.Stats()
 	// Start-up (topics created, the sink's group joined, the first
-	// samples waiting for it) is left out of the percentiles: they count
-	// the samples stored once the sink first caught up (no lag), or, if
-	// it never does, from one report interval after the first was stored.
+	// samples waiting for it in every gateway) is left out of the
+	// percentiles: they count the samples stored once the sink has
+	// caught up with what each gateway had polled when the first sample
+	// was stored (demo.Stats.CaughtUp), or, if it never does, from one
+	// report interval after the first was stored.
 	warm := time.NewTicker(50 * time.Millisecond)
 	defer warm.Stop()
 	var (
 		since       demo.Stats // the percentiles' start, once warmedUp
 		warmedUp    bool
 		firstStored time.Time
+		mark        demo.Stats // when the first sample was stored
 	)
 	fmt.Fprintf(out, "%8s  %10s  %10s  %10s  %8s  %10s  %10s  %8s\n", "elapsed", "polled", "produced", "stored", "lag", "p50", "p99", "stored/s")
 	for {
@@ -146,9 +149,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		case <-warm.C:
 			s := d.Stats()
 			if s.Stored > 0 && firstStored.IsZero() {
-				firstStored = time.Now()
+				firstStored, mark = time.Now(), s
 			}
-			if s.Stored > 0 && (s.Lag == 0 || time.Since(firstStored) >= *report) {
+			if s.Stored > 0 && (s.CaughtUp(mark) || time.Since(firstStored) >= *report) {
 				since, warmedUp = s, true
 				warm.Stop()
 			}

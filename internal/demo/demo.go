@@ -476,9 +476,30 @@ type Stats struct {
 	Stored   uint64 // samples the sink wrote to MongoDB
 	Lag      int64  // records the sink has yet to read, as of its last fetch
 	Failed   uint64 // polls without a sample
+	// Factories holds each factory's share of Polled and Stored.
+	Factories map[string]FactoryStats
 	// delay is the sink's poll-to-stored histogram, cumulative buckets
 	// in ascending order, the last +Inf: Delays reads it.
 	delay []bucket
+}
+
+// FactoryStats is one factory's samples: polled by its gateway, stored by
+// the sink (its topics').
+type FactoryStats struct {
+	Polled, Stored uint64
+}
+
+// CaughtUp reports whether, for every factory, the sink has stored at
+// least as many samples as the factory's gateway had polled at mark: the
+// backlog of mark's moment is written, whichever gateway it was waiting
+// in. (Lag alone says nothing of a gateway that has not produced yet.)
+func (s Stats) CaughtUp(mark Stats) bool {
+	for f, m := range mark.Factories {
+		if s.Factories[f].Stored < m.Polled {
+			return false
+		}
+	}
+	return true
 }
 
 type bucket struct {
@@ -507,18 +528,25 @@ func (s Stats) Delays(prev Stats, q float64) (d time.Duration, ok bool) {
 
 // Stats collects the counters of every component.
 func (d *Demo) Stats() Stats {
-	var s Stats
-	for _, g := range d.gateways {
+	s := Stats{Factories: make(map[string]FactoryStats, len(d.gateways))}
+	for i, g := range d.gateways {
+		var fs FactoryStats
 		for _, h := range g.Health() {
-			s.Polled += h.Samples
+			fs.Polled += h.Samples
 			s.Failed += h.Failures
 		}
+		s.Polled += fs.Polled
+		s.Factories[Factory(i)] = fs
 		mfs, _ := g.Gatherer().Gather() // a failed gather leaves 0
 		s.Produced += uint64(sumMetric(mfs, "factorywire_gateway_produced_samples_total"))
 	}
 	if d.sink != nil {
 		mfs, _ := d.sink.Gatherer().Gather()
 		s.Stored = uint64(sumMetric(mfs, "factorywire_sink_samples_stored_total"))
+		for f, fs := range s.Factories {
+			fs.Stored = uint64(sumMetricTopics(mfs, "factorywire_sink_samples_stored_total", f+"."))
+			s.Factories[f] = fs
+		}
 		s.Lag = int64(sumMetric(mfs, "factorywire_sink_consumer_lag_records"))
 		if h := histogram(mfs, "factorywire_sink_sample_delay_seconds"); h != nil {
 			// Prometheus gives the buckets in ascending order; +Inf is
@@ -541,6 +569,25 @@ func sumMetric(mfs []*dto.MetricFamily, name string) float64 {
 		}
 		for _, m := range mf.GetMetric() {
 			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+// sumMetricTopics adds up the series of the counter name whose topic
+// label starts with prefix.
+func sumMetricTopics(mfs []*dto.MetricFamily, name, prefix string) float64 {
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "topic" && strings.HasPrefix(l.GetValue(), prefix) {
+					sum += m.GetCounter().GetValue()
+				}
+			}
 		}
 	}
 	return sum

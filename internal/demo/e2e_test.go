@@ -63,6 +63,14 @@ func TestEndToEnd(t *testing.T) {
 	polled := d.Stats().Polled
 	waitStats(t, d, "every polled sample stored", 60*time.Second, func(s Stats) bool { return s.Stored >= polled })
 	final := d.Stats()
+	var polledSum, storedSum uint64
+	for _, fs := range final.Factories {
+		polledSum, storedSum = polledSum+fs.Polled, storedSum+fs.Stored
+	}
+	if len(final.Factories) != d.Config().Factories || polledSum != final.Polled || storedSum != final.Stored {
+		t.Errorf("factories %v: polled %d, stored %d in all; want %d factories adding up to %d and %d",
+			final.Factories, polledSum, storedSum, d.Config().Factories, final.Polled, final.Stored)
+	}
 	p50, _ := final.Delays(Stats{}, 0.50)
 	p99, _ := final.Delays(Stats{}, 0.99)
 	t.Logf("%d samples polled, %d produced, %d stored; poll to stored p50 %v p99 %v", final.Polled, final.Produced, final.Stored, p50, p99)
