@@ -43,9 +43,9 @@ type summaries struct {
 
 	done chan struct{} // closed once the write has ended, err and conflicted set
 	err  error
-	// conflicted are the partitions of rollups another writer changed
-	// since they were read.
-	conflicted map[tp]bool
+	// conflicted holds, per partition, the rollups another writer
+	// changed since they were read ("<collection> <device>@<start>").
+	conflicted map[tp]map[string]bool
 }
 
 // rollupGroup is the rollups of one collection and period.
@@ -76,7 +76,7 @@ func (p *pipeline) startSummaries(ctx context.Context) bool {
 		return false
 	}
 	f := &summaries{owner: map[*mongots.Rollup]tp{}, live: map[*mongots.Rollup]*mongots.Rollup{},
-		parts: map[tp]*partState{}, done: make(chan struct{}), conflicted: map[tp]bool{}}
+		parts: map[tp]*partState{}, done: make(chan struct{}), conflicted: map[tp]map[string]bool{}}
 	type groupKey struct {
 		coll string
 		per  mongots.Period
@@ -159,7 +159,11 @@ func (f *summaries) write(ctx context.Context, st store) error {
 		for _, k := range conflicts {
 			for _, r := range g.rs {
 				if r.Key() == k {
-					f.conflicted[f.owner[r]] = true
+					owner := f.owner[r]
+					if f.conflicted[owner] == nil {
+						f.conflicted[owner] = map[string]bool{}
+					}
+					f.conflicted[owner][fmt.Sprintf("%s %s@%s", mongots.RollupCollection(g.coll, g.per), k.Device, k.Start.UTC().Format(time.RFC3339))] = true
 				}
 			}
 		}
@@ -246,7 +250,7 @@ func (p *pipeline) landSummaries(wait bool) error {
 		switch {
 		case f.err != nil:
 			st.hold = st.held()
-		case f.conflicted[k]:
+		case len(f.conflicted[k]) > 0:
 			st.hold = st.held()
 			if st.hold >= 0 {
 				p.rewinds[k] = st.hold
@@ -256,14 +260,17 @@ func (p *pipeline) landSummaries(wait bool) error {
 			// into: the conflicting ones are stored, and a bin later than
 			// the one held may be too.
 			st.loadAll = max(st.loadAll, st.floor)
+			// Which rollups, so that a conflict that keeps coming back
+			// (no other writer alive) can be told from a stale one.
+			names := slices.Sorted(maps.Keys(f.conflicted[k]))
 			p.log.Warn("rollups changed by another writer since they were read: consuming the partition again from its hold",
-				"topic", k.topic, "partition", k.partition, "from", st.hold)
+				"topic", k.topic, "partition", k.partition, "from", st.hold, "rollups", len(names), "first", names[0])
 		}
 		st.flushing, st.flying = -1, nil
 	}
 	if f.err == nil {
 		for c, r := range f.live {
-			if k := f.owner[c]; owned(k) != nil && !f.conflicted[k] {
+			if k := f.owner[c]; owned(k) != nil && len(f.conflicted[k]) == 0 {
 				r.Rev = c.Rev
 			}
 		}

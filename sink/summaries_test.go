@@ -1,11 +1,13 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -285,6 +287,8 @@ func TestConflictReadsLaterBins(t *testing.T) {
 	// Summaries written when the test says (startSummaries), after the
 	// first batch's.
 	p := rollupPipeline(t, st, time.Hour, map[int32]int64{0: 0, 1: 0, 2: 0, 3: 0})
+	var logged bytes.Buffer
+	p.log = slog.New(slog.NewTextHandler(&logged, nil))
 	topic := testFactory + ".press"
 	base := time.Now().Add(-2 * time.Hour).Truncate(time.Hour).UTC()
 	ctx := context.Background()
@@ -325,6 +329,11 @@ func TestConflictReadsLaterBins(t *testing.T) {
 	rw := write("minutes 1 and 2")
 	if o, ok := rw[topic][0]; !ok || o.Offset != 60 {
 		t.Fatalf("rewinds %v, want partition 0 from offset 60", rw)
+	}
+	// The warning says which rollups conflicted.
+	first := fmt.Sprintf(`first="%s press-00@%s"`, mongots.RollupCollection(topic, mongots.PeriodMinute), base.Add(time.Minute).Format(time.RFC3339))
+	if !strings.Contains(logged.String(), first) || !strings.Contains(logged.String(), "rollups=2 ") {
+		t.Errorf("conflict logged as %q, want rollups=2 and %s", logged.String(), first)
 	}
 	process(60, 90)
 	process(90, 150)
