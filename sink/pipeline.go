@@ -896,8 +896,9 @@ func (p *pipeline) foldRollups(ctx context.Context, coll string, per mongots.Per
 			// A bin later than the one held, of a record no sink before
 			// this one attempted: no sink wrote it, since every earlier
 			// sample of the device went through this one (a stale
-			// writer's conflicts on saving). A later sample of the bin
-			// may still be one to read it for.
+			// writer's conflicts on saving). Not marked seen: a sample of
+			// the bin from another partition (a device that moved when
+			// partitions were added) may still need it read.
 			continue
 		}
 		seen[key] = true

@@ -562,31 +562,33 @@ func (d *Demo) Stats() Stats {
 
 // sumMetric adds up every series of the counter or gauge name.
 func sumMetric(mfs []*dto.MetricFamily, name string) float64 {
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
+	return sumMetricWhere(mfs, name, func(*dto.Metric) bool { return true })
 }
 
 // sumMetricTopics adds up the series of the counter name whose topic
 // label starts with prefix.
 func sumMetricTopics(mfs []*dto.MetricFamily, name, prefix string) float64 {
+	return sumMetricWhere(mfs, name, func(m *dto.Metric) bool {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "topic" {
+				return strings.HasPrefix(l.GetValue(), prefix)
+			}
+		}
+		return false
+	})
+}
+
+// sumMetricWhere adds up the series of the counter or gauge name that
+// keep accepts.
+func sumMetricWhere(mfs []*dto.MetricFamily, name string, keep func(*dto.Metric) bool) float64 {
 	var sum float64
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "topic" && strings.HasPrefix(l.GetValue(), prefix) {
-					sum += m.GetCounter().GetValue()
-				}
+			if keep(m) {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}
