@@ -11,10 +11,12 @@
 // mode); sink query latest and window fail on it, range and gaps work.
 //
 // FerretDB is built from third_party/ferretdb (go.mod's replace): the
-// release with two changes, so that finds, updates and deletes by _id use
+// release with three changes, so that finds, updates and deletes by _id use
 // the _id index instead of reading the whole table (TestIDLookupsUseIndex),
-// and a start on a busy address leaves nothing open (TestStartErrors); its
-// README.md says what and why.
+// a start on a busy address leaves nothing open (TestStartErrors), and a
+// non-unique index, which FerretDB's SQLite queries never read, is listed
+// but not maintained on every write (TestSecondaryIndexes); its README.md
+// says what and why.
 //
 //	srv, err := standin.Start(standin.Config{Dir: "/tmp/fw-standin"})
 //	...

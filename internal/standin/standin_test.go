@@ -2,10 +2,13 @@ package standin
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"net"
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	_ "modernc.org/sqlite" // the driver of the stand-in's files, to look at them
 )
 
 // connect returns a client of uri; the caller disconnects it.
@@ -182,4 +186,143 @@ func TestIDLookupsUseIndex(t *testing.T) {
 	if !mongo.IsDuplicateKeyError(err) {
 		t.Fatalf("insert of an _id held: %v, want a duplicate key error", err)
 	}
+}
+
+// TestSecondaryIndexes checks the third change factorywire carries in
+// FerretDB (third_party/ferretdb/README.md): a non-unique index is
+// recorded, not built in SQLite, whose queries from this backend never
+// read it; a unique one is built and enforced. The client sees every
+// index as created (listIndexes, collStats), finds on the field answer as
+// before, and dropIndexes removes an index whether it was built or not,
+// one an earlier build made included.
+func TestSecondaryIndexes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	srv, err := Start(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	client := connect(t, srv.URI())
+	defer client.Disconnect(ctx)
+	db := client.Database("standin")
+	coll := db.Collection("c")
+	if _, err := coll.Indexes().CreateMany(ctx, []mongo.IndexModel{
+		{Keys: bson.D{{Key: "meta.device", Value: 1}, {Key: "ts", Value: -1}}},
+		{Keys: bson.D{{Key: "serial", Value: 1}}, Options: options.Index().SetUnique(true)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var docs []any
+	for i := range 20 {
+		docs = append(docs, bson.D{{Key: "_id", Value: i}, {Key: "meta", Value: bson.D{{Key: "device", Value: fmt.Sprintf("d%d", i%4)}}}, {Key: "ts", Value: i}, {Key: "serial", Value: i}})
+	}
+	if _, err := coll.InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+
+	const all, device = "_id_ meta.device_1_ts_-1 serial_1", "meta.device_1_ts_-1"
+	if got := indexNames(ctx, t, coll); got != all {
+		t.Errorf("listIndexes: %s, want %s", got, all)
+	}
+	sqlite, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "standin.sqlite")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqlite.Close()
+	var table string
+	if err := sqlite.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = 'c'`).Scan(&table); err != nil {
+		t.Fatal(err)
+	}
+	built := func() string {
+		t.Helper()
+		rows, err := sqlite.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? ORDER BY name`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var names []string
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, strings.TrimPrefix(name, table+"_"))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(names, " ")
+	}
+	if got := built(); got != "_id_ serial_1" {
+		t.Errorf("SQLite holds the indexes %q, want only the unique ones: _id_ serial_1", got)
+	}
+	var stats bson.Raw
+	if err := db.RunCommand(ctx, bson.D{{Key: "collStats", Value: "c"}}).Decode(&stats); err != nil {
+		t.Fatal(err)
+	}
+	if n := stats.Lookup("nindexes").AsInt64(); n != 3 {
+		t.Errorf("collStats nindexes %d, want 3", n)
+	}
+	for _, name := range strings.Fields(all) {
+		size, ok := stats.Lookup("indexSizes", name).AsInt64OK()
+		if !ok || (size == 0) != (name == device) {
+			t.Errorf("collStats indexSizes.%s = %d (%v): want 0 for the index not built, more for the others (%s)", name, size, ok, stats.Lookup("indexSizes"))
+		}
+	}
+
+	n, err := coll.CountDocuments(ctx, bson.D{{Key: "meta.device", Value: "d1"}, {Key: "ts", Value: bson.D{{Key: "$gte", Value: 9}}}})
+	if err != nil || n != 3 {
+		t.Errorf("count of d1 from ts 9: %d, %v; want 3", n, err)
+	}
+	_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 100}, {Key: "serial", Value: 7}})
+	if !mongo.IsDuplicateKeyError(err) {
+		t.Errorf("insert of a serial held: %v, want a duplicate key error", err)
+	}
+
+	// dropIndexes: the index not built, then one built as an earlier
+	// build of the stand-in did (the data directory outlives builds).
+	if err := coll.Indexes().DropOne(ctx, device); err != nil {
+		t.Fatalf("drop %s: %v", device, err)
+	}
+	if _, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "ts", Value: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "standin.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, err := old.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %q ON %q (_ferretdb_sjson->"ts")`, table+"_ts_1", table)); err != nil {
+		t.Fatal(err)
+	}
+	if got := built(); got != "_id_ serial_1 ts_1" {
+		t.Fatalf("SQLite holds %q after making ts_1 by hand", got)
+	}
+	if err := coll.Indexes().DropOne(ctx, "ts_1"); err != nil {
+		t.Fatalf("drop ts_1: %v", err)
+	}
+	if got := built(); got != "_id_ serial_1" {
+		t.Errorf("SQLite holds %q after dropIndexes ts_1, want _id_ serial_1", got)
+	}
+	if got := indexNames(ctx, t, coll); got != "_id_ serial_1" {
+		t.Errorf("listIndexes after the drops: %s, want _id_ serial_1", got)
+	}
+}
+
+// indexNames returns the names listIndexes gives for coll, sorted, space
+// separated.
+func indexNames(ctx context.Context, t *testing.T, coll *mongo.Collection) string {
+	t.Helper()
+	specs, err := coll.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(specs))
+	for _, s := range specs {
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, " ")
 }

@@ -359,12 +359,10 @@ func (c *collection) Stats(ctx context.Context, params *backends.CollectionStats
 
 	placeholders := make([]string, 0, len(coll.Settings.Indexes))
 	args := make([]any, 0, len(coll.Settings.Indexes))
-	indexMap := map[string]string{}
 
 	for _, index := range coll.Settings.Indexes {
 		placeholders = append(placeholders, "?")
 		args = append(args, coll.TableName+"_"+index.Name)
-		indexMap[coll.TableName+"_"+index.Name] = index.Name
 	}
 
 	q := fmt.Sprintf(`
@@ -383,8 +381,10 @@ func (c *collection) Stats(ctx context.Context, params *backends.CollectionStats
 
 	defer rows.Close()
 
-	indexSizes := make([]backends.IndexSize, len(indexMap))
-	var i int
+	// factorywire: every index of the metadata has its entry, size 0 for
+	// one that SQLite does not hold (a non-unique index is not built:
+	// metadata.Registry's indexesCreate).
+	sizes := make(map[string]int64, len(coll.Settings.Indexes))
 
 	for rows.Next() {
 		var name string
@@ -394,21 +394,19 @@ func (c *collection) Stats(ctx context.Context, params *backends.CollectionStats
 			return nil, lazyerrors.Error(err)
 		}
 
-		indexName, ok := indexMap[name]
-		if !ok {
-			// new index have been created since fetching metadata
-			continue
-		}
-
-		indexSizes[i] = backends.IndexSize{
-			Name: indexName,
-			Size: size,
-		}
-		i++
+		sizes[name] = size
 	}
 
 	if rows.Err() != nil {
 		return nil, lazyerrors.Error(rows.Err())
+	}
+
+	indexSizes := make([]backends.IndexSize, 0, len(coll.Settings.Indexes))
+	for _, index := range coll.Settings.Indexes {
+		indexSizes = append(indexSizes, backends.IndexSize{
+			Name: index.Name,
+			Size: sizes[coll.TableName+"_"+index.Name],
+		})
 	}
 
 	return &backends.CollectionStatsResult{

@@ -465,11 +465,22 @@ func (r *Registry) indexesCreate(ctx context.Context, dbName, collectionName str
 			continue
 		}
 
-		q := "CREATE "
+		// factorywire: only unique indexes are built in SQLite. This
+		// backend's queries push down nothing but a filter on _id (and
+		// $natural order), so SQLite never reads any other index, while
+		// it maintains every one on each insert and update: for an index
+		// whose keys scatter over the table, most of an insert's cost.
+		// A non-unique index is recorded in the metadata only: listIndexes,
+		// collStats and dropIndexes see it as MongoDB would. A unique one
+		// is built, as it enforces its constraint.
+		if !index.Unique {
+			created = append(created, index.Name)
+			c.Settings.Indexes = append(c.Settings.Indexes, index)
 
-		if index.Unique {
-			q += "UNIQUE "
+			continue
 		}
+
+		q := "CREATE UNIQUE "
 
 		q += "INDEX %q ON %q (%s)"
 
@@ -549,7 +560,9 @@ func (r *Registry) indexesDrop(ctx context.Context, dbName, collectionName strin
 			continue
 		}
 
-		q := fmt.Sprintf("DROP INDEX %q", c.TableName+"_"+name)
+		// factorywire: IF EXISTS, as a non-unique index was not built
+		// (indexesCreate); one that an earlier build made is dropped.
+		q := fmt.Sprintf("DROP INDEX IF EXISTS %q", c.TableName+"_"+name)
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return lazyerrors.Error(err)
 		}
