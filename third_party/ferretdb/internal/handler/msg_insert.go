@@ -178,6 +178,13 @@ func (h *Handler) MsgInsert(connCtx context.Context, msg *wire.OpMsg) (*wire.OpM
 				break
 			}
 		}
+
+		// factorywire: an ordered insert stops at its first error. The
+		// release went on with the next chunk after a duplicate met here
+		// (README.md, change 5).
+		if params.Ordered && len(writeErrors) > 0 {
+			break
+		}
 	}
 
 	res := must.NotFail(types.NewDocument(
