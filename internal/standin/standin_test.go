@@ -3,6 +3,7 @@ package standin
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -325,4 +326,50 @@ func indexNames(ctx context.Context, t *testing.T, coll *mongo.Collection) strin
 	}
 	slices.Sort(names)
 	return strings.Join(names, " ")
+}
+
+// TestInsertBatches checks that an insert of more documents than the
+// stand-in puts in one SQLite transaction (1000, change 4 in
+// third_party/ferretdb/README.md) answers as MongoDB does when a
+// duplicate _id sits past the first chunk: unordered, every other
+// document stored and the one refused named by its index; ordered, the
+// documents before it stored and none after.
+func TestInsertBatches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv, err := Start(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	client := connect(t, srv.URI())
+	defer client.Disconnect(ctx)
+	const n, dup = 2500, 1700
+	for _, ordered := range []bool{false, true} {
+		coll := client.Database("standin").Collection(fmt.Sprintf("ordered_%v", ordered))
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: dup}}); err != nil {
+			t.Fatal(err)
+		}
+		docs := make([]any, n)
+		for i := range docs {
+			docs[i] = bson.D{{Key: "_id", Value: i}, {Key: "v", Value: i}}
+		}
+		_, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(ordered))
+		var bwe mongo.BulkWriteException
+		if !errors.As(err, &bwe) || len(bwe.WriteErrors) != 1 || bwe.WriteErrors[0].Index != dup || !mongo.IsDuplicateKeyError(err) {
+			t.Fatalf("ordered %v: %v, want one duplicate key error at index %d", ordered, err, dup)
+		}
+		want := int64(n)
+		if ordered {
+			want = dup + 1 // 0 … dup-1, and the one inserted first
+		}
+		if got, err := coll.CountDocuments(ctx, bson.D{}); err != nil || got != want {
+			t.Errorf("ordered %v: %d documents stored, %v; want %d", ordered, got, err, want)
+		}
+		if ordered {
+			if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: dup + 1}}).Err(); !errors.Is(err, mongo.ErrNoDocuments) {
+				t.Errorf("ordered: the document after the duplicate: %v, want none stored", err)
+			}
+		}
+	}
 }

@@ -131,7 +131,10 @@ func New(config *Config) (*FerretDB, error) {
 
 		TestOpts: registry.TestOpts{
 			CappedCleanupPercentage: 10,
-			BatchSize:               100,
+			// factorywire: 1000 documents per insert transaction, not
+			// 100: each commit writes the pages it touched to the WAL and
+			// syncs it (README.md, change 4).
+			BatchSize: 1000,
 		},
 	})
 	if err != nil {
