@@ -248,6 +248,9 @@ func (n *negotiatedVersions) of(id string) map[string]int64 {
 // connection over a version or encoding it could not handle.
 func (n *negotiatedVersions) report(t *testing.T, id string) {
 	t.Helper()
+	if t.Skipped() {
+		return // its peer is missing: no client ran, and that is no failure
+	}
 	vs := n.of(id)
 	if len(vs) == 0 {
 		t.Errorf("the broker logged no request from client id %q", id)
