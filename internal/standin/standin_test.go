@@ -30,6 +30,22 @@ func connect(t *testing.T, uri string) *mongo.Client {
 	return client
 }
 
+// startConnected starts a stand-in over dir and returns a client of it
+// and a context of 60 s; both are closed when the test ends.
+func startConnected(t *testing.T, dir string) (context.Context, *mongo.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	srv, err := Start(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	client := connect(t, srv.URI())
+	t.Cleanup(func() { client.Disconnect(ctx) })
+	return ctx, client
+}
+
 // TestStartCloseStart writes through one stand-in, closes it and reads
 // the document back from a second one over the same directory, which
 // Start created.
@@ -116,7 +132,7 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
-// TestIDLookupsUseIndex checks the one change factorywire carries in
+// TestIDLookupsUseIndex checks the second change factorywire carries in
 // FerretDB (third_party/ferretdb/README.md): a find, update or delete by
 // _id is served by the collection's _id index instead of reading the whole
 // table, which made every update on the stand-in cost what its collection
@@ -126,15 +142,7 @@ func TestStartErrors(t *testing.T) {
 // replaced, deleted by _id, a string _id and an ObjectID alike, and a
 // duplicate _id still refused.
 func TestIDLookupsUseIndex(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	srv, err := Start(Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	client := connect(t, srv.URI())
-	defer client.Disconnect(ctx)
+	ctx, client := startConnected(t, t.TempDir())
 	db := client.Database("standin")
 	coll := db.Collection("c")
 	oid := bson.NewObjectID()
@@ -197,16 +205,8 @@ func TestIDLookupsUseIndex(t *testing.T) {
 // before, and dropIndexes removes an index whether it was built or not,
 // one an earlier build made included.
 func TestSecondaryIndexes(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	dir := t.TempDir()
-	srv, err := Start(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	client := connect(t, srv.URI())
-	defer client.Disconnect(ctx)
+	ctx, client := startConnected(t, dir)
 	db := client.Database("standin")
 	coll := db.Collection("c")
 	if _, err := coll.Indexes().CreateMany(ctx, []mongo.IndexModel{
@@ -335,15 +335,7 @@ func indexNames(ctx context.Context, t *testing.T, coll *mongo.Collection) strin
 // document stored and the one refused named by its index; ordered, the
 // documents before it stored and none after.
 func TestInsertBatches(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	srv, err := Start(Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	client := connect(t, srv.URI())
-	defer client.Disconnect(ctx)
+	ctx, client := startConnected(t, t.TempDir())
 	const n, dup = 2500, 1700
 	for _, ordered := range []bool{false, true} {
 		coll := client.Database("standin").Collection(fmt.Sprintf("ordered_%v", ordered))
