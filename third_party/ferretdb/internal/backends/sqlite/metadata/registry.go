@@ -480,9 +480,7 @@ func (r *Registry) indexesCreate(ctx context.Context, dbName, collectionName str
 			continue
 		}
 
-		q := "CREATE UNIQUE "
-
-		q += "INDEX %q ON %q (%s)"
+		q := "CREATE UNIQUE INDEX %q ON %q (%s)"
 
 		columns := make([]string, len(index.Key))
 		for i, key := range index.Key {
