@@ -206,7 +206,7 @@ func TestLowFileLimit(t *testing.T) {
 		t.Errorf("the broker had %d files open, the limit is %d", m, limit)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
+	if err := logs.Wait(cmd); err != nil {
 		t.Fatalf("broker exit after SIGTERM: %v\n%s", err, logs)
 	}
 	if strings.Contains(logs.String(), "too many open files") {

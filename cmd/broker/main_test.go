@@ -74,7 +74,7 @@ func TestServeAnswersAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatalf("create topic through the binary: %v", err)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
+	if err := log.Wait(cmd); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, log)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "cli-0")); err != nil {
@@ -105,7 +105,7 @@ func TestServeHTTP(t *testing.T) {
 		}
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
+	if err := log.Wait(cmd); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, log)
 	}
 }
@@ -127,7 +127,7 @@ func TestServeLogFormatJSON(t *testing.T) {
 		t.Errorf("addr = %#v, want host:port as a string", listening["addr"])
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
+	if err := log.Wait(cmd); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, log)
 	}
 	for _, line := range strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n") {

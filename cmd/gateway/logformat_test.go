@@ -85,7 +85,7 @@ func TestLogFormatJSON(t *testing.T) {
 				t.Errorf("startup record %v", running)
 			}
 			cmd.Process.Signal(syscall.SIGTERM)
-			if err := cmd.Wait(); err != nil {
+			if err := log.Wait(cmd); err != nil {
 				t.Fatalf("exit after SIGTERM: %v\n%s", err, log)
 			}
 			lines := strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n")

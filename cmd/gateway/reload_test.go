@@ -155,7 +155,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	}
 
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
+	if err := log.Wait(cmd); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, log)
 	}
 	if n := sim.Stats().Connections; n != 1 {

@@ -13,8 +13,26 @@ import (
 // Log is a child's standard error as read so far, safe to read while the
 // child still writes.
 type Log struct {
-	mu sync.Mutex
-	b  strings.Builder
+	mu   sync.Mutex
+	b    strings.Builder
+	done chan struct{} // closed once standard error is read to its end
+}
+
+// eofWait bounds how long Wait waits for the end of a child's standard
+// error: a grandchild holding it open must not hang the test.
+const eofWait = 10 * time.Second
+
+// Wait waits for cmd, the child l reads, to exit, and returns cmd.Wait's
+// error. It first reads the child's standard error to its end (at most
+// eofWait): os/exec closes the pipe in Wait, so a Wait called while the
+// last lines are still unread loses them, and a test that then looks for
+// the child's last line fails now and then.
+func (l *Log) Wait(cmd *exec.Cmd) error {
+	select {
+	case <-l.done:
+	case <-time.After(eofWait):
+	}
+	return cmd.Wait()
 }
 
 func (l *Log) add(line string) {
@@ -35,7 +53,8 @@ func (l *Log) String() string {
 // once a line matches re, with the match's submatches (for example the
 // address a server logs when it listens). It fails the test if the child
 // exits first or no line matches within timeout, showing what it logged.
-// The test kills the child at the end if it still runs.
+// The test kills the child at the end if it still runs. Wait for the
+// child with the Log's Wait, not cmd.Wait, to keep its last lines.
 func StartWaiting(t testing.TB, cmd *exec.Cmd, re *regexp.Regexp, timeout time.Duration) ([]string, *Log) {
 	t.Helper()
 	stderr, err := cmd.StderrPipe()
@@ -51,9 +70,10 @@ func StartWaiting(t testing.TB, cmd *exec.Cmd, re *regexp.Regexp, timeout time.D
 			cmd.Wait()
 		}
 	})
-	log := &Log{}
+	log := &Log{done: make(chan struct{})}
 	found := make(chan []string, 1)
 	go func() {
+		defer close(log.done)
 		sc := bufio.NewScanner(stderr)
 		sent := false
 		for sc.Scan() {
