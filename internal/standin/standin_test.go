@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -364,4 +365,24 @@ func TestInsertBatches(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFerretDBChanges runs the tests third_party/ferretdb holds for
+// factorywire's changes inside FerretDB's internal packages (the SJSON
+// encoder of change 6, against the release's). That copy is a module of
+// its own, which this repository's `go test ./...` does not reach, so this
+// runs `go test` there.
+func TestFerretDBChanges(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "./internal/handler/sjson/")
+	cmd.Dir = filepath.Join("..", "..", "third_party", "ferretdb")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go test in %s: %v\n%s", cmd.Dir, err, out)
+	}
+	if !strings.Contains(string(out), "ok  \tgithub.com/FerretDB/FerretDB/internal/handler/sjson") {
+		t.Fatalf("go test in %s ran no test:\n%s", cmd.Dir, out)
+	}
+	t.Logf("%s", out)
 }

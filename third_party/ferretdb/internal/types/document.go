@@ -269,6 +269,17 @@ func (d *Document) FindDuplicateKey() (string, bool) {
 	return "", false
 }
 
+// DuplicateKey returns a key that is in the document more than once and
+// true, or "" and false. Unlike FindDuplicateKey it allocates nothing for a
+// document without one (factorywire's change 6, see third_party/ferretdb/README.md).
+func (d *Document) DuplicateKey() (string, bool) {
+	if d == nil || len(d.keys) == len(d.fields) {
+		return "", false
+	}
+
+	return d.FindDuplicateKey()
+}
+
 // Command returns the first document's key. This is often used as a command name.
 // It returns an empty string if document is nil or empty.
 func (d *Document) Command() string {

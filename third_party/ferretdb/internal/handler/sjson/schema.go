@@ -15,16 +15,12 @@
 package sjson
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/AlekSi/pointer"
 
 	"github.com/FerretDB/FerretDB/internal/types"
-	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
-	"github.com/FerretDB/FerretDB/internal/util/must"
 )
 
 // schema describes document/object schema needed to unmarshal sjson document.
@@ -140,147 +136,3 @@ var (
 		Type: elemTypeLong,
 	}
 )
-
-// marshalSchemaForDoc makes schema for the given document based on its data.
-// The result is json encoded schema that can be used to unmarshal the given document.
-func marshalSchemaForDoc(td *types.Document) ([]byte, error) {
-	var buf bytes.Buffer
-
-	keys := td.Keys()
-	if len(keys) == 0 {
-		return []byte("{}"), nil
-	}
-
-	buf.WriteString(`{"p":{`)
-
-	for i, key := range keys {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-
-		var b []byte
-		var err error
-
-		if b, err = json.Marshal(key); err != nil {
-			return nil, lazyerrors.Error(err)
-		}
-
-		buf.Write(b)
-		buf.WriteByte(':')
-
-		b, err = marshalElemForSingleValue(must.NotFail(td.Get(key)))
-		if err != nil {
-			return nil, lazyerrors.Error(err)
-		}
-
-		buf.Write(b)
-	}
-
-	buf.WriteString(`},"$k":`)
-
-	b, err := json.Marshal(keys)
-	if err != nil {
-		return nil, lazyerrors.Error(err)
-	}
-
-	buf.Write(b)
-	buf.WriteByte('}')
-
-	return buf.Bytes(), nil
-}
-
-// marshalElemForSingleValue makes elem for the given element based on its data.
-// The result is json encoded elem that can be used to unmarshal the given value.
-func marshalElemForSingleValue(value any) ([]byte, error) {
-	var buf bytes.Buffer
-
-	switch val := value.(type) {
-	case *types.Document:
-		buf.WriteString(`{"t":"object"`)
-
-		buf.WriteString(`,"$s":`)
-
-		b, err := marshalSchemaForDoc(val)
-		if err != nil {
-			return nil, lazyerrors.Error(err)
-		}
-
-		buf.Write(b)
-
-		buf.WriteByte('}')
-
-	case *types.Array:
-		buf.WriteString(`{"t":"array"`)
-
-		buf.WriteString(`,"i":[`)
-
-		for i := 0; i < val.Len(); i++ {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-
-			b, err := marshalElemForSingleValue(must.NotFail(val.Get(i)))
-			if err != nil {
-				return nil, lazyerrors.Error(err)
-			}
-
-			buf.Write(b)
-		}
-
-		buf.WriteByte(']')
-
-		buf.WriteByte('}')
-
-	case float64:
-		buf.WriteString(`{"t":"double"}`)
-
-	case string:
-		buf.WriteString(`{"t":"string"}`)
-
-	case types.Binary:
-		subtype, err := json.Marshal(val.Subtype)
-		if err != nil {
-			return nil, lazyerrors.Error(err)
-		}
-
-		buf.WriteString(`{"t":"binData","s":`)
-		buf.Write(subtype)
-		buf.WriteString(`}`)
-
-	case types.ObjectID:
-		buf.WriteString(`{"t":"objectId"}`)
-
-	case bool:
-		buf.WriteString(`{"t":"bool"}`)
-
-	case time.Time:
-		buf.WriteString(`{"t":"date"}`)
-
-	case types.NullType:
-		buf.WriteString(`{"t":"null"}`)
-
-	case types.Regex:
-		options, err := json.Marshal(val.Options)
-		if err != nil {
-			return nil, lazyerrors.Error(err)
-		}
-
-		buf.WriteString(`{"t":"regex","o":`)
-		buf.Write(options)
-		buf.WriteString(`}`)
-
-	case int32:
-		buf.WriteString(`{"t":"int"}`)
-
-	case types.Timestamp:
-		buf.WriteString(`{"t":"timestamp"}`)
-
-	case int64:
-		buf.WriteString(`{"t":"long"}`)
-
-	default:
-		panic(fmt.Sprintf("sjson.marshalElemForSingleValue: unknown type %[1]T (value %[1]q)", val))
-	}
-
-	return buf.Bytes(), nil
-}

@@ -327,36 +327,9 @@ func Marshal(d *types.Document) ([]byte, error) {
 		panic("v is nil")
 	}
 
-	schema, err := marshalSchemaForDoc(d)
-	if err != nil {
-		return nil, err
-	}
-
-	var buf bytes.Buffer
-
-	buf.WriteString(`{"$s":`)
-	buf.Write(schema)
-
-	keys := d.Keys()
-	values := d.Values()
-
-	for i, key := range keys {
-		buf.WriteByte(',')
-		buf.WriteString(`"`)
-		buf.WriteString(key)
-		buf.WriteString(`":`)
-
-		b, err := toSJSON(values[i]).MarshalJSON()
-		if err != nil {
-			return nil, lazyerrors.Error(err)
-		}
-
-		buf.Write(b)
-	}
-
-	buf.WriteByte('}')
-
-	return buf.Bytes(), nil
+	// factorywire's change 6: the release's bytes, appended to one slice
+	// (append.go)
+	return appendMarshal(make([]byte, 0, 512), d)
 }
 
 // MarshalSingleValue encodes given built-in or types' package value into sjson.
