@@ -11,15 +11,16 @@
 // mode); sink query latest and window fail on it, range and gaps work.
 //
 // FerretDB is built from third_party/ferretdb (go.mod's replace): the
-// release with six changes, so that finds, updates and deletes by _id use
+// release with seven changes, so that finds, updates and deletes by _id use
 // the _id index instead of reading the whole table (TestIDLookupsUseIndex),
 // a start on a busy address leaves nothing open (TestStartErrors), a
 // non-unique index, which FerretDB's SQLite queries never read, is listed
 // but not maintained on every write (TestSecondaryIndexes), inserts commit
 // 1000 documents at a time, not 100, an ordered insert stops at its
-// first duplicate (TestInsertBatches), and documents are encoded for
-// SQLite without reflection, to the release's bytes (TestFerretDBChanges
-// runs that copy's own tests); its README.md says what and why.
+// first duplicate (TestInsertBatches), and documents are encoded and
+// decoded without reflection, to and from the release's bytes
+// (TestFerretDBChanges runs that copy's own tests); its README.md says
+// what and why.
 //
 //	srv, err := standin.Start(standin.Config{Dir: "/tmp/fw-standin"})
 //	...

@@ -369,9 +369,9 @@ func TestInsertBatches(t *testing.T) {
 
 // TestFerretDBChanges runs the tests third_party/ferretdb holds for
 // factorywire's changes inside FerretDB's internal packages (the SJSON
-// encoder of change 6, against the release's). That copy is a module of
-// its own, which this repository's `go test ./...` does not reach, so this
-// runs `go test` there.
+// encoder and decoder of changes 6 and 7, against the release's). That
+// copy is a module of its own, which this repository's `go test ./...`
+// does not reach, so this runs `go test` there.
 func TestFerretDBChanges(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -175,6 +175,17 @@ func toSJSON(v any) sjsontype {
 // Unmarshal decodes the top-level document.
 // It decodes document's schema from the `$s` field and uses it to decode the data of the document.
 func Unmarshal(data []byte) (*types.Document, error) {
+	// factorywire's change 7: a document as Marshal writes it is read
+	// without reflection (decode.go); any other, as the release did
+	if d, ok := unmarshalCanonical(data); ok {
+		return d, nil
+	}
+
+	return unmarshalRelease(data)
+}
+
+// unmarshalRelease is the release's Unmarshal.
+func unmarshalRelease(data []byte) (*types.Document, error) {
 	var v map[string]json.RawMessage
 	r := bytes.NewReader(data)
 	dec := json.NewDecoder(r)
