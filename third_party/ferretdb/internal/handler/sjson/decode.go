@@ -113,23 +113,43 @@ func (r *canonReader) lit(s string) bool {
 
 // str reads a string without escapes.
 func (r *canonReader) str() (string, bool) {
+	b, ok := r.rawStr()
+
+	return string(b), ok
+}
+
+// rawStr reads a string without escapes and returns its bytes, which are
+// the input's.
+func (r *canonReader) rawStr() ([]byte, bool) {
 	if r.i >= len(r.b) || r.b[r.i] != '"' {
-		return "", false
+		return nil, false
 	}
 
 	for j := r.i + 1; j < len(r.b); j++ {
 		switch c := r.b[j]; {
 		case c == '"':
-			s := string(r.b[r.i+1 : j])
+			b := r.b[r.i+1 : j]
 			r.i = j + 1
 
-			return s, true
+			return b, true
 		case c == '\\' || c < 0x20:
-			return "", false
+			return nil, false
 		}
 	}
 
-	return "", false
+	return nil, false
+}
+
+// key consumes key in quotes: a key of the schema, which str read, so it
+// has neither a quote nor a backslash.
+func (r *canonReader) key(key string) bool {
+	if len(r.b)-r.i < len(key)+2 || r.b[r.i] != '"' || string(r.b[r.i+1:r.i+1+len(key)]) != key || r.b[r.i+1+len(key)] != '"' {
+		return false
+	}
+
+	r.i += len(key) + 2
+
+	return true
 }
 
 // number returns the bytes of a JSON number.
@@ -193,7 +213,7 @@ func (r *canonReader) schema() (*canonSchema, bool) {
 			return nil, false
 		}
 
-		if k, ok := r.str(); !ok || k != key {
+		if !r.key(key) {
 			return nil, false
 		}
 	}
@@ -294,7 +314,7 @@ func (r *canonReader) value(el *canonElem) (any, bool) {
 				return nil, false
 			}
 
-			if k, ok := r.str(); !ok || k != key || !r.lit(":") {
+			if !r.key(key) || !r.lit(":") {
 				return nil, false
 			}
 
@@ -364,13 +384,13 @@ func (r *canonReader) value(el *canonElem) (any, bool) {
 		return s, true
 
 	case elemTypeObjectID:
-		s, ok := r.str()
+		s, ok := r.rawStr()
 		if !ok || len(s) != 2*types.ObjectIDLen {
 			return nil, false
 		}
 
 		var oid types.ObjectID
-		if _, err := hex.Decode(oid[:], []byte(s)); err != nil {
+		if _, err := hex.Decode(oid[:], s); err != nil {
 			return nil, false
 		}
 
