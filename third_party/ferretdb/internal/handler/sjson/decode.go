@@ -50,10 +50,16 @@ type canonElem struct {
 	items  []*canonElem // for an array
 }
 
+// canonMaxDepth bounds the nesting unmarshalCanonical reads (MongoDB
+// allows 100 levels of documents); deeper input, which only a corrupt
+// file holds, is left to the release's decoder and its own bound.
+const canonMaxDepth = 256
+
 // canonReader reads a document as Marshal writes it.
 type canonReader struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	depth int // of elem and value calls in progress
 }
 
 // unmarshalCanonical returns the document data holds and true when data is
@@ -239,6 +245,19 @@ var canonScalars = map[string]*canonElem{
 
 // elem reads a schema element of a kind unmarshalCanonical decodes.
 func (r *canonReader) elem() (*canonElem, bool) {
+	if r.depth >= canonMaxDepth {
+		return nil, false
+	}
+
+	r.depth++
+	el, ok := r.elemAt()
+	r.depth--
+
+	return el, ok
+}
+
+// elemAt is elem, within the depth bound.
+func (r *canonReader) elemAt() (*canonElem, bool) {
 	if r.lit(`{"t":"object","$s":`) {
 		sch, ok := r.schema()
 		if !ok || !r.lit("}") {
@@ -293,6 +312,19 @@ func (r *canonReader) elem() (*canonElem, bool) {
 
 // value reads a value of element el, as the release's decoder returns it.
 func (r *canonReader) value(el *canonElem) (any, bool) {
+	if r.depth >= canonMaxDepth {
+		return nil, false
+	}
+
+	r.depth++
+	v, ok := r.valueAt(el)
+	r.depth--
+
+	return v, ok
+}
+
+// valueAt is value, within the depth bound.
+func (r *canonReader) valueAt(el *canonElem) (any, bool) {
 	switch el.t {
 	case elemTypeObject:
 		if !r.lit("{") {

@@ -126,6 +126,21 @@ func TestUnmarshalAsRelease(t *testing.T) {
 		}
 	}
 
+	// nesting deeper than it reads: declined, and decoded as the release
+	// decodes it
+	deep := doc("x", 1.0)
+	for range canonMaxDepth {
+		deep = doc("d", arr(deep))
+	}
+
+	if decodesAsRelease(t, must.NotFail(Marshal(deep))) {
+		t.Errorf("%d levels of nesting: unmarshalCanonical accepted them", 2*canonMaxDepth)
+	}
+
+	if !decodesAsRelease(t, must.NotFail(Marshal(doc("d", arr(doc("d", arr(doc("x", 1.0)))))))) {
+		t.Errorf("4 levels of nesting: unmarshalCanonical declined them")
+	}
+
 	// documents Marshal never writes: declined, and Unmarshal does what
 	// the release did (decodes some, rejects others)
 	sink := string(must.NotFail(Marshal(sinkDoc())))
