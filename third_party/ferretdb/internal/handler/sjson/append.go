@@ -24,6 +24,7 @@ package sjson
 // append_test.go holds the release's schema encoder and compares the two.
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -221,7 +222,7 @@ func appendValue(b []byte, v any) ([]byte, error) {
 
 	case types.ObjectID:
 		b = append(b, '"')
-		b = appendHex(b, v[:])
+		b = hex.AppendEncode(b, v[:])
 
 		return append(b, '"'), nil
 
@@ -293,17 +294,6 @@ func appendFloat(b []byte, f float64) []byte {
 			b[n-2] = b[n-1]
 			b = b[:n-1]
 		}
-	}
-
-	return b
-}
-
-// appendHex appends p in lower-case hexadecimal.
-func appendHex(b, p []byte) []byte {
-	const digits = "0123456789abcdef"
-
-	for _, c := range p {
-		b = append(b, digits[c>>4], digits[c&0x0f])
 	}
 
 	return b
