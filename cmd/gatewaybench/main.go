@@ -10,9 +10,10 @@
 //	    [-out FILE] [-quick]
 //
 // The simulators, the broker, our gateway (or its poller alone) and
-// Telegraf each run in a child process (this binary re-executed, or
-// telegraf), so the CPU time and the memory read from /proc are each one's
-// alone; the floor and poller loops run in this process. Without -telegraf
+// Telegraf each run in a child process (this binary re-executed; our
+// gateway as the cmd/gateway binary, built with the go command unless
+// -gateway says otherwise; telegraf), so the CPU time and the memory read
+// from /proc are each one's alone; the floor and poller loops run in this process. Without -telegraf
 // the Telegraf runs are skipped and the report says so. Every flag has an environment twin: GATEWAYBENCH_
 // and the flag name in upper case with '-' as '_' (GATEWAYBENCH_RUNS=3).
 //
@@ -69,6 +70,7 @@ func run(args []string) int {
 		fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "time after the window for its samples to reach the broker")
 		fs.StringVar(&cfg.SpoolSync, "spool-sync", cfg.SpoolSync, "our gateway's spool.sync: always (each scan fsynced before the poller goes on: the gateway's default) or interval (fsync every 200 ms)")
 		fs.DurationVar(&cfg.StartTimeout, "start-timeout", cfg.StartTimeout, "bound on a tool's start, until its first sample reaches the broker")
+		fs.StringVar(&cfg.Gateway, "gateway", cfg.Gateway, "our gateway in the whole-system runs: build (go build ./cmd/gateway, the binary users deploy), self (this binary's built-in gateway role) or the path of a cmd/gateway binary")
 		fs.StringVar(&cfg.Telegraf, "telegraf", cfg.Telegraf, "path of a telegraf v1.37.2 binary (see docs/BENCHMARKS.md); empty skips Telegraf")
 		fs.Float64Var(&cfg.QuietCores, "quiet-cores", cfg.QuietCores, "leave runs with more than this many cores of other load out of the medians (0: keep all)")
 		fs.StringVar(&cfg.Out, "out", cfg.Out, "also write the markdown report to this file")

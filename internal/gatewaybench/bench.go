@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,6 +30,7 @@ type bench struct {
 
 	tmp        string // removed at the end
 	classesDir string // holds the bench class, for our gateway
+	gatewayBin string // the deployed gateway binary (Config.Gateway); "" for the built-in role
 	broker     *proc
 	kafka      *kafkaAdmin
 
@@ -151,6 +153,11 @@ func (b *bench) runSystems(ctx context.Context, tools []string) error {
 		return err
 	}
 	var err error
+	if slices.Contains(tools, toolOurs) {
+		if b.gatewayBin, err = gatewayBinary(ctx, b.cfg.Gateway, b.tmp); err != nil {
+			return err
+		}
+	}
 	if b.broker, err = startRole(ctx, roleBroker, []string{"-dir", filepath.Join(b.tmp, "broker")}, b.log); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/factorywire/factorywire/gateway"
 )
 
 // TestMain lets the test binary play the children: startRole re-executes
@@ -70,7 +74,12 @@ func TestTinyRun(t *testing.T) {
 			t.Errorf("%s: samples of %d devices at the broker, want %d", r.Tool, len(r.Win.Keys), r.Devices)
 		}
 	}
-	sections := []string{"## Polling flat out", "**poller/floor**", "poller/floor per run", "## Whole system at 1 Hz", "## Aims", "## Every run"}
+	for _, r := range b.system {
+		if r.Tool == toolOurs && (r.Health[1].Devices != r.Devices || r.Health[1].Samples <= r.Health[0].Samples) {
+			t.Errorf("ours: /devices health %+v then %+v, want %d devices sampling", r.Health[0], r.Health[1], r.Devices)
+		}
+	}
+	sections := []string{"run as the cmd/gateway binary, built from this tree", "## Polling flat out", "**poller/floor**", "poller/floor per run", "## Whole system at 1 Hz", "## Aims", "## Every run"}
 	if cfg.Telegraf == "" {
 		sections = append(sections, "telegraf: **skipped**")
 	} else {
@@ -80,6 +89,51 @@ func TestTinyRun(t *testing.T) {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("report lacks %q:\n%s", s, out.String())
 		}
+	}
+}
+
+// TestSelfGateway runs our gateway as this binary's built-in role
+// (-gateway self), the way the deployed binary's figures are checked
+// against.
+func TestSelfGateway(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ApplyQuick(map[string]bool{})
+	cfg.Parts, cfg.Gateway = []string{partGateway}, GatewaySelf
+	cfg.Warmup, cfg.Window, cfg.Drain = 200*time.Millisecond, 2*time.Second, time.Second
+	cfg.Dir = t.TempDir()
+	var out strings.Builder
+	b := newBench(cfg, &out, io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.Run(ctx); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if len(b.system) != 1 || b.system[0].Win.Records == 0 || b.system[0].Health[1].Devices != b.system[0].Devices {
+		t.Errorf("runs: %+v", b.system)
+	}
+	if !strings.Contains(out.String(), "built-in gateway role") {
+		t.Errorf("report does not say the built-in role ran:\n%s", out.String())
+	}
+}
+
+// TestDeployedConfig checks that the YAML file the deployed gateway gets
+// is, as the gateway loads it, the configuration the built-in role runs.
+func TestDeployedConfig(t *testing.T) {
+	lay := gatewayLayout{Devices: 450, UnitsPerConn: 200, Sims: []string{"127.0.0.1:5020", "127.0.0.1:5021"}}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gateway.yaml")
+	yaml := deployedConfig(lay, "bench", "127.0.0.1:9092", filepath.Join(dir, "data"), filepath.Join(dir, "classes"), "press", gateway.SyncInterval, "127.0.0.1:9108")
+	if err := os.WriteFile(path, yaml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := gateway.LoadConfig(path)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, yaml)
+	}
+	want := gatewayConfig(lay, "bench", "127.0.0.1:9092", filepath.Join(dir, "data"), filepath.Join(dir, "classes"), "press")
+	want.Spool.Sync, want.HTTPListen = gateway.SyncInterval, "127.0.0.1:9108"
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("loaded config differs from the role's:\n got %+v\nwant %+v", got, want)
 	}
 }
 

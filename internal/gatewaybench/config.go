@@ -86,6 +86,15 @@ type Config struct {
 	// first sample at the broker. Default 2m.
 	StartTimeout time.Duration
 
+	// Gateway is our gateway in the whole-system runs: GatewayBuild (the
+	// default) builds cmd/gateway with the go command and runs that
+	// binary, the program users deploy, as Telegraf runs its own;
+	// GatewaySelf runs this binary's built-in gateway role (the same
+	// gateway package, in a binary that also holds the broker, the
+	// simulator and this benchmark); anything else is the path of a
+	// cmd/gateway binary. The poller-only runs always use the built-in role.
+	Gateway string
+
 	// Telegraf is the path of a telegraf binary built with
 	//   go install -tags custom,inputs.modbus,outputs.kafka,outputs.file github.com/influxdata/telegraf/cmd/telegraf@v1.37.2
 	// Empty skips the Telegraf runs.
@@ -103,8 +112,9 @@ type Config struct {
 	// Quick shrinks every duration and count for a smoke run.
 	Quick bool
 	// CPUProfileDir, when set, makes this process write CPU profiles of
-	// the first floor and poller windows, and every gateway child a CPU
-	// profile of its life, into this directory (hidden flag).
+	// the first floor and poller windows, and every built-in gateway or
+	// poller child (not a deployed gateway, see Gateway) a CPU profile of
+	// its life, into this directory (hidden flag).
 	CPUProfileDir string
 
 	// CommandLine is the invocation, echoed in the report.
@@ -129,6 +139,7 @@ func DefaultConfig() Config {
 		Window:        30 * time.Second,
 		Drain:         3 * time.Second,
 		SpoolSync:     gateway.DefaultConfig().Spool.Sync,
+		Gateway:       GatewayBuild,
 		StartTimeout:  2 * time.Minute,
 		QuietCores:    0.25,
 		Dir:           os.TempDir(),
@@ -189,6 +200,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-start-timeout %v: must be at least 1s", c.StartTimeout)
 	case c.QuietCores < 0:
 		return fmt.Errorf("-quiet-cores %v: must not be negative", c.QuietCores)
+	case c.Gateway == "":
+		return fmt.Errorf("-gateway: want %s, %s or the path of a cmd/gateway binary", GatewayBuild, GatewaySelf)
 	case c.Dir == "":
 		return fmt.Errorf("-dir: must not be empty")
 	}

@@ -21,10 +21,14 @@
 //     warm-up the window's samples are read back from the broker, per
 //     device, and each process's CPU time and memory are read from /proc.
 //
-// Every child but Telegraf is the running binary re-executed with ChildEnv
-// naming its role (ServeChild plays it; whichever binary calls Run must
-// dispatch on ChildEnv first), so the CPU time and memory of each process
-// are its own. The devices are of class press (press.yaml, embedded).
+// Our gateway is the cmd/gateway binary (Config.Gateway: built with the go
+// command from the module the working directory is in, unless a path or
+// GatewaySelf is given), run with a generated YAML configuration, its
+// device health read from its /devices. Every other child but Telegraf is
+// the running binary re-executed with ChildEnv naming its role (ServeChild
+// plays it; whichever binary calls Run must dispatch on ChildEnv first), so
+// the CPU time and memory of each process are its own. The devices are of
+// class press (press.yaml, embedded).
 //
 // A run fails when a child does not start or dies, no sample reaches the
 // broker, or a sample lacks the class's fields; a failed run is listed in

@@ -49,7 +49,7 @@ func renderReport(b *bench) string {
 	if b.cfg.SpoolSync != gateway.DefaultConfig().Spool.Sync {
 		syncNote = "not the default: -spool-sync"
 	}
-	fmt.Fprintf(&w, "- our gateway: gateway.DefaultConfig(), spool.sync %q (%s)\n", b.cfg.SpoolSync, syncNote)
+	fmt.Fprintf(&w, "- our gateway: gateway.DefaultConfig(), spool.sync %q (%s); %s\n", b.cfg.SpoolSync, syncNote, gatewayNote(b))
 	fmt.Fprintf(&w, "- %d run(s) of the floor and the poller per connection count, %d of every whole-system measurement, alternating which goes first; tables show medians; ratios are ratios of the medians unless said otherwise\n", b.cfg.FloorRuns, b.cfg.Runs)
 	fmt.Fprintf(&w, "- \"runs\" counts the runs a median uses: those with at most %.2f cores of other load (other processes' CPU: machine-wide busy time from /proc/stat minus every measured process); \"noisy\" means none was that quiet and all are used\n", b.cfg.QuietCores)
 	switch {
@@ -541,4 +541,24 @@ func moduleVersion(path string) string {
 		}
 	}
 	return "?"
+}
+
+// gatewayNote says which binary ran our gateway in the whole-system runs.
+func gatewayNote(b *bench) string {
+	switch {
+	case b.gatewayBin == "":
+		return "run as this binary's built-in gateway role (`-gateway self`: its RSS counts the broker's, the simulator's and this tool's code mapped too)"
+	case b.cfg.Gateway == GatewayBuild:
+		return fmt.Sprintf("run as the cmd/gateway binary, built from this tree (`go build`, %s), configured by a YAML file as users do", fileMiB(b.gatewayBin))
+	}
+	return fmt.Sprintf("run as the cmd/gateway binary `%s` (%s), configured by a YAML file as users do", b.gatewayBin, fileMiB(b.gatewayBin))
+}
+
+// fileMiB is the size of the file at path in MiB, "?" if unknown.
+func fileMiB(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(st.Size())/(1<<20))
 }

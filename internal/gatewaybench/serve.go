@@ -307,28 +307,13 @@ func serveGateway(args []string, pollerOnly bool) error {
 
 	last := map[string]uint64{}
 	serveCommands(func(string) any {
-		var st gatewayStats
-		st.MinSamples = ^uint64(0)
-		for _, h := range health() {
-			st.Devices++
-			st.Polls += h.Polls
-			st.Samples += h.Samples
-			st.Failures += h.Failures
-			st.Overruns += h.Overruns
-			if h.SlowedDown {
-				st.SlowedDown++
-			}
-			if h.LastError != "" && st.LastError == "" {
-				st.LastError = h.ID + ": " + h.LastError
-			}
-			d := h.Samples - last[h.ID]
-			last[h.ID] = h.Samples
-			st.MinSamples, st.MaxSamples = min(st.MinSamples, d), max(st.MaxSamples, d)
+		hs := health()
+		devs := make([]deviceStat, len(hs))
+		for i, h := range hs {
+			devs[i] = deviceStat{ID: h.ID, LastError: h.LastError, SlowedDown: h.SlowedDown,
+				Polls: h.Polls, Samples: h.Samples, Failures: h.Failures, Overruns: h.Overruns}
 		}
-		if st.Devices == 0 {
-			st.MinSamples = 0
-		}
-		return st
+		return sumStats(devs, last)
 	}, stopped)
 	select {
 	case <-stopped:

@@ -118,8 +118,30 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 	}
 
 	logPath := filepath.Join(dir, tool+".log")
-	switch tool {
-	case toolOurs, toolPollerOnly:
+	// ask reads our gateway's device health (not Telegraf's).
+	ask := func() (gatewayStats, error) { return askGateway(sut) }
+	switch {
+	case tool == toolOurs && b.gatewayBin != "":
+		httpAddr, err := freeLoopbackAddr()
+		if err != nil {
+			return fail("%v", err)
+		}
+		conf := deployedConfig(lay, factory, b.broker.Addr, filepath.Join(dir, "data"), b.classesDir, b.class.Name, b.cfg.SpoolSync, httpAddr)
+		confPath := filepath.Join(dir, "gateway.yaml")
+		if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+			return fail("%v", err)
+		}
+		lf, err := os.Create(logPath)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer lf.Close()
+		if sut, err = startProgram("gateway", b.gatewayBin, []string{"run", "--config", confPath, "--log-level", "warn"}, lf); err != nil {
+			return fail("%v", err)
+		}
+		dc := newDevicesClient(httpAddr)
+		ask = func() (gatewayStats, error) { return dc.stats(ctx) }
+	case tool == toolOurs || tool == toolPollerOnly:
 		role := roleGateway
 		if tool == toolPollerOnly {
 			role = rolePoller
@@ -135,7 +157,7 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 		if sut, err = startRole(ctx, role, args, b.log); err != nil {
 			return fail("%s: %v", role, err)
 		}
-	case toolTelegraf:
+	case tool == toolTelegraf:
 		conf, err := telegrafConfig(b.class, lay, b.broker.Addr, r.Topic)
 		if err != nil {
 			return fail("telegraf config: %v", err)
@@ -162,7 +184,7 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 	started := time.Now()
 	for {
 		if tool == toolPollerOnly {
-			if st, err := askGateway(sut); err == nil && st.Samples > 0 {
+			if st, err := ask(); err == nil && st.Samples > 0 {
 				break
 			}
 		} else if off, err := b.kafka.endOffset(ctx, r.Topic); err == nil && off > 0 {
@@ -195,7 +217,7 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 		return fail("%v", err)
 	}
 	if tool != toolTelegraf {
-		if r.Health[0], err = askGateway(sut); err != nil {
+		if r.Health[0], err = ask(); err != nil {
 			return fail("%v", err)
 		}
 	}
@@ -219,7 +241,7 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 	r.SpoolBytes = procstat.DirBytes(filepath.Join(dir, "data", "spool"))
 	r.Tlog[1] = readTelegrafLog(logPath)
 	if tool != toolTelegraf {
-		if r.Health[1], err = askGateway(sut); err != nil {
+		if r.Health[1], err = ask(); err != nil {
 			return fail("%v", err)
 		}
 	}
