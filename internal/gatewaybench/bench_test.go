@@ -40,16 +40,7 @@ func TestTinyRun(t *testing.T) {
 	if cfg.Telegraf != "" {
 		cfg.Drain = 2 * time.Second
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	b := newBench(cfg, &out, io.Discard)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := b.Run(ctx); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	b, out := runBench(t, cfg)
 	if len(b.floor) != 2 {
 		t.Errorf("%d floor runs, want 2 (floor, poller)", len(b.floor))
 	}
@@ -86,10 +77,27 @@ func TestTinyRun(t *testing.T) {
 		sections = append(sections, "**ours/telegraf**")
 	}
 	for _, s := range sections {
-		if !strings.Contains(out.String(), s) {
-			t.Errorf("report lacks %q:\n%s", s, out.String())
+		if !strings.Contains(out, s) {
+			t.Errorf("report lacks %q:\n%s", s, out)
 		}
 	}
+}
+
+// runBench validates cfg, runs it (within 2 minutes) and returns the bench
+// and its report; a failed run fails the test.
+func runBench(t *testing.T, cfg Config) (*bench, string) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	b := newBench(cfg, &out, io.Discard)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.Run(ctx); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	return b, out.String()
 }
 
 // TestSelfGateway runs our gateway as this binary's built-in role
@@ -101,18 +109,12 @@ func TestSelfGateway(t *testing.T) {
 	cfg.Parts, cfg.Gateway = []string{partGateway}, GatewaySelf
 	cfg.Warmup, cfg.Window, cfg.Drain = 200*time.Millisecond, 2*time.Second, time.Second
 	cfg.Dir = t.TempDir()
-	var out strings.Builder
-	b := newBench(cfg, &out, io.Discard)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := b.Run(ctx); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
+	b, out := runBench(t, cfg)
 	if len(b.system) != 1 || b.system[0].Win.Records == 0 || b.system[0].Health[1].Devices != b.system[0].Devices {
 		t.Errorf("runs: %+v", b.system)
 	}
-	if !strings.Contains(out.String(), "built-in gateway role") {
-		t.Errorf("report does not say the built-in role ran:\n%s", out.String())
+	if !strings.Contains(out, "built-in gateway role") {
+		t.Errorf("report does not say the built-in role ran:\n%s", out)
 	}
 }
 

@@ -127,16 +127,8 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 			return fail("%v", err)
 		}
 		conf := deployedConfig(lay, factory, b.broker.Addr, filepath.Join(dir, "data"), b.classesDir, b.class.Name, b.cfg.SpoolSync, httpAddr)
-		confPath := filepath.Join(dir, "gateway.yaml")
-		if err := os.WriteFile(confPath, conf, 0o644); err != nil {
-			return fail("%v", err)
-		}
-		lf, err := os.Create(logPath)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer lf.Close()
-		if sut, err = startProgram("gateway", b.gatewayBin, []string{"run", "--config", confPath, "--log-level", "warn"}, lf); err != nil {
+		if sut, err = startConfigured("gateway", b.gatewayBin, filepath.Join(dir, "gateway.yaml"), conf, logPath,
+			func(confPath string) []string { return []string{"run", "--config", confPath, "--log-level", "warn"} }); err != nil {
 			return fail("%v", err)
 		}
 		dc := newDevicesClient(httpAddr)
@@ -165,16 +157,8 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 		if b.telegrafSnippet == "" {
 			b.telegrafSnippet = snippet(string(conf), len(b.classBlocks)+1)
 		}
-		confPath := filepath.Join(dir, "telegraf.conf")
-		if err := os.WriteFile(confPath, conf, 0o644); err != nil {
-			return fail("%v", err)
-		}
-		lf, err := os.Create(logPath)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer lf.Close()
-		if sut, err = startProgram("telegraf", b.cfg.Telegraf, []string{"--config", confPath}, lf); err != nil {
+		if sut, err = startConfigured("telegraf", b.cfg.Telegraf, filepath.Join(dir, "telegraf.conf"), conf, logPath,
+			func(confPath string) []string { return []string{"--config", confPath} }); err != nil {
 			return fail("%v", err)
 		}
 	}
@@ -304,6 +288,21 @@ func askSims(sims []*proc) (simStats, error) {
 		sum.Connections += st.Connections
 	}
 	return sum, nil
+}
+
+// startConfigured writes conf to confPath and starts the program at path
+// with args(confPath), its output to a new file at logPath.
+func startConfigured(name, path, confPath string, conf []byte, logPath string, args func(confPath string) []string) (*proc, error) {
+	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+		return nil, err
+	}
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	// The child holds its own descriptor of the file.
+	defer lf.Close()
+	return startProgram(name, path, args(confPath), lf)
 }
 
 // askGateway reads our gateway's health summary.
