@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -183,22 +184,37 @@ func FuzzDecodeRead(f *testing.F) {
 		}
 		s := Sample{Factory: "plant-a", Device: "dev-1", Class: c.Name, Seq: uint64(maxRegisters),
 			Tags: map[string]string{"line": "line-3"}, Units: c.Units}
+		// The same reads into Values, as a poller with modbus.WithValues
+		// fills them: the same JSON, byte for byte.
+		sv := s
+		sv.Values = NewValues(c)
 		for _, r := range plan.Reads {
 			n := r.ByteCount()
 			chunk := data[:min(n, len(data))]
 			data = data[len(chunk):]
 			err := s.DecodeRead(r, chunk)
+			errv := sv.DecodeRead(r, chunk)
+			if (err == nil) != (errv == nil) {
+				t.Fatalf("read %v: maps %v, Values %v", r, err, errv)
+			}
 			if len(chunk) != n {
 				if !errors.Is(err, ErrByteCount) {
 					t.Fatalf("read %v: %d bytes for %d gave %v", r, len(chunk), n, err)
 				}
 				s.FailRead(r, err)
+				sv.FailRead(r, err)
 				continue
 			}
 			if err != nil {
 				t.Fatalf("read %v: %v", r, err)
 			}
 			checkReencode(t, r, chunk, &s)
+		}
+		if a, b := s.AppendJSON(nil), sv.AppendJSON(nil); !bytes.Equal(a, b) {
+			t.Fatalf("JSON of the maps and of Values differ:\n%s\n%s", a, b)
+		}
+		if fields, errs := sv.Values.Maps(); !maps.EqualFunc(fields, s.Fields, Value.Equal) || !maps.Equal(errs, s.Errors) {
+			t.Fatalf("Values.Maps %v %v, the maps %v %v", fields, errs, s.Fields, s.Errors)
 		}
 		for _, fld := range c.Fields {
 			_, hasValue := s.Fields[fld.Name]

@@ -32,6 +32,7 @@ type Read struct {
 type Slot struct {
 	Field  *Field // an element of the Class's Fields
 	Offset int    // the field's first register or bit, counted from Read.Address
+	Index  int    // Field's index in the Class's Fields
 }
 
 // PlanOptions are the per-connection limits a plan obeys. The zero value
@@ -104,7 +105,8 @@ func (c *Class) compileTable(t Table, limit int) ([]Read, error) {
 	}
 	var reads []Read
 	var start, end int // the current read's items: [start, end)
-	for _, f := range fields {
+	for _, i := range fields {
+		f := &c.Fields[i]
 		s, e := int(f.Address), int(f.Address)+f.Size()
 		if f.Size() > limit {
 			return nil, fmt.Errorf("devices: class %q: field %q occupies %d %s, more than the %d one read may ask for",
@@ -118,22 +120,23 @@ func (c *Class) compileTable(t Table, limit int) ([]Read, error) {
 		}
 		r := &reads[len(reads)-1]
 		r.Quantity = uint16(end - start)
-		r.Fields = append(r.Fields, Slot{Field: f, Offset: s - start})
+		r.Fields = append(r.Fields, Slot{Field: f, Offset: s - start, Index: i})
 	}
 	return reads, nil
 }
 
-// tableFields returns pointers to the fields of table t, sorted by
+// tableFields returns the indexes in Fields of the fields of table t, sorted by
 // address, then bit, then declaration order.
-func (c *Class) tableFields(t Table) []*Field {
-	var fields []*Field
+func (c *Class) tableFields(t Table) []int {
+	var fields []int
 	for i := range c.Fields {
 		if c.Fields[i].Table == t {
-			fields = append(fields, &c.Fields[i])
+			fields = append(fields, i)
 		}
 	}
-	slices.SortStableFunc(fields, func(a, b *Field) int {
-		return cmp.Or(cmp.Compare(a.Address, b.Address), cmp.Compare(a.Bit, b.Bit))
+	slices.SortStableFunc(fields, func(a, b int) int {
+		fa, fb := &c.Fields[a], &c.Fields[b]
+		return cmp.Or(cmp.Compare(fa.Address, fb.Address), cmp.Compare(fa.Bit, fb.Bit))
 	})
 	return fields
 }

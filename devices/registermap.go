@@ -31,7 +31,8 @@ type Class struct {
 	// (Sample.Units), shared: never modify it.
 	Units map[string]string
 
-	line int // line of the class key, for errors naming a duplicate class
+	line   int   // line of the class key, for errors naming a duplicate class
+	byName []int // indexes of Fields sorted by name, recorded by Parse (Values)
 }
 
 // Field returns the field called name, or nil if the class has none.
@@ -106,6 +107,7 @@ func Parse(name string, data []byte) (*Class, error) {
 	default:
 		return nil, errors.Join(p.errs...)
 	}
+	c.byName = sortedByName(c.Fields)
 	if c.Plan, err = c.Compile(PlanOptions{}); err != nil {
 		return nil, &MapError{File: name, Err: err}
 	}

@@ -45,16 +45,24 @@ type Sample struct {
 	Units   map[string]string // field name → unit, for the class's fields that have one; read only
 	Fields  map[string]Value  // field name → value
 	Errors  map[string]string // field name → why the field has no value
+	// Values, when not nil, carries the fields instead of Fields and
+	// Errors, which are then nil: a poller's sample on its way to the
+	// gateway's spool (modbus.WithValues). DecodeRead, FailRead and
+	// AppendJSON handle it as they handle the maps; Values.Maps gives
+	// the maps.
+	Values *Values
 }
 
 // DecodeRead decodes data, the response to r (the bytes after the Modbus byte
 // count: registers high byte first, bits packed least significant first),
 // putting each field r serves into s.Fields, or into s.Errors if its value
-// cannot be carried (a NaN float). It allocates the maps if they are nil.
+// cannot be carried (a NaN float); into s.Values instead if it is set. It
+// allocates the maps if they are nil.
 //
 // If len(data) is not r.ByteCount(), DecodeRead changes nothing and returns a
 // *ByteCountError; the caller then records the failure with FailRead, and
-// should treat the connection as out of step.
+// should treat the connection as out of step. With Values set, a read
+// serving a field its class lacks is refused too, nothing changed.
 func (s *Sample) DecodeRead(r Read, data []byte) error {
 	if want := r.ByteCount(); len(data) != want {
 		return &ByteCountError{Table: r.Table, Address: r.Address, Quantity: r.Quantity, Want: want, Got: len(data)}
@@ -66,32 +74,42 @@ func (s *Sample) DecodeRead(r Read, data []byte) error {
 			return fmt.Errorf("devices: field %q (%s) does not lie inside the read %s %s",
 				f.Name, span(f), r.Table, addressRange(r.Address, int(r.Quantity)))
 		}
+		if s.Values != nil && s.Values.index(slot) < 0 {
+			return fmt.Errorf("devices: field %q of the read %s %s is not one of class %q's",
+				f.Name, r.Table, addressRange(r.Address, int(r.Quantity)), s.Values.class.Name)
+		}
 	}
 	for _, slot := range r.Fields {
 		f := slot.Field
 		if r.Table.Bits() {
-			s.set(f.Name, BoolValue(data[slot.Offset/8]>>(slot.Offset%8)&1 == 1))
+			s.set(slot, BoolValue(data[slot.Offset/8]>>(slot.Offset%8)&1 == 1))
 			continue
 		}
 		v, err := f.decode(data[2*slot.Offset : 2*(slot.Offset+f.Size())])
 		if err != nil {
-			s.setError(f.Name, err)
+			s.setError(slot, err)
 			continue
 		}
-		s.set(f.Name, v)
+		s.set(slot, v)
 	}
 	return nil
 }
 
 // FailRead records err as the error of every field r serves: the read timed
-// out, got a Modbus exception, or its response was malformed.
+// out, got a Modbus exception, or its response was malformed. With Values
+// set, a field its class lacks is left out.
 func (s *Sample) FailRead(r Read, err error) {
 	for _, slot := range r.Fields {
-		s.setError(slot.Field.Name, err)
+		s.setError(slot, err)
 	}
 }
 
-func (s *Sample) set(name string, v Value) {
+func (s *Sample) set(slot Slot, v Value) {
+	if s.Values != nil {
+		s.Values.set(s.Values.index(slot), v)
+		return
+	}
+	name := slot.Field.Name
 	if s.Fields == nil {
 		s.Fields = make(map[string]Value)
 	}
@@ -99,7 +117,14 @@ func (s *Sample) set(name string, v Value) {
 	delete(s.Errors, name)
 }
 
-func (s *Sample) setError(name string, err error) {
+func (s *Sample) setError(slot Slot, err error) {
+	if s.Values != nil {
+		if i := s.Values.index(slot); i >= 0 {
+			s.Values.setError(i, err.Error())
+		}
+		return
+	}
+	name := slot.Field.Name
 	if s.Errors == nil {
 		s.Errors = make(map[string]string)
 	}
@@ -139,6 +164,9 @@ func (s *Sample) AppendJSON(dst []byte) []byte {
 	}
 	if len(s.Units) > 0 {
 		dst = appendStrings(dst, `,"units":{`, s.Units, strs[:0])
+	}
+	if s.Values != nil {
+		return append(s.Values.appendJSON(dst), '}')
 	}
 	dst = append(dst, `,"fields":{`...)
 	var vals [64]member[Value]

@@ -215,7 +215,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	for _, d := range cfg.Devices {
 		devs = append(devs, device(cfg, plan, g.classes[d.Class], d, g.conns[d.Connection], next[d.ID]))
 	}
-	if g.poller, err = modbus.NewPoller(cfg.Poller, devs, g.emit, modbus.WithLogger(logger), modbus.WithObserver(g.metrics)); err != nil {
+	if g.poller, err = modbus.NewPoller(cfg.Poller, devs, g.emit, modbus.WithLogger(logger), modbus.WithObserver(g.metrics), modbus.WithValues()); err != nil {
 		return nil, err
 	}
 	g.kafka = kafkaclient.NewMonitor(cfg.Kafka.Config, logger)

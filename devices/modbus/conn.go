@@ -37,9 +37,10 @@ type Observer interface {
 type Option func(*options)
 
 type options struct {
-	log *slog.Logger
-	obs Observer
-	now func() time.Time
+	log    *slog.Logger
+	obs    Observer
+	now    func() time.Time
+	values bool
 }
 
 func buildOptions(opts []Option) options {
@@ -62,6 +63,14 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // WithObserver sets the Observer of a Conn. Nil (the default) observes
 // nothing; Conn.Stats counts anyway.
 func WithObserver(obs Observer) Option { return func(o *options) { o.obs = obs } }
+
+// WithValues makes the Poller put each sample's fields in Sample.Values,
+// an array in the class's field order, instead of the Fields and Errors
+// maps, except for devices with a Report function (which compare maps):
+// for an EmitFunc that only encodes samples (Sample.AppendJSON), as the
+// gateway's spool does, filling a map per poll is most of a poll's own
+// work. A Conn ignores it.
+func WithValues() Option { return func(o *options) { o.values = true } }
 
 // WithClock sets the Poller's clock, used for sample times, schedules and
 // health. Its timers wait the difference between due times and now() in

@@ -213,7 +213,9 @@
 // (WithClock), Seq = the device's next seq. The rule:
 //
 //   - a poll in which at least one read succeeded emits a sample; fields
-//     of failed reads are in Sample.Errors (error strings as above);
+//     of failed reads are in Sample.Errors (error strings as above), or,
+//     with WithValues, the fields and errors are in Sample.Values (except
+//     for a device with Device.Report, whose samples keep the maps);
 //   - a poll in which no read succeeded emits nothing and is a failed poll
 //     (DeviceHealth.ConsecutiveFailures, backoff): a dead device does not
 //     flood the pipeline with error-only samples every interval;

@@ -99,6 +99,7 @@ type Poller struct {
 	cfg     PollerConfig
 	log     *slog.Logger
 	now     func() time.Time
+	values  bool // WithValues
 	emit    EmitFunc
 	running atomic.Bool
 
@@ -152,9 +153,9 @@ type device struct {
 
 // NewPoller validates cfg (after WithDefaults) and the devices. Health
 // shows each device's first due time as if Run started now; Run computes
-// them again when it starts. Options: WithLogger, WithClock. NewPoller
-// starts nothing: call Run. The Conns stay the caller's: close them after
-// Run has returned.
+// them again when it starts. Options: WithLogger, WithClock, WithValues.
+// NewPoller starts nothing: call Run. The Conns stay the caller's: close
+// them after Run has returned.
 func NewPoller(cfg PollerConfig, devs []Device, emit EmitFunc, opts ...Option) (*Poller, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -164,7 +165,7 @@ func NewPoller(cfg PollerConfig, devs []Device, emit EmitFunc, opts ...Option) (
 		return nil, fmt.Errorf("%w: emit function is nil", ErrInvalidConfig)
 	}
 	o := buildOptions(opts)
-	p := &Poller{cfg: cfg, log: o.log, now: o.now, emit: emit, seqs: map[string]uint64{}}
+	p := &Poller{cfg: cfg, log: o.log, now: o.now, values: o.values, emit: emit, seqs: map[string]uint64{}}
 	seen := map[string]bool{}
 	now := p.now()
 	for i := range devs {
@@ -554,7 +555,11 @@ func (p *Poller) poll(ctx context.Context, d *device, start time.Time, scratch [
 		Seq:     d.Seq,
 		Tags:    d.Tags,
 		Units:   d.Class.Units,
-		Fields:  make(map[string]devices.Value, len(d.Class.Fields)),
+	}
+	if p.values && d.Report == nil {
+		s.Values = devices.NewValues(d.Class)
+	} else {
+		s.Fields = make(map[string]devices.Value, len(d.Class.Fields))
 	}
 	succeeded, firstErr := readPlan(ctx, d.Conn, d.Unit, d.plan, &s, scratch, nil)
 	if ctx.Err() != nil {

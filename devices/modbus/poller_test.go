@@ -667,3 +667,47 @@ func TestPollerEmitError(t *testing.T) {
 		t.Errorf("second Run: %v", err)
 	}
 }
+
+// TestPollerValues: with WithValues a sample carries its fields in
+// Values, which encode as the maps would (beyond's read fails with
+// exception 2, an error among the fields), except a device with a Report
+// function, which gets the maps it compares.
+func TestPollerValues(t *testing.T) {
+	s := newSim(t, simulator.Config{})
+	addUnit(t, s, 3)
+	conn := newConn(t, ConnConfig{Address: s.Addr().String()})
+	col := newCollector()
+	class := parseClass(t, beyondYAML)
+	every := Schedule{Interval: 100 * time.Millisecond}
+	p, err := NewPoller(PollerConfig{}, []Device{
+		{ID: "plain", Factory: "plant-a", Class: class, Conn: conn, Unit: 3, Schedule: every},
+		{ID: "reported", Factory: "plant-a", Class: class, Conn: conn, Unit: 3, Schedule: every,
+			Report: func(*devices.Sample) bool { return true }},
+	}, col.emit, WithValues(), WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPoller(t, p)
+	eventually(t, "2 samples of each", func() bool { return len(col.get("plain")) >= 2 && len(col.get("reported")) >= 2 })
+	for _, smp := range col.get("plain")[:2] {
+		if smp.Values == nil || smp.Fields != nil || smp.Errors != nil {
+			t.Fatalf("plain: Values %v, Fields %v, Errors %v", smp.Values, smp.Fields, smp.Errors)
+		}
+		withMaps := smp
+		withMaps.Values = nil
+		withMaps.Fields, withMaps.Errors = smp.Values.Maps()
+		checkPress(t, withMaps, 3)
+		if !strings.Contains(withMaps.Errors["beyond"], "exception 2") {
+			t.Errorf("plain: errors %v, want beyond's exception 2", withMaps.Errors)
+		}
+		if a, b := string(smp.AppendJSON(nil)), string(withMaps.AppendJSON(nil)); a != b {
+			t.Errorf("plain: JSON of Values %s, of its maps %s", a, b)
+		}
+	}
+	for _, smp := range col.get("reported")[:2] {
+		if smp.Values != nil {
+			t.Fatalf("reported: Values set for a device with Report")
+		}
+		checkPress(t, smp, 3)
+	}
+}

@@ -273,7 +273,7 @@ func newFloorPoller(class *devices.Class, addr string, conns, perConn, units int
 			})
 		}
 	}
-	p, err := modbus.NewPoller(modbus.PollerConfig{}, devs, func(context.Context, []devices.Sample) error { return nil })
+	p, err := modbus.NewPoller(modbus.PollerConfig{}, devs, func(context.Context, []devices.Sample) error { return nil }, modbus.WithValues())
 	if err != nil {
 		for _, c := range cs {
 			c.Close()

@@ -370,7 +370,7 @@ func newPollerOnly(cfg gateway.Config, class *devices.Class) (*modbus.Poller, fu
 			buf = samples[i].AppendJSON(buf[:0])
 		}
 		return nil
-	}, modbus.WithLogger(warnLogger()))
+	}, modbus.WithLogger(warnLogger()), modbus.WithValues())
 	if err != nil {
 		closeAll()
 		return nil, nil, err
