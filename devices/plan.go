@@ -32,7 +32,9 @@ type Read struct {
 type Slot struct {
 	Field  *Field // an element of the Class's Fields
 	Offset int    // the field's first register or bit, counted from Read.Address
-	Index  int    // Field's index in the Class's Fields
+	// Index is Field's index in the Class's Fields, as Compile sets it;
+	// Values checks it and otherwise looks the field up by name.
+	Index int
 }
 
 // PlanOptions are the per-connection limits a plan obeys. The zero value
