@@ -26,13 +26,10 @@ func NewValues(c *Class) *Values {
 	return &Values{class: c, vals: make([]Value, len(c.Fields))}
 }
 
-// Class is the class whose fields v holds.
-func (v *Values) Class() *Class { return v.class }
-
 // Maps returns the fields that have a value and those that have an
-// error, as Sample.Fields and Sample.Errors hold them; errors is nil when
+// error, as Sample.Fields and Sample.Errors hold them; errs is nil when
 // no field has one.
-func (v *Values) Maps() (fields map[string]Value, errors map[string]string) {
+func (v *Values) Maps() (fields map[string]Value, errs map[string]string) {
 	fields = make(map[string]Value, len(v.vals))
 	for i, x := range v.vals {
 		if x.kind != KindInvalid {
@@ -41,13 +38,13 @@ func (v *Values) Maps() (fields map[string]Value, errors map[string]string) {
 	}
 	for i, e := range v.errs {
 		if e != "" {
-			if errors == nil {
-				errors = make(map[string]string)
+			if errs == nil {
+				errs = make(map[string]string)
 			}
-			errors[v.class.Fields[i].Name] = e
+			errs[v.class.Fields[i].Name] = e
 		}
 	}
-	return fields, errors
+	return fields, errs
 }
 
 // index returns the index in the class's Fields of slot's field, -1 if
