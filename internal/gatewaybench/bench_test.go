@@ -124,7 +124,10 @@ func TestDeployedConfig(t *testing.T) {
 	lay := gatewayLayout{Devices: 450, UnitsPerConn: 200, Sims: []string{"127.0.0.1:5020", "127.0.0.1:5021"}}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gateway.yaml")
-	yaml := deployedConfig(lay, "bench", "127.0.0.1:9092", filepath.Join(dir, "data"), filepath.Join(dir, "classes"), "press", gateway.SyncInterval, "127.0.0.1:9108")
+	want := gatewayConfig(lay, "bench", "127.0.0.1:9092", filepath.Join(dir, "data"), filepath.Join(dir, "classes"), "press")
+	want.Spool.Sync, want.HTTPListen = gateway.SyncInterval, "127.0.0.1:9108"
+	want.Kafka.Brokers = append(want.Kafka.Brokers, "127.0.0.1:9093") // more than one written right
+	yaml := deployedConfig(want)
 	if err := os.WriteFile(path, yaml, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +135,6 @@ func TestDeployedConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, yaml)
 	}
-	want := gatewayConfig(lay, "bench", "127.0.0.1:9092", filepath.Join(dir, "data"), filepath.Join(dir, "classes"), "press")
-	want.Spool.Sync, want.HTTPListen = gateway.SyncInterval, "127.0.0.1:9108"
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("loaded config differs from the role's:\n got %+v\nwant %+v", got, want)
 	}

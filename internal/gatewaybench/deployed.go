@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/factorywire/factorywire/gateway"
 )
 
 // The values of Config.Gateway other than a path.
@@ -48,22 +50,24 @@ func gatewayBinary(ctx context.Context, setting, dir string) (string, error) {
 	return setting, nil
 }
 
-// deployedConfig is the YAML configuration of the deployed gateway: the
-// layout, broker, spool and HTTP address of gatewayConfig's, every other
-// setting the gateway's default.
-func deployedConfig(l gatewayLayout, factory, brokerAddr, dataDir, classesDir, className, spoolSync, httpAddr string) []byte {
+// deployedConfig writes cfg, a configuration gatewayConfig built (its
+// spool.sync and HTTP address set), as the YAML file the deployed gateway
+// loads: the settings gatewayConfig sets, the rest left to the gateway's
+// defaults. TestDeployedConfig loads it back and compares.
+func deployedConfig(cfg gateway.Config) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "factory: %s\ndata_dir: %q\nclasses_dir: %q\nhttp_listen: %s\n", factory, dataDir, classesDir, httpAddr)
-	fmt.Fprintf(&b, "kafka:\n  brokers: [%q]\nspool:\n  sync: %s\nconnections:\n", brokerAddr, spoolSync)
-	units := l.conns()
-	for i := range units {
-		fmt.Fprintf(&b, "  - name: %s\n    address: %q\n", connName(i), l.Sims[i%len(l.Sims)])
+	fmt.Fprintf(&b, "factory: %s\ndata_dir: %q\nclasses_dir: %q\nhttp_listen: %s\n", cfg.Factory, cfg.DataDir, cfg.ClassesDir, cfg.HTTPListen)
+	b.WriteString("kafka:\n  brokers:\n")
+	for _, addr := range cfg.Kafka.Brokers {
+		fmt.Fprintf(&b, "    - %q\n", addr)
+	}
+	fmt.Fprintf(&b, "spool:\n  sync: %s\nconnections:\n", cfg.Spool.Sync)
+	for _, c := range cfg.Connections {
+		fmt.Fprintf(&b, "  - name: %s\n    address: %q\n", c.Name, c.Address)
 	}
 	b.WriteString("devices:\n")
-	for i, n := range units {
-		for u := 1; u <= n; u++ {
-			fmt.Fprintf(&b, "  - {id: %s, class: %s, connection: %s, unit: %d, interval: 1s}\n", deviceID(i, u), className, connName(i), u)
-		}
+	for _, d := range cfg.Devices {
+		fmt.Fprintf(&b, "  - {id: %s, class: %s, connection: %s, unit: %d, interval: %s}\n", d.ID, d.Class, d.Connection, *d.Unit, d.Interval)
 	}
 	return []byte(b.String())
 }

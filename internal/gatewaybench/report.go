@@ -560,5 +560,5 @@ func fileMiB(path string) string {
 	if err != nil {
 		return "?"
 	}
-	return fmt.Sprintf("%.1f MiB", float64(st.Size())/(1<<20))
+	return fmt.Sprintf("%.1f MiB", mib(st.Size()))
 }

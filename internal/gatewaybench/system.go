@@ -126,9 +126,11 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 		if err != nil {
 			return fail("%v", err)
 		}
-		conf := deployedConfig(lay, factory, b.broker.Addr, filepath.Join(dir, "data"), b.classesDir, b.class.Name, b.cfg.SpoolSync, httpAddr)
-		if sut, err = startConfigured("gateway", b.gatewayBin, filepath.Join(dir, "gateway.yaml"), conf, logPath,
-			func(confPath string) []string { return []string{"run", "--config", confPath, "--log-level", "warn"} }); err != nil {
+		cfg := gatewayConfig(lay, factory, b.broker.Addr, filepath.Join(dir, "data"), b.classesDir, b.class.Name)
+		cfg.Spool.Sync, cfg.HTTPListen = b.cfg.SpoolSync, httpAddr
+		confPath := filepath.Join(dir, "gateway.yaml")
+		if sut, err = startConfigured("gateway", b.gatewayBin, confPath, deployedConfig(cfg), logPath,
+			"run", "--config", confPath, "--log-level", "warn"); err != nil {
 			return fail("%v", err)
 		}
 		dc := newDevicesClient(httpAddr)
@@ -157,8 +159,8 @@ func (b *bench) runSystem(ctx context.Context, tool string, n, run int) (r syste
 		if b.telegrafSnippet == "" {
 			b.telegrafSnippet = snippet(string(conf), len(b.classBlocks)+1)
 		}
-		if sut, err = startConfigured("telegraf", b.cfg.Telegraf, filepath.Join(dir, "telegraf.conf"), conf, logPath,
-			func(confPath string) []string { return []string{"--config", confPath} }); err != nil {
+		confPath := filepath.Join(dir, "telegraf.conf")
+		if sut, err = startConfigured("telegraf", b.cfg.Telegraf, confPath, conf, logPath, "--config", confPath); err != nil {
 			return fail("%v", err)
 		}
 	}
@@ -291,8 +293,8 @@ func askSims(sims []*proc) (simStats, error) {
 }
 
 // startConfigured writes conf to confPath and starts the program at path
-// with args(confPath), its output to a new file at logPath.
-func startConfigured(name, path, confPath string, conf []byte, logPath string, args func(confPath string) []string) (*proc, error) {
+// with args, its output to a new file at logPath.
+func startConfigured(name, path, confPath string, conf []byte, logPath string, args ...string) (*proc, error) {
 	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
 		return nil, err
 	}
@@ -302,7 +304,7 @@ func startConfigured(name, path, confPath string, conf []byte, logPath string, a
 	}
 	// The child holds its own descriptor of the file.
 	defer lf.Close()
-	return startProgram(name, path, args(confPath), lf)
+	return startProgram(name, path, args, lf)
 }
 
 // askGateway reads our gateway's health summary.
