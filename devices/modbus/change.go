@@ -2,7 +2,6 @@ package modbus
 
 import (
 	"cmp"
-	"container/heap"
 	"context"
 	"fmt"
 	"maps"
@@ -115,8 +114,11 @@ func (p *Poller) Change(ch Change) error {
 	if p.run == nil { // nothing runs: change the heaps here
 		for _, d := range removing {
 			g := p.group(d.Conn)
-			heap.Remove(&g.due, d.index)
+			g.due.remove(d)
 			seqs[d.ID] = d.Seq
+		}
+		for _, g := range p.groups {
+			g.due.init()
 		}
 		p.mu.Unlock()
 	} else {
@@ -166,7 +168,7 @@ func (p *Poller) Change(ch Change) error {
 			fresh[g] = true
 		}
 		if p.run == nil || fresh[g] {
-			heap.Push(&g.due, d)
+			g.due.push(d)
 			continue
 		}
 		c, ok := byGroup[g]
@@ -175,6 +177,11 @@ func (p *Poller) Change(ch Change) error {
 		}
 		c.add = append(c.add, d)
 		byGroup[g] = c
+	}
+	for _, g := range p.groups {
+		if p.run == nil || fresh[g] {
+			g.due.init()
+		}
 	}
 	slices.SortFunc(p.devs, func(a, b *device) int { return cmp.Compare(a.ID, b.ID) })
 	if p.stopped {
@@ -226,7 +233,7 @@ func (p *Poller) applyChange(ctx context.Context, g *group, b *batch, c groupCha
 		}
 	}
 	for _, d := range c.remove {
-		heap.Remove(&g.due, d.index)
+		g.due.remove(d)
 		c.seqs[d.ID] = d.Seq
 	}
 	if len(c.add) > 0 {
@@ -235,10 +242,11 @@ func (p *Poller) applyChange(ctx context.Context, g *group, b *batch, c groupCha
 		for _, d := range c.add {
 			d.due = d.sched.next(now)
 			d.health.NextDue = d.due
-			heap.Push(&g.due, d)
+			g.due.push(d)
 		}
 		p.mu.Unlock()
 	}
+	g.due.init()
 	close(c.applied)
 	return nil
 }

@@ -2,8 +2,7 @@ package modbus
 
 import (
 	"cmp"
-	"container/heap"
-	"context"
+		"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -39,7 +38,8 @@ type Device struct {
 	// consecutive. It is called on the device's connection goroutine, one
 	// sample at a time, in poll order, and must not keep s's maps for
 	// writing (it may keep them for reading: the Poller does not change a
-	// sample's maps after the poll).
+	// sample's maps after the poll). s is a copy: what Report changes in
+	// it is not emitted.
 	Report func(s *devices.Sample) bool
 }
 
@@ -147,7 +147,6 @@ type device struct {
 	plan   devices.Plan // Plan or Class.Plan
 	sched  schedule
 	due    time.Time
-	index  int // in the heap
 	health DeviceHealth
 }
 
@@ -207,7 +206,10 @@ func NewPoller(cfg PollerConfig, devs []Device, emit EmitFunc, opts ...Option) (
 			g = &group{conn: d.Conn}
 			p.groups = append(p.groups, g)
 		}
-		heap.Push(&g.due, d)
+		g.due.push(d)
+	}
+	for _, g := range p.groups {
+		g.due.init()
 	}
 	slices.SortFunc(p.devs, func(a, b *device) int { return cmp.Compare(a.ID, b.ID) })
 	return p, nil
@@ -289,11 +291,11 @@ func (p *Poller) Run(ctx context.Context) error {
 	}}
 	now := p.now()
 	for _, g := range p.groups {
-		for _, d := range g.due {
-			d.due = d.sched.next(now)
-			d.health.NextDue = d.due
+		for _, e := range g.due {
+			e.d.due = e.d.sched.next(now)
+			e.d.health.NextDue = e.d.due
 		}
-		heap.Init(&g.due)
+		g.due.init()
 		p.startGroup(g)
 	}
 	p.mu.Unlock()
@@ -365,7 +367,7 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 			}
 		default:
 		}
-		d := g.due[0]
+		d := g.due[0].d
 		if now.IsZero() {
 			now = p.now()
 		}
@@ -403,11 +405,11 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 		}
 		now = end
 		scanning = true
-		g.due.fix(d.index)
+		g.due.rescheduled() // d, at the top
 		if !ok {
 			continue
 		}
-		if d.Report != nil && !d.Report(&sample) {
+		if d.Report != nil && !report(d, sample) {
 			p.mu.Lock()
 			d.health.Suppressed++
 			p.mu.Unlock()
@@ -422,6 +424,11 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 		}
 	}
 }
+
+// report asks d.Report whether to emit s. It takes s by value: a Sample
+// whose address goes to a function value is on the heap, and runGroup's
+// would be, for every poll of every device.
+func report(d *device, s devices.Sample) bool { return d.Report(&s) }
 
 // batch is the samples of one connection waiting to be emitted, and the
 // device of each.
@@ -617,69 +624,4 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-// dueHeap orders a connection's devices by due time, then id.
-type dueHeap []*device
-
-func (h dueHeap) Len() int { return len(h) }
-func (h dueHeap) Less(i, j int) bool {
-	if c := h[i].due.Compare(h[j].due); c != 0 {
-		return c < 0
-	}
-	return h[i].ID < h[j].ID
-}
-func (h dueHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *dueHeap) Push(x any) {
-	d := x.(*device)
-	d.index = len(*h)
-	*h = append(*h, d)
-}
-func (h *dueHeap) Pop() any {
-	old := *h
-	d := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return d
-}
-
-// fix is heap.Fix(h, i), the same steps with calls the compiler can
-// inline instead of the interface's: it runs after every poll.
-func (h dueHeap) fix(i int) {
-	if !h.down(i) {
-		h.up(i)
-	}
-}
-
-func (h dueHeap) up(j int) {
-	for {
-		i := (j - 1) / 2 // parent
-		if i == j || !h.Less(j, i) {
-			break
-		}
-		h.Swap(i, j)
-		j = i
-	}
-}
-
-func (h dueHeap) down(i0 int) bool {
-	i, n := i0, len(h)
-	for {
-		j1 := 2*i + 1
-		if j1 >= n || j1 < 0 { // j1 < 0 after int overflow
-			break
-		}
-		j := j1 // left child
-		if j2 := j1 + 1; j2 < n && h.Less(j2, j1) {
-			j = j2 // = 2*i + 2  // right child
-		}
-		if !h.Less(j, i) {
-			break
-		}
-		h.Swap(i, j)
-		i = j
-	}
-	return i > i0
 }
