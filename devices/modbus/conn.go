@@ -172,28 +172,45 @@ func (c *Conn) Read(ctx context.Context, unit uint8, table devices.Table, addres
 // read is Read, appending the reply's data to dst: the Poller passes a
 // buffer of its own, which saves an allocation per request.
 func (c *Conn) read(ctx context.Context, req readRequest, dst []byte) ([]byte, error) {
-	if err := req.check(c.cfg.Transport.Bus()); err != nil {
-		return nil, fmt.Errorf("modbus: %s: unit %d: %w", c.cfg.Name, req.unit, err)
+	if err := c.check(req); err != nil {
+		return nil, err
 	}
-	select {
-	case c.turn <- struct{}{}: // free: the usual case, without a full select
-	default:
-		select {
-		case c.turn <- struct{}{}:
-		case <-ctx.Done():
-			return nil, c.ctxError(req, ctx.Err())
-		case <-c.quit:
-			return nil, c.connError(req, KindClosed, nil)
-		}
+	if err := c.acquire(ctx, req); err != nil {
+		return nil, err
 	}
-	defer func() { <-c.turn }()
-	select {
-	case <-c.quit:
-		return nil, c.connError(req, KindClosed, nil)
-	default:
-	}
+	defer c.release()
 	return c.serve(ctx, req, dst)
 }
+
+// check checks req for the Conn's transport.
+func (c *Conn) check(req readRequest) error {
+	if err := req.check(c.cfg.Transport.Bus()); err != nil {
+		return fmt.Errorf("modbus: %s: unit %d: %w", c.cfg.Name, req.unit, err)
+	}
+	return nil
+}
+
+// acquire waits for the Conn's turn, until ctx ends or the Conn is
+// closed; req is the request the error names. The holder calls serve for
+// each of its requests (serve sees a Close), then release.
+func (c *Conn) acquire(ctx context.Context, req readRequest) error {
+	select {
+	case c.turn <- struct{}{}: // free: the usual case, without a full select
+		return nil
+	default:
+	}
+	select {
+	case c.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return c.ctxError(req, ctx.Err())
+	case <-c.quit:
+		return c.connError(req, KindClosed, nil)
+	}
+}
+
+// release gives the turn back.
+func (c *Conn) release() { <-c.turn }
 
 // Stats returns a snapshot of the Conn's counters.
 func (c *Conn) Stats() ConnStats {

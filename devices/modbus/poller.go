@@ -2,7 +2,7 @@ package modbus
 
 import (
 	"cmp"
-		"context"
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -583,11 +583,28 @@ func (p *Poller) poll(ctx context.Context, d *device, start time.Time, scratch [
 // data (valid during the call) or its error. Each reply's data is put in
 // scratch, whose capacity is for the largest read or which is nil. readPlan
 // returns how many reads succeeded and the first error; it stops early,
-// with s incomplete, when ctx ends.
+// with s incomplete, when ctx ends. It holds the Conn's turn for the whole
+// plan: another caller's Read waits for the poll, not just for a request
+// (a Close does not: the reads after it fail as closed).
 func readPlan(ctx context.Context, conn *Conn, unit uint8, plan devices.Plan, s *devices.Sample, scratch []byte, each func(r devices.Read, data []byte, err error)) (succeeded int, firstErr error) {
 	reads := plan.Reads
+	// One turn for the poll (the Conn's requests are serial anyway): the
+	// poll's reads go out back to back, and its channel operations are
+	// one pair instead of one per read.
+	first := reads[0]
+	held := conn.acquire(ctx, readRequest{unit: unit, table: first.Table, address: first.Address, quantity: first.Quantity})
+	if held == nil {
+		defer conn.release()
+	}
 	for i, r := range reads {
-		data, err := conn.read(ctx, readRequest{unit: unit, table: r.Table, address: r.Address, quantity: r.Quantity}, scratch[:0])
+		req := readRequest{unit: unit, table: r.Table, address: r.Address, quantity: r.Quantity}
+		var data []byte
+		err := held
+		if err == nil {
+			if err = conn.check(req); err == nil {
+				data, err = conn.serve(ctx, req, scratch[:0])
+			}
+		}
 		if err == nil {
 			err = s.DecodeRead(r, data)
 		}
