@@ -500,6 +500,14 @@ func (l *groupLedger) heldLocked() map[string][]int32 {
 	return out
 }
 
+// holds reports whether member holds partition p, as its client last
+// reported its assignment.
+func (l *groupLedger) holds(member string, p int32) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held[member][p]
+}
+
 // holding reports what each member holds now.
 func (l *groupLedger) holding() map[string][]int32 {
 	l.mu.Lock()

@@ -285,12 +285,15 @@ func kafkaGoClient(balancer kafka.GroupBalancer) compatClient {
 			go func() {
 				defer close(done)
 				// kafka-go can hand out, after a rebalance, messages it
-				// fetched before it, and CommitMessages commits whatever
-				// offset it is given (it also ignores the error codes in
+				// fetched before it (its queue is not drained:
+				// segmentio/kafka-go#1398), and CommitMessages commits
+				// whatever offset it is given under the current
+				// generation (it also ignores the error codes in
 				// OffsetCommit responses), so a late message would move
-				// the committed offset backwards. As an application
-				// should, the member never commits below its own last
-				// commit of a partition.
+				// the committed offset backwards, its own or that of
+				// the partition's new owner. As an application should,
+				// the member commits only partitions it holds now, and
+				// never below its own last commit of a partition.
 				highest := map[int]int64{}
 				for {
 					m, err := r.FetchMessage(ctx)
@@ -303,6 +306,10 @@ func kafkaGoClient(balancer kafka.GroupBalancer) compatClient {
 						continue
 					}
 					l.process(name, int32(m.Partition), m.Offset, string(m.Value))
+					if !l.holds(name, int32(m.Partition)) {
+						l.note("kafka-go %s: not committing %d/%d, a partition it does not hold now", name, m.Partition, m.Offset+1)
+						continue
+					}
 					if h, ok := highest[m.Partition]; ok && m.Offset < h {
 						l.note("kafka-go %s: not committing %d/%d, below its commit of %d", name, m.Partition, m.Offset+1, h+1)
 						continue
