@@ -114,11 +114,8 @@ func (p *Poller) Change(ch Change) error {
 	if p.run == nil { // nothing runs: change the heaps here
 		for _, d := range removing {
 			g := p.group(d.Conn)
-			g.due.remove(d)
+			g.due.remove(d) // init follows with the adds below, or in Run
 			seqs[d.ID] = d.Seq
-		}
-		for _, g := range p.groups {
-			g.due.init()
 		}
 		p.mu.Unlock()
 	} else {

@@ -588,6 +588,9 @@ func (p *Poller) poll(ctx context.Context, d *device, start time.Time, scratch [
 // (a Close does not: the reads after it fail as closed).
 func readPlan(ctx context.Context, conn *Conn, unit uint8, plan devices.Plan, s *devices.Sample, scratch []byte, each func(r devices.Read, data []byte, err error)) (succeeded int, firstErr error) {
 	reads := plan.Reads
+	if len(reads) == 0 {
+		return 0, nil
+	}
 	// One turn for the poll (the Conn's requests are serial anyway): the
 	// poll's reads go out back to back, and its channel operations are
 	// one pair instead of one per read.
