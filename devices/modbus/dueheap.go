@@ -49,8 +49,7 @@ func (h dueHeap) init() {
 		h[i].rank = uint32(i)
 		h[i].at = h[i].d.due.UnixNano()
 	}
-	// Sorted by rank, the entries could be a heap already, but not by
-	// due time.
+	// Heapify (Floyd): sift down every entry that has a child, last first.
 	for i := len(h)/2 - 1; i >= 0; i-- {
 		h.down(i)
 	}
