@@ -11,8 +11,11 @@
 // mode); sink query latest and window fail on it, range and gaps work.
 //
 // FerretDB is built from third_party/ferretdb (go.mod's replace): the
-// release with seven changes, so that finds, updates and deletes by _id use
+// release with eight changes, so that finds, updates and deletes by _id use
 // the _id index instead of reading the whole table (TestIDLookupsUseIndex),
+// the _id is a column of its own, which that index is on, so that SQLite
+// does not parse each document written to index it (TestIDColumn; a data
+// directory of an earlier build is migrated when opened),
 // a start on a busy address leaves nothing open (TestStartErrors), a
 // non-unique index, which FerretDB's SQLite queries never read, is listed
 // but not maintained on every write (TestSecondaryIndexes), inserts commit

@@ -386,3 +386,155 @@ func TestFerretDBChanges(t *testing.T) {
 	}
 	t.Logf("%s", out)
 }
+
+// TestIDColumn checks the eighth change factorywire carries in FerretDB
+// (third_party/ferretdb/README.md): a collection's table holds each
+// document's _id in a column of its own, which the unique _id index and
+// the lookups by _id use, so SQLite does not parse a document's JSON to
+// index it; and a table an earlier build made, with the index on the
+// JSON expression and no such column, gets the column and its indexes
+// built again when the stand-in opens the directory, its data and
+// uniqueness kept.
+func TestIDColumn(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	oid := bson.NewObjectID()
+	ids := []any{"dev-1", "dev-2", oid, int32(7), 8.5}
+
+	// open starts a stand-in over dir and returns the collection and a
+	// function that stops it.
+	open := func() (*mongo.Database, func()) {
+		t.Helper()
+		srv, err := Start(Config{Dir: dir, Listen: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := connect(t, srv.URI())
+		return client.Database("standin"), func() {
+			client.Disconnect(ctx)
+			if err := srv.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	file := func() *sql.DB {
+		t.Helper()
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "standin.sqlite"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	// schema returns the SQL of c's table and of its indexes on SQLite.
+	schema := func(db *sql.DB) (table string, sqls []string) {
+		t.Helper()
+		if err := db.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = 'c'`).Scan(&table); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.QueryContext(ctx, `SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type DESC, name`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			sqls = append(sqls, s)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return table, sqls
+	}
+	// check uses the collection as the sink and the tests do.
+	check := func(db *mongo.Database, stage string) {
+		t.Helper()
+		coll := db.Collection("c")
+		for _, id := range ids {
+			var got bson.M
+			if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&got); err != nil {
+				t.Fatalf("%s: find {_id: %v}: %v", stage, id, err)
+			}
+			if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "serial", Value: 100}}); !mongo.IsDuplicateKeyError(err) {
+				t.Fatalf("%s: insert of _id %v held: %v, want a duplicate key error", stage, id, err)
+			}
+		}
+		for _, id := range []any{"dev-1", oid} {
+			var res bson.Raw
+			cmd := bson.D{{Key: "explain", Value: bson.D{{Key: "find", Value: "c"}, {Key: "filter", Value: bson.D{{Key: "_id", Value: id}}}}}}
+			if err := db.RunCommand(ctx, cmd).Decode(&res); err != nil {
+				t.Fatal(err)
+			}
+			if plan := res.Lookup("queryPlanner", "Plan").String(); !strings.Contains(plan, "USING INDEX") || !strings.Contains(plan, "__id_") {
+				t.Errorf("%s: find {_id: %v}: SQLite plan %s, want a SEARCH using the _id index", stage, id, plan)
+			}
+		}
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "new-" + stage}, {Key: "serial", Value: 100}}); err != nil {
+			t.Fatalf("%s: insert of a new _id: %v", stage, err)
+		}
+		res, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: "dev-2"}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "v", Value: 1}}}})
+		if err != nil || res.ModifiedCount != 1 {
+			t.Fatalf("%s: update by _id: %+v, %v", stage, res, err)
+		}
+	}
+
+	db, stop := open()
+	coll := db.Collection("c")
+	if _, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "serial", Value: 1}, {Key: "_id", Value: 1}}, Options: options.Index().SetUnique(true).SetName("serial_id")}); err != nil {
+		t.Fatal(err)
+	}
+	var docs []any
+	for i, id := range ids {
+		docs = append(docs, bson.D{{Key: "_id", Value: id}, {Key: "serial", Value: i}, {Key: "v", Value: 0}})
+	}
+	if _, err := coll.InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	check(db, "made")
+	stop()
+
+	f := file()
+	table, sqls := schema(f)
+	joined := strings.Join(sqls, "\n")
+	if !strings.Contains(sqls[0], "_ferretdb_id TEXT") || strings.Contains(joined, `_ferretdb_sjson->"_id"`) || strings.Count(joined, "_ferretdb_id") != 3 {
+		t.Fatalf("a new table and its unique indexes:\n%s\nwant the column _ferretdb_id and both indexes on it", joined)
+	}
+
+	// Make the table as an earlier build did: no column, indexes on the
+	// document's JSON.
+	for _, q := range []string{
+		fmt.Sprintf(`DROP INDEX %q`, table+"__id_"),
+		fmt.Sprintf(`DROP INDEX %q`, table+"_serial_id"),
+		fmt.Sprintf(`ALTER TABLE %q DROP COLUMN _ferretdb_id`, table),
+		fmt.Sprintf(`CREATE UNIQUE INDEX %q ON %q (_ferretdb_sjson->"_id")`, table+"__id_", table),
+		fmt.Sprintf(`CREATE UNIQUE INDEX %q ON %q (_ferretdb_sjson->"serial", _ferretdb_sjson->"_id")`, table+"_serial_id", table),
+	} {
+		if _, err := f.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	f.Close()
+
+	db, stop = open()
+	check(db, "migrated")
+	stop()
+	f = file()
+	defer f.Close()
+	_, sqls = schema(f)
+	joined = strings.Join(sqls, "\n")
+	if strings.Contains(joined, `_ferretdb_sjson->"_id"`) || strings.Count(joined, "_ferretdb_id") != 3 {
+		t.Fatalf("the table after the migration:\n%s\nwant the column _ferretdb_id and both indexes on it", joined)
+	}
+	var rows, empty int
+	if err := f.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*), count(*) FILTER (WHERE _ferretdb_id IS NULL) FROM %q`, table)).Scan(&rows, &empty); err != nil || rows != len(ids)+2 || empty != 0 {
+		t.Fatalf("after the migration %d rows, %d without _ferretdb_id (%v); want %d, 0", rows, empty, err, len(ids)+2)
+	}
+
+	// A third start leaves the migrated table as it is.
+	db, stop = open()
+	check(db, "reopened")
+	stop()
+}

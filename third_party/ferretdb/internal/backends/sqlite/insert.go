@@ -37,20 +37,32 @@ func prepareInsertStatement(tableName string, capped bool, docs []*types.Documen
 			return "", nil, lazyerrors.Error(err)
 		}
 
+		// The _id column (factorywire's change 8, see metadata.IDColumn):
+		// the lookups' encoding of the _id, which is its text in b.
+		id, err := doc.Get("_id")
+		if err != nil {
+			return "", nil, lazyerrors.Error(err)
+		}
+
+		idText, err := sjson.MarshalSingleValue(id)
+		if err != nil {
+			return "", nil, lazyerrors.Error(err)
+		}
+
 		if capped {
-			rows[i] = "(?, ?)"
-			args = append(args, doc.RecordID(), string(b))
+			rows[i] = "(?, ?, ?)"
+			args = append(args, doc.RecordID(), string(b), string(idText))
 
 			continue
 		}
 
-		rows[i] = "(?)"
-		args = append(args, string(b))
+		rows[i] = "(?, ?)"
+		args = append(args, string(b), string(idText))
 	}
 
-	columns := metadata.DefaultColumn
+	columns := metadata.DefaultColumn + ", " + metadata.IDColumn
 	if capped {
-		columns = strings.Join([]string{metadata.RecordIDColumn, metadata.DefaultColumn}, ", ")
+		columns = strings.Join([]string{metadata.RecordIDColumn, metadata.DefaultColumn, metadata.IDColumn}, ", ")
 	}
 
 	return fmt.Sprintf(

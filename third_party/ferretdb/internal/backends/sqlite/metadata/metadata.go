@@ -26,15 +26,22 @@ const (
 	// DefaultColumn is a column name for all fields.
 	DefaultColumn = backends.ReservedPrefix + "sjson"
 
-	// IDColumn is a SQLite path expression for _id field.
+	// IDColumn is the column that holds each document's _id, as
+	// sjson.MarshalSingleValue encodes it (the text of the _id in the
+	// stored document), for lookups by _id and the unique _id index.
 	//
-	// Changed by factorywire (see third_party/ferretdb/README.md): the
-	// upstream expression, DefaultColumn + "->'$._id'", differs in text
-	// from the one of the unique _id index every collection gets
-	// (DefaultColumn + `->"_id"`), so SQLite never used that index: each
-	// find, update and delete by _id read the whole table. The two select
-	// the same value; this one is the index's.
-	IDColumn = DefaultColumn + "->'_id'"
+	// Changed by factorywire (see third_party/ferretdb/README.md, changes
+	// 2 and 8): upstream, _id was the expression DefaultColumn + "->'$._id'"
+	// and the unique index was on DefaultColumn + `->"_id"`. SQLite never
+	// used the index for the first (its text differs), and computing the
+	// second parsed the whole stored JSON text of every document inserted
+	// or updated. Tables made by earlier builds get the column when the
+	// registry loads them (migrateIDColumn).
+	IDColumn = backends.ReservedPrefix + "id"
+
+	// legacyIDExpression is what earlier builds used for _id, and what
+	// fills IDColumn of the rows they wrote.
+	legacyIDExpression = DefaultColumn + "->'_id'"
 
 	// RecordIDColumn is a name for RecordID column to store capped collection record id.
 	RecordIDColumn = backends.ReservedPrefix + "record_id"

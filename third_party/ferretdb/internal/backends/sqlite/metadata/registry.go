@@ -120,9 +120,86 @@ func (r *Registry) initCollections(ctx context.Context, dbName string, db *fsql.
 		return lazyerrors.Error(err)
 	}
 
+	for _, c := range colls {
+		if err = migrateIDColumn(ctx, db, c); err != nil {
+			return fmt.Errorf("database %q, collection %q: give its table %q the column %s: %w", dbName, c.Name, c.TableName, IDColumn, err)
+		}
+	}
+
 	r.colls[dbName] = colls
 
 	return nil
+}
+
+// createUniqueIndex returns the statement that builds the unique index
+// index of table: _id is IDColumn, any other field an expression on
+// DefaultColumn.
+func createUniqueIndex(table string, index IndexInfo) string {
+	columns := make([]string, len(index.Key))
+	for i, key := range index.Key {
+		if key.Field == "_id" {
+			columns[i] = IDColumn
+		} else {
+			fields := strings.Split(key.Field, ".")
+			for j, f := range fields {
+				fields[j] = fmt.Sprintf("%q", f)
+			}
+
+			columns[i] = fmt.Sprintf("%s->%s", DefaultColumn, strings.Join(fields, "->"))
+		}
+
+		if key.Descending {
+			columns[i] += " DESC"
+		}
+	}
+
+	return fmt.Sprintf("CREATE UNIQUE INDEX %q ON %q (%s)", table+"_"+index.Name, table, strings.Join(columns, ", "))
+}
+
+// migrateIDColumn gives c's table, made by a build from before IDColumn,
+// that column: it adds it, fills it from legacyIDExpression, and builds
+// again every unique index with _id in its key (dropping the one on the
+// expression), in one transaction. A table that has the column is left
+// as it is.
+//
+// Added by factorywire (third_party/ferretdb/README.md, change 8).
+func migrateIDColumn(ctx context.Context, db *fsql.DB, c *Collection) error {
+	var n int
+	q := "SELECT count(*) FROM pragma_table_info(?) WHERE name = ?"
+	if err := db.QueryRowContext(ctx, q, c.TableName, IDColumn).Scan(&n); err != nil {
+		return lazyerrors.Error(err)
+	}
+
+	if n > 0 {
+		return nil
+	}
+
+	return db.InTransaction(ctx, func(tx *fsql.Tx) error {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %q ADD COLUMN %s TEXT", c.TableName, IDColumn)); err != nil {
+			return lazyerrors.Error(err)
+		}
+
+		q := fmt.Sprintf("UPDATE %q SET %s = %s", c.TableName, IDColumn, legacyIDExpression)
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return lazyerrors.Error(err)
+		}
+
+		for _, index := range c.Settings.Indexes {
+			if !index.Unique || !slices.ContainsFunc(index.Key, func(k IndexKeyPair) bool { return k.Field == "_id" }) {
+				continue
+			}
+
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf("DROP INDEX IF EXISTS %q", c.TableName+"_"+index.Name)); err != nil {
+				return lazyerrors.Error(err)
+			}
+
+			if _, err := tx.ExecContext(ctx, createUniqueIndex(c.TableName, index)); err != nil {
+				return lazyerrors.Error(err)
+			}
+		}
+
+		return nil
+	})
 }
 
 // DatabaseList returns a sorted list of existing databases.
@@ -288,7 +365,7 @@ func (r *Registry) collectionCreate(ctx context.Context, params *CollectionCreat
 		q += fmt.Sprintf("%s INTEGER PRIMARY KEY, ", RecordIDColumn)
 	}
 
-	q += fmt.Sprintf("%[1]s TEXT NOT NULL CHECK(%[1]s != '')) STRICT", DefaultColumn)
+	q += fmt.Sprintf("%[1]s TEXT NOT NULL CHECK(%[1]s != ''), %[2]s TEXT) STRICT", DefaultColumn, IDColumn)
 
 	if _, err = db.ExecContext(ctx, q); err != nil {
 		return false, lazyerrors.Error(err)
@@ -480,29 +557,7 @@ func (r *Registry) indexesCreate(ctx context.Context, dbName, collectionName str
 			continue
 		}
 
-		q := "CREATE UNIQUE INDEX %q ON %q (%s)"
-
-		columns := make([]string, len(index.Key))
-		for i, key := range index.Key {
-			fields := strings.Split(key.Field, ".")
-			for j, f := range fields {
-				fields[j] = fmt.Sprintf("%q", f)
-			}
-
-			columns[i] = fmt.Sprintf("%s->%s", DefaultColumn, strings.Join(fields, "->"))
-			if key.Descending {
-				columns[i] += " DESC"
-			}
-		}
-
-		q = fmt.Sprintf(
-			q,
-			c.TableName+"_"+index.Name,
-			c.TableName,
-			strings.Join(columns, ", "),
-		)
-
-		if _, err := db.ExecContext(ctx, q); err != nil {
+		if _, err := db.ExecContext(ctx, createUniqueIndex(c.TableName, index)); err != nil {
 			_ = r.indexesDrop(ctx, dbName, collectionName, created)
 			return lazyerrors.Error(err)
 		}
