@@ -494,6 +494,20 @@ func TestIDColumn(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(db, "made")
+	// A capped collection's table has a record id column first.
+	if err := db.CreateCollection(ctx, "capped", options.CreateCollection().SetCapped(true).SetSizeInBytes(1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	capped := db.Collection("capped")
+	if _, err := capped.InsertMany(ctx, []any{bson.D{{Key: "_id", Value: "a"}}, bson.D{{Key: "_id", Value: oid}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := capped.FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Err(); err != nil {
+		t.Fatalf("capped: find by _id: %v", err)
+	}
+	if _, err := capped.InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}}); !mongo.IsDuplicateKeyError(err) {
+		t.Fatalf("capped: insert of an _id held: %v, want a duplicate key error", err)
+	}
 	stop()
 
 	f := file()
