@@ -123,6 +123,10 @@ type Conn struct {
 	retryAt       time.Time
 	lastConnErr   error
 	notBefore     time.Time // no request is sent before it (PauseBetweenRequests, PauseAfterConnect)
+	// The holder's ctx deadline, looked up once per turn (acquire):
+	// Deadline walks the context's parents, and a poll's reads all ask.
+	ctxDeadline    time.Time
+	ctxHasDeadline bool
 }
 
 // NewConn validates cfg (after WithDefaults). It does not connect: the
@@ -196,11 +200,13 @@ func (c *Conn) check(req readRequest) error {
 func (c *Conn) acquire(ctx context.Context, req readRequest) error {
 	select {
 	case c.turn <- struct{}{}: // free: the usual case, without a full select
+		c.ctxDeadline, c.ctxHasDeadline = ctx.Deadline()
 		return nil
 	default:
 	}
 	select {
 	case c.turn <- struct{}{}:
+		c.ctxDeadline, c.ctxHasDeadline = ctx.Deadline()
 		return nil
 	case <-ctx.Done():
 		return c.ctxError(req, ctx.Err())
@@ -287,7 +293,7 @@ func isBusy(err error) bool {
 // the connection after a transport or framing error.
 func (c *Conn) roundTrip(ctx context.Context, req readRequest, dst []byte) (data []byte, rtt time.Duration, kind ErrorKind, err error) {
 	if !c.connected {
-		if err := c.setTimeout(ctx, req); err != nil {
+		if err := c.setTimeout(req); err != nil {
 			return nil, 0, KindCanceled, err
 		}
 		if kind, err := c.connect(req); err != nil {
@@ -298,18 +304,18 @@ func (c *Conn) roundTrip(ctx context.Context, req readRequest, dst []byte) (data
 		return nil, 0, kind, err
 	}
 	// After the pause: the request's own Timeout starts now.
-	if err := c.setTimeout(ctx, req); err != nil {
+	if err := c.setTimeout(req); err != nil {
 		return nil, 0, KindCanceled, err
 	}
 	adu, err := c.tr.encode(req.unit, req.appendPDU(c.pdu[:0]))
 	if err != nil {
 		return nil, 0, KindInvalid, fmt.Errorf("modbus: %s: unit %d: %w: %v", c.cfg.Name, req.unit, ErrInvalidRead, err)
 	}
-	start := time.Now()
+	start := mono()
 	resp, err := c.tr.send(adu, start)
-	rtt = time.Since(start) // the monotonic clock alone
+	rtt = mono() - start
 	if c.cfg.PauseBetweenRequests > 0 {
-		c.notBefore = start.Add(rtt + c.cfg.PauseBetweenRequests)
+		c.notBefore = monoTime(start + rtt + c.cfg.PauseBetweenRequests)
 	}
 	if err != nil {
 		kind := classify(err)
@@ -345,11 +351,11 @@ func (c *Conn) roundTrip(ctx context.Context, req readRequest, dst []byte) (data
 }
 
 // setTimeout sets the transport's timeout for the next connect or request:
-// Timeout, or less if ctx ends sooner.
-func (c *Conn) setTimeout(ctx context.Context, req readRequest) error {
+// Timeout, or less if the turn holder's ctx ends sooner.
+func (c *Conn) setTimeout(req readRequest) error {
 	timeout := c.cfg.Timeout
-	if dl, ok := ctx.Deadline(); ok {
-		if left := time.Until(dl); left < timeout {
+	if c.ctxHasDeadline {
+		if left := time.Until(c.ctxDeadline); left < timeout {
 			timeout = left
 		}
 	}
@@ -502,6 +508,18 @@ func (c *Conn) count(f func(*ConnStats)) {
 	c.statsMu.Unlock()
 }
 
+// monoBase is the origin of mono: one reading of both clocks.
+var monoBase = time.Now()
+
+// mono reads the monotonic clock alone, as the time since monoBase: a
+// request's start and round trip need no wall clock, and time.Now reads
+// both (a wall clock read was a third of a poll's clock time).
+func mono() time.Duration { return time.Since(monoBase) }
+
+// monoTime is the time.Time of a mono reading, for deadlines and
+// timers (which use its monotonic reading).
+func monoTime(d time.Duration) time.Time { return monoBase.Add(d) }
+
 func (c *Conn) connError(req readRequest, kind ErrorKind, err error) *ConnError {
 	return &ConnError{Conn: c.cfg.Name, Unit: req.unit, Function: req.function(), Kind: kind, Err: err}
 }
@@ -540,9 +558,9 @@ type transport interface {
 	// to unit.
 	encode(unit uint8, pdu []byte) ([]byte, error)
 	// send writes a request frame and reads its reply frame; start is
-	// when the request began, from which a transport without a wait of
-	// its own before the write counts the timeout.
-	send(adu []byte, start time.Time) ([]byte, error)
+	// when the request began (mono), from which a transport without a
+	// wait of its own before the write counts the timeout.
+	send(adu []byte, start time.Duration) ([]byte, error)
 	// verify checks that the reply frame answers the request frame
 	// (transaction and unit id, CRC or LRC); decode returns its PDU.
 	verify(req, resp []byte) error

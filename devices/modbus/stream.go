@@ -176,7 +176,7 @@ func (t *streamTransport) Close() error {
 
 // send writes one request frame and reads its reply frame. Its timeout
 // starts after the wait for quiet and the frame gap, not at start.
-func (t *streamTransport) send(adu []byte, _ time.Time) ([]byte, error) {
+func (t *streamTransport) send(adu []byte, _ time.Duration) ([]byte, error) {
 	if t.s == nil {
 		return nil, errors.New("not connected")
 	}

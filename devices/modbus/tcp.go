@@ -38,9 +38,9 @@ type tcpTransport struct {
 	address string
 	timeout time.Duration // per request, set by setTimeout
 
-	nc       net.Conn  // nil while not connected
-	deadline time.Time // the connection's deadline, as last set
-	txid     uint16    // of the last request; the first is 1, as goburrow's
+	nc       net.Conn      // nil while not connected
+	deadline time.Duration // the connection's deadline, as last set, on the mono clock; 0 when none
+	txid     uint16        // of the last request; the first is 1, as goburrow's
 
 	req  [tcpMaxADU]byte // the request frame
 	buf  [tcpMaxADU]byte // the reply, then bytes read past it
@@ -63,7 +63,7 @@ func (t *tcpTransport) Connect() error {
 	if err != nil {
 		return err
 	}
-	t.nc, t.deadline, t.n, t.next = nc, time.Time{}, 0, 0
+	t.nc, t.deadline, t.n, t.next = nc, 0, 0, 0
 	return nil
 }
 
@@ -105,12 +105,12 @@ const deadlineSlack = 64
 // MBAP length, before start plus the timeout (or up to a 64th of the
 // timeout sooner, see deadlineSlack). The reply is valid until the next
 // call.
-func (t *tcpTransport) send(adu []byte, start time.Time) ([]byte, error) {
+func (t *tcpTransport) send(adu []byte, start time.Duration) ([]byte, error) {
 	if t.nc == nil {
 		return nil, errors.New("not connected")
 	}
-	if d := start.Add(t.timeout); d.Before(t.deadline) || d.Sub(t.deadline) > t.timeout/deadlineSlack {
-		if err := t.nc.SetDeadline(d); err != nil {
+	if d := start + t.timeout; d < t.deadline || d-t.deadline > t.timeout/deadlineSlack {
+		if err := t.nc.SetDeadline(monoTime(d)); err != nil {
 			return nil, err
 		}
 		t.deadline = d
