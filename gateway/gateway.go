@@ -289,7 +289,9 @@ func schedulesOf(cfg Config) map[string]modbus.Schedule {
 // time, and its encoders (franz-go pools one per P) hold a quarter of the
 // default level's match tables: at 1,000 devices the gateway's resident
 // set fell from 41 to 31 MiB (docs/BENCHMARKS.md, "Issue 16: end to
-// end").
+// end"). The producer compresses zstd with zstdCompressor, these options
+// in zstd's lower-memory mode; the zstd codec here is the reference it is
+// measured against (BenchmarkZstdLevel).
 var codecs = map[string]kgo.CompressionCodec{
 	"zstd": kgo.ZstdCompression().WithLevel(1), "lz4": kgo.Lz4Compression(), "snappy": kgo.SnappyCompression(),
 	"gzip": kgo.GzipCompression(), "none": kgo.NoCompression(),
@@ -302,9 +304,17 @@ func producerOptions(k KafkaConfig, logger *slog.Logger) ([]kgo.Opt, error) {
 	if err != nil {
 		return nil, err
 	}
+	compression := kgo.ProducerBatchCompression(codecs[k.Compression])
+	if k.Compression == "zstd" {
+		zc, err := newZstdCompressor()
+		if err != nil {
+			return nil, fmt.Errorf("kafka.compression zstd: %w", err)
+		}
+		compression = kgo.WithCompressor(zc)
+	}
 	return append(opts,
 		kgo.RequiredAcks(kgo.AllISRAcks()), // with kgo's default idempotence
-		kgo.ProducerBatchCompression(codecs[k.Compression]),
+		compression,
 		kgo.ProducerLinger(k.Linger),
 	), nil
 }
