@@ -200,19 +200,17 @@ func (c *Conn) check(req readRequest) error {
 func (c *Conn) acquire(ctx context.Context, req readRequest) error {
 	select {
 	case c.turn <- struct{}{}: // free: the usual case, without a full select
-		c.ctxDeadline, c.ctxHasDeadline = ctx.Deadline()
-		return nil
 	default:
+		select {
+		case c.turn <- struct{}{}:
+		case <-ctx.Done():
+			return c.ctxError(req, ctx.Err())
+		case <-c.quit:
+			return c.connError(req, KindClosed, nil)
+		}
 	}
-	select {
-	case c.turn <- struct{}{}:
-		c.ctxDeadline, c.ctxHasDeadline = ctx.Deadline()
-		return nil
-	case <-ctx.Done():
-		return c.ctxError(req, ctx.Err())
-	case <-c.quit:
-		return c.connError(req, KindClosed, nil)
-	}
+	c.ctxDeadline, c.ctxHasDeadline = ctx.Deadline()
+	return nil
 }
 
 // release gives the turn back.
