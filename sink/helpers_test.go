@@ -193,8 +193,11 @@ func counter(t testing.TB, reg prometheus.Gatherer, name string, labels ...strin
 }
 
 // t0 is the time of the first test sample: recent, so that no sample is
-// ahead of the clock by more than max_future_skew.
-var t0 = time.Now().Add(-24 * time.Hour).Truncate(time.Second).UTC()
+// ahead of the clock by more than max_future_skew, and at the start of a
+// minute, so that a test's first 60 samples of a device fall in one
+// minute rollup whenever it runs (TestConcerns expects its second batch
+// to update the first's).
+var t0 = time.Now().Add(-24 * time.Hour).Truncate(time.Minute).UTC()
 
 // testSample is device's sample seq of class, at t0 + seq seconds.
 func testSample(class, device string, seq uint64) devices.Sample {
