@@ -47,9 +47,9 @@ type Sample struct {
 	Errors  map[string]string // field name → why the field has no value
 	// Values, when not nil, carries the fields instead of Fields and
 	// Errors, which are then nil: a poller's sample on its way to the
-	// gateway's spool (modbus.WithValues). DecodeRead, FailRead and
-	// AppendJSON handle it as they handle the maps; Values.Maps gives
-	// the maps.
+	// gateway's spool (modbus.WithValues), which the poller reuses once
+	// the sample is taken. DecodeRead, FailRead and AppendJSON handle it
+	// as they handle the maps; Values.Maps gives the maps.
 	Values *Values
 }
 

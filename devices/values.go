@@ -13,17 +13,26 @@ import (
 // to fill and read back and without sorting the names (the class keeps
 // its fields' order by name). Maps returns the maps.
 //
-// A Values belongs to one sample: nobody modifies it once the sample is
-// handed on.
+// A Values belongs to one sample at a time: nobody modifies it while the
+// sample is handed on. Its filler may take it back for a later sample once
+// the consumer is done (Reset): a modbus.Poller does, once its Emit
+// returns.
 type Values struct {
 	class *Class
 	vals  []Value  // by index in class.Fields; KindInvalid: no value
-	errs  []string // by index; "": no error; nil while no field has one
+	errs  []string // by index; "": no error; nil until a field has had one
 }
 
 // NewValues returns an empty Values for a poll of a device of class c.
 func NewValues(c *Class) *Values {
 	return &Values{class: c, vals: make([]Value, len(c.Fields))}
+}
+
+// Reset empties v for another poll of a device of its class, as NewValues
+// returns it (an array for errors, once made, is kept).
+func (v *Values) Reset() {
+	clear(v.vals)
+	clear(v.errs)
 }
 
 // Maps returns the fields that have a value and those that have an

@@ -73,6 +73,28 @@ func TestSampleValues(t *testing.T) {
 	if _, err := DecodeSample(v.AppendJSON(nil)); err != nil {
 		t.Fatalf("a sample with Values does not decode: %v", err)
 	}
+
+	// Reset, as a poller reuses Values: no value or error of the last
+	// sample is left, and the next reads fill it as a new one.
+	v.Values.Reset()
+	fresh := base
+	fresh.Values = NewValues(c)
+	if a, b := v.AppendJSON(nil), fresh.AppendJSON(nil); !bytes.Equal(a, b) {
+		t.Fatalf("after Reset:\n %s\nwant\n %s", a, b)
+	}
+	if fields, errs := v.Values.Maps(); len(fields) != 0 || errs != nil {
+		t.Fatalf("after Reset: Maps %v %v", fields, errs)
+	}
+	data := []byte{0, 3, 0, 0, 0, 0, 0x3F, 0x80, 0, 9}
+	if err := v.DecodeRead(regs, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.DecodeRead(regs, data); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := v.AppendJSON(nil), fresh.AppendJSON(nil); !bytes.Equal(a, b) {
+		t.Fatalf("reads after Reset:\n %s\nwant\n %s", a, b)
+	}
 }
 
 // TestValuesOtherPlans checks reads compiled from another copy of the

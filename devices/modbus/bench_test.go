@@ -52,7 +52,7 @@ func BenchmarkPoll(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
-			if s, ok, err := p.poll(ctx, d, time.Now(), scratch); !ok || err != nil || len(s.Fields) != 5 {
+			if s, ok, err := p.poll(ctx, d, time.Now(), scratch, nil); !ok || err != nil || len(s.Fields) != 5 {
 				b.Fatalf("poll: %v %v %+v", ok, err, s)
 			}
 		}

@@ -53,7 +53,8 @@ type Device struct {
 // A nil error means the samples are taken and their seqs used; an error
 // stops the Poller (Run returns it): samples the caller cannot take must
 // not be dropped silently. Emit must honour ctx, and must not keep the
-// slice after it returns (the Poller reuses it).
+// slice after it returns (the Poller reuses it), nor, with WithValues,
+// the samples' Values.
 type EmitFunc func(ctx context.Context, samples []devices.Sample) error
 
 const (
@@ -399,7 +400,7 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 				return nil
 			}
 		}
-		sample, ok, end := p.pollOnce(ctx, d, scratch)
+		sample, ok, end := p.pollOnce(ctx, d, scratch, &b.free)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -407,6 +408,9 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 		scanning = true
 		g.due.rescheduled() // d, at the top
 		if !ok {
+			if sample.Values != nil {
+				b.free.put(d.Class, sample.Values)
+			}
 			continue
 		}
 		if d.Report != nil && !report(d, sample) {
@@ -431,10 +435,41 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 func report(d *device, s devices.Sample) bool { return d.Report(&s) }
 
 // batch is the samples of one connection waiting to be emitted, and the
-// device of each.
+// device of each, and the Values of samples already emitted (WithValues),
+// for the connection's next polls.
 type batch struct {
 	samples []devices.Sample
 	devs    []*device
+	free    valuesFree
+}
+
+// valuesFree holds Values for reuse, by class: at most EmitBatch each.
+type valuesFree map[*devices.Class]*[]*devices.Values
+
+// get returns an empty Values for a sample of class c.
+func (f *valuesFree) get(c *devices.Class) *devices.Values {
+	if vs := (*f)[c]; vs != nil && len(*vs) > 0 {
+		v := (*vs)[len(*vs)-1]
+		*vs = (*vs)[:len(*vs)-1]
+		return v
+	}
+	return devices.NewValues(c)
+}
+
+// put takes back v, of a sample of class c nobody uses any more.
+func (f *valuesFree) put(c *devices.Class, v *devices.Values) {
+	if *f == nil {
+		*f = valuesFree{}
+	}
+	vs := (*f)[c]
+	if vs == nil {
+		vs = new([]*devices.Values)
+		(*f)[c] = vs
+	}
+	if len(*vs) < EmitBatch {
+		v.Reset()
+		*vs = append(*vs, v)
+	}
 }
 
 // add takes d's sample into the batch and moves d's seq past it.
@@ -444,8 +479,14 @@ func (b *batch) add(d *device, s devices.Sample) {
 	d.Seq++
 }
 
-// reset empties the batch, keeping its arrays.
+// reset empties the batch, keeping its arrays and taking back its
+// samples' Values: Emit has returned.
 func (b *batch) reset() {
+	for i := range b.samples {
+		if v := b.samples[i].Values; v != nil {
+			b.free.put(b.devs[i].Class, v)
+		}
+	}
 	clear(b.samples) // let the garbage collector have the field maps
 	b.samples, b.devs = b.samples[:0], b.devs[:0]
 }
@@ -480,10 +521,10 @@ func (p *Poller) emitBatch(ctx context.Context, g *group, b *batch) error {
 
 // pollOnce polls d, sets its next due time and health, and returns its
 // sample, whether there is one and when the poll ended. A canceled ctx
-// leaves d as it was. scratch is poll's.
-func (p *Poller) pollOnce(ctx context.Context, d *device, scratch []byte) (devices.Sample, bool, time.Time) {
+// leaves d as it was. scratch and free are poll's.
+func (p *Poller) pollOnce(ctx context.Context, d *device, scratch []byte, free *valuesFree) (devices.Sample, bool, time.Time) {
 	start := p.now()
-	sample, ok, firstErr := p.poll(ctx, d, start, scratch)
+	sample, ok, firstErr := p.poll(ctx, d, start, scratch, free)
 	if ctx.Err() != nil {
 		return devices.Sample{}, false, time.Time{}
 	}
@@ -552,8 +593,8 @@ func (p *Poller) nextDue(sched schedule, due, end time.Time, failures int) (next
 // poll runs d's plan once. It returns the sample and whether it is to be
 // emitted (at least one read succeeded), and the poll's first error.
 // scratch (capacity for the largest read's data, or nil) holds each reply
-// while it is decoded.
-func (p *Poller) poll(ctx context.Context, d *device, start time.Time, scratch []byte) (devices.Sample, bool, error) {
+// while it is decoded; free has the Values to reuse (WithValues).
+func (p *Poller) poll(ctx context.Context, d *device, start time.Time, scratch []byte, free *valuesFree) (devices.Sample, bool, error) {
 	s := devices.Sample{
 		Factory: d.Factory,
 		Device:  d.ID,
@@ -564,7 +605,7 @@ func (p *Poller) poll(ctx context.Context, d *device, start time.Time, scratch [
 		Units:   d.Class.Units,
 	}
 	if p.values && d.Report == nil {
-		s.Values = devices.NewValues(d.Class)
+		s.Values = free.get(d.Class)
 	} else {
 		s.Fields = make(map[string]devices.Value, len(d.Class.Fields))
 	}

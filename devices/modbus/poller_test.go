@@ -671,43 +671,75 @@ func TestPollerEmitError(t *testing.T) {
 // TestPollerValues: with WithValues a sample carries its fields in
 // Values, which encode as the maps would (beyond's read fails with
 // exception 2, an error among the fields), except a device with a Report
-// function, which gets the maps it compares.
+// function, which gets the maps it compares. Once Emit has returned the
+// Poller reuses a sample's Values for a later poll.
 func TestPollerValues(t *testing.T) {
 	s := newSim(t, simulator.Config{})
 	addUnit(t, s, 3)
 	conn := newConn(t, ConnConfig{Address: s.Addr().String()})
-	col := newCollector()
+	// What each sample encodes to and its maps are taken during Emit: the
+	// Values are the Poller's again afterwards.
+	type emitted struct {
+		smp      devices.Sample
+		json     string
+		withMaps devices.Sample
+	}
+	var (
+		mu  sync.Mutex
+		got = map[string][]emitted{}
+	)
+	emit := func(_ context.Context, samples []devices.Sample) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, smp := range samples {
+			e := emitted{smp: smp, json: string(smp.AppendJSON(nil)), withMaps: smp}
+			if smp.Values != nil {
+				e.withMaps.Values = nil
+				e.withMaps.Fields, e.withMaps.Errors = smp.Values.Maps()
+			}
+			got[smp.Device] = append(got[smp.Device], e)
+		}
+		return nil
+	}
+	get := func(dev string) []emitted {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got[dev])
+	}
 	class := parseClass(t, beyondYAML)
 	every := Schedule{Interval: 100 * time.Millisecond}
 	p, err := NewPoller(PollerConfig{}, []Device{
 		{ID: "plain", Factory: "plant-a", Class: class, Conn: conn, Unit: 3, Schedule: every},
 		{ID: "reported", Factory: "plant-a", Class: class, Conn: conn, Unit: 3, Schedule: every,
 			Report: func(*devices.Sample) bool { return true }},
-	}, col.emit, WithValues(), WithLogger(testLogger(t)))
+	}, emit, WithValues(), WithLogger(testLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	runPoller(t, p)
-	eventually(t, "2 samples of each", func() bool { return len(col.get("plain")) >= 2 && len(col.get("reported")) >= 2 })
-	for _, smp := range col.get("plain")[:2] {
-		if smp.Values == nil || smp.Fields != nil || smp.Errors != nil {
-			t.Fatalf("plain: Values %v, Fields %v, Errors %v", smp.Values, smp.Fields, smp.Errors)
+	eventually(t, "3 samples of each", func() bool { return len(get("plain")) >= 3 && len(get("reported")) >= 3 })
+	plain := get("plain")[:3]
+	for _, e := range plain {
+		if e.smp.Values == nil || e.smp.Fields != nil || e.smp.Errors != nil {
+			t.Fatalf("plain: Values %v, Fields %v, Errors %v", e.smp.Values, e.smp.Fields, e.smp.Errors)
 		}
-		withMaps := smp
-		withMaps.Values = nil
-		withMaps.Fields, withMaps.Errors = smp.Values.Maps()
-		checkPress(t, withMaps, 3)
-		if !strings.Contains(withMaps.Errors["beyond"], "exception 2") {
-			t.Errorf("plain: errors %v, want beyond's exception 2", withMaps.Errors)
+		checkPress(t, e.withMaps, 3)
+		if !strings.Contains(e.withMaps.Errors["beyond"], "exception 2") {
+			t.Errorf("plain: errors %v, want beyond's exception 2", e.withMaps.Errors)
 		}
-		if a, b := string(smp.AppendJSON(nil)), string(withMaps.AppendJSON(nil)); a != b {
-			t.Errorf("plain: JSON of Values %s, of its maps %s", a, b)
+		if b := string(e.withMaps.AppendJSON(nil)); e.json != b {
+			t.Errorf("plain: JSON of Values %s, of its maps %s", e.json, b)
 		}
 	}
-	for _, smp := range col.get("reported")[:2] {
-		if smp.Values != nil {
+	// One scan's batch is emitted before the next scan's polls: those get
+	// its Values back.
+	if plain[1].smp.Values != plain[0].smp.Values && plain[2].smp.Values != plain[1].smp.Values {
+		t.Errorf("plain: no Values reused in three polls (%p, %p, %p)", plain[0].smp.Values, plain[1].smp.Values, plain[2].smp.Values)
+	}
+	for _, e := range get("reported")[:3] {
+		if e.smp.Values != nil {
 			t.Fatalf("reported: Values set for a device with Report")
 		}
-		checkPress(t, smp, 3)
+		checkPress(t, e.smp, 3)
 	}
 }
