@@ -130,6 +130,12 @@ type Conn struct {
 	// Deadline walks the context's parents, and a poll's reads all ask.
 	ctxDeadline    time.Time
 	ctxHasDeadline bool
+	// lastReply is when the turn's last reply arrived (mono), zero at
+	// the start of a turn and after a connect or a wait: the start of the
+	// next request, whose round trip then also holds the decoding of that
+	// reply (well under a microsecond). One clock reading per request
+	// instead of two, a tenth of a poll's own work.
+	lastReply time.Duration
 }
 
 // NewConn validates cfg (after WithDefaults). It does not connect: the
@@ -213,6 +219,7 @@ func (c *Conn) acquire(ctx context.Context, req readRequest) error {
 		}
 	}
 	c.ctxDeadline, c.ctxHasDeadline = ctx.Deadline()
+	c.lastReply = 0
 	return nil
 }
 
@@ -272,6 +279,7 @@ func (c *Conn) serve(ctx context.Context, req readRequest, dst []byte) ([]byte, 
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
+			c.lastReply = 0
 		case <-ctx.Done():
 			t.Stop()
 			return nil, c.ctxError(req, ctx.Err())
@@ -300,6 +308,7 @@ func (c *Conn) roundTrip(ctx context.Context, req readRequest, dst []byte) (data
 		if kind, err := c.connect(req); err != nil {
 			return nil, 0, kind, err
 		}
+		c.lastReply = 0
 	}
 	if kind, err := c.pause(ctx, req); err != nil {
 		return nil, 0, kind, err
@@ -312,9 +321,13 @@ func (c *Conn) roundTrip(ctx context.Context, req readRequest, dst []byte) (data
 	if err != nil {
 		return nil, 0, KindInvalid, fmt.Errorf("modbus: %s: unit %d: %w: %v", c.cfg.Name, req.unit, ErrInvalidRead, err)
 	}
-	start := mono()
+	start := c.lastReply
+	if start == 0 {
+		start = mono()
+	}
 	resp, err := c.tr.send(adu, start)
-	rtt = mono() - start
+	c.lastReply = mono()
+	rtt = c.lastReply - start
 	if c.cfg.PauseBetweenRequests > 0 {
 		c.notBefore = monoTime(start + rtt + c.cfg.PauseBetweenRequests)
 	}
@@ -373,6 +386,7 @@ func (c *Conn) pause(ctx context.Context, req readRequest) (ErrorKind, error) {
 	if c.notBefore.IsZero() {
 		return KindNone, nil // no pause configured: no clock read
 	}
+	c.lastReply = 0 // the pause is no part of the next round trip
 	wait := time.Until(c.notBefore)
 	if wait <= 0 {
 		return KindNone, nil
