@@ -82,8 +82,8 @@ func TestTCPReplyInPieces(t *testing.T) {
 			t.Fatalf("read %d: % x, %v; want % x", i, got, err, want)
 		}
 	}
-	if st := c.Stats(); st.Connects != 1 || st.Disconnects != 0 || st.Replies != 3 {
-		t.Fatalf("stats %+v: want 3 replies on one connection", st)
+	if st := c.Stats(); st.Connects != 1 || st.Disconnects != 0 || st.Requests != 3 || st.Replies != 3 || st.RoundTripTotal <= 0 {
+		t.Fatalf("stats %+v: want 3 requests and replies, with their round trips, on one connection", st)
 	}
 }
 
