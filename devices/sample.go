@@ -67,30 +67,45 @@ func (s *Sample) DecodeRead(r Read, data []byte) error {
 	if want := r.ByteCount(); len(data) != want {
 		return &ByteCountError{Table: r.Table, Address: r.Address, Quantity: r.Quantity, Want: want, Got: len(data)}
 	}
+	bits := r.Table.Bits()
+	// direct: every slot's Index is its field's place in s.Values' class
+	// (the read was compiled from it), so the values go there without
+	// looking each field up again.
+	direct := s.Values != nil
 	for _, slot := range r.Fields {
 		f := slot.Field
-		if f.Table != r.Table || slot.Offset < 0 || slot.Offset+f.Size() > int(r.Quantity) ||
-			!r.Table.Bits() && f.Size() > MaxReadRegisters {
+		size := f.Size()
+		if f.Table != r.Table || slot.Offset < 0 || slot.Offset+size > int(r.Quantity) ||
+			!bits && size > MaxReadRegisters {
 			return fmt.Errorf("devices: field %q (%s) does not lie inside the read %s %s",
 				f.Name, span(f), r.Table, addressRange(r.Address, int(r.Quantity)))
 		}
-		if s.Values != nil && s.Values.index(slot) < 0 {
-			return fmt.Errorf("devices: field %q of the read %s %s is not one of class %q's",
-				f.Name, r.Table, addressRange(r.Address, int(r.Quantity)), s.Values.class.Name)
+		if s.Values != nil {
+			i := s.Values.index(slot)
+			if i < 0 {
+				return fmt.Errorf("devices: field %q of the read %s %s is not one of class %q's",
+					f.Name, r.Table, addressRange(r.Address, int(r.Quantity)), s.Values.class.Name)
+			}
+			direct = direct && i == slot.Index
 		}
 	}
 	for _, slot := range r.Fields {
-		f := slot.Field
-		if r.Table.Bits() {
-			s.set(slot, BoolValue(data[slot.Offset/8]>>(slot.Offset%8)&1 == 1))
-			continue
+		var v Value
+		if bits {
+			v = BoolValue(data[slot.Offset/8]>>(slot.Offset%8)&1 == 1)
+		} else {
+			f := slot.Field
+			var err error
+			if v, err = f.decode(data[2*slot.Offset : 2*(slot.Offset+f.Size())]); err != nil {
+				s.setError(slot, err)
+				continue
+			}
 		}
-		v, err := f.decode(data[2*slot.Offset : 2*(slot.Offset+f.Size())])
-		if err != nil {
-			s.setError(slot, err)
-			continue
+		if direct {
+			s.Values.set(slot.Index, v)
+		} else {
+			s.set(slot, v)
 		}
-		s.set(slot, v)
 	}
 	return nil
 }
