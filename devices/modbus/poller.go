@@ -400,7 +400,7 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 				return nil
 			}
 		}
-		sample, ok, end := p.pollOnce(ctx, d, scratch, &b.free)
+		sample, ok, end := p.pollOnce(ctx, d, scratch, b.free)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -443,32 +443,43 @@ type batch struct {
 	free    valuesFree
 }
 
-// valuesFree holds Values for reuse, by class: at most EmitBatch each.
-type valuesFree map[*devices.Class]*[]*devices.Values
+// valuesFree holds Values for reuse, by class (a connection's devices
+// are of a few classes, most often one: a list, not a map), at most
+// EmitBatch each.
+type valuesFree []classValues
+
+type classValues struct {
+	class *devices.Class
+	free  []*devices.Values
+}
 
 // get returns an empty Values for a sample of class c.
-func (f *valuesFree) get(c *devices.Class) *devices.Values {
-	if vs := (*f)[c]; vs != nil && len(*vs) > 0 {
-		v := (*vs)[len(*vs)-1]
-		*vs = (*vs)[:len(*vs)-1]
-		return v
+func (f valuesFree) get(c *devices.Class) *devices.Values {
+	for i := range f {
+		if cv := &f[i]; cv.class == c {
+			if n := len(cv.free); n > 0 {
+				v := cv.free[n-1]
+				cv.free = cv.free[:n-1]
+				return v
+			}
+			break
+		}
 	}
 	return devices.NewValues(c)
 }
 
 // put takes back v, of a sample of class c nobody uses any more.
 func (f *valuesFree) put(c *devices.Class, v *devices.Values) {
-	if *f == nil {
-		*f = valuesFree{}
+	i := 0
+	for i < len(*f) && (*f)[i].class != c {
+		i++
 	}
-	vs := (*f)[c]
-	if vs == nil {
-		vs = new([]*devices.Values)
-		(*f)[c] = vs
+	if i == len(*f) {
+		*f = append(*f, classValues{class: c})
 	}
-	if len(*vs) < EmitBatch {
+	if cv := &(*f)[i]; len(cv.free) < EmitBatch {
 		v.Reset()
-		*vs = append(*vs, v)
+		cv.free = append(cv.free, v)
 	}
 }
 
@@ -522,7 +533,7 @@ func (p *Poller) emitBatch(ctx context.Context, g *group, b *batch) error {
 // pollOnce polls d, sets its next due time and health, and returns its
 // sample, whether there is one and when the poll ended. A canceled ctx
 // leaves d as it was. scratch and free are poll's.
-func (p *Poller) pollOnce(ctx context.Context, d *device, scratch []byte, free *valuesFree) (devices.Sample, bool, time.Time) {
+func (p *Poller) pollOnce(ctx context.Context, d *device, scratch []byte, free valuesFree) (devices.Sample, bool, time.Time) {
 	start := p.now()
 	sample, ok, firstErr := p.poll(ctx, d, start, scratch, free)
 	if ctx.Err() != nil {
@@ -594,7 +605,7 @@ func (p *Poller) nextDue(sched schedule, due, end time.Time, failures int) (next
 // emitted (at least one read succeeded), and the poll's first error.
 // scratch (capacity for the largest read's data, or nil) holds each reply
 // while it is decoded; free has the Values to reuse (WithValues).
-func (p *Poller) poll(ctx context.Context, d *device, start time.Time, scratch []byte, free *valuesFree) (devices.Sample, bool, error) {
+func (p *Poller) poll(ctx context.Context, d *device, start time.Time, scratch []byte, free valuesFree) (devices.Sample, bool, error) {
 	s := devices.Sample{
 		Factory: d.Factory,
 		Device:  d.ID,
