@@ -388,6 +388,9 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 				}
 				continue
 			}
+			if wait >= spareValuesWait {
+				b.free = nil
+			}
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
@@ -442,6 +445,14 @@ type batch struct {
 	devs    []*device
 	free    valuesFree
 }
+
+// spareValuesWait is the wait for a next poll from which a connection
+// gives its spare Values (valuesFree) to the garbage collector. A
+// connection polling back to back, or nearly, keeps them: allocating and
+// collecting one per poll was a third of a poll's own work. One that
+// scans once a second would keep one per device for nothing: at 10,000
+// devices that was 9 MiB more resident and no CPU saved.
+const spareValuesWait = 100 * time.Millisecond
 
 // valuesFree holds Values for reuse, by class (a connection's devices
 // are of a few classes, most often one: a list, not a map), at most

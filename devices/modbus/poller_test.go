@@ -668,78 +668,97 @@ func TestPollerEmitError(t *testing.T) {
 	}
 }
 
+// valuesEmits records a WithValues poller's samples: what each encodes to
+// and its maps, taken during Emit (the Values are the Poller's again
+// afterwards), and the sample itself (its Values pointer kept, and so
+// never reused by the allocator while the test runs).
+type valuesEmits struct {
+	mu  sync.Mutex
+	got map[string][]valuesEmit
+}
+
+type valuesEmit struct {
+	smp      devices.Sample
+	json     string
+	withMaps devices.Sample
+}
+
+func (v *valuesEmits) emit(_ context.Context, samples []devices.Sample) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.got == nil {
+		v.got = map[string][]valuesEmit{}
+	}
+	for _, smp := range samples {
+		e := valuesEmit{smp: smp, json: string(smp.AppendJSON(nil)), withMaps: smp}
+		if smp.Values != nil {
+			e.withMaps.Values = nil
+			e.withMaps.Fields, e.withMaps.Errors = smp.Values.Maps()
+		}
+		v.got[smp.Device] = append(v.got[smp.Device], e)
+	}
+	return nil
+}
+
+func (v *valuesEmits) get(dev string) []valuesEmit {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Clone(v.got[dev])
+}
+
 // TestPollerValues: with WithValues a sample carries its fields in
 // Values, which encode as the maps would (beyond's read fails with
 // exception 2, an error among the fields), except a device with a Report
-// function, which gets the maps it compares. Once Emit has returned the
-// Poller reuses a sample's Values for a later poll.
+// function, which gets the maps it compares. Once Emit has returned, a
+// connection that polls again within spareValuesWait reuses a sample's
+// Values for a later poll; one that waits longer lets them go.
 func TestPollerValues(t *testing.T) {
 	s := newSim(t, simulator.Config{})
 	addUnit(t, s, 3)
-	conn := newConn(t, ConnConfig{Address: s.Addr().String()})
-	// What each sample encodes to and its maps are taken during Emit: the
-	// Values are the Poller's again afterwards.
-	type emitted struct {
-		smp      devices.Sample
-		json     string
-		withMaps devices.Sample
-	}
-	var (
-		mu  sync.Mutex
-		got = map[string][]emitted{}
-	)
-	emit := func(_ context.Context, samples []devices.Sample) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, smp := range samples {
-			e := emitted{smp: smp, json: string(smp.AppendJSON(nil)), withMaps: smp}
-			if smp.Values != nil {
-				e.withMaps.Values = nil
-				e.withMaps.Fields, e.withMaps.Errors = smp.Values.Maps()
-			}
-			got[smp.Device] = append(got[smp.Device], e)
-		}
-		return nil
-	}
-	get := func(dev string) []emitted {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got[dev])
-	}
 	class := parseClass(t, beyondYAML)
-	every := Schedule{Interval: 100 * time.Millisecond}
-	p, err := NewPoller(PollerConfig{}, []Device{
-		{ID: "plain", Factory: "plant-a", Class: class, Conn: conn, Unit: 3, Schedule: every},
-		{ID: "reported", Factory: "plant-a", Class: class, Conn: conn, Unit: 3, Schedule: every,
-			Report: func(*devices.Sample) bool { return true }},
-	}, emit, WithValues(), WithLogger(testLogger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runPoller(t, p)
-	eventually(t, "3 samples of each", func() bool { return len(get("plain")) >= 3 && len(get("reported")) >= 3 })
-	plain := get("plain")[:3]
-	for _, e := range plain {
-		if e.smp.Values == nil || e.smp.Fields != nil || e.smp.Errors != nil {
-			t.Fatalf("plain: Values %v, Fields %v, Errors %v", e.smp.Values, e.smp.Fields, e.smp.Errors)
-		}
-		checkPress(t, e.withMaps, 3)
-		if !strings.Contains(e.withMaps.Errors["beyond"], "exception 2") {
-			t.Errorf("plain: errors %v, want beyond's exception 2", e.withMaps.Errors)
-		}
-		if b := string(e.withMaps.AppendJSON(nil)); e.json != b {
-			t.Errorf("plain: JSON of Values %s, of its maps %s", e.json, b)
-		}
-	}
-	// One scan's batch is emitted before the next scan's polls: those get
-	// its Values back.
-	if plain[1].smp.Values != plain[0].smp.Values && plain[2].smp.Values != plain[1].smp.Values {
-		t.Errorf("plain: no Values reused in three polls (%p, %p, %p)", plain[0].smp.Values, plain[1].smp.Values, plain[2].smp.Values)
-	}
-	for _, e := range get("reported")[:3] {
-		if e.smp.Values != nil {
-			t.Fatalf("reported: Values set for a device with Report")
-		}
-		checkPress(t, e.smp, 3)
+	for _, tc := range []struct {
+		every  time.Duration
+		reused bool
+	}{{spareValuesWait, true}, {3 * spareValuesWait, false}} {
+		t.Run(tc.every.String(), func(t *testing.T) {
+			conn := newConn(t, ConnConfig{Address: s.Addr().String()})
+			var rec valuesEmits
+			every := Schedule{Interval: tc.every}
+			p, err := NewPoller(PollerConfig{}, []Device{
+				{ID: "plain", Factory: "plant-a", Class: class, Conn: conn, Unit: 3, Schedule: every},
+				{ID: "reported", Factory: "plant-a", Class: class, Conn: conn, Unit: 3, Schedule: every,
+					Report: func(*devices.Sample) bool { return true }},
+			}, rec.emit, WithValues(), WithLogger(testLogger(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			runPoller(t, p)
+			eventually(t, "3 samples of each", func() bool { return len(rec.get("plain")) >= 3 && len(rec.get("reported")) >= 3 })
+			plain := rec.get("plain")[:3]
+			for _, e := range plain {
+				if e.smp.Values == nil || e.smp.Fields != nil || e.smp.Errors != nil {
+					t.Fatalf("plain: Values %v, Fields %v, Errors %v", e.smp.Values, e.smp.Fields, e.smp.Errors)
+				}
+				checkPress(t, e.withMaps, 3)
+				if !strings.Contains(e.withMaps.Errors["beyond"], "exception 2") {
+					t.Errorf("plain: errors %v, want beyond's exception 2", e.withMaps.Errors)
+				}
+				if b := string(e.withMaps.AppendJSON(nil)); e.json != b {
+					t.Errorf("plain: JSON of Values %s, of its maps %s", e.json, b)
+				}
+			}
+			// One scan's batch is emitted before the next scan's polls:
+			// with a short wait those get its Values back.
+			v0, v1, v2 := plain[0].smp.Values, plain[1].smp.Values, plain[2].smp.Values
+			if reused := v1 == v0 || v2 == v1 || v2 == v0; reused != tc.reused {
+				t.Errorf("plain every %v: Values %p, %p, %p: reused %v, want %v", tc.every, v0, v1, v2, reused, tc.reused)
+			}
+			for _, e := range rec.get("reported")[:3] {
+				if e.smp.Values != nil {
+					t.Fatalf("reported: Values set for a device with Report")
+				}
+				checkPress(t, e.smp, 3)
+			}
+		})
 	}
 }
