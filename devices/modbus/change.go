@@ -221,7 +221,8 @@ func send(changes map[*group]groupChange, kept []*device) error {
 
 // applyChange applies c on g's goroutine: it emits the batch before
 // removing devices (their samples taken go out before any of their
-// replacements'), removes and adds devices, then closes c.applied. An
+// replacements'), removes and adds devices, drops the spare Values, then
+// closes c.applied. An
 // Emit error is returned; a ctx that ends returns nil, c not applied.
 func (p *Poller) applyChange(ctx context.Context, g *group, b *batch, c groupChange) error {
 	if len(c.remove) > 0 && len(b.samples) > 0 {
@@ -244,6 +245,9 @@ func (p *Poller) applyChange(ctx context.Context, g *group, b *batch, c groupCha
 		p.mu.Unlock()
 	}
 	g.due.init()
+	// A change may replace devices' classes (a reload): spares of the
+	// old ones would never be taken again.
+	b.free = nil
 	close(c.applied)
 	return nil
 }
