@@ -403,7 +403,7 @@ func (p *Poller) runGroup(ctx context.Context, g *group) error {
 				return nil
 			}
 		}
-		sample, ok, end := p.pollOnce(ctx, d, scratch, b.free)
+		sample, ok, end := p.pollOnce(ctx, d, scratch, &b.free)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -465,9 +465,9 @@ type classValues struct {
 }
 
 // get returns an empty Values for a sample of class c.
-func (f valuesFree) get(c *devices.Class) *devices.Values {
-	for i := range f {
-		if cv := &f[i]; cv.class == c {
+func (f *valuesFree) get(c *devices.Class) *devices.Values {
+	for i := range *f {
+		if cv := &(*f)[i]; cv.class == c {
 			if n := len(cv.free); n > 0 {
 				v := cv.free[n-1]
 				cv.free = cv.free[:n-1]
@@ -544,7 +544,7 @@ func (p *Poller) emitBatch(ctx context.Context, g *group, b *batch) error {
 // pollOnce polls d, sets its next due time and health, and returns its
 // sample, whether there is one and when the poll ended. A canceled ctx
 // leaves d as it was. scratch and free are poll's.
-func (p *Poller) pollOnce(ctx context.Context, d *device, scratch []byte, free valuesFree) (devices.Sample, bool, time.Time) {
+func (p *Poller) pollOnce(ctx context.Context, d *device, scratch []byte, free *valuesFree) (devices.Sample, bool, time.Time) {
 	start := p.now()
 	sample, ok, firstErr := p.poll(ctx, d, start, scratch, free)
 	if ctx.Err() != nil {
@@ -616,7 +616,7 @@ func (p *Poller) nextDue(sched schedule, due, end time.Time, failures int) (next
 // emitted (at least one read succeeded), and the poll's first error.
 // scratch (capacity for the largest read's data, or nil) holds each reply
 // while it is decoded; free has the Values to reuse (WithValues).
-func (p *Poller) poll(ctx context.Context, d *device, start time.Time, scratch []byte, free valuesFree) (devices.Sample, bool, error) {
+func (p *Poller) poll(ctx context.Context, d *device, start time.Time, scratch []byte, free *valuesFree) (devices.Sample, bool, error) {
 	s := devices.Sample{
 		Factory: d.Factory,
 		Device:  d.ID,
